@@ -1,0 +1,446 @@
+import { DateTime } from 'luxon';
+import {
+  defineAdapter,
+  type AdapterContext,
+  type AdapterInstance,
+  type ChargerLimit,
+  type ChargerStatus,
+  type ChargingSession,
+  type DeviceConfigBase,
+  type Device,
+  type StorageCommand,
+  type StorageMode,
+} from '../../src/api/index.js';
+import { SimMeter } from './meter.js';
+import { baseLoadW, outdoorC, sunShare, thermalStep } from './physics.js';
+
+const tickSchema = { tick_s: { type: 'number', minimum: 0.1, maximum: 3600, default: 10, description: 'Simulation step (s of hub clock time)' } };
+const HHMM = { type: 'string', pattern: '^([01]\\d|2[0-3]):[0-5]\\d$' };
+
+const localHour = (ctx: AdapterContext, t = ctx.clock.now()) => {
+  const d = DateTime.fromMillis(t, { zone: ctx.site.timezone });
+  return d.hour + d.minute / 60 + d.second / 3600;
+};
+
+/** Runs `step(dtMs)` every tick of the hub clock and persists counters now and then. */
+function ticking(ctx: AdapterContext, tickS: number, meter: SimMeter, step: (dtMs: number) => void): Pick<AdapterInstance, 'start' | 'stop'> {
+  let stopTick: (() => void) | undefined;
+  let last = 0;
+  let sincePersist = 0;
+  return {
+    async start() {
+      meter.restore();
+      last = ctx.clock.now();
+      step(0);
+      stopTick = ctx.clock.every(tickS * 1000, () => {
+        const now = ctx.clock.now();
+        const dt = now - last;
+        last = now;
+        step(dt);
+        sincePersist += dt;
+        if (sincePersist >= 60_000) {
+          sincePersist = 0;
+          void meter.persist();
+        }
+      });
+    },
+    async stop() {
+      stopTick?.();
+      await meter.persist();
+    },
+  };
+}
+
+const device = (config: DeviceConfigBase, adapter: string, caps: Device['caps']): Device => ({
+  id: config.id,
+  name: config.name ?? config.id,
+  adapter,
+  caps,
+  available: true,
+  circuit: config.circuit,
+});
+
+// ---------------------------------------------------------------- EV and charger
+interface SimEvConfig extends DeviceConfigBase {
+  capacity_wh: number;
+  max_current_a: number;
+  min_current_a: number;
+  phases: 1 | 3;
+  voltage: number;
+  arrive: string;
+  leave: string;
+  arrival_soc_pct: number;
+  failsafe_w?: number;
+  target?: Record<string, unknown>;
+  tick_s: number;
+}
+
+export const simEv = defineAdapter<SimEvConfig>({
+  id: 'sim_ev',
+  description: 'Simulated EV charger with a car that plugs in and leaves every day',
+  configSchema: {
+    properties: {
+      capacity_wh: { type: 'number', minimum: 1000, default: 60000, description: 'Car battery (Wh)' },
+      max_current_a: { type: 'number', minimum: 6, maximum: 80, default: 16 },
+      min_current_a: { type: 'number', minimum: 0, maximum: 32, default: 6 },
+      phases: { enum: [1, 3], default: 3 },
+      voltage: { type: 'number', default: 230 },
+      arrive: { ...HHMM, default: '18:00', description: 'Local time the car plugs in' },
+      leave: { ...HHMM, default: '07:30', description: 'Local time the car leaves' },
+      arrival_soc_pct: { type: 'number', minimum: 0, maximum: 100, default: 30 },
+      failsafe_w: { type: 'number', minimum: 0, description: 'Power after the last limit expires (default: full power)' },
+      target: {
+        type: 'object',
+        additionalProperties: false,
+        properties: {
+          energy_wh: { type: 'number', minimum: 0 },
+          soc_pct: { type: 'number', minimum: 0, maximum: 100 },
+          leave_time: HHMM,
+          price_limit: { type: 'number' },
+          solar_only: { type: 'boolean' },
+        },
+      },
+      ...tickSchema,
+    },
+  },
+  create(ctx, config) {
+    const meter = new SimMeter(ctx, config.id);
+    const maxW = config.max_current_a * config.voltage * config.phases;
+    const toMin = (hhmm: string) => Number(hhmm.slice(0, 2)) * 60 + Number(hhmm.slice(3));
+    const arrive = toMin(config.arrive);
+    const leave = toMin(config.leave);
+    let socWh = 0;
+    let plugged = false;
+    let session: ChargingSession | undefined;
+    let limit: ChargerLimit | undefined;
+    let powerW = 0;
+    let sessionSeq = ctx.store.get<number>('session_seq') ?? 0;
+    const isHome = () => {
+      const m = Math.floor(localHour(ctx) * 60);
+      return arrive > leave ? m >= arrive || m < leave : m >= arrive && m < leave;
+    };
+    const wantedW = (now: number) => {
+      if (!limit || (limit.validUntil !== undefined && now >= limit.validUntil)) return config.failsafe_w ?? maxW;
+      let w = limit.watts;
+      for (const step of limit.schedule ?? []) if (step.start <= now) w = step.watts;
+      return w;
+    };
+    const status = (): ChargerStatus => (!plugged ? 'available' : powerW > 0 ? 'charging' : socWh >= config.capacity_wh ? 'suspended_ev' : 'suspended_evse');
+    const dev = device(config, 'sim_ev', {
+      meter,
+      charger: {
+        status,
+        session: () => session,
+        evSocPct: () => (plugged ? Math.round((socWh / config.capacity_wh) * 1000) / 10 : undefined),
+        setLimit: async (l) => {
+          limit = l;
+        },
+        phases: config.phases,
+        voltage: config.voltage,
+        minCurrentA: config.min_current_a,
+        maxCurrentA: config.max_current_a,
+        evCapacityWh: config.capacity_wh,
+      },
+    });
+    const minW = config.min_current_a * config.voltage * config.phases;
+    const tick = ticking(ctx, config.tick_s, meter, (dtMs) => {
+      const now = ctx.clock.now();
+      const home = isHome();
+      if (home && !plugged) {
+        plugged = true;
+        socWh = (config.arrival_soc_pct / 100) * config.capacity_wh;
+        sessionSeq += 1;
+        void ctx.store.set('session_seq', sessionSeq);
+        session = { id: `${config.id}-${sessionSeq}`, start: now, energyWh: 0 };
+        ctx.bus.emit('device.connected', { deviceId: config.id });
+      } else if (!home && plugged) {
+        plugged = false;
+        if (session) session.end = now;
+        ctx.bus.emit('device.disconnected', { deviceId: config.id });
+      }
+      // energy of the step that just ended, at the power held during it
+      if (dtMs > 0 && powerW > 0 && session) {
+        const wh = (powerW * dtMs) / 3_600_000;
+        socWh = Math.min(config.capacity_wh, socWh + wh * 0.92);
+        session.energyWh += wh;
+      }
+      meter.record(powerW, dtMs, 'device', plugged ? session?.id : undefined);
+      const want = plugged && socWh < config.capacity_wh ? Math.min(maxW, wantedW(now)) : 0;
+      powerW = want >= minW ? want : 0;
+    });
+    return { devices: [dev], ...tick };
+  },
+});
+
+// ---------------------------------------------------------------- home battery
+interface SimBatteryConfig extends DeviceConfigBase {
+  capacity_wh: number;
+  initial_soc_pct: number;
+  soc_min_pct: number;
+  max_charge_w: number;
+  max_discharge_w: number;
+  charge_efficiency: number;
+  discharge_efficiency: number;
+  tick_s: number;
+}
+
+export const simBattery = defineAdapter<SimBatteryConfig>({
+  id: 'sim_battery',
+  description: 'Simulated home battery with inverter; in auto mode it covers the house from the other devices’ meters',
+  configSchema: {
+    properties: {
+      capacity_wh: { type: 'number', minimum: 100, default: 10000 },
+      initial_soc_pct: { type: 'number', minimum: 0, maximum: 100, default: 50 },
+      soc_min_pct: { type: 'number', minimum: 0, maximum: 100, default: 5 },
+      max_charge_w: { type: 'number', minimum: 0, default: 5000 },
+      max_discharge_w: { type: 'number', minimum: 0, default: 5000 },
+      charge_efficiency: { type: 'number', exclusiveMinimum: 0, maximum: 1, default: 0.95 },
+      discharge_efficiency: { type: 'number', exclusiveMinimum: 0, maximum: 1, default: 0.95 },
+      ...tickSchema,
+    },
+  },
+  create(ctx, config) {
+    const meter = new SimMeter(ctx, config.id);
+    let socWh = ctx.store.get<number>('soc_wh') ?? (config.initial_soc_pct / 100) * config.capacity_wh;
+    let command: StorageCommand = { mode: 'auto' };
+    let powerW = 0;
+    const socMinWh = (config.soc_min_pct / 100) * config.capacity_wh;
+    // net site power of everything else, from the other devices' meters (+ = the house draws)
+    const others = new Map<string, number>();
+    const unsubscribe = ctx.bus.on('meter.reading', ({ deviceId, reading }) => {
+      if (deviceId !== config.id && (reading.channel ?? 'device') === 'device' && reading.powerW !== undefined) others.set(deviceId, reading.powerW);
+    });
+    const mode = (now: number): StorageMode => (command.validUntil !== undefined && now >= command.validUntil ? 'auto' : command.mode);
+    const dev = device(config, 'sim_battery', {
+      meter,
+      storage: {
+        state: () => ({ socPct: Math.round((socWh / config.capacity_wh) * 1000) / 10, powerW, mode: mode(ctx.clock.now()) }),
+        params: {
+          capacityWh: config.capacity_wh,
+          socMinWh,
+          socMaxWh: config.capacity_wh,
+          maxChargeW: config.max_charge_w,
+          maxDischargeW: config.max_discharge_w,
+          chargeEfficiency: config.charge_efficiency,
+          dischargeEfficiency: config.discharge_efficiency,
+        },
+        command: async (cmd) => {
+          command = cmd;
+        },
+      },
+    });
+    const tick = ticking(ctx, config.tick_s, meter, (dtMs) => {
+      const now = ctx.clock.now();
+      if (dtMs > 0) {
+        const h = dtMs / 3_600_000;
+        if (powerW > 0) socWh = Math.min(config.capacity_wh, socWh + powerW * h * config.charge_efficiency);
+        else socWh = Math.max(0, socWh + (powerW * h) / config.discharge_efficiency);
+      }
+      meter.record(powerW, dtMs);
+      const m = mode(now);
+      let want = 0;
+      if (m === 'charge') want = Math.min(command.powerW ?? config.max_charge_w, config.max_charge_w);
+      else if (m === 'discharge') want = -Math.min(command.powerW ?? config.max_discharge_w, config.max_discharge_w);
+      else if (m === 'auto') {
+        const net = [...others.values()].reduce((a, b) => a + b, 0);
+        want = net > 0 ? -Math.min(net, config.max_discharge_w) : Math.min(-net, config.max_charge_w);
+      }
+      if (want > 0 && socWh >= config.capacity_wh) want = 0;
+      if (want < 0 && socWh <= socMinWh) want = 0;
+      powerW = Math.round(want);
+      void ctx.store.set('soc_wh', socWh);
+    });
+    return {
+      devices: [dev],
+      start: tick.start,
+      stop: async () => {
+        unsubscribe();
+        await tick.stop();
+      },
+    };
+  },
+});
+
+// ---------------------------------------------------------------- PV
+interface SimPvConfig extends DeviceConfigBase {
+  kwp: number;
+  latitude: number;
+  cloudiness: number;
+  tick_s: number;
+}
+
+export const simPv = defineAdapter<SimPvConfig>({
+  id: 'sim_pv',
+  description: 'Simulated PV array following a clear-sky sun curve',
+  configSchema: {
+    properties: {
+      kwp: { type: 'number', exclusiveMinimum: 0, default: 6 },
+      latitude: { type: 'number', minimum: -90, maximum: 90, default: 50 },
+      cloudiness: { type: 'number', minimum: 0, maximum: 1, default: 0.2, description: 'Mean share of output lost to clouds' },
+      ...tickSchema,
+    },
+  },
+  create(ctx, config) {
+    const meter = new SimMeter(ctx, config.id);
+    let powerW = 0;
+    const dev = device(config, 'sim_pv', { meter, pv: { powerW: () => powerW, params: { kWp: config.kwp } } });
+    const tick = ticking(ctx, config.tick_s, meter, (dtMs) => {
+      meter.record(-powerW, dtMs);
+      const now = ctx.clock.now();
+      const offset = DateTime.fromMillis(now, { zone: ctx.site.timezone }).offset;
+      const cloud = 1 - config.cloudiness * (0.5 + 0.5 * Math.sin(now / 1_800_000));
+      powerW = Math.round(config.kwp * 1000 * sunShare(now, config.latitude, offset) * cloud);
+    });
+    return { devices: [dev], ...tick };
+  },
+});
+
+// ---------------------------------------------------------------- house base load
+interface SimLoadConfig extends DeviceConfigBase {
+  annual_kwh: number;
+  tick_s: number;
+}
+
+export const simLoad = defineAdapter<SimLoadConfig>({
+  id: 'sim_load',
+  description: 'Simulated house base load (not controllable) with morning and evening peaks',
+  configSchema: { properties: { annual_kwh: { type: 'number', minimum: 0, default: 3500 }, ...tickSchema } },
+  create(ctx, config) {
+    const meter = new SimMeter(ctx, config.id);
+    let powerW = 0;
+    const dev = device(config, 'sim_load', { meter });
+    const tick = ticking(ctx, config.tick_s, meter, (dtMs) => {
+      meter.record(powerW, dtMs);
+      powerW = Math.round(baseLoadW(localHour(ctx), config.annual_kwh));
+    });
+    return { devices: [dev], ...tick };
+  },
+});
+
+// ---------------------------------------------------------------- air conditioner
+interface SimHvacConfig extends DeviceConfigBase {
+  r_k_per_kw: number;
+  c_kwh_per_k: number;
+  cop: number;
+  max_electric_w: number;
+  gains_w: number;
+  outdoor_min_c: number;
+  outdoor_max_c: number;
+  initial_c: number;
+  setpoint_c: number;
+  mode: 'cool' | 'heat';
+  comfort: { min_c: number; max_c: number };
+  tick_s: number;
+}
+
+export const simHvac = defineAdapter<SimHvacConfig>({
+  id: 'sim_hvac',
+  description: 'Simulated air conditioner or heat pump with a first-order room model and a thermostat',
+  configSchema: {
+    properties: {
+      r_k_per_kw: { type: 'number', exclusiveMinimum: 0, default: 5 },
+      c_kwh_per_k: { type: 'number', exclusiveMinimum: 0, default: 3 },
+      cop: { type: 'number', exclusiveMinimum: 0, default: 3 },
+      max_electric_w: { type: 'number', exclusiveMinimum: 0, default: 1500 },
+      gains_w: { type: 'number', default: 600 },
+      outdoor_min_c: { type: 'number', default: 23 },
+      outdoor_max_c: { type: 'number', default: 35 },
+      initial_c: { type: 'number', default: 24.5 },
+      setpoint_c: { type: 'number', default: 24 },
+      mode: { enum: ['cool', 'heat'], default: 'cool' },
+      comfort: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['min_c', 'max_c'],
+        properties: { min_c: { type: 'number' }, max_c: { type: 'number' } },
+        default: { min_c: 22, max_c: 25 },
+      },
+      ...tickSchema,
+    },
+  },
+  check: (config) => (config.comfort && config.comfort.min_c >= config.comfort.max_c ? [{ path: ['comfort', 'min_c'], message: `must be below comfort.max_c (${config.comfort.max_c})` }] : []),
+  create(ctx, config) {
+    const meter = new SimMeter(ctx, config.id);
+    let tempC = ctx.store.get<number>('temp_c') ?? config.initial_c;
+    let setpoint = config.setpoint_c;
+    let mode: 'cool' | 'heat' | 'off' = config.mode;
+    let running = false;
+    const s: 1 | -1 = config.mode === 'cool' ? 1 : -1;
+    const dev = device(config, 'sim_hvac', {
+      meter,
+      thermostat: {
+        state: () => ({ temperatureC: Math.round(tempC * 100) / 100, setpointC: setpoint, mode, running }),
+        band: { minC: config.comfort.min_c, maxC: config.comfort.max_c },
+        model: { rKPerKw: config.r_k_per_kw, cKwhPerK: config.c_kwh_per_k, cop: config.cop, maxElectricW: config.max_electric_w, gainsW: config.gains_w },
+        setSetpoint: async (c, m) => {
+          setpoint = c;
+          if (m === 'off' || m === 'cool' || m === 'heat') mode = m;
+        },
+      },
+    });
+    const tick = ticking(ctx, config.tick_s, meter, (dtMs) => {
+      const powerW = running ? config.max_electric_w : 0;
+      if (dtMs > 0) {
+        const tOut = outdoorC(localHour(ctx), config.outdoor_min_c, config.outdoor_max_c);
+        tempC = thermalStep(tempC, tOut, config.gains_w / 1000, powerW / 1000, config.cop, s, config.r_k_per_kw, config.c_kwh_per_k, dtMs / 3_600_000);
+      }
+      meter.record(powerW, dtMs);
+      // thermostat with 0.3 K hysteresis around the setpoint
+      if (mode === 'off') running = false;
+      else if (s === 1) running = running ? tempC > setpoint - 0.3 : tempC > setpoint + 0.3;
+      else running = running ? tempC < setpoint + 0.3 : tempC < setpoint - 0.3;
+      void ctx.store.set('temp_c', tempC);
+    });
+    return { devices: [dev], ...tick };
+  },
+});
+
+// ---------------------------------------------------------------- smart socket
+interface SimSocketConfig extends DeviceConfigBase {
+  rated_power_w: number;
+  initially_on: boolean;
+  schedule?: Record<string, unknown>;
+  tick_s: number;
+}
+
+export const simSocket = defineAdapter<SimSocketConfig>({
+  id: 'sim_socket',
+  description: 'Simulated smart socket with an appliance of fixed power behind it',
+  configSchema: {
+    properties: {
+      rated_power_w: { type: 'number', minimum: 0, default: 2000 },
+      initially_on: { type: 'boolean', default: false },
+      schedule: {
+        type: 'object',
+        additionalProperties: false,
+        description: 'Switched-load settings: N hours within a window, optionally in one block',
+        properties: {
+          hours: { type: 'number', minimum: 0, maximum: 24 },
+          window: { type: 'object', additionalProperties: false, required: ['from', 'to'], properties: { from: HHMM, to: HHMM } },
+          continuous: { type: 'boolean', default: false },
+          max_rate: { type: 'number', description: 'Also on whenever the import rate is at or below this' },
+        },
+      },
+      ...tickSchema,
+    },
+  },
+  create(ctx, config) {
+    const meter = new SimMeter(ctx, config.id);
+    let on = config.initially_on;
+    const dev = device(config, 'sim_socket', {
+      meter,
+      switch: {
+        isOn: () => on,
+        set: async (v) => {
+          on = v;
+          ctx.bus.emit('device.state', { deviceId: config.id, available: true });
+        },
+        ratedPowerW: config.rated_power_w,
+      },
+    });
+    const tick = ticking(ctx, config.tick_s, meter, (dtMs) => meter.record(on ? config.rated_power_w : 0, dtMs));
+    return { devices: [dev], ...tick };
+  },
+});
+
+export const simAdapters = [simEv, simBattery, simPv, simLoad, simHvac, simSocket];

@@ -1,0 +1,74 @@
+import type { Device } from './capabilities.js';
+import type { Clock } from './clock.js';
+import type { EventBus } from './events.js';
+import type { Logger } from './logger.js';
+import type { Transports } from './transports.js';
+
+/** A JSON Schema object (draft 2020-12 subset that ajv understands). */
+export type JsonSchema = Record<string, unknown>;
+
+/** Site facts every adapter and plugin may need. */
+export interface SiteInfo {
+  id: string;
+  name: string;
+  timezone: string;
+  currency: string;
+}
+
+/** A small persistent key-value space of the adapter's own, kept in the hub's state store. */
+export interface AdapterStore {
+  get<T>(key: string): T | undefined;
+  set(key: string, value: unknown): Promise<void>;
+}
+
+/** Everything an adapter receives: one object, no positional argument lists. */
+export interface AdapterContext {
+  /** pino child with `{adapter, device}`. */
+  log: Logger;
+  bus: EventBus;
+  transports: Transports;
+  store: AdapterStore;
+  clock: Clock;
+  site: SiteInfo;
+}
+
+export interface AdapterInstance {
+  devices: Device[];
+  /** Connects and begins polling. Throwing marks this adapter failed; the hub goes on. */
+  start(signal: AbortSignal): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Common keys of every `devices[]` entry; the adapter's schema adds its own. */
+export interface DeviceConfigBase {
+  id: string;
+  adapter: string;
+  name?: string;
+  circuit?: string;
+}
+
+export interface AdapterDefinition<C extends DeviceConfigBase = DeviceConfigBase> {
+  id: string;
+  /** One line for `homeflex schema`, the README's adapters table and error messages. */
+  description: string;
+  /**
+   * JSON Schema of the adapter's own keys in a `devices[]` entry (without `id`, `adapter`, `name`,
+   * `circuit`). Unknown keys are rejected, defaults are applied before `create` sees the config.
+   */
+  configSchema: JsonSchema;
+  create(ctx: AdapterContext, config: C): AdapterInstance | Promise<AdapterInstance>;
+  /** Checks the schema cannot express; paths are relative to the device entry. */
+  check?(config: C): ConfigIssue[];
+}
+
+/** A problem found in a config fragment; `path` is relative to the fragment, e.g. ['rates', 2, 'to']. */
+export interface ConfigIssue {
+  path: (string | number)[];
+  message: string;
+}
+
+/** Declares an adapter; the host checks and loads it. */
+export function defineAdapter<C extends DeviceConfigBase>(def: AdapterDefinition<C>): AdapterDefinition<C> {
+  if (!/^[a-z][a-z0-9_-]*$/.test(def.id)) throw new Error(`adapter id "${def.id}" must be lower-case letters, digits, - or _`);
+  return def;
+}

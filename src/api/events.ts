@@ -1,0 +1,29 @@
+import type { MeterReading } from './capabilities.js';
+import type { PriceSeries, Direction } from './series.js';
+
+/** Everything the event bus carries, by topic. */
+export interface HubEvents {
+  /** A device's state changed (availability, switch, SoC, setpoint...). */
+  'device.state': { deviceId: string; available: boolean; error?: string };
+  /** A new device appeared (OCPP charger dialled in) or left. */
+  'device.connected': { deviceId: string };
+  'device.disconnected': { deviceId: string };
+  /** A meter reading from a device. */
+  'meter.reading': { deviceId: string; reading: MeterReading };
+  /** A tariff source published new prices. */
+  'tariff.updated': { direction: Direction; series: PriceSeries; source: string };
+  /** A user or API changed a device's target, schedule or comfort band. */
+  'target.changed': { deviceId: string };
+  /** External limits changed. */
+  'limits.changed': { nodeId: string };
+  /** A new plan was made. */
+  'plan.updated': { planId: string; createdAt: number };
+}
+
+export type HubEventName = keyof HubEvents;
+
+export interface EventBus {
+  emit<K extends HubEventName>(topic: K, payload: HubEvents[K]): void;
+  /** Returns an unsubscribe function. */
+  on<K extends HubEventName>(topic: K, handler: (payload: HubEvents[K]) => void): () => void;
+}

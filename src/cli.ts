@@ -1,0 +1,126 @@
+#!/usr/bin/env node
+import { existsSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { builtinCatalog } from './core/catalog.js';
+import { hubChecks } from './core/config/checks.js';
+import { ConfigError, composeSchema, formatProblem, loadConfigFile } from './core/config/load.js';
+import { Hub } from './core/host.js';
+import { StoreError } from './core/store/state.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+/** The package root, whether running from src/ (tsx, tests) or dist/src/ (built). */
+export const packageRoot = existsSync(join(here, '..', 'package.json')) ? resolve(here, '..') : resolve(here, '..', '..');
+export const demoConfig = join(packageRoot, 'config', 'demo.yaml');
+
+const USAGE = `homeflex — self-hosted home-energy hub
+
+Usage:
+  homeflex start [--config FILE]        run the hub (the demo on simulated devices without --config)
+  homeflex check-config FILE            validate a site file: every error with file:line:col, exit 1 on errors
+  homeflex schema [--out FILE]          write the JSON Schema of the site file (for editor autocompletion)
+  homeflex plan [--config FILE]         print the current site plan
+  homeflex report --from --to --by day|week|month|year [--device ID] [--csv]
+  homeflex backtest --prices FILE ...   replay a period with rolling planning (see README)
+`;
+
+/** Subcommands the later parts of the hub add (plan, report, backtest). */
+export const commands: Record<string, (argv: string[]) => Promise<number>> = {
+  async start(argv) {
+    const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' } } });
+    const configFile = values.config ?? demoConfig;
+    let hub: Hub;
+    try {
+      hub = new Hub({ configFile });
+      await hub.start();
+    } catch (err) {
+      if (err instanceof ConfigError || err instanceof StoreError) {
+        process.stderr.write(`${err.message}\n`);
+        return 1;
+      }
+      throw err;
+    }
+    await new Promise<void>((resolveStop) => {
+      let signalled = false;
+      const onSignal = (sig: string) => {
+        if (signalled) return process.exit(130); // a second signal: stop waiting
+        signalled = true;
+        hub.log.info({ signal: sig }, 'stopping');
+        const hard = setTimeout(() => {
+          hub.log.error('stop took longer than 4.5 s; exiting anyway');
+          process.exit(1);
+        }, 4500);
+        hard.unref();
+        hub.stop().then(resolveStop, resolveStop);
+      };
+      process.once('SIGINT', () => onSignal('SIGINT'));
+      process.once('SIGTERM', () => onSignal('SIGTERM'));
+    });
+    return 0;
+  },
+
+  async 'check-config'(argv) {
+    const file = argv[0];
+    if (!file) {
+      process.stderr.write('usage: homeflex check-config FILE\n');
+      return 2;
+    }
+    try {
+      const config = loadConfigFile(file, { catalog: builtinCatalog, checks: hubChecks(builtinCatalog) });
+      const byAdapter = new Map<string, number>();
+      for (const d of config.devices) byAdapter.set(d.adapter, (byAdapter.get(d.adapter) ?? 0) + 1);
+      process.stdout.write(
+        `${file}: OK\n` +
+          `  site ${config.site.id} (${config.site.name}), ${config.site.timezone}, ${config.site.currency}\n` +
+          `  http ${config.http.host}:${config.http.port}${config.http.token ? ' with token' : ''}\n` +
+          `  tariffs: import ${config.tariffs.import?.type ?? 'none'}, export ${config.tariffs.export?.type ?? 'none'}\n` +
+          `  devices: ${config.devices.length} (${[...byAdapter].map(([a, n]) => `${n} ${a}`).join(', ') || 'none'})\n` +
+          `  plugins: ${config.plugins.map((p) => p.id).join(', ') || 'none'}\n`,
+      );
+      return 0;
+    } catch (err) {
+      if (err instanceof ConfigError) {
+        for (const p of err.problems) process.stderr.write(`${formatProblem(p)}\n`);
+        process.stderr.write(`${err.problems.length} error${err.problems.length === 1 ? '' : 's'}\n`);
+        return 1;
+      }
+      throw err;
+    }
+  },
+
+  async schema(argv) {
+    const { values } = parseArgs({ args: argv, options: { out: { type: 'string', short: 'o' } } });
+    const text = JSON.stringify(composeSchema(builtinCatalog), null, 2) + '\n';
+    if (values.out) {
+      writeFileSync(values.out, text);
+      process.stderr.write(`wrote ${values.out}\n`);
+    } else process.stdout.write(text);
+    return 0;
+  },
+};
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+    process.stdout.write(USAGE);
+    return cmd ? 0 : 2;
+  }
+  const run = commands[cmd];
+  if (!run) {
+    process.stderr.write(`unknown command "${cmd}" (known: ${Object.keys(commands).join(', ')})\n\n${USAGE}`);
+    return 2;
+  }
+  try {
+    return await run(rest);
+  } catch (err) {
+    process.stderr.write(`homeflex ${cmd}: ${(err as Error).message}\n`);
+    return 1;
+  }
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
+}

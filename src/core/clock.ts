@@ -1,0 +1,92 @@
+import type { Clock } from '../api/index.js';
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  sleep: (ms, signal) =>
+    new Promise<void>((resolve, reject) => {
+      if (signal?.aborted) return reject(signal.reason);
+      const t = setTimeout(() => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      }, ms);
+      const onAbort = () => {
+        clearTimeout(t);
+        reject(signal?.reason);
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+    }),
+  every: (ms, fn) => {
+    const t = setInterval(fn, ms);
+    t.unref?.();
+    return () => clearInterval(t);
+  },
+};
+
+interface Timer {
+  due: number;
+  seq: number;
+  fn: () => void;
+}
+
+/**
+ * A clock for tests and simulations: time moves only when `advance` is called (or, with `speed`,
+ * `speed` times faster than real time), and timers fire in order of their due time.
+ */
+export class ManualClock implements Clock {
+  private t: number;
+  private timers: Timer[] = [];
+  private seq = 0;
+  constructor(start: number | string = Date.UTC(2026, 0, 1)) {
+    this.t = typeof start === 'string' ? Date.parse(start) : start;
+  }
+  now() {
+    return this.t;
+  }
+  private schedule(due: number, fn: () => void): Timer {
+    const timer = { due, seq: this.seq++, fn };
+    this.timers.push(timer);
+    return timer;
+  }
+  private cancel(timer: Timer) {
+    this.timers = this.timers.filter((x) => x !== timer);
+  }
+  sleep(ms: number, signal?: AbortSignal) {
+    return new Promise<void>((resolve, reject) => {
+      if (signal?.aborted) return reject(signal.reason);
+      const timer = this.schedule(this.t + Math.max(0, ms), () => resolve());
+      signal?.addEventListener('abort', () => {
+        this.cancel(timer);
+        reject(signal.reason);
+      }, { once: true });
+    });
+  }
+  every(ms: number, fn: () => void) {
+    let timer: Timer;
+    const arm = (from: number) => {
+      timer = this.schedule(from + ms, () => {
+        arm(timer.due);
+        fn();
+      });
+    };
+    arm(this.t);
+    return () => this.cancel(timer);
+  }
+  /** Moves time forward by `ms`, firing every timer due on the way (awaiting microtasks between them). */
+  async advance(ms: number) {
+    const target = this.t + ms;
+    for (;;) {
+      this.timers.sort((a, b) => a.due - b.due || a.seq - b.seq);
+      const next = this.timers[0];
+      if (!next || next.due > target) break;
+      this.timers.shift();
+      this.t = next.due;
+      next.fn();
+      await new Promise((r) => setImmediate(r));
+    }
+    this.t = target;
+  }
+  /** Jumps the clock without firing timers in between (a wall-clock jump). */
+  set(t: number | string) {
+    this.t = typeof t === 'string' ? Date.parse(t) : t;
+  }
+}

@@ -1,0 +1,61 @@
+import type { ConfigCheck } from './load.js';
+import type { Catalog } from './compose.js';
+
+/** Checks across sections that a JSON Schema cannot express. */
+export function hubChecks(catalog: Catalog): ConfigCheck[] {
+  return [
+    (config) => {
+      const problems: { path: (string | number)[]; message: string }[] = [];
+      const seen = new Map<string, number>();
+      config.devices.forEach((d, i) => {
+        const first = seen.get(d.id);
+        if (first !== undefined) problems.push({ path: ['devices', i, 'id'], message: `duplicate device id "${d.id}" (first used by devices[${first}])` });
+        else seen.set(d.id, i);
+      });
+      const circuits = new Set(config.site.circuits.map((c) => c.id));
+      config.site.circuits.forEach((c, i) => {
+        if (c.parent !== undefined && !circuits.has(c.parent)) {
+          problems.push({ path: ['site', 'circuits', i, 'parent'], message: `unknown circuit "${c.parent}" (known: ${[...circuits].join(', ') || 'none'})` });
+        }
+        if (c.id === config.site.id) problems.push({ path: ['site', 'circuits', i, 'id'], message: `a circuit cannot share the site id "${c.id}"` });
+      });
+      // a parent chain that loops never reaches the grid connection
+      config.site.circuits.forEach((c, i) => {
+        const byId = new Map(config.site.circuits.map((x) => [x.id, x]));
+        const visited = new Set<string>();
+        for (let cur: typeof c | undefined = c; cur?.parent; cur = byId.get(cur.parent)) {
+          if (visited.has(cur.id)) {
+            problems.push({ path: ['site', 'circuits', i, 'parent'], message: `circuit "${c.id}" is part of a loop of parents` });
+            break;
+          }
+          visited.add(cur.id);
+        }
+      });
+      config.devices.forEach((d, i) => {
+        if (d.circuit !== undefined && !circuits.has(d.circuit)) {
+          problems.push({ path: ['devices', i, 'circuit'], message: `unknown circuit "${d.circuit}" (known: ${[...circuits].join(', ') || 'none; add site.circuits'})` });
+        }
+        const conn = (d as { connection?: unknown }).connection;
+        if (typeof conn === 'string') {
+          const ids = config.connections.modbus.map((m) => m.id);
+          if (!ids.includes(conn)) problems.push({ path: ['devices', i, 'connection'], message: `unknown Modbus connection "${conn}" (known: ${ids.join(', ') || 'none; add connections.modbus'})` });
+        }
+        const adapter = catalog.adapters.find((a) => a.id === d.adapter);
+        for (const p of adapter?.check?.(d as never) ?? []) problems.push({ path: ['devices', i, ...p.path], message: p.message });
+      });
+      config.connections.modbus.forEach((m, i) => {
+        if (!m.tcp === !m.rtu) problems.push({ path: ['connections', 'modbus', i], message: 'give exactly one of "tcp" or "rtu"' });
+      });
+      for (const dir of ['import', 'export'] as const) {
+        const t = config.tariffs[dir];
+        if (!t) continue;
+        const source = catalog.tariffSources.find((s) => s.type === t.type);
+        for (const p of source?.check?.(t as never) ?? []) problems.push({ path: ['tariffs', dir, ...p.path], message: p.message });
+      }
+      if (config.http.host !== '127.0.0.1' && config.http.host !== 'localhost' && config.http.host !== '::1' && !config.http.token) {
+        problems.push({ path: ['http', 'host'], message: `listening on ${config.http.host} (not loopback) needs http.token` });
+      }
+      return problems;
+    },
+  ];
+}

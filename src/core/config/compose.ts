@@ -1,0 +1,97 @@
+import type { AdapterDefinition, JsonSchema, PluginDefinition, TariffSourceDefinition } from '../../api/index.js';
+import { DeviceBaseProperties, HubSchemaBase } from './schema.js';
+
+export interface Catalog {
+  adapters: AdapterDefinition<any>[]; // eslint-disable-line @typescript-eslint/no-explicit-any
+  plugins: PluginDefinition<any>[]; // eslint-disable-line @typescript-eslint/no-explicit-any
+  tariffSources: TariffSourceDefinition<any>[]; // eslint-disable-line @typescript-eslint/no-explicit-any
+}
+
+const clone = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
+
+/** An object schema whose own properties are `extra` plus `base`, closed to unknown keys. */
+function closedObject(base: Record<string, unknown>, extra: JsonSchema): JsonSchema {
+  const props = (extra.properties as Record<string, unknown> | undefined) ?? {};
+  const required = [...new Set([...(extra.required as string[] | undefined ?? [])])];
+  const out: JsonSchema = { ...extra, type: 'object', properties: { ...base, ...props }, additionalProperties: false };
+  if (required.length) out.required = required;
+  return out;
+}
+
+/** One "if key == value then schema" branch per definition: editors and ajv both follow it. */
+function discriminated(key: string, branches: [string, JsonSchema][]): JsonSchema[] {
+  if (!branches.length) return [{}];
+  return branches.map(([value, then]) => ({
+    if: { type: 'object', properties: { [key]: { const: value } }, required: [key] },
+    then,
+  }));
+}
+
+/**
+ * The one JSON Schema of a homeflex YAML file: the hub's own schema with every adapter's,
+ * plugin's and tariff source's schema composed in.
+ */
+export function composeSchema(catalog: Catalog): JsonSchema {
+  const schema = clone(HubSchemaBase) as JsonSchema & { properties: Record<string, JsonSchema> };
+  const deviceBase = clone(DeviceBaseProperties) as Record<string, JsonSchema>;
+  const adapterIds = catalog.adapters.map((a) => a.id);
+  deviceBase.adapter = { ...deviceBase.adapter, enum: adapterIds };
+
+  schema.properties.devices = {
+    type: 'array',
+    default: [],
+    description: 'The devices of the house, each driven by one adapter',
+    items: {
+      type: 'object',
+      required: ['id', 'adapter'],
+      properties: deviceBase,
+      allOf: discriminated(
+        'adapter',
+        catalog.adapters.map((a) => [a.id, closedObject(deviceBase, { description: a.description, ...a.configSchema })]),
+      ),
+    },
+  };
+
+  const tariffTypes = catalog.tariffSources.map((t) => t.type);
+  const tariffSchema: JsonSchema = {
+    type: 'object',
+    required: ['type'],
+    properties: { type: { type: 'string', enum: tariffTypes, description: 'Which tariff source resolves the prices' } },
+    allOf: discriminated(
+      'type',
+      catalog.tariffSources.map((t) => [
+        t.type,
+        closedObject({ type: { const: t.type } }, { description: t.description, ...t.configSchema }),
+      ]),
+    ),
+  };
+  schema.properties.tariffs = {
+    type: 'object',
+    additionalProperties: false,
+    description: 'Import and export tariffs, each resolving to one price series',
+    properties: { import: tariffSchema, export: clone(tariffSchema) },
+  };
+
+  const pluginIds = catalog.plugins.map((p) => p.id);
+  const pluginBase = { id: { type: 'string', ...(pluginIds.length ? { enum: pluginIds } : { not: {} }), description: 'Which plugin to load' } };
+  schema.properties.plugins = {
+    type: 'array',
+    default: [],
+    items: {
+      type: 'object',
+      required: ['id'],
+      properties: pluginBase,
+      allOf: discriminated(
+        'id',
+        catalog.plugins.map((p) => [p.id, closedObject(pluginBase, { description: p.description, ...p.configSchema })]),
+      ),
+    },
+  };
+
+  return {
+    $schema: 'http://json-schema.org/draft-07/schema#',
+    $id: 'https://homeflex.local/schema/site.json',
+    title: 'homeflex site configuration',
+    ...schema,
+  };
+}

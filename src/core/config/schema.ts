@@ -1,0 +1,170 @@
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+
+/**
+ * The hub's own configuration schema. The TypeScript types below are derived from it, so the
+ * schema is the one source of truth. Adapter, plugin and tariff-source schemas are composed into
+ * it by `composeSchema` (compose.ts).
+ */
+
+const Id = (description: string) => Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*$', minLength: 1, maxLength: 64, description });
+const Watts = (description: string) => Type.Number({ minimum: 0, description });
+const StrictObject = <T extends Record<string, TSchema>>(props: T, description?: string) =>
+  Type.Object(props, { additionalProperties: false, description });
+
+export const CircuitSchema = StrictObject(
+  {
+    id: Id('Circuit id, referenced by devices[].circuit and PUT /limits/{circuit_id}'),
+    name: Type.Optional(Type.String()),
+    parent: Type.Optional(Id('The circuit this one hangs from; default the grid connection')),
+    max_import_w: Type.Optional(Watts('Limit on the net power flowing into this circuit (W)')),
+    max_export_w: Type.Optional(Watts('Limit on the net power flowing out of this circuit (W)')),
+  },
+  'A node of the energy tree: its limits apply to the net flow of everything below it',
+);
+
+export const SiteSchema = StrictObject({
+  id: Id('Location id used in the HTTP API (location_id)'),
+  name: Type.String({ default: 'Home' }),
+  timezone: Type.String({ default: 'Europe/Berlin', description: 'IANA time zone, e.g. Europe/Berlin' }),
+  currency: Type.String({ pattern: '^[A-Z]{3}$', default: 'EUR', description: 'ISO 4217 code' }),
+  grid: Type.Optional(
+    StrictObject({
+      max_import_w: Type.Optional(Watts('Grid connection import limit (W)')),
+      max_export_w: Type.Optional(Watts('Grid connection export limit (W)')),
+    }),
+  ),
+  circuits: Type.Optional(Type.Array(CircuitSchema, { default: [] })),
+  latitude: Type.Optional(Type.Number({ minimum: -90, maximum: 90 })),
+  longitude: Type.Optional(Type.Number({ minimum: -180, maximum: 180 })),
+});
+
+export const HttpSchema = StrictObject({
+  host: Type.String({ default: '127.0.0.1', description: 'Listen address; a non-loopback host needs a token' }),
+  port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080, description: '0 picks a free port' }),
+  token: Type.Optional(Type.String({ minLength: 16, description: 'Bearer token for writes (and for reads off loopback)' })),
+  body_limit_bytes: Type.Integer({ minimum: 1024, default: 8 * 1024 * 1024 }),
+});
+
+export const StorageSchema = StrictObject({
+  dir: Type.String({ default: './data', description: 'Where the hub keeps its state and meter records' }),
+});
+
+export const LogSchema = StrictObject({
+  level: Type.Union(
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+    { default: 'info' },
+  ),
+  format: Type.Union([Type.Literal('auto'), Type.Literal('pretty'), Type.Literal('json')], {
+    default: 'auto',
+    description: 'auto = pretty on a terminal, JSON otherwise',
+  }),
+});
+
+export const MqttConnectionSchema = StrictObject({
+  url: Type.Optional(Type.String({ description: 'mqtt://host:1883 or mqtts://…' })),
+  username: Type.Optional(Type.String()),
+  password: Type.Optional(Type.String()),
+  client_id: Type.Optional(Type.String()),
+  ca: Type.Optional(Type.String({ description: 'CA certificate file for TLS' })),
+  embedded: Type.Optional(
+    StrictObject({
+      host: Type.String({ default: '127.0.0.1' }),
+      port: Type.Integer({ minimum: 0, maximum: 65535, default: 1883 }),
+    }),
+  ),
+});
+
+export const OcppConnectionSchema = StrictObject({
+  host: Type.String({ default: '0.0.0.0' }),
+  port: Type.Integer({ minimum: 0, maximum: 65535, default: 9000 }),
+  path: Type.String({ default: '/ocpp', description: 'Chargers dial ws://hub:port/<path>/<identity>' }),
+  allow_unknown: Type.Boolean({ default: false }),
+  tls: Type.Optional(StrictObject({ cert: Type.String(), key: Type.String() })),
+});
+
+export const ModbusConnectionSchema = StrictObject({
+  id: Id('Connection id, referenced by devices[].connection'),
+  tcp: Type.Optional(StrictObject({ host: Type.String(), port: Type.Integer({ minimum: 1, maximum: 65535, default: 502 }) })),
+  rtu: Type.Optional(
+    StrictObject({
+      path: Type.String({ description: 'Serial device, e.g. /dev/ttyUSB0' }),
+      baud: Type.Integer({ default: 9600 }),
+      parity: Type.Union([Type.Literal('none'), Type.Literal('even'), Type.Literal('odd')], { default: 'none' }),
+    }),
+  ),
+  timeout_ms: Type.Integer({ minimum: 50, default: 2000 }),
+});
+
+export const ConnectionsSchema = StrictObject({
+  mqtt: Type.Optional(MqttConnectionSchema),
+  ocpp: Type.Optional(OcppConnectionSchema),
+  modbus: Type.Optional(Type.Array(ModbusConnectionSchema, { default: [] })),
+});
+
+/** Common keys of every devices[] entry. The adapter named by `adapter` adds its own keys. */
+export const DeviceBaseProperties = {
+  id: Id('Device id, used in the HTTP API (device_id)'),
+  adapter: Type.String({ description: 'Which adapter drives this device' }),
+  name: Type.Optional(Type.String({ description: 'Display name' })),
+  circuit: Type.Optional(Id('The circuit this device hangs from')),
+};
+
+export const PlannerSchema = StrictObject({
+  horizon_hours: Type.Number({ minimum: 1, maximum: 168, default: 48 }),
+  replan_minutes: Type.Number({ minimum: 1, maximum: 1440, default: 15 }),
+  slot_minutes: Type.Union([Type.Literal(15), Type.Literal(30), Type.Literal(60)], { default: 15 }),
+});
+
+/** The hub schema with placeholders for devices, tariffs and plugins, which compose.ts fills. */
+export const HubSchemaBase = StrictObject({
+  $schema: Type.Optional(Type.String()),
+  site: SiteSchema,
+  http: Type.Optional(HttpSchema),
+  storage: Type.Optional(StorageSchema),
+  log: Type.Optional(LogSchema),
+  planner: Type.Optional(PlannerSchema),
+  tariffs: Type.Optional(Type.Object({}, { additionalProperties: true })),
+  connections: Type.Optional(ConnectionsSchema),
+  devices: Type.Optional(Type.Array(Type.Object({}, { additionalProperties: true }), { default: [] })),
+  plugins: Type.Optional(Type.Array(Type.Object({}, { additionalProperties: true }), { default: [] })),
+});
+
+export type CircuitConfig = Static<typeof CircuitSchema>;
+export type SiteConfig = Static<typeof SiteSchema>;
+export type HttpConfig = Static<typeof HttpSchema>;
+export type ConnectionsConfig = Static<typeof ConnectionsSchema>;
+export type ModbusConnectionConfig = Static<typeof ModbusConnectionSchema>;
+export type PlannerConfig = Static<typeof PlannerSchema>;
+
+export interface TariffConfig {
+  type: string;
+  [key: string]: unknown;
+}
+
+export interface DeviceConfig {
+  id: string;
+  adapter: string;
+  name?: string;
+  circuit?: string;
+  [key: string]: unknown;
+}
+
+export interface PluginConfig {
+  id: string;
+  [key: string]: unknown;
+}
+
+/** The configuration after validation and defaults: every section present. */
+export interface HubConfig {
+  site: Required<Pick<SiteConfig, 'id' | 'name' | 'timezone' | 'currency'>> & SiteConfig & { circuits: CircuitConfig[] };
+  http: HttpConfig;
+  storage: Static<typeof StorageSchema>;
+  log: Static<typeof LogSchema>;
+  planner: PlannerConfig;
+  tariffs: { import?: TariffConfig; export?: TariffConfig };
+  connections: ConnectionsConfig & { modbus: ModbusConnectionConfig[] };
+  devices: DeviceConfig[];
+  plugins: PluginConfig[];
+  /** Where the configuration was read from (for messages). */
+  source: string;
+}

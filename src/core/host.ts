@@ -1,0 +1,272 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { mkdirSync } from 'node:fs';
+import { resolve, dirname } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type { AdapterInstance, Clock, Device, Logger, PluginInstance, SiteInfo, Transports } from '../api/index.js';
+import { permanentError } from '../api/index.js';
+import { HubBus } from './bus.js';
+import { builtinCatalog } from './catalog.js';
+import { systemClock } from './clock.js';
+import { hubChecks } from './config/checks.js';
+import type { Catalog } from './config/compose.js';
+import { loadConfigFile, parseConfig } from './config/load.js';
+import type { HubConfig } from './config/schema.js';
+import { createHttpServer, type RouteModule } from './http.js';
+import { createLogger } from './logging.js';
+import { DeviceRegistry } from './registry.js';
+import { coreRoutes } from './routes.js';
+import type { HubPart, HubServices, PartFactory } from './services.js';
+import { StateStore } from './store/state.js';
+
+export interface HubOptions {
+  /** A YAML file, or the YAML text itself with `configText`. */
+  configFile?: string;
+  configText?: string;
+  catalog?: Catalog;
+  clock?: Clock;
+  logger?: Logger;
+  env?: NodeJS.ProcessEnv;
+  /** Overrides applied after loading (tests pick ports and directories at run time). */
+  override?: (config: HubConfig) => void;
+  /** Per adapter or plugin stop budget (ms). */
+  stopTimeoutMs?: number;
+}
+
+/**
+ * The hub's own parts (tariffs, metering, control, ...), created before the adapters so they hear
+ * the first events, started after them, and stopped before them.
+ */
+const PARTS: PartFactory[] = [];
+
+interface Running {
+  kind: 'adapter' | 'plugin';
+  name: string;
+  ids: string[];
+  instance: AdapterInstance | PluginInstance;
+  abort: AbortController;
+}
+
+const withTimeout = <T>(p: Promise<T>, ms: number, what: string) =>
+  new Promise<T>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
+    p.then(
+      (v) => (clearTimeout(t), resolve(v)),
+      (e) => (clearTimeout(t), reject(e)),
+    );
+  });
+
+/** Which adapter or plugin the running code belongs to, so late failures are blamed correctly. */
+const owner = new AsyncLocalStorage<{ kind: string; name: string; ids: string[] }>();
+
+/** Secrets of a configuration (tokens, passwords) so the logger can scrub them from every line. */
+function secretsOf(value: unknown, out: string[] = []): string[] {
+  if (Array.isArray(value)) value.forEach((v) => secretsOf(v, out));
+  else if (value && typeof value === 'object') {
+    for (const [k, v] of Object.entries(value)) {
+      if (typeof v === 'string' && /pass(word)?|token|secret|api_?key/i.test(k)) out.push(v);
+      else secretsOf(v, out);
+    }
+  }
+  return out;
+}
+
+/**
+ * The one composition root: reads the configuration, creates the shared transports, loads the
+ * adapters and plugins the YAML names, registers their devices, serves HTTP, and stops it all in
+ * reverse order.
+ */
+export class Hub {
+  readonly config: HubConfig;
+  readonly catalog: Catalog;
+  readonly log: Logger;
+  readonly clock: Clock;
+  readonly bus: HubBus;
+  readonly registry = new DeviceRegistry();
+  services!: HubServices;
+  http?: FastifyInstance;
+  private running: Running[] = [];
+  private stopping?: Promise<void>;
+  private readonly stopTimeoutMs: number;
+  private onProcessError = (err: unknown) => this.blame(err);
+
+  constructor(options: HubOptions) {
+    this.catalog = options.catalog ?? builtinCatalog;
+    const loadOptions = { catalog: this.catalog, env: options.env, checks: hubChecks(this.catalog) };
+    this.config = options.configText !== undefined
+      ? parseConfig(options.configText, options.configFile ?? 'site.yaml', loadOptions)
+      : loadConfigFile(options.configFile ?? 'config/demo.yaml', loadOptions);
+    options.override?.(this.config);
+    if (options.configFile && !options.configText) {
+      // storage.dir is relative to the configuration file, not to where the hub was started
+      this.config.storage.dir = resolve(dirname(resolve(options.configFile)), this.config.storage.dir);
+    }
+    this.log = options.logger ?? createLogger({ level: this.config.log.level, format: this.config.log.format, secrets: secretsOf(this.config) });
+    this.clock = options.clock ?? systemClock;
+    this.bus = new HubBus(this.log.child({ component: 'bus' }));
+    this.stopTimeoutMs = options.stopTimeoutMs ?? 3000;
+  }
+
+  get site(): SiteInfo {
+    const { id, name, timezone, currency } = this.config.site;
+    return { id, name, timezone, currency };
+  }
+
+  private transports(): Transports {
+    const missing = (key: string) => permanentError('no_connection', `no connections.${key} is configured in ${this.config.source}`);
+    return {
+      mqtt: () => {
+        throw missing('mqtt');
+      },
+      ocpp: () => {
+        throw missing('ocpp');
+      },
+      modbus: (id) => {
+        throw missing(`modbus (id "${id}")`);
+      },
+    };
+  }
+
+  /** Marks the adapter or plugin that owns the failing code as failed; the hub goes on. */
+  private blame(err: unknown) {
+    const who = owner.getStore();
+    if (!who) {
+      this.log.error({ err }, 'unhandled error outside any adapter');
+      return;
+    }
+    this.log.error({ err, [who.kind]: who.name }, `${who.kind} ${who.name} failed`);
+    for (const id of who.ids) this.services.adapterStatus.set(id, { adapter: who.name, status: 'failed', error: String((err as Error)?.message ?? err) });
+    for (const id of who.ids) {
+      const d = this.registry.get(id);
+      if (d) {
+        d.available = false;
+        d.error = String((err as Error)?.message ?? err);
+        this.bus.emit('device.state', { deviceId: id, available: false, error: d.error });
+      }
+    }
+  }
+
+  private parts: HubPart[] = [];
+
+  async start(): Promise<void> {
+    mkdirSync(this.config.storage.dir, { recursive: true });
+    const state = await StateStore.open(this.config.storage.dir);
+    this.services = {
+      config: this.config,
+      site: this.site,
+      clock: this.clock,
+      bus: this.bus,
+      log: this.log,
+      state,
+      registry: this.registry,
+      adapterStatus: new Map(),
+      startedAt: Date.now(),
+    };
+    process.on('uncaughtException', this.onProcessError);
+    process.on('unhandledRejection', this.onProcessError);
+    const transports = this.transports();
+    for (const make of PARTS) this.parts.push(await make(this.services));
+
+    for (const deviceConfig of this.config.devices) {
+      const def = this.catalog.adapters.find((a) => a.id === deviceConfig.adapter)!;
+      const log = this.log.child({ adapter: def.id, device: deviceConfig.id });
+      const ids = [deviceConfig.id];
+      const markFailed = (err: unknown) => {
+        log.error({ err }, `adapter ${def.id} failed for device ${deviceConfig.id}`);
+        for (const id of ids) this.services.adapterStatus.set(id, { adapter: def.id, status: 'failed', error: String((err as Error)?.message ?? err) });
+      };
+      this.services.adapterStatus.set(deviceConfig.id, { adapter: def.id, status: 'starting' });
+      let instance: AdapterInstance;
+      try {
+        instance = await owner.run({ kind: 'adapter', name: def.id, ids }, () =>
+          def.create({ log, bus: this.bus, transports, store: state.kv(`device:${deviceConfig.id}`), clock: this.clock, site: this.site }, deviceConfig),
+        );
+      } catch (err) {
+        markFailed(err);
+        continue;
+      }
+      for (const device of instance.devices) {
+        device.circuit ??= deviceConfig.circuit;
+        this.register(device, deviceConfig);
+        if (!ids.includes(device.id)) ids.push(device.id);
+      }
+      const abort = new AbortController();
+      this.running.push({ kind: 'adapter', name: def.id, ids, instance, abort });
+      try {
+        await owner.run({ kind: 'adapter', name: def.id, ids }, () => withTimeout(instance.start(abort.signal), 10_000, `adapter ${def.id} start`));
+        for (const id of ids) this.services.adapterStatus.set(id, { adapter: def.id, status: 'running' });
+      } catch (err) {
+        markFailed(err);
+        for (const d of instance.devices) {
+          d.available = false;
+          d.error = String((err as Error)?.message ?? err);
+        }
+      }
+    }
+
+    for (const pluginConfig of this.config.plugins) {
+      const def = this.catalog.plugins.find((p) => p.id === pluginConfig.id)!;
+      if (!def.create) continue;
+      const log = this.log.child({ plugin: def.id });
+      try {
+        const instance = await owner.run({ kind: 'plugin', name: def.id, ids: [] }, async () => {
+          const inst = await def.create!({ log, bus: this.bus, clock: this.clock, site: this.site, store: state.kv(`plugin:${def.id}`), transports, hub: this.services }, pluginConfig);
+          const abort = new AbortController();
+          this.running.push({ kind: 'plugin', name: def.id, ids: [], instance: inst, abort });
+          await withTimeout(inst.start?.(abort.signal) ?? Promise.resolve(), 10_000, `plugin ${def.id} start`);
+          return inst;
+        });
+        void instance;
+      } catch (err) {
+        log.error({ err }, `plugin ${def.id} failed`);
+      }
+    }
+
+    for (const part of this.parts) await part.start?.();
+    const routes: RouteModule[] = [coreRoutes, ...this.parts.flatMap((p) => (p.routes ? [p.routes] : []))];
+    this.http = await createHttpServer(this.services, routes);
+    await this.http.listen({ host: this.config.http.host, port: this.config.http.port });
+    this.log.info({ url: this.url, devices: this.registry.all().length }, `homeflex is running for site ${this.site.id}`);
+  }
+
+  private register(device: Device, config: Record<string, unknown>) {
+    this.registry.add(device, config);
+    const now = new Date(this.clock.now()).toISOString();
+    void this.services.state.update((s) => {
+      const seen = s.devices[device.id];
+      s.devices[device.id] = { adapter: device.adapter, name: device.name, first_seen: seen?.first_seen ?? now, last_seen: now };
+    });
+  }
+
+  get url(): string {
+    const addr = this.http?.server.address();
+    if (!addr || typeof addr === 'string') return '';
+    const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+    return `http://${host}:${addr.port}`;
+  }
+
+  /** Stops HTTP, then plugins and adapters in reverse start order, each within a bounded time. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      await this.http?.close().catch((err: unknown) => this.log.warn({ err }, 'HTTP server did not close cleanly'));
+      for (const part of [...this.parts].reverse()) {
+        await withTimeout(part.stop?.() ?? Promise.resolve(), this.stopTimeoutMs, `${part.name} stop`).catch((err: unknown) =>
+          this.log.warn({ err, part: part.name }, `${part.name} did not stop cleanly`),
+        );
+      }
+      for (const r of [...this.running].reverse()) {
+        r.abort.abort(new Error('hub stopping'));
+        try {
+          await withTimeout(r.instance.stop?.() ?? Promise.resolve(), this.stopTimeoutMs, `${r.kind} ${r.name} stop`);
+        } catch (err) {
+          this.log.warn({ err, [r.kind]: r.name }, `${r.kind} ${r.name} did not stop cleanly`);
+        }
+        for (const id of r.ids) this.services.adapterStatus.set(id, { adapter: r.name, status: 'stopped' });
+      }
+      await this.services?.state.flush().catch((err: unknown) => this.log.error({ err }, 'could not write the state file'));
+      process.off('uncaughtException', this.onProcessError);
+      process.off('unhandledRejection', this.onProcessError);
+      this.log.info('homeflex stopped');
+    })();
+    return this.stopping;
+  }
+}

@@ -1,0 +1,92 @@
+import { ApiError, type Device } from '../api/index.js';
+import type { RouteModule } from './http.js';
+import type { HubServices } from './services.js';
+
+const SECRET_KEYS = /pass(word)?|token|secret|api_?key/i;
+
+/** A config entry with secret values replaced, for showing to clients. */
+export function redactConfig(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(redactConfig);
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, SECRET_KEYS.test(k) ? '[Redacted]' : redactConfig(v)]));
+  }
+  return value;
+}
+
+const iso = (t: number | undefined) => (t === undefined ? undefined : new Date(t).toISOString());
+
+/** The JSON shape of a device in the API: identity, availability, and each capability's state. */
+export function deviceView(device: Device, hub: HubServices) {
+  const { caps } = device;
+  const entry = hub.registry.entry(device.id);
+  const status = hub.adapterStatus.get(device.id);
+  const state: Record<string, unknown> = {};
+  if (caps.meter) {
+    state.meter = Object.fromEntries(
+      caps.meter.channels.map((ch) => {
+        const r = caps.meter!.last(ch);
+        return [ch, r ? { time: iso(r.time), power_w: r.powerW, import_wh: r.importWh, export_wh: r.exportWh, session_reference_id: r.sessionId } : null];
+      }),
+    );
+  }
+  if (caps.switch) state.switch = { on: caps.switch.isOn() ?? null, rated_power_w: caps.switch.ratedPowerW };
+  if (caps.charger) {
+    const s = caps.charger.session();
+    state.charger = {
+      status: caps.charger.status(),
+      ev_soc_pct: caps.charger.evSocPct() ?? null,
+      phases: caps.charger.phases,
+      min_current_a: caps.charger.minCurrentA,
+      max_current_a: caps.charger.maxCurrentA,
+      session: s ? { id: s.id, start_time: iso(s.start), end_time: iso(s.end), energy_wh: s.energyWh } : null,
+    };
+  }
+  if (caps.storage) {
+    const s = caps.storage.state();
+    const p = caps.storage.params;
+    state.storage = { soc_pct: s.socPct ?? null, power_w: s.powerW ?? null, mode: s.mode ?? null, capacity_wh: p.capacityWh, max_charge_w: p.maxChargeW, max_discharge_w: p.maxDischargeW };
+  }
+  if (caps.thermostat) {
+    const s = caps.thermostat.state();
+    state.thermostat = { temperature_c: s.temperatureC ?? null, setpoint_c: s.setpointC ?? null, mode: s.mode ?? null, running: s.running ?? null, band: { min_c: caps.thermostat.band.minC, max_c: caps.thermostat.band.maxC } };
+  }
+  if (caps.pv) state.pv = { power_w: caps.pv.powerW() ?? null, kwp: caps.pv.params.kWp };
+  return {
+    id: device.id,
+    object: 'device',
+    name: device.name,
+    adapter: device.adapter,
+    circuit: device.circuit ?? null,
+    available: device.available,
+    error: device.error ?? status?.error ?? null,
+    adapter_status: status?.status ?? null,
+    capabilities: Object.keys(caps).filter((k) => caps[k as keyof typeof caps]),
+    state,
+    config: entry?.config ? redactConfig(entry.config) : null,
+  };
+}
+
+export const coreRoutes: RouteModule = (app, hub) => {
+  app.get('/health', async () => {
+    const statuses = [...hub.adapterStatus.values()];
+    const failed = statuses.filter((s) => s.status === 'failed').length;
+    return {
+      object: 'health',
+      status: failed ? 'degraded' : 'ok',
+      version: process.env.npm_package_version ?? '0.1.0',
+      site_id: hub.site.id,
+      time: new Date(hub.clock.now()).toISOString(),
+      uptime_s: Math.round((Date.now() - hub.startedAt) / 1000),
+      devices: { total: hub.registry.all().length, available: hub.registry.all().filter((d) => d.available).length },
+      adapters: { running: statuses.filter((s) => s.status === 'running').length, failed },
+    };
+  });
+
+  app.get('/devices', async () => ({ object: 'list', data: hub.registry.all().map((d) => deviceView(d, hub)) }));
+
+  app.get<{ Params: { id: string } }>('/devices/:id', async (req) => {
+    const d = hub.registry.get(req.params.id);
+    if (!d) throw new ApiError(404, 'device_not_found', `no device "${req.params.id}" (known: ${hub.registry.all().map((x) => x.id).join(', ') || 'none'})`);
+    return deviceView(d, hub);
+  });
+};

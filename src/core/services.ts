@@ -1,0 +1,41 @@
+import type { Clock, Direction, EventBus, Logger, PriceSeries, SiteInfo, TimeWindow } from '../api/index.js';
+import type { RouteModule } from './http.js';
+import type { HubConfig } from './config/schema.js';
+import type { DeviceRegistry } from './registry.js';
+import type { StateStore } from './store/state.js';
+
+/** Resolves the price series in force for a direction and window (tariff history for the past). */
+export interface PriceLookup {
+  series(direction: Direction, window: TimeWindow): PriceSeries;
+}
+
+export type AdapterStatus = 'starting' | 'running' | 'failed' | 'stopped';
+
+/**
+ * What the hub's services see of each other. The host builds one of these; route modules,
+ * the control loop and plugins receive it instead of reaching for globals.
+ */
+export interface HubServices {
+  config: HubConfig;
+  site: SiteInfo;
+  clock: Clock;
+  bus: EventBus;
+  log: Logger;
+  state: StateStore;
+  registry: DeviceRegistry;
+  /** Adapter instances by device id with their status, for /health and /devices. */
+  adapterStatus: Map<string, { adapter: string; status: AdapterStatus; error?: string }>;
+  startedAt: number;
+  /** Set by the tariff part (src/tariff). */
+  tariffs?: PriceLookup;
+}
+
+/** One part of the hub itself: made with the services, may add routes, started after the adapters. */
+export interface HubPart {
+  name: string;
+  routes?: RouteModule;
+  start?(): Promise<void>;
+  stop?(): Promise<void>;
+}
+
+export type PartFactory = (hub: HubServices) => HubPart | Promise<HubPart>;

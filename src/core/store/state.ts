@@ -1,0 +1,152 @@
+import { existsSync, readFileSync, copyFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Low, type Adapter } from 'lowdb';
+import { writeFileAtomic } from './atomic.js';
+
+/**
+ * The hub's own state (devices seen, sessions, plans, imported tariffs, adapter memory) in one JSON
+ * file under `storage.dir`, kept by lowdb. Meter records live elsewhere (metering/), not here.
+ */
+export interface HubState {
+  schema_version: number;
+  devices: Record<string, { adapter: string; name: string; first_seen: string; last_seen: string }>;
+  sessions: Record<string, StoredSession>;
+  plans: { latest?: unknown; history: { id: string; created_at: string; cost?: number }[] };
+  tariffs: { imported: Record<string, unknown>; cache: Record<string, unknown> };
+  /** Small key-value spaces of adapters and plugins, by `<kind>:<id>`. */
+  kv: Record<string, Record<string, unknown>>;
+  /** Targets, schedules and comfort bands changed at run time through the API, by device id. */
+  overrides: Record<string, Record<string, unknown>>;
+  limits: Record<string, unknown>;
+}
+
+export interface StoredSession {
+  id: string;
+  device_id: string;
+  start: string;
+  end?: string;
+  energy_wh: number;
+  id_tag?: string;
+  meter_start_wh?: number;
+}
+
+export const STATE_VERSION = 2;
+
+export const emptyState = (): HubState => ({
+  schema_version: STATE_VERSION,
+  devices: {},
+  sessions: {},
+  plans: { history: [] },
+  tariffs: { imported: {}, cache: {} },
+  kv: {},
+  overrides: {},
+  limits: {},
+});
+
+/** migrations[n] turns a version-n state into version n+1. */
+export const migrations: Record<number, (s: Record<string, unknown>) => Record<string, unknown>> = {
+  // v1 kept the adapters' memory under "adapters" and had no run-time overrides or limits.
+  1: (s) => {
+    const { adapters, ...rest } = s as { adapters?: Record<string, Record<string, unknown>> };
+    return { ...rest, kv: adapters ?? {}, overrides: {}, limits: {}, schema_version: 2 };
+  },
+};
+
+export class StoreError extends Error {
+  constructor(message: string, readonly file: string) {
+    super(message);
+    this.name = 'StoreError';
+  }
+}
+
+/** lowdb adapter: reads refuse a corrupt file with a clear error; writes are atomic and fsync'd. */
+class AtomicJsonFile implements Adapter<HubState> {
+  constructor(private readonly file: string) {}
+  async read(): Promise<HubState | null> {
+    if (!existsSync(this.file)) return null;
+    const text = readFileSync(this.file, 'utf8');
+    if (text.trim() === '') {
+      throw new StoreError(`${this.file} is empty (a half-written file?). It was not replaced: restore it from a backup or move it away to start with an empty state.`, this.file);
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (err) {
+      throw new StoreError(`${this.file} is not valid JSON (${(err as Error).message}). It was not replaced: restore it from a backup or move it away to start with an empty state.`, this.file);
+    }
+    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed) || typeof (parsed as HubState).schema_version !== 'number') {
+      throw new StoreError(`${this.file} is not a homeflex state file (no schema_version). It was not replaced.`, this.file);
+    }
+    return parsed as HubState;
+  }
+  async write(data: HubState): Promise<void> {
+    await writeFileAtomic(this.file, JSON.stringify(data, null, 1));
+  }
+}
+
+export class StateStore {
+  readonly file: string;
+  private readonly db: Low<HubState>;
+  private writing: Promise<void> = Promise.resolve();
+  private dirty = false;
+
+  private constructor(file: string) {
+    this.file = file;
+    this.db = new Low<HubState>(new AtomicJsonFile(file), emptyState());
+  }
+
+  /** Opens (or creates) the state file in `dir`, migrating older versions after keeping a backup. */
+  static async open(dir: string): Promise<StateStore> {
+    const store = new StateStore(join(dir, 'state.json'));
+    await store.db.read();
+    const version = store.db.data.schema_version;
+    if (version > STATE_VERSION) {
+      throw new StoreError(`${store.file} has schema_version ${version}, newer than this homeflex understands (${STATE_VERSION}). Upgrade homeflex.`, store.file);
+    }
+    if (version < STATE_VERSION) {
+      copyFileSync(store.file, `${store.file}.v${version}.bak`);
+      let s = store.db.data as unknown as Record<string, unknown>;
+      for (let v = version; v < STATE_VERSION; v++) {
+        const m = migrations[v];
+        if (!m) throw new StoreError(`${store.file}: no migration from schema_version ${v}`, store.file);
+        s = m(s);
+      }
+      store.db.data = { ...emptyState(), ...(s as unknown as HubState) };
+      await store.flush();
+    }
+    return store;
+  }
+
+  get data(): HubState {
+    return this.db.data;
+  }
+
+  /** Changes the state and writes it; writes are queued and never overlap. */
+  async update(fn: (s: HubState) => void): Promise<void> {
+    fn(this.db.data);
+    this.dirty = true;
+    const next = this.writing.then(async () => {
+      if (!this.dirty) return;
+      this.dirty = false;
+      await this.db.write();
+    });
+    this.writing = next.catch(() => undefined);
+    return next;
+  }
+
+  async flush(): Promise<void> {
+    this.dirty = true;
+    await this.update(() => undefined);
+  }
+
+  /** A key-value space of one adapter or plugin. */
+  kv(namespace: string) {
+    return {
+      get: <T>(key: string): T | undefined => this.db.data.kv[namespace]?.[key] as T | undefined,
+      set: (key: string, value: unknown) =>
+        this.update((s) => {
+          (s.kv[namespace] ??= {})[key] = value;
+        }),
+    };
+  }
+}

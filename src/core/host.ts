@@ -2,8 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { mkdirSync } from 'node:fs';
 import { resolve, dirname } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import type { AdapterInstance, Clock, Device, Logger, PluginInstance, SiteInfo, Transports } from '../api/index.js';
-import { permanentError } from '../api/index.js';
+import type { AdapterInstance, Clock, Device, Logger, PluginInstance, SiteInfo } from '../api/index.js';
 import { HubBus } from './bus.js';
 import { builtinCatalog } from './catalog.js';
 import { systemClock } from './clock.js';
@@ -17,6 +16,7 @@ import { DeviceRegistry } from './registry.js';
 import { coreRoutes } from './routes.js';
 import type { HubPart, HubServices, PartFactory } from './services.js';
 import { StateStore } from './store/state.js';
+import { createTransports, type HubTransports } from './transports/index.js';
 
 export interface HubOptions {
   /** A YAML file, or the YAML text itself with `configText`. */
@@ -111,21 +111,6 @@ export class Hub {
     return { id, name, timezone, currency };
   }
 
-  private transports(): Transports {
-    const missing = (key: string) => permanentError('no_connection', `no connections.${key} is configured in ${this.config.source}`);
-    return {
-      mqtt: () => {
-        throw missing('mqtt');
-      },
-      ocpp: () => {
-        throw missing('ocpp');
-      },
-      modbus: (id) => {
-        throw missing(`modbus (id "${id}")`);
-      },
-    };
-  }
-
   /** Marks the adapter or plugin that owns the failing code as failed; the hub goes on. */
   private blame(err: unknown) {
     const who = owner.getStore();
@@ -146,6 +131,7 @@ export class Hub {
   }
 
   private parts: HubPart[] = [];
+  private transports?: HubTransports;
 
   async start(): Promise<void> {
     mkdirSync(this.config.storage.dir, { recursive: true });
@@ -163,7 +149,7 @@ export class Hub {
     };
     process.on('uncaughtException', this.onProcessError);
     process.on('unhandledRejection', this.onProcessError);
-    const transports = this.transports();
+    const transports = (this.transports = createTransports({ config: this.config, log: this.log.child({ component: 'transport' }), clock: this.clock }));
     for (const make of PARTS) this.parts.push(await make(this.services));
 
     for (const deviceConfig of this.config.devices) {
@@ -262,6 +248,7 @@ export class Hub {
         }
         for (const id of r.ids) this.services.adapterStatus.set(id, { adapter: r.name, status: 'stopped' });
       }
+      await this.transports?.stop();
       await this.services?.state.flush().catch((err: unknown) => this.log.error({ err }, 'could not write the state file'));
       process.off('uncaughtException', this.onProcessError);
       process.off('unhandledRejection', this.onProcessError);

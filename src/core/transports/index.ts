@@ -1,0 +1,67 @@
+import type { Clock, Logger, ModbusTransport, MqttTransport, OcppTransport, Transports } from '../../api/index.js';
+import { permanentError } from '../../api/index.js';
+import type { HubConfig } from '../config/schema.js';
+
+export interface TransportContext {
+  config: HubConfig;
+  log: Logger;
+  clock: Clock;
+}
+
+/** A shared transport with its lifecycle; the host stops them after the adapters. */
+export interface Managed<T> {
+  transport: T;
+  stop(): Promise<void>;
+}
+
+/**
+ * Factories of the shared transports, one per `connections.*` key. Each is created on first use,
+ * once, and shared by every adapter that asks.
+ */
+export interface TransportFactories {
+  mqtt?: (ctx: TransportContext) => Managed<MqttTransport>;
+  ocpp?: (ctx: TransportContext) => Managed<OcppTransport>;
+  modbus?: (ctx: TransportContext, id: string) => Managed<ModbusTransport>;
+}
+
+export const transportFactories: TransportFactories = {};
+
+export interface HubTransports extends Transports {
+  stop(): Promise<void>;
+}
+
+export function createTransports(ctx: TransportContext, factories: TransportFactories = transportFactories): HubTransports {
+  const made = new Map<string, Managed<unknown>>();
+  const missing = (key: string) => permanentError('no_connection', `no connections.${key} is configured in ${ctx.config.source}`);
+  const once = <T>(key: string, make: () => Managed<T>): T => {
+    let m = made.get(key) as Managed<T> | undefined;
+    if (!m) {
+      m = make();
+      made.set(key, m);
+    }
+    return m.transport;
+  };
+  return {
+    mqtt: () => {
+      const f = factories.mqtt;
+      if (!ctx.config.connections.mqtt || !f) throw missing('mqtt');
+      return once('mqtt', () => f(ctx));
+    },
+    ocpp: () => {
+      const f = factories.ocpp;
+      if (!ctx.config.connections.ocpp || !f) throw missing('ocpp');
+      return once('ocpp', () => f(ctx));
+    },
+    modbus: (id) => {
+      const f = factories.modbus;
+      if (!ctx.config.connections.modbus.some((m) => m.id === id) || !f) throw missing(`modbus (id "${id}")`);
+      return once(`modbus:${id}`, () => f(ctx, id));
+    },
+    async stop() {
+      for (const [key, m] of [...made].reverse()) {
+        await m.stop().catch((err: unknown) => ctx.log.warn({ err, transport: key }, 'transport did not stop cleanly'));
+      }
+      made.clear();
+    },
+  };
+}

@@ -1,0 +1,57 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { packageRoot, demoConfig } from '../src/cli.js';
+import type { BenchSection } from './types.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Starts the built demo hub in a child process on a free port and measures start time, idle RSS and stop time. */
+export async function run(): Promise<BenchSection> {
+  const dir = mkdtempSync(join(tmpdir(), 'homeflex-bench-'));
+  const demo = readFileSync(demoConfig, 'utf8')
+    .replace(/port: 8080/, 'port: 0')
+    .replace(/dir: \.\.\/data\/demo/, `dir: ${JSON.stringify(join(dir, 'data'))}`);
+  const file = join(dir, 'demo.yaml');
+  writeFileSync(file, demo);
+  const t0 = Date.now();
+  const child = spawn(process.execPath, [join(packageRoot, 'dist', 'src', 'cli.js'), 'start', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (b) => (out += b));
+  child.stderr.on('data', (b) => (out += b));
+  let url = '';
+  while (!url && Date.now() - t0 < 15000) {
+    const m = out.match(/"url":"(http:[^"]+)"/);
+    if (m) url = m[1];
+    else await sleep(20);
+  }
+  if (!url) throw new Error(`demo did not start:\n${out}`);
+  let healthy = 0;
+  while (Date.now() - t0 < 15000) {
+    const r = await fetch(`${url}/api/v1/health`).catch(() => undefined);
+    if (r?.ok) {
+      healthy = Date.now() - t0;
+      break;
+    }
+    await sleep(20);
+  }
+  // idle for a while, then read the resident set size from /proc
+  await sleep(30_000);
+  const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
+  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN);
+  const hwmKb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? NaN);
+  const s0 = Date.now();
+  child.kill('SIGTERM');
+  const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+  const stopMs = Date.now() - s0;
+  rmSync(dir, { recursive: true, force: true });
+  return {
+    title: 'Hub (issue 2): demo start, idle memory, stop',
+    rows: [
+      { name: 'demo start to healthy /api/v1/health (built, node dist/src/cli.js start)', value: `${healthy} ms`, target: '< 10 s', ok: healthy > 0 && healthy < 10_000 },
+      { name: 'idle demo RSS after 30 s', value: `${(rssKb / 1024).toFixed(1)} MB (peak ${(hwmKb / 1024).toFixed(1)} MB)`, target: '< 150 MB', ok: rssKb / 1024 < 150 },
+      { name: 'SIGTERM to exit', value: `${stopMs} ms, exit code ${code}`, target: '< 5 s, code 0', ok: stopMs < 5000 && code === 0 },
+    ],
+  };
+}

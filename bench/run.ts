@@ -1,0 +1,50 @@
+import { cpus, totalmem, platform, release } from 'node:os';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { packageRoot } from '../src/cli.js';
+import type { BenchSection } from './types.js';
+import { run as hubBench } from './hub.js';
+
+/** Every benchmark section, in the order they appear in BENCHMARKS.md. */
+const SECTIONS: { id: string; run: () => Promise<BenchSection> }[] = [
+  { id: 'hub', run: hubBench },
+];
+
+async function main() {
+  const only = process.argv.slice(2);
+  const results: BenchSection[] = [];
+  for (const s of SECTIONS) {
+    if (only.length && !only.includes(s.id)) continue;
+    process.stderr.write(`bench ${s.id}…\n`);
+    try {
+      results.push(await s.run());
+    } catch (err) {
+      results.push({ title: s.id, rows: [{ name: 'failed', value: String((err as Error).stack ?? err), ok: false }] });
+    }
+  }
+  const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ${platform()} ${release()}, Node ${process.version}`;
+  const lines = [
+    '# Benchmarks',
+    '',
+    `Measured ${new Date().toISOString().slice(0, 10)} on ${machine}.`,
+    'Regenerate with `npm run bench` (or `npm run bench -- <section id>` for one section: ' + SECTIONS.map((s) => s.id).join(', ') + ').',
+    '',
+  ];
+  for (const r of results) {
+    lines.push(`## ${r.title}`, '', '| measure | value | target | met |', '|---|---|---|---|');
+    for (const row of r.rows) lines.push(`| ${row.name} | ${row.value.replace(/\|/g, '\\|').replace(/\n/g, ' ')} | ${row.target ?? ''} | ${row.ok === undefined ? '' : row.ok ? 'yes' : '**no**'} |`);
+    if (r.notes?.length) lines.push('', ...r.notes.map((n) => `- ${n}`));
+    lines.push('');
+  }
+  const out = join(packageRoot, 'BENCHMARKS.md');
+  if (only.length) process.stdout.write(lines.join('\n') + '\n');
+  else writeFileSync(out, lines.join('\n'));
+  process.stderr.write(only.length ? 'partial run: printed, BENCHMARKS.md left as it is\n' : `wrote ${out}\n`);
+  const failed = results.flatMap((r) => r.rows).filter((r) => r.ok === false);
+  if (failed.length) process.stderr.write(`${failed.length} target(s) not met: ${failed.map((f) => f.name).join('; ')}\n`);
+}
+
+main().catch((err) => {
+  process.stderr.write(String(err?.stack ?? err) + '\n');
+  process.exit(1);
+});

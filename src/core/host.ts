@@ -111,11 +111,29 @@ export class Hub {
     return { id, name, timezone, currency };
   }
 
+  /** The clock and bus an adapter sees: its timer callbacks and event handlers are blamed on it when they throw. */
+  private guarded(who: { kind: string; name: string; ids: string[] }): { clock: Clock; bus: HubBus } {
+    const guard = <A extends unknown[]>(fn: (...a: A) => void) => (...a: A) => {
+      try {
+        fn(...a);
+      } catch (err) {
+        owner.run(who, () => this.blame(err));
+      }
+    };
+    const clock: Clock = { now: () => this.clock.now(), sleep: (ms, signal) => this.clock.sleep(ms, signal), every: (ms, fn) => this.clock.every(ms, guard(fn)) };
+    const bus = Object.create(this.bus) as HubBus;
+    bus.on = (topic, handler) => this.bus.on(topic, guard(handler));
+    return { clock, bus };
+  }
+
   /** Marks the adapter or plugin that owns the failing code as failed; the hub goes on. */
   private blame(err: unknown) {
     const who = owner.getStore();
     if (!who) {
-      this.log.error({ err }, 'unhandled error outside any adapter');
+      // not an adapter's fault: the hub itself is in an unknown state, so stop it rather than limp on
+      this.log.fatal({ err }, 'unhandled error in the hub itself; stopping');
+      process.exitCode = 1;
+      void this.stop().finally(() => process.exit(1));
       return;
     }
     this.log.error({ err, [who.kind]: who.name }, `${who.kind} ${who.name} failed`);
@@ -163,8 +181,10 @@ export class Hub {
       this.services.adapterStatus.set(deviceConfig.id, { adapter: def.id, status: 'starting' });
       let instance: AdapterInstance;
       try {
-        instance = await owner.run({ kind: 'adapter', name: def.id, ids }, () =>
-          def.create({ log, bus: this.bus, transports, store: state.kv(`device:${deviceConfig.id}`), clock: this.clock, site: this.site }, deviceConfig),
+        const who = { kind: 'adapter', name: def.id, ids };
+        const { clock, bus } = this.guarded(who);
+        instance = await owner.run(who, () =>
+          def.create({ log, bus, transports, store: state.kv(`device:${deviceConfig.id}`), clock, site: this.site }, deviceConfig),
         );
       } catch (err) {
         markFailed(err);

@@ -1,0 +1,93 @@
+import { describe, expect, it } from 'vitest';
+import { builtinCatalog } from '../../src/core/catalog.js';
+import { hubChecks } from '../../src/core/config/checks.js';
+import { ConfigError, composeSchema, formatProblem, parseConfig } from '../../src/core/config/load.js';
+
+const opts = (env: NodeJS.ProcessEnv = {}) => ({ catalog: builtinCatalog, checks: hubChecks(builtinCatalog), env });
+
+const problemsOf = (text: string, env: NodeJS.ProcessEnv = {}) => {
+  try {
+    parseConfig(text, '/x/site.yaml', opts(env));
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems.map(formatProblem);
+    throw err;
+  }
+  return [];
+};
+
+describe('configuration', () => {
+  it('gives five located messages for a file with five mistakes', () => {
+    const text = [
+      'site:', //                                           1
+      '  id: home', //                                      2
+      '  timezone: Europe/Berlin', //                       3
+      '  currency: euro', //                                4  mistake 1: pattern
+      'http:', //                                           5
+      '  port: "eighty"', //                                6  mistake 2: type
+      '  colour: blue', //                                  7  mistake 3: unknown key
+      'devices:', //                                        8
+      '  - { id: ev, adapter: sim_ev, phases: 2 }', //      9  mistake 4: enum
+      '  - { id: dw, adapter: ocpp2 }', //                  10 mistake 5: unknown adapter
+    ].join('\n');
+    const problems = problemsOf(text);
+    expect(problems).toHaveLength(5);
+    expect(problems[4]).toMatch(/^site\.yaml:10:24 devices\[1\]\.adapter: unknown adapter "ocpp2" \(known: sim_ev, sim_battery, .*\)$/);
+    expect(problems.slice(0, 4)).toEqual([
+      'site.yaml:4:13 site.currency: "euro" does not match the allowed form ^[A-Z]{3}$',
+      'site.yaml:6:9 http.port: must be a whole number, got "eighty"',
+      'site.yaml:7:3 http.colour: unknown key "colour" (allowed: host, port, token, body_limit_bytes)',
+      'site.yaml:9:40 devices[0].phases: unknown value 2 (known: 1, 3)',
+    ]);
+  });
+
+  it('rejects unknown keys inside a device with the keys the adapter allows', () => {
+    const problems = problemsOf('site: { id: home }\ndevices:\n  - id: b\n    adapter: sim_battery\n    capacity: 10000\n');
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(/^site\.yaml:5:5 devices\[0\]\.capacity: unknown key "capacity" \(allowed: id, adapter, name, circuit, capacity_wh, /);
+  });
+
+  it('substitutes ${VAR} and reports a missing variable at its line', () => {
+    const text = 'site: { id: home }\nhttp:\n  token: ${HOMEFLEX_TOKEN}\n  host: ${HOST:-127.0.0.1}\n';
+    const config = parseConfig(text, 'site.yaml', opts({ HOMEFLEX_TOKEN: 'a-very-secret-token-123' }));
+    expect(config.http.token).toBe('a-very-secret-token-123');
+    expect(config.http.host).toBe('127.0.0.1');
+    const problems = problemsOf(text, {});
+    expect(problems[0]).toBe('site.yaml:3:10 http.token: environment variable HOMEFLEX_TOKEN is not set (write ${HOMEFLEX_TOKEN:-default} for a default)');
+  });
+
+  it('applies defaults from the schemas of the hub and the adapters', () => {
+    const config = parseConfig('site: { id: home }\ndevices: [ { id: b, adapter: sim_battery } ]\n', 'site.yaml', opts());
+    expect(config.http).toMatchObject({ host: '127.0.0.1', port: 8080 });
+    expect(config.site).toMatchObject({ timezone: 'Europe/Berlin', currency: 'EUR', circuits: [] });
+    expect(config.devices[0]).toMatchObject({ capacity_wh: 10000, charge_efficiency: 0.95, tick_s: 10 });
+    expect(config.planner.horizon_hours).toBe(48);
+  });
+
+  it('locates YAML syntax errors', () => {
+    const problems = problemsOf('site:\n  id: home\n  name: [unclosed\n');
+    expect(problems.length).toBeGreaterThan(0);
+    expect(problems[0]).toMatch(/^site\.yaml:\d+:\d+ YAML syntax: /);
+  });
+
+  it('reports duplicate ids, unknown circuits and a missing site', () => {
+    expect(problemsOf('devices: []\n')).toEqual(['site.yaml:1:1 missing required key "site"']);
+    const problems = problemsOf('site: { id: home }\ndevices:\n  - { id: a, adapter: sim_load }\n  - { id: a, adapter: sim_load, circuit: garage }\n');
+    expect(problems).toEqual([
+      'site.yaml:4:11 devices[1].id: duplicate device id "a" (first used by devices[0])',
+      'site.yaml:4:42 devices[1].circuit: unknown circuit "garage" (known: none; add site.circuits)',
+    ]);
+  });
+
+  it('runs adapter checks and refuses a public listener without a token', () => {
+    const problems = problemsOf('site: { id: home }\nhttp: { host: 0.0.0.0 }\ndevices:\n  - { id: ac, adapter: sim_hvac, comfort: { min_c: 26, max_c: 24 } }\n');
+    expect(problems).toEqual([
+      'site.yaml:2:15 http.host: listening on 0.0.0.0 (not loopback) needs http.token',
+      'site.yaml:4:52 devices[0].comfort.min_c: must be below comfort.max_c (24)',
+    ]);
+  });
+
+  it('composes one JSON Schema naming every adapter', () => {
+    const schema = composeSchema(builtinCatalog) as { properties: { devices: { items: { properties: { adapter: { enum: string[] } } } } } };
+    expect(schema.properties.devices.items.properties.adapter.enum).toContain('sim_battery');
+  });
+});

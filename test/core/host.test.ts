@@ -78,7 +78,7 @@ describe('host', () => {
     await clock.advance(1500);
     const health = await (await fetch(`${hub.url}/api/v1/health`)).json();
     expect(health).toMatchObject({ status: 'degraded', adapters: { failed: 3, running: 2 } });
-    const devices = (await (await fetch(`${hub.url}/api/v1/devices`)).json()).data as { id: string; available: boolean; adapter_status: string; error: string | null }[];
+    const devices = ((await (await fetch(`${hub.url}/api/v1/devices`)).json()) as { data: { id: string; available: boolean; adapter_status: string; error: string | null }[] }).data;
     const byId = Object.fromEntries(devices.map((d) => [d.id, d]));
     expect(byId.a).toBeUndefined(); // never created
     expect(byId.b).toMatchObject({ available: false, adapter_status: 'failed', error: 'port busy' });

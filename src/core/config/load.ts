@@ -194,7 +194,22 @@ export function parseConfig(text: string, file: string, options: LoadOptions): H
   if (problems.length) throw new ConfigError(problems);
   substituteEnv(loc, options.env ?? process.env, problems);
 
-  const data = (doc.toJS() ?? {}) as Record<string, unknown>;
+  let data: Record<string, unknown>;
+  try {
+    data = (doc.toJS({ maxAliasCount: 100 }) ?? {}) as Record<string, unknown>;
+  } catch (err) {
+    // unresolved or excessive aliases: point at the first alias the document cannot resolve
+    let pos = { line: 1, col: 1 };
+    visit(doc, {
+      Alias(_k, node) {
+        if (node.resolve(doc) === undefined || pos.line === 1) {
+          pos = lines.linePos(node.range?.[0] ?? 0);
+          if (node.resolve(doc) === undefined) return visit.BREAK;
+        }
+      },
+    });
+    throw new ConfigError([{ file: displayName, line: pos.line, col: pos.col, path: '', message: `YAML alias: ${(err as Error).message.split('\n')[0]}` }]);
+  }
   if (typeof data !== 'object' || Array.isArray(data)) {
     throw new ConfigError([{ file: displayName, line: 1, col: 1, path: '', message: 'the file must be a YAML mapping with at least a "site" key' }]);
   }

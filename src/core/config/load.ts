@@ -37,6 +37,12 @@ export const pathToString = (path: PathSeg[]) =>
   path.reduce<string>((s, seg) => (typeof seg === 'number' ? `${s}[${seg}]` : s ? `${s}.${seg}` : seg), '');
 
 const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+/**
+ * `${VAR}` is written before parsing as `$<VAR>` (same length, so lines and columns stay right):
+ * braces would otherwise open a YAML flow mapping in `{ token: ${TOKEN} }`.
+ */
+const ENV_MARK = /\$<([A-Za-z_][A-Za-z0-9_]*)(?::-([^>]*))?>/g;
+const markEnvRefs = (text: string) => text.replace(ENV_REF, (_m, name: string, fallback?: string) => `$<${name}${fallback !== undefined ? `:-${fallback}` : ''}>`);
 
 interface Located {
   doc: Document;
@@ -136,8 +142,8 @@ function explain(err: ErrorObject, root: JsonSchema, data: unknown, path: PathSe
 function substituteEnv(loc: Located, env: NodeJS.ProcessEnv, problems: ConfigProblem[]) {
   visit(loc.doc, {
     Scalar(_key, node, ancestry) {
-      if (typeof node.value !== 'string' || !node.value.includes('${')) return;
-      node.value = node.value.replace(ENV_REF, (_m, name: string, fallback?: string) => {
+      if (typeof node.value !== 'string' || !node.value.includes('$<')) return;
+      node.value = node.value.replace(ENV_MARK, (_m, name: string, fallback?: string) => {
         const v = env[name];
         if (v !== undefined && v !== '') return v;
         if (fallback !== undefined) return fallback;
@@ -184,12 +190,13 @@ function validatorFor(catalog: Catalog) {
 export function parseConfig(text: string, file: string, options: LoadOptions): HubConfig {
   const displayName = options.displayName ?? basename(file);
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  const doc = parseDocument(markEnvRefs(text), { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   const loc: Located = { doc, lines, file: displayName };
   const problems: ConfigProblem[] = [];
-  for (const e of doc.errors) {
-    const pos = e.linePos?.[0] ?? { line: 1, col: 1 };
-    problems.push({ file: displayName, line: pos.line, col: pos.col, path: '', message: `YAML syntax: ${e.message.split('\n')[0]}` });
+  // later syntax errors are mostly echoes of the first ones
+  for (const e of doc.errors.slice(0, 3)) {
+    const pos = lines.linePos(e.pos[0]);
+    problems.push({ file: displayName, line: pos.line, col: pos.col, path: '', message: `YAML syntax: ${e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '')}` });
   }
   if (problems.length) throw new ConfigError(problems);
   substituteEnv(loc, options.env ?? process.env, problems);

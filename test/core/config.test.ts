@@ -58,7 +58,7 @@ describe('configuration', () => {
   it('substitutes ${VAR} inside a flow mapping, as in DESIGN.md', () => {
     const text = 'site: { id: home }\nhttp: { host: 127.0.0.1, port: 8080, token: ${HOMEFLEX_TOKEN} }\n';
     expect(parseConfig(text, 'site.yaml', opts({ HOMEFLEX_TOKEN: 'flow-style-secret-value' })).http.token).toBe('flow-style-secret-value');
-    expect(problemsOf(text)).toEqual(['site.yaml:2:46 http.token: environment variable HOMEFLEX_TOKEN is not set (write ${HOMEFLEX_TOKEN:-default} for a default)']);
+    expect(problemsOf(text)).toEqual(['site.yaml:2:45 http.token: environment variable HOMEFLEX_TOKEN is not set (write ${HOMEFLEX_TOKEN:-default} for a default)']);
   });
 
   it('applies defaults from the schemas of the hub and the adapters', () => {

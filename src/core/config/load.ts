@@ -220,6 +220,7 @@ export function parseConfig(text: string, file: string, options: LoadOptions): H
   if (typeof data !== 'object' || Array.isArray(data)) {
     throw new ConfigError([{ file: displayName, line: 1, col: 1, path: '', message: 'the file must be a YAML mapping with at least a "site" key' }]);
   }
+  const envPaths = new Set(problems.map((p) => p.path));
   const { schema, validate } = validatorFor(options.catalog);
   if (!validate(data)) {
     const seen = new Set<string>();
@@ -227,6 +228,7 @@ export function parseConfig(text: string, file: string, options: LoadOptions): H
       if (err.keyword === 'if' || err.keyword === 'allOf') continue; // the branch's own errors say what was wrong
       const located = explain(err, schema, data, parsePointer(err.instancePath));
       const pos = locate(loc, located.key ? located.path.slice(0, -1) : located.path, located.key);
+      if (envPaths.has(pathToString(located.path))) continue; // already reported as a missing variable
       const problem = { file: displayName, line: pos.line, col: pos.col, path: pathToString(located.path), message: located.message };
       const k = formatProblem(problem);
       if (!seen.has(k)) {

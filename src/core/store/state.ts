@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, copyFileSync } from 'node:fs';
+import { existsSync, readFileSync, copyFileSync, mkdirSync, readdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { Low, type Adapter } from 'lowdb';
 import { writeFileAtomic } from './atomic.js';
@@ -97,7 +97,10 @@ export class StateStore {
 
   /** Opens (or creates) the state file in `dir`, migrating older versions after keeping a backup. */
   static async open(dir: string): Promise<StateStore> {
+    mkdirSync(dir, { recursive: true });
     const store = new StateStore(join(dir, 'state.json'));
+    // temporary files of writes a crash interrupted: the state file itself is whole, they are not
+    for (const f of readdirSync(dir)) if (f.startsWith('.state.json.') && f.endsWith('.tmp')) unlinkSync(join(dir, f));
     await store.db.read();
     const version = store.db.data.schema_version;
     if (version > STATE_VERSION) {

@@ -7,6 +7,7 @@ import { builtinCatalog } from './core/catalog.js';
 import { hubChecks } from './core/config/checks.js';
 import { ConfigError, composeSchema, formatProblem, loadConfigFile } from './core/config/load.js';
 import { Hub } from './core/host.js';
+import { scaledClock } from './core/clock.js';
 import { StoreError } from './core/store/state.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -17,7 +18,8 @@ export const demoConfig = join(packageRoot, 'config', 'demo.yaml');
 const USAGE = `homeflex — self-hosted home-energy hub
 
 Usage:
-  homeflex start [--config FILE]        run the hub (the demo on simulated devices without --config)
+  homeflex start [--config FILE] [--speed N]  run the hub (the demo on simulated devices without --config);
+                                        --speed runs the clock N times faster (simulations)
   homeflex check-config FILE            validate a site file: every error with file:line:col, exit 1 on errors
   homeflex schema [--out FILE]          write the JSON Schema of the site file (for editor autocompletion)
   homeflex plan [--config FILE]         print the current site plan
@@ -28,11 +30,16 @@ Usage:
 /** Subcommands the later parts of the hub add (plan, report, backtest). */
 export const commands: Record<string, (argv: string[]) => Promise<number>> = {
   async start(argv) {
-    const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' } } });
+    const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' }, speed: { type: 'string' } } });
     const configFile = values.config ?? demoConfig;
+    const speed = values.speed === undefined ? undefined : Number(values.speed);
+    if (speed !== undefined && !(speed > 0)) {
+      process.stderr.write(`--speed must be a number above 0 (got ${values.speed})\n`);
+      return 2;
+    }
     let hub: Hub;
     try {
-      hub = new Hub({ configFile });
+      hub = new Hub({ configFile, clock: speed ? scaledClock(speed) : undefined });
       await hub.start();
     } catch (err) {
       if (err instanceof ConfigError || err instanceof StoreError) {

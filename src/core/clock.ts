@@ -28,9 +28,20 @@ interface Timer {
   fn: () => void;
 }
 
+/** A clock that runs `speed` times faster than real time from `start` (simulations, `start --speed`). */
+export function scaledClock(speed: number, start: number = Date.now()): Clock {
+  if (!(speed > 0)) throw new Error(`clock speed must be above 0, got ${speed}`);
+  const realStart = Date.now();
+  return {
+    now: () => start + (Date.now() - realStart) * speed,
+    sleep: (ms, signal) => systemClock.sleep(ms / speed, signal),
+    every: (ms, fn) => systemClock.every(Math.max(1, ms / speed), fn),
+  };
+}
+
 /**
- * A clock for tests and simulations: time moves only when `advance` is called (or, with `speed`,
- * `speed` times faster than real time), and timers fire in order of their due time.
+ * A clock for tests: time moves only when `advance` is called, and timers fire in order of their
+ * due time.
  */
 export class ManualClock implements Clock {
   private t: number;

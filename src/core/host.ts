@@ -2,6 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { mkdirSync } from 'node:fs';
 import { resolve, dirname } from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import { dashboardPart } from '../../plugins/dashboard/part.js';
 import type { AdapterInstance, Clock, Device, Logger, PluginInstance, SiteInfo } from '../api/index.js';
 import { HubBus } from './bus.js';
 import { builtinCatalog } from './catalog.js';
@@ -36,7 +37,7 @@ export interface HubOptions {
  * The hub's own parts (tariffs, metering, control, ...), created before the adapters so they hear
  * the first events, started after them, and stopped before them.
  */
-const PARTS: PartFactory[] = [];
+const PARTS: PartFactory[] = [dashboardPart()];
 
 interface Running {
   kind: 'adapter' | 'plugin';

@@ -3,8 +3,8 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { ApiError } from '../api/index.js';
 import type { HubServices } from './services.js';
 
-/** A module that adds endpoints under /api/v1. */
-export type RouteModule = (app: FastifyInstance, hub: HubServices) => void | Promise<void>;
+/** A module that adds endpoints under /api/v1, or under its own `prefix` ('' = the site root, for the dashboard). */
+export type RouteModule = ((app: FastifyInstance, hub: HubServices) => void | Promise<void>) & { prefix?: string };
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1']);
 export const isLoopbackHost = (host: string) => host === 'localhost' || LOOPBACK.has(host);
@@ -85,6 +85,6 @@ export async function createHttpServer(hub: HubServices, modules: RouteModule[])
     reply.status(404).send(errorBody(err));
   });
 
-  for (const mod of modules) await app.register(async (scope) => mod(scope, hub), { prefix: '/api/v1' });
+  for (const mod of modules) await app.register(async (scope) => mod(scope, hub), { prefix: mod.prefix ?? '/api/v1' });
   return app;
 }

@@ -1,0 +1,215 @@
+import type { EpochMs } from '../../api/series.js';
+
+/**
+ * The site plan's input and output. Powers are W, energies Wh, temperatures °C, rates in the
+ * site currency per kWh, times epoch ms. Per-slot arrays have one entry per `slots` entry.
+ */
+
+export interface PlanSlot {
+  start: EpochMs;
+  end: EpochMs;
+}
+
+/** Limits on one device's own flow per slot, and an optional fixed setpoint (external limits). */
+export interface DeviceLimits {
+  /** Most power the device may draw (W) per slot; undefined entries = no external limit. */
+  maxImportW?: (number | undefined)[];
+  /** Most power the device may deliver (W) per slot (battery discharge). */
+  maxExportW?: (number | undefined)[];
+  /** Fixed power per slot (W, + = draw, − = deliver); undefined entries are planned freely. */
+  setpointW?: (number | undefined)[];
+}
+
+export interface BatteryModel {
+  id: string;
+  circuit?: string;
+  capacityWh: number;
+  socMinWh: number;
+  socMaxWh: number;
+  initialWh: number;
+  maxChargeW: number;
+  maxDischargeW: number;
+  chargeEfficiency: number;
+  dischargeEfficiency: number;
+  /** Wear cost per kWh discharged (currency/kWh). */
+  cycleCostPerKwh?: number;
+  /** What a kWh stored at the horizon end is worth; default from the horizon's prices (see build.ts). */
+  terminalValuePerKwh?: number;
+  limits?: DeviceLimits;
+}
+
+/** One stay of a car at the charger: EVerest's OptimizerTarget resolved to energy. */
+export interface EvSession {
+  /** When the car is (or will be) plugged in; default the horizon start. */
+  from?: EpochMs;
+  /** When it leaves (leave_time); default the horizon end. */
+  until?: EpochMs;
+  /** Energy the charger must deliver by `until` (Wh). */
+  energyNeededWh: number;
+  /** Most energy the car can still take (Wh), from its SoC; default unlimited. */
+  roomWh?: number;
+}
+
+export interface EvModel {
+  id: string;
+  circuit?: string;
+  /** 0 or at least this while charging (6 A per phase × phases × voltage). */
+  minPowerW: number;
+  maxPowerW: number;
+  sessions: EvSession[];
+  /** Always charge while the import rate is at or below this (EVerest price_limit). */
+  priceLimit?: number;
+  /** Charge only from PV surplus (EVerest full_autonomy). */
+  solarOnly?: boolean;
+  limits?: DeviceLimits;
+}
+
+export interface HvacModel {
+  id: string;
+  circuit?: string;
+  mode: 'cool' | 'heat';
+  /** Thermal resistance to outdoors (K/kW). */
+  rKPerKw: number;
+  /** Heat capacity (kWh/K). */
+  cKwhPerK: number;
+  cop: number;
+  maxElectricW: number;
+  initialC: number;
+  outdoorC: number[];
+  /** Internal and solar gains per slot (W). */
+  gainsW: number[];
+  minC: number[];
+  maxC: number[];
+  limits?: DeviceLimits;
+}
+
+/** N hours of running within a window. */
+export interface LoadRun {
+  start: EpochMs;
+  end: EpochMs;
+  hours: number;
+  /** One unbroken block. */
+  continuous?: boolean;
+  /** A block already running must go on from the first slot. */
+  mustStartNow?: boolean;
+}
+
+export interface SwitchedLoadModel {
+  id: string;
+  circuit?: string;
+  ratedPowerW: number;
+  runs: LoadRun[];
+  /** Also on whenever the import rate is at or below this. */
+  onAtOrBelowRate?: number;
+  limits?: DeviceLimits;
+}
+
+/** An uncontrolled flow: a PV array (negative = production) or a load on a circuit. */
+export interface FixedFlow {
+  id: string;
+  circuit?: string;
+  /** Signed power per slot (W): + = consumption, − = production. */
+  powerW: number[];
+}
+
+/** A node of the energy tree: its limits apply to the net flow of everything below it. */
+export interface CircuitNode {
+  id: string;
+  /** Parent circuit id; undefined = the grid connection. */
+  parent?: string;
+  maxImportW: number[];
+  maxExportW: number[];
+}
+
+export interface SiteProblem {
+  slots: PlanSlot[];
+  importRate: number[];
+  exportRate: number[];
+  /** Base load of the house (W, at the grid connection), forecast. */
+  baseLoadW: number[];
+  /** Uncontrolled flows such as PV arrays (forecast). */
+  flows: FixedFlow[];
+  grid: { maxImportW: number[]; maxExportW: number[] };
+  circuits: CircuitNode[];
+  batteries: BatteryModel[];
+  evs: EvModel[];
+  hvacs: HvacModel[];
+  loads: SwitchedLoadModel[];
+  options?: SiteOptions;
+}
+
+export interface SiteOptions {
+  /** Accept an integer solution proven within this share of the cost (default 0.005). */
+  relGap?: number;
+  /** Time the MILP solver may take when the relaxation is not already integral (s, default 2). */
+  timeLimitS?: number;
+  /** Break ties on purpose (earlier consumption, fewer cycles); default true. */
+  tieBreak?: boolean;
+}
+
+/** Why a device does what it does in a slot. */
+export type PlanReason = 'price' | 'limit' | 'comfort' | 'deadline' | 'solar' | 'setpoint' | 'idle';
+
+export type DeviceKind = 'battery' | 'ev' | 'hvac' | 'load';
+
+export interface DevicePlan {
+  id: string;
+  kind: DeviceKind;
+  /** Planned mean power per slot (W): + = draw, − = deliver. */
+  powerW: number[];
+  reasons: PlanReason[];
+  /** Battery: stored energy at each slot's end (Wh). */
+  socWh?: number[];
+  /** Battery: how to command the inverter: follow the house (auto), or a fixed charge/discharge/hold. */
+  modes?: ('auto' | 'charge' | 'discharge' | 'hold')[];
+  /** HVAC: room temperature at each slot's end. */
+  temperatureC?: number[];
+  /** HVAC: the setpoint that makes a thermostat follow the plan. */
+  setpointC?: number[];
+  /** Switched load: on or off. */
+  on?: boolean[];
+  /** EV and switched loads: energy or run time that cannot be delivered in time. */
+  shortfallWh?: number;
+  shortfallHours?: number;
+  /** HVAC: degree-hours outside the comfort band. */
+  discomfortKh?: number;
+  energyWh: number;
+}
+
+export interface NodeLoad {
+  id: string;
+  /** Net flow per slot (W, + = import into the node). */
+  netW: number[];
+  maxImportW: number[];
+  maxExportW: number[];
+}
+
+export type PlanStatus = 'optimal' | 'within_gap' | 'time_limit' | 'infeasible' | 'error';
+
+export interface SitePlan {
+  status: PlanStatus;
+  slots: PlanSlot[];
+  importRate: number[];
+  exportRate: number[];
+  /** Grid exchange per slot (W): import ≥ 0, export ≥ 0 (never both). */
+  importW: number[];
+  exportW: number[];
+  /** Expected energy cost over the horizon (currency): imports minus export earnings. */
+  cost: number;
+  importWh: number;
+  exportWh: number;
+  devices: DevicePlan[];
+  nodes: NodeLoad[];
+  /** Limits the plan could not keep (base load alone above a limit, for example). */
+  warnings: string[];
+  solver: {
+    name: string;
+    columns: number;
+    rows: number;
+    integerColumns: number;
+    lpSolves: number;
+    usedMip: boolean;
+    /** Proven gap of the returned solution (share of the cost scale). */
+    gap: number;
+  };
+}

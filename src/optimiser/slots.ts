@@ -1,0 +1,276 @@
+import { DateTime } from 'luxon';
+import type { EpochMs, PriceSeries, PriceSlot, TimeWindow } from '../api/index.js';
+import { averageOf, MINUTE, sliceSeries } from '../tariff/series.js';
+
+/**
+ * Slots by time and by threshold (DESIGN.md §4), and the switched-system settings built on them.
+ * Pure: series and settings in, periods out.
+ */
+
+export type Segment = 'LOW' | 'HIGH';
+
+/** A period of one or more touching slots, with its time-weighted mean rate and lowest confidence. */
+export interface PricePeriod {
+  start: EpochMs;
+  end: EpochMs;
+  rateAvg: number;
+  confidence: number;
+}
+
+/** The window does not hold enough priced time for the request. */
+export class NotEnoughPricesError extends Error {
+  constructor(
+    readonly requestedMinutes: number,
+    readonly availableMinutes: number,
+    readonly continuous: boolean,
+  ) {
+    super(
+      continuous
+        ? `no unbroken run of ${requestedMinutes} priced minutes in the window (the longest is ${availableMinutes} minutes)`
+        : `the window holds ${availableMinutes} priced minutes, fewer than the ${requestedMinutes} requested`,
+    );
+    this.name = 'NotEnoughPricesError';
+  }
+}
+
+/** Joins touching pieces into periods. */
+export function toPeriods(pieces: readonly PriceSlot[]): PricePeriod[] {
+  const periods: PricePeriod[] = [];
+  let run: PriceSlot[] = [];
+  const flush = () => {
+    if (!run.length) return;
+    const avg = averageOf(run);
+    periods.push({ start: run[0].start, end: run[run.length - 1].end, rateAvg: avg.rate, confidence: avg.confidence });
+    run = [];
+  };
+  for (const p of pieces) {
+    if (run.length && run[run.length - 1].end !== p.start) flush();
+    run.push(p);
+  }
+  flush();
+  return periods;
+}
+
+export interface SlotsByTimeRequest {
+  window: TimeWindow;
+  segment: Segment;
+  /** Minutes wanted; may be fractional. */
+  durationMinutes: number;
+  /** One unbroken period instead of the best slots wherever they are. */
+  continuous?: boolean;
+}
+
+/**
+ * The cheapest (LOW) or dearest (HIGH) `durationMinutes` of the window. Split: the best slots,
+ * ties to the earlier slot, and when the duration is not a whole number of slots the last slot
+ * taken is shortened (to the side that touches another chosen slot, else its start). Continuous:
+ * the one unbroken stretch with the lowest (highest) mean rate, ties to the earlier start.
+ */
+export function slotsByTime(series: PriceSeries, req: SlotsByTimeRequest): PricePeriod[] {
+  const wanted = req.durationMinutes * MINUTE;
+  if (!(wanted > 0)) return [];
+  const pieces = sliceSeries(series, req.window);
+  return req.continuous ? continuousBest(pieces, wanted, req.segment) : splitBest(pieces, wanted, req.segment);
+}
+
+function splitBest(pieces: PriceSlot[], wanted: number, segment: Segment): PricePeriod[] {
+  const available = pieces.reduce((a, p) => a + p.end - p.start, 0);
+  if (available < wanted) throw new NotEnoughPricesError(wanted / MINUTE, available / MINUTE, false);
+  const sign = segment === 'LOW' ? 1 : -1;
+  const order = pieces.map((_, i) => i).sort((a, b) => sign * (pieces[a].rate - pieces[b].rate) || a - b);
+  const taken = new Array<boolean>(pieces.length).fill(false);
+  let left = wanted;
+  let partial = -1;
+  for (const i of order) {
+    if (left <= 0) break;
+    const len = pieces[i].end - pieces[i].start;
+    if (len <= left) {
+      taken[i] = true;
+      left -= len;
+    } else {
+      partial = i;
+      break;
+    }
+  }
+  const chosen: PriceSlot[] = [];
+  for (let i = 0; i < pieces.length; i++) {
+    const p = pieces[i];
+    if (taken[i]) chosen.push(p);
+    else if (i === partial) {
+      const touchesPrev = i > 0 && taken[i - 1] && pieces[i - 1].end === p.start;
+      const touchesNext = i + 1 < pieces.length && taken[i + 1] && pieces[i + 1].start === p.end;
+      chosen.push(!touchesPrev && touchesNext ? { ...p, start: p.end - left } : { ...p, end: p.start + left });
+    }
+  }
+  return toPeriods(chosen);
+}
+
+function continuousBest(pieces: PriceSlot[], wanted: number, segment: Segment): PricePeriod[] {
+  const sign = segment === 'LOW' ? 1 : -1;
+  let best: { start: number; value: number } | undefined;
+  let longest = 0;
+  const maxAbsRate = pieces.reduce((m, p) => Math.max(m, Math.abs(p.rate)), 0);
+  // sums are in rate·minutes; two candidates within this tolerance are a tie (the earlier wins)
+  const tolerance = 1e-9 * Math.max(1, maxAbsRate) * (wanted / MINUTE);
+  for (let runStart = 0; runStart < pieces.length; ) {
+    let runEnd = runStart + 1;
+    while (runEnd < pieces.length && pieces[runEnd].start === pieces[runEnd - 1].end) runEnd++;
+    const run = pieces.slice(runStart, runEnd);
+    runStart = runEnd;
+    const t0 = run[0].start;
+    const t1 = run[run.length - 1].end;
+    longest = Math.max(longest, t1 - t0);
+    if (t1 - t0 < wanted) continue;
+    // cumulative integral of the rate at each boundary, in rate·minutes
+    const bounds = [t0, ...run.map((p) => p.end)];
+    const cum = [0];
+    for (const p of run) cum.push(cum[cum.length - 1] + (p.rate * (p.end - p.start)) / MINUTE);
+    const integral = (t: number, k: number) => cum[k] + (run[k] ? (run[k].rate * (t - bounds[k])) / MINUTE : 0);
+    // the mean over [t, t+wanted] is piecewise linear in t: its optimum has t or t+wanted on a boundary
+    const candidates: number[] = [];
+    for (const b of bounds) {
+      if (b + wanted <= t1) candidates.push(b);
+      if (b - wanted >= t0) candidates.push(b - wanted);
+    }
+    candidates.sort((a, b) => a - b);
+    let ks = 0;
+    let ke = 0;
+    for (const t of candidates) {
+      while (ks + 1 < run.length && bounds[ks + 1] <= t) ks++;
+      while (ke + 1 < run.length && bounds[ke + 1] <= t + wanted) ke++;
+      const value = sign * (integral(t + wanted, t + wanted >= t1 ? run.length : ke) - integral(t, ks));
+      if (!best || value < best.value - tolerance) best = { start: t, value };
+    }
+  }
+  if (!best) throw new NotEnoughPricesError(wanted / MINUTE, longest / MINUTE, true);
+  return toPeriods(sliceSeries(pieces, { start: best.start, end: best.start + wanted }));
+}
+
+export interface SlotsByThresholdRequest {
+  window: TimeWindow;
+  segment: Segment;
+  /** A rate in the site currency per kWh; wins over `relative`. */
+  absolute?: number;
+  /** r in (0, 1]: the threshold is min + r·(max − min) over the window's rates. */
+  relative?: number;
+}
+
+export interface ThresholdResult {
+  periods: PricePeriod[];
+  /** The rate the slots were compared with (undefined for an empty window). */
+  threshold?: number;
+  durationMinutes: number;
+}
+
+/** a ≤ b, forgiving float noise: rates are currency decimals, and 0.1 + 0.2 must not miss 0.3. */
+const atOrBelow = (a: number, b: number) => a <= b + 1e-12 * Math.max(1, Math.abs(b));
+
+/** Slots at or below (LOW) or at or above (HIGH) a threshold, touching slots merged. */
+export function slotsByThreshold(series: PriceSeries, req: SlotsByThresholdRequest): ThresholdResult {
+  const pieces = sliceSeries(series, req.window);
+  if (!pieces.length) return { periods: [], durationMinutes: 0 };
+  let threshold: number;
+  if (req.absolute !== undefined) threshold = req.absolute;
+  else if (req.relative !== undefined) {
+    let min = Infinity;
+    let max = -Infinity;
+    for (const p of pieces) {
+      min = Math.min(min, p.rate);
+      max = Math.max(max, p.rate);
+    }
+    threshold = req.relative >= 1 ? max : min + req.relative * (max - min);
+  } else throw new RangeError('give an absolute or a relative threshold');
+  const keep = req.segment === 'LOW' ? (r: number) => atOrBelow(r, threshold) : (r: number) => atOrBelow(threshold, r);
+  const chosen = pieces.filter((p) => keep(p.rate));
+  const durationMinutes = chosen.reduce((a, p) => a + (p.end - p.start), 0) / MINUTE;
+  return { periods: toPeriods(chosen), threshold, durationMinutes };
+}
+
+/** A local time of day, "HH:MM" (24:00 allowed as an end). */
+export type ClockTime = string;
+
+export interface SwitchedSettings {
+  /** Daily "on" hours: one number, or separate weekday and weekend numbers. */
+  hours?: number | { weekday: number; weekend: number };
+  /** The daily window the "on" time must fall in; default the whole day (00:00 to 00:00). */
+  window?: { from: ClockTime; to: ClockTime };
+  /** The "on" period must end by this local time (overrides window.to). */
+  mustEndBy?: ClockTime;
+  /** "On" only when the rate is at or below this (site currency per kWh). */
+  absolute?: number;
+  /** "On" only when the rate is at or below min + r·(max − min) of that day's window. */
+  relative?: number;
+  /** The daily hours in one unbroken run. */
+  continuous?: boolean;
+}
+
+export interface SwitchedDay {
+  /** Local date the daily window starts on. */
+  date: string;
+  window: TimeWindow;
+  periods: PricePeriod[];
+  /** Minutes asked for but not found (too few priced or cheap-enough slots). */
+  shortMinutes: number;
+}
+
+const CLOCK = /^([01]\d|2[0-3]):([0-5]\d)$|^24:00$/;
+
+/** Minutes after local midnight of "HH:MM"; throws on a malformed time. */
+export function clockMinutes(t: ClockTime): number {
+  if (!CLOCK.test(t)) throw new RangeError(`"${t}" is not a time of day HH:MM`);
+  const [h, m] = t.split(':').map(Number);
+  return h * 60 + m;
+}
+
+/** The instant of local clock time `minutes` after midnight of `date` in `zone` (DST gaps move forward). */
+export function localInstant(date: DateTime, minutes: number): EpochMs {
+  const day = date.startOf('day');
+  if (minutes >= 24 * 60) return day.plus({ days: 1 }).toMillis();
+  return day.set({ hour: Math.floor(minutes / 60), minute: minutes % 60 }).toMillis();
+}
+
+/**
+ * The switched-system schedule (FlatPeak "switched system" guide): for each local day whose daily
+ * window starts inside `range`, the "on" periods chosen by the settings. With `hours`, the cheapest
+ * hours of the daily window (only among slots under the threshold when one is set); without, every
+ * slot under the threshold. Weekend = Saturday and Sunday of the day the window starts.
+ */
+export function switchedSchedule(series: PriceSeries, settings: SwitchedSettings, range: TimeWindow, zone: string): SwitchedDay[] {
+  const from = clockMinutes(settings.window?.from ?? '00:00');
+  const to = clockMinutes(settings.mustEndBy ?? settings.window?.to ?? '00:00');
+  if (settings.hours === undefined && settings.absolute === undefined && settings.relative === undefined) {
+    throw new RangeError('give the daily hours, a threshold, or both');
+  }
+  const days: SwitchedDay[] = [];
+  let date = DateTime.fromMillis(range.start, { zone }).startOf('day').minus({ days: 1 });
+  if (!date.isValid) throw new RangeError(`unknown time zone "${zone}"`);
+  for (; date.toMillis() < range.end; date = date.plus({ days: 1 })) {
+    const start = localInstant(date, from);
+    const end = to > from ? localInstant(date, to) : localInstant(date.plus({ days: 1 }), to);
+    if (start < range.start || start >= range.end) continue;
+    const window = { start, end };
+    const weekend = date.weekday >= 6;
+    const hours = typeof settings.hours === 'object' ? (weekend ? settings.hours.weekend : settings.hours.weekday) : settings.hours;
+    let pool = sliceSeries(series, window);
+    if (settings.absolute !== undefined || settings.relative !== undefined) {
+      const { threshold } = slotsByThreshold(pool, { window, segment: 'LOW', absolute: settings.absolute, relative: settings.relative });
+      pool = threshold === undefined ? [] : pool.filter((p) => atOrBelow(p.rate, threshold));
+    }
+    let periods: PricePeriod[];
+    let shortMinutes = 0;
+    if (hours === undefined) periods = toPeriods(pool);
+    else {
+      const wanted = hours * 60;
+      try {
+        periods = slotsByTime(pool, { window, segment: 'LOW', durationMinutes: wanted, continuous: settings.continuous });
+      } catch (err) {
+        if (!(err instanceof NotEnoughPricesError)) throw err;
+        // not enough cheap-enough time: take what there is rather than nothing
+        periods = settings.continuous ? slotsByTime(pool, { window, segment: 'LOW', durationMinutes: err.availableMinutes, continuous: true }) : toPeriods(pool);
+        shortMinutes = wanted - err.availableMinutes;
+      }
+    }
+    days.push({ date: date.toISODate()!, window, periods, shortMinutes });
+  }
+  return days;
+}

@@ -1,6 +1,7 @@
 import type { Clock, Logger, ModbusTransport, MqttTransport, OcppTransport, Transports } from '../../api/index.js';
 import { permanentError } from '../../api/index.js';
 import type { HubConfig } from '../config/schema.js';
+import { createMqttTransport } from './mqtt.js';
 
 export interface TransportContext {
   config: HubConfig;
@@ -24,7 +25,9 @@ export interface TransportFactories {
   modbus?: (ctx: TransportContext, id: string) => Managed<ModbusTransport>;
 }
 
-export const transportFactories: TransportFactories = {};
+export const transportFactories: TransportFactories = {
+  mqtt: createMqttTransport,
+};
 
 export interface HubTransports extends Transports {
   stop(): Promise<void>;

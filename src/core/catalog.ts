@@ -1,10 +1,13 @@
+import { ocppAdapters } from '../../adapters/ocpp/index.js';
 import { simAdapters } from '../../adapters/sim/index.js';
+import { fileTariff } from '../tariff/sources/file.js';
 import { fixedTariff } from '../tariff/sources/fixed.js';
+import { timeOfUseTariff } from '../tariff/sources/time_of_use.js';
 import type { Catalog } from './config/compose.js';
 
 /** Every adapter, plugin and tariff source this build of homeflex ships. */
 export const builtinCatalog: Catalog = {
-  adapters: [...simAdapters],
+  adapters: [...simAdapters, ...ocppAdapters],
   plugins: [],
-  tariffSources: [fixedTariff],
+  tariffSources: [fixedTariff, timeOfUseTariff, fileTariff],
 };

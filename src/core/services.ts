@@ -1,6 +1,7 @@
 import type { Clock, Direction, EventBus, Logger, PriceSeries, SiteInfo, TimeWindow } from '../api/index.js';
 import type { RouteModule } from './http.js';
 import type { HubConfig } from './config/schema.js';
+import type { Catalog } from './config/compose.js';
 import type { DeviceRegistry } from './registry.js';
 import type { StateStore } from './store/state.js';
 
@@ -28,6 +29,8 @@ export interface HubServices {
   startedAt: number;
   /** Set by the tariff part (src/tariff). */
   tariffs?: PriceLookup;
+  /** The adapters, plugins and tariff sources this hub was built with. */
+  catalog?: Catalog;
 }
 
 /** One part of the hub itself: made with the services, may add routes, started after the adapters. */

@@ -1,0 +1,269 @@
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { DateTime } from 'luxon';
+import cron, { type ScheduledTask } from 'node-cron';
+import type { Clock, Direction, EpochMs, EventBus, Logger, PriceSeries, SiteInfo, TariffSource, TariffSourceDefinition, TimeWindow } from '../api/index.js';
+import { isRetryable } from '../api/index.js';
+import type { PriceLookup } from '../core/services.js';
+import type { StateStore } from '../core/store/state.js';
+import type { TariffConfig } from '../core/config/schema.js';
+import { PriceHistory } from './history.js';
+import { compactSeries, gapsIn, HOUR, overlaySeries, replaceRange, sliceSeries } from './series.js';
+
+export const DIRECTIONS: Direction[] = ['IMPORT', 'EXPORT'];
+const DEFAULT_REFRESH_CRON = '*/15 * * * *';
+/** How far past "now" a slot may reach and still be recorded whole when it comes into force. */
+const LONGEST_SLOT = 2 * HOUR;
+
+type StoredSlot = [start: EpochMs, end: EpochMs, rate: number, confidence: number];
+
+interface ImportedSeries {
+  currency_code: string;
+  updated_at: string;
+  slots: StoredSlot[];
+}
+
+export interface TariffServiceOptions {
+  site: SiteInfo;
+  clock: Clock;
+  bus: EventBus;
+  log: Logger;
+  state: StateStore;
+  /** Where the price history lives (`<storage.dir>`). */
+  storageDir: string;
+  /** `tariffs` of the site file. */
+  tariffs: { import?: TariffConfig; export?: TariffConfig };
+  /** The site file (relative paths in tariff configs are relative to it). */
+  configSource: string;
+  sources: TariffSourceDefinition<any>[]; // eslint-disable-line @typescript-eslint/no-explicit-any
+  fetch?: typeof globalThis.fetch;
+}
+
+interface DirectionState {
+  config?: TariffConfig;
+  source?: TariffSource;
+  imported: PriceSeries;
+  importedAt?: EpochMs;
+  lastError?: string;
+  task?: ScheduledTask;
+}
+
+export interface SourceStatus {
+  direction: Direction;
+  type: string | null;
+  description: string | null;
+  last_updated: string | null;
+  next_update: string | null;
+  error: string | null;
+  imported_until: string | null;
+}
+
+/**
+ * Resolves the price series of each direction: a dynamic series imported through the API wins where
+ * it has slots, the configured tariff source fills the rest, and for the past the recorded history
+ * of what was in force answers first (so costs keep the price of their time after a tariff change).
+ */
+export class TariffService implements PriceLookup {
+  readonly site: SiteInfo;
+  private readonly clock: Clock;
+  private readonly bus: EventBus;
+  private readonly log: Logger;
+  private readonly state: StateStore;
+  private readonly fetchFn: typeof globalThis.fetch;
+  private readonly dirs: Record<Direction, DirectionState>;
+  readonly history: PriceHistory;
+  private stopTick?: () => void;
+  private refreshing = new Map<Direction, Promise<void>>();
+
+  constructor(private readonly options: TariffServiceOptions) {
+    this.site = options.site;
+    this.clock = options.clock;
+    this.bus = options.bus;
+    this.log = options.log;
+    this.state = options.state;
+    this.fetchFn = options.fetch ?? globalThis.fetch;
+    const { history, problems } = PriceHistory.open(join(options.storageDir, 'tariff-history'));
+    this.history = history;
+    for (const p of problems) this.log.error(p);
+    const imported = this.state.data.tariffs.imported as Partial<Record<Direction, ImportedSeries>>;
+    this.dirs = { IMPORT: { imported: [] }, EXPORT: { imported: [] } };
+    for (const direction of DIRECTIONS) {
+      const d = this.dirs[direction];
+      const stored = imported[direction];
+      if (stored) {
+        d.imported = stored.slots.map(([start, end, rate, confidence]) => ({ start, end, rate, confidence }));
+        d.importedAt = Date.parse(stored.updated_at);
+      }
+      const config = direction === 'IMPORT' ? options.tariffs.import : options.tariffs.export;
+      if (config) this.createSource(direction, config);
+    }
+  }
+
+  private createSource(direction: Direction, config: TariffConfig) {
+    const def = this.options.sources.find((s) => s.type === config.type);
+    const d = this.dirs[direction];
+    d.config = config;
+    if (!def) {
+      d.lastError = `unknown tariff type "${config.type}" (known: ${this.options.sources.map((s) => s.type).join(', ')})`;
+      this.log.error({ direction }, d.lastError);
+      return;
+    }
+    const resolved = { ...config };
+    if (typeof resolved.path === 'string' && !isAbsolute(resolved.path)) resolved.path = resolve(dirname(resolve(this.options.configSource)), resolved.path);
+    const log = this.log.child({ tariff: config.type, direction });
+    const cache = this.state.kv(`tariff:${direction.toLowerCase()}`);
+    try {
+      d.source = def.create({ log, clock: this.clock, site: this.site, fetch: this.fetchFn, cache }, resolved);
+    } catch (err) {
+      d.lastError = `tariff ${config.type} could not be created: ${(err as Error).message}`;
+      log.error({ err }, d.lastError);
+    }
+  }
+
+  /** Starts refreshing dynamic sources on their cron schedule and recording the history. */
+  async start(): Promise<void> {
+    for (const direction of DIRECTIONS) {
+      const d = this.dirs[direction];
+      if (!d.source?.refresh) continue;
+      const expr = typeof d.config?.refresh_cron === 'string' ? d.config.refresh_cron : DEFAULT_REFRESH_CRON;
+      d.task = cron.schedule(expr, () => this.refresh(direction).catch(() => undefined), { timezone: this.site.timezone, name: `tariff-${direction.toLowerCase()}`, noOverlap: true });
+      d.task.unref?.();
+      // the first fetch runs in the background so a slow provider does not hold up the hub's start
+      void this.refresh(direction).catch(() => undefined);
+    }
+    this.recordHistory();
+    this.stopTick = this.clock.every(60_000, () => this.recordHistory());
+  }
+
+  async stop(): Promise<void> {
+    this.stopTick?.();
+    for (const d of Object.values(this.dirs)) await d.task?.destroy();
+    await Promise.allSettled([...this.refreshing.values()]);
+    this.recordHistory();
+    await this.history.flush().catch((err: unknown) => this.log.error({ err }, 'could not write the tariff history'));
+  }
+
+  /** Fetches new prices of a dynamic source now; the last known prices stay when it fails. */
+  refresh(direction: Direction): Promise<void> {
+    const running = this.refreshing.get(direction);
+    if (running) return running;
+    const d = this.dirs[direction];
+    const p = (async () => {
+      if (!d.source?.refresh) return;
+      const before = d.source.lastUpdated?.();
+      try {
+        await d.source.refresh();
+        d.lastError = undefined;
+      } catch (err) {
+        d.lastError = (err as Error).message;
+        this.log.warn({ err, direction, retryable: isRetryable(err) }, `tariff ${d.config?.type} refresh failed; keeping the last known prices`);
+        throw err;
+      }
+      if (d.source.lastUpdated?.() !== before) this.announce(direction, d.config?.type ?? 'tariff');
+    })().finally(() => this.refreshing.delete(direction));
+    this.refreshing.set(direction, p);
+    return p;
+  }
+
+  private announce(direction: Direction, source: string) {
+    const now = this.clock.now();
+    const start = DateTime.fromMillis(now, { zone: this.site.timezone }).startOf('day').toMillis();
+    this.bus.emit('tariff.updated', { direction, source, series: this.live(direction, { start, end: start + 3 * 24 * HOUR }) });
+  }
+
+  /** The prices in force now and later: imported slots first, the configured source in the gaps. */
+  live(direction: Direction, window: TimeWindow): PriceSeries {
+    const d = this.dirs[direction];
+    const imported = sliceSeries(d.imported, window);
+    let configured: PriceSeries = [];
+    try {
+      configured = d.source?.series(window) ?? [];
+    } catch (err) {
+      this.log.error({ err, direction }, 'tariff source failed to give its series');
+    }
+    return overlaySeries(imported, configured);
+  }
+
+  /** Records the slots that have come into force since the last time (whole slots, as they begin). */
+  recordHistory(): void {
+    const now = this.clock.now();
+    let changed = false;
+    for (const direction of DIRECTIONS) {
+      const frozen = this.history.frozenUntil(direction);
+      if (frozen !== undefined && frozen > now) continue;
+      const from = frozen ?? DateTime.fromMillis(now, { zone: this.site.timezone }).startOf('day').toMillis();
+      const slots = this.live(direction, { start: from, end: now + LONGEST_SLOT }).filter((s) => s.start <= now);
+      const until = Math.max(now + 1, slots.length ? slots[slots.length - 1].end : 0);
+      this.history.record(direction, compactSeries(slots), from, until);
+      this.history.freezeUntil(direction, until);
+      changed = true;
+    }
+    if (changed) void this.history.flush().catch((err: unknown) => this.log.error({ err }, 'could not write the tariff history'));
+  }
+
+  /**
+   * The series in force for a direction and window: recorded history for the past (the live
+   * prices fill what was never recorded), live prices from the edge of the history on.
+   */
+  series(direction: Direction, window: TimeWindow): PriceSeries {
+    if (window.end <= window.start) return [];
+    this.recordHistory();
+    const edge = this.history.frozenUntil(direction) ?? -Infinity;
+    const parts: PriceSeries[] = [];
+    if (window.start < edge) {
+      const past = { start: window.start, end: Math.min(window.end, edge) };
+      const recorded = this.history.slice(direction, past);
+      const gaps = gapsIn(recorded, past);
+      parts.push(gaps.length ? overlaySeries(recorded, gaps.flatMap((g) => this.live(direction, g))) : recorded);
+    }
+    if (window.end > edge) parts.push(this.live(direction, { start: Math.max(window.start, edge), end: window.end }));
+    return parts.length === 1 ? parts[0] : parts.flat();
+  }
+
+  /**
+   * Stores a dynamic price series sent through the API: it replaces what was imported before in its
+   * time range, and slots already in force are written into the history as well.
+   */
+  async importSeries(direction: Direction, series: PriceSeries): Promise<{ from: EpochMs; to: EpochMs; count: number }> {
+    if (!series.length) return { from: 0, to: 0, count: 0 };
+    const from = series[0].start;
+    const to = series[series.length - 1].end;
+    const d = this.dirs[direction];
+    const now = this.clock.now();
+    this.recordHistory();
+    // imported slots that ended over a week ago live on in the history; keeping them here only grows the state file
+    const keepFrom = now - 7 * 24 * HOUR;
+    d.imported = replaceRange(d.imported, series, from, to).filter((s) => s.end > keepFrom);
+    d.importedAt = now;
+    const edge = this.history.frozenUntil(direction);
+    if (edge !== undefined && from < edge) {
+      this.history.record(direction, sliceSeries(series, { start: from, end: Math.min(to, edge) }), from, Math.min(to, edge));
+    }
+    const stored: ImportedSeries = {
+      currency_code: this.site.currency,
+      updated_at: new Date(now).toISOString(),
+      slots: d.imported.map((s): StoredSlot => [s.start, s.end, s.rate, s.confidence]),
+    };
+    await this.state.update((s) => {
+      s.tariffs.imported[direction] = stored;
+    });
+    await this.history.flush();
+    this.announce(direction, 'import');
+    return { from, to, count: series.length };
+  }
+
+  status(direction: Direction): SourceStatus {
+    const d = this.dirs[direction];
+    const updated = Math.max(d.source?.lastUpdated?.() ?? -Infinity, d.importedAt ?? -Infinity);
+    const next = d.task?.getNextRun();
+    const lastImported = d.imported[d.imported.length - 1];
+    return {
+      direction,
+      type: d.config?.type ?? null,
+      description: d.source?.describe() ?? null,
+      last_updated: Number.isFinite(updated) ? new Date(updated).toISOString() : null,
+      next_update: next ? next.toISOString() : null,
+      error: d.lastError ?? null,
+      imported_until: lastImported ? new Date(lastImported.end).toISOString() : null,
+    };
+  }
+}

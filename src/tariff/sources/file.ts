@@ -1,0 +1,219 @@
+import { readFileSync, statSync } from 'node:fs';
+import { basename, extname } from 'node:path';
+import { DateTime } from 'luxon';
+import { defineTariffSource, permanentError, type PriceSeries } from '../../api/index.js';
+import { seriesProblems, sliceSeries } from '../series.js';
+import { applySurcharge, surchargeSchema, type Surcharge } from '../surcharge.js';
+
+export interface FileTariffConfig {
+  type: 'file';
+  /** CSV or JSON file; relative paths are relative to the site file. */
+  path: string;
+  format?: 'csv' | 'json';
+  /** What the file's prices are per: kWh (default) or MWh (wholesale files). */
+  price_unit?: 'kWh' | 'MWh';
+  surcharge?: Surcharge;
+}
+
+const START_KEYS = ['valid_from', 'start_time', 'start', 'from', 'time', 'timestamp', 'hourutc', 'timeutc', 'startsat', 'deliverystart'];
+const END_KEYS = ['valid_to', 'end_time', 'end', 'to', 'deliveryend'];
+const RATE_KEYS = ['rate', 'price', 'value', 'total', 'marketprice', 'spotpriceeur', 'dayaheadpriceeur'];
+
+/** A located problem in a price file. */
+export class PriceFileError extends Error {
+  constructor(file: string, where: string, message: string) {
+    super(`${file}:${where} ${message}`);
+    this.name = 'PriceFileError';
+  }
+}
+
+/** Parses an instant: RFC 3339, a naive local date-time (site time zone), or Unix seconds / milliseconds. */
+export function parseInstant(value: unknown, zone: string): number | undefined {
+  if (typeof value === 'number' || (typeof value === 'string' && /^-?\d+(\.\d+)?$/.test(value.trim()))) {
+    const n = Number(value);
+    return n > 1e11 ? n : n * 1000; // seconds until year 5138, milliseconds after
+  }
+  if (typeof value !== 'string' || !value.trim()) return undefined;
+  const text = value.trim().replace(' ', 'T');
+  const hasZone = /(Z|[+-]\d{2}:?\d{2})$/i.test(text);
+  const dt = hasZone ? DateTime.fromISO(text, { setZone: true }) : DateTime.fromISO(text, { zone });
+  return dt.isValid ? dt.toMillis() : undefined;
+}
+
+/** A number that may use a decimal comma (semicolon-separated European CSV). */
+const parseNumber = (value: unknown, decimalComma: boolean): number => {
+  if (typeof value === 'number') return value;
+  if (typeof value !== 'string' || value.trim() === '') return NaN;
+  return Number(decimalComma ? value.trim().replace(/\./g, '').replace(',', '.') : value.trim());
+};
+
+interface Row {
+  where: string;
+  start: unknown;
+  end?: unknown;
+  rate: unknown;
+}
+
+function splitCsvLine(line: string, sep: string): string[] {
+  const out: string[] = [];
+  let cur = '';
+  let quoted = false;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i];
+    if (quoted) {
+      if (c === '"' && line[i + 1] === '"') (cur += '"'), i++;
+      else if (c === '"') quoted = false;
+      else cur += c;
+    } else if (c === '"') quoted = true;
+    else if (c === sep) (out.push(cur), (cur = ''));
+    else cur += c;
+  }
+  out.push(cur);
+  return out.map((s) => s.trim());
+}
+
+const findColumn = (header: string[], keys: string[]) => {
+  const lower = header.map((h) => h.toLowerCase().replace(/[^a-z_]/g, ''));
+  for (const k of keys) {
+    const i = lower.indexOf(k);
+    if (i >= 0) return i;
+  }
+  return -1;
+};
+
+function csvRows(text: string, file: string): { rows: Row[]; decimalComma: boolean } {
+  const lines = text.split(/\r?\n/);
+  const headerLine = lines.findIndex((l) => l.trim() !== '' && !l.startsWith('#'));
+  if (headerLine < 0) throw new PriceFileError(file, '1', 'is empty: expected a header line such as "valid_from,valid_to,rate"');
+  const sep = lines[headerLine].includes(';') ? ';' : ',';
+  const header = splitCsvLine(lines[headerLine], sep);
+  const s = findColumn(header, START_KEYS);
+  const e = findColumn(header, END_KEYS);
+  const r = findColumn(header, RATE_KEYS);
+  if (s < 0 || r < 0) {
+    throw new PriceFileError(file, String(headerLine + 1), `header "${lines[headerLine].trim()}" needs a start column (${START_KEYS.slice(0, 4).join(', ')}, …) and a rate column (rate, price, value, …)`);
+  }
+  const rows: Row[] = [];
+  for (let i = headerLine + 1; i < lines.length; i++) {
+    if (lines[i].trim() === '' || lines[i].startsWith('#')) continue;
+    const cells = splitCsvLine(lines[i], sep);
+    rows.push({ where: String(i + 1), start: cells[s], end: e >= 0 ? cells[e] : undefined, rate: cells[r] });
+  }
+  return { rows, decimalComma: sep === ';' };
+}
+
+function jsonRows(text: string, file: string): Row[] {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (err) {
+    throw new PriceFileError(file, '1', `is not valid JSON (${(err as Error).message})`);
+  }
+  const list = Array.isArray(doc) ? doc : (doc as { data?: unknown })?.data;
+  if (!Array.isArray(list)) throw new PriceFileError(file, '1', 'must be a JSON array of {valid_from, valid_to, rate} or an object with such a "data" array');
+  return list.map((item, i) => {
+    const o = (item ?? {}) as Record<string, unknown>;
+    const pick = (keys: string[]) => {
+      for (const [k, v] of Object.entries(o)) if (keys.includes(k.toLowerCase())) return v;
+      return undefined;
+    };
+    const tariff = o.tariff as { rate?: unknown } | undefined;
+    return { where: `data[${i}]`, start: pick(START_KEYS), end: pick(END_KEYS), rate: tariff?.rate ?? pick(RATE_KEYS) };
+  });
+}
+
+/** Turns rows into a sorted series; a missing end is the next row's start (the last row repeats the step before it). */
+export function rowsToSeries(rows: Row[], file: string, zone: string, decimalComma = false): PriceSeries {
+  const parsed = rows.map((row) => {
+    const start = parseInstant(row.start, zone);
+    if (start === undefined) throw new PriceFileError(file, row.where, `start ${JSON.stringify(row.start)} is not a time (RFC 3339, local "YYYY-MM-DD HH:MM" or Unix seconds)`);
+    const end = row.end === undefined || row.end === '' ? undefined : parseInstant(row.end, zone);
+    if (row.end !== undefined && row.end !== '' && end === undefined) throw new PriceFileError(file, row.where, `end ${JSON.stringify(row.end)} is not a time`);
+    const rate = parseNumber(row.rate, decimalComma);
+    if (!Number.isFinite(rate)) throw new PriceFileError(file, row.where, `rate ${JSON.stringify(row.rate)} is not a number`);
+    return { where: row.where, start, end, rate };
+  });
+  parsed.sort((a, b) => a.start - b.start);
+  const series: PriceSeries = parsed.map((p, i) => {
+    let end = p.end;
+    if (end === undefined) {
+      const next = parsed[i + 1]?.start;
+      const prevStep = i > 0 ? p.start - parsed[i - 1].start : undefined;
+      end = next ?? (prevStep !== undefined ? p.start + prevStep : undefined);
+      if (end === undefined) throw new PriceFileError(file, p.where, 'has no end time and no other row to tell the slot length: add a valid_to column');
+    }
+    return { start: p.start, end, rate: p.rate, confidence: 1 };
+  });
+  const problems = seriesProblems(series);
+  if (problems.length) {
+    const byStart = [...parsed];
+    const p = problems[0];
+    throw new PriceFileError(file, byStart[p.index].where, p.message);
+  }
+  return series;
+}
+
+/** Reads and parses a CSV or JSON price file into a series of household rates. */
+export function readPriceFile(path: string, config: Pick<FileTariffConfig, 'format' | 'price_unit' | 'surcharge'>, zone: string): PriceSeries {
+  const name = basename(path);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw permanentError('price_file_unreadable', `${path}: cannot read the price file (${(err as Error).message})`, err);
+  }
+  const format = config.format ?? (extname(path).toLowerCase() === '.json' ? 'json' : 'csv');
+  const { rows, decimalComma } = format === 'json' ? { rows: jsonRows(text, name), decimalComma: false } : csvRows(text, name);
+  const series = rowsToSeries(rows, name, zone, decimalComma);
+  const perKwh = config.price_unit === 'MWh' ? 1 / 1000 : 1;
+  return series.map((s) => ({ ...s, rate: applySurcharge(s.rate * perKwh, config.surcharge) }));
+}
+
+/** A price series from a CSV or JSON file, re-read when the file changes. */
+export const fileTariff = defineTariffSource<FileTariffConfig>({
+  type: 'file',
+  description: 'A price series from a CSV or JSON file (valid_from, valid_to, rate), re-read when it changes',
+  configSchema: {
+    required: ['path'],
+    properties: {
+      path: { type: 'string', minLength: 1, description: 'CSV or JSON file, relative to the site file' },
+      format: { type: 'string', enum: ['csv', 'json'], description: 'Default: from the file extension' },
+      price_unit: { type: 'string', enum: ['kWh', 'MWh'], default: 'kWh', description: 'What the prices in the file are per' },
+      surcharge: surchargeSchema,
+    },
+  },
+  create: (ctx, config) => {
+    let series: PriceSeries = ctx.cache.get<PriceSeries>('series') ?? [];
+    let loadedMtime = -1;
+    let updated: number | undefined = ctx.cache.get<number>('updated');
+    const load = () => {
+      const mtime = statSync(config.path).mtimeMs;
+      if (mtime === loadedMtime) return false;
+      series = readPriceFile(config.path, config, ctx.site.timezone);
+      loadedMtime = mtime;
+      updated = ctx.clock.now();
+      void ctx.cache.set('series', series);
+      void ctx.cache.set('updated', updated);
+      return true;
+    };
+    try {
+      load();
+    } catch (err) {
+      ctx.log.error({ err }, `price file ${config.path} could not be loaded${series.length ? '; using the prices read before' : ''}`);
+    }
+    return {
+      describe: () => `file ${config.path}`,
+      series: (window) => sliceSeries(series, window),
+      lastUpdated: () => updated,
+      refresh: async () => {
+        try {
+          load();
+        } catch (err) {
+          if (err instanceof PriceFileError) throw permanentError('price_file_invalid', err.message, err);
+          if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw permanentError('price_file_missing', `${config.path}: the price file does not exist`, err);
+          throw err;
+        }
+      },
+    };
+  },
+});

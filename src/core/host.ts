@@ -3,6 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { resolve, dirname } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { dashboardPart } from '../../plugins/dashboard/part.js';
+import { tariffPart } from '../tariff/part.js';
 import type { AdapterInstance, Clock, Device, Logger, PluginInstance, SiteInfo } from '../api/index.js';
 import { HubBus } from './bus.js';
 import { builtinCatalog } from './catalog.js';
@@ -37,7 +38,7 @@ export interface HubOptions {
  * The hub's own parts (tariffs, metering, control, ...), created before the adapters so they hear
  * the first events, started after them, and stopped before them.
  */
-const PARTS: PartFactory[] = [dashboardPart()];
+const PARTS: PartFactory[] = [dashboardPart(), tariffPart()];
 
 interface Running {
   kind: 'adapter' | 'plugin';
@@ -165,6 +166,7 @@ export class Hub {
       registry: this.registry,
       adapterStatus: new Map(),
       startedAt: Date.now(),
+      catalog: this.catalog,
     };
     process.on('uncaughtException', this.onProcessError);
     process.on('unhandledRejection', this.onProcessError);

@@ -1,13 +1,12 @@
-import { defineTariffSource } from '../../api/index.js';
+import { defineTariffSource, type PriceSeries } from '../../api/index.js';
+import { HOUR, sliceSeries } from '../series.js';
 
 export interface FixedTariffConfig {
   type: 'fixed';
   rate: number;
 }
 
-const HOUR = 3_600_000;
-
-/** One rate at all times, returned as hourly slots so every consumer sees the same series shape. */
+/** One rate at all times, returned as hourly slots (cut to the window) so every consumer sees the same series shape. */
 export const fixedTariff = defineTariffSource<FixedTariffConfig>({
   type: 'fixed',
   description: 'One rate at all times (currency per kWh)',
@@ -17,10 +16,10 @@ export const fixedTariff = defineTariffSource<FixedTariffConfig>({
   },
   create: (_ctx, config) => ({
     describe: () => `fixed ${config.rate}/kWh`,
-    series: ({ start, end }) => {
-      const slots = [];
-      for (let t = Math.floor(start / HOUR) * HOUR; t < end; t += HOUR) slots.push({ start: t, end: t + HOUR, rate: config.rate, confidence: 1 });
-      return slots;
+    series: (window) => {
+      const slots: PriceSeries = [];
+      for (let t = Math.floor(window.start / HOUR) * HOUR; t < window.end; t += HOUR) slots.push({ start: t, end: t + HOUR, rate: config.rate, confidence: 1 });
+      return sliceSeries(slots, window);
     },
   }),
 });

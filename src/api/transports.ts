@@ -15,9 +15,59 @@ export interface MqttTransport {
 
 /** The OCPP central system: adapters claim charger identities and receive their connections. */
 export interface OcppTransport {
-  /** Called for every charger connection whose identity the adapter claimed. */
-  claim(identity: string, options: { password?: string }, onClient: (client: unknown) => void): () => void;
+  /**
+   * Admits `identity` (with its password, if any) and hands each of its connections to
+   * `onConnection`; a newer connection of the same identity replaces the older one.
+   * Throws a permanent error when the identity is already claimed. Returns the release function.
+   */
+  claim(identity: string, options: { password?: string }, onConnection: (connection: OcppConnection) => void): () => void;
+  /** Resolves once the server listens (rejects when it cannot bind). */
+  ready(): Promise<void>;
+  /** The bound port (0 until listening). */
   readonly port: number;
+  /** A transaction id unique across the hub's chargers and restarts (OCPP 1.6: the central system assigns them). */
+  nextTransactionId(): number;
+}
+
+export type OcppProtocol = 'ocpp1.6' | 'ocpp2.0.1';
+
+/** OCPP-J error codes a handler may answer with (1.6 spelling; the transport adapts them per version). */
+export type OcppErrorCode =
+  | 'NotImplemented'
+  | 'NotSupported'
+  | 'InternalError'
+  | 'ProtocolError'
+  | 'SecurityError'
+  | 'FormationViolation'
+  | 'PropertyConstraintViolation'
+  | 'OccurrenceConstraintViolation'
+  | 'TypeConstraintViolation'
+  | 'GenericError';
+
+/** Thrown by an inbound handler to answer with an OCPP CALLERROR instead of a result. */
+export class OcppCallError extends Error {
+  constructor(readonly code: OcppErrorCode, message: string) {
+    super(message);
+    this.name = 'OcppCallError';
+  }
+}
+
+/** One charger's WebSocket session with the hub. */
+export interface OcppConnection {
+  readonly identity: string;
+  readonly protocol: OcppProtocol;
+  /**
+   * Answers inbound `action` calls with the handler's result. The transport checks the params
+   * against the OCPP schema and logs what was wrong, but still passes them on (real chargers send
+   * slightly malformed frames); the reply is checked strictly.
+   */
+  handle(action: string, handler: (params: unknown) => unknown): void;
+  /** Sends a call after checking it strictly against the OCPP schema; rejects on CALLERROR or timeout. */
+  call(action: string, params: unknown, options?: { timeoutMs?: number }): Promise<unknown>;
+  /** Called once when the connection ends. */
+  onClose(fn: (info: { code?: number; reason?: string }) => void): void;
+  readonly open: boolean;
+  close(): Promise<void>;
 }
 
 /** One Modbus connection (TCP or an RTU bus), requests queued so they never overlap. */

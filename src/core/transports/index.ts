@@ -2,6 +2,7 @@ import type { Clock, Logger, ModbusTransport, MqttTransport, OcppTransport, Tran
 import { permanentError } from '../../api/index.js';
 import type { HubConfig } from '../config/schema.js';
 import { createMqttTransport } from './mqtt.js';
+import { createOcppTransport } from './ocpp.js';
 
 export interface TransportContext {
   config: HubConfig;
@@ -27,6 +28,7 @@ export interface TransportFactories {
 
 export const transportFactories: TransportFactories = {
   mqtt: createMqttTransport,
+  ocpp: createOcppTransport,
 };
 
 export interface HubTransports extends Transports {

@@ -1,0 +1,95 @@
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Logger, PriceSeries } from '../api/index.js';
+import { HubBus } from '../core/bus.js';
+import { builtinCatalog } from '../core/catalog.js';
+import { ManualClock } from '../core/clock.js';
+import type { TariffConfig } from '../core/config/schema.js';
+import { StateStore } from '../core/store/state.js';
+import { TariffService } from './service.js';
+
+const T = (s: string) => Date.parse(s);
+const H = 3_600_000;
+const quietLog: Logger = { trace() {}, debug() {}, info() {}, warn() {}, error() {}, fatal() {}, child: () => quietLog };
+const site = { id: 'home', name: 'Home', timezone: 'Europe/Berlin', currency: 'EUR' };
+const rates = (s: PriceSeries) => s.map((x) => [new Date(x.start).toISOString().slice(11, 16), new Date(x.end).toISOString().slice(11, 16), x.rate]);
+const joined = (s: PriceSeries) =>
+  s.reduce<PriceSeries>((out, x) => {
+    const prev = out[out.length - 1];
+    if (prev && prev.end === x.start && prev.rate === x.rate) out[out.length - 1] = { ...prev, end: x.end };
+    else out.push(x);
+    return out;
+  }, []);
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+async function service(dir: string, clock: ManualClock, importTariff: TariffConfig, bus = new HubBus()) {
+  const state = await StateStore.open(dir);
+  const s = new TariffService({ site, clock, bus, log: quietLog, state, storageDir: dir, tariffs: { import: importTariff }, configSource: join(dir, 'site.yaml'), sources: builtinCatalog.tariffSources });
+  await s.start();
+  return { s, state };
+}
+
+describe('price history', () => {
+  it('costs keep the tariff in force at the time after the YAML tariff changes', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'homeflex-history-'));
+    dirs.push(dir);
+    // Monday 2026-01-05, 09:30 local (08:30Z)
+    const clock = new ManualClock('2026-01-05T08:30:00Z');
+    const first = await service(dir, clock, { type: 'fixed', rate: 0.3 });
+    await clock.advance(3 * H); // the minute tick records each hour as it begins
+    await first.s.stop();
+    // the user edits the YAML at 11:30Z and restarts
+    const second = await service(dir, clock, { type: 'fixed', rate: 0.4 });
+    const day = { start: T('2026-01-04T23:00Z'), end: T('2026-01-05T15:00Z') };
+    // recorded from the start of the local day: 0.30 until the end of the 11:00Z hour in force at the edit, 0.40 after
+    expect(rates(joined(second.s.series('IMPORT', day)))).toEqual([
+      ['23:00', '12:00', 0.3],
+      ['12:00', '15:00', 0.4],
+    ]);
+    // the live price for the same past hours is the new one
+    expect(rates(joined(second.s.live('IMPORT', { start: T('2026-01-05T09:00Z'), end: T('2026-01-05T10:00Z') })))).toEqual([['09:00', '10:00', 0.4]]);
+    await second.s.stop();
+    expect(readdirSync(join(dir, 'tariff-history')).sort()).toEqual(['export-2026-01.json', 'import-2026-01.json', 'meta.json']);
+  });
+
+  it('imported past prices replace what was recorded; a damaged month file is moved aside, not lost', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'homeflex-history-'));
+    dirs.push(dir);
+    const clock = new ManualClock('2026-01-05T12:00:00Z');
+    const bus = new HubBus();
+    const events: string[] = [];
+    bus.on('tariff.updated', (e) => events.push(e.direction));
+    const { s } = await service(dir, clock, { type: 'fixed', rate: 0.3 }, bus);
+    await s.importSeries('IMPORT', [{ start: T('2026-01-05T08:00Z'), end: T('2026-01-05T09:00Z'), rate: 0.05, confidence: 1 }]);
+    expect(events).toEqual(['IMPORT']);
+    expect(rates(joined(s.series('IMPORT', { start: T('2026-01-05T07:00Z'), end: T('2026-01-05T10:00Z') })))).toEqual([
+      ['07:00', '08:00', 0.3],
+      ['08:00', '09:00', 0.05],
+      ['09:00', '10:00', 0.3],
+    ]);
+    await s.stop();
+    writeFileSync(join(dir, 'tariff-history', 'export-2026-01.json'), '{"slots": [[1,');
+    const again = await service(dir, clock, { type: 'fixed', rate: 0.3 });
+    expect(readdirSync(join(dir, 'tariff-history')).some((f) => f.startsWith('export-2026-01.json.damaged-'))).toBe(true);
+    expect(rates(joined(again.s.series('IMPORT', { start: T('2026-01-05T08:00Z'), end: T('2026-01-05T09:00Z') })))).toEqual([['08:00', '09:00', 0.05]]);
+    await again.s.stop();
+  });
+
+  it('with no tariff configured, a direction has only what was imported', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'homeflex-history-'));
+    dirs.push(dir);
+    const clock = new ManualClock('2026-01-05T12:00:00Z');
+    const state = await StateStore.open(dir);
+    const s = new TariffService({ site, clock, bus: new HubBus(), log: quietLog, state, storageDir: dir, tariffs: {}, configSource: 'site.yaml', sources: builtinCatalog.tariffSources });
+    await s.start();
+    expect(s.series('EXPORT', { start: T('2026-01-05T12:00Z'), end: T('2026-01-06T12:00Z') })).toEqual([]);
+    expect(s.status('EXPORT')).toMatchObject({ type: null, error: null, last_updated: null });
+    await s.stop();
+  });
+});

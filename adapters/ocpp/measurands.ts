@@ -84,8 +84,10 @@ function combine(values: RawValue[], problems: string[]): ChargerSample {
     if (phases.length) return phases.reduce((a, v) => a + v.value, 0);
     return undefined;
   };
-  sample.energyWh = pick('Energy.Active.Import.Register', 'Wh');
-  sample.powerW = pick('Power.Active.Import', 'W');
+  // scaling kWh by 1000 leaves binary noise (12.3456 kWh → 12345.599999999999 Wh): keep mWh
+  const mwh = (v: number | undefined) => (v === undefined ? undefined : Math.round(v * 1000) / 1000);
+  sample.energyWh = mwh(pick('Energy.Active.Import.Register', 'Wh'));
+  sample.powerW = mwh(pick('Power.Active.Import', 'W'));
   for (const v of values) {
     if (v.measurand === 'Current.Import' && (v.unit === 'A' || !v.unitGiven)) {
       const ph = v.phase === undefined ? 'L1' : v.phase;

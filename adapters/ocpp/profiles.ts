@@ -56,9 +56,23 @@ export function chargingRate(watts: number, unit: RateUnit, phases: 1 | 3, el: C
   if (!(watts > 0)) return 0;
   const amps = Math.min(watts / (el.voltage * phases), el.maxCurrentA);
   if (amps + 1e-9 < el.minCurrentA) return 0;
-  if (unit === 'A') return Math.max(el.minCurrentA, Math.floor(amps * 10 + 1e-6) / 10);
+  if (unit === 'A') return tenthsSafe(Math.max(el.minCurrentA, Math.floor(amps * 10 + 1e-6) / 10), el.minCurrentA);
   const minW = Math.ceil(el.minCurrentA * el.voltage * phases);
   return Math.max(minW, Math.floor(Math.min(watts, el.maxCurrentA * el.voltage * phases) + 1e-6));
+}
+
+/**
+ * Charger firmware often checks `multipleOf: 0.1` naively (x / 0.1 must be a whole double), which
+ * refuses 7.1 (70.99999999999999): step down (at most 0.2 A) to a value such checks accept.
+ */
+export function tenthsSafe(amps: number, minA = 0): number {
+  let tenths = Math.round(amps * 10);
+  while (tenths > 0 && !Number.isInteger(tenths / 10 / 0.1)) tenths--;
+  if (tenths / 10 + 1e-9 < minA) {
+    tenths = Math.round(amps * 10);
+    while (!Number.isInteger(tenths / 10 / 0.1)) tenths++;
+  }
+  return tenths / 10;
 }
 
 /** The plan's limit and its future steps as one schedule from `now`, cut at `validUntil` and at the charger's period limit. */

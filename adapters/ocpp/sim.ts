@@ -256,7 +256,14 @@ export class SimChargePoint {
   private async setStatus(status: string) {
     if (status === this.status) return;
     this.status = status;
-    if (this.connected) await this.sendStatus();
+    if (!this.connected) return;
+    // 2.0.1 tells charging states through the transaction, StatusNotification only says Occupied
+    if (this.o.protocol === 'ocpp2.0.1' && this.txId && /^(Charging|SuspendedEV|SuspendedEVSE)$/.test(status)) await this.sendMeterValues('ChargingStateChanged');
+    else await this.sendStatus();
+  }
+
+  private chargingState() {
+    return this.status === 'Charging' || this.status === 'SuspendedEV' || this.status === 'SuspendedEVSE' ? this.status : 'EVConnected';
   }
 
   private sampled16(context: string): { value: string; context: string; measurand: string; unit: string; phase?: string; location: string }[] {
@@ -278,8 +285,9 @@ export class SimChargePoint {
     return this.plugged ? Math.min(100, (this.socWh / this.o.capacityWh) * 100) : 0;
   }
 
-  async sendMeterValues(context: 'Sample.Periodic' | 'Trigger' = 'Sample.Periodic') {
+  async sendMeterValues(reason: 'Sample.Periodic' | 'Trigger' | 'ChargingStateChanged' = 'Sample.Periodic') {
     if (!this.connected) return;
+    const context = reason === 'Trigger' ? 'Trigger' : 'Sample.Periodic';
     const timestamp = ocppTime(this.now());
     if (this.o.protocol === 'ocpp1.6') {
       await this.call('MeterValues', { connectorId: 1, ...(this.txId ? { transactionId: Number(this.txId) } : {}), meterValue: [{ timestamp, sampledValue: this.sampled16(context) }] });
@@ -287,9 +295,9 @@ export class SimChargePoint {
       await this.call('TransactionEvent', {
         eventType: 'Updated',
         timestamp,
-        triggerReason: context === 'Trigger' ? 'Trigger' : 'MeterValuePeriodic',
+        triggerReason: reason === 'Trigger' ? 'Trigger' : reason === 'ChargingStateChanged' ? 'ChargingStateChanged' : 'MeterValuePeriodic',
         seqNo: this.seqNo++,
-        transactionInfo: { transactionId: this.txId, chargingState: this.powerW > 0 ? 'Charging' : 'SuspendedEVSE' },
+        transactionInfo: { transactionId: this.txId, chargingState: this.chargingState() },
         evse: { id: 1, connectorId: 1 },
         meterValue: [{ timestamp, sampledValue: this.sampled201(context) }],
       });

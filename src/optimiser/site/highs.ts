@@ -25,6 +25,8 @@ export function highsSolver(highs: Highs): LpSolver {
   });
 
   const quiet = (model: Model) => model.options.set({ output_flag: false, log_to_console: false });
+  // the site models are small and tight: presolve costs more than it saves, and Devex pricing beats steepest edge here
+  const lpOptions = (model: Model) => model.options.set({ presolve: 'off', simplex_dual_edge_weight_strategy: 1 });
 
   return {
     name: `HiGHS ${highs.version.string} (wasm)`,
@@ -33,6 +35,7 @@ export function highsSolver(highs: Highs): LpSolver {
       const upper = Float64Array.from(m.colUpper);
       const lp = highs.createModel(data(m, lower));
       quiet(lp);
+      lpOptions(lp);
       const read = (model: Model, isMip: boolean): LpResult => {
         const status = statusOf(model.getModelStatus());
         if (status === 'infeasible' || status === 'error' || status === 'unbounded') return { status };

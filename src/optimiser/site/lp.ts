@@ -70,16 +70,18 @@ export class LpBuilder {
     const row = this.rowLower.length;
     this.rowLower.push(lower);
     this.rowUpper.push(upper);
-    const merged = new Map<number, number>();
+    const first = this.tVal.length;
     for (const [c, v] of entries) {
       if (c < 0 || c >= this.cols.length) throw new Error(`row ${row}: no column ${c}`);
-      merged.set(c, (merged.get(c) ?? 0) + v);
-    }
-    for (const [c, v] of merged) {
-      if (v === 0) continue;
-      this.tRow.push(row);
-      this.tCol.push(c);
-      this.tVal.push(v);
+      // a column named twice in one row adds up (rows are short, so a linear scan is cheapest)
+      let k = first;
+      while (k < this.tCol.length && this.tCol[k] !== c) k++;
+      if (k < this.tCol.length) this.tVal[k] += v;
+      else {
+        this.tRow.push(row);
+        this.tCol.push(c);
+        this.tVal.push(v);
+      }
     }
     return row;
   }
@@ -90,6 +92,7 @@ export class LpBuilder {
     const nnz = this.tVal.length;
     const starts = new Int32Array(n + 1);
     for (let k = 0; k < nnz; k++) starts[this.tCol[k] + 1]++;
+    // explicit zeros (terms that cancelled) stay in the matrix; HiGHS drops them on input
     for (let j = 0; j < n; j++) starts[j + 1] += starts[j];
     const fill = starts.slice(0, n);
     const indices = new Int32Array(nnz);
@@ -101,21 +104,26 @@ export class LpBuilder {
       values[pos] = this.tVal[k];
     }
     const clamp = (x: number) => (x === Infinity ? infinity : x === -Infinity ? -infinity : x);
-    return {
-      numCols: n,
-      numRows: m,
-      colCost: Float64Array.from(this.cols, (c) => c.cost),
-      colLower: Float64Array.from(this.cols, (c) => clamp(c.lower)),
-      colUpper: Float64Array.from(this.cols, (c) => clamp(c.upper)),
-      rowLower: Float64Array.from(this.rowLower, clamp),
-      rowUpper: Float64Array.from(this.rowUpper, clamp),
-      starts,
-      indices,
-      values,
-      kinds: this.cols.map((c) => c.kind),
-      semiMin: Float64Array.from(this.cols, (c) => c.semiMin ?? 0),
-      offset: this.offset,
-    };
+    const colCost = new Float64Array(n);
+    const colLower = new Float64Array(n);
+    const colUpper = new Float64Array(n);
+    const semiMin = new Float64Array(n);
+    const kinds: ColumnKind[] = new Array(n);
+    for (let j = 0; j < n; j++) {
+      const c = this.cols[j];
+      colCost[j] = c.cost;
+      colLower[j] = clamp(c.lower);
+      colUpper[j] = clamp(c.upper);
+      semiMin[j] = c.semiMin ?? 0;
+      kinds[j] = c.kind;
+    }
+    const rowLower = new Float64Array(m);
+    const rowUpper = new Float64Array(m);
+    for (let i = 0; i < m; i++) {
+      rowLower[i] = clamp(this.rowLower[i]);
+      rowUpper[i] = clamp(this.rowUpper[i]);
+    }
+    return { numCols: n, numRows: m, colCost, colLower, colUpper, rowLower, rowUpper, starts, indices, values, kinds, semiMin, offset: this.offset };
   }
 }
 

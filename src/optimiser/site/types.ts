@@ -35,6 +35,8 @@ export interface BatteryModel {
   cycleCostPerKwh?: number;
   /** What a kWh stored at the horizon end is worth; default from the horizon's prices (see build.ts). */
   terminalValuePerKwh?: number;
+  /** Stored energy the battery must hold at the horizon end (Wh), e.g. a reserve. */
+  finalMinWh?: number;
   limits?: DeviceLimits;
 }
 

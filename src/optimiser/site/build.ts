@@ -1,0 +1,448 @@
+import { LpBuilder, type LpModel } from './lp.js';
+import { decay } from './thermal.js';
+import type { SiteProblem } from './types.js';
+
+/**
+ * Builds the site's linear programme. Variables are kW (power) and kWh (energy); the objective
+ * is in the site currency. Soft constraints (EV energy, run hours, comfort, limits, setpoints)
+ * carry penalties far above any price, so the model is always feasible and the plan says what
+ * it could not keep.
+ */
+
+const NONE = -1;
+/** Tie-break weights (currency/kWh): far below any real price step, above solver tolerances. */
+const EPS_TIME = 1e-3;
+const EPS_CYCLE = 1e-4;
+
+export interface BatteryCols {
+  c: number[];
+  d: number[];
+  s: number[];
+  /** Exclusivity binary per slot (1 = may charge, 0 = may discharge), NONE where not needed. */
+  z: number[];
+  setDev: number[][];
+}
+export interface EvCols {
+  p: number[];
+  /** Energy of each slot that counts (h of the slot inside a session). */
+  dtEff: number[];
+  sessionOf: number[];
+  shortfall: number[];
+  setDev: number[][];
+}
+export interface HvacCols {
+  P: number[];
+  T: number[];
+  /** The comfort band as planned: the configured band, widened only where it cannot be kept. */
+  bandLo: number[];
+  bandHi: number[];
+  setDev: number[][];
+}
+export interface LoadCols {
+  on: number[];
+  /** Start binaries of continuous runs, per run (slot → column or NONE). */
+  starts: number[][];
+  shortfall: number[];
+  runOf: number[];
+  forcedOn: boolean[];
+  setDev: number[][];
+}
+
+export interface BuiltSite {
+  model: LpModel;
+  dtH: number[];
+  g: number[];
+  x: number[];
+  gOver: number[];
+  xOver: number[];
+  w: number[];
+  batteries: BatteryCols[];
+  evs: EvCols[];
+  hvacs: HvacCols[];
+  loads: LoadCols[];
+  nodes: { id: string; over: number[]; under: number[] }[];
+  /** Start binaries of each one-block run; its on/off columns follow them and are not rounded alone. */
+  blocks: { starts: number[]; members: number[]; cover: number[][] }[];
+  /** Per slot, the terms (col, kW coefficient) and constant (kW) of each device's power. */
+  deviceTerms: Map<string, { terms: [number, number][]; constKw: number }[]>;
+  /** Currency per kWh that makes the gap relative (sum of |price|·energy over the horizon). */
+  costScale: number;
+  penalties: { limit: number; shortfall: number; setpoint: number };
+  terminalValue: number[];
+}
+
+const finite = (v: number | undefined) => v !== undefined && Number.isFinite(v);
+const kw = (w: number) => w / 1000;
+/** The smaller of a device maximum and an optional external limit. */
+const minDefined = (max: number, limit: number | undefined) => (limit === undefined || Number.isNaN(limit) ? max : Math.min(max, limit));
+
+function check(problem: SiteProblem) {
+  const T = problem.slots.length;
+  if (T === 0) throw new Error('site problem: no slots');
+  const perSlot: [string, unknown[]][] = [
+    ['importRate', problem.importRate],
+    ['exportRate', problem.exportRate],
+    ['baseLoadW', problem.baseLoadW],
+    ['grid.maxImportW', problem.grid.maxImportW],
+    ['grid.maxExportW', problem.grid.maxExportW],
+    ...problem.flows.map((f) => [`flows[${f.id}].powerW`, f.powerW] as [string, unknown[]]),
+    ...problem.hvacs.flatMap((h) => (['outdoorC', 'gainsW', 'minC', 'maxC'] as const).map((k) => [`hvacs[${h.id}].${k}`, h[k]] as [string, unknown[]])),
+    ...problem.circuits.flatMap((c) => [[`circuits[${c.id}].maxImportW`, c.maxImportW], [`circuits[${c.id}].maxExportW`, c.maxExportW]] as [string, unknown[]][]),
+  ];
+  for (const [name, arr] of perSlot) {
+    if (arr.length !== T) throw new Error(`site problem: ${name} has ${arr.length} entries for ${T} slots`);
+  }
+  for (let t = 0; t < T; t++) {
+    const s = problem.slots[t];
+    if (!(s.end > s.start)) throw new Error(`site problem: slot ${t} ends before it starts`);
+    if (t > 0 && s.start !== problem.slots[t - 1].end) throw new Error(`site problem: slot ${t} does not start where slot ${t - 1} ends`);
+    if (!Number.isFinite(problem.importRate[t]) || !Number.isFinite(problem.exportRate[t])) throw new Error(`site problem: slot ${t} has no price`);
+  }
+  const circuits = new Set(problem.circuits.map((c) => c.id));
+  const ids = new Set<string>();
+  for (const d of [...problem.batteries, ...problem.evs, ...problem.hvacs, ...problem.loads, ...problem.flows]) {
+    if (ids.has(d.id)) throw new Error(`site problem: device id "${d.id}" appears twice`);
+    ids.add(d.id);
+    if (d.circuit !== undefined && !circuits.has(d.circuit)) throw new Error(`site problem: device "${d.id}" hangs from unknown circuit "${d.circuit}"`);
+  }
+  for (const b of problem.batteries) {
+    if (!(b.chargeEfficiency > 0 && b.chargeEfficiency <= 1 && b.dischargeEfficiency > 0 && b.dischargeEfficiency <= 1)) throw new Error(`battery "${b.id}": efficiencies must be in (0, 1]`);
+    if (b.socMinWh > b.socMaxWh) throw new Error(`battery "${b.id}": socMinWh above socMaxWh`);
+  }
+  for (const h of problem.hvacs) {
+    if (!(h.rKPerKw > 0 && h.cKwhPerK > 0 && h.cop > 0)) throw new Error(`hvac "${h.id}": R, C and COP must be positive`);
+  }
+}
+
+/** The chain of circuits a device's power flows through, nearest first. */
+function chainOf(problem: SiteProblem, circuit: string | undefined): string[] {
+  const byId = new Map(problem.circuits.map((c) => [c.id, c]));
+  const chain: string[] = [];
+  for (let cur = circuit; cur !== undefined; cur = byId.get(cur)?.parent) {
+    if (chain.includes(cur)) throw new Error(`site problem: circuit "${cur}" is part of a loop of parents`);
+    chain.push(cur);
+  }
+  return chain;
+}
+
+export function buildSiteLp(problem: SiteProblem): BuiltSite {
+  check(problem);
+  const T = problem.slots.length;
+  const opts = problem.options ?? {};
+  const tieBreak = opts.tieBreak ?? true;
+  const lp = new LpBuilder();
+  const dtH = problem.slots.map((s) => (s.end - s.start) / 3_600_000);
+  const horizonStart = problem.slots[0].start;
+  const horizonEnd = problem.slots[T - 1].end;
+  const { importRate, exportRate } = problem;
+
+  const priceScale = Math.max(0.05, ...importRate.map(Math.abs), ...exportRate.map(Math.abs), ...problem.evs.map((e) => Math.abs(e.priceLimit ?? 0)), ...problem.loads.map((l) => Math.abs(l.onAtOrBelowRate ?? 0)));
+  const penalties = {
+    limit: 200 * priceScale,
+    shortfall: 50 * priceScale,
+    setpoint: 100 * priceScale,
+  };
+  const earlier = (t: number) => (tieBreak ? (EPS_TIME * (t + 1)) / T : 0);
+  const later = (t: number) => (tieBreak ? (EPS_TIME * (T - t)) / T : 0);
+  const cycleEps = tieBreak ? EPS_CYCLE : 0;
+
+  const deviceTerms = new Map<string, { terms: [number, number][]; constKw: number }[]>();
+  const termsOf = (id: string) => {
+    let arr = deviceTerms.get(id);
+    if (!arr) deviceTerms.set(id, (arr = Array.from({ length: T }, () => ({ terms: [], constKw: 0 }))));
+    return arr;
+  };
+
+  /** A soft setpoint: (device power − setpoint) is split into ± deviations that cost a penalty. */
+  const setpointRows = (id: string, setpointW: (number | undefined)[] | undefined, powerTerms: (t: number) => [number, number][]) => {
+    const dev: number[][] = [];
+    if (!setpointW) return dev;
+    for (let t = 0; t < T; t++) {
+      const sp = setpointW[t];
+      if (sp === undefined || !Number.isFinite(sp)) continue;
+      const up = lp.addCol(penalties.setpoint * dtH[t], 0, Infinity);
+      const down = lp.addCol(penalties.setpoint * dtH[t], 0, Infinity);
+      lp.addRow(kw(sp), kw(sp), [...powerTerms(t), [up, -1], [down, 1]]);
+      dev[t] = [up, down];
+    }
+    void id;
+    return dev;
+  };
+
+  // ---------------------------------------------------------------- batteries
+  const terminalValue: number[] = [];
+  const batteries: BatteryCols[] = problem.batteries.map((b) => {
+    const c: number[] = [];
+    const d: number[] = [];
+    const s: number[] = [];
+    const z: number[] = [];
+    const lo = kw(Math.min(b.socMinWh, b.initialWh));
+    const hi = kw(Math.max(b.socMaxWh, b.initialWh));
+    const sortedImport = [...importRate].sort((p, q) => p - q);
+    const medianImport = sortedImport[Math.floor(T / 2)];
+    // a kWh left in the battery is worth what it saves later: a typical import rate, after losses
+    const value = b.terminalValuePerKwh ?? Math.max(0, medianImport * b.dischargeEfficiency);
+    terminalValue.push(value);
+    for (let t = 0; t < T; t++) {
+      const cMax = kw(minDefined(b.maxChargeW, b.limits?.maxImportW?.[t]));
+      const dMax = kw(minDefined(b.maxDischargeW, b.limits?.maxExportW?.[t]));
+      c.push(lp.addCol((earlier(t) + cycleEps) * dtH[t], 0, Math.max(0, cMax)));
+      d.push(lp.addCol(((b.cycleCostPerKwh ?? 0) + cycleEps + later(t)) * dtH[t], 0, Math.max(0, dMax)));
+      const sLo = t === T - 1 && b.finalMinWh !== undefined ? Math.min(hi, Math.max(lo, kw(b.finalMinWh))) : lo;
+      s.push(lp.addCol(t === T - 1 ? -value : 0, sLo, hi));
+      lp.addRow(t === 0 ? kw(b.initialWh) : 0, t === 0 ? kw(b.initialWh) : 0, [
+        [s[t], 1],
+        ...(t > 0 ? [[s[t - 1], -1] as [number, number]] : []),
+        [c[t], -b.chargeEfficiency * dtH[t]],
+        [d[t], dtH[t] / b.dischargeEfficiency],
+      ]);
+      // wasting energy through the battery's losses pays only when energy has a negative value
+      if ((importRate[t] < 0 || exportRate[t] < 0) && cMax > 0 && dMax > 0) {
+        z[t] = lp.addCol(0, 0, 1, 'binary');
+        lp.addRow(-Infinity, 0, [[c[t], 1], [z[t], -cMax]]);
+        lp.addRow(-Infinity, dMax, [[d[t], 1], [z[t], dMax]]);
+      } else z[t] = NONE;
+      termsOf(b.id)[t].terms.push([c[t], 1], [d[t], -1]);
+    }
+    const setDev = setpointRows(b.id, b.limits?.setpointW, (t) => [[c[t], 1], [d[t], -1]]);
+    return { c, d, s, z, setDev };
+  });
+
+  // ---------------------------------------------------------------- EVs
+  const surplusKw = (t: number) => Math.max(0, -(kw(problem.baseLoadW[t]) + problem.flows.reduce((a, f) => a + kw(f.powerW[t]), 0)));
+  const evs: EvCols[] = problem.evs.map((e) => {
+    const p: number[] = new Array(T).fill(NONE);
+    const dtEff: number[] = new Array(T).fill(0);
+    const sessionOf: number[] = new Array(T).fill(NONE);
+    e.sessions.forEach((sess, k) => {
+      const from = sess.from ?? horizonStart;
+      const until = sess.until ?? horizonEnd;
+      for (let t = 0; t < T; t++) {
+        const overlap = Math.min(until, problem.slots[t].end) - Math.max(from, problem.slots[t].start);
+        if (overlap <= 0 || sessionOf[t] !== NONE) continue;
+        sessionOf[t] = k;
+        dtEff[t] = overlap / 3_600_000;
+      }
+    });
+    const minKw = kw(e.minPowerW);
+    for (let t = 0; t < T; t++) {
+      if (sessionOf[t] === NONE) continue;
+      let up = kw(minDefined(e.maxPowerW, e.limits?.maxImportW?.[t]));
+      if (e.solarOnly) up = Math.min(up, surplusKw(t));
+      if (up < minKw - 1e-9) up = 0;
+      const valueToCar = e.priceLimit !== undefined ? e.priceLimit * dtEff[t] : 0;
+      p[t] = lp.addCol(earlier(t) * dtH[t] - valueToCar, 0, Math.max(0, up), minKw > 0 && up > 0 ? 'semicontinuous' : 'continuous', minKw > 0 ? minKw : undefined);
+      termsOf(e.id)[t].terms.push([p[t], 1]);
+    }
+    const shortfall = e.sessions.map((sess, k) => {
+      const entries: [number, number][] = [];
+      for (let t = 0; t < T; t++) if (sessionOf[t] === k && p[t] !== NONE) entries.push([p[t], dtEff[t]]);
+      const need = Math.max(0, kw(sess.energyNeededWh));
+      const room = sess.roomWh !== undefined ? Math.max(0, kw(sess.roomWh)) : Infinity;
+      const u = lp.addCol(penalties.shortfall, 0, Infinity);
+      lp.addRow(Math.min(need, room), Infinity, [...entries, [u, 1]]);
+      if (Number.isFinite(room) && entries.length) lp.addRow(-Infinity, room, entries);
+      return u;
+    });
+    const setDev = setpointRows(e.id, e.limits?.setpointW, (t) => (p[t] !== NONE ? [[p[t], 1]] : []));
+    return { p, dtEff, sessionOf, shortfall, setDev };
+  });
+
+  // ---------------------------------------------------------------- HVAC
+  const hvacs: HvacCols[] = problem.hvacs.map((h) => {
+    const sign = h.mode === 'cool' ? 1 : -1;
+    const room = { rKPerKw: h.rKPerKw, cKwhPerK: h.cKwhPerK, cop: h.cop, sign } as const;
+    const P: number[] = [];
+    const Tc: number[] = [];
+    const bandLo: number[] = [];
+    const bandHi: number[] = [];
+    // the band is kept wherever it can be; where it cannot, the bound becomes the best reachable
+    // temperature, so comfort is hard and costs no slack columns
+    let reachLo = h.initialC;
+    let reachHi = h.initialC;
+    for (let t = 0; t < T; t++) {
+      const a = decay(room, dtH[t]);
+      const up = Math.max(0, kw(minDefined(h.maxElectricW, h.limits?.maxImportW?.[t])));
+      const step = (temp: number, pKw: number) => a * temp + (1 - a) * (h.outdoorC[t] + h.rKPerKw * (kw(h.gainsW[t]) - sign * h.cop * pKw));
+      const lowest = Math.min(step(reachLo, 0), step(reachLo, up));
+      const highest = Math.max(step(reachHi, 0), step(reachHi, up));
+      const lo = Math.min(h.minC[t], highest);
+      const hi = Math.max(h.maxC[t], lowest);
+      bandLo.push(lo);
+      bandHi.push(hi);
+      reachLo = Math.max(lowest, lo);
+      reachHi = Math.min(highest, hi);
+      P.push(lp.addCol(0, 0, up));
+      Tc.push(lp.addCol(0, lo - 1e-9, hi + 1e-9));
+      const rhs = (1 - a) * (h.outdoorC[t] + h.rKPerKw * kw(h.gainsW[t])) + (t === 0 ? a * h.initialC : 0);
+      lp.addRow(rhs, rhs, [[Tc[t], 1], ...(t > 0 ? [[Tc[t - 1], -a] as [number, number]] : []), [P[t], (1 - a) * h.rKPerKw * sign * h.cop]]);
+      termsOf(h.id)[t].terms.push([P[t], 1]);
+    }
+    const setDev = setpointRows(h.id, h.limits?.setpointW, (t) => [[P[t], 1]]);
+    return { P, T: Tc, bandLo, bandHi, setDev };
+  });
+
+  // ---------------------------------------------------------------- switched loads
+  const blocks: BuiltSite['blocks'] = [];
+  const loads: LoadCols[] = problem.loads.map((l) => {
+    const rated = kw(l.ratedPowerW);
+    const on: number[] = new Array(T).fill(NONE);
+    const runOf: number[] = new Array(T).fill(NONE);
+    const forcedOn: boolean[] = new Array(T).fill(false);
+    const inside = (t: number, r: { start: number; end: number }) => problem.slots[t].start >= r.start - 1 && problem.slots[t].end <= r.end + 1;
+    l.runs.forEach((r, k) => {
+      for (let t = 0; t < T; t++) if (runOf[t] === NONE && inside(t, r)) runOf[t] = k;
+    });
+    for (let t = 0; t < T; t++) {
+      const cap = minDefined(l.ratedPowerW, l.limits?.maxImportW?.[t]) >= l.ratedPowerW - 1e-9;
+      const cheap = l.onAtOrBelowRate !== undefined && importRate[t] <= l.onAtOrBelowRate && !(runOf[t] !== NONE && l.runs[runOf[t]].continuous);
+      if (runOf[t] === NONE && !cheap) continue;
+      forcedOn[t] = cheap && cap;
+      on[t] = lp.addCol(earlier(t) * dtH[t] * rated, forcedOn[t] ? 1 : 0, cap ? 1 : 0, 'binary');
+      termsOf(l.id)[t].terms.push([on[t], rated]);
+    }
+    const maxDt = Math.max(...dtH);
+    const starts: number[][] = [];
+    const shortfall = l.runs.map((r, k) => {
+      const slotsIn = [...Array(T).keys()].filter((t) => runOf[t] === k && on[t] !== NONE);
+      const u = lp.addCol(penalties.shortfall * rated, 0, Infinity);
+      if (!r.continuous) {
+        const forcedH = slotsIn.filter((t) => forcedOn[t]).reduce((a, t) => a + dtH[t], 0);
+        lp.addRow(r.hours, Infinity, [...slotsIn.map((t) => [on[t], dtH[t]] as [number, number]), [u, 1]]);
+        if (slotsIn.length) lp.addRow(-Infinity, Math.max(r.hours + maxDt - 1e-6, forcedH), slotsIn.map((t) => [on[t], dtH[t]] as [number, number]));
+        starts.push([]);
+        return u;
+      }
+      // one block: pick its first slot; the block covers slots until `hours` are reached
+      const ys: number[] = new Array(T).fill(NONE);
+      const covering: [number, number][][] = Array.from({ length: T }, () => []);
+      const cover: number[][] = [];
+      for (const s of slotsIn) {
+        if (r.mustStartNow && s !== slotsIn[0]) break;
+        let acc = 0;
+        const coverSlots: number[] = [];
+        for (let t = s; t < T && runOf[t] === k && on[t] !== NONE && acc < r.hours - 1e-9; t++) {
+          coverSlots.push(t);
+          acc += dtH[t];
+        }
+        if (acc < r.hours - 1e-9) continue;
+        ys[s] = lp.addCol(0, 0, 1, 'binary');
+        for (const t of coverSlots) covering[t].push([ys[s], 1]);
+        cover.push(coverSlots.map((t) => on[t]));
+      }
+      for (const t of slotsIn) lp.addRow(0, 0, [[on[t], 1], ...covering[t].map(([y]) => [y, -1] as [number, number])]);
+      blocks.push({ starts: ys.filter((y) => y !== NONE), members: slotsIn.map((t) => on[t]), cover });
+      // u here is in "blocks": a missing block costs its hours of shortfall
+      lp.addCost(u, penalties.shortfall * rated * (r.hours - 1));
+      lp.addRow(1, 1, [...ys.filter((y) => y !== NONE).map((y) => [y, 1] as [number, number]), [u, 1]]);
+      starts.push(ys);
+      return u;
+    });
+    const setDev = setpointRows(l.id, l.limits?.setpointW, (t) => (on[t] !== NONE ? [[on[t], rated]] : []));
+    return { on, starts, shortfall, runOf, forcedOn, setDev };
+  });
+
+  // ---------------------------------------------------------------- fixed flows
+  for (const f of problem.flows) for (let t = 0; t < T; t++) termsOf(f.id)[t].constKw += kw(f.powerW[t]);
+
+  // ---------------------------------------------------------------- grid connection and balance
+  const g: number[] = [];
+  const x: number[] = [];
+  const gOver: number[] = [];
+  const xOver: number[] = [];
+  const w: number[] = [];
+  const maxDraw = (t: number) =>
+    Math.max(0, kw(problem.baseLoadW[t])) +
+    problem.flows.reduce((a, f) => a + Math.max(0, kw(f.powerW[t])), 0) +
+    batteries.reduce((a, b) => a + lp.col(b.c[t]).upper, 0) +
+    evs.reduce((a, e) => a + (e.p[t] !== NONE ? lp.col(e.p[t]).upper : 0), 0) +
+    hvacs.reduce((a, h) => a + lp.col(h.P[t]).upper, 0) +
+    problem.loads.reduce((a, l, i) => a + (loads[i].on[t] !== NONE ? kw(l.ratedPowerW) : 0), 0);
+  const maxFeed = (t: number) =>
+    Math.max(0, -kw(problem.baseLoadW[t])) + problem.flows.reduce((a, f) => a + Math.max(0, -kw(f.powerW[t])), 0) + batteries.reduce((a, b) => a + lp.col(b.d[t]).upper, 0);
+  const chains = new Map<string, string[]>();
+  for (const d of [...problem.batteries, ...problem.evs, ...problem.hvacs, ...problem.loads, ...problem.flows]) chains.set(d.id, chainOf(problem, d.circuit));
+  const below = (node: string | null, id: string) => node === null || chains.get(id)!.includes(node);
+  /** Net power below a node (null = the grid) that the plan cannot avoid: fixed flows, forced loads, and HVAC at full power. */
+  const mustFlowKw = (node: string | null, t: number) =>
+    (node === null ? kw(problem.baseLoadW[t]) : 0) +
+    problem.flows.reduce((a, f) => a + (below(node, f.id) ? kw(f.powerW[t]) : 0), 0) +
+    problem.loads.reduce((a, l, i) => a + (below(node, l.id) && loads[i].forcedOn[t] ? kw(l.ratedPowerW) : 0), 0) +
+    problem.hvacs.reduce((a, h, i) => a + (below(node, h.id) ? lp.col(hvacs[i].P[t]).upper : 0), 0);
+  let costScale = 0;
+  for (let t = 0; t < T; t++) {
+    const draw = maxDraw(t);
+    const feed = maxFeed(t);
+    const gMax = Math.min(draw, kw(problem.grid.maxImportW[t]));
+    const xMax = Math.min(feed, kw(problem.grid.maxExportW[t]));
+    g.push(lp.addCol(importRate[t] * dtH[t], 0, Math.max(0, gMax)));
+    x.push(lp.addCol(-exportRate[t] * dtH[t], 0, Math.max(0, xMax)));
+    // overflow beyond a limit (penalised) exists only where what cannot be moved could break it
+    const fixedKw = mustFlowKw(null, t);
+    gOver.push(fixedKw > kw(problem.grid.maxImportW[t]) + 1e-9 ? lp.addCol((importRate[t] + penalties.limit) * dtH[t], 0, Infinity) : NONE);
+    xOver.push(-fixedKw > kw(problem.grid.maxExportW[t]) + 1e-9 ? lp.addCol((-exportRate[t] + penalties.limit) * dtH[t], 0, Infinity) : NONE);
+    costScale += (Math.abs(importRate[t]) + Math.abs(exportRate[t])) * Math.max(Math.abs(kw(problem.baseLoadW[t])), 0.1) * dtH[t];
+    const terms: [number, number][] = [[g[t], 1], [x[t], -1]];
+    if (gOver[t] !== NONE) terms.push([gOver[t], 1]);
+    if (xOver[t] !== NONE) terms.push([xOver[t], -1]);
+    let constKw = kw(problem.baseLoadW[t]);
+    for (const arr of deviceTerms.values()) {
+      for (const [col, coef] of arr[t].terms) terms.push([col, -coef]);
+      constKw += arr[t].constKw;
+    }
+    lp.addRow(constKw, constKw, terms);
+    // importing and exporting at once pays only when export earns more than import costs
+    if (exportRate[t] > importRate[t] && gMax > 0 && xMax > 0) {
+      w[t] = lp.addCol(0, 0, 1, 'binary');
+      lp.addRow(-Infinity, 0, [[g[t], 1], [w[t], -gMax]]);
+      lp.addRow(-Infinity, xMax, [[x[t], 1], [w[t], xMax]]);
+    } else w[t] = NONE;
+  }
+
+  // ---------------------------------------------------------------- circuits
+  const nodes = problem.circuits.map((node) => {
+    const members = [...chains].filter(([, chain]) => chain.includes(node.id)).map(([id]) => id);
+    const over: number[] = new Array(T).fill(NONE);
+    const under: number[] = new Array(T).fill(NONE);
+    for (let t = 0; t < T; t++) {
+      const imp = node.maxImportW[t];
+      const exp = node.maxExportW[t];
+      if (!finite(imp) && !finite(exp)) continue;
+      const terms: [number, number][] = [];
+      let constKw = 0;
+      for (const id of members) {
+        const dt = deviceTerms.get(id)?.[t];
+        if (!dt) continue;
+        terms.push(...dt.terms);
+        constKw += dt.constKw;
+      }
+      const fixedKw = mustFlowKw(node.id, t);
+      if (finite(imp) && fixedKw > kw(imp) + 1e-9) terms.push([(over[t] = lp.addCol(penalties.limit * dtH[t], 0, Infinity)), -1]);
+      if (finite(exp) && -fixedKw > kw(exp) + 1e-9) terms.push([(under[t] = lp.addCol(penalties.limit * dtH[t], 0, Infinity)), 1]);
+      lp.addRow(finite(exp) ? -kw(exp) - constKw : -Infinity, finite(imp) ? kw(imp) - constKw : Infinity, terms);
+    }
+    return { id: node.id, over, under };
+  });
+
+  return {
+    model: lp.build(),
+    dtH,
+    g,
+    x,
+    gOver,
+    xOver,
+    w,
+    batteries,
+    evs,
+    hvacs,
+    loads,
+    nodes,
+    blocks,
+    deviceTerms,
+    costScale: Math.max(costScale, 1e-3),
+    penalties,
+    terminalValue,
+  };
+}
+
+export { NONE };

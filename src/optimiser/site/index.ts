@@ -1,0 +1,6 @@
+export * from './types.js';
+export { planSite } from './solve.js';
+export { buildSiteLp } from './build.js';
+export { highsSolver } from './highs.js';
+export type { LpSolver, LpSession, LpModel, LpResult } from './lp.js';
+export * from './thermal.js';

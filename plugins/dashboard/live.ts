@@ -120,14 +120,17 @@ export class LiveFeed {
     // an adapter often emits several changes in one tick: send the device once, as it is afterwards
     if (this.deviceFlushQueued) return;
     this.deviceFlushQueued = true;
-    queueMicrotask(() => {
-      this.deviceFlushQueued = false;
-      for (const id of this.pendingDevices) {
-        const device = this.hub.registry.get(id);
-        this.broadcast('device', device ? deviceView(device, this.hub) : { id, object: 'device', removed: true });
-      }
-      this.pendingDevices.clear();
-    });
+    queueMicrotask(() => this.flushDevices());
+  }
+
+  private flushDevices() {
+    this.deviceFlushQueued = false;
+    const ids = [...this.pendingDevices];
+    this.pendingDevices.clear();
+    for (const id of ids) {
+      const device = this.hub.registry.get(id);
+      this.write('device', device ? deviceView(device, this.hub) : { id, object: 'device', removed: true });
+    }
   }
 
   private flushMeters() {
@@ -140,7 +143,13 @@ export class LiveFeed {
     }
   }
 
+  /** Sends to every client, after any device change still queued, so events keep the order they happened in. */
   private broadcast(event: string, data: unknown) {
+    if (this.pendingDevices.size) this.flushDevices();
+    this.write(event, data);
+  }
+
+  private write(event: string, data: unknown) {
     for (const res of this.clients) this.send(res, event, data);
   }
 

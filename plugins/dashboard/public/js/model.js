@@ -1,0 +1,177 @@
+// The API's answers turned into the few shapes the views draw, in one place, so a change in an
+// endpoint's JSON is fixed here and nowhere else. Times become epoch ms.
+
+const ms = (t) => (typeof t === 'number' ? t : Date.parse(t));
+
+/** GET /tariffs/rates → [{start, end, rate, confidence}] */
+export function normalizeRates(body) {
+  return (body?.data ?? [])
+    .map((d) => ({ start: ms(d.valid_from ?? d.start_time), end: ms(d.valid_to ?? d.end_time), rate: d.tariff?.rate ?? d.rate, confidence: d.tariff?.confidence ?? d.confidence ?? 1 }))
+    .filter((d) => Number.isFinite(d.start) && Number.isFinite(d.end) && typeof d.rate === 'number')
+    .sort((a, b) => a.start - b.start);
+}
+
+export const slotAt = (series, t) => series.find((s) => s.start <= t && t < s.end);
+
+/**
+ * Cheap and dear periods of a series: the bottom and top quarter of its range, as the API's
+ * `slots/threshold?relative=` does. A flat series has neither.
+ */
+export function priceBands(series, { low = 0.25, high = 0.75, minSpread = 0.005 } = {}) {
+  if (!series.length) return { min: undefined, max: undefined, cheap: [], dear: [], flat: true };
+  const rates = series.map((s) => s.rate);
+  const min = Math.min(...rates);
+  const max = Math.max(...rates);
+  if (max - min < minSpread) return { min, max, cheap: [], dear: [], flat: true };
+  const lowAt = min + low * (max - min);
+  const highAt = min + high * (max - min);
+  const merge = (pick) => {
+    const out = [];
+    for (const s of series) {
+      if (!pick(s.rate)) continue;
+      const last = out[out.length - 1];
+      if (last && last.end === s.start) last.end = s.end;
+      else out.push({ start: s.start, end: s.end });
+    }
+    return out;
+  };
+  return { min, max, lowAt, highAt, cheap: merge((r) => r <= lowAt), dear: merge((r) => r >= highAt), flat: false };
+}
+
+/** 'cheap' | 'dear' | 'normal' | undefined for the rate in force at t. */
+export function priceLevel(series, t) {
+  const slot = slotAt(series, t);
+  if (!slot) return undefined;
+  const b = priceBands(series);
+  if (b.flat) return 'flat';
+  return slot.rate <= b.lowAt ? 'cheap' : slot.rate >= b.highAt ? 'dear' : 'normal';
+}
+
+const REASONS = {
+  price: 'price',
+  limit: 'a power limit',
+  comfort: 'comfort band',
+  deadline: 'deadline',
+  solar: 'solar surplus',
+  setpoint: 'fixed setpoint',
+  idle: 'nothing to do',
+};
+export const reasonText = (r) => REASONS[r] ?? String(r ?? '');
+
+const powerOf = (v) => {
+  if (typeof v === 'number') return v;
+  if (v && typeof v === 'object') return (v.units === 'KW' ? 1000 : 1) * Number(v.value);
+  return 0;
+};
+
+/**
+ * GET /plan → {id, createdAt, validUntil, cost, status, slots:[{start,end}], importRate[], exportRate[],
+ * gridW[], devices:[{id, kind, powerW[], reasons[], socWh[], temperatureC[], on[], shortfallWh, target}], warnings[]}.
+ * Accepts the site plan with per-slot arrays or per-device lists of timed entries.
+ */
+export function normalizePlan(body) {
+  if (!body) return undefined;
+  const p = body.plan ?? body;
+  let slots = (p.slots ?? []).map((s) => ({ start: ms(s.start ?? s.start_time), end: ms(s.end ?? s.end_time) }));
+  const devicesIn = p.devices ?? p.data ?? [];
+  if (!slots.length) {
+    // per-device timed entries: take the slot grid from the first device that has one
+    const first = devicesIn.find((d) => (d.schedule ?? d.slots)?.length);
+    slots = (first?.schedule ?? first?.slots ?? []).map((s) => ({ start: ms(s.start_time ?? s.start), end: ms(s.end_time ?? s.end) }));
+  }
+  const index = new Map(slots.map((s, i) => [s.start, i]));
+  const perSlot = (d, key, alt) => {
+    if (Array.isArray(d[key])) return d[key];
+    if (alt && Array.isArray(d[alt])) return d[alt];
+    const entries = d.schedule ?? d.slots;
+    if (!Array.isArray(entries)) return [];
+    const out = new Array(slots.length).fill(undefined);
+    for (const e of entries) {
+      const i = index.get(ms(e.start_time ?? e.start));
+      if (i === undefined) continue;
+      out[i] = key === 'powerW' ? powerOf(e.power_w ?? e.power ?? e.powerW) : (e[alt] ?? e[key]);
+    }
+    return out;
+  };
+  const devices = devicesIn.map((d) => ({
+    id: d.id ?? d.device_id,
+    kind: d.kind ?? d.type,
+    powerW: perSlot(d, 'powerW', 'power_w').map((v) => powerOf(v)),
+    reasons: perSlot(d, 'reasons', 'reason'),
+    socWh: perSlot(d, 'socWh', 'soc_wh'),
+    temperatureC: perSlot(d, 'temperatureC', 'temperature_c'),
+    on: perSlot(d, 'on', 'on'),
+    energyWh: d.energyWh ?? d.energy_wh,
+    shortfallWh: d.shortfallWh ?? d.shortfall_wh,
+    cost: d.cost ?? d.expected_cost,
+    target: d.target,
+    leaveTime: d.leave_time ? ms(d.leave_time) : d.leaveTime,
+  }));
+  const arr = (a, b) => p[a] ?? p[b] ?? [];
+  const importW = arr('importW', 'import_w');
+  const exportW = arr('exportW', 'export_w');
+  return {
+    id: p.id ?? p.plan_id,
+    status: p.status,
+    createdAt: p.created_at ? ms(p.created_at) : p.createdAt,
+    validUntil: p.valid_until ? ms(p.valid_until) : p.validUntil,
+    cost: p.cost ?? p.expected_cost,
+    slots,
+    importRate: arr('importRate', 'import_rate'),
+    exportRate: arr('exportRate', 'export_rate'),
+    gridW: importW.map((v, i) => v - (exportW[i] ?? 0)),
+    devices,
+    warnings: p.warnings ?? [],
+  };
+}
+
+/** Index of the plan slot containing t, or -1. */
+export const planSlotIndex = (plan, t) => plan?.slots.findIndex((s) => s.start <= t && t < s.end) ?? -1;
+
+/** What kind of thing a device is, from its capabilities (for icons, colours and controls). */
+export function deviceKind(d) {
+  const caps = d.capabilities ?? [];
+  if (caps.includes('charger')) return 'ev';
+  if (caps.includes('storage')) return 'battery';
+  if (caps.includes('thermostat')) return 'hvac';
+  if (caps.includes('pv')) return 'pv';
+  if (caps.includes('switch')) return 'socket';
+  return 'meter';
+}
+
+export const KIND_LABEL = { ev: 'EV charger', battery: 'Battery', hvac: 'Heating / cooling', pv: 'Solar', socket: 'Smart socket', meter: 'Meter' };
+
+/** Signed power of a device's main meter channel (W, + = drawing). */
+export function devicePowerW(d) {
+  const m = d.state?.meter;
+  if (!m) return undefined;
+  const r = m.device ?? m.battery ?? m.pv ?? m.load ?? Object.values(m).find(Boolean);
+  return r?.power_w ?? undefined;
+}
+
+/**
+ * Power flows of the site from the devices' meters: PV production, battery (+ charging), the
+ * grid (+ importing; from a grid meter if there is one, otherwise the sum of every device) and
+ * the house (everything that consumes).
+ */
+export function powerFlows(devices) {
+  let pv = 0;
+  let battery = 0;
+  let sum = 0;
+  let grid;
+  let known = 0;
+  for (const d of devices) {
+    const gridReading = d.state?.meter?.grid;
+    if (gridReading?.power_w !== undefined && gridReading?.power_w !== null) grid = (grid ?? 0) + gridReading.power_w;
+    const p = devicePowerW(d);
+    if (p === undefined || p === null) continue;
+    known++;
+    const kind = deviceKind(d);
+    if (kind === 'pv') pv += -p;
+    else if (kind === 'battery') battery += p;
+    sum += p;
+  }
+  if (!known && grid === undefined) return undefined;
+  grid ??= sum;
+  return { pvW: Math.max(0, pv), batteryW: battery, gridW: grid, homeW: Math.max(0, grid + Math.max(0, pv) - battery) };
+}

@@ -1,0 +1,276 @@
+/* global Blob, document */
+// Costs and savings: energy and cost per day, week, month or year for the site or one device,
+// the savings against the baselines, a CSV of the table, and the cost of each charging session.
+import { api } from '../api.js';
+import { h, replace } from '../dom.js';
+import * as fmt from '../format.js';
+import { deviceKind } from '../model.js';
+import { apiProblem, badge, empty, stat } from '../widgets.js';
+
+const DAY = 86_400_000;
+const AGGREGATIONS = [
+  ['DAY', 'By day', 'Last 14 days'],
+  ['WEEK', 'By week', 'Last 8 weeks'],
+  ['MONTH', 'By month', 'Last 12 months'],
+  ['YEAR', 'By year', 'Last 3 years'],
+];
+
+/** The default window for an aggregation, ending at the end of the current local day. */
+export function defaultRange(aggregation, now) {
+  const end = fmt.startOfDay(now + DAY + 3_600_000 * 3);
+  const p = fmt.parts(now);
+  switch (aggregation) {
+    case 'WEEK':
+      return { start: fmt.startOfDay(end - 8 * 7 * DAY), end };
+    case 'MONTH':
+      return { start: fmt.localInstant(p.month === 12 ? p.year : p.year - 1, (p.month % 12) + 1, 1), end };
+    case 'YEAR':
+      return { start: fmt.localInstant(p.year - 2, 1, 1), end };
+    default:
+      return { start: fmt.startOfDay(end - 14 * DAY + 3_600_000 * 3), end };
+  }
+}
+
+const bucketLabel = (aggregation, start, end) => {
+  switch (aggregation) {
+    case 'YEAR':
+      return String(fmt.parts(start).year);
+    case 'MONTH': {
+      const p = fmt.parts(start);
+      return `${p.year}-${String(p.month).padStart(2, '0')}`;
+    }
+    case 'WEEK':
+      return `${fmt.date(start)} – ${fmt.date(end - 1)}`;
+    case 'NONE':
+      return `${fmt.dateTime(start)} – ${fmt.time(end)}`;
+    default:
+      return `${fmt.parts(start).weekday} ${fmt.date(start)}`;
+  }
+};
+
+const ms = (t) => Date.parse(t);
+const energyWh = (row) => row.energy?.value ?? row.energy_wh ?? 0;
+const costOf = (row) => row.tariff?.value ?? row.cost?.value ?? row.cost ?? 0;
+
+/** POST /costs/interval for one direction → Map(bucket start → {start, end, wh, cost}). */
+async function costs(scope, direction, aggregation, range) {
+  const body = await api.post(`/costs/interval/${encodeURIComponent(scope)}`, { start_time: new Date(range.start).toISOString(), end_time: new Date(range.end).toISOString() }, { direction, aggregation, include_tariff: true });
+  const unit = (body.energy_units ?? 'WH').toUpperCase() === 'KWH' ? 1000 : 1;
+  const out = new Map();
+  for (const r of body.data ?? []) {
+    const start = ms(r.start_time);
+    const prev = out.get(start) ?? { start, end: ms(r.end_time), wh: 0, cost: 0 };
+    prev.wh += energyWh(r) * unit;
+    prev.cost += costOf(r);
+    out.set(start, prev);
+  }
+  return out;
+}
+
+/** Rows of the table: one per bucket, import and export side by side. */
+export function mergeRows(imports, exports, aggregation) {
+  const starts = [...new Set([...imports.keys(), ...exports.keys()])].sort((a, b) => a - b);
+  return starts.map((start) => {
+    const i = imports.get(start);
+    const e = exports.get(start);
+    const end = i?.end ?? e?.end;
+    return { start, end, label: bucketLabel(aggregation, start, end), importWh: i?.wh ?? 0, importCost: i?.cost ?? 0, exportWh: e?.wh ?? 0, exportEarnings: e?.cost ?? 0, net: (i?.cost ?? 0) - (e?.cost ?? 0) };
+  });
+}
+
+/** The table as CSV (RFC 4180 quoting), in kWh and the site currency. */
+export function toCsv(rows, currency) {
+  const q = (v) => (typeof v === 'number' ? String(Math.round(v * 10000) / 10000) : /[",\n\r]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v);
+  const head = ['start_time', 'end_time', 'period', 'import_kwh', `import_cost_${currency}`, 'export_kwh', `export_earnings_${currency}`, `net_cost_${currency}`];
+  const lines = rows.map((r) => [new Date(r.start).toISOString(), new Date(r.end).toISOString(), r.label, r.importWh / 1000, r.importCost, r.exportWh / 1000, r.exportEarnings, r.net].map(q).join(','));
+  return [head.join(','), ...lines].join('\r\n') + '\r\n';
+}
+
+function download(name, text) {
+  const url = URL.createObjectURL(new Blob([text], { type: 'text/csv;charset=utf-8' }));
+  const a = h('a', { href: url, download: name });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  URL.revokeObjectURL(url);
+}
+
+function table(rows, currency) {
+  const maxCost = Math.max(0.01, ...rows.map((r) => Math.max(r.importCost, r.exportEarnings)));
+  const bar = (v, cls) => h('span', { class: ['cell-bar', cls], style: { width: `${Math.max(0, (v / maxCost) * 100)}%` } });
+  const total = rows.reduce((a, r) => ({ importWh: a.importWh + r.importWh, importCost: a.importCost + r.importCost, exportWh: a.exportWh + r.exportWh, exportEarnings: a.exportEarnings + r.exportEarnings, net: a.net + r.net }), { importWh: 0, importCost: 0, exportWh: 0, exportEarnings: 0, net: 0 });
+  return h(
+    'div',
+    { class: 'table-wrap' },
+    h(
+      'table',
+      { class: 'costs-table' },
+      h('thead', null, h('tr', null, h('th', null, 'Period'), h('th', { class: 'num' }, 'Imported'), h('th', { class: 'num' }, `Cost (${currency})`), h('th', { class: 'num' }, 'Exported'), h('th', { class: 'num' }, `Earned (${currency})`), h('th', { class: 'num' }, 'Net'))),
+      h(
+        'tbody',
+        null,
+        rows.map((r) =>
+          h(
+            'tr',
+            null,
+            h('td', null, r.label),
+            h('td', { class: 'num' }, fmt.energy(r.importWh, 1)),
+            h('td', { class: 'num bar-cell' }, bar(r.importCost, 'import'), h('span', null, fmt.money(r.importCost))),
+            h('td', { class: 'num' }, fmt.energy(r.exportWh, 1)),
+            h('td', { class: 'num bar-cell' }, bar(r.exportEarnings, 'export'), h('span', null, fmt.money(r.exportEarnings))),
+            h('td', { class: 'num strong' }, fmt.money(r.net)),
+          ),
+        ),
+      ),
+      h('tfoot', null, h('tr', null, h('th', null, 'Total'), h('th', { class: 'num' }, fmt.energy(total.importWh, 1)), h('th', { class: 'num' }, fmt.money(total.importCost)), h('th', { class: 'num' }, fmt.energy(total.exportWh, 1)), h('th', { class: 'num' }, fmt.money(total.exportEarnings)), h('th', { class: 'num' }, fmt.money(total.net)))),
+    ),
+  );
+}
+
+/** GET /savings → one card: what the baseline would have cost, what it cost, and the difference. */
+function savingsCard(name, s) {
+  const savings = s.savings?.value ?? s.savings;
+  const pct = s.savings_percentage ?? s.savings?.percentage;
+  const baseline = s.baseline_cost?.value ?? s.baseline_cost;
+  const actual = s.actual_cost?.value ?? s.actual_cost;
+  const be = s.baseline_energy?.value ?? s.baseline_energy_wh ?? s.baseline_energy;
+  const ae = s.actual_energy?.value ?? s.actual_energy_wh ?? s.actual_energy;
+  return h(
+    'article',
+    { class: ['card', 'saving', savings > 0 ? 'good' : savings < 0 ? 'bad' : null] },
+    h('h3', null, name),
+    h('div', { class: 'stats' }, stat('Saved', fmt.money(savings), pct !== undefined && pct !== null ? `${fmt.num(pct, 1)} % of the baseline` : undefined, savings > 0 ? 'cheap' : savings < 0 ? 'dear' : undefined)),
+    h('dl', { class: 'facts' }, h('dt', null, 'Baseline'), h('dd', null, `${fmt.money(baseline)}${be !== undefined && be !== null ? ` · ${fmt.energy(be)}` : ''}`), h('dt', null, 'Actual'), h('dd', null, `${fmt.money(actual)}${ae !== undefined && ae !== null ? ` · ${fmt.energy(ae)}` : ''}`), s.baseline ? [h('dt', null, 'Compared with'), h('dd', null, String(s.baseline))] : null),
+  );
+}
+
+async function sessions(app, range) {
+  const evs = [...app.devices.values()].filter((d) => deviceKind(d) === 'ev');
+  const out = [];
+  for (const ev of evs) {
+    // one month of records at most: sessions older than that are in the monthly totals
+    const from = Math.max(range.start, range.end - 31 * DAY);
+    const body = await api.post(`/costs/interval/${encodeURIComponent(ev.id)}`, { start_time: new Date(from).toISOString(), end_time: new Date(range.end).toISOString() }, { direction: 'IMPORT', aggregation: 'NONE', include_tariff: true });
+    const byId = new Map();
+    for (const r of body.data ?? []) {
+      if (!r.session_reference_id) continue;
+      const s = byId.get(r.session_reference_id) ?? { id: r.session_reference_id, device: ev.name, start: ms(r.start_time), end: ms(r.end_time), wh: 0, cost: 0 };
+      s.start = Math.min(s.start, ms(r.start_time));
+      s.end = Math.max(s.end, ms(r.end_time));
+      s.wh += energyWh(r);
+      s.cost += costOf(r);
+      byId.set(s.id, s);
+    }
+    out.push(...byId.values());
+  }
+  return out.sort((a, b) => b.start - a.start);
+}
+
+export function costsView(root, app) {
+  let aggregation = 'DAY';
+  let scope = app.site.id;
+  let range = defaultRange(aggregation, app.now());
+  let rows = [];
+  const scopeSelect = h('select', { 'aria-label': 'Site or device', onchange: (e) => ((scope = e.target.value), void load()) }, h('option', { value: app.site.id }, `${app.site.name} (whole site)`), [...app.devices.values()].map((d) => h('option', { value: d.id }, d.name)));
+  const aggButtons = h('div', { class: 'segmented', role: 'group', 'aria-label': 'Aggregation' });
+  const fromInput = h('input', { type: 'date', 'aria-label': 'From' });
+  const toInput = h('input', { type: 'date', 'aria-label': 'To' });
+  const csvButton = h('button', { type: 'button', disabled: true, onclick: () => download(`homeflex-${scope}-${aggregation.toLowerCase()}-${fromInput.value}-${toInput.value}.csv`, toCsv(rows, app.site.currency)) }, 'Download CSV');
+  const tableCard = h('section', { class: 'card' });
+  const savingsBox = h('section', { class: 'savings-grid' });
+  const sessionsCard = h('section', { class: 'card' });
+
+  const isoDate = (t) => {
+    const p = fmt.parts(t);
+    return `${p.year}-${String(p.month).padStart(2, '0')}-${String(p.day).padStart(2, '0')}`;
+  };
+  const fromDate = (v) => {
+    const [y, m, d] = v.split('-').map(Number);
+    return fmt.localInstant(y, m, d);
+  };
+  const syncInputs = () => {
+    fromInput.value = isoDate(range.start);
+    toInput.value = isoDate(range.end - 1);
+  };
+  const dateChanged = () => {
+    if (!fromInput.value || !toInput.value) return;
+    range = { start: fromDate(fromInput.value), end: fromDate(toInput.value) + DAY };
+    if (range.end <= range.start) return;
+    void load();
+  };
+  fromInput.addEventListener('change', dateChanged);
+  toInput.addEventListener('change', dateChanged);
+  const renderAgg = () =>
+    replace(
+      aggButtons,
+      AGGREGATIONS.map(([value, label, hint]) =>
+        h('button', { type: 'button', 'aria-pressed': String(value === aggregation), title: hint, onclick: () => ((aggregation = value), (range = defaultRange(value, app.now())), renderAgg(), syncInputs(), void load()) }, label),
+      ),
+    );
+
+  replace(
+    root,
+    h('section', { class: 'card controls' }, h('div', { class: 'control-row' }, scopeSelect, aggButtons), h('div', { class: 'control-row' }, h('label', null, 'From ', fromInput), h('label', null, 'to ', toInput), csvButton)),
+    tableCard,
+    h('h2', { class: 'section-title' }, 'Savings'),
+    savingsBox,
+    sessionsCard,
+  );
+  renderAgg();
+  syncInputs();
+
+  let seq = 0;
+  async function load() {
+    const mine = ++seq;
+    replace(tableCard, h('h2', null, 'Energy and cost'), h('p', { class: 'loading' }, 'Loading…'));
+    csvButton.disabled = true;
+    try {
+      const [imp, exp] = await Promise.all([costs(scope, 'IMPORT', aggregation, range), costs(scope, 'EXPORT', aggregation, range)]);
+      if (mine !== seq) return;
+      rows = mergeRows(imp, exp, aggregation);
+      replace(tableCard, h('h2', null, 'Energy and cost'), rows.length ? table(rows, app.site.currency) : empty('No energy recorded in this period'));
+      csvButton.disabled = !rows.length;
+    } catch (err) {
+      if (mine !== seq) return;
+      replace(tableCard, h('h2', null, 'Energy and cost'), apiProblem('Costs', err));
+    }
+    void loadSavings(mine);
+    void loadSessions(mine);
+  }
+
+  async function loadSavings(mine) {
+    const q = { start_time: new Date(range.start).toISOString(), end_time: new Date(range.end).toISOString() };
+    const targets = scope === app.site.id ? [{ id: app.site.id, name: 'Whole site' }, ...[...app.devices.values()].filter((d) => ['ev', 'battery', 'hvac', 'socket'].includes(deviceKind(d)))] : [app.devices.get(scope) ?? { id: scope, name: scope }];
+    const results = await Promise.all(targets.map((t) => api.get(`/savings/${encodeURIComponent(t.id)}`, q).then((s) => ({ t, s }), (err) => ({ t, err }))));
+    if (mine !== seq) return;
+    const ok = results.filter((r) => r.s);
+    const failed = results.filter((r) => r.err);
+    replace(savingsBox, ok.map(({ t, s }) => savingsCard(t.name, s)), failed.length === results.length ? apiProblem('Savings', failed[0].err) : null);
+  }
+
+  async function loadSessions(mine) {
+    try {
+      const list = await sessions(app, range);
+      if (mine !== seq) return;
+      replace(
+        sessionsCard,
+        h('h2', null, 'Charging sessions'),
+        list.length
+          ? h('div', { class: 'table-wrap' }, h(
+              'table',
+              { class: 'compact' },
+              h('thead', null, h('tr', null, h('th', null, 'Session'), h('th', null, 'Charger'), h('th', null, 'From'), h('th', null, 'To'), h('th', { class: 'num' }, 'Energy'), h('th', { class: 'num' }, 'Cost'), h('th', { class: 'num' }, 'Per kWh'))),
+              h('tbody', null, list.map((s) => h('tr', null, h('td', null, s.id), h('td', null, s.device), h('td', null, fmt.dateTime(s.start)), h('td', null, fmt.dateTime(s.end)), h('td', { class: 'num' }, fmt.energy(s.wh, 2)), h('td', { class: 'num' }, fmt.money(s.cost)), h('td', { class: 'num' }, s.wh > 0 ? fmt.rate(s.cost / (s.wh / 1000)) : '—')))),
+            ))
+          : empty('No charging sessions in this period'),
+      );
+    } catch (err) {
+      if (mine !== seq) return;
+      replace(sessionsCard, h('h2', null, 'Charging sessions'), apiProblem('Sessions', err));
+    }
+  }
+
+  void load();
+  const offs = [app.on('devices', () => undefined)];
+  return { destroy: () => offs.forEach((off) => off()), badge };
+}

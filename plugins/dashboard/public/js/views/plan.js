@@ -1,0 +1,282 @@
+/* global document, ResizeObserver, getComputedStyle, devicePixelRatio */
+// Plan: the next 48 h of import and export prices with each device's planned power stacked under
+// them, cheap and dear periods shaded, now and the EV's leave time marked.
+import uPlot from '/vendor/uPlot.esm.js';
+import { h, replace } from '../dom.js';
+import * as fmt from '../format.js';
+import { deviceKind, priceBands, reasonText, slotAt } from '../model.js';
+import { apiProblem, badge, empty, stat } from '../widgets.js';
+
+const HOUR = 3_600_000;
+export const KIND_COLOUR = { ev: '#2563eb', battery: '#16a34a', hvac: '#ea580c', socket: '#9333ea', pv: '#eab308', meter: '#64748b', load: '#9333ea' };
+
+const cssVar = (name, fallback) => getComputedStyle(document.documentElement).getPropertyValue(name).trim() || fallback;
+const alpha = (hex, a) => {
+  const n = parseInt(hex.slice(1), 16);
+  return `rgba(${(n >> 16) & 255},${(n >> 8) & 255},${n & 255},${a})`;
+};
+
+/** When each EV leaves next: from the plan when it says, else from the device's target. */
+function deadlines(app, plan, now) {
+  const out = [];
+  for (const d of app.devices.values()) {
+    if (deviceKind(d) !== 'ev') continue;
+    const fromPlan = plan?.devices.find((x) => x.id === d.id)?.leaveTime;
+    const leave = d.config?.target?.leave_time ?? d.config?.leave;
+    const t = fromPlan ?? (leave ? fmt.nextLocalTime(now, leave) : undefined);
+    if (t) out.push({ t, label: `${d.name} leaves ${fmt.time(t)}` });
+  }
+  return out;
+}
+
+/** Columns for uPlot: slot boundaries on x, stacked device power (kW) and the two price steps. */
+function buildData(app, plan, t0, t1) {
+  const edges = new Set();
+  const within = (t) => t >= t0 && t <= t1;
+  for (const s of plan?.slots ?? []) [s.start, s.end].filter(within).forEach((t) => edges.add(t));
+  for (const s of [...app.prices.import, ...app.prices.export]) [s.start, s.end].filter(within).forEach((t) => edges.add(t));
+  edges.add(t0);
+  edges.add(t1);
+  const xs = [...edges].sort((a, b) => a - b);
+  const devices = (plan?.devices ?? []).filter((d) => d.powerW.some((w) => Math.abs(w) > 1));
+  const names = new Map([...app.devices.values()].map((d) => [d.id, d]));
+  const at = (t) => plan?.slots.findIndex((s) => s.start <= t && t < s.end) ?? -1;
+  const slotIdx = xs.map(at);
+  const pos = [];
+  const neg = [];
+  const runPos = xs.map(() => 0);
+  const runNeg = xs.map(() => 0);
+  for (const d of devices) {
+    const w = slotIdx.map((i) => (i < 0 ? 0 : (d.powerW[i] ?? 0) / 1000));
+    w.forEach((v, k) => (runPos[k] += Math.max(0, v)));
+    pos.push({ d, values: [...runPos] });
+    if (w.some((v) => v < -0.001)) {
+      w.forEach((v, k) => (runNeg[k] += Math.min(0, v)));
+      neg.push({ d, values: [...runNeg] });
+    }
+  }
+  const price = (series) => xs.map((t) => slotAt(series, t)?.rate ?? null);
+  const grid = plan?.gridW?.length ? slotIdx.map((i) => (i < 0 ? null : plan.gridW[i] / 1000)) : null;
+  return { xs, devices, names, pos, neg, importRate: price(app.prices.import), exportRate: price(app.prices.export), grid, slotIdx };
+}
+
+function chart(el, readout, app, plan) {
+  const now = app.now();
+  const t0 = Math.floor(now / (15 * 60_000)) * 15 * 60_000;
+  const t1 = plan?.slots.length ? Math.min(t0 + 48 * HOUR, plan.slots[plan.slots.length - 1].end) : t0 + 48 * HOUR;
+  const data = buildData(app, plan, t0, t1);
+  const bands = priceBands(app.prices.import.filter((s) => s.end > t0 && s.start < t1));
+  const marks = deadlines(app, plan, now).filter((m) => m.t > t0 && m.t < t1);
+  const text = cssVar('--text', '#0f172a');
+  const muted = cssVar('--muted', '#64748b');
+  const gridColour = cssVar('--grid', 'rgba(100,116,139,.18)');
+  const stepped = uPlot.paths.stepped({ align: 1 });
+
+  const series = [{}];
+  const uBands = [];
+  const colour = (d) => KIND_COLOUR[d.kind ?? deviceKind(data.names.get(d.id) ?? {})] ?? KIND_COLOUR.meter;
+  const addStack = (stack, sign) =>
+    stack.forEach(({ d }, k) => {
+      const idx = series.length;
+      series.push({ label: `${data.names.get(d.id)?.name ?? d.id}${sign < 0 ? ' (delivering)' : ''}`, scale: 'kW', stroke: colour(d), width: 1, fill: alpha(colour(d), 0.55), paths: stepped, points: { show: false } });
+      if (k > 0) uBands.push({ series: [sign > 0 ? idx : idx - 1, sign > 0 ? idx - 1 : idx], fill: alpha(colour(d), 0.55) });
+    });
+  addStack(data.pos, 1);
+  const negStart = series.length;
+  addStack(data.neg, -1);
+  if (data.grid) series.push({ label: 'Grid (net)', scale: 'kW', stroke: text, width: 1.25, dash: [4, 3], paths: stepped, points: { show: false } });
+  series.push({ label: 'Import price', scale: 'rate', stroke: '#dc2626', width: 2, paths: stepped, points: { show: false } });
+  series.push({ label: 'Export price', scale: 'rate', stroke: '#0891b2', width: 2, dash: [6, 4], paths: stepped, points: { show: false } });
+  // a band below zero fills downwards from the series above it
+  for (const b of uBands) if (b.series[0] >= negStart) b.dir = -1;
+
+  const columns = [data.xs.map((t) => t / 1000), ...data.pos.map((p) => p.values), ...data.neg.map((p) => p.values)];
+  if (data.grid) columns.push(data.grid);
+  columns.push(data.importRate, data.exportRate);
+
+  const x = (u, t) => u.valToPos(t / 1000, 'x', true);
+  const opts = {
+    width: el.clientWidth || 600,
+    height: el.clientWidth < 560 ? 260 : 340,
+    tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), fmt.siteZone()),
+    legend: { show: false },
+    cursor: { drag: { x: false, y: false }, points: { show: false } },
+    scales: { x: { time: true }, kW: { auto: true, range: (_u, lo, hi) => [Math.min(0, lo * 1.1), Math.max(1, hi * 1.15)] }, rate: { auto: true, range: (_u, lo, hi) => [Math.min(0, lo), hi * 1.15 || 1] } },
+    axes: [
+      { stroke: muted, grid: { stroke: gridColour }, ticks: { stroke: gridColour }, values: [[3600 * 24, '{D} {MMM}', null, null, null, null, null, null, 0], [3600, '{HH}:{mm}', '\n{D} {MMM}', null, '\n{D} {MMM}', null, null, null, 0]] },
+      { scale: 'kW', label: 'planned kW', stroke: muted, grid: { stroke: gridColour }, ticks: { stroke: gridColour }, size: 48 },
+      { scale: 'rate', side: 1, label: `${app.site.currency}/kWh`, stroke: muted, grid: { show: false }, ticks: { stroke: gridColour }, size: 56, values: (_u, vals) => vals.map((v) => v.toFixed(2)) },
+    ],
+    series,
+    bands: uBands,
+    hooks: {
+      drawClear: [
+        (u) => {
+          const { ctx, bbox } = u;
+          ctx.save();
+          for (const [list, fill] of [[bands.cheap, cssVar('--cheap', 'rgba(22,163,74,.12)')], [bands.dear, cssVar('--dear', 'rgba(220,38,38,.10)')]]) {
+            ctx.fillStyle = fill;
+            for (const b of list) {
+              const a = Math.max(bbox.left, x(u, b.start));
+              const z = Math.min(bbox.left + bbox.width, x(u, b.end));
+              if (z > a) ctx.fillRect(a, bbox.top, z - a, bbox.height);
+            }
+          }
+          ctx.restore();
+        },
+      ],
+      draw: [
+        (u) => {
+          const { ctx, bbox } = u;
+          const px = devicePixelRatio;
+          ctx.save();
+          ctx.font = `${11 * px}px system-ui, sans-serif`;
+          ctx.textBaseline = 'top';
+          const vline = (t, colour, label, dash) => {
+            const xx = Math.round(x(u, t));
+            if (xx < bbox.left || xx > bbox.left + bbox.width) return;
+            ctx.strokeStyle = colour;
+            ctx.lineWidth = 1.5 * px;
+            ctx.setLineDash(dash.map((d) => d * px));
+            ctx.beginPath();
+            ctx.moveTo(xx, bbox.top);
+            ctx.lineTo(xx, bbox.top + bbox.height);
+            ctx.stroke();
+            ctx.fillStyle = colour;
+            const w = ctx.measureText(label).width;
+            ctx.fillText(label, Math.min(xx + 4 * px, bbox.left + bbox.width - w - 2 * px), bbox.top + 4 * px);
+          };
+          vline(now, text, 'now', [2, 2]);
+          for (const m of marks) vline(m.t, KIND_COLOUR.ev, m.label, [6, 3]);
+          ctx.restore();
+        },
+      ],
+      setCursor: [(u) => showReadout(readout, app, plan, data, u.cursor.idx)],
+    },
+  };
+  const plot = new uPlot(opts, columns, el);
+  showReadout(readout, app, plan, data, data.xs.findIndex((t) => t >= now) - 1);
+  return { plot, data, bands, marks };
+}
+
+/** The numbers under the cursor (or for now): prices, and each device's planned power and reason. */
+function showReadout(el, app, plan, data, idx) {
+  if (idx === null || idx === undefined || idx < 0) idx = 0;
+  const t = data.xs[idx];
+  const slot = data.slotIdx[idx];
+  replace(
+    el,
+    h('strong', null, fmt.dayTime(t)),
+    h('span', { class: 'chip rate-import' }, `import ${fmt.rate(data.importRate[idx])}`),
+    h('span', { class: 'chip rate-export' }, `export ${fmt.rate(data.exportRate[idx])}`),
+    data.devices.map((d) => {
+      const w = slot >= 0 ? (d.powerW[slot] ?? 0) : 0;
+      const reason = slot >= 0 ? d.reasons[slot] : undefined;
+      const colour = KIND_COLOUR[d.kind ?? deviceKind(data.names.get(d.id) ?? {})] ?? KIND_COLOUR.meter;
+      return h('span', { class: 'chip', style: { '--chip': colour } }, `${data.names.get(d.id)?.name ?? d.id} ${Math.abs(w) < 10 ? 'off' : fmt.power(w)}${reason && Math.abs(w) >= 10 ? ` · ${reasonText(reason)}` : ''}`);
+    }),
+  );
+}
+
+function legend(app, plan, data, bands, marks) {
+  const items = data.devices.map((d) => {
+    const colour = KIND_COLOUR[d.kind ?? deviceKind(data.names.get(d.id) ?? {})] ?? KIND_COLOUR.meter;
+    return h('span', { class: 'key' }, h('i', { class: 'swatch', style: { background: colour } }), data.names.get(d.id)?.name ?? d.id);
+  });
+  return h(
+    'div',
+    { class: 'legend' },
+    items,
+    data.grid ? h('span', { class: 'key' }, h('i', { class: 'swatch line dashed' }), 'Grid (net)') : null,
+    h('span', { class: 'key' }, h('i', { class: 'swatch line import' }), 'Import price'),
+    h('span', { class: 'key' }, h('i', { class: 'swatch line export dashed' }), 'Export price'),
+    bands.flat ? h('span', { class: 'key muted' }, 'flat import rate: no cheap or dear periods') : [h('span', { class: 'key' }, h('i', { class: 'swatch cheap' }), 'cheap'), h('span', { class: 'key' }, h('i', { class: 'swatch dear' }), 'dear')],
+    marks.length ? h('span', { class: 'key' }, h('i', { class: 'swatch line deadline' }), 'EV leaves') : null,
+  );
+}
+
+function summary(app, plan) {
+  if (!plan) return null;
+  const names = new Map([...app.devices.values()].map((d) => [d.id, d.name]));
+  return h(
+    'section',
+    { class: 'card' },
+    h('h2', null, 'Plan'),
+    h(
+      'div',
+      { class: 'stats' },
+      stat('Expected cost', fmt.money(plan.cost), 'imports minus export earnings over the horizon'),
+      stat('Made', plan.createdAt ? fmt.time(plan.createdAt) : '—', plan.createdAt ? fmt.relative(plan.createdAt, app.now()) : undefined),
+      stat('Valid until', plan.validUntil ? fmt.dayTime(plan.validUntil) : '—', plan.status ? `solver: ${plan.status}` : undefined),
+    ),
+    plan.warnings.length ? h('ul', { class: 'warnings' }, plan.warnings.map((w) => h('li', null, w))) : null,
+    h(
+      'table',
+      { class: 'compact plan-table' },
+      h('thead', null, h('tr', null, h('th', null, 'Device'), h('th', { class: 'num' }, 'Planned energy'), h('th', null, 'Runs'), h('th', null, 'Note'))),
+      h(
+        'tbody',
+        null,
+        plan.devices.map((d) => {
+          const runs = [];
+          let open;
+          d.powerW.forEach((w, i) => {
+            const on = Math.abs(w) > 10;
+            if (on && !open) runs.push((open = { start: plan.slots[i].start, end: plan.slots[i].end }));
+            else if (on) open.end = plan.slots[i].end;
+            else open = undefined;
+          });
+          const energy = d.energyWh ?? d.powerW.reduce((a, w, i) => a + (Math.max(0, w) * (plan.slots[i].end - plan.slots[i].start)) / HOUR, 0);
+          const note = d.shortfallWh ? badge(`short by ${fmt.energy(d.shortfallWh)}`, 'bad') : null;
+          return h(
+            'tr',
+            null,
+            h('td', null, names.get(d.id) ?? d.id),
+            h('td', { class: 'num' }, fmt.energy(energy)),
+            h('td', null, runs.length ? runs.slice(0, 4).map((r) => `${fmt.dayTime(r.start)}–${fmt.time(r.end)}`).join(', ') + (runs.length > 4 ? ` (+${runs.length - 4})` : '') : 'none'),
+            h('td', null, note),
+          );
+        }),
+      ),
+    ),
+  );
+}
+
+export function planView(root, app) {
+  const chartCard = h('section', { class: 'card chart-card' });
+  const below = h('div');
+  replace(root, chartCard, below);
+  let current;
+  let observer;
+
+  const render = () => {
+    current?.plot.destroy();
+    const plan = app.plan.value;
+    const holder = h('div', { class: 'chart' });
+    const readout = h('div', { class: 'readout' });
+    const problems = [app.prices.error ? apiProblem('Tariff rates', app.prices.error) : null, app.plan.error ? apiProblem('Plan', app.plan.error) : null];
+    replace(chartCard, h('h2', null, 'Next 48 hours'), problems, holder, readout);
+    if (!app.prices.import.length && !plan) {
+      replace(holder, empty('Nothing to draw yet', 'No prices and no plan.'));
+      current = undefined;
+    } else {
+      current = chart(holder, readout, app, plan);
+      chartCard.append(legend(app, plan, current.data, current.bands, current.marks));
+    }
+    replace(below, summary(app, plan));
+  };
+  render();
+  observer = new ResizeObserver(() => {
+    const holder = chartCard.querySelector('.chart');
+    if (current && holder && Math.abs(holder.clientWidth - current.plot.width) > 4) current.plot.setSize({ width: holder.clientWidth, height: holder.clientWidth < 560 ? 260 : 340 });
+  });
+  observer.observe(chartCard);
+  const offs = [app.on('plan', render), app.on('prices', render), app.on('devices', () => undefined)];
+  return {
+    destroy: () => {
+      offs.forEach((off) => off());
+      observer.disconnect();
+      current?.plot.destroy();
+    },
+  };
+}

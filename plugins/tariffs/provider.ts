@@ -1,0 +1,240 @@
+import { DateTime } from 'luxon';
+import {
+  defineTariffSource,
+  HomeflexError,
+  permanentError,
+  retryableError,
+  type ConfigIssue,
+  type JsonSchema,
+  type PriceSeries,
+  type SiteInfo,
+  type TariffSourceContext,
+  type TariffSourceDefinition,
+} from '../../src/api/index.js';
+
+/**
+ * The common machinery of a provider tariff: fetching with a timeout and retries, caching what was
+ * fetched in the source's store (so the last known prices survive restarts and outages), and the
+ * surcharge that turns a wholesale price into the household's rate.
+ */
+
+/** A provider price: `[start, end)` in epoch ms, price per kWh in the provider's currency (before surcharge). */
+export interface WholesaleSlot {
+  start: number;
+  end: number;
+  price: number;
+}
+
+export interface Surcharge {
+  fixed?: number;
+  percentage?: number;
+  vat?: number;
+}
+
+export interface ProviderConfig {
+  type: string;
+  surcharge?: Surcharge;
+  /** Base URL of the provider's API (tests point it at 127.0.0.1). */
+  url?: string;
+  timeout_ms?: number;
+  retries?: number;
+  retry_delay_ms?: number;
+  refresh_cron?: string;
+}
+
+/** rate = (wholesale·(1 + percentage/100) + fixed)·(1 + vat/100); the same formula as src/tariff/surcharge.ts. */
+export function applySurcharge(price: number, s: Surcharge | undefined): number {
+  if (!s) return price;
+  const net = price * (1 + (s.percentage ?? 0) / 100) + (s.fixed ?? 0);
+  return Math.round(net * (1 + (s.vat ?? 0) / 100) * 1e9) / 1e9;
+}
+
+/** A provider answered with something we cannot read: permanent until the provider changes. */
+export const malformed = (provider: string, message: string) => permanentError('tariff_response_invalid', `${provider}: ${message}`);
+
+export interface ProviderRequest {
+  url: string;
+  init?: RequestInit;
+  /** A 204 or 404 here means "not published yet", not an error. */
+  optional?: boolean;
+}
+
+export interface ProviderSpec<C extends ProviderConfig> {
+  type: string;
+  description: string;
+  defaultUrl: (config: C) => string;
+  /** Keys beside the common ones. */
+  properties: Record<string, JsonSchema>;
+  required?: string[];
+  /** The requests that fetch prices for `[start, end)` (local days `days`). */
+  requests(config: C, range: { start: number; end: number; days: DateTime[] }, base: string, site: SiteInfo): ProviderRequest[];
+  /** Prices from one response body; `next` asks for another page. */
+  parse(body: string, config: C, site: SiteInfo): { slots: WholesaleSlot[]; next?: string };
+  describe(config: C): string;
+  check?(config: C): ConfigIssue[];
+}
+
+const surchargeSchema = {
+  type: 'object',
+  additionalProperties: false,
+  description: 'rate = (wholesale·(1 + percentage/100) + fixed)·(1 + vat/100)',
+  properties: {
+    fixed: { type: 'number', description: 'Per kWh before VAT, in the site currency' },
+    percentage: { type: 'number', description: 'Percent of the wholesale price' },
+    vat: { type: 'number', minimum: 0, maximum: 100, description: 'VAT percent on the whole' },
+  },
+};
+
+const commonProperties: Record<string, JsonSchema> = {
+  surcharge: surchargeSchema,
+  url: { type: 'string', pattern: '^https?://', description: "Base URL of the provider's API (default: the public one)" },
+  timeout_ms: { type: 'integer', minimum: 100, default: 10_000, description: 'Per request' },
+  retries: { type: 'integer', minimum: 0, maximum: 10, default: 3, description: 'Further attempts after a failed request' },
+  retry_delay_ms: { type: 'integer', minimum: 0, default: 2000, description: 'First wait between attempts; doubles each time' },
+  refresh_cron: { type: 'string', default: '*/15 * * * *', description: 'When to look for new prices (cron, site time zone)' },
+};
+
+/** Where the request went, without its query (which may carry a token). */
+const where = (url: string) => {
+  try {
+    const u = new URL(url);
+    return `${u.host}${u.pathname}`;
+  } catch {
+    return 'the provider';
+  }
+};
+
+async function fetchBody(ctx: TariffSourceContext, req: ProviderRequest, config: ProviderConfig, signal?: AbortSignal): Promise<string | undefined> {
+  const attempts = (config.retries ?? 3) + 1;
+  let delay = config.retry_delay_ms ?? 2000;
+  let last: unknown;
+  for (let attempt = 1; attempt <= attempts; attempt++) {
+    const timeout = AbortSignal.timeout(config.timeout_ms ?? 10_000);
+    const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
+    try {
+      const res = await ctx.fetch(req.url, { ...req.init, signal: combined });
+      const body = await res.text();
+      if (res.status === 204 || (req.optional && res.status === 404)) return undefined;
+      if (res.status === 401 || res.status === 403) throw permanentError('tariff_auth_refused', `${where(req.url)} refused the credentials (HTTP ${res.status}): check the token`);
+      if (res.status === 429 || res.status >= 500) throw retryableError('tariff_provider_down', `${where(req.url)} answered HTTP ${res.status}`);
+      if (res.status >= 400) throw permanentError('tariff_request_refused', `${where(req.url)} refused the request (HTTP ${res.status}): ${body.slice(0, 200)}`);
+      return body;
+    } catch (err) {
+      if (err instanceof HomeflexError && err.kind === 'permanent') throw err;
+      if (signal?.aborted) throw err;
+      last = err instanceof HomeflexError ? err : retryableError('tariff_provider_unreachable', `${where(req.url)}: ${timeout.aborted ? `no answer within ${config.timeout_ms ?? 10_000} ms` : (err as Error).message}`, err);
+      if (attempt < attempts) {
+        await ctx.clock.sleep(delay, signal);
+        delay *= 2;
+      }
+    }
+  }
+  const e = last as HomeflexError;
+  throw retryableError(e.code, `${e.message} (after ${attempts} attempt${attempts === 1 ? '' : 's'})`, e);
+}
+
+type CachedSlot = [start: number, end: number, price: number];
+const DAY = 86_400_000;
+
+/** Declares a provider tariff source. */
+export function defineProvider<C extends ProviderConfig>(spec: ProviderSpec<C>): TariffSourceDefinition<C> {
+  return defineTariffSource<C>({
+    type: spec.type,
+    description: spec.description,
+    configSchema: { required: spec.required ?? [], properties: { ...spec.properties, ...commonProperties } },
+    check: spec.check,
+    create: (ctx, config) => {
+      let cached: CachedSlot[] = ctx.cache.get<CachedSlot[]>('slots') ?? [];
+      let updated = ctx.cache.get<number>('updated');
+      const base = (config.url ?? spec.defaultUrl(config)).replace(/\/$/, '');
+      const coveredUntil = () => (cached.length ? cached[cached.length - 1][1] : -Infinity);
+      return {
+        describe: () => spec.describe(config),
+        lastUpdated: () => updated,
+        series: (window) => {
+          const out: PriceSeries = [];
+          // binary search for the first slot ending after the window's start
+          let lo = 0;
+          let hi = cached.length;
+          while (lo < hi) {
+            const mid = (lo + hi) >> 1;
+            if (cached[mid][1] <= window.start) lo = mid + 1;
+            else hi = mid;
+          }
+          for (let i = lo; i < cached.length && cached[i][0] < window.end; i++) {
+            const [start, end, price] = cached[i];
+            out.push({ start: Math.max(start, window.start), end: Math.min(end, window.end), rate: applySurcharge(price, config.surcharge), confidence: 1 });
+          }
+          return out;
+        },
+        refresh: async (signal) => {
+          const now = ctx.clock.now();
+          const today = DateTime.fromMillis(now, { zone: ctx.site.timezone }).startOf('day');
+          const range = { start: today.toMillis(), end: today.plus({ days: 2 }).toMillis(), days: [today, today.plus({ days: 1 })] };
+          // tomorrow's prices are already here and fresh enough: spare the provider
+          if (coveredUntil() >= range.end && updated !== undefined && now - updated < 6 * 3_600_000) return;
+          const slots: WholesaleSlot[] = [];
+          for (const first of spec.requests(config, range, base, ctx.site)) {
+            let req: ProviderRequest | undefined = first;
+            for (let page = 0; req && page < 20; page++) {
+              const body = await fetchBody(ctx, req, config, signal);
+              if (body === undefined) break;
+              const parsed = spec.parse(body, config, ctx.site);
+              slots.push(...parsed.slots);
+              req = parsed.next ? { ...req, url: parsed.next } : undefined;
+            }
+          }
+          if (!slots.length) throw retryableError('no_price_data', `${spec.type}: the provider has no prices for ${today.toISODate()} yet`);
+          cached = mergeSlots(cached, slots).filter((s) => s[1] > now - 14 * DAY);
+          updated = now;
+          await ctx.cache.set('slots', cached);
+          await ctx.cache.set('updated', updated);
+          ctx.log.info({ slots: slots.length, until: new Date(coveredUntil()).toISOString() }, `${spec.type}: new prices`);
+        },
+      };
+    },
+  });
+}
+
+/** New slots replace cached ones they overlap; the result is sorted and free of overlaps. */
+function mergeSlots(cached: CachedSlot[], fresh: WholesaleSlot[]): CachedSlot[] {
+  const incoming = [...fresh].sort((a, b) => a.start - b.start);
+  const kept: WholesaleSlot[] = [];
+  for (const s of incoming) {
+    const prev = kept[kept.length - 1];
+    if (prev && s.start < prev.end) continue; // the same slot twice in one answer: keep the first
+    kept.push(s);
+  }
+  const overlaps = (c: CachedSlot) => {
+    let lo = 0;
+    let hi = kept.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (kept[mid].end <= c[0]) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo < kept.length && kept[lo].start < c[1];
+  };
+  const out: CachedSlot[] = cached.filter((c) => !overlaps(c));
+  for (const s of kept) out.push([s.start, s.end, s.price]);
+  return out.sort((a, b) => a[0] - b[0]);
+}
+
+/** Slots from start instants and prices: each ends where the next starts; the last repeats the step before it. */
+export function slotsFromStarts(points: { start: number; price: number }[], defaultStepMs: number): WholesaleSlot[] {
+  const sorted = [...points].sort((a, b) => a.start - b.start);
+  return sorted.map((p, i) => {
+    const next = sorted[i + 1]?.start;
+    const prevStep = i > 0 ? p.start - sorted[i - 1].start : defaultStepMs;
+    return { start: p.start, end: next ?? p.start + prevStep, price: p.price };
+  });
+}
+
+/** Per-kWh factor of a price unit such as "EUR / MWh", "Eur/MWh", "DKK/kWh". */
+export function perKwhFactor(unit: string | undefined, provider: string): number {
+  if (!unit) return 1 / 1000;
+  const u = unit.replace(/\s/g, '').toLowerCase();
+  if (u.endsWith('/mwh')) return 1 / 1000;
+  if (u.endsWith('/kwh')) return 1;
+  throw malformed(provider, `unknown price unit "${unit}"`);
+}

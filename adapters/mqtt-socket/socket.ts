@@ -1,0 +1,242 @@
+import {
+  retryableError,
+  type AdapterContext,
+  type AdapterStore,
+  type DeviceConfigBase,
+  type Device,
+  type MeterCap,
+  type MeterReading,
+  type MqttTransport,
+} from '../../src/api/index.js';
+
+/**
+ * What the MQTT smart-socket adapters (tasmota, shelly) share: the YAML keys of a switched load,
+ * a monotonic energy register over device counters that reset, and a device with `switch` +
+ * `meter` whose state the protocol code feeds.
+ */
+
+const HHMM = { type: 'string', pattern: '^([01]\\d|2[0-3]):[0-5]\\d$' };
+
+/** Switched-load settings, the same keys as `sim_socket` (the planner reads them from any socket). */
+export const scheduleSchema = {
+  type: 'object',
+  additionalProperties: false,
+  description: 'Switched-load settings: N hours within a window, optionally in one block',
+  properties: {
+    hours: { type: 'number', minimum: 0, maximum: 24 },
+    window: { type: 'object', additionalProperties: false, required: ['from', 'to'], properties: { from: HHMM, to: HHMM } },
+    continuous: { type: 'boolean', default: false },
+    max_rate: { type: 'number', description: 'Also on whenever the import rate is at or below this' },
+  },
+};
+
+export const socketProperties = {
+  rated_power_w: { type: 'number', minimum: 0, default: 2000, description: 'Power of the appliance when on (W), for planning' },
+  schedule: scheduleSchema,
+  confirm_timeout_s: { type: 'number', minimum: 0.5, maximum: 60, default: 5, description: 'How long a switch command waits for the device to confirm' },
+};
+
+export interface SocketConfig extends DeviceConfigBase {
+  rated_power_w: number;
+  schedule?: { hours?: number; window?: { from: string; to: string }; continuous?: boolean; max_rate?: number };
+  confirm_timeout_s: number;
+}
+
+/**
+ * A cumulative Wh register that never goes backwards although the device's own counter does
+ * (Shelly Gen1 resets on reboot, Tasmota on EnergyReset, Gen2 loses the minutes since its last
+ * flash save). A drop to less than half of the last value is taken as a reset to zero: the
+ * energy counted since counts in full. A smaller drop is a lost tail: the register holds.
+ */
+export class EnergyRegister {
+  private offsetWh: number;
+  private lastRawWh: number | undefined;
+  private lastSavedAt = 0;
+
+  constructor(private readonly store: AdapterStore, private readonly key = 'energy_register') {
+    const saved = store.get<{ offsetWh: number; lastRawWh?: number }>(key);
+    this.offsetWh = saved?.offsetWh ?? 0;
+    this.lastRawWh = saved?.lastRawWh;
+  }
+
+  /** Feeds the device's counter (Wh); returns the monotonic total and whether a reset was seen. */
+  update(rawWh: number, now: number): { totalWh: number; reset: boolean } {
+    let reset = false;
+    if (this.lastRawWh !== undefined && rawWh < this.lastRawWh) {
+      reset = true;
+      this.offsetWh += rawWh < this.lastRawWh / 2 ? this.lastRawWh : this.lastRawWh - rawWh;
+    }
+    this.lastRawWh = rawWh;
+    if (reset || now - this.lastSavedAt >= 60_000) {
+      this.lastSavedAt = now;
+      void this.save();
+    }
+    return { totalWh: this.offsetWh + rawWh, reset };
+  }
+
+  get totalWh(): number | undefined {
+    return this.lastRawWh === undefined ? undefined : this.offsetWh + this.lastRawWh;
+  }
+
+  save() {
+    return this.store.set(this.key, { offsetWh: this.offsetWh, lastRawWh: this.lastRawWh });
+  }
+}
+
+class SocketMeter implements MeterCap {
+  readonly channels = ['device' as const];
+  reading?: MeterReading;
+  last() {
+    return this.reading;
+  }
+}
+
+/** Parses a JSON payload, or returns undefined after logging what was wrong and on which topic. */
+export function parseJson(ctx: AdapterContext, topic: string, payload: Buffer): Record<string, unknown> | undefined {
+  const text = payload.toString();
+  try {
+    const v: unknown = JSON.parse(text);
+    if (v && typeof v === 'object' && !Array.isArray(v)) return v as Record<string, unknown>;
+  } catch {
+    // fall through to the log line
+  }
+  ctx.log.warn({ topic, payload: text.slice(0, 200) }, 'ignored a malformed payload (not a JSON object)');
+  return undefined;
+}
+
+/** A finite number or undefined (devices send strings, nulls and NaN now and then). */
+export const num = (v: unknown): number | undefined => {
+  const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : v;
+  return typeof n === 'number' && Number.isFinite(n) ? n : undefined;
+};
+
+/**
+ * A smart socket's device: the protocol code reports what it hears (`reportSwitch`, `reportPower`,
+ * `reportEnergy`, `reportOnline`) and supplies `command(on)`; `switch.set` sends it and waits for
+ * the device to confirm.
+ */
+export class SocketDevice {
+  readonly device: Device;
+  private on: boolean | undefined;
+  private online: boolean | undefined;
+  private powerW: number | undefined;
+  private readonly meter = new SocketMeter();
+  readonly register: EnergyRegister;
+  private waiters: { want: boolean; resolve: () => void }[] = [];
+  private stopWatch?: () => void;
+  private brokerUp = true;
+
+  constructor(
+    private readonly ctx: AdapterContext,
+    private readonly config: SocketConfig,
+    adapter: string,
+    private readonly mqtt: MqttTransport,
+    private readonly command: (on: boolean) => Promise<void>,
+  ) {
+    this.register = new EnergyRegister(ctx.store);
+    this.device = {
+      id: config.id,
+      name: config.name ?? config.id,
+      adapter,
+      circuit: config.circuit,
+      available: false,
+      error: 'no message from the device yet',
+      caps: {
+        meter: this.meter,
+        switch: {
+          isOn: () => this.on,
+          set: (on) => this.set(on),
+          ratedPowerW: config.rated_power_w,
+        },
+      },
+    };
+  }
+
+  /** Watches the hub's own broker link: the device is unreachable while it is down. */
+  start() {
+    this.stopWatch = this.ctx.clock.every(2000, () => {
+      const up = this.mqtt.connected;
+      if (up === this.brokerUp) return;
+      this.brokerUp = up;
+      this.refreshAvailability();
+    });
+  }
+
+  async stop() {
+    this.stopWatch?.();
+    await this.register.save();
+  }
+
+  private async set(on: boolean): Promise<void> {
+    if (!this.mqtt.connected) throw retryableError('mqtt_offline', `${this.config.id}: the hub is not connected to the MQTT broker`);
+    if (this.online === false) throw retryableError('device_offline', `${this.config.id}: the socket is offline (its last will said so)`);
+    const confirmed = new Promise<void>((resolve, reject) => {
+      const waiter = { want: on, resolve: () => (clearTimeout(timer), resolve()) };
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== waiter);
+        reject(retryableError('no_confirmation', `${this.config.id}: the socket did not confirm switching ${on ? 'on' : 'off'} within ${this.config.confirm_timeout_s} s`));
+      }, this.config.confirm_timeout_s * 1000);
+      this.waiters.push(waiter);
+    });
+    confirmed.catch(() => undefined);
+    await this.command(on);
+    await confirmed;
+    this.ctx.log.info({ on }, `switched ${on ? 'on' : 'off'}`);
+  }
+
+  reportSwitch(on: boolean) {
+    const changed = on !== this.on;
+    this.on = on;
+    for (const w of this.waiters.filter((x) => x.want === on)) w.resolve();
+    this.waiters = this.waiters.filter((x) => x.want !== on);
+    // a switch report proves the device is there even before its availability topic arrives
+    if (this.online === undefined) this.online = true;
+    if (changed || !this.device.available) this.refreshAvailability(true);
+  }
+
+  reportOnline(online: boolean) {
+    if (online === this.online) return;
+    this.online = online;
+    this.refreshAvailability();
+  }
+
+  reportPower(watts: number) {
+    this.powerW = watts;
+    this.emitReading();
+  }
+
+  /** The device's own counter in Wh (already converted from kWh or watt-minutes). */
+  reportEnergy(rawWh: number) {
+    const { reset } = this.register.update(rawWh, this.ctx.clock.now());
+    if (reset) this.ctx.log.info({ rawWh }, 'energy counter went back (device reboot or reset); register continues from its last total');
+    this.emitReading();
+  }
+
+  /** Power and energy from one message: one reading. */
+  reportMeter(watts: number | undefined, rawWh: number | undefined) {
+    if (watts !== undefined) this.powerW = watts;
+    if (rawWh !== undefined) this.reportEnergy(rawWh);
+    else this.emitReading();
+  }
+
+  private emitReading() {
+    const reading: MeterReading = { time: this.ctx.clock.now(), channel: 'device' };
+    if (this.powerW !== undefined) reading.powerW = this.powerW;
+    const total = this.register.totalWh;
+    if (total !== undefined) reading.importWh = Math.round(total * 1000) / 1000;
+    this.meter.reading = reading;
+    this.ctx.bus.emit('meter.reading', { deviceId: this.config.id, reading });
+  }
+
+  private refreshAvailability(force = false) {
+    const wasAvailable = this.device.available;
+    const error = !this.brokerUp ? 'the hub is not connected to the MQTT broker' : this.online === false ? 'the socket is offline' : this.online === undefined ? 'no message from the device yet' : undefined;
+    this.device.available = error === undefined;
+    this.device.error = error;
+    if (wasAvailable !== this.device.available) {
+      if (this.device.available) this.ctx.log.info('socket is available');
+      else this.ctx.log.warn({ reason: error }, 'socket is unavailable');
+    }
+    if (force || wasAvailable !== this.device.available) this.ctx.bus.emit('device.state', { deviceId: this.config.id, available: this.device.available, error });
+  }
+}

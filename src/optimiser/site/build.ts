@@ -230,7 +230,8 @@ export function buildSiteLp(problem: SiteProblem): BuiltSite {
       let up = kw(minDefined(e.maxPowerW, e.limits?.maxImportW?.[t]));
       if (e.solarOnly) up = Math.min(up, surplusKw(t));
       if (up < minKw - 1e-9) up = 0;
-      const valueToCar = e.priceLimit !== undefined ? e.priceLimit * dtEff[t] : 0;
+      // energy is worth price_limit to the car, plus a crumb so a rate equal to the limit also charges
+      const valueToCar = e.priceLimit !== undefined ? (e.priceLimit + 2 * EPS_TIME) * dtEff[t] : 0;
       p[t] = lp.addCol(earlier(t) * dtH[t] - valueToCar, 0, Math.max(0, up), minKw > 0 && up > 0 ? 'semicontinuous' : 'continuous', minKw > 0 ? minKw : undefined);
       termsOf(e.id)[t].terms.push([p[t], 1]);
     }
@@ -373,8 +374,8 @@ export function buildSiteLp(problem: SiteProblem): BuiltSite {
   for (let t = 0; t < T; t++) {
     const draw = maxDraw(t);
     const feed = maxFeed(t);
-    const gMax = Math.min(draw, kw(problem.grid.maxImportW[t]));
-    const xMax = Math.min(feed, kw(problem.grid.maxExportW[t]));
+    const gMax = Math.max(0, Math.min(draw, kw(problem.grid.maxImportW[t])));
+    const xMax = Math.max(0, Math.min(feed, kw(problem.grid.maxExportW[t])));
     g.push(lp.addCol(importRate[t] * dtH[t], 0, Math.max(0, gMax)));
     x.push(lp.addCol(-exportRate[t] * dtH[t], 0, Math.max(0, xMax)));
     // overflow beyond a limit (penalised) exists only where what cannot be moved could break it
@@ -405,8 +406,9 @@ export function buildSiteLp(problem: SiteProblem): BuiltSite {
     const over: number[] = new Array(T).fill(NONE);
     const under: number[] = new Array(T).fill(NONE);
     for (let t = 0; t < T; t++) {
-      const imp = node.maxImportW[t];
-      const exp = node.maxExportW[t];
+      // a negative limit would force a flow the other way; limits only ever cap
+      const imp = Math.max(0, node.maxImportW[t]);
+      const exp = Math.max(0, node.maxExportW[t]);
       if (!finite(imp) && !finite(exp)) continue;
       const terms: [number, number][] = [];
       let constKw = 0;

@@ -78,8 +78,8 @@ export function explain(problem: SiteProblem, plan: SitePlan): void {
           if (p > W_TOL) {
             const limited = p < ev.maxPowerW - W_TOL && importBound(ev.circuit, t, ev.limits?.maxImportW?.[t], p);
             if (limited) reasons.push('limit');
-            else if (stillNeeded > capAfter[t] + 1) reasons.push('deadline');
             else if (!importing(t) && pvSurplus(t)) reasons.push('solar');
+            else if (stillNeeded > capAfter[t] + 1) reasons.push('deadline');
             else reasons.push('price');
           } else reasons.push(stillNeeded <= 1 ? 'idle' : importBound(ev.circuit, t, ev.limits?.maxImportW?.[t], p) ? 'limit' : 'price');
           delivered[k] += p * hours(t, k);

@@ -178,7 +178,8 @@ function emptyPlan(problem: SiteProblem, built: BuiltSite, name: string, status:
   };
 }
 
-const round1 = (v: number) => Math.round(v * 10) / 10;
+/** Rounded to 0.1 (W, Wh); never −0, so plans compare and print cleanly. */
+const round1 = (v: number) => Math.round(v * 10) / 10 || 0;
 
 function extract(
   problem: SiteProblem,

@@ -1,3 +1,5 @@
+import { HomeflexError } from './errors.js';
+
 /**
  * Shared transports the host creates once and hands to adapters through `ctx.transports`.
  * Each getter throws a permanent error naming the missing `connections.*` key when the site has none.
@@ -70,12 +72,57 @@ export interface OcppConnection {
   close(): Promise<void>;
 }
 
-/** One Modbus connection (TCP or an RTU bus), requests queued so they never overlap. */
+/**
+ * One Modbus connection (TCP or an RTU bus), requests queued so they never overlap. Addresses are
+ * 0-based protocol addresses. Failures are `HomeflexError`s: `modbus_exception` (a
+ * `ModbusExceptionError`, permanent: the device answered and refused), `modbus_timeout` and
+ * `modbus_disconnected` (retryable).
+ */
 export interface ModbusTransport {
   readonly id: string;
+  /** Whether the TCP socket or serial port is open right now. */
+  readonly connected: boolean;
   readHolding(unit: number, address: number, count: number): Promise<number[]>;
   readInput(unit: number, address: number, count: number): Promise<number[]>;
   writeRegisters(unit: number, address: number, values: number[]): Promise<void>;
+}
+
+/** Names of the Modbus exception codes (Modbus Application Protocol v1.1b3, section 7). */
+export const MODBUS_EXCEPTION_NAMES: Readonly<Record<number, string>> = {
+  1: 'ILLEGAL FUNCTION',
+  2: 'ILLEGAL DATA ADDRESS',
+  3: 'ILLEGAL DATA VALUE',
+  4: 'SERVER DEVICE FAILURE',
+  5: 'ACKNOWLEDGE',
+  6: 'SERVER DEVICE BUSY',
+  8: 'MEMORY PARITY ERROR',
+  10: 'GATEWAY PATH UNAVAILABLE',
+  11: 'GATEWAY TARGET DEVICE FAILED TO RESPOND',
+};
+
+/** A Modbus exception response: the device answered and refused the request. */
+export class ModbusExceptionError extends HomeflexError {
+  readonly unit: number;
+  readonly functionCode: number;
+  readonly address: number;
+  readonly count: number;
+  readonly exceptionCode: number;
+  readonly exceptionName: string;
+  constructor(req: { connection: string; unit: number; functionCode: number; address: number; count: number }, exceptionCode: number) {
+    const exceptionName = MODBUS_EXCEPTION_NAMES[exceptionCode] ?? `UNKNOWN EXCEPTION ${exceptionCode}`;
+    const what = req.functionCode === 16 ? 'writing' : 'reading';
+    const span = req.count > 1 ? `registers ${req.address}-${req.address + req.count - 1}` : `register ${req.address}`;
+    // busy and gateway answers say nothing about the register: retrying may help
+    const kind = exceptionCode === 5 || exceptionCode === 6 || exceptionCode === 10 || exceptionCode === 11 ? 'retryable' : 'permanent';
+    super(kind, 'modbus_exception', `modbus ${req.connection} unit ${req.unit}: ${what} ${span} (function ${req.functionCode}) failed with exception ${exceptionCode} ${exceptionName}`);
+    this.name = 'ModbusExceptionError';
+    this.unit = req.unit;
+    this.functionCode = req.functionCode;
+    this.address = req.address;
+    this.count = req.count;
+    this.exceptionCode = exceptionCode;
+    this.exceptionName = exceptionName;
+  }
 }
 
 export interface Transports {

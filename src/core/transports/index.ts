@@ -1,6 +1,7 @@
 import type { Clock, Logger, ModbusTransport, MqttTransport, OcppTransport, Transports } from '../../api/index.js';
 import { permanentError } from '../../api/index.js';
 import type { HubConfig } from '../config/schema.js';
+import { createModbusTransport } from './modbus.js';
 import { createMqttTransport } from './mqtt.js';
 import { createOcppTransport } from './ocpp.js';
 
@@ -29,6 +30,7 @@ export interface TransportFactories {
 export const transportFactories: TransportFactories = {
   mqtt: createMqttTransport,
   ocpp: createOcppTransport,
+  modbus: createModbusTransport,
 };
 
 export interface HubTransports extends Transports {

@@ -112,6 +112,7 @@ export class OcppChargePoint {
   /** energy_register: session — energy of earlier sessions, so the published register only grows. */
   private sessionBaseWh: number;
   private readonly logged = new Set<string>();
+  private readonly waits = new Set<AbortController>();
   private readonly el: ChargerElectrics;
 
   constructor(private readonly ctx: AdapterContext, private readonly config: OcppDeviceConfig, private readonly transport: OcppTransport) {
@@ -144,6 +145,7 @@ export class OcppChargePoint {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    for (const w of this.waits) w.abort();
     this.releaseClaim?.();
     await this.persistSession();
     await this.conn?.close();
@@ -189,11 +191,15 @@ export class OcppChargePoint {
     });
     if (!wasAvailable) this.ctx.bus.emit('device.connected', { deviceId: this.device.id });
     this.stateChanged();
-    // a charger that reconnects without booting is configured after a short wait
+    // a charger that reconnects without booting is configured after a short wait (cancelled with the connection, so stopping is not held up)
+    const wait = new AbortController();
+    this.waits.add(wait);
+    conn.onClose(() => wait.abort());
     void this.ctx.clock
-      .sleep(this.config.boot_wait_s * 1000)
+      .sleep(this.config.boot_wait_s * 1000, wait.signal)
       .then(() => this.setup(conn))
-      .catch(() => undefined);
+      .catch(() => undefined)
+      .finally(() => this.waits.delete(wait));
   }
 
   // ------------------------------------------------------------------ inbound, 1.6

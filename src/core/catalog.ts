@@ -3,6 +3,7 @@ import { shelly } from '../../adapters/shelly/index.js';
 import { simAdapters } from '../../adapters/sim/index.js';
 import { tariffProvidersPlugin } from '../../plugins/tariffs/index.js';
 import { tasmota } from '../../adapters/tasmota/index.js';
+import { zigbee2mqtt } from '../../adapters/zigbee2mqtt/index.js';
 import { fileTariff } from '../tariff/sources/file.js';
 import { fixedTariff } from '../tariff/sources/fixed.js';
 import { timeOfUseTariff } from '../tariff/sources/time_of_use.js';
@@ -10,7 +11,7 @@ import type { Catalog } from './config/compose.js';
 
 /** Every adapter, plugin and tariff source this build of homeflex ships. */
 export const builtinCatalog: Catalog = {
-  adapters: [...simAdapters, ...ocppAdapters, tasmota, shelly],
+  adapters: [...simAdapters, ...ocppAdapters, tasmota, shelly, zigbee2mqtt],
   plugins: [tariffProvidersPlugin],
   tariffSources: [fixedTariff, timeOfUseTariff, fileTariff, ...(tariffProvidersPlugin.tariffSources ?? [])],
 };

@@ -95,10 +95,11 @@ export class Mosquitto {
   }
 
   /** `mosquitto_pub` as an independent peer. */
-  pub(topic: string, message: string, opts: { retain?: boolean; nullMessage?: boolean } = {}) {
+  pub(topic: string, message: string, opts: { retain?: boolean; nullMessage?: boolean; file?: string } = {}) {
     const args = ['-h', '127.0.0.1', '-p', String(this.port), '-t', topic, '-q', '1'];
     if (opts.retain) args.push('-r');
     if (opts.nullMessage) args.push('-n');
+    else if (opts.file) args.push('-f', opts.file);
     else args.push('-m', message);
     const r = spawnSync('mosquitto_pub', args, { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`mosquitto_pub failed: ${r.stderr}`);

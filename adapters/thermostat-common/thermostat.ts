@@ -1,0 +1,71 @@
+import type { ConfigIssue, DeviceConfigBase, ThermalModel } from '../../src/api/index.js';
+
+/**
+ * What the real-thermostat adapters (zigbee2mqtt, homeassistant) share: the comfort band and the
+ * optional 1R1C model keys, named as in `sim_hvac` so that the planner reads them the same way.
+ */
+export const thermostatProperties = {
+  comfort: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['min_c', 'max_c'],
+    description: 'The band the plan keeps the room in (°C); pre-heating and pre-cooling stay inside it',
+    properties: { min_c: { type: 'number', minimum: -10, maximum: 40 }, max_c: { type: 'number', minimum: -10, maximum: 40 } },
+  },
+  mode: { enum: ['heat', 'cool'], default: 'heat', description: 'What the device does for the plan: heat or cool' },
+  r_k_per_kw: { type: 'number', exclusiveMinimum: 0, description: 'Thermal resistance to outdoors (K/kW), e.g. learned with thermal-fit' },
+  c_kwh_per_k: { type: 'number', exclusiveMinimum: 0, description: 'Heat capacity of the room (kWh/K)' },
+  cop: { type: 'number', exclusiveMinimum: 0, default: 3, description: 'Heat moved per electrical energy' },
+  max_electric_w: { type: 'number', exclusiveMinimum: 0, description: 'Electrical power while running (W)' },
+  gains_w: { type: 'number', description: 'Mean internal and solar gains (W)' },
+  confirm_timeout_s: { type: 'number', minimum: 1, maximum: 600, default: 15, description: 'How long a setpoint change waits for the device to report it' },
+};
+
+export interface ThermostatConfig extends DeviceConfigBase {
+  comfort: { min_c: number; max_c: number };
+  mode: 'heat' | 'cool';
+  r_k_per_kw?: number;
+  c_kwh_per_k?: number;
+  cop: number;
+  max_electric_w?: number;
+  gains_w?: number;
+  confirm_timeout_s: number;
+}
+
+const MODEL_KEYS = ['r_k_per_kw', 'c_kwh_per_k', 'max_electric_w'] as const;
+
+export function checkThermostat(config: ThermostatConfig): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  if (config.comfort && config.comfort.min_c >= config.comfort.max_c) issues.push({ path: ['comfort', 'min_c'], message: `must be below comfort.max_c (${config.comfort.max_c})` });
+  const given = MODEL_KEYS.filter((k) => config[k] !== undefined);
+  if (given.length && given.length < MODEL_KEYS.length) {
+    const missing = MODEL_KEYS.filter((k) => config[k] === undefined);
+    issues.push({ path: [missing[0]], message: `a thermal model needs ${MODEL_KEYS.join(', ')}; missing ${missing.join(', ')}` });
+  }
+  return issues;
+}
+
+/** The thermal model when the YAML gives one (all of R, C and electric power), else undefined. */
+export function thermalModelOf(config: ThermostatConfig): ThermalModel | undefined {
+  if (config.r_k_per_kw === undefined || config.c_kwh_per_k === undefined || config.max_electric_w === undefined) return undefined;
+  return { rKPerKw: config.r_k_per_kw, cKwhPerK: config.c_kwh_per_k, cop: config.cop, maxElectricW: config.max_electric_w, gainsW: config.gains_w };
+}
+
+/**
+ * The setpoint actually sent: inside the comfort band, inside the device's own range, on its step.
+ * Returns the value and whether it was changed from the one asked for.
+ */
+export function settleSetpoint(asked: number, band: { minC: number; maxC: number }, device: { min?: number; max?: number; step?: number }): number {
+  let c = Math.min(band.maxC, Math.max(band.minC, asked));
+  if (device.min !== undefined) c = Math.max(device.min, c);
+  if (device.max !== undefined) c = Math.min(device.max, c);
+  if (device.step && device.step > 0) {
+    const base = device.min ?? 0;
+    c = base + Math.round((c - base) / device.step) * device.step;
+    // rounding must not leave the band when a step fits inside it
+    if (c > band.maxC && c - device.step >= band.minC) c -= device.step;
+    if (c < band.minC && c + device.step <= band.maxC) c += device.step;
+    c = Math.round(c * 1000) / 1000;
+  }
+  return c;
+}

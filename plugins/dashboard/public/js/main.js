@@ -90,8 +90,8 @@ async function refreshPrices() {
       api.get(`/tariffs/rates/${encodeURIComponent(loc)}`, { ...window, direction: 'IMPORT' }),
       api.get(`/tariffs/rates/${encodeURIComponent(loc)}`, { ...window, direction: 'EXPORT' }),
     ]);
-    const describe = (b) => [b?.source?.description ?? b?.source?.type, b?.source?.error ? `(${b.source.error})` : ''].filter(Boolean).join(' ');
-    app.prices = { import: normalizeRates(imp), export: normalizeRates(exp), error: undefined, source: [describe(imp) && `import ${describe(imp)}`, describe(exp) && `export ${describe(exp)}`].filter(Boolean).join(' · ') };
+    const sourceError = [imp, exp].map((b) => b?.source?.error).filter(Boolean).join('; ');
+    app.prices = { import: normalizeRates(imp), export: normalizeRates(exp), error: undefined, sourceError };
   } catch (err) {
     app.prices = { import: [], export: [], error: err };
   }

@@ -14,17 +14,29 @@ export function normalizeRates(body) {
 export const slotAt = (series, t) => series.find((s) => s.start <= t && t < s.end);
 
 /**
- * Cheap and dear periods of a series: the bottom and top quarter of its range, as the API's
- * `slots/threshold?relative=` does. A flat series has neither.
+ * Cheap and dear periods of a series: slots at or below the rate of its cheapest quarter (by time),
+ * and at or above the rate of its dearest quarter. Quantiles rather than a share of the range, so
+ * one price spike does not make the rest of the day look cheap. A flat series has neither.
  */
-export function priceBands(series, { low = 0.25, high = 0.75, minSpread = 0.005 } = {}) {
+export function priceBands(series, { share = 0.25, minSpread = 0.005 } = {}) {
   if (!series.length) return { min: undefined, max: undefined, cheap: [], dear: [], flat: true };
   const rates = series.map((s) => s.rate);
   const min = Math.min(...rates);
   const max = Math.max(...rates);
   if (max - min < minSpread) return { min, max, cheap: [], dear: [], flat: true };
-  const lowAt = min + low * (max - min);
-  const highAt = min + high * (max - min);
+  // weigh each slot by its length: a series may mix 15- and 60-minute slots
+  const byRate = [...series].sort((a, b) => a.rate - b.rate);
+  const total = series.reduce((a, s) => a + (s.end - s.start), 0);
+  const quantile = (q) => {
+    let acc = 0;
+    for (const s of byRate) {
+      acc += s.end - s.start;
+      if (acc >= q * total) return s.rate;
+    }
+    return max;
+  };
+  const lowAt = quantile(share);
+  const highAt = quantile(1 - share);
   const merge = (pick) => {
     const out = [];
     for (const s of series) {
@@ -35,16 +47,19 @@ export function priceBands(series, { low = 0.25, high = 0.75, minSpread = 0.005 
     }
     return out;
   };
-  return { min, max, lowAt, highAt, cheap: merge((r) => r <= lowAt), dear: merge((r) => r >= highAt), flat: false };
+  // a two-level tariff puts every slot in one band or the other, never both
+  return { min, max, lowAt, highAt, cheap: merge((r) => r <= lowAt && r < highAt), dear: merge((r) => r >= highAt && r > lowAt), flat: false };
 }
 
-/** 'cheap' | 'dear' | 'normal' | undefined for the rate in force at t. */
-export function priceLevel(series, t) {
+/** The import series' next 48 hours, the window every view shades cheap and dear over. */
+export const ahead = (series, now, hours = 48) => series.filter((s) => s.end > now && s.start < now + hours * 3_600_000);
+
+/** 'cheap' | 'dear' | 'normal' | 'flat' for the rate in force at t, against the bands given. */
+export function priceLevel(series, t, bands = priceBands(series)) {
   const slot = slotAt(series, t);
   if (!slot) return undefined;
-  const b = priceBands(series);
-  if (b.flat) return 'flat';
-  return slot.rate <= b.lowAt ? 'cheap' : slot.rate >= b.highAt ? 'dear' : 'normal';
+  if (bands.flat) return 'flat';
+  return slot.rate <= bands.lowAt && slot.rate < bands.highAt ? 'cheap' : slot.rate >= bands.highAt ? 'dear' : 'normal';
 }
 
 const REASONS = {

@@ -1,7 +1,7 @@
 // Now: the prices in force, where the power goes, and what each device does and why.
 import { h, replace, s } from '../dom.js';
 import * as fmt from '../format.js';
-import { deviceKind, devicePowerW, KIND_LABEL, planSlotIndex, powerFlows, priceBands, priceLevel, reasonText, slotAt } from '../model.js';
+import { ahead, deviceKind, devicePowerW, KIND_LABEL, planSlotIndex, powerFlows, priceBands, priceLevel, reasonText, slotAt } from '../model.js';
 import { apiProblem, badge, bandBar, empty, flowDiagram, socBar, stat } from '../widgets.js';
 
 const LEVEL_BADGE = { cheap: ['cheap', 'good'], dear: ['dear', 'bad'], normal: ['normal', 'neutral'], flat: ['flat rate', 'neutral'] };
@@ -24,7 +24,7 @@ export function planFor(plan, deviceId, now) {
   return { device: d, powerW: w, reason: d.reasons[i], next, slot: i };
 }
 
-function sparkline(series, now) {
+function sparkline(series, now, bands) {
   const pts = series.filter((x) => x.end > now && x.start < now + 24 * 3_600_000);
   if (pts.length < 2) return null;
   const W = 300;
@@ -38,7 +38,6 @@ function sparkline(series, now) {
   const y = (r) => H - 4 - ((r - lo) / (hi - lo || 1)) * (H - 8);
   let d = '';
   for (const p of pts) d += `${d ? 'L' : 'M'}${x(p.start).toFixed(1)},${y(p.rate).toFixed(1)}L${x(p.end).toFixed(1)},${y(p.rate).toFixed(1)}`;
-  const bands = priceBands(pts);
   return s(
     'svg',
     { viewBox: `0 0 ${W} ${H}`, class: 'spark', preserveAspectRatio: 'none', role: 'img', 'aria-label': 'Import price over the next 24 hours' },
@@ -54,7 +53,8 @@ function pricesCard(app) {
   if (prices.error) return h('section', { class: 'card prices' }, h('h2', null, 'Prices'), apiProblem('Tariff rates', prices.error));
   const imp = slotAt(prices.import, now);
   const exp = slotAt(prices.export, now);
-  const level = priceLevel(prices.import, now);
+  const bands = priceBands(ahead(prices.import, now));
+  const level = priceLevel(prices.import, now, bands);
   const nextImp = prices.import.find((x) => x.start >= (imp?.end ?? now) && x.rate !== imp?.rate);
   const [levelText, levelKind] = LEVEL_BADGE[level] ?? [];
   const day = prices.import.filter((x) => x.end > now && x.start < now + 24 * 3_600_000);
@@ -72,12 +72,25 @@ function pricesCard(app) {
       stat('Export', fmt.rate(exp?.rate), exp ? 'earned per kWh sent out' : 'no price for now'),
     ),
     levelText ? h('p', { class: 'price-level' }, badge(levelText, levelKind), nextImp ? ` then ${fmt.rate(nextImp.rate)} at ${fmt.time(nextImp.start)}` : '') : null,
-    flat ? null : sparkline(prices.import, now),
+    flat ? null : sparkline(prices.import, now, bands),
     !flat && cheapest && dearest
       ? h('div', { class: 'spark-scale' }, h('span', null, `cheapest ${fmt.rate(cheapest.rate)} at ${fmt.time(cheapest.start)}`), h('span', null, `dearest ${fmt.rate(dearest.rate)} at ${fmt.time(dearest.start)}`))
       : null,
-    prices.source ? h('p', { class: 'muted source' }, `Tariff: ${prices.source}`) : null,
+    flat ? null : upcoming(bands, now),
+    prices.sourceError ? h('p', { class: 'problem error' }, `Tariff source: ${prices.sourceError}`) : null,
   );
+}
+
+/** The next cheap and dear periods, as a household plans the washing around them. */
+function upcoming(bands, now) {
+  const soon = (list) => list.filter((b) => b.end > now).slice(0, 3);
+  const span = (b) => `${fmt.dayTime(Math.max(b.start, now))}–${fmt.time(b.end)}`;
+  const rows = [
+    ['Cheap', soon(bands.cheap), 'good'],
+    ['Dear', soon(bands.dear), 'bad'],
+  ].filter(([, list]) => list.length);
+  if (!rows.length) return null;
+  return h('dl', { class: 'periods' }, rows.map(([label, list, kind]) => [h('dt', null, badge(label.toLowerCase(), kind)), h('dd', null, list.map(span).join(', '))]));
 }
 
 function flowsCard(app) {

@@ -4,7 +4,7 @@
 import uPlot from '/vendor/uPlot.esm.js';
 import { h, replace } from '../dom.js';
 import * as fmt from '../format.js';
-import { deviceKind, priceBands, reasonText, slotAt } from '../model.js';
+import { ahead, deviceKind, priceBands, reasonText, slotAt } from '../model.js';
 import { apiProblem, badge, empty, stat } from '../widgets.js';
 
 const HOUR = 3_600_000;
@@ -15,6 +15,13 @@ const alpha = (hex, a) => {
   const n = parseInt(hex.slice(1), 16);
   return `rgba(${(n >> 16) & 255},${(n >> 8) & 255},${n & 255},${a})`;
 };
+
+/** Hours on the time axis, and the weekday and date at local midnight. */
+function axisLabel(ts) {
+  const t = ts * 1000;
+  const p = fmt.parts(t);
+  return p.hour === 0 && p.minute === 0 ? `${p.weekday} ${p.day}` : fmt.time(t);
+}
 
 /** When each EV leaves next: from the plan when it says, else from the device's target. */
 function deadlines(app, plan, now) {
@@ -65,7 +72,7 @@ function chart(el, readout, app, plan) {
   const t0 = Math.floor(now / (15 * 60_000)) * 15 * 60_000;
   const t1 = plan?.slots.length ? Math.min(t0 + 48 * HOUR, plan.slots[plan.slots.length - 1].end) : t0 + 48 * HOUR;
   const data = buildData(app, plan, t0, t1);
-  const bands = priceBands(app.prices.import.filter((s) => s.end > t0 && s.start < t1));
+  const bands = priceBands(ahead(app.prices.import, now));
   const marks = deadlines(app, plan, now).filter((m) => m.t > t0 && m.t < t1);
   const text = cssVar('--text', '#0f172a');
   const muted = cssVar('--muted', '#64748b');
@@ -103,7 +110,7 @@ function chart(el, readout, app, plan) {
     cursor: { drag: { x: false, y: false }, points: { show: false } },
     scales: { x: { time: true }, kW: { auto: true, range: (_u, lo, hi) => [Math.min(0, lo * 1.1), Math.max(1, hi * 1.15)] }, rate: { auto: true, range: (_u, lo, hi) => [Math.min(0, lo), hi * 1.15 || 1] } },
     axes: [
-      { stroke: muted, grid: { stroke: gridColour }, ticks: { stroke: gridColour }, values: [[3600 * 24, '{D} {MMM}', null, null, null, null, null, null, 0], [3600, '{HH}:{mm}', '\n{D} {MMM}', null, '\n{D} {MMM}', null, null, null, 0]] },
+      { stroke: muted, grid: { stroke: gridColour }, ticks: { stroke: gridColour }, space: 56, values: (_u, splits) => splits.map(axisLabel) },
       { scale: 'kW', label: 'planned kW', stroke: muted, grid: { stroke: gridColour }, ticks: { stroke: gridColour }, size: 48 },
       { scale: 'rate', side: 1, label: `${app.site.currency}/kWh`, stroke: muted, grid: { show: false }, ticks: { stroke: gridColour }, size: 56, values: (_u, vals) => vals.map((v) => v.toFixed(2)) },
     ],
@@ -132,7 +139,7 @@ function chart(el, readout, app, plan) {
           ctx.save();
           ctx.font = `${11 * px}px system-ui, sans-serif`;
           ctx.textBaseline = 'top';
-          const vline = (t, colour, label, dash) => {
+          const vline = (t, colour, label, dash, row = 0) => {
             const xx = Math.round(x(u, t));
             if (xx < bbox.left || xx > bbox.left + bbox.width) return;
             ctx.strokeStyle = colour;
@@ -144,10 +151,10 @@ function chart(el, readout, app, plan) {
             ctx.stroke();
             ctx.fillStyle = colour;
             const w = ctx.measureText(label).width;
-            ctx.fillText(label, Math.min(xx + 4 * px, bbox.left + bbox.width - w - 2 * px), bbox.top + 4 * px);
+            ctx.fillText(label, Math.min(xx + 4 * px, bbox.left + bbox.width - w - 2 * px), bbox.top + (4 + 14 * row) * px);
           };
           vline(now, text, 'now', [2, 2]);
-          for (const m of marks) vline(m.t, KIND_COLOUR.ev, m.label, [6, 3]);
+          marks.forEach((m, i) => vline(m.t, KIND_COLOUR.ev, m.label, [6, 3], i + 1));
           ctx.restore();
         },
       ],

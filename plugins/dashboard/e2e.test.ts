@@ -1,0 +1,189 @@
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse, stringify } from 'yaml';
+import { ManualClock } from '../../src/core/clock.js';
+import { Hub } from '../../src/core/host.js';
+import { createLogger } from '../../src/core/logging.js';
+
+/**
+ * The dashboard in a real browser (Debian's chromium, driven by playwright-core) against the demo
+ * site on simulated devices, with a day of real DE-LU day-ahead prices imported through the API.
+ * Screenshots of every view are kept in test-artifacts/dashboard/.
+ */
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const ARTIFACTS = join(ROOT, 'test-artifacts', 'dashboard');
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const HOSTILE_NAME = '<img src=x onerror="window.__pwned=1">Evil & <b>bold</b>';
+// 18:05 in Berlin: the car has just come home, the evening price peak is on
+const START = '2025-10-14T16:05:00Z';
+
+/** Household rates from the day-ahead price: (wholesale + 0.17 €/kWh of fees) + 19 % VAT. */
+function importRates(days: string[]) {
+  const data: { valid_from: string; valid_to: string; rate: number }[] = [];
+  for (const day of days) {
+    const body = JSON.parse(readFileSync(join(ROOT, 'test', 'fixtures', 'tariffs', 'energy-charts', `${day}.json`), 'utf8')) as { unix_seconds: number[]; price: number[] };
+    body.unix_seconds.forEach((t, i) => {
+      const end = body.unix_seconds[i + 1] ?? t + 900;
+      data.push({ valid_from: new Date(t * 1000).toISOString(), valid_to: new Date(end * 1000).toISOString(), rate: Math.round((body.price[i] / 1000 + 0.17) * 1.19 * 10000) / 10000 });
+    });
+  }
+  return { currency_code: 'EUR', data };
+}
+
+/** The demo site, plus one device whose name is markup. */
+function demoWithHostileDevice() {
+  const config = parse(readFileSync(join(ROOT, 'config', 'demo.yaml'), 'utf8')) as { devices: Record<string, unknown>[] };
+  config.devices.push({ id: 'hostile', adapter: 'sim_load', name: HOSTILE_NAME, annual_kwh: 300 });
+  return stringify(config);
+}
+
+export async function launchChromium(): Promise<{ context: BrowserContext; close: () => Promise<void> }> {
+  const userDataDir = mkdtempSync(join(tmpdir(), 'homeflex-chromium-'));
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    viewport: { width: 1280, height: 900 },
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  return {
+    context,
+    close: async () => {
+      await context.close();
+      rmSync(userDataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Every console error, uncaught exception and failed request of a page, to assert there are none. */
+function watch(page: Page) {
+  const problems: string[] = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error') problems.push(`console: ${m.text()} (${m.location().url})`);
+  });
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  page.on('requestfailed', (r) => {
+    // the event stream is cut when the page navigates or closes; that is not a failure
+    if (!r.url().endsWith('/api/v1/events')) problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`);
+  });
+  page.on('response', (r) => {
+    if (r.status() >= 400) problems.push(`HTTP ${r.status()} for ${r.request().method()} ${r.url()}`);
+  });
+  return problems;
+}
+
+const shot = (page: Page, name: string) => page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
+
+describe('dashboard in a real browser', { timeout: 90_000 }, () => {
+  let hub: Hub;
+  let clock: ManualClock;
+  let browser: Awaited<ReturnType<typeof launchChromium>>;
+  let page: Page;
+  let problems: string[];
+
+  beforeAll(async () => {
+    mkdirSync(ARTIFACTS, { recursive: true });
+    clock = new ManualClock(START);
+    hub = new Hub({
+      configText: demoWithHostileDevice(),
+      configFile: join(ROOT, 'config', 'demo.yaml'),
+      clock,
+      logger: createLogger({ level: 'silent' }),
+      override: (c) => {
+        c.http.port = 0;
+        c.storage.dir = mkdtempSync(join(tmpdir(), 'homeflex-e2e-'));
+        // tests run side by side: every listener on a port chosen at run time
+        if (c.connections.ocpp) c.connections.ocpp.port = 0;
+      },
+    });
+    await hub.start();
+    const put = await fetch(`${hub.url}/api/v1/tariffs/rates/${hub.site.id}?direction=IMPORT`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(importRates(['2025-10-14', '2025-10-15', '2025-10-16'])),
+    });
+    expect(put.status, await put.clone().text()).toBe(200);
+    // a minute of simulated time so every device has reported
+    await clock.advance(60_000);
+    browser = await launchChromium();
+    page = await browser.context.newPage();
+    problems = watch(page);
+  }, 60_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await hub?.stop();
+  });
+
+  it('Now shows the prices, the power flows and each device with its state', async () => {
+    await page.goto(`${hub.url}/#now`);
+    await page.locator('.device[data-device="ev"] .power').waitFor();
+    await expect.poll(() => page.locator('#live').getAttribute('data-status')).toBe('live');
+    // the evening peak: import at the dear end of the day's range
+    const importRate = await page.locator('.prices .stat').first().textContent();
+    expect(importRate).toMatch(/Import€0\.\d{3}\/kWh/);
+    expect(await page.locator('.prices .price-level .badge').textContent()).toMatch(/^(cheap|normal|dear)$/);
+    expect(await page.locator('svg.flow .flow-node').count()).toBe(4);
+    for (const id of ['ev', 'battery', 'pv', 'house', 'living-ac', 'dishwasher']) {
+      expect(await page.locator(`.device[data-device="${id}"]`).count(), id).toBe(1);
+    }
+    expect(await page.locator('.device[data-device="ev"] .badge').first().textContent()).toMatch(/charging|plugged in|waiting/);
+    expect(await page.locator('.device[data-device="battery"] .gauge-text').textContent()).toMatch(/\d+ %/);
+    expect(await page.locator('.device[data-device="living-ac"] .band-marker').textContent()).toMatch(/\d+(\.\d)? °C/);
+    await shot(page, 'now');
+  });
+
+  it('Now fits a phone screen', async () => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.goto(`${hub.url}/#now`);
+    await page.locator('.device[data-device="ev"] .power').waitFor();
+    // nothing wider than the screen: no sideways scrolling
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+    await shot(page, 'now-phone');
+    await page.setViewportSize({ width: 1280, height: 900 });
+  });
+
+  it('Plan draws 48 h of prices with the planned power of the devices, cheap and dear shaded', async () => {
+    await page.goto(`${hub.url}/#plan`);
+    await page.locator('.chart canvas').waitFor();
+    const legend = await page.locator('.legend').textContent();
+    expect(legend).toContain('Import price');
+    expect(legend).toContain('cheap');
+    expect(legend).toContain('EV leaves');
+    expect(await page.locator('.readout .rate-import').textContent()).toMatch(/import €0\.\d{3}\/kWh/);
+    await shot(page, 'plan');
+  });
+
+  it('Devices shows availability, readings and the YAML of each device', async () => {
+    await page.goto(`${hub.url}/#devices`);
+    await page.locator('details[data-device="ev"]').click();
+    const ev = page.locator('details[data-device="ev"]');
+    expect(await ev.locator('.yaml').textContent()).toContain('adapter: sim_ev');
+    expect(await ev.locator('table.compact tbody tr').count()).toBeGreaterThan(0);
+    const devices = ((await (await fetch(`${hub.url}/api/v1/devices`)).json()) as { data: { available: boolean }[] }).data;
+    expect(await page.locator('.stats.bar').textContent()).toContain(`${devices.filter((d) => d.available).length} of ${devices.length} available`);
+    expect(await page.locator('details.device-detail').count()).toBe(devices.length);
+    await shot(page, 'devices');
+  });
+
+  it('shows an injected device name as text and never runs it', async () => {
+    for (const view of ['now', 'devices']) {
+      await page.goto(`${hub.url}/#${view}`);
+      const name = page.locator('[data-device="hostile"] .device-name');
+      await name.waitFor();
+      expect(await name.textContent()).toBe(HOSTILE_NAME);
+      expect(await page.locator('[data-device="hostile"] img, [data-device="hostile"] b').count()).toBe(0);
+    }
+    await page.locator('details[data-device="hostile"]').click();
+    expect(await page.locator('details[data-device="hostile"] .yaml').textContent()).toContain('onerror');
+    expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
+  });
+
+  it('logged no console errors, page errors or failed requests', () => {
+    expect(problems).toEqual([]);
+  });
+});

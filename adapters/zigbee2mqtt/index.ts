@@ -237,7 +237,11 @@ export const zigbee2mqtt = defineAdapter<Z2mConfig>({
       state = { ...state, ...Object.fromEntries(Object.entries(r.state).filter(([, v]) => v !== undefined)) };
       seenState = true;
       if (online === undefined) online = true;
-      for (const w of [...waiters]) if (w.check(state)) (waiters.splice(waiters.indexOf(w), 1), w.resolve());
+      for (const w of [...waiters]) {
+        if (!w.check(state)) continue;
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve();
+      }
       if (r.powerW !== undefined || r.energyKwh !== undefined) {
         const reading: MeterReading = { time: ctx.clock.now(), channel: 'device' };
         if (r.powerW !== undefined) reading.powerW = r.powerW;

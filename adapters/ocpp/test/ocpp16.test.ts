@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
 import { now, Rig, TsChargePoint, until } from './harness.js';
 
 let rig: Rig;
@@ -222,5 +223,23 @@ describe('OCPP 1.6J charger against ocpp-ts', () => {
     await ts.call('MeterValues', { connectorId: 1, meterValue: [{ timestamp: now(), sampledValue: [{ value: 321, measurand: 'Energy.Active.Import.Register' }, { value: '50', measurand: 'Frequency', unit: 'Hz' }] }] }).catch((e: unknown) => e);
     expect(rig.logged(/does not follow the OCPP schema \(accepted anyway\)/).length).toBeGreaterThan(0);
     expect(cp.device.available).toBe(true);
+  });
+
+  it('answers frames that are not OCPP-J with an RPC error and keeps the connection', async () => {
+    rig = await new Rig().listen();
+    const cp = await rig.device({ id: 'ev1', identity: 'RAW1' });
+    const ws = new WebSocket(`${rig.url}/RAW1`, ['ocpp1.6']);
+    const replies: unknown[][] = [];
+    ws.on('message', (m) => replies.push(JSON.parse(String(m)) as unknown[]));
+    await new Promise((r) => ws.once('open', r));
+    ws.send('this is not json');
+    ws.send(JSON.stringify({ not: 'an array' }));
+    ws.send(JSON.stringify([2, 'm-1', 'Heartbeat', {}]));
+    await until(() => replies.some((r) => r[1] === 'm-1'));
+    expect(replies.filter((r) => r[0] === 4).map((r) => r[2])).toEqual(['RpcFrameworkError', 'RpcFrameworkError']);
+    expect(replies.find((r) => r[1] === 'm-1')![0]).toBe(3);
+    expect(cp.device.available).toBe(true);
+    expect(rig.logged(/sent a malformed frame/).length).toBeGreaterThan(0);
+    ws.terminate();
   });
 });

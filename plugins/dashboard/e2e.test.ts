@@ -59,11 +59,18 @@ export async function launchChromium(): Promise<{ context: BrowserContext; close
   };
 }
 
+/**
+ * Endpoints the dashboard reads that other parts of the hub have not built yet (issue 5: GET /plan).
+ * The page shows them as "not available on this hub"; remove each entry when its endpoint lands.
+ */
+const NOT_YET_BUILT = ['/api/v1/plan'];
+const notYetBuilt = (url: string) => NOT_YET_BUILT.includes(new URL(url).pathname);
+
 /** Every console error, uncaught exception and failed request of a page, to assert there are none. */
 function watch(page: Page) {
   const problems: string[] = [];
   page.on('console', (m) => {
-    if (m.type() === 'error') problems.push(`console: ${m.text()} (${m.location().url})`);
+    if (m.type() === 'error' && !(m.text().includes('404') && notYetBuilt(m.location().url))) problems.push(`console: ${m.text()} (${m.location().url})`);
   });
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
   page.on('requestfailed', (r) => {
@@ -71,7 +78,7 @@ function watch(page: Page) {
     if (!r.url().endsWith('/api/v1/events')) problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`);
   });
   page.on('response', (r) => {
-    if (r.status() >= 400) problems.push(`HTTP ${r.status()} for ${r.request().method()} ${r.url()}`);
+    if (r.status() >= 400 && !(r.status() === 404 && notYetBuilt(r.url()))) problems.push(`HTTP ${r.status()} for ${r.request().method()} ${r.url()}`);
   });
   return problems;
 }
@@ -142,7 +149,7 @@ describe('dashboard in a real browser', { timeout: 90_000 }, () => {
     await page.goto(`${hub.url}/#now`);
     await page.locator('.device[data-device="ev"] .power').waitFor();
     // nothing wider than the screen: no sideways scrolling
-    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+    expect(await page.evaluate('document.documentElement.scrollWidth')).toBeLessThanOrEqual(390);
     await shot(page, 'now-phone');
     await page.setViewportSize({ width: 1280, height: 900 });
   });
@@ -180,7 +187,7 @@ describe('dashboard in a real browser', { timeout: 90_000 }, () => {
     }
     await page.locator('details[data-device="hostile"]').click();
     expect(await page.locator('details[data-device="hostile"] .yaml').textContent()).toContain('onerror');
-    expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
+    expect(await page.evaluate('window.__pwned')).toBeUndefined();
   });
 
   it('logged no console errors, page errors or failed requests', () => {

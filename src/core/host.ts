@@ -4,6 +4,7 @@ import { resolve, dirname } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { dashboardPart } from '../../plugins/dashboard/part.js';
 import { tariffPart } from '../tariff/part.js';
+import { meteringPart } from '../metering/part.js';
 import type { AdapterInstance, Clock, Device, Logger, PluginInstance, SiteInfo } from '../api/index.js';
 import { HubBus } from './bus.js';
 import { builtinCatalog } from './catalog.js';
@@ -38,7 +39,7 @@ export interface HubOptions {
  * The hub's own parts (tariffs, metering, control, ...), created before the adapters so they hear
  * the first events, started after them, and stopped before them.
  */
-const PARTS: PartFactory[] = [dashboardPart(), tariffPart()];
+const PARTS: PartFactory[] = [dashboardPart(), tariffPart(), meteringPart];
 
 interface Running {
   kind: 'adapter' | 'plugin';

@@ -2,6 +2,7 @@ import type { Clock, Direction, EventBus, Logger, PriceSeries, SiteInfo, TimeWin
 import type { RouteModule } from './http.js';
 import type { HubConfig } from './config/schema.js';
 import type { Catalog } from './config/compose.js';
+import type { MeteringService } from '../metering/service.js';
 import type { DeviceRegistry } from './registry.js';
 import type { StateStore } from './store/state.js';
 
@@ -31,6 +32,8 @@ export interface HubServices {
   tariffs?: PriceLookup;
   /** The adapters, plugins and tariff sources this hub was built with. */
   catalog?: Catalog;
+  /** Set by the metering part (src/metering): meter records, costs, savings. */
+  metering?: MeteringService;
 }
 
 /** One part of the hub itself: made with the services, may add routes, started after the adapters. */

@@ -1,0 +1,82 @@
+import type { EpochMs } from '../api/index.js';
+import { DAY, MAX_RECORD_MS } from './records.js';
+
+/** A cumulative register reading (Wh) at an instant, as kept in the store. */
+export interface RegisterPoint {
+  time: EpochMs;
+  valueWh: number;
+  session: string | null;
+  ref: string | null;
+}
+
+/** An interval derived from two consecutive register readings. */
+export interface DerivedInterval {
+  start: EpochMs;
+  end: EpochMs;
+  energyWh: number;
+  session: string | null;
+  ref: string | null;
+}
+
+/** A reading below this share of the previous one is a counter reset (as Home Assistant's total_increasing). */
+export const RESET_FRACTION = 0.9;
+
+/**
+ * Energy between two consecutive register readings: the difference; after a counter reset the new
+ * reading itself (the counter started again from zero); a small step back is meter jitter and counts nothing.
+ */
+export function stepEnergy(previousWh: number, nextWh: number): number {
+  if (nextWh >= previousWh) return nextWh - previousWh;
+  if (nextWh < previousWh * RESET_FRACTION) return nextWh;
+  return 0;
+}
+
+/**
+ * Intervals between consecutive points (sorted by time, distinct times). The energy of a gap longer
+ * than a record may cover is spread evenly over whole days, which prices it the same as one long interval.
+ * An interval belongs to the session of its first reading, or else of its last (the plug-in reading).
+ */
+export function intervalsBetween(points: readonly RegisterPoint[]): DerivedInterval[] {
+  const out: DerivedInterval[] = [];
+  for (let i = 1; i < points.length; i++) {
+    const a = points[i - 1];
+    const b = points[i];
+    const energy = stepEnergy(a.valueWh, b.valueWh);
+    const session = a.session ?? b.session;
+    const span = b.time - a.time;
+    if (span <= MAX_RECORD_MS) {
+      out.push({ start: a.time, end: b.time, energyWh: energy, session, ref: b.ref });
+      continue;
+    }
+    for (let t = a.time; t < b.time; t += DAY) {
+      const end = Math.min(b.time, t + DAY);
+      out.push({ start: t, end, energyWh: (energy * (end - t)) / span, session, ref: b.ref });
+    }
+  }
+  return out;
+}
+
+/** Sorts readings by time; of several at the same instant the last one given wins. */
+export function sortReadings<T extends { time: EpochMs }>(readings: readonly T[]): T[] {
+  const byTime = new Map<EpochMs, T>();
+  for (const r of readings) byTime.set(r.time, r);
+  return [...byTime.values()].sort((a, b) => a.time - b.time);
+}
+
+/**
+ * Splices new readings into the stored neighbourhood of a register stream. `existing` holds the stored
+ * point before the new readings (if any), every stored point among them, and the stored point after
+ * them (if any), sorted. Returns the merged points, the stored intervals that no longer exist (a late
+ * reading splits the interval it falls into) and the intervals to store.
+ */
+export function spliceReadings(existing: readonly RegisterPoint[], incoming: readonly RegisterPoint[]) {
+  const byTime = new Map<EpochMs, RegisterPoint>();
+  for (const p of existing) byTime.set(p.time, p);
+  for (const p of incoming) byTime.set(p.time, p);
+  const merged = [...byTime.values()].sort((a, b) => a.time - b.time);
+  const before = intervalsBetween(existing);
+  const after = intervalsBetween(merged);
+  const keep = new Set(after.map((i) => `${i.start}|${i.end}`));
+  const removed = before.filter((i) => !keep.has(`${i.start}|${i.end}`));
+  return { merged, removed, added: after };
+}

@@ -1,0 +1,49 @@
+import { join } from 'node:path';
+import type { Device } from '../api/index.js';
+import type { PartFactory } from '../core/services.js';
+import { meteringRoutes } from './routes.js';
+import type { DeviceKind } from './savings.js';
+import { MeteringService, type DeviceInfo } from './service.js';
+import { MeterStore } from './store.js';
+
+/** How often the store compacts quiet partitions and trims its memory (wall-clock). */
+const MAINTENANCE_MS = 10 * 60_000;
+
+const kindOfDevice = (d: Device | undefined): DeviceKind =>
+  d?.caps.storage ? 'storage' : d?.caps.pv ? 'pv' : d?.caps.charger ? 'ev' : d?.caps.thermostat ? 'hvac' : 'meter';
+
+/**
+ * The metering part: opens the record store under `<storage.dir>/metering`, turns every adapter's
+ * meter readings into interval records, serves the meter, cost and savings API, and sets
+ * `hub.metering` for the other parts (dashboard, report).
+ */
+export const meteringPart: PartFactory = async (hub) => {
+  const log = hub.log.child({ component: 'metering' });
+  const store = await MeterStore.open(join(hub.config.storage.dir, 'metering'), { log });
+  for (const problem of store.problems) log.warn(problem);
+  const devices = (): DeviceInfo[] => {
+    const out = new Map<string, DeviceInfo>();
+    for (const c of hub.config.devices) out.set(c.id, { id: c.id, config: c, device: hub.registry.get(c.id) });
+    for (const d of hub.registry.all()) if (!out.has(d.id)) out.set(d.id, { id: d.id, device: d, config: hub.registry.entry(d.id)?.config });
+    return [...out.values()];
+  };
+  const metering = new MeteringService({ store, site: hub.site, prices: () => hub.tariffs, devices, sessions: () => hub.state.data.sessions, log });
+  hub.metering = metering;
+  // subscribed now, before the adapters exist, so their first readings are heard
+  const unsubscribe = hub.bus.on('meter.reading', ({ deviceId, reading }) => metering.onReading(deviceId, reading, kindOfDevice(hub.registry.get(deviceId))));
+  let timer: NodeJS.Timeout | undefined;
+  return {
+    name: 'metering',
+    routes: meteringRoutes(metering),
+    async start() {
+      timer = setInterval(() => void store.maintain().catch((err: unknown) => log.error({ err }, 'meter store maintenance failed')), MAINTENANCE_MS);
+      timer.unref();
+    },
+    async stop() {
+      clearInterval(timer);
+      unsubscribe();
+      await metering.drain();
+      await store.close();
+    },
+  };
+};

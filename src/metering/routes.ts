@@ -1,0 +1,60 @@
+import { ApiError } from '../api/index.js';
+import type { RouteModule } from '../core/http.js';
+import { localIso } from './costs.js';
+import { DAY, subjectId, subjectKind } from './records.js';
+import { DEVICE_KINDS } from './savings.js';
+import { isDeviceKind, parseCostQuery, parseWindow, type MeteringService } from './service.js';
+
+/**
+ * The metering API (FlatPeak field names): meter records in, costs and savings out.
+ * Write errors name the record and field; one bad record never rejects the rest.
+ */
+export const meteringRoutes = (metering: MeteringService): RouteModule => (app, hub) => {
+  const interval = async (req: { body: unknown }) => metering.ingestIntervals(req.body);
+  app.put('/meters/interval', interval);
+  // the FlatPeak guides also POST single records here
+  app.post('/meters/interval', interval);
+
+  const cumulative = async (req: { body: unknown }) => metering.ingestCumulative(req.body);
+  app.put('/meters/cumulative/epoch', cumulative);
+  app.post('/meters/cumulative/epoch', cumulative);
+
+  app.get('/meters', async () => ({
+    object: 'list',
+    location_id: hub.site.id,
+    location_timezone: hub.site.timezone,
+    currency_code: hub.site.currency,
+    data: metering.store.subjects().filter((s) => subjectKind(s.subject) !== 'baseline').map((s) => ({
+      id: subjectId(s.subject),
+      object: 'meter',
+      kind: subjectKind(s.subject),
+      records: s.rows,
+      start_time: s.firstTime === null ? null : localIso(s.firstTime, hub.site.timezone),
+      end_time: s.lastTime === null ? null : localIso(s.lastTime, hub.site.timezone),
+    })),
+  }));
+
+  app.post<{ Params: { id: string }; Querystring: Record<string, unknown> }>('/costs/interval/:id', async (req) => {
+    const q = parseCostQuery(req.query, req.body, true);
+    return metering.costs(req.params.id, { ...q, window: q.window! });
+  });
+
+  app.post<{ Params: { ref: string }; Querystring: Record<string, unknown> }>('/costs/session/:ref', async (req) => {
+    const q = parseCostQuery(req.query, req.body, false);
+    return metering.sessionCosts(req.params.ref, q);
+  });
+
+  app.get<{ Params: { id: string }; Querystring: Record<string, unknown> }>('/savings/:id', async (req) => {
+    const q = req.query ?? {};
+    for (const k of Object.keys(q)) if (!['start_time', 'end_time', 'kind'].includes(k)) throw new ApiError(400, 'invalid_parameter', `querystring.${k}: unknown parameter (known: start_time, end_time, kind)`, { field: `querystring.${k}` });
+    let window = parseWindow({ start_time: q.start_time, end_time: q.end_time }, false, 'querystring');
+    if (!window) {
+      // neither given: the last 30 days
+      const end = hub.clock.now();
+      window = { start: end - 30 * DAY, end };
+    }
+    const kind = q.kind === undefined ? undefined : String(q.kind);
+    if (kind !== undefined && !isDeviceKind(kind)) throw new ApiError(400, 'invalid_parameter', `querystring.kind: must be one of ${DEVICE_KINDS.join(', ')} (got "${kind}")`, { field: 'querystring.kind' });
+    return metering.savings(req.params.id, window, kind);
+  });
+};

@@ -1,0 +1,637 @@
+import { randomBytes } from 'node:crypto';
+import { ApiError, type Device, type Direction, type EpochMs, type Logger, type MeterReading, type PriceSeries, type SiteInfo, type TimeWindow } from '../api/index.js';
+import type { PriceLookup } from '../core/services.js';
+import {
+  AGGREGATIONS,
+  CostAccumulator,
+  averageRate,
+  emptyCell,
+  localIso,
+  mergeCell,
+  onBucketGrid,
+  periodGrid,
+  recordCosts,
+  round,
+  totalCost,
+  type Aggregation,
+  type CostCell,
+  type PricesByRate,
+} from './costs.js';
+import { sortReadings, spliceReadings, type RegisterPoint } from './cumulative.js';
+import {
+  BUCKET_MS,
+  DAY,
+  FLAG_REGISTER,
+  FieldError,
+  HOUR,
+  MAX_BATCH,
+  MAX_RECORD_MS,
+  deviceSubject,
+  flagsOf,
+  locationSubject,
+  parseCumulative,
+  parseIntervalRecord,
+  parseTime,
+  subjectId,
+  subjectKind,
+  type RowOp,
+} from './records.js';
+import { DEVICE_KINDS, dailyWindows, evBaseline, figures, hvacBaseline, localTimeOn, storageSavings, switchedBaseline, HVAC_SMOOTHING_BUCKETS, type DeviceKind, type SavingsFigures } from './savings.js';
+import { IntervalBuilder, type IntervalSet, type MeterStore, type WriteOutcome } from './store.js';
+
+/** A device as metering sees it: the running device (capabilities) and its YAML entry, either may be missing. */
+export interface DeviceInfo {
+  id: string;
+  device?: Device;
+  config?: Record<string, unknown>;
+}
+
+export interface MeteringContext {
+  store: MeterStore;
+  site: SiteInfo;
+  /** The tariff part's price lookup, once there is one. */
+  prices: () => PriceLookup | undefined;
+  devices: () => DeviceInfo[];
+  /** Charging sessions the hub knows (plug-in times for the EV baseline). */
+  sessions?: () => Record<string, { device_id: string; start: string }>;
+  log?: Logger;
+}
+
+export interface MeterBatch {
+  id: string;
+  object: 'meter_batch';
+  records_submitted: number;
+  records_accepted: number;
+  records_processed: number;
+  failed_records: { record_num: number; record_reference_id: string | null; error: string }[];
+  /** Forecasts (confidence < 1) not stored because an actual is kept for the same period. */
+  ignored_records: { record_num: number; record_reference_id: string | null; reason: string }[];
+  intervals_created?: number;
+}
+
+export interface CostQuery {
+  direction: Direction;
+  aggregation: Aggregation;
+  includeTariff: boolean;
+  window?: TimeWindow;
+}
+
+/** Most rows one NONE-aggregated answer may hold; beyond that the client is asked to aggregate. */
+export const MAX_COST_ROWS = 100_000;
+/** Adapter readings become a stored interval at most this often per counter (sessions starting or ending cut one short). */
+export const READING_INTERVAL_MS = 60_000;
+
+const FLOWS: Record<Direction, ReadonlySet<number>> = { IMPORT: new Set([0, 2, 4]), EXPORT: new Set([1, 3, 5]) };
+const ALL_FLOWS: ReadonlySet<number> = new Set([0, 1, 2, 3, 4, 5]);
+const newId = (prefix: string) => `${prefix}_${randomBytes(12).toString('hex')}`;
+
+/** Interval columns of several sets in one. */
+function concatSets(sets: IntervalSet[], labels: boolean): IntervalSet {
+  const b = new IntervalBuilder(labels);
+  for (const s of sets) for (let i = 0; i < s.n; i++) b.push(s.start[i], s.end[i], s.energy[i], s.flags[i], s.confidence[i], s.session?.[i] ?? null, s.ref?.[i] ?? null);
+  return b.build();
+}
+
+type DeviceSavings = SavingsFigures & { device_id: string; kind: DeviceKind; baseline: string; warnings?: string[] } & Record<string, unknown>;
+type Done = <T extends SavingsFigures>(figs: T, baseline: string) => DeviceSavings;
+
+const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
+
+/**
+ * Metering: takes records (API, cumulative registers, adapters' readings) into the store and
+ * answers cost and savings questions about them with the tariff in force at the time.
+ */
+export class MeteringService {
+  readonly store: MeterStore;
+  private readonly streams = new Map<string, { subject: string; flags: number; committed?: RegisterPoint; pending?: RegisterPoint }>();
+  private readonly outbox: { subject: string; flags: number; point: RegisterPoint }[] = [];
+  private flushing?: Promise<void>;
+  private flushScheduled = false;
+
+  constructor(private readonly ctx: MeteringContext) {
+    this.store = ctx.store;
+  }
+
+  get site() {
+    return this.ctx.site;
+  }
+
+  // ------------------------------------------------------------------ records in
+
+  /** `PUT /meters/interval`: every valid record is stored; each invalid one is listed with its index and reason. */
+  async ingestIntervals(body: unknown): Promise<MeterBatch> {
+    const records = Array.isArray(body) ? body : body && typeof body === 'object' ? [body] : undefined;
+    if (!records) throw new ApiError(400, 'invalid_parameter', 'body: must be an array of meter records (or one record object)', { field: 'body' });
+    if (records.length > MAX_BATCH) {
+      throw new ApiError(413, 'too_many_records', `body: ${records.length} records in one request; at most ${MAX_BATCH.toLocaleString('en')} are accepted. Split them into several requests.`, { field: 'body', max_records: MAX_BATCH, records_submitted: records.length });
+    }
+    const batch: MeterBatch = { id: newId('bat'), object: 'meter_batch', records_submitted: records.length, records_accepted: 0, records_processed: 0, failed_records: [], ignored_records: [] };
+    const ops: RowOp[] = [];
+    const nums: number[] = [];
+    const scope = { locationId: this.site.id };
+    for (let i = 0; i < records.length; i++) {
+      try {
+        ops.push(parseIntervalRecord(records[i], scope));
+        nums.push(i);
+      } catch (err) {
+        const r = records[i] as Record<string, unknown> | null;
+        const ref = r && typeof r === 'object' && (typeof r.record_reference_id === 'string' || typeof r.record_reference_id === 'number') ? String(r.record_reference_id) : null;
+        batch.failed_records.push({ record_num: i, record_reference_id: ref, error: err instanceof FieldError ? err.message : String(err) });
+      }
+    }
+    batch.records_accepted = ops.length;
+    if (!ops.length) return batch;
+    const outcomes = await this.store.write(ops);
+    this.tally(batch, outcomes, ops, nums);
+    if (batch.records_processed === 0 && outcomes.some((o) => typeof o === 'object')) {
+      throw new ApiError(503, 'store_unavailable', `no record could be stored: ${(outcomes.find((o) => typeof o === 'object') as { error: string }).error}`);
+    }
+    return batch;
+  }
+
+  private tally(batch: MeterBatch, outcomes: WriteOutcome[], ops: RowOp[], nums: number[]) {
+    outcomes.forEach((o, k) => {
+      if (o === 'stored' || o === 'same') batch.records_processed++;
+      else if (o === 'ignored') batch.ignored_records.push({ record_num: nums[k], record_reference_id: ops[k].ref, reason: 'a measured record (confidence 1) is already stored for this period; a forecast does not replace it' });
+      else if (typeof o === 'object') batch.failed_records.push({ record_num: nums[k], record_reference_id: ops[k].ref, error: o.error });
+    });
+    batch.failed_records.sort((a, b) => a.record_num - b.record_num);
+  }
+
+  /** `PUT /meters/cumulative/epoch`: register readings become intervals, resets and late readings included. */
+  async ingestCumulative(body: unknown): Promise<MeterBatch> {
+    let req;
+    try {
+      req = parseCumulative(body, { locationId: this.site.id });
+    } catch (err) {
+      if (err instanceof FieldError) throw new ApiError(400, 'invalid_parameter', err.message, { field: err.field });
+      throw err;
+    }
+    const batch: MeterBatch = { id: newId('bat'), object: 'meter_batch', records_submitted: req.submitted, records_accepted: req.readings.length, records_processed: 0, failed_records: [...req.failed], ignored_records: [], intervals_created: 0 };
+    if (!req.readings.length) return batch;
+    const flags = flagsOf(req.direction, req.tariffRate);
+    const points = req.readings.map((r) => ({ time: r.time, valueWh: r.valueWh, session: req.session, ref: r.ref }));
+    const indexByTime = new Map(req.readings.map((r) => [r.time, r.index]));
+    const result = await this.store.exclusive(async () => {
+      const ops = this.registerOps(req.subject, flags, points);
+      return { ops, outcomes: await this.store.writeNow(ops) };
+    });
+    const failedAt = new Map<number, string>();
+    result.ops.forEach((op, k) => {
+      const o = result.outcomes[k];
+      if (typeof o === 'object') failedAt.set(op.end, o.error);
+      else if (op.op === 'put' && op.start !== op.end && o === 'stored') batch.intervals_created!++;
+    });
+    for (const r of sortReadings(req.readings)) {
+      if (indexByTime.get(r.time) !== r.index) {
+        batch.ignored_records.push({ record_num: r.index, record_reference_id: r.ref, reason: 'another reading in this request has the same time; the later one was kept' });
+        continue;
+      }
+      const error = failedAt.get(r.time);
+      if (error) batch.failed_records.push({ record_num: r.index, record_reference_id: r.ref, error });
+      else batch.records_processed++;
+    }
+    for (const r of req.readings) if (!batch.ignored_records.some((x) => x.record_num === r.index) && indexByTime.get(r.time) !== r.index) batch.ignored_records.push({ record_num: r.index, record_reference_id: r.ref, reason: 'another reading in this request has the same time; the later one was kept' });
+    batch.failed_records.sort((a, b) => a.record_num - b.record_num);
+    if (batch.records_processed === 0 && batch.failed_records.length && !req.failed.length) throw new ApiError(503, 'store_unavailable', `no reading could be stored: ${batch.failed_records[0].error}`);
+    return batch;
+  }
+
+  /** Operations that store register points and (re)derive the intervals around them. Call inside `store.exclusive`. */
+  private registerOps(subject: string, flags: number, incoming: RegisterPoint[]): RowOp[] {
+    const sorted = sortReadings(incoming);
+    const existing = this.store.pointsAround(subject, flags, sorted[0].time, sorted[sorted.length - 1].time);
+    const { removed, added } = spliceReadings(existing, sorted);
+    const ops: RowOp[] = [];
+    for (const p of sorted) ops.push({ op: 'put', subject, start: p.time, end: p.time, flags: flags | FLAG_REGISTER, value: p.valueWh, confidence: 1, session: p.session, ref: p.ref });
+    for (const r of removed) ops.push({ op: 'del', subject, start: r.start, end: r.end, flags, value: 0, confidence: 1, session: null, ref: null });
+    for (const a of added) ops.push({ op: 'put', subject, start: a.start, end: a.end, flags, value: a.energyWh, confidence: 1, session: a.session, ref: a.ref });
+    return ops;
+  }
+
+  /**
+   * An adapter's meter reading (bus event). Each cumulative counter becomes a register stream:
+   * a point is stored at most once a minute, and at once when a charging session starts or ends,
+   * so intervals never mix two sessions. Channel `grid` is the site's meter (the location).
+   */
+  onReading(deviceId: string, reading: MeterReading, kind: DeviceKind) {
+    const channel = reading.channel ?? 'device';
+    const subject = channel === 'grid' ? locationSubject(this.site.id) : channel === 'device' ? deviceSubject(deviceId) : deviceSubject(`${deviceId}:${channel}`);
+    const flowKind: DeviceKind = channel === 'battery' ? 'storage' : channel === 'pv' ? 'pv' : channel === 'device' ? kind : 'meter';
+    for (const [value, direction] of [[reading.importWh, 'IMPORT'], [reading.exportWh, 'EXPORT']] as const) {
+      if (value === undefined || !Number.isFinite(value) || value < 0) continue;
+      // energy out of a battery goes to the premises (valued at the import rate); out of PV it is local and free
+      const rate = direction === 'IMPORT' ? 'IMPORT' : flowKind === 'storage' ? 'IMPORT' : flowKind === 'pv' ? 'LOCAL' : 'EXPORT';
+      const key = `${subject}|${direction}`;
+      let st = this.streams.get(key);
+      if (!st) this.streams.set(key, (st = { subject, flags: flagsOf(direction, rate) }));
+      const point: RegisterPoint = { time: reading.time, valueWh: value, session: reading.sessionId ?? null, ref: null };
+      const c = st.committed;
+      if (!c || point.time - c.time >= READING_INTERVAL_MS || point.time < c.time || point.session !== c.session) this.commit(st, point);
+      else st.pending = point;
+    }
+  }
+
+  private commit(st: { subject: string; flags: number; committed?: RegisterPoint; pending?: RegisterPoint }, point: RegisterPoint) {
+    st.committed = point;
+    st.pending = undefined;
+    this.outbox.push({ subject: st.subject, flags: st.flags, point });
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => void this.flushReadings());
+    }
+  }
+
+  /** Stores the readings waiting in the outbox (one write for all streams). */
+  flushReadings(): Promise<void> {
+    this.flushScheduled = false;
+    const items = this.outbox.splice(0);
+    if (!items.length) return this.flushing ?? Promise.resolve();
+    const run = this.store
+      .exclusive(async () => {
+        const byStream = new Map<string, { subject: string; flags: number; points: RegisterPoint[] }>();
+        for (const it of items) {
+          const key = `${it.subject}|${it.flags}`;
+          let g = byStream.get(key);
+          if (!g) byStream.set(key, (g = { subject: it.subject, flags: it.flags, points: [] }));
+          g.points.push(it.point);
+        }
+        const ops = [...byStream.values()].flatMap((g) => this.registerOps(g.subject, g.flags, g.points));
+        const outcomes = await this.store.writeNow(ops);
+        const failed = outcomes.filter((o) => typeof o === 'object');
+        if (failed.length) this.ctx.log?.error({ failed: failed.length, error: (failed[0] as { error: string }).error }, 'adapter meter readings could not be stored; the next reading covers the energy');
+      })
+      .catch((err: unknown) => this.ctx.log?.error({ err }, 'adapter meter readings could not be stored'));
+    this.flushing = run;
+    return run;
+  }
+
+  /** Stores every reading still held back (at shutdown), then waits for the store. */
+  async drain(): Promise<void> {
+    for (const st of this.streams.values()) if (st.pending) this.commit(st, st.pending);
+    await this.flushReadings();
+    await this.store.exclusive(() => undefined).catch(() => undefined);
+  }
+
+  // ------------------------------------------------------------------ resolving ids
+
+  /** The store subject behind a path id: the site's location id, a device id, or `device:channel`. */
+  resolve(objectId: string): string {
+    if (objectId === this.site.id) return locationSubject(objectId);
+    const subject = deviceSubject(objectId);
+    if (this.store.has(subject) || this.ctx.devices().some((d) => d.id === objectId)) return subject;
+    const known = [this.site.id, ...new Set([...this.ctx.devices().map((d) => d.id), ...this.store.subjects().filter((s) => subjectKind(s.subject) === 'device').map((s) => subjectId(s.subject))])];
+    throw new ApiError(404, 'not_found', `no location or device "${objectId}" (known: ${known.join(', ')})`, { field: 'id' });
+  }
+
+  /** Price series for the tariffs `flows` name, over `window`. */
+  private prices(window: TimeWindow, flows: ReadonlySet<number>, warnings: string[]): PricesByRate {
+    const needs = (code: number) => [...flows].some((f) => f >> 1 === code);
+    const out: PricesByRate = { IMPORT: [], EXPORT: [] };
+    const lookup = this.ctx.prices();
+    for (const [code, dir] of [[0, 'IMPORT'], [1, 'EXPORT']] as const) {
+      if (!needs(code)) continue;
+      if (!lookup) throw new ApiError(503, 'tariffs_unavailable', 'no tariff is loaded yet, so energy cannot be priced; check the tariffs section of the site file and the hub log');
+      try {
+        out[dir] = lookup.series(dir, window) as PriceSeries;
+      } catch (err) {
+        warnings.push(`no ${dir} prices: ${(err as Error).message}`);
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Energy and cost of a subject per period of `grid`. The middle of the window is read from the
+   * 15-minute buckets when every period and tariff boundary lies on their grid (exact, and fast
+   * for years of records); ragged edges and other cases use the records themselves.
+   */
+  private priceSubject(subject: string, window: TimeWindow, grid: EpochMs[], flows: ReadonlySet<number>, byFlow: boolean, warnings: string[]): CostAccumulator {
+    const prices = this.prices(window, flows, warnings);
+    const acc = new CostAccumulator(grid, byFlow);
+    const a = Math.ceil(window.start / BUCKET_MS) * BUCKET_MS;
+    const b = Math.floor(window.end / BUCKET_MS) * BUCKET_MS;
+    if (a < b && onBucketGrid(grid, [prices.IMPORT, prices.EXPORT], a, b)) {
+      acc.add(this.store.buckets(subject, a, b, flows), prices, { start: a, end: b });
+      if (window.start < a) acc.add(this.store.intervals(subject, window.start, a, { flows }), prices, { start: window.start, end: a });
+      if (b < window.end) acc.add(this.store.intervals(subject, b, window.end, { flows }), prices, { start: b, end: window.end });
+    } else {
+      acc.add(this.store.intervals(subject, window.start, window.end, { flows }), prices, window);
+    }
+    return acc;
+  }
+
+  // ------------------------------------------------------------------ costs
+
+  private tariffView(cell: CostCell, includeTariff: boolean) {
+    const rate = averageRate(cell);
+    return { value: round(cell.cost, 5), confidence: round(cell.confidence, 3), ...(includeTariff ? { rate: rate === null ? null : round(rate, 5) } : {}) };
+  }
+
+  private costEnvelope(objectId: string, q: CostQuery, window: TimeWindow) {
+    return {
+      id: newId('ecs'),
+      object: 'energy_cost' as const,
+      object_id: objectId,
+      location_id: this.site.id,
+      direction: q.direction,
+      aggregation: q.aggregation,
+      location_timezone: this.site.timezone,
+      currency_code: this.site.currency,
+      energy_units: 'WH' as const,
+      start_time: localIso(window.start, this.site.timezone),
+      end_time: localIso(window.end, this.site.timezone),
+    };
+  }
+
+  private unpricedWarning(total: CostCell, warnings: string[]) {
+    if (total.unpricedWh > 0) warnings.push(`${round(total.unpricedWh, 3)} Wh fell in time no tariff slot covers; that energy is shown but not costed (confidence 0)`);
+  }
+
+  /** `POST /costs/interval/{id}`. */
+  costs(objectId: string, q: CostQuery & { window: TimeWindow }) {
+    const subject = this.resolve(objectId);
+    const { window } = q;
+    const flows = FLOWS[q.direction];
+    const tz = this.site.timezone;
+    const warnings: string[] = [];
+    const total = emptyCell();
+    let data;
+    if (q.aggregation === 'NONE') {
+      const set = this.store.intervals(subject, window.start, window.end, { flows, labels: true });
+      if (set.n > MAX_COST_ROWS) throw new ApiError(400, 'too_many_rows', `aggregation: NONE would return ${set.n} records (at most ${MAX_COST_ROWS}); use DAY, WEEK, MONTH or YEAR, or a shorter window`, { field: 'aggregation' });
+      const prices = this.prices(window, flows, warnings);
+      data = recordCosts(set, prices, window)
+        .sort((x, y) => x.start - y.start)
+        .map((r) => {
+          mergeCell(total, r.cell);
+          return { start_time: localIso(r.start, tz), end_time: localIso(r.end, tz), session_reference_id: set.session![r.index], record_reference_id: set.ref![r.index], energy: { value: round(r.cell.energyWh, 3) }, tariff: this.tariffView(r.cell, q.includeTariff) };
+        });
+    } else {
+      const grid = periodGrid(window, q.aggregation, tz);
+      const acc = this.priceSubject(subject, window, grid, flows, false, warnings);
+      data = acc.periods().map((p) => {
+        mergeCell(total, p.cell);
+        return { start_time: localIso(p.start, tz), end_time: localIso(p.end, tz), session_reference_id: null, record_reference_id: null, energy: { value: round(p.cell.energyWh, 3) }, tariff: this.tariffView(p.cell, q.includeTariff) };
+      });
+    }
+    this.unpricedWarning(total, warnings);
+    return { ...this.costEnvelope(objectId, q, window), data, total: { energy: { value: round(total.energyWh, 3) }, tariff: this.tariffView(total, q.includeTariff) }, ...(warnings.length ? { warnings } : {}) };
+  }
+
+  /** `POST /costs/session/{session_reference_id}`: every record of the session, whichever device it came from. */
+  sessionCosts(session: string, q: CostQuery) {
+    const subjects = this.store.sessionSubjects(session);
+    if (!subjects.length) throw new ApiError(404, 'session_not_found', `no meter records carry session_reference_id "${session}"`, { field: 'session_reference_id' });
+    const flows = FLOWS[q.direction];
+    const set = concatSets(subjects.map((s) => this.store.intervals(s, -Infinity, Infinity, { flows, session })), true);
+    let window = q.window;
+    if (!window) {
+      let start = Infinity;
+      let end = -Infinity;
+      for (let i = 0; i < set.n; i++) {
+        start = Math.min(start, set.start[i]);
+        end = Math.max(end, set.end[i]);
+      }
+      window = set.n ? { start, end } : { start: 0, end: 1 };
+    }
+    const tz = this.site.timezone;
+    const warnings: string[] = [];
+    const prices = this.prices(window, flows, warnings);
+    const total = emptyCell();
+    let data;
+    if (q.aggregation === 'NONE') {
+      data = recordCosts(set, prices, window)
+        .sort((x, y) => x.start - y.start)
+        .map((r) => {
+          mergeCell(total, r.cell);
+          return { start_time: localIso(r.start, tz), end_time: localIso(r.end, tz), session_reference_id: session, record_reference_id: set.ref![r.index], energy: { value: round(r.cell.energyWh, 3) }, tariff: this.tariffView(r.cell, q.includeTariff) };
+        });
+    } else {
+      const acc = new CostAccumulator(periodGrid(window, q.aggregation, tz));
+      acc.add(set, prices, window);
+      data = acc.periods().map((p) => {
+        mergeCell(total, p.cell);
+        return { start_time: localIso(p.start, tz), end_time: localIso(p.end, tz), session_reference_id: session, record_reference_id: null, energy: { value: round(p.cell.energyWh, 3) }, tariff: this.tariffView(p.cell, q.includeTariff) };
+      });
+    }
+    this.unpricedWarning(total, warnings);
+    const devices = subjects.map(subjectId);
+    return { ...this.costEnvelope(session, q, window), session_reference_id: session, device_ids: devices, data, total: { energy: { value: round(total.energyWh, 3) }, tariff: this.tariffView(total, q.includeTariff) }, ...(warnings.length ? { warnings } : {}) };
+  }
+
+  // ------------------------------------------------------------------ savings
+
+  /** What kind of load a device is, for its savings: from its capabilities, else its YAML keys, else its records. */
+  kindOf(info: DeviceInfo | undefined, subject: string): DeviceKind {
+    const caps = info?.device?.caps;
+    if (caps) {
+      if (caps.storage) return 'storage';
+      if (caps.charger) return 'ev';
+      if (caps.thermostat) return 'hvac';
+      if (caps.switch) return info?.config?.schedule ? 'switched_load' : 'meter';
+      if (caps.pv) return 'pv';
+      return 'meter';
+    }
+    const c = info?.config;
+    if (c) {
+      if (c.schedule) return 'switched_load';
+      if (c.comfort) return 'hvac';
+      if (c.target || c.max_current_a) return 'ev';
+      if (c.capacity_wh) return 'storage';
+      if (c.kwp) return 'pv';
+    }
+    // a device known only from its records: storage if it ever supplied energy valued at the import rate
+    return this.store.intervals(subject, -Infinity, Infinity, { flows: new Set([1]) }).n > 0 ? 'storage' : 'meter';
+  }
+
+  /** `GET /savings/{id}`: one device, or the sum over every device of the location. */
+  savings(objectId: string, window: TimeWindow, kind?: DeviceKind) {
+    const subject = this.resolve(objectId);
+    const tz = this.site.timezone;
+    const envelope = { id: newId('sav'), object: 'savings' as const, object_id: objectId, location_id: this.site.id, location_timezone: tz, currency_code: this.site.currency, start_time: localIso(window.start, tz), end_time: localIso(window.end, tz) };
+    if (subjectKind(subject) === 'location') {
+      const ids = new Set(this.ctx.devices().map((d) => d.id));
+      for (const s of this.store.subjects()) if (subjectKind(s.subject) === 'device' && !subjectId(s.subject).includes(':')) ids.add(subjectId(s.subject));
+      const devices = [...ids].map((id) => this.deviceSavings(id, window));
+      let base = 0;
+      let actual = 0;
+      let baseWh = 0;
+      let actualWh = 0;
+      for (const d of devices) {
+        base += d.baseline_cost;
+        actual += d.actual_cost;
+        baseWh += d.baseline_energy.value;
+        actualWh += d.actual_energy.value;
+      }
+      return { ...envelope, kind: 'location' as const, ...figures(base, actual, baseWh, actualWh), devices: devices.map((d) => ({ device_id: d.device_id, kind: d.kind, baseline_cost: d.baseline_cost, actual_cost: d.actual_cost, savings: d.savings, savings_percentage: d.savings_percentage })) };
+    }
+    const { device_id: _id, ...rest } = this.deviceSavings(subjectId(subject), window, kind);
+    return { ...envelope, ...rest };
+  }
+
+  private deviceSavings(id: string, window: TimeWindow, forced?: DeviceKind): DeviceSavings {
+    const info = this.ctx.devices().find((d) => d.id === id);
+    let subject = deviceSubject(id);
+    const kind = forced ?? this.kindOf(info, subject);
+    const warnings: string[] = [];
+    const done: Done = (figs, baseline) => ({ device_id: id, kind, baseline, ...figs, ...(warnings.length ? { warnings } : {}) }) as DeviceSavings;
+    const whole = [window.start, window.end];
+    if (kind === 'storage') {
+      if (this.store.has(deviceSubject(`${id}:battery`))) subject = deviceSubject(`${id}:battery`);
+      const acc = this.priceSubject(subject, window, whole, ALL_FLOWS, true, warnings);
+      const cells = [0, 1, 2, 3, 4, 5].map((f) => acc.flowTotal(f));
+      return done(storageSavings(cells), 'no battery: the energy it supplied to the premises bought at the import rate, no export earnings');
+    }
+    const actualAcc = this.priceSubject(subject, window, whole, FLOWS.IMPORT, false, warnings);
+    const actual = actualAcc.total();
+    const same = (why: string) => done(figures(actual.cost, actual.cost, actual.energyWh, actual.energyWh), why);
+    if (kind === 'ev') return this.evSavings(subject, window, info, warnings, done, same);
+    if (kind === 'switched_load') return this.switchedSavings(subject, window, info, warnings, done, same);
+    if (kind === 'hvac') {
+      const a = Math.floor(window.start / BUCKET_MS) * BUCKET_MS;
+      const b = Math.ceil(window.end / BUCKET_MS) * BUCKET_MS;
+      const pad = HVAC_SMOOTHING_BUCKETS * BUCKET_MS;
+      const buckets = this.store.buckets(subject, a - pad, b + pad, FLOWS.IMPORT);
+      const firstQuarter = (a - pad) / BUCKET_MS;
+      const energy = new Float64Array((b - a + 2 * pad) / BUCKET_MS);
+      for (let i = 0; i < buckets.n; i++) energy[buckets.start[i] / BUCKET_MS - firstQuarter] += buckets.energy[i];
+      const baselineSet = hvacBaseline(energy, firstQuarter, { start: a, end: b });
+      const acc = new CostAccumulator(whole);
+      acc.add(baselineSet, this.prices(window, new Set([0]), warnings), window);
+      return done(figures(acc.total().cost, actual.cost, acc.total().energyWh, actual.energyWh), 'thermostat holding its setpoint: the metered energy per 15 minutes averaged over ±3 hours (undoing pre-cooling and coasting), bought at the import rate');
+    }
+    return same(kind === 'pv' ? 'PV generation is not shifted: baseline = actual' : 'not a shifted load: baseline = actual');
+  }
+
+  private evSavings(subject: string, window: TimeWindow, info: DeviceInfo | undefined, warnings: string[], done: Done, same: (why: string) => DeviceSavings): DeviceSavings {
+    const rows = this.store.intervals(subject, window.start, window.end, { flows: FLOWS.IMPORT, labels: true });
+    const known = this.ctx.sessions?.() ?? {};
+    const sessions: { id: string; plugIn: number; energyWh: number; set: IntervalSet }[] = [];
+    for (const s of new Set(rows.session!.filter((x): x is string => x !== null))) {
+      const set = this.store.intervals(subject, -Infinity, Infinity, { flows: FLOWS.IMPORT, session: s });
+      let plugIn = Infinity;
+      let energy = 0;
+      for (let i = 0; i < set.n; i++) {
+        plugIn = Math.min(plugIn, set.start[i]);
+        energy += set.energy[i];
+      }
+      const stored = known[s]?.start ? Date.parse(known[s].start) : NaN;
+      if (Number.isFinite(stored)) plugIn = Math.min(plugIn, stored);
+      if (plugIn >= window.start && plugIn < window.end) sessions.push({ id: s, plugIn, energyWh: energy, set });
+    }
+    const loose = new IntervalBuilder(false);
+    for (let i = 0; i < rows.n; i++) if (rows.session![i] === null) loose.push(rows.start[i], rows.end[i], rows.energy[i], rows.flags[i], rows.confidence[i], null, null);
+    const looseSet = loose.build();
+    let maxW = this.evPowerW(info);
+    if (!maxW) {
+      // no rated power known: the highest mean power seen over a minute or more in these sessions
+      for (const s of sessions) for (let i = 0; i < s.set.n; i++) if (s.set.end[i] - s.set.start[i] >= 60_000) maxW = Math.max(maxW ?? 0, (s.set.energy[i] / (s.set.end[i] - s.set.start[i])) * HOUR);
+      if (maxW) warnings.push(`the charger's full power is not configured; the highest metered power (${Math.round(maxW)} W) was used`);
+    }
+    if (!sessions.length || !maxW) return same(sessions.length ? 'the charger’s full power is unknown: baseline = actual' : 'no charging session started in this window: baseline = actual');
+    const baselineSet = evBaseline(sessions, maxW);
+    let end = window.end;
+    for (const s of sessions) for (let i = 0; i < s.set.n; i++) end = Math.max(end, s.set.end[i]);
+    for (let i = 0; i < baselineSet.n; i++) end = Math.max(end, baselineSet.end[i]);
+    const span = { start: Math.min(window.start, ...sessions.map((s) => s.plugIn)), end };
+    const prices = this.prices(span, ALL_FLOWS, warnings);
+    const actual = new CostAccumulator([span.start, span.end]);
+    for (const s of sessions) actual.add(s.set, prices, span);
+    actual.add(looseSet, prices, window);
+    const baseline = new CostAccumulator([span.start, span.end]);
+    baseline.add(baselineSet, prices, span);
+    baseline.add(looseSet, prices, window);
+    const a = actual.total();
+    const b = baseline.total();
+    return done(
+      { ...figures(b.cost, a.cost, b.energyWh, a.energyWh), sessions: sessions.map((s) => ({ session_reference_id: s.id, plug_in_time: localIso(s.plugIn, this.site.timezone), energy: round(s.energyWh, 3) })), full_power_w: Math.round(maxW) },
+      `each session charged at full power (${Math.round(maxW)} W) from plug-in, bought at the import rate; sessions are counted in the window of their plug-in`,
+    );
+  }
+
+  private evPowerW(info: DeviceInfo | undefined): number | undefined {
+    const ch = info?.device?.caps.charger;
+    if (ch) return ch.maxCurrentA * ch.voltage * ch.phases;
+    const c = info?.config ?? {};
+    if (num(c.max_power_w)) return num(c.max_power_w);
+    const amps = num(c.max_current_a);
+    return amps ? amps * (num(c.voltage) ?? 230) * (num(c.phases) ?? 1) : undefined;
+  }
+
+  private switchedSavings(subject: string, window: TimeWindow, info: DeviceInfo | undefined, warnings: string[], done: Done, same: (why: string) => DeviceSavings): DeviceSavings {
+    const schedule = (info?.config?.schedule ?? {}) as { window?: { from?: string; to?: string }; default_start?: string };
+    const from = schedule.window?.from;
+    const to = schedule.window?.to;
+    if (!from || !to) return same('no schedule window configured: baseline = actual');
+    const tz = this.site.timezone;
+    // runs are counted whole in the window they start in
+    const runs = dailyWindows(window, from, to, tz).filter((w) => w.start >= window.start && w.start < window.end);
+    const span = { start: window.start, end: Math.max(window.end, ...runs.map((r) => r.end)) };
+    const rows = this.store.intervals(subject, span.start, span.end, { flows: FLOWS.IMPORT });
+    let ratedW = info?.device?.caps.switch?.ratedPowerW || num(info?.config?.rated_power_w);
+    if (!ratedW) {
+      for (let i = 0; i < rows.n; i++) if (rows.end[i] - rows.start[i] >= 60_000) ratedW = Math.max(ratedW ?? 0, (rows.energy[i] / (rows.end[i] - rows.start[i])) * HOUR);
+      if (ratedW) warnings.push(`the load's rated power is not configured; the highest metered power (${Math.round(ratedW)} W) was used`);
+    }
+    if (!ratedW) return same('the load’s rated power is unknown: baseline = actual');
+    const prices = this.prices({ start: span.start, end: span.end + DAY }, ALL_FLOWS, warnings);
+    const actual = totalCost(rows, prices, span);
+    const inRuns = emptyCell();
+    const blocks = runs.map((r) => {
+      const cell = totalCost(rows, prices, r);
+      mergeCell(inRuns, cell);
+      let start = schedule.default_start ? localTimeOn(r.start, schedule.default_start, tz) : r.start;
+      // a default start after midnight belongs to the part of the window after midnight
+      if (start < r.start && start + DAY < r.end) start += DAY;
+      return { defaultStart: start, energyWh: cell.energyWh };
+    });
+    const shifted = totalCost(switchedBaseline(blocks, ratedW), prices, { start: span.start - DAY, end: span.end + DAY });
+    // energy outside the runs was not shifted: it counts the same in baseline and actual
+    const baselineCost = actual.cost - inRuns.cost + shifted.cost;
+    const baselineWh = actual.energyWh - inRuns.energyWh + shifted.energyWh;
+    return done(figures(baselineCost, actual.cost, baselineWh, actual.energyWh), `each run of the ${from}–${to} window at rated power (${Math.round(ratedW)} W) from its default start (${schedule.default_start ?? from}), bought at the import rate; runs are counted in the window they start in`);
+  }
+}
+
+/** Parses the query and body of a cost request into a `CostQuery`, naming the field at fault. */
+export function parseCostQuery(query: Record<string, unknown>, body: unknown, needWindow: boolean): CostQuery {
+  const q = query ?? {};
+  const known = new Set(['direction', 'aggregation', 'include_tariff', 'include_carbon']);
+  for (const k of Object.keys(q)) if (!known.has(k)) throw new ApiError(400, 'invalid_parameter', `querystring.${k}: unknown parameter (known: ${[...known].join(', ')})`, { field: `querystring.${k}` });
+  const direction = String(q.direction ?? 'IMPORT').toUpperCase();
+  if (direction !== 'IMPORT' && direction !== 'EXPORT') throw new ApiError(400, 'invalid_parameter', `querystring.direction: must be IMPORT or EXPORT (got "${q.direction}")`, { field: 'querystring.direction' });
+  const aggregation = String(q.aggregation ?? 'NONE').toUpperCase();
+  if (!AGGREGATIONS.includes(aggregation as Aggregation)) throw new ApiError(400, 'invalid_parameter', `querystring.aggregation: must be one of ${AGGREGATIONS.join(', ')} (got "${q.aggregation}")`, { field: 'querystring.aggregation' });
+  const bool = (name: string): boolean => {
+    const v = q[name];
+    if (v === undefined || v === 'false' || v === false) return false;
+    if (v === 'true' || v === true || v === '') return true;
+    throw new ApiError(400, 'invalid_parameter', `querystring.${name}: must be true or false (got "${v}")`, { field: `querystring.${name}` });
+  };
+  const includeTariff = bool('include_tariff');
+  if (bool('include_carbon')) throw new ApiError(400, 'not_supported', 'querystring.include_carbon: carbon intensity is not tracked by this hub; leave include_carbon out', { field: 'querystring.include_carbon' });
+  const window = parseWindow(body, needWindow);
+  return { direction: direction as Direction, aggregation: aggregation as Aggregation, includeTariff, window };
+}
+
+/** `{start_time, end_time}` of a request body (or query), checked. */
+export function parseWindow(source: unknown, required: boolean, where = 'body'): TimeWindow | undefined {
+  const b = (source && typeof source === 'object' ? source : {}) as Record<string, unknown>;
+  if (source !== undefined && source !== null && (typeof source !== 'object' || Array.isArray(source))) throw new ApiError(400, 'invalid_parameter', `${where}: must be a JSON object {start_time, end_time}`, { field: where });
+  if (where === 'body') for (const k of Object.keys(b)) if (k !== 'start_time' && k !== 'end_time') throw new ApiError(400, 'invalid_parameter', `body.${k}: unknown field (known: start_time, end_time)`, { field: `body.${k}` });
+  if (!required && b.start_time === undefined && b.end_time === undefined) return undefined;
+  try {
+    const start = parseTime(b.start_time, `${where}.start_time`);
+    const end = parseTime(b.end_time, `${where}.end_time`);
+    if (end <= start) throw new FieldError(`${where}.end_time`, `must be after ${where}.start_time`);
+    if (end - start > 11 * 366 * DAY) throw new FieldError(`${where}.end_time`, 'the window may span at most 10 years');
+    return { start, end };
+  } catch (err) {
+    if (err instanceof FieldError) throw new ApiError(400, 'invalid_parameter', err.message, { field: err.field });
+    throw err;
+  }
+}
+
+export const isDeviceKind = (k: string): k is DeviceKind => (DEVICE_KINDS as readonly string[]).includes(k);
+export { MAX_RECORD_MS };

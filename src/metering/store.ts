@@ -1,0 +1,782 @@
+import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from '../api/index.js';
+import { fsyncDirSync, writeFileAtomicSync } from '../core/store/atomic.js';
+import {
+  CorruptDataError,
+  FLAG_DELETE,
+  decodeBuckets,
+  decodeRows,
+  decodeSegmentHeader,
+  emptyColumns,
+  encodeRows,
+  encodeSegment,
+  frame,
+  readSection,
+  scanFrames,
+  type BucketColumns,
+  type RowColumns,
+  type SegmentHeader,
+  type StreamSummary,
+} from './codec.js';
+import type { RegisterPoint } from './cumulative.js';
+import { PartitionTable, type Outcome } from './partition.js';
+import { BUCKET_MS, FLAG_REGISTER, flowOf, isRegister, monthOf, monthsFor, type RowOp } from './records.js';
+
+/**
+ * Energy intervals handed to the cost functions: columns, optionally with session and record
+ * references. Store rows and 15-minute buckets both come out in this shape.
+ */
+export interface IntervalSet {
+  n: number;
+  start: Float64Array;
+  end: Float64Array;
+  energy: Float64Array;
+  flags: Uint8Array;
+  confidence: Float32Array;
+  session?: (string | null)[];
+  ref?: (string | null)[];
+}
+
+export class MeterStoreError extends Error {
+  constructor(message: string, readonly file?: string) {
+    super(message);
+    this.name = 'MeterStoreError';
+  }
+}
+
+export type WriteOutcome = Outcome | { error: string };
+
+export interface MeterStoreOptions {
+  /** Opens without changing any file (a torn log tail is skipped, not truncated); writes are refused. */
+  readOnly?: boolean;
+  /** Rows kept in memory over all loaded partitions before the least recently used are dropped. */
+  maxLoadedRows?: number;
+  /** A partition whose log grows past this many bytes is compacted into its segment. */
+  compactLogBytes?: number;
+  log?: Logger;
+  /** Wall-clock time for maintenance decisions (tests pass their own). */
+  now?: () => number;
+}
+
+interface Partition {
+  subject: string;
+  month: string;
+  dir: string;
+  seg: SegmentHeader | null;
+  logSize: number;
+  /** Operations in the log (not yet compacted). */
+  logOps: number;
+  table?: PartitionTable;
+  fh?: FileHandle;
+  lastUsed: number;
+  lastWrite: number;
+  /** Set when a failed write could not be rolled back: further writes are refused until restart. */
+  broken?: string;
+  sessions: Set<string>;
+}
+
+interface StreamState {
+  first: number;
+  last: RegisterPoint;
+}
+
+const FORMAT_FILE = 'FORMAT';
+const FORMAT = { format: 'homeflex-meter-store', version: 1 };
+const PART_FILE = /^(\d{4}-\d{2})\.(seg|log)$/;
+
+const streamKey = (subject: string, flags: number) => `${subject}|${flowOf(flags)}`;
+
+/**
+ * The durable meter record store. Layout under its directory:
+ *
+ *     FORMAT                      format name and version
+ *     <subject>/<YYYY-MM>.seg     compacted rows of one subject and UTC month + 15-minute buckets (atomic rewrite)
+ *     <subject>/<YYYY-MM>.log     append-only frames written since the segment (fsync'd before acknowledging)
+ *
+ * A write appends one CRC-framed batch per partition and fsyncs it; only then are the rows applied
+ * in memory and the write acknowledged. Opening truncates a torn log tail (kept aside in a
+ * `.torn-<time>` file). Compaction writes a new segment atomically and then empties the log; a
+ * crash between the two replays the log over the new segment, which gives the same rows.
+ */
+export class MeterStore {
+  private readonly parts = new Map<string, Map<string, Partition>>();
+  private readonly sessionIndex = new Map<string, Set<Partition>>();
+  private readonly streams = new Map<string, StreamState>();
+  private queue: Promise<unknown> = Promise.resolve();
+  private loadedRows = 0;
+  private bucketCache = new Map<string, BucketColumns>();
+  private closed = false;
+  readonly problems: string[] = [];
+  private readonly readOnly: boolean;
+  private readonly maxLoadedRows: number;
+  private readonly compactLogBytes: number;
+  private readonly now: () => number;
+
+  private constructor(readonly dir: string, private readonly options: MeterStoreOptions) {
+    this.readOnly = options.readOnly ?? false;
+    this.maxLoadedRows = options.maxLoadedRows ?? 2_000_000;
+    this.compactLogBytes = options.compactLogBytes ?? 4 * 1024 * 1024;
+    this.now = options.now ?? Date.now;
+  }
+
+  static async open(dir: string, options: MeterStoreOptions = {}): Promise<MeterStore> {
+    const store = new MeterStore(dir, options);
+    store.openSync();
+    return store;
+  }
+
+  private openSync() {
+    const formatFile = join(this.dir, FORMAT_FILE);
+    if (!existsSync(this.dir)) {
+      if (this.readOnly) return;
+      mkdirSync(this.dir, { recursive: true });
+    }
+    if (existsSync(formatFile)) {
+      let format: { format?: string; version?: number };
+      try {
+        format = JSON.parse(readFileSync(formatFile, 'utf8'));
+      } catch (err) {
+        throw new MeterStoreError(`${formatFile} is not readable JSON (${(err as Error).message}); the meter store was not opened`, formatFile);
+      }
+      if (format.format !== FORMAT.format) throw new MeterStoreError(`${this.dir} is not a homeflex meter store (${formatFile} says ${JSON.stringify(format.format)})`, formatFile);
+      if ((format.version ?? 0) > FORMAT.version) throw new MeterStoreError(`${this.dir} was written by a newer homeflex (meter store version ${format.version}, this one reads ${FORMAT.version}); upgrade homeflex`, formatFile);
+    } else if (!this.readOnly) {
+      writeFileAtomicSync(formatFile, JSON.stringify(FORMAT) + '\n');
+    }
+    for (const entry of readdirSync(this.dir, { withFileTypes: true })) {
+      if (!entry.isDirectory()) continue;
+      let subject: string;
+      try {
+        subject = decodeURIComponent(entry.name);
+      } catch {
+        continue;
+      }
+      const sdir = join(this.dir, entry.name);
+      for (const name of readdirSync(sdir).sort()) {
+        if (name.endsWith('.tmp') && !this.readOnly) {
+          unlinkSync(join(sdir, name)); // an unfinished compaction; the log still holds its rows
+          continue;
+        }
+        const m = PART_FILE.exec(name);
+        if (!m) continue;
+        const p = this.partition(subject, m[1], true)!;
+        if (m[2] === 'seg') this.openSegment(p);
+        else this.openLog(p);
+      }
+    }
+  }
+
+  private segFile(p: Partition) {
+    return join(p.dir, `${p.month}.seg`);
+  }
+
+  private logFile(p: Partition) {
+    return join(p.dir, `${p.month}.log`);
+  }
+
+  private partition(subject: string, month: string, create: boolean): Partition | undefined {
+    let bySubject = this.parts.get(subject);
+    let p = bySubject?.get(month);
+    if (p || !create) return p;
+    if (!bySubject) this.parts.set(subject, (bySubject = new Map()));
+    p = { subject, month, dir: join(this.dir, encodeURIComponent(subject)), seg: null, logSize: 0, logOps: 0, lastUsed: 0, lastWrite: 0, sessions: new Set() };
+    bySubject.set(month, p);
+    return p;
+  }
+
+  private openSegment(p: Partition) {
+    const file = this.segFile(p);
+    try {
+      p.seg = withFile(file, (read) => decodeSegmentHeader(read));
+    } catch (err) {
+      // a damaged segment is moved aside, never overwritten, and the hub goes on with the rest
+      const aside = `${file}.damaged-${this.now()}`;
+      const message = `${file}: ${(err as Error).message}`;
+      if (!this.readOnly) renameSync(file, aside);
+      this.problems.push(`${message}${this.readOnly ? '' : `; moved to ${aside}`}`);
+      this.options.log?.error({ file, err }, 'meter segment damaged');
+      return;
+    }
+    for (const s of p.seg.sessions) this.indexSession(s, p);
+    for (const st of p.seg.streams) {
+      this.noteStream(p.subject, st.flags, st.first, { time: st.last[0], valueWh: st.last[1], session: st.last[2], ref: null });
+    }
+  }
+
+  private openLog(p: Partition) {
+    const file = this.logFile(p);
+    const buf = readFileSync(file);
+    const { payloads, goodLength } = scanFrames(buf);
+    if (goodLength < buf.length) {
+      const torn = buf.length - goodLength;
+      if (this.readOnly) {
+        this.problems.push(`${file}: the last ${torn} bytes are an incomplete write (skipped)`);
+      } else {
+        const aside = `${file}.torn-${this.now()}`;
+        writeFileSync(aside, buf.subarray(goodLength));
+        const fd = openSync(file, 'r+');
+        try {
+          ftruncateSync(fd, goodLength);
+          fsyncSync(fd);
+        } finally {
+          closeSync(fd);
+        }
+        this.problems.push(`${file}: removed an incomplete write of ${torn} bytes at its end (never acknowledged; kept in ${aside})`);
+        this.options.log?.warn({ file, bytes: torn, aside }, 'meter log had a torn tail from an interrupted write; truncated');
+      }
+    }
+    p.logSize = goodLength;
+    for (const payload of payloads) {
+      const cols = decodeRows(payload);
+      p.logOps += cols.n;
+      this.noteColumns(p, cols);
+    }
+  }
+
+  /** Keeps the session index and the register streams up to date with rows written to a partition. */
+  private noteColumns(p: Partition, cols: RowColumns) {
+    for (let i = 0; i < cols.n; i++) {
+      if (cols.flags[i] & FLAG_DELETE) continue;
+      if (cols.session[i] >= 0) this.indexSession(cols.strings[cols.session[i]], p);
+      if (isRegister(cols.flags[i])) {
+        this.noteStream(p.subject, cols.flags[i], cols.start[i], {
+          time: cols.start[i],
+          valueWh: cols.value[i],
+          session: cols.session[i] >= 0 ? cols.strings[cols.session[i]] : null,
+          ref: cols.ref[i] >= 0 ? cols.strings[cols.ref[i]] : null,
+        });
+      }
+    }
+  }
+
+  private indexSession(session: string, p: Partition) {
+    p.sessions.add(session);
+    let set = this.sessionIndex.get(session);
+    if (!set) this.sessionIndex.set(session, (set = new Set()));
+    set.add(p);
+  }
+
+  private noteStream(subject: string, flags: number, first: number, last: RegisterPoint) {
+    const key = streamKey(subject, flags);
+    const st = this.streams.get(key);
+    if (!st) this.streams.set(key, { first, last });
+    else {
+      if (first < st.first) st.first = first;
+      if (last.time >= st.last.time) st.last = last;
+    }
+  }
+
+  // ------------------------------------------------------------------ loading
+
+  /** The partition's rows in memory: its segment, then its log replayed over it. */
+  private load(p: Partition): PartitionTable {
+    p.lastUsed = this.now();
+    if (p.table) return p.table;
+    let table: PartitionTable;
+    if (p.seg) {
+      const seg = p.seg;
+      const cols = this.guard(p, () => withFile(this.segFile(p), (read) => decodeRows(readSection(read, seg.sections.rows, 'rows'))));
+      table = PartitionTable.fromColumns(cols);
+    } else table = new PartitionTable();
+    if (p.logSize > 0) {
+      const payloads = this.guard(p, () => {
+        const fd = openSync(this.logFile(p), 'r');
+        try {
+          const buf = Buffer.allocUnsafe(p.logSize);
+          const got = readSync(fd, buf, 0, p.logSize, 0);
+          return scanFrames(buf.subarray(0, got)).payloads;
+        } finally {
+          closeSync(fd);
+        }
+      });
+      for (const payload of payloads) table.applyColumns(decodeRows(payload));
+    }
+    p.table = table;
+    this.loadedRows += table.n;
+    return table;
+  }
+
+  private guard<T>(p: Partition, fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      if (err instanceof CorruptDataError) throw new MeterStoreError(`meter partition ${p.subject} ${p.month} is damaged: ${err.message} (${p.dir})`, p.dir);
+      throw err;
+    }
+  }
+
+  private unload(p: Partition) {
+    if (!p.table) return;
+    this.loadedRows -= p.table.n;
+    p.table = undefined;
+  }
+
+  // ------------------------------------------------------------------ writing
+
+  /** Runs `fn` alone: no other write, compaction or exclusive task runs meanwhile. */
+  exclusive<T>(fn: () => Promise<T> | T): Promise<T> {
+    const run = this.queue.then(() => {
+      if (this.closed) throw new MeterStoreError('the meter store is closed');
+      return fn();
+    });
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Stores rows durably; resolves once they are fsync'd, with what became of each. */
+  write(ops: readonly RowOp[]): Promise<WriteOutcome[]> {
+    return this.exclusive(() => this.writeNow(ops));
+  }
+
+  /** `write` for code already running inside `exclusive`. */
+  async writeNow(ops: readonly RowOp[]): Promise<WriteOutcome[]> {
+    if (this.readOnly) throw new MeterStoreError('the meter store was opened read-only');
+    const outcomes: WriteOutcome[] = new Array(ops.length);
+    const groups = new Map<Partition, number[]>();
+    for (let i = 0; i < ops.length; i++) {
+      const p = this.partition(ops[i].subject, monthOf(ops[i].start), true)!;
+      let g = groups.get(p);
+      if (!g) groups.set(p, (g = []));
+      g.push(i);
+    }
+    await Promise.all(
+      [...groups].map(async ([p, idx]) => {
+        const mine = idx.map((i) => ops[i]);
+        try {
+          if (p.broken) throw new MeterStoreError(p.broken);
+          const table = this.load(p);
+          const { outcomes: planned, effective } = table.plan(mine);
+          if (effective.length) {
+            await this.append(p, frame(encodeRows(opsToColumns(effective))));
+            const before = table.n;
+            table.apply(effective);
+            this.loadedRows += table.n - before;
+            p.logOps += effective.length;
+            p.lastWrite = this.now();
+            this.noteColumns(p, opsToColumns(effective.filter((o) => o.op === 'put' && (o.session !== null || isRegister(o.flags)))));
+          }
+          idx.forEach((i, k) => (outcomes[i] = planned[k]));
+        } catch (err) {
+          const error = `not stored: ${(err as Error).message}`;
+          idx.forEach((i) => (outcomes[i] = { error }));
+          this.options.log?.error({ err, subject: p.subject, month: p.month }, 'meter records could not be stored');
+        }
+      }),
+    );
+    await this.maintainNow(false);
+    return outcomes;
+  }
+
+  private async append(p: Partition, bytes: Buffer) {
+    if (!p.fh) {
+      const fresh = !existsSync(p.dir);
+      if (fresh) {
+        mkdirSync(p.dir, { recursive: true });
+        fsyncDirSync(this.dir);
+      }
+      const file = this.logFile(p);
+      if (!existsSync(file)) {
+        closeSync(openSync(file, 'a'));
+        fsyncDirSync(p.dir);
+      }
+      p.fh = await open(file, 'r+');
+    }
+    try {
+      // written at the known end, not appended, so a failed write can be cut off again
+      await p.fh.write(bytes, 0, bytes.length, p.logSize);
+      await p.fh.datasync();
+      p.logSize += bytes.length;
+    } catch (err) {
+      try {
+        await p.fh.truncate(p.logSize);
+        await p.fh.datasync();
+      } catch (err2) {
+        p.broken = `${this.logFile(p)} could not be written (${(err as Error).message}) nor rolled back (${(err2 as Error).message}); restart homeflex`;
+      }
+      throw err;
+    }
+  }
+
+  /** Rewrites a partition as one segment and empties its log. */
+  private async compact(p: Partition) {
+    if (p.broken || (p.logSize === 0 && p.seg)) return;
+    const table = this.load(p);
+    const rows = table.liveColumns();
+    const buckets = table.buckets();
+    const streams = new Map<number, StreamSummary>();
+    let firstTime: number | null = null;
+    let lastTime: number | null = null;
+    let intervals = 0;
+    for (let i = 0; i < rows.n; i++) {
+      const f = rows.flags[i];
+      if (isRegister(f)) {
+        const flow = flowOf(f) | FLAG_REGISTER;
+        const st = streams.get(flow);
+        const last: StreamSummary['last'] = [rows.start[i], rows.value[i], rows.session[i] >= 0 ? rows.strings[rows.session[i]] : null];
+        if (!st) streams.set(flow, { flags: flow, first: rows.start[i], last });
+        else st.last = last; // rows are sorted by start
+        continue;
+      }
+      intervals++;
+      if (firstTime === null || rows.start[i] < firstTime) firstTime = rows.start[i];
+      if (lastTime === null || rows.end[i] > lastTime) lastTime = rows.end[i];
+    }
+    const sessions = new Set<string>();
+    for (let i = 0; i < rows.n; i++) if (rows.session[i] >= 0) sessions.add(rows.strings[rows.session[i]]);
+    const header = { subject: p.subject, month: p.month, generation: (p.seg?.generation ?? 0) + 1, rows: rows.n, intervals, firstTime, lastTime, sessions: [...sessions], streams: [...streams.values()] };
+    const bytes = encodeSegment(header, rows, buckets);
+    mkdirSync(p.dir, { recursive: true });
+    const file = this.segFile(p);
+    const tmp = `${file}.tmp`;
+    const fd = openSync(tmp, 'w', 0o600);
+    try {
+      let off = 0;
+      while (off < bytes.length) off += writeSyncAll(fd, bytes, off);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, file);
+    fsyncDirSync(p.dir);
+    // only now may the log go: until the rename is durable it is the only copy of its rows
+    if (p.logSize > 0) {
+      if (p.fh) {
+        await p.fh.truncate(0);
+        await p.fh.datasync();
+      } else {
+        const lfd = openSync(this.logFile(p), 'r+');
+        try {
+          ftruncateSync(lfd, 0);
+          fsyncSync(lfd);
+        } finally {
+          closeSync(lfd);
+        }
+      }
+    }
+    p.seg = withFile(file, (read) => decodeSegmentHeader(read));
+    p.logSize = 0;
+    p.logOps = 0;
+    this.bucketCache.delete(file);
+    this.unload(p);
+    p.table = PartitionTable.fromColumns(rows);
+    this.loadedRows += p.table.n;
+  }
+
+  /**
+   * Compacts partitions whose log is large, full of replaced rows, or quiet for an hour, and drops
+   * the least recently used partitions from memory while over the row budget.
+   */
+  maintain(): Promise<void> {
+    return this.exclusive(() => this.maintainNow(true));
+  }
+
+  private async maintainNow(thorough: boolean) {
+    if (this.readOnly) return;
+    const now = this.now();
+    const all = [...this.parts.values()].flatMap((m) => [...m.values()]);
+    for (const p of all) {
+      const t = p.table;
+      const big = p.logSize >= this.compactLogBytes;
+      const wasteful = t !== undefined && t.deadRows > 4096 && t.deadRows > t.liveRows / 4;
+      const quiet = thorough && p.logSize > 0 && now - p.lastWrite > 3_600_000;
+      if (big || wasteful || quiet) {
+        try {
+          await this.compact(p);
+        } catch (err) {
+          this.options.log?.error({ err, subject: p.subject, month: p.month }, 'meter partition compaction failed; its log keeps the rows');
+        }
+      }
+    }
+    if (this.loadedRows <= this.maxLoadedRows) return;
+    const loaded = all.filter((p) => p.table).sort((a, b) => a.lastUsed - b.lastUsed);
+    for (const p of loaded) {
+      if (this.loadedRows <= this.maxLoadedRows * 0.8) break;
+      if (p.logSize > 0) {
+        try {
+          await this.compact(p);
+        } catch (err) {
+          this.options.log?.error({ err, subject: p.subject, month: p.month }, 'meter partition compaction failed');
+        }
+      }
+      this.unload(p);
+      await p.fh?.close().catch(() => undefined);
+      p.fh = undefined;
+    }
+  }
+
+  /** Compacts every partition that has a log (tests and benchmarks; the hub does it in the background). */
+  compactAll(): Promise<void> {
+    return this.exclusive(async () => {
+      for (const m of this.parts.values()) for (const p of m.values()) if (p.logSize > 0) await this.compact(p);
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.exclusive(async () => {
+      for (const m of this.parts.values()) {
+        for (const p of m.values()) {
+          await p.fh?.close().catch(() => undefined);
+          p.fh = undefined;
+        }
+      }
+    }).catch(() => undefined);
+    this.closed = true;
+  }
+
+  // ------------------------------------------------------------------ reading
+
+  /** Subjects that have records, with how many rows and the time they cover. */
+  subjects(): { subject: string; months: number; rows: number; firstTime: number | null; lastTime: number | null }[] {
+    return [...this.parts].map(([subject, months]) => {
+      let rows = 0;
+      let firstTime: number | null = null;
+      let lastTime: number | null = null;
+      const span = (a: number | null | undefined, b: number | null | undefined) => {
+        if (a != null && (firstTime === null || a < firstTime)) firstTime = a;
+        if (b != null && (lastTime === null || b > lastTime)) lastTime = b;
+      };
+      for (const p of months.values()) {
+        if (!p.table && p.logSize === 0) {
+          rows += p.seg?.intervals ?? 0;
+          span(p.seg?.firstTime, p.seg?.lastTime);
+          continue;
+        }
+        const t = this.load(p);
+        for (let i = 0; i < t.n; i++) {
+          if (!t.live[i] || isRegister(t.flags[i])) continue;
+          rows++;
+          span(t.start[i], t.end[i]);
+        }
+      }
+      return { subject, months: months.size, rows, firstTime, lastTime };
+    });
+  }
+
+  has(subject: string): boolean {
+    return this.parts.has(subject);
+  }
+
+  private partitionsFor(subject: string, start: number, end: number): Partition[] {
+    const months = this.parts.get(subject);
+    if (!months) return [];
+    return monthsFor(start, end).flatMap((m) => {
+      const p = months.get(m);
+      return p ? [p] : [];
+    });
+  }
+
+  /**
+   * Stored interval rows of a subject overlapping `[start, end)` whose flow (direction × tariff
+   * rate, 0..5) is in `flows` (all when omitted), with their references when `labels` is set.
+   */
+  intervals(subject: string, start: number, end: number, opts: { flows?: ReadonlySet<number>; labels?: boolean; session?: string } = {}): IntervalSet {
+    const out = new IntervalBuilder(opts.labels ?? opts.session !== undefined);
+    const parts = opts.session !== undefined ? [...(this.sessionIndex.get(opts.session) ?? [])].filter((p) => p.subject === subject) : this.partitionsFor(subject, start, end);
+    for (const p of parts) {
+      const t = this.load(p);
+      const sid = opts.session !== undefined ? t.strings.indexOf(opts.session) : -2;
+      if (sid === -1) continue;
+      for (let i = 0; i < t.n; i++) {
+        const f = t.flags[i];
+        if (!t.live[i] || isRegister(f) || t.end[i] <= start || t.start[i] >= end) continue;
+        if (opts.flows && !opts.flows.has(flowOf(f))) continue;
+        if (sid >= 0 && t.session[i] !== sid) continue;
+        out.push(t.start[i], t.end[i], t.value[i], f, t.confidence[i], t.str(t.session[i]), t.str(t.ref[i]));
+      }
+    }
+    return out.build();
+  }
+
+  /** Subjects holding rows of a session. */
+  sessionSubjects(session: string): string[] {
+    return [...new Set([...(this.sessionIndex.get(session) ?? [])].map((p) => p.subject))];
+  }
+
+  /**
+   * 15-minute buckets of a subject lying inside `[start, end)` (both on the 15-minute grid), as
+   * intervals. Partitions not in memory are read from their segment's bucket section alone.
+   */
+  buckets(subject: string, start: number, end: number, flows?: ReadonlySet<number>): IntervalSet {
+    if (start % BUCKET_MS !== 0 || end % BUCKET_MS !== 0) throw new Error('bucket windows must lie on the 15-minute grid');
+    const out = new IntervalBuilder(false);
+    const q0 = start / BUCKET_MS;
+    const q1 = end / BUCKET_MS;
+    for (const p of this.partitionsFor(subject, start, end)) {
+      let b: BucketColumns;
+      if (p.table || p.logSize > 0 || !p.seg) b = this.load(p).buckets();
+      else {
+        const file = this.segFile(p);
+        const seg = p.seg;
+        const cached = this.bucketCache.get(file);
+        if (cached) b = cached;
+        else {
+          b = this.guard(p, () => withFile(file, (read) => decodeBuckets(readSection(read, seg.sections.buckets, 'buckets'))));
+          if (this.bucketCache.size > 256) this.bucketCache.clear();
+          this.bucketCache.set(file, b);
+        }
+      }
+      for (let i = 0; i < b.n; i++) {
+        const q = b.quarter[i];
+        if (q < q0 || q >= q1 || (flows && !flows.has(b.flow[i]))) continue;
+        out.push(q * BUCKET_MS, (q + 1) * BUCKET_MS, b.energy[i], b.flow[i], b.confidence[i], null, null);
+      }
+    }
+    return out.build();
+  }
+
+  /**
+   * Register points of a stream around `[from, to]`: the last one before, every one inside and the
+   * first one after (what splicing late readings needs). In-order readings touch no partition.
+   */
+  pointsAround(subject: string, flags: number, from: number, to: number): RegisterPoint[] {
+    const st = this.streams.get(streamKey(subject, flags));
+    if (!st) return [];
+    if (from > st.last.time) return [st.last];
+    const flow = flowOf(flags);
+    const months = this.parts.get(subject);
+    if (!months) return [];
+    const sorted = [...months.keys()].sort();
+    const pointsIn = (month: string) => {
+      const p = months.get(month);
+      if (!p) return [];
+      const t = this.load(p);
+      const pts: RegisterPoint[] = [];
+      for (let i = 0; i < t.n; i++) {
+        if (t.live[i] && isRegister(t.flags[i]) && flowOf(t.flags[i]) === flow) pts.push({ time: t.start[i], valueWh: t.value[i], session: t.str(t.session[i]), ref: t.str(t.ref[i]) });
+      }
+      return pts.sort((a, b) => a.time - b.time);
+    };
+    const out: RegisterPoint[] = [];
+    let before: RegisterPoint | undefined;
+    for (let k = sorted.length - 1; k >= 0 && !before; k--) {
+      if (sorted[k] > monthOf(from)) continue;
+      if (monthOf(st.first) > sorted[k]) break;
+      const pts = pointsIn(sorted[k]).filter((x) => x.time < from);
+      before = pts[pts.length - 1];
+    }
+    if (before) out.push(before);
+    for (const m of sorted) if (m >= monthOf(from) && m <= monthOf(to)) out.push(...pointsIn(m).filter((x) => x.time >= from && x.time <= to));
+    let after: RegisterPoint | undefined;
+    for (const m of sorted) {
+      if (m < monthOf(to) || after) continue;
+      after = pointsIn(m).find((x) => x.time > to);
+    }
+    if (after) out.push(after);
+    return out;
+  }
+
+  /** Memory held by loaded partitions (rows). */
+  get rowsInMemory() {
+    return this.loadedRows;
+  }
+}
+
+/** Collects intervals into growable columns. */
+export class IntervalBuilder {
+  private n = 0;
+  private start = new Float64Array(1024);
+  private end = new Float64Array(1024);
+  private energy = new Float64Array(1024);
+  private flags = new Uint8Array(1024);
+  private confidence = new Float32Array(1024);
+  private session?: (string | null)[];
+  private ref?: (string | null)[];
+  constructor(labels: boolean) {
+    if (labels) {
+      this.session = [];
+      this.ref = [];
+    }
+  }
+  push(start: number, end: number, energy: number, flags: number, confidence: number, session: string | null, ref: string | null) {
+    if (this.n === this.start.length) {
+      const cap = this.n * 2;
+      const g = <T extends Float64Array | Float32Array | Uint8Array>(a: T, Type: { new (n: number): T }) => {
+        const b = new Type(cap);
+        b.set(a);
+        return b;
+      };
+      this.start = g(this.start, Float64Array);
+      this.end = g(this.end, Float64Array);
+      this.energy = g(this.energy, Float64Array);
+      this.flags = g(this.flags, Uint8Array);
+      this.confidence = g(this.confidence, Float32Array);
+    }
+    const i = this.n++;
+    this.start[i] = start;
+    this.end[i] = end;
+    this.energy[i] = energy;
+    this.flags[i] = flags;
+    this.confidence[i] = confidence;
+    this.session?.push(session);
+    this.ref?.push(ref);
+  }
+  build(): IntervalSet {
+    const n = this.n;
+    return {
+      n,
+      start: this.start.subarray(0, n),
+      end: this.end.subarray(0, n),
+      energy: this.energy.subarray(0, n),
+      flags: this.flags.subarray(0, n),
+      confidence: this.confidence.subarray(0, n),
+      session: this.session,
+      ref: this.ref,
+    };
+  }
+}
+
+/** Encodes operations as row columns (a delete carries FLAG_DELETE). */
+export function opsToColumns(ops: readonly RowOp[]): RowColumns {
+  const cols = emptyColumns(ops.length);
+  const ids = new Map<string, number>();
+  const intern = (s: string | null) => {
+    if (s === null) return -1;
+    let id = ids.get(s);
+    if (id === undefined) {
+      id = cols.strings.length;
+      cols.strings.push(s);
+      ids.set(s, id);
+    }
+    return id;
+  };
+  for (let i = 0; i < ops.length; i++) {
+    const o = ops[i];
+    cols.start[i] = o.start;
+    cols.end[i] = o.end;
+    cols.value[i] = o.value;
+    cols.confidence[i] = o.confidence;
+    cols.flags[i] = (o.flags & 15) | (o.op === 'del' ? FLAG_DELETE : 0);
+    cols.session[i] = intern(o.session);
+    cols.ref[i] = intern(o.ref);
+  }
+  return cols;
+}
+
+function writeSyncAll(fd: number, bytes: Buffer, off: number): number {
+  const n = writeSync(fd, bytes, off, bytes.length - off);
+  if (n <= 0) throw new Error('write made no progress');
+  return n;
+}
+
+/** Runs `fn` with a positional reader over a file opened once (a concurrent rename cannot mix two versions). */
+function withFile<T>(file: string, fn: (read: (offset: number, length: number) => Buffer) => T): T {
+  const fd = openSync(file, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    return fn((offset, length) => {
+      const len = Math.max(0, Math.min(length, size - offset));
+      const buf = Buffer.allocUnsafe(len);
+      let got = 0;
+      while (got < len) {
+        const n = readSync(fd, buf, got, len - got, offset + got);
+        if (n === 0) break;
+        got += n;
+      }
+      return buf.subarray(0, got);
+    });
+  } finally {
+    closeSync(fd);
+  }
+}

@@ -1,0 +1,3 @@
+export * from './types.js';
+export { standardProfileLoad, historyLoadForecast, type HistoryLoadOptions } from './load.js';
+export { clearSkyPvForecast, clearSkyPvW, clearSkyMeanW, sunPosition, type PvArray, type PvForecastOptions } from './pv.js';

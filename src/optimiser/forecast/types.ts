@@ -1,0 +1,46 @@
+import type { EpochMs } from '../../api/series.js';
+
+/** A planning slot `[start, end)`. */
+export interface ForecastSlot {
+  start: EpochMs;
+  end: EpochMs;
+}
+
+/**
+ * A forecast of mean power per slot (W). Forecasts are built from data handed in (pure), so a
+ * better one (a weather service, a learned model) plugs in by implementing this.
+ */
+export interface PowerForecast {
+  /** What it is, for logs and the plan view ("BDEW H25 × 4000 kWh/yr", "same weekday, 4 weeks"). */
+  readonly name: string;
+  powerW(slots: readonly ForecastSlot[]): number[];
+}
+
+/** Energy measured over an interval (a meter record): `wh` over `[start, end)`. */
+export interface EnergyInterval {
+  start: EpochMs;
+  end: EpochMs;
+  wh: number;
+}
+
+/** Mean power (W) of `history` over `[start, end)` and the share of that window it covers. */
+export function meanPowerW(history: readonly EnergyInterval[], start: EpochMs, end: EpochMs): { powerW: number; coverage: number } {
+  // binary search for the first interval that ends after `start`
+  let lo = 0;
+  let hi = history.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (history[mid].end <= start) lo = mid + 1;
+    else hi = mid;
+  }
+  let wh = 0;
+  let covered = 0;
+  for (let i = lo; i < history.length && history[i].start < end; i++) {
+    const r = history[i];
+    const overlap = Math.min(end, r.end) - Math.max(start, r.start);
+    if (overlap <= 0) continue;
+    wh += (r.wh * overlap) / (r.end - r.start);
+    covered += overlap;
+  }
+  return { powerW: covered > 0 ? (wh * 3_600_000) / covered : 0, coverage: covered / (end - start) };
+}

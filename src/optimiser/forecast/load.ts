@@ -1,6 +1,6 @@
 import { DateTime } from 'luxon';
 import { H25 } from './h25.js';
-import { meanPowerW, type EnergyInterval, type ForecastSlot, type PowerForecast } from './types.js';
+import { meanPowerW, type EnergyInterval, type PowerForecast } from './types.js';
 
 const QUARTER = 900_000;
 

@@ -35,6 +35,34 @@ function importRates(days: string[]) {
   return { currency_code: 'EUR', data };
 }
 
+/**
+ * Two weeks of meter history as a site would send it: hourly grid import and export of the house
+ * (an evening peak, PV export at midday) and the EV's overnight sessions, tagged with their ids.
+ */
+function meterHistory(siteId: string, until: number) {
+  const HOUR = 3_600_000;
+  const DAY = 24 * HOUR;
+  const records: Record<string, unknown>[] = [];
+  const from = Math.floor(until / DAY) * DAY - 14 * DAY;
+  for (let t = from; t + HOUR <= until; t += HOUR) {
+    const hour = (new Date(t).getUTCHours() + 2) % 24; // CEST
+    const load = 350 + (hour >= 17 && hour <= 21 ? 900 : 0) + (hour >= 7 && hour <= 8 ? 500 : 0) + ((t / HOUR) % 5) * 40;
+    const pv = hour >= 9 && hour <= 16 ? 2400 * Math.sin(((hour - 8.5) / 8.5) * Math.PI) * (0.6 + ((t / DAY) % 3) * 0.2) : 0;
+    const net = load - pv;
+    const slot = { location_id: siteId, units: 'WH', start_time: new Date(t).toISOString(), end_time: new Date(t + HOUR).toISOString() };
+    records.push({ ...slot, direction: 'IMPORT', value: Math.max(0, Math.round(net)) });
+    records.push({ ...slot, direction: 'EXPORT', value: Math.max(0, Math.round(-net)) });
+  }
+  // an EV session every other night, from 22:00 local for 6 h at 7 kW
+  for (let day = 1, n = 1; day <= 13; day += 2, n++) {
+    const start = from + day * DAY + 20 * HOUR;
+    for (let h = 0; h < 6; h++) {
+      records.push({ device_id: 'ev', units: 'WH', value: 7000, direction: 'IMPORT', session_reference_id: `history-${n}`, start_time: new Date(start + h * HOUR).toISOString(), end_time: new Date(start + (h + 1) * HOUR).toISOString() });
+    }
+  }
+  return records;
+}
+
 /** The demo site, plus one device whose name is markup. */
 function demoWithHostileDevice() {
   const config = parse(readFileSync(join(ROOT, 'config', 'demo.yaml'), 'utf8')) as { devices: Record<string, unknown>[] };
@@ -114,6 +142,9 @@ describe('dashboard in a real browser', { timeout: 90_000 }, () => {
       body: JSON.stringify(importRates(['2025-10-14', '2025-10-15', '2025-10-16'])),
     });
     expect(put.status, await put.clone().text()).toBe(200);
+    const meters = await fetch(`${hub.url}/api/v1/meters/interval`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(meterHistory(hub.site.id, Date.parse(START))) });
+    const batch = (await meters.json()) as { records_accepted: number; failed_records: unknown[] };
+    expect(batch.failed_records).toEqual([]);
     // a minute of simulated time so every device has reported
     await clock.advance(60_000);
     browser = await launchChromium();
@@ -163,6 +194,30 @@ describe('dashboard in a real browser', { timeout: 90_000 }, () => {
     expect(legend).toContain('EV leaves');
     expect(await page.locator('.readout .rate-import').textContent()).toMatch(/import €0\.\d{3}\/kWh/);
     await shot(page, 'plan');
+  });
+
+  it('Costs shows energy and cost by day, savings, sessions, and downloads the table as CSV', async () => {
+    await page.goto(`${hub.url}/#costs`);
+    const rows = page.locator('.costs-table tbody tr');
+    await rows.first().waitFor();
+    // the last 14 days, by day in the site's zone
+    expect(await rows.count()).toBeGreaterThanOrEqual(14);
+    const total = await page.locator('.costs-table tfoot').textContent();
+    expect(total).toMatch(/Total[\d.,]+ kWh€[\d.,]+/);
+    await page.locator('.saving').first().waitFor();
+    expect(await page.locator('.saving h3').first().textContent()).toBe('Whole site');
+    await page.locator('.sessions tbody tr').first().waitFor();
+    expect(await page.locator('.sessions tbody').textContent()).toContain('history-');
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download CSV' }).click()]);
+    const csv = readFileSync((await download.path())!, 'utf8').trim().split('\r\n');
+    expect(csv[0]).toBe('start_time,end_time,period,import_kwh,import_cost_EUR,export_kwh,export_earnings_EUR,net_cost_EUR');
+    expect(csv.length - 1).toBe(await rows.count());
+    await shot(page, 'costs');
+
+    // by month: one row per month touched
+    await page.getByRole('button', { name: 'By month' }).click();
+    await expect.poll(() => rows.count()).toBeLessThanOrEqual(13);
+    expect(await rows.first().textContent()).toMatch(/^\d{4}-\d{2}/);
   });
 
   it('Devices shows availability, readings and the YAML of each device', async () => {

@@ -135,12 +135,15 @@ function savingsCard(name, s) {
   const actual = s.actual_cost?.value ?? s.actual_cost;
   const be = s.baseline_energy?.value ?? s.baseline_energy_wh ?? s.baseline_energy;
   const ae = s.actual_energy?.value ?? s.actual_energy_wh ?? s.actual_energy;
+  const cents = (v) => (v === null || v === undefined ? v : Math.round(v * 100) / 100 || 0);
+  const saved = cents(savings);
   return h(
     'article',
-    { class: ['card', 'saving', savings > 0 ? 'good' : savings < 0 ? 'bad' : null] },
+    { class: ['card', 'saving', saved > 0 ? 'good' : saved < 0 ? 'bad' : null] },
     h('h3', null, name),
-    h('div', { class: 'stats' }, stat('Saved', fmt.money(savings), pct !== undefined && pct !== null ? `${fmt.num(pct, 1)} % of the baseline` : undefined, savings > 0 ? 'cheap' : savings < 0 ? 'dear' : undefined)),
-    h('dl', { class: 'facts' }, h('dt', null, 'Baseline'), h('dd', null, `${fmt.money(baseline)}${be !== undefined && be !== null ? ` · ${fmt.energy(be)}` : ''}`), h('dt', null, 'Actual'), h('dd', null, `${fmt.money(actual)}${ae !== undefined && ae !== null ? ` · ${fmt.energy(ae)}` : ''}`), s.baseline ? [h('dt', null, 'Compared with'), h('dd', null, String(s.baseline))] : null),
+    h('div', { class: 'stats' }, stat(saved < 0 ? 'Cost more by' : 'Saved', fmt.money(Math.abs(saved ?? 0)), pct !== undefined && pct !== null ? `${fmt.num(Math.abs(pct), 1)} % of the baseline` : undefined, saved > 0 ? 'cheap' : saved < 0 ? 'dear' : undefined)),
+    h('dl', { class: 'facts' }, h('dt', null, 'Baseline'), h('dd', null, `${fmt.money(baseline)}${be !== undefined && be !== null ? ` · ${fmt.energy(be)}` : ''}`), h('dt', null, 'Actual'), h('dd', null, `${fmt.money(actual)}${ae !== undefined && ae !== null ? ` · ${fmt.energy(ae)}` : ''}`)),
+    s.baseline ? h('p', { class: 'baseline-note' }, `Baseline: ${s.baseline}`) : null,
   );
 }
 
@@ -178,7 +181,7 @@ export function costsView(root, app) {
   const csvButton = h('button', { type: 'button', disabled: true, onclick: () => download(`homeflex-${scope}-${aggregation.toLowerCase()}-${fromInput.value}-${toInput.value}.csv`, toCsv(rows, app.site.currency)) }, 'Download CSV');
   const tableCard = h('section', { class: 'card' });
   const savingsBox = h('section', { class: 'savings-grid' });
-  const sessionsCard = h('section', { class: 'card' });
+  const sessionsCard = h('section', { class: 'card sessions' });
 
   const isoDate = (t) => {
     const p = fmt.parts(t);

@@ -101,11 +101,11 @@ describe('dashboard: the page', () => {
     const etag = page.headers.get('etag')!;
     expect((await fetch(`${h.url}/`, { headers: { 'if-none-match': etag } })).status).toBe(304);
 
-    const raw = await h.http!.inject({ url: '/vendor/uPlot.esm.js', headers: { 'accept-encoding': 'gzip' } });
+    const raw = await h.http!.inject({ url: '/vendor/uPlot.iife.min.js', headers: { 'accept-encoding': 'gzip' } });
     expect(raw.headers['content-encoding']).toBe('gzip');
     expect(raw.headers['content-type']).toBe('text/javascript; charset=utf-8');
     const js = gunzipSync(raw.rawPayload).toString();
-    expect(js).toContain('export { uPlot as default }');
+    expect(js).toContain('var uPlot=function()');
   });
 
   it('leaves unknown paths to the API’s JSON 404, at the root and under /api/v1', async () => {

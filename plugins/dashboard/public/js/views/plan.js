@@ -1,7 +1,7 @@
-/* global document, ResizeObserver, getComputedStyle, devicePixelRatio */
+/* global document, ResizeObserver, getComputedStyle, devicePixelRatio, uPlot */
 // Plan: the next 48 h of import and export prices with each device's planned power stacked under
-// them, cheap and dear periods shaded, now and the EV's leave time marked.
-import uPlot from '/vendor/uPlot.esm.js';
+// them, cheap and dear periods shaded, now and the EV's leave time marked. uPlot is the global its
+// minified classic build defines (index.html loads it before the modules run).
 import { h, replace } from '../dom.js';
 import * as fmt from '../format.js';
 import { ahead, deviceKind, priceBands, reasonText, slotAt } from '../model.js';

@@ -105,6 +105,7 @@ export class OcppChargePoint {
   private facts: ChargerFacts = {};
   private limit?: ChargerLimit;
   private acceptedProfile?: string;
+  private inflight?: { key: string; done: Promise<void> };
   private purposeFallback = false;
   private configuredConn?: OcppConnection;
   private releaseClaim?: () => void;
@@ -658,7 +659,19 @@ export class OcppChargePoint {
       const params = conn.protocol === 'ocpp1.6' ? setChargingProfile16(spec, settings, this.config.connector, txId === undefined ? undefined : Number(txId)) : setChargingProfile201(spec, settings, this.config.connector, txId);
       const key = JSON.stringify({ purpose, txId, unit: spec.rateUnit, validTo: spec.validTo, periods: spec.periods.map((p) => [spec.start + p.startPeriod * 1000, p.limit]) });
       if (key === this.acceptedProfile) return;
-      const status = str(asRecord(await conn.call('SetChargingProfile', params)).status) ?? 'unknown';
+      // the same profile already on its way (setup and the plan can ask at once): wait for that answer
+      if (this.inflight?.key === key) {
+        await this.inflight.done;
+        if (this.acceptedProfile === key) return;
+      }
+      const sent = conn.call('SetChargingProfile', params);
+      this.inflight = { key, done: sent.then(() => undefined, () => undefined) };
+      let status: string;
+      try {
+        status = str(asRecord(await sent).status) ?? 'unknown';
+      } finally {
+        if (this.inflight?.key === key) this.inflight = undefined;
+      }
       if (status === 'Accepted') {
         this.acceptedProfile = key;
         if (this.device.error?.startsWith('charging profile')) {

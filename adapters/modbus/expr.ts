@@ -100,7 +100,7 @@ function tokenize(src: string): Token[] {
       i++;
       continue;
     }
-    const num = /^(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?|^0x[0-9a-fA-F]+/.exec(src.slice(i));
+    const num = /^0x[0-9a-fA-F]+|^(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?/.exec(src.slice(i));
     if (num) {
       out.push({ kind: 'num', text: num[0], at: i });
       i += num[0].length;

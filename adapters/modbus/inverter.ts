@@ -236,8 +236,35 @@ export class ModbusInverter {
     return res;
   }
 
+  /** Points a poll must read: those measures and command values use, and the scale factors of written ones. */
+  private neededPoints(): { read: Set<string>; written: Set<string> } {
+    const read = new Set<string>();
+    const written = new Set<string>();
+    const isPoint = (n: string) => this.profile.points.has(n);
+    for (const alts of this.profile.measures.values()) for (const alt of alts) for (const n of alt.expr.names) read.add(n);
+    for (const variants of this.profile.modes.values()) {
+      for (const v of variants) {
+        for (const n of v.when?.names ?? []) if (isPoint(n)) read.add(n);
+        for (const w of v.writes) {
+          written.add(w.point);
+          for (const n of w.value.names) if (isPoint(n)) read.add(n);
+        }
+      }
+    }
+    for (const name of [...read, ...written]) {
+      const p = this.profile.points.get(name);
+      if (p?.kind === 'fixed' && p.scaleFactor) read.add(p.scaleFactor);
+    }
+    return { read, written };
+  }
+
   private buildPlan(res: Resolution): ReadBlock[] {
-    const spans = [...res.points.values()].filter((p) => p.readable && !this.refused.has(p.name)).map(spanOf);
+    const { read, written } = this.neededPoints();
+    const wanted = (key: string) => {
+      const base = key.replace(/#sf$/, '');
+      return read.has(base) || (key.endsWith('#sf') && written.has(base));
+    };
+    const spans = [...res.points.values()].filter((p) => p.readable && wanted(p.name) && !this.refused.has(p.name)).map(spanOf);
     spans.push(...res.checks.map(checkSpan));
     return planReads(spans, this.profile.maxRead, this.profile.maxGap, this.readAlone);
   }

@@ -373,6 +373,7 @@ export function parseProfile(text: string, source: string): Profile {
 
   const measureNames = Object.keys(MEASURES) as MeasureName[];
   for (const n of measureNames) if (points.has(n)) problems.push(at(['points', n], `"${n}" is a measure name; give the point another name`));
+  for (const n of COMMAND_VARIABLES) if (points.has(n)) problems.push(at(['points', n], `"${n}" is a command variable; give the point another name`));
   const isPoint = (n: string) => points.has(n);
   const compileAt = (path: PathSeg[], src: string | number, known: (n: string) => boolean): Expression | undefined => {
     try {

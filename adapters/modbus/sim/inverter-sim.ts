@@ -378,7 +378,8 @@ export class SunSpecInverterSim {
   async listen(port = 0, host = '127.0.0.1'): Promise<number> {
     const reply = (r: number[] | { exception: number } | 'silent', cb: (err: unknown, v?: unknown) => void, single = false) => {
       if (r === 'silent') return; // no answer at all: the client times out
-      if (!Array.isArray(r)) return cb({ modbusErrorCode: r.exception });
+      // an empty array with the error: modbus-serial's FC4 path indexes the values even on errors
+      if (!Array.isArray(r)) return cb({ modbusErrorCode: r.exception }, single ? undefined : []);
       cb(null, single ? r[0] : r);
     };
     const vector = {
@@ -399,7 +400,8 @@ export class SunSpecInverterSim {
         cb(null);
       },
     };
-    const server = new modbusSerial.ServerTCP(vector as unknown as ConstructorParameters<typeof modbusSerial.ServerTCP>[0], { host, port, unitID: 255 }) as unknown as ServerLike & { _server: { address(): { port: number } } };
+    // ServerTCP treats port 0 as "use 502"; the string '0' reaches net.listen as a free port
+    const server = new modbusSerial.ServerTCP(vector as unknown as ConstructorParameters<typeof modbusSerial.ServerTCP>[0], { host, port: (port || '0') as unknown as number, unitID: 255 }) as unknown as ServerLike & { _server: { address(): { port: number } } };
     await new Promise<void>((resolve, reject) => {
       server.on('initialized', () => resolve());
       server.on('serverError', (err) => reject(err as Error));

@@ -4,10 +4,14 @@ import { join } from 'node:path';
 import { packageRoot } from '../src/cli.js';
 import type { BenchSection } from './types.js';
 import { run as hubBench } from './hub.js';
+import { run as dashboardBench } from './dashboard.js';
+import { run as tariffBench } from './tariff.js';
 
 /** Every benchmark section, in the order they appear in BENCHMARKS.md. */
 const SECTIONS: { id: string; run: () => Promise<BenchSection> }[] = [
   { id: 'hub', run: hubBench },
+  { id: 'dashboard', run: dashboardBench },
+  { id: 'tariff', run: tariffBench },
 ];
 
 async function main() {

@@ -89,124 +89,147 @@ interface Interval {
   exportConfidence: number;
 }
 
-/** Sorted distinct instants of all the lists (each list sorted). */
-function mergeInstants(lists: number[][]): number[] {
-  const all: number[] = [];
-  for (const l of lists) for (const t of l) all.push(t);
-  const sorted = Float64Array.from(all).sort();
-  const out: number[] = [];
-  for (const t of sorted) if (out[out.length - 1] !== t) out.push(t);
-  return out;
-}
-
-function seriesBounds(series: PriceSeries, from: number, to: number): number[] {
-  const out: number[] = [];
-  for (const s of series) {
-    if (s.end <= from) continue;
-    if (s.start >= to) break;
-    out.push(s.start, s.end);
-  }
-  return out;
-}
-
-/** The elementary intervals between every price and window boundary, with both rates. */
+/** The elementary intervals between every price and window boundary, with both rates (one sweep, no sorting). */
 function buildIntervals(req: ScheduleRequest): Interval[] {
   if (!req.devices.length) return [];
   const from = Math.min(...req.devices.map((d) => d.window.start));
   const to = Math.max(...req.devices.map((d) => d.window.end));
-  const instants = mergeInstants([
-    seriesBounds(req.importSeries, from, to),
-    seriesBounds(req.exportSeries, from, to),
-    req.devices.flatMap((d) => [d.window.start, d.window.end]),
-  ]).filter((t) => t >= from && t <= to);
-  const intervals: Interval[] = [];
-  let ii = 0;
-  let ei = 0;
+  const edges = [...new Set(req.devices.flatMap((d) => [d.window.start, d.window.end]))].sort((x, y) => x - y);
   const imp = req.importSeries;
   const exp = req.exportSeries;
-  for (let k = 0; k + 1 < instants.length; k++) {
-    const start = instants[k];
-    const end = instants[k + 1];
-    while (ii < imp.length && imp[ii].end <= start) ii++;
-    while (ei < exp.length && exp[ei].end <= start) ei++;
-    const i = imp[ii] && imp[ii].start <= start ? imp[ii] : undefined;
-    const e = exp[ei] && exp[ei].start <= start ? exp[ei] : undefined;
+  let ii = 0;
+  let ei = 0;
+  let di = 0;
+  const intervals: Interval[] = [];
+  for (let t = from; t < to; ) {
+    while (ii < imp.length && imp[ii].end <= t) ii++;
+    while (ei < exp.length && exp[ei].end <= t) ei++;
+    while (di < edges.length && edges[di] <= t) di++;
+    const i = imp[ii];
+    const e = exp[ei];
+    // the next boundary of anything: a slot of either series, a device window, the end
+    let next = to;
+    if (i) next = Math.min(next, i.start > t ? i.start : i.end);
+    if (e) next = Math.min(next, e.start > t ? e.start : e.end);
+    if (di < edges.length) next = Math.min(next, edges[di]);
+    const iIn = i && i.start <= t ? i : undefined;
+    const eIn = e && e.start <= t ? e : undefined;
     intervals.push({
-      start,
-      end,
-      hours: (end - start) / HOUR,
-      importRate: i?.rate,
-      importConfidence: i?.confidence ?? 0,
-      exportRate: e?.rate,
-      exportConfidence: e?.confidence ?? 0,
+      start: t,
+      end: next,
+      hours: (next - t) / HOUR,
+      importRate: iIn?.rate,
+      importConfidence: iIn?.confidence ?? 0,
+      exportRate: eIn?.rate,
+      exportConfidence: eIn?.confidence ?? 0,
     });
+    t = next;
   }
   return intervals;
 }
 
 /** Binary min-heap of interval indices by (key, index): ties go to the earlier interval. */
 class IntervalHeap {
-  private keys: number[] = [];
-  private idx: number[] = [];
-  constructor(entries?: { key: number; k: number }[]) {
-    if (entries) {
-      entries.sort((a, b) => a.key - b.key || a.k - b.k);
-      this.keys = entries.map((e) => e.key);
-      this.idx = entries.map((e) => e.k);
+  private keys: Float64Array;
+  private idx: Int32Array;
+  private n = 0;
+  constructor(capacity = 16) {
+    this.keys = new Float64Array(Math.max(16, capacity));
+    this.idx = new Int32Array(Math.max(16, capacity));
+  }
+  /** A heap of all given entries at once (Floyd's heapify, linear time). */
+  static of(keys: Float64Array, idx: Int32Array): IntervalHeap {
+    const h = new IntervalHeap(idx.length);
+    h.keys.set(keys);
+    h.idx.set(idx);
+    h.n = idx.length;
+    for (let p = (h.n >> 1) - 1; p >= 0; p--) h.down(p);
+    return h;
+  }
+  get size() {
+    return this.n;
+  }
+  private down(p: number) {
+    const keys = this.keys;
+    const idx = this.idx;
+    const n = this.n;
+    const key = keys[p];
+    const k = idx[p];
+    // sift the hole down, moving the smaller child up, then drop the entry in (no swaps)
+    for (;;) {
+      let c = 2 * p + 1;
+      if (c >= n) break;
+      const r = c + 1;
+      if (r < n && (keys[r] < keys[c] || (keys[r] === keys[c] && idx[r] < idx[c]))) c = r;
+      if (!(keys[c] < key || (keys[c] === key && idx[c] < k))) break;
+      keys[p] = keys[c];
+      idx[p] = idx[c];
+      p = c;
     }
-  }
-  private less(a: number, b: number) {
-    return this.keys[a] < this.keys[b] || (this.keys[a] === this.keys[b] && this.idx[a] < this.idx[b]);
-  }
-  private swap(a: number, b: number) {
-    [this.keys[a], this.keys[b]] = [this.keys[b], this.keys[a]];
-    [this.idx[a], this.idx[b]] = [this.idx[b], this.idx[a]];
+    keys[p] = key;
+    idx[p] = k;
   }
   push(key: number, k: number) {
-    this.keys.push(key);
-    this.idx.push(k);
-    for (let c = this.keys.length - 1; c > 0; ) {
+    if (this.n === this.keys.length) {
+      const keys = new Float64Array(this.n * 2);
+      keys.set(this.keys);
+      const idx = new Int32Array(this.n * 2);
+      idx.set(this.idx);
+      this.keys = keys;
+      this.idx = idx;
+    }
+    const keys = this.keys;
+    const idx = this.idx;
+    let c = this.n++;
+    while (c > 0) {
       const p = (c - 1) >> 1;
-      if (!this.less(c, p)) break;
-      this.swap(c, p);
+      if (!(key < keys[p] || (key === keys[p] && k < idx[p]))) break;
+      keys[c] = keys[p];
+      idx[c] = idx[p];
       c = p;
     }
+    keys[c] = key;
+    idx[c] = k;
   }
   pop() {
-    const last = this.keys.length - 1;
-    this.swap(0, last);
-    this.keys.pop();
-    this.idx.pop();
-    for (let p = 0; ; ) {
-      const l = 2 * p + 1;
-      const r = l + 1;
-      let m = p;
-      if (l < this.keys.length && this.less(l, m)) m = l;
-      if (r < this.keys.length && this.less(r, m)) m = r;
-      if (m === p) break;
-      this.swap(p, m);
-      p = m;
+    this.n--;
+    if (this.n > 0) {
+      this.keys[0] = this.keys[this.n];
+      this.idx[0] = this.idx[this.n];
+      this.down(0);
     }
   }
-  /** The best entry still valid, dropping invalid ones on the way. */
-  top(valid: (k: number) => boolean): { key: number; k: number } | undefined {
-    while (this.keys.length) {
-      if (valid(this.idx[0])) return { key: this.keys[0], k: this.idx[0] };
-      this.pop();
-    }
-    return undefined;
+  topKey() {
+    return this.keys[0];
+  }
+  topIndex() {
+    return this.idx[0];
   }
 }
 
-/** Per device: the rate and confidence in each interval, or undefined where it may not run. */
-function usableRates(dev: ScheduleDevice, intervals: Interval[], limit: number | undefined) {
-  return intervals.map((iv) => {
-    if (iv.start < dev.window.start || iv.end > dev.window.end) return undefined;
-    const rate = dev.direction === 'IMPORT' ? iv.importRate : iv.exportRate;
-    if (rate === undefined) return undefined;
-    if (limit !== undefined && (dev.direction === 'IMPORT' ? rate > limit : rate < limit)) return undefined;
-    return rate;
-  });
+/** Per device: its cost per kWh in each interval (paying for imports, earning = negative cost for exports), NaN where it may not run. */
+function deviceCosts(dev: ScheduleDevice, intervals: Interval[], limit: number | undefined): Float64Array {
+  const out = new Float64Array(intervals.length).fill(NaN);
+  const imports = dev.direction === 'IMPORT';
+  for (let k = firstInterval(intervals, dev.window.start); k < intervals.length && intervals[k].end <= dev.window.end; k++) {
+    const rate = imports ? intervals[k].importRate : intervals[k].exportRate;
+    if (rate === undefined) continue;
+    if (limit !== undefined && (imports ? rate > limit : rate < limit)) continue;
+    out[k] = imports ? rate : -rate;
+  }
+  return out;
+}
+
+/** Index of the first interval starting at or after `t`. */
+function firstInterval(intervals: Interval[], t: number): number {
+  let lo = 0;
+  let hi = intervals.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (intervals[mid].start < t) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 function validate(req: ScheduleRequest) {
@@ -232,103 +255,154 @@ export function energySchedule(req: ScheduleRequest): ScheduleResult {
   const devs = req.devices;
   const d = devs.length;
   const K = intervals.length;
-  const rates = devs.map((dev) => usableRates(dev, intervals, dev.direction === 'IMPORT' ? req.priceLimit?.import : req.priceLimit?.export));
-  // cost per kWh moved: paying for imports, earning (negative cost) for exports
-  const cost = devs.map((dev, i) => rates[i].map((r) => (r === undefined ? undefined : dev.direction === 'IMPORT' ? r : -r)));
-  const cap = devs.map((dev, i) => intervals.map((iv, k) => (rates[i][k] === undefined ? 0 : dev.maxPowerW * iv.hours)));
-  const siteCap = intervals.map((iv) => req.siteMaxPowerW * iv.hours);
+  const cost = devs.map((dev) => deviceCosts(dev, intervals, dev.direction === 'IMPORT' ? req.priceLimit?.import : req.priceLimit?.export));
+  const cap = devs.map(() => new Float64Array(K));
+  const siteCap = new Float64Array(K);
+  for (let k = 0; k < K; k++) {
+    siteCap[k] = req.siteMaxPowerW * intervals[k].hours;
+    for (let i = 0; i < d; i++) if (!Number.isNaN(cost[i][k])) cap[i][k] = devs[i].maxPowerW * intervals[k].hours;
+  }
   const x = devs.map(() => new Float64Array(K));
   const used = new Float64Array(K);
   const left = devs.map((dev) => dev.energyWh);
 
-  const canTake = (i: number, k: number) => cap[i][k] - x[i][k] > EPS_WH;
-  const sinkHeaps = devs.map((_, i) => new IntervalHeap(cost[i].flatMap((c, k) => (c === undefined ? [] : [{ key: c, k }]))));
+  const sinkHeaps = cost.map((c) => {
+    let n = 0;
+    for (let k = 0; k < K; k++) if (!Number.isNaN(c[k])) n++;
+    const keys = new Float64Array(n);
+    const idx = new Int32Array(n);
+    for (let k = 0, m = 0; k < K; k++) {
+      if (Number.isNaN(c[k])) continue;
+      keys[m] = c[k];
+      idx[m++] = k;
+    }
+    return IntervalHeap.of(keys, idx);
+  });
   const transferHeaps = devs.map(() => devs.map(() => new IntervalHeap()));
-  const sinkValid = (i: number) => (k: number) => canTake(i, k) && siteCap[k] - used[k] > EPS_WH;
-  const transferValid = (i: number, j: number) => (k: number) => canTake(i, k) && x[j][k] > EPS_WH;
+  // sink edge i→T via k: i can take more in k and the site has room in k
+  const sinkTop = (i: number): number => {
+    const h = sinkHeaps[i];
+    while (h.size) {
+      const k = h.topIndex();
+      if (cap[i][k] - x[i][k] > EPS_WH && siteCap[k] - used[k] > EPS_WH) return k;
+      h.pop();
+    }
+    return -1;
+  };
+  // transfer edge i→j via k: i takes more in k where j gives some back (and must place it elsewhere)
+  const transferTop = (i: number, j: number): number => {
+    const h = transferHeaps[i][j];
+    while (h.size) {
+      const k = h.topIndex();
+      if (cap[i][k] - x[i][k] > EPS_WH && x[j][k] > EPS_WH) return k;
+      h.pop();
+    }
+    return -1;
+  };
   const touched = (k: number) => {
+    const room = siteCap[k] - used[k] > EPS_WH;
     for (let i = 0; i < d; i++) {
       const ci = cost[i][k];
-      if (ci === undefined || !canTake(i, k)) continue;
-      if (siteCap[k] - used[k] > EPS_WH) sinkHeaps[i].push(ci, k);
-      for (let j = 0; j < d; j++) {
-        const cj = cost[j][k];
-        if (j !== i && cj !== undefined && x[j][k] > EPS_WH) transferHeaps[i][j].push(ci - cj, k);
+      if (Number.isNaN(ci) || !(cap[i][k] - x[i][k] > EPS_WH)) continue;
+      if (room) sinkHeaps[i].push(ci, k);
+      for (let j = 0; j < d; j++) if (j !== i && x[j][k] > EPS_WH) transferHeaps[i][j].push(ci - cost[j][k], k);
+    }
+  };
+
+  const dist = new Float64Array(d);
+  const predFrom = new Int32Array(d);
+  const predK = new Int32Array(d);
+  const edgeK = new Int32Array(d * d);
+  // the path as (device, interval, ±1) steps; at most 2·d + 1 of them
+  const stepI: number[] = [];
+  const stepK: number[] = [];
+  const stepN: number[] = [];
+  const addStep = (i: number, k: number, n: number) => {
+    for (let s = 0; s < stepI.length; s++) {
+      if (stepI[s] === i && stepK[s] === k) {
+        stepN[s] += n;
+        return;
       }
     }
+    stepI.push(i);
+    stepK.push(k);
+    stepN.push(n);
   };
 
   for (let guard = 0; guard < 4 * (K + 1) * (d + 1) * (d + 1) + 10; guard++) {
     // Bellman-Ford over the devices: from any device with energy left to the sink
-    const dist = left.map((l) => (l > EPS_WH ? 0 : Infinity));
-    const pred: { from: number; k: number }[] = new Array(d);
-    if (dist.every((v) => v === Infinity)) break;
-    const edges: { i: number; j: number; cost: number; k: number }[] = [];
-    for (let i = 0; i < d; i++)
-      for (let j = 0; j < d; j++) {
-        if (i === j) continue;
-        const t = transferHeaps[i][j].top(transferValid(i, j));
-        if (t) edges.push({ i, j, cost: t.key, k: t.k });
-      }
-    for (let round = 0; round < d; round++) {
-      let changed = false;
-      for (const e of edges) {
-        // edge i→j: i takes more in k, j gives back in k and must place it elsewhere
-        if (dist[e.i] + e.cost < dist[e.j] - 1e-12) {
-          dist[e.j] = dist[e.i] + e.cost;
-          pred[e.j] = { from: e.i, k: e.k };
-          changed = true;
+    let any = false;
+    for (let i = 0; i < d; i++) {
+      dist[i] = left[i] > EPS_WH ? 0 : Infinity;
+      predFrom[i] = -1;
+      if (left[i] > EPS_WH) any = true;
+    }
+    if (!any) break;
+    if (d > 1) {
+      for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) edgeK[i * d + j] = i === j ? -1 : transferTop(i, j);
+      for (let round = 0; round < d; round++) {
+        let changed = false;
+        for (let i = 0; i < d; i++) {
+          if (dist[i] === Infinity) continue;
+          for (let j = 0; j < d; j++) {
+            const k = edgeK[i * d + j];
+            if (k < 0) continue;
+            const via = dist[i] + cost[i][k] - cost[j][k];
+            if (via < dist[j] - 1e-12) {
+              dist[j] = via;
+              predFrom[j] = i;
+              predK[j] = k;
+              changed = true;
+            }
+          }
         }
+        if (!changed) break;
       }
-      if (!changed) break;
     }
     let bestEnd = -1;
     let bestCost = Infinity;
     let bestK = -1;
     for (let i = 0; i < d; i++) {
       if (dist[i] === Infinity) continue;
-      const t = sinkHeaps[i].top(sinkValid(i));
-      if (t && dist[i] + t.key < bestCost - 1e-12) {
-        bestCost = dist[i] + t.key;
+      const k = sinkTop(i);
+      if (k >= 0 && dist[i] + cost[i][k] < bestCost - 1e-12) {
+        bestCost = dist[i] + cost[i][k];
         bestEnd = i;
-        bestK = t.k;
+        bestK = k;
       }
     }
     if (bestEnd < 0) break; // no augmenting path: the rest is infeasible
     // the path backwards: sink ← bestEnd ← … ← origin (a device with energy left)
-    const steps: { i: number; k: number; sign: 1 | -1 }[] = [{ i: bestEnd, k: bestK, sign: 1 }];
+    stepI.length = stepK.length = stepN.length = 0;
+    addStep(bestEnd, bestK, 1);
     let node = bestEnd;
-    const seen = new Set<number>([node]);
-    while (pred[node]) {
-      const p = pred[node];
-      steps.push({ i: node, k: p.k, sign: -1 }, { i: p.from, k: p.k, sign: 1 });
-      node = p.from;
-      if (seen.has(node)) throw new Error('energy schedule: cycle in the augmenting path');
-      seen.add(node);
+    for (let hops = 0; predFrom[node] >= 0; hops++) {
+      if (hops > d) throw new Error('energy schedule: cycle in the augmenting path');
+      const k = predK[node];
+      addStep(node, k, -1);
+      addStep(predFrom[node], k, 1);
+      node = predFrom[node];
     }
     if (left[node] <= EPS_WH) throw new Error('energy schedule: augmenting path without a source');
-    // how far the path can go: net change per (device, interval), the site limit at the end, and the origin's energy
-    const net = new Map<string, { i: number; k: number; n: number }>();
-    for (const s of steps) {
-      const key = `${s.i}:${s.k}`;
-      const e = net.get(key) ?? { i: s.i, k: s.k, n: 0 };
-      e.n += s.sign;
-      net.set(key, e);
-    }
+    // how far the path can go: the origin's energy, the site limit at the end, and every (device, interval) it changes
     let delta = Math.min(left[node], siteCap[bestK] - used[bestK]);
-    for (const e of net.values()) {
-      if (e.n > 0) delta = Math.min(delta, (cap[e.i][e.k] - x[e.i][e.k]) / e.n);
-      else if (e.n < 0) delta = Math.min(delta, x[e.i][e.k] / -e.n);
+    for (let s = 0; s < stepI.length; s++) {
+      const i = stepI[s];
+      const k = stepK[s];
+      const n = stepN[s];
+      if (n > 0) delta = Math.min(delta, (cap[i][k] - x[i][k]) / n);
+      else if (n < 0) delta = Math.min(delta, x[i][k] / -n);
     }
     if (!(delta > 0)) throw new Error('energy schedule: empty augmentation');
-    const changedK = new Set<number>([bestK]);
-    for (const e of net.values()) {
-      x[e.i][e.k] = clamp(x[e.i][e.k] + e.n * delta, 0, cap[e.i][e.k]);
-      changedK.add(e.k);
+    for (let s = 0; s < stepI.length; s++) {
+      const i = stepI[s];
+      const k = stepK[s];
+      x[i][k] = clamp(x[i][k] + stepN[s] * delta, 0, cap[i][k]);
     }
     used[bestK] += delta;
     left[node] -= delta;
-    for (const k of changedK) touched(k);
+    for (let s = 0; s < stepK.length; s++) if (stepK.indexOf(stepK[s]) === s) touched(stepK[s]);
+    if (stepK.indexOf(bestK) < 0) touched(bestK);
   }
 
   const requested = devs.reduce((a, dv) => a + dv.energyWh, 0);
@@ -392,16 +466,12 @@ function baselineEnergy(req: ScheduleRequest, intervals: Interval[]): Float64Arr
   const energy = devs.map(() => new Float64Array(intervals.length));
   const left = devs.map((d) => d.energyWh);
   const order = devs.map((_, i) => i).sort((a, b) => devs[a].window.end - devs[b].window.end || a - b);
-  const usable = (i: number, k: number) => {
-    const iv = intervals[k];
-    const dev = devs[i];
-    return iv.start >= dev.window.start && iv.end <= dev.window.end && (dev.direction === 'IMPORT' ? iv.importRate : iv.exportRate) !== undefined;
-  };
+  const usable = devs.map((dev) => deviceCosts(dev, intervals, undefined));
   for (const shared of [true, false]) {
     for (let k = 0; k < intervals.length; k++) {
       let free = shared ? req.siteMaxPowerW * intervals[k].hours : Infinity;
       for (const i of order) {
-        if (left[i] <= EPS_WH || !usable(i, k)) continue;
+        if (left[i] <= EPS_WH || Number.isNaN(usable[i][k])) continue;
         const room = devs[i].maxPowerW * intervals[k].hours - energy[i][k];
         const e = Math.min(room, left[i], free);
         if (e <= 0) continue;
@@ -410,6 +480,7 @@ function baselineEnergy(req: ScheduleRequest, intervals: Interval[]): Float64Arr
         free -= e;
       }
     }
+    if (left.every((l) => l <= EPS_WH)) break;
   }
   return energy;
 }

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { PriceSeries } from '../api/index.js';
 import { NotEnoughPricesError, slotsByThreshold, slotsByTime, switchedSchedule, type PricePeriod } from './slots.js';
@@ -251,5 +252,58 @@ describe('switched-system settings', () => {
     // 20:00 CET = 19:00Z; 06:00 CEST = 04:00Z: nine hours
     expect(d.window).toEqual({ start: T('2026-03-28T19:00Z'), end: T('2026-03-29T04:00Z') });
     expect(view(d.periods)).toEqual([['2026-03-28T19:00', '2026-03-28T20:00', 0.2]]);
+  });
+});
+
+describe('slots by time, split: the fast selection equals sorting every slot (property)', () => {
+  /** The definition: sort by rate (ties by time), take whole slots while they fit, shorten the next. */
+  function reference(series: PriceSeries, minutes: number, segment: 'LOW' | 'HIGH') {
+    const sign = segment === 'LOW' ? 1 : -1;
+    const order = series.map((_, i) => i).sort((a, b) => sign * (series[a].rate - series[b].rate) || a - b);
+    let left = minutes * 60_000;
+    const taken = new Set<number>();
+    let partial = -1;
+    for (const i of order) {
+      if (left <= 0) break;
+      const len = series[i].end - series[i].start;
+      if (len <= left) {
+        taken.add(i);
+        left -= len;
+      } else {
+        partial = i;
+        break;
+      }
+    }
+    return { taken, partial, left };
+  }
+  it('takes the same slots and shortens the same one', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ minutes: fc.constantFrom(15, 30, 60), rate: fc.integer({ min: -3, max: 4 }) }), { minLength: 1, maxLength: 30 }),
+        fc.constantFrom<'LOW' | 'HIGH'>('LOW', 'HIGH'),
+        fc.double({ min: 0.01, max: 1, noNaN: true }),
+        (slots, segment, share) => {
+          let t = Date.parse('2026-01-05T00:00Z');
+          const series: PriceSeries = slots.map((s) => ({ start: t, end: (t += s.minutes * 60_000), rate: s.rate / 10, confidence: 1 }));
+          const total = slots.reduce((a, s) => a + s.minutes, 0);
+          const minutes = Math.max(1, Math.round(total * share));
+          const got = slotsByTime(series, { window: { start: series[0].start, end: t }, segment, durationMinutes: minutes });
+          const want = reference(series, minutes, segment);
+          // every whole slot the reference takes lies inside a returned period, and the minutes add up
+          for (const i of want.taken) expect(got.some((p) => p.start <= series[i].start && series[i].end <= p.end)).toBe(true);
+          const covered = got.reduce((a, p) => a + (p.end - p.start), 0);
+          expect(covered).toBe(minutes * 60_000);
+          const wholeTaken = [...want.taken].reduce((a, i) => a + series[i].end - series[i].start, 0);
+          // the only other time is the shortened slot's part
+          expect(covered - wholeTaken).toBe(want.partial >= 0 ? want.left : 0);
+          if (want.partial >= 0) {
+            const p = series[want.partial];
+            expect(got.some((g) => g.start < p.end && p.start < g.end)).toBe(true);
+          }
+          return true;
+        },
+      ),
+      { numRuns: 400, seed: 7 },
+    );
   });
 });

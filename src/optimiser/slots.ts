@@ -77,12 +77,37 @@ function splitBest(pieces: PriceSlot[], wanted: number, segment: Segment): Price
   const available = pieces.reduce((a, p) => a + p.end - p.start, 0);
   if (available < wanted) throw new NotEnoughPricesError(wanted / MINUTE, available / MINUTE, false);
   const sign = segment === 'LOW' ? 1 : -1;
-  const order = pieces.map((_, i) => i).sort((a, b) => sign * (pieces[a].rate - pieces[b].rate) || a - b);
-  const taken = new Array<boolean>(pieces.length).fill(false);
+  const n = pieces.length;
+  const key = new Float64Array(n);
+  for (let i = 0; i < n; i++) key[i] = sign * pieces[i].rate;
+  // the cut-off key: the smallest value v with (time of slots keyed ≤ v) ≥ wanted; a native numeric
+  // sort and a binary search replace sorting the slots themselves (this runs on 90-day windows)
+  const sorted = key.slice().sort();
+  const timeAtOrBelow = (v: number) => {
+    let t = 0;
+    for (let i = 0; i < n; i++) if (key[i] <= v) t += pieces[i].end - pieces[i].start;
+    return t;
+  };
+  let lo = 0;
+  let hi = n - 1;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (timeAtOrBelow(sorted[mid]) >= wanted) hi = mid;
+    else lo = mid + 1;
+  }
+  const cut = sorted[lo];
+  // every slot under the cut-off fits whole; slots at it are taken earliest first, the last one shortened
+  const taken = new Array<boolean>(n).fill(false);
   let left = wanted;
+  for (let i = 0; i < n; i++) {
+    if (key[i] < cut) {
+      taken[i] = true;
+      left -= pieces[i].end - pieces[i].start;
+    }
+  }
   let partial = -1;
-  for (const i of order) {
-    if (left <= 0) break;
+  for (let i = 0; i < n && left > 0; i++) {
+    if (key[i] !== cut) continue;
     const len = pieces[i].end - pieces[i].start;
     if (len <= left) {
       taken[i] = true;

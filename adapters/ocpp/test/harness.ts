@@ -104,7 +104,7 @@ export class Rig {
 }
 
 /** Waits until `fn` returns a truthy value (polling every 10 ms, up to `ms`). */
-export async function until<T>(fn: () => T | undefined | false | null, ms = 4000, what = 'condition'): Promise<T> {
+export async function until<T>(fn: () => T | undefined | false | null, ms = 10_000, what = 'condition'): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
     const v = fn();
@@ -167,7 +167,7 @@ export class TsChargePoint {
     socket?.terminate();
   }
 
-  waitFor(action: string, n = 1, ms = 4000) {
+  waitFor(action: string, n = 1, ms = 10_000) {
     return until(() => this.calls.filter((c) => c.action === action).length >= n && this.calls.filter((c) => c.action === action), ms, `${n}× ${action}`);
   }
 }

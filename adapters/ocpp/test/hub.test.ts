@@ -31,14 +31,14 @@ describe('OCPP in the hub', () => {
     hub.bus.on('meter.reading', (e) => e.deviceId === 'wallbox' && readings.push(e.reading));
     await hub.start();
     const device = hub.registry.get('wallbox')!;
-    await until(() => device.available, 8000, 'wallbox connected');
-    const session = await until(() => device.caps.charger!.session(), 8000, 'session');
-    await until(() => readings.filter((r) => r.sessionId === session.id && r.importWh !== undefined).length >= 3, 8000, 'meter values');
+    await until(() => device.available, 10_000, 'wallbox connected');
+    const session = await until(() => device.caps.charger!.session(), 10_000, 'session');
+    await until(() => readings.filter((r) => r.sessionId === session.id && r.importWh !== undefined).length >= 3, 10_000, 'meter values');
     const res = await fetch(`${hub.url}/api/v1/devices/wallbox`);
     expect(res.status).toBe(200);
     expect(JSON.stringify(await res.json())).toContain('wallbox');
     await device.caps.charger!.setLimit({ watts: 0, validUntil: Date.now() + 600_000 });
-    await until(() => device.caps.charger!.status() === 'suspended_evse', 8000, 'paused by the plan');
+    await until(() => device.caps.charger!.status() === 'suspended_evse', 10_000, 'paused by the plan');
   });
 
   it('the demo site has an OCPP wallbox and its simulated charge point', () => {

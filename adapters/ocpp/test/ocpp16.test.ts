@@ -43,7 +43,7 @@ describe('OCPP 1.6J charger against ocpp-ts', () => {
     await ts.call('StatusNotification', { connectorId: 1, errorCode: 'NoError', status: 'Preparing' });
     expect(cp.device.caps.charger!.status()).toBe('preparing');
     ts.disconnect();
-    await until(() => !cp.device.available, 4000, 'disconnect');
+    await until(() => !cp.device.available, 10_000, 'disconnect');
     expect(rig.events).toContain('device.disconnected ev1');
   });
 

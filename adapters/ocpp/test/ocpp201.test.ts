@@ -140,7 +140,7 @@ describe('simulated charge point', () => {
     await sim.connect();
     await until(() => cp.device.available && sim.received.some((r) => r.action === 'TriggerMessage'));
     await sim.plugIn(40);
-    await until(() => cp.device.caps.charger!.session(), 4000, 'session');
+    await until(() => cp.device.caps.charger!.session(), 10_000, 'session');
     await sim.step(0);
     expect(sim.chargingPowerW).toBe(11040);
     await cp.device.caps.charger!.setLimit({ watts: 4600, validUntil: Date.now() + 3600_000 });
@@ -148,16 +148,16 @@ describe('simulated charge point', () => {
     // 4600 W on 3 phases = 6.67 A → 6.6 A → 6.5 A (naive multipleOf) → 4485 W
     expect(sim.chargingPowerW).toBe(4485);
     await sim.step(3600_000);
-    await until(() => cp.device.caps.charger!.session()!.energyWh > 4000, 4000, 'energy');
+    await until(() => cp.device.caps.charger!.session()!.energyWh > 4000, 10_000, 'energy');
     expect(cp.device.caps.charger!.session()!.energyWh).toBeCloseTo(4485, 0);
     await cp.device.caps.charger!.setLimit({ watts: 0, validUntil: Date.now() + 3600_000 });
     await sim.step(0);
     expect(sim.chargingPowerW).toBe(0);
-    await until(() => cp.device.caps.charger!.status() === 'suspended_evse', 4000, 'suspended');
+    await until(() => cp.device.caps.charger!.status() === 'suspended_evse', 10_000, 'suspended');
     const tx = cp.device.caps.charger!.session()!.id;
     expect(tx).toBe(sim.transactionId);
     await sim.unplug();
-    await until(() => cp.device.caps.charger!.session()!.end, 4000, 'stop');
+    await until(() => cp.device.caps.charger!.session()!.end, 10_000, 'stop');
     const registers = rig.readings.filter((r) => r.reading.sessionId === tx && r.reading.importWh !== undefined).map((r) => r.reading.importWh!);
     expect(registers.length).toBeGreaterThan(2);
     expect(registers.at(-1)! - registers[0]).toBeCloseTo(4485, 0);

@@ -307,3 +307,45 @@ describe('slots by time, split: the fast selection equals sorting every slot (pr
     );
   });
 });
+
+describe('slots by time, continuous: the best stretch by brute force over every minute (property)', () => {
+  it('finds the lowest (highest) mean, ties to the earlier start, never across a gap', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ minutes: fc.constantFrom(15, 30, 60), rate: fc.integer({ min: -3, max: 4 }), gapBefore: fc.constantFrom(0, 0, 0, 15) }), { minLength: 1, maxLength: 16 }),
+        fc.constantFrom<'LOW' | 'HIGH'>('LOW', 'HIGH'),
+        fc.integer({ min: 1, max: 180 }),
+        (slots, segment, minutes) => {
+          let t = Date.parse('2026-01-05T00:00Z');
+          const series: PriceSeries = slots.map((s) => {
+            t += s.gapBefore * 60_000;
+            return { start: t, end: (t += s.minutes * 60_000), rate: s.rate, confidence: 1 };
+          });
+          const window = { start: series[0].start, end: t };
+          // brute force: every whole-minute start whose stretch is fully priced
+          const rateAt = (m: number) => series.find((s) => s.start <= m && m < s.end)?.rate;
+          let best: { start: number; sum: number } | undefined;
+          for (let s0 = window.start; s0 + minutes * 60_000 <= window.end; s0 += 60_000) {
+            let sum = 0;
+            let ok = true;
+            for (let m = 0; m < minutes && ok; m++) {
+              const r = rateAt(s0 + m * 60_000);
+              if (r === undefined) ok = false;
+              else sum += (segment === 'LOW' ? 1 : -1) * r;
+            }
+            if (ok && (!best || sum < best.sum)) best = { start: s0, sum };
+          }
+          if (!best) {
+            expect(() => slotsByTime(series, { window, segment, durationMinutes: minutes, continuous: true })).toThrow(NotEnoughPricesError);
+            return true;
+          }
+          const [p] = slotsByTime(series, { window, segment, durationMinutes: minutes, continuous: true });
+          expect(p.start).toBe(best.start);
+          expect(p.end - p.start).toBe(minutes * 60_000);
+          return true;
+        },
+      ),
+      { numRuns: 300, seed: 11 },
+    );
+  });
+});

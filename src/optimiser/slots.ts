@@ -132,43 +132,56 @@ function splitBest(pieces: PriceSlot[], wanted: number, segment: Segment): Price
 
 function continuousBest(pieces: PriceSlot[], wanted: number, segment: Segment): PricePeriod[] {
   const sign = segment === 'LOW' ? 1 : -1;
-  let best: { start: number; value: number } | undefined;
+  let bestStart = NaN;
+  let bestValue = Infinity;
   let longest = 0;
-  const maxAbsRate = pieces.reduce((m, p) => Math.max(m, Math.abs(p.rate)), 0);
+  let maxAbsRate = 0;
+  for (const p of pieces) maxAbsRate = Math.max(maxAbsRate, Math.abs(p.rate));
   // sums are in rate·minutes; two candidates within this tolerance are a tie (the earlier wins)
   const tolerance = 1e-9 * Math.max(1, maxAbsRate) * (wanted / MINUTE);
-  for (let runStart = 0; runStart < pieces.length; ) {
-    let runEnd = runStart + 1;
-    while (runEnd < pieces.length && pieces[runEnd].start === pieces[runEnd - 1].end) runEnd++;
-    const run = pieces.slice(runStart, runEnd);
-    runStart = runEnd;
-    const t0 = run[0].start;
-    const t1 = run[run.length - 1].end;
+  const n = pieces.length;
+  // cumulative integral of the rate at each piece's start, in rate·minutes
+  const cum = new Float64Array(n + 1);
+  for (let i = 0; i < n; i++) cum[i + 1] = cum[i] + (pieces[i].rate * (pieces[i].end - pieces[i].start)) / MINUTE;
+  /** The integral up to t, where piece k holds t. */
+  const integral = (t: number, k: number) => cum[k] + (pieces[k].rate * (t - pieces[k].start)) / MINUTE;
+  for (let r0 = 0; r0 < n; ) {
+    let r1 = r0 + 1;
+    while (r1 < n && pieces[r1].start === pieces[r1 - 1].end) r1++;
+    const t0 = pieces[r0].start;
+    const t1 = pieces[r1 - 1].end;
     longest = Math.max(longest, t1 - t0);
-    if (t1 - t0 < wanted) continue;
-    // cumulative integral of the rate at each boundary, in rate·minutes
-    const bounds = [t0, ...run.map((p) => p.end)];
-    const cum = [0];
-    for (const p of run) cum.push(cum[cum.length - 1] + (p.rate * (p.end - p.start)) / MINUTE);
-    const integral = (t: number, k: number) => cum[k] + (run[k] ? (run[k].rate * (t - bounds[k])) / MINUTE : 0);
-    // the mean over [t, t+wanted] is piecewise linear in t: its optimum has t or t+wanted on a boundary
-    const candidates: number[] = [];
-    for (const b of bounds) {
-      if (b + wanted <= t1) candidates.push(b);
-      if (b - wanted >= t0) candidates.push(b - wanted);
+    // boundary i of this run: a piece's start, or the run's end
+    const bound = (i: number) => (i < r1 ? pieces[i].start : t1);
+    if (t1 - t0 >= wanted) {
+      // the mean over [t, t+wanted] is piecewise linear in t: its optimum has t or t+wanted on a
+      // boundary, so the candidates are two sorted lists (b and b − wanted), merged as we go
+      let a = r0; // next boundary index for "t = b"
+      let c = r0; // next boundary index for "t = b − wanted"
+      while (c <= r1 && bound(c) - wanted < t0) c++;
+      let ks = r0;
+      let ke = r0;
+      for (;;) {
+        const ta = a <= r1 && bound(a) + wanted <= t1 ? bound(a) : Infinity;
+        const tc = c <= r1 ? bound(c) - wanted : Infinity;
+        const t = Math.min(ta, tc);
+        if (t === Infinity) break;
+        if (ta === t) a++;
+        if (tc === t) c++;
+        while (ks + 1 < r1 && pieces[ks + 1].start <= t) ks++;
+        const te = t + wanted;
+        while (ke + 1 < r1 && pieces[ke + 1].start <= te) ke++;
+        const value = sign * ((te >= t1 ? cum[r1] : integral(te, ke)) - integral(t, ks));
+        if (value < bestValue - tolerance) {
+          bestValue = value;
+          bestStart = t;
+        }
+      }
     }
-    candidates.sort((a, b) => a - b);
-    let ks = 0;
-    let ke = 0;
-    for (const t of candidates) {
-      while (ks + 1 < run.length && bounds[ks + 1] <= t) ks++;
-      while (ke + 1 < run.length && bounds[ke + 1] <= t + wanted) ke++;
-      const value = sign * (integral(t + wanted, t + wanted >= t1 ? run.length : ke) - integral(t, ks));
-      if (!best || value < best.value - tolerance) best = { start: t, value };
-    }
+    r0 = r1;
   }
-  if (!best) throw new NotEnoughPricesError(wanted / MINUTE, longest / MINUTE, true);
-  return toPeriods(sliceSeries(pieces, { start: best.start, end: best.start + wanted }));
+  if (Number.isNaN(bestStart)) throw new NotEnoughPricesError(wanted / MINUTE, longest / MINUTE, true);
+  return toPeriods(sliceSeries(pieces, { start: bestStart, end: bestStart + wanted }));
 }
 
 export interface SlotsByThresholdRequest {

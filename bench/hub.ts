@@ -12,6 +12,7 @@ export async function run(): Promise<BenchSection> {
   const dir = mkdtempSync(join(tmpdir(), 'homeflex-bench-'));
   const demo = readFileSync(demoConfig, 'utf8')
     .replace(/port: 8080/, 'port: 0')
+    .replace(/port: 9000/, 'port: 0')
     .replace(/dir: \.\.\/data\/demo/, `dir: ${JSON.stringify(join(dir, 'data'))}`);
   const file = join(dir, 'demo.yaml');
   writeFileSync(file, demo);

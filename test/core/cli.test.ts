@@ -34,7 +34,7 @@ describe('homeflex CLI', () => {
 
   it('starts the demo, answers health, and exits cleanly within 5 s of SIGTERM', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'homeflex-cli-'));
-    const demo = readFileSync(join(root, 'config', 'demo.yaml'), 'utf8').replace('port: 8080', 'port: 0').replace('dir: ../data/demo', `dir: ${JSON.stringify(dir)}`);
+    const demo = readFileSync(join(root, 'config', 'demo.yaml'), 'utf8').replace('port: 8080', 'port: 0').replace('port: 9000', 'port: 0').replace('dir: ../data/demo', `dir: ${JSON.stringify(dir)}`);
     const file = join(dir, 'demo.yaml');
     writeFileSync(file, demo);
     const t0 = Date.now();

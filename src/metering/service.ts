@@ -105,7 +105,7 @@ export class MeteringService {
   readonly store: MeterStore;
   private readonly streams = new Map<string, { subject: string; flags: number; committed?: RegisterPoint; pending?: RegisterPoint }>();
   private readonly outbox: { subject: string; flags: number; point: RegisterPoint }[] = [];
-  private flushing?: Promise<void>;
+  private flushLoop?: Promise<void>;
   private flushScheduled = false;
 
   constructor(private readonly ctx: MeteringContext) {
@@ -242,35 +242,53 @@ export class MeteringService {
     }
   }
 
-  /** Stores the readings waiting in the outbox (one write for all streams). */
+  /**
+   * Stores the readings waiting in the outbox, one write for all streams. While a write is under
+   * way new readings wait and go together in the next one, so a slow disk (or a test clock racing
+   * ahead) makes batches bigger instead of a queue longer.
+   */
   flushReadings(): Promise<void> {
     this.flushScheduled = false;
-    const items = this.outbox.splice(0);
-    if (!items.length) return this.flushing ?? Promise.resolve();
-    const run = this.store
-      .exclusive(async () => {
-        const byStream = new Map<string, { subject: string; flags: number; points: RegisterPoint[] }>();
-        for (const it of items) {
-          const key = `${it.subject}|${it.flags}`;
-          let g = byStream.get(key);
-          if (!g) byStream.set(key, (g = { subject: it.subject, flags: it.flags, points: [] }));
-          g.points.push(it.point);
-        }
-        const ops = [...byStream.values()].flatMap((g) => this.registerOps(g.subject, g.flags, g.points));
-        const outcomes = await this.store.writeNow(ops);
-        const failed = outcomes.filter((o) => typeof o === 'object');
-        if (failed.length) this.ctx.log?.error({ failed: failed.length, error: (failed[0] as { error: string }).error }, 'adapter meter readings could not be stored; the next reading covers the energy');
-      })
-      .catch((err: unknown) => this.ctx.log?.error({ err }, 'adapter meter readings could not be stored'));
-    this.flushing = run;
-    return run;
+    this.flushLoop ??= this.runFlushes();
+    return this.flushLoop;
+  }
+
+  private async runFlushes() {
+    try {
+      while (this.outbox.length) {
+        const items = this.outbox.splice(0);
+        await this.store
+          .exclusive(async () => {
+            const byStream = new Map<string, { subject: string; flags: number; points: RegisterPoint[] }>();
+            for (const it of items) {
+              const key = `${it.subject}|${it.flags}`;
+              let g = byStream.get(key);
+              if (!g) byStream.set(key, (g = { subject: it.subject, flags: it.flags, points: [] }));
+              g.points.push(it.point);
+            }
+            const ops = [...byStream.values()].flatMap((g) => this.registerOps(g.subject, g.flags, g.points));
+            const outcomes = await this.store.writeNow(ops);
+            const failed = outcomes.filter((o) => typeof o === 'object');
+            if (failed.length) this.ctx.log?.error({ failed: failed.length, error: (failed[0] as { error: string }).error }, 'adapter meter readings could not be stored; the next reading covers the energy');
+          })
+          .catch((err: unknown) => this.ctx.log?.error({ err }, 'adapter meter readings could not be stored'));
+      }
+    } finally {
+      // cleared in the same turn as the last empty-outbox check, so no reading can be left behind
+      this.flushLoop = undefined;
+    }
+  }
+
+  /** Resolves when every reading handed over so far is stored. */
+  async settled(): Promise<void> {
+    await this.flushReadings();
+    await this.store.exclusive(() => undefined).catch(() => undefined);
   }
 
   /** Stores every reading still held back (at shutdown), then waits for the store. */
   async drain(): Promise<void> {
     for (const st of this.streams.values()) if (st.pending) this.commit(st, st.pending);
-    await this.flushReadings();
-    await this.store.exclusive(() => undefined).catch(() => undefined);
+    await this.settled();
   }
 
   // ------------------------------------------------------------------ resolving ids

@@ -22,7 +22,7 @@ import {
 } from './codec.js';
 import type { RegisterPoint } from './cumulative.js';
 import { PartitionTable, type Outcome } from './partition.js';
-import { BUCKET_MS, FLAG_REGISTER, flowOf, isRegister, monthOf, monthsFor, type RowOp } from './records.js';
+import { BUCKET_MS, FLAG_REGISTER, MAX_RECORD_MS, flowOf, isRegister, monthOf, monthsFor, type RowOp } from './records.js';
 
 /**
  * Energy intervals handed to the cost functions: columns, optionally with session and record
@@ -561,6 +561,12 @@ export class MeterStore {
   private partitionsFor(subject: string, start: number, end: number): Partition[] {
     const months = this.parts.get(subject);
     if (!months) return [];
+    if (!Number.isFinite(start) || !Number.isFinite(end)) {
+      // an open-ended window: every partition that can reach into it
+      const lo = Number.isFinite(start) ? monthOf(start - MAX_RECORD_MS) : '';
+      const hi = Number.isFinite(end) ? monthOf(end - 1) : '~';
+      return [...months].filter(([m]) => m >= lo && m <= hi).map(([, p]) => p);
+    }
     return monthsFor(start, end).flatMap((m) => {
       const p = months.get(m);
       return p ? [p] : [];

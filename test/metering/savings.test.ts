@@ -1,0 +1,198 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Direction, PriceSeries, TimeWindow } from '../../src/api/index.js';
+import { emptyCell, intervalSet, totalCost } from '../../src/metering/costs.js';
+import { flagsOf } from '../../src/metering/records.js';
+import { evBaseline, hvacBaseline, loadShiftSavings, storageSavings, switchedBaseline } from '../../src/metering/savings.js';
+import { MeteringService, type DeviceInfo } from '../../src/metering/service.js';
+import { MeterStore } from '../../src/metering/store.js';
+
+const H = 3_600_000;
+const IMP = flagsOf('IMPORT', 'IMPORT');
+const at = (iso: string) => Date.parse(iso);
+
+/** A price series from `[fromIso, toIso, rate]` pieces, in hourly slots. */
+function series(pieces: [string, string, number][]): PriceSeries {
+  const out: PriceSeries = [];
+  for (const [a, b, rate] of pieces) for (let t = at(a); t < at(b); t += H) out.push({ start: t, end: t + H, rate, confidence: 1 });
+  return out;
+}
+
+const stores: MeterStore[] = [];
+afterEach(async () => {
+  for (const s of stores.splice(0)) await s.close();
+});
+
+async function service(prices: Record<Direction, PriceSeries>, devices: DeviceInfo[] = [], timezone = 'Europe/Berlin') {
+  const store = await MeterStore.open(mkdtempSync(join(tmpdir(), 'hf-savings-')));
+  stores.push(store);
+  const slice = (s: PriceSeries, w: TimeWindow) => s.filter((x) => x.end > w.start && x.start < w.end);
+  return new MeteringService({
+    store,
+    site: { id: 'home', name: 'Home', timezone, currency: 'EUR' },
+    prices: () => ({ series: (dir, w) => slice(prices[dir], w) }),
+    devices: () => devices,
+  });
+}
+
+const rec = (device: string, start: string, end: string, watts: number, extra: Record<string, unknown> = {}) => ({ device_id: device, units: 'W', value: watts, start_time: start, end_time: end, ...extra });
+
+describe('storage savings (the storage guide)', () => {
+  // imported 5.5 kWh for 0.64, supplied 3.2 kWh worth 1.18: saving 0.54
+  const prices = {
+    IMPORT: series([
+      ['2024-08-01T00:00:00Z', '2024-08-01T01:00:00Z', 0.3],
+      ['2024-08-01T01:00:00Z', '2024-08-01T03:00:00Z', 0.1],
+      ['2024-08-01T03:00:00Z', '2024-08-01T04:00:00Z', 0.16],
+      ['2024-08-01T04:00:00Z', '2024-08-01T17:00:00Z', 0.3],
+      ['2024-08-01T17:00:00Z', '2024-08-01T19:00:00Z', 0.38],
+      ['2024-08-01T19:00:00Z', '2024-08-02T00:00:00Z', 0.35],
+    ]),
+    EXPORT: series([['2024-08-01T00:00:00Z', '2024-08-02T00:00:00Z', 0.08]]),
+  };
+  const records = [
+    rec('battery', '2024-08-01T01:00:00Z', '2024-08-01T03:00:00Z', 2000, { direction: 'IMPORT', tariff_rate: 'IMPORT' }),
+    rec('battery', '2024-08-01T03:00:00Z', '2024-08-01T04:00:00Z', 1500, { direction: 'IMPORT', tariff_rate: 'IMPORT' }),
+    rec('battery', '2024-08-01T17:00:00Z', '2024-08-01T19:00:00Z', 1000, { direction: 'EXPORT', tariff_rate: 'IMPORT' }),
+    rec('battery', '2024-08-01T19:00:00Z', '2024-08-01T20:00:00Z', 1200, { direction: 'EXPORT', tariff_rate: 'IMPORT' }),
+  ];
+  const day = { start: at('2024-08-01T00:00:00Z'), end: at('2024-08-02T00:00:00Z') };
+
+  it('values supplied energy at the import rate and subtracts what charging cost', async () => {
+    const m = await service(prices);
+    const batch = await m.ingestIntervals(records);
+    expect(batch).toMatchObject({ records_submitted: 4, records_accepted: 4, records_processed: 4, failed_records: [] });
+    // the guide's two cost calls
+    expect(m.costs('battery', { direction: 'IMPORT', aggregation: 'DAY', includeTariff: true, window: day }).total).toMatchObject({ energy: { value: 5500 }, tariff: { value: 0.64 } });
+    expect(m.costs('battery', { direction: 'EXPORT', aggregation: 'DAY', includeTariff: true, window: day }).total).toMatchObject({ energy: { value: 3200 }, tariff: { value: 1.18 } });
+    const s = m.savings('battery', day);
+    expect(s).toMatchObject({
+      kind: 'storage',
+      baseline_cost: 1.18,
+      actual_cost: 0.64,
+      savings: 0.54,
+      baseline_energy: { value: 3200 },
+      actual_energy: { value: 5500 },
+      storage: { imported: { energy: 5500, cost: 0.64 }, supplied: { energy: 3200, value: 1.18 }, exported: { energy: 0, value: 0 } },
+    });
+    // the guide calls 0.54 "54% savings"; of the 1.18 it would have cost, it is 45.76 %
+    expect(s.savings_percentage).toBe(45.76);
+  });
+
+  it('adds export earnings and counts charging from local generation as free', async () => {
+    const m = await service(prices);
+    await m.ingestIntervals([
+      ...records,
+      rec('battery', '2024-08-01T12:00:00Z', '2024-08-01T13:00:00Z', 1000, { direction: 'IMPORT', tariff_rate: 'LOCAL' }),
+      rec('battery', '2024-08-01T21:00:00Z', '2024-08-01T22:00:00Z', 2000, { direction: 'EXPORT', tariff_rate: 'EXPORT' }),
+    ]);
+    const s = m.savings('battery', day);
+    expect(s).toMatchObject({ baseline_cost: 1.18, actual_cost: 0.48, savings: 0.7, storage: { imported: { energy: 6500, local_energy: 1000, cost: 0.64 }, exported: { energy: 2000, value: 0.16 } } });
+  });
+
+  it('is the pure sum of the flows', () => {
+    const cells = Array.from({ length: 6 }, emptyCell);
+    cells[0] = { ...emptyCell(), energyWh: 5500, cost: 0.64 };
+    cells[1] = { ...emptyCell(), energyWh: 3200, cost: 1.18 };
+    expect(storageSavings(cells)).toMatchObject({ baseline_cost: 1.18, actual_cost: 0.64, savings: 0.54 });
+  });
+});
+
+describe('load shifting savings', () => {
+  it('the HVAC guide: 96 kWh for €49 without shifting, 98 kWh for €34 with it — more energy, still cheaper', () => {
+    const prices = { IMPORT: series([['2023-06-15T00:00:00Z', '2023-06-15T08:00:00Z', 0.25], ['2023-06-15T08:00:00Z', '2023-06-15T18:00:00Z', 0.75], ['2023-06-15T18:00:00Z', '2023-06-16T00:00:00Z', 0.25]]), EXPORT: [] };
+    const w = { start: at('2023-06-15T00:00:00Z'), end: at('2023-06-16T00:00:00Z') };
+    const baseline = intervalSet([
+      { start: at('2023-06-15T08:00:00Z'), end: at('2023-06-15T18:00:00Z'), energyWh: 50_000, flags: IMP },
+      { start: at('2023-06-15T18:00:00Z'), end: at('2023-06-16T00:00:00Z'), energyWh: 46_000, flags: IMP },
+    ]);
+    const actual = intervalSet([
+      { start: at('2023-06-15T00:00:00Z'), end: at('2023-06-15T08:00:00Z'), energyWh: 79_000, flags: IMP },
+      { start: at('2023-06-15T08:00:00Z'), end: at('2023-06-15T18:00:00Z'), energyWh: 19_000, flags: IMP },
+    ]);
+    const s = loadShiftSavings(totalCost(baseline, prices, w), totalCost(actual, prices, w));
+    expect(s).toEqual({ baseline_cost: 49, actual_cost: 34, savings: 15, savings_percentage: 30.61, baseline_energy: { units: 'WH', value: 96_000 }, actual_energy: { units: 'WH', value: 98_000 } });
+  });
+
+  it('builds the EV baseline at full power from plug-in', () => {
+    const b = evBaseline([{ plugIn: 1000, energyWh: 11_040 }], 11_040);
+    expect([b.start[0], b.end[0], b.energy[0]]).toEqual([1000, 1000 + H, 11_040]);
+    expect(() => evBaseline([], 0)).toThrow(/full power/);
+  });
+
+  it('builds the switched-load baseline at rated power from the default start', () => {
+    const b = switchedBaseline([{ defaultStart: 0, energyWh: 3600 }, { defaultStart: 24 * H, energyWh: 0 }], 1800);
+    expect(b.n).toBe(1);
+    expect([b.start[0], b.end[0], b.energy[0]]).toEqual([0, 2 * H, 3600]);
+  });
+
+  it('smooths HVAC energy over ±3 hours and keeps its total', () => {
+    const q = 15 * 60_000;
+    const energy = new Float64Array(96 + 24);
+    energy[60] = 1000; // one burst of pre-cooling
+    const b = hvacBaseline(energy, 0, { start: 12 * q, end: 108 * q });
+    expect([...b.energy].reduce((a, x) => a + x)).toBeCloseTo(1000, 9);
+    expect(b.n).toBe(25);
+    expect(b.start[0]).toBe(48 * q);
+  });
+
+  it('EV: charging at night instead of at full power from the evening plug-in, a session spanning midnight', async () => {
+    const prices = { IMPORT: series([['2024-08-01T00:00:00Z', '2024-08-01T16:00:00Z', 0.2], ['2024-08-01T16:00:00Z', '2024-08-01T20:00:00Z', 0.4], ['2024-08-01T20:00:00Z', '2024-08-03T00:00:00Z', 0.2]]), EXPORT: [] };
+    const m = await service(prices, [{ id: 'ev', config: { adapter: 'ocpp', max_current_a: 16, phases: 3, voltage: 230 } }]);
+    // plugged in at 18:00 Berlin (16:00Z), idle until 01:00, then 5 kW for two hours
+    const records = [];
+    for (let t = at('2024-08-01T16:00:00Z'); t < at('2024-08-02T01:00:00Z'); t += H) records.push({ device_id: 'ev', units: 'WH', value: 0, start_time: new Date(t).toISOString(), end_time: new Date(t + H).toISOString(), session_reference_id: 'S1' });
+    records.push(rec('ev', '2024-08-02T01:00:00Z', '2024-08-02T03:00:00Z', 5000, { session_reference_id: 'S1' }));
+    await m.ingestIntervals(records);
+    const s = m.savings('ev', { start: at('2024-08-01T00:00:00+02:00'), end: at('2024-08-02T00:00:00+02:00') });
+    // baseline: 10 kWh at 11,040 W from 16:00Z, all at 0.40; actual: 10 kWh at 0.20
+    expect(s).toMatchObject({ kind: 'ev', baseline_cost: 4, actual_cost: 2, savings: 2, savings_percentage: 50, baseline_energy: { value: 10_000 }, actual_energy: { value: 10_000 }, full_power_w: 11040 });
+    expect((s as { sessions?: unknown }).sessions).toEqual([{ session_reference_id: 'S1', plug_in_time: '2024-08-01T18:00:00+02:00', energy: 10_000 }]);
+    // the session's cost by local day: its energy all falls on the second day
+    const byDay = m.sessionCosts('S1', { direction: 'IMPORT', aggregation: 'DAY', includeTariff: false });
+    expect(byDay.data.map((r) => [r.start_time, r.energy.value, r.tariff.value])).toEqual([
+      ['2024-08-01T18:00:00+02:00', 0, 0],
+      ['2024-08-02T00:00:00+02:00', 10_000, 2],
+    ]);
+    // a session plugged in before the window is counted in the window of its plug-in
+    expect(m.savings('ev', { start: at('2024-08-02T00:00:00+02:00'), end: at('2024-08-03T00:00:00+02:00') }).savings).toBe(0);
+  });
+
+  it('switched load: a dishwasher run at 02:00 instead of at the start of its window', async () => {
+    const prices = { IMPORT: series([['2024-08-01T00:00:00Z', '2024-08-01T22:00:00Z', 0.4], ['2024-08-01T22:00:00Z', '2024-08-02T04:00:00Z', 0.2], ['2024-08-02T04:00:00Z', '2024-08-03T00:00:00Z', 0.4]]), EXPORT: [] };
+    const m = await service(prices, [{ id: 'dishwasher', config: { adapter: 'tasmota', rated_power_w: 1800, schedule: { hours: 2, window: { from: '20:00', to: '06:00' } } } }]);
+    await m.ingestIntervals([rec('dishwasher', '2024-08-02T00:00:00Z', '2024-08-02T02:00:00Z', 1800), rec('dishwasher', '2024-08-01T10:00:00Z', '2024-08-01T11:00:00Z', 100)]);
+    const s = m.savings('dishwasher', { start: at('2024-08-01T00:00:00+02:00'), end: at('2024-08-02T00:00:00+02:00') });
+    // baseline: 3.6 kWh from 20:00 Berlin (18:00Z) at 0.40 = 1.44, plus the unshifted 0.1 kWh at 0.40
+    expect(s).toMatchObject({ kind: 'switched_load', baseline_cost: 1.48, actual_cost: 0.76, savings: 0.72, baseline_energy: { value: 3700 }, actual_energy: { value: 3700 } });
+  });
+
+  it('HVAC: pre-cooling before the dear hours saves against a setpoint-holding thermostat', async () => {
+    const prices = { IMPORT: series([['2024-08-01T00:00:00Z', '2024-08-01T13:00:00Z', 0.2], ['2024-08-01T13:00:00Z', '2024-08-01T16:00:00Z', 0.6], ['2024-08-01T16:00:00Z', '2024-08-02T00:00:00Z', 0.2]]), EXPORT: [] };
+    const m = await service(prices, [{ id: 'ac', config: { adapter: 'zigbee2mqtt', comfort: { min_c: 22, max_c: 25 } } }]);
+    await m.ingestIntervals([
+      rec('ac', '2024-08-01T10:00:00Z', '2024-08-01T13:00:00Z', 1500),
+      rec('ac', '2024-08-01T13:00:00Z', '2024-08-01T16:00:00Z', 500),
+      rec('ac', '2024-08-01T16:00:00Z', '2024-08-01T18:00:00Z', 1000),
+    ]);
+    const s = m.savings('ac', { start: at('2024-08-01T00:00:00Z'), end: at('2024-08-02T00:00:00Z') });
+    expect(s.kind).toBe('hvac');
+    expect(s.actual_cost).toBeCloseTo(4.5 * 0.2 + 1.5 * 0.6 + 2 * 0.2, 9);
+    expect(s.baseline_energy.value).toBeCloseTo(8000, 6);
+    expect(s.savings).toBeGreaterThan(0.3);
+  });
+
+  it('sums the devices for the location', async () => {
+    const prices = { IMPORT: series([['2024-08-01T00:00:00Z', '2024-08-02T00:00:00Z', 0.3]]), EXPORT: [] };
+    const m = await service(prices, [{ id: 'house', config: { adapter: 'sim_load' } }]);
+    await m.ingestIntervals([rec('house', '2024-08-01T10:00:00Z', '2024-08-01T11:00:00Z', 1000), rec('battery', '2024-08-01T17:00:00Z', '2024-08-01T18:00:00Z', 1000, { direction: 'EXPORT', tariff_rate: 'IMPORT' })]);
+    const s = m.savings('home', { start: at('2024-08-01T00:00:00Z'), end: at('2024-08-02T00:00:00Z') });
+    expect(s).toMatchObject({ kind: 'location', baseline_cost: 0.6, actual_cost: 0.3, savings: 0.3 });
+    expect((s as { devices: { device_id: string; kind: string; savings: number }[] }).devices.map((d) => [d.device_id, d.kind, d.savings])).toEqual([
+      ['house', 'meter', 0],
+      ['battery', 'storage', 0.3],
+    ]);
+  });
+});

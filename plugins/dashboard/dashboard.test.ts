@@ -98,6 +98,11 @@ describe('dashboard: the page', () => {
     // every file the page names is served
     for (const ref of html.matchAll(/(?:src|href)="(\/[^"#]*)"/g)) expect((await fetch(`${h.url}${ref[1]}`)).status, ref[1]).toBe(200);
 
+    // every ES module is preloaded from the page, so none waits for the one importing it
+    const preloaded = [...html.matchAll(/<link rel="modulepreload" href="([^"]+)">/g)].map((m) => m[1]).sort();
+    const modules = [...(await import('./assets.js')).loadAssets().keys()].filter((p) => p.startsWith('/js/')).sort();
+    expect(preloaded).toEqual(modules);
+
     const etag = page.headers.get('etag')!;
     expect((await fetch(`${h.url}/`, { headers: { 'if-none-match': etag } })).status).toBe(304);
 

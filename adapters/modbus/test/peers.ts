@@ -115,14 +115,14 @@ export interface PymodbusPeer {
  * Starts `pymodbus_server.py` serving the images: on TCP 127.0.0.1 (a free port) or as an RTU
  * server on a serial device. Resolves when the server says it is ready.
  */
-export async function startPymodbus(image: DeviceImage, transport: { tcp: true } | { rtu: string; baud: number }): Promise<PymodbusPeer> {
+export async function startPymodbus(image: DeviceImage, transport: { tcp: true; port?: number } | { rtu: string; baud: number }): Promise<PymodbusPeer> {
   const dir = mkdtempSync(join(tmpdir(), 'hf-pymodbus-'));
   const file = join(dir, 'image.json');
   const json: Record<string, { holding: Record<string, number>; input: Record<string, number> }> = {};
   for (const [unit, img] of image) json[unit] = { holding: Object.fromEntries(img.holding), input: Object.fromEntries(img.input) };
   writeFileSync(file, JSON.stringify(json));
   const script = fileURLToPath(new URL('./pymodbus_server.py', import.meta.url));
-  const args = [script, '--image', file, ...('tcp' in transport ? ['--tcp'] : ['--rtu', transport.rtu, '--baud', String(transport.baud)])];
+  const args = [script, '--image', file, ...('tcp' in transport ? ['--tcp', '--port', String(transport.port ?? 0)] : ['--rtu', transport.rtu, '--baud', String(transport.baud)])];
   const child = spawn(SYSTEM_PYTHON, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));

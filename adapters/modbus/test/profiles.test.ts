@@ -34,7 +34,6 @@ interface ProfileCase {
   refuses?: { cmd: StorageCommand; message: RegExp }[];
 }
 
-const u16 = (v: number) => encodeRaw('u16', v);
 const u32 = (v: number) => encodeRaw('u32', v);
 const i32 = (v: number) => encodeRaw('i32', v);
 const u32le = (v: number) => encodeRaw('u32', v, 'low_first');

@@ -1,5 +1,5 @@
 """An independent Modbus peer for homeflex's tests: Debian's python3-pymodbus (3.0) serving register
-images, on TCP 127.0.0.1 (a free port, printed as "ready <port>") or as an RTU server on a serial
+images, on TCP 127.0.0.1 (a free port unless --port, printed as "ready <port>") or as an RTU server on a serial
 device ("ready"). Units not in the image never answer, like absent devices on a bus.
 
     /usr/bin/python3 pymodbus_server.py --image image.json (--tcp | --rtu /dev/pts/3 --baud 9600)
@@ -36,6 +36,7 @@ async def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--image", required=True)
     parser.add_argument("--tcp", action="store_true")
+    parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--rtu")
     parser.add_argument("--baud", type=int, default=9600)
     args = parser.parse_args()
@@ -45,7 +46,7 @@ async def main():
     stop = loop.create_future()
     loop.add_signal_handler(signal.SIGTERM, lambda: stop.done() or stop.set_result(None))
     if args.tcp:
-        server = ModbusTcpServer(context, address=("127.0.0.1", 0), ignore_missing_slaves=True)
+        server = ModbusTcpServer(context, address=("127.0.0.1", args.port), allow_reuse_address=True, ignore_missing_slaves=True)
         task = asyncio.create_task(server.serve_forever())
         await server.serving
         print(f"ready {server.server.sockets[0].getsockname()[1]}", flush=True)

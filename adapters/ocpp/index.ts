@@ -37,6 +37,7 @@ export const ocppAdapter = defineAdapter<OcppDeviceConfig>({
   description: 'EV charger speaking OCPP 1.6J or 2.0.1 that dials into the hub (connections.ocpp)',
   configSchema: ocppConfigSchema,
   check: checkOcppConfig,
+  needs: ['ocpp'],
   create(ctx, config) {
     const chargePoint = new OcppChargePoint(ctx, withDefaults(config), ctx.transports.ocpp());
     return {

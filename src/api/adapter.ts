@@ -57,6 +57,8 @@ export interface AdapterDefinition<C extends DeviceConfigBase = DeviceConfigBase
    */
   configSchema: JsonSchema;
   create(ctx: AdapterContext, config: C): AdapterInstance | Promise<AdapterInstance>;
+  /** Shared transports this adapter always uses; a site file without the matching `connections.*` is refused at check time. */
+  needs?: ('mqtt' | 'ocpp')[];
   /** Checks the schema cannot express; paths are relative to the device entry. */
   check?(config: C): ConfigIssue[];
 }

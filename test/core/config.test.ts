@@ -92,6 +92,12 @@ describe('configuration', () => {
     ]);
   });
 
+  it('refuses an adapter whose connection is not configured, at the adapter key', () => {
+    expect(problemsOf('site: { id: home }\ndevices:\n  - { id: wb, adapter: ocpp, identity: CP1 }\n')).toEqual([
+      'site.yaml:3:24 devices[0].adapter: adapter "ocpp" needs connections.ocpp, which this file does not configure',
+    ]);
+  });
+
   it('composes one JSON Schema naming every adapter', () => {
     const schema = composeSchema(builtinCatalog) as { properties: { devices: { items: { properties: { adapter: { enum: string[] } } } } } };
     expect(schema.properties.devices.items.properties.adapter.enum).toContain('sim_battery');

@@ -41,6 +41,9 @@ export function hubChecks(catalog: Catalog): ConfigCheck[] {
           if (!ids.includes(conn)) problems.push({ path: ['devices', i, 'connection'], message: `unknown Modbus connection "${conn}" (known: ${ids.join(', ') || 'none; add connections.modbus'})` });
         }
         const adapter = catalog.adapters.find((a) => a.id === d.adapter);
+        for (const need of adapter?.needs ?? []) {
+          if (!config.connections[need]) problems.push({ path: ['devices', i, 'adapter'], message: `adapter "${d.adapter}" needs connections.${need}, which this file does not configure` });
+        }
         for (const p of adapter?.check?.(d as never) ?? []) problems.push({ path: ['devices', i, ...p.path], message: p.message });
       });
       config.connections.modbus.forEach((m, i) => {

@@ -1,3 +1,4 @@
+import { homeassistant } from '../../adapters/homeassistant/index.js';
 import { ocppAdapters } from '../../adapters/ocpp/index.js';
 import { shelly } from '../../adapters/shelly/index.js';
 import { simAdapters } from '../../adapters/sim/index.js';
@@ -11,7 +12,7 @@ import type { Catalog } from './config/compose.js';
 
 /** Every adapter, plugin and tariff source this build of homeflex ships. */
 export const builtinCatalog: Catalog = {
-  adapters: [...simAdapters, ...ocppAdapters, tasmota, shelly, zigbee2mqtt],
+  adapters: [...simAdapters, ...ocppAdapters, tasmota, shelly, zigbee2mqtt, homeassistant],
   plugins: [tariffProvidersPlugin],
   tariffSources: [fixedTariff, timeOfUseTariff, fileTariff, ...(tariffProvidersPlugin.tariffSources ?? [])],
 };

@@ -42,17 +42,19 @@ function deviceSection(app, d) {
   const yaml = app.yaml.get(d.id);
   const kind = deviceKind(d);
   const status = h('span');
+  const live = h('span', { class: 'summary-power' });
   const info = h('div');
   const table = h('div');
   const el = h(
     'details',
     { class: ['card', 'device-detail', `kind-${kind}`], open: !d.available, dataset: { device: d.id } },
-    h('summary', null, h('span', { class: 'kind-dot' }), h('span', { class: 'device-name' }, d.name), status, h('span', { class: 'muted summary-id' }, d.id)),
-    info,
-    h('h4', null, 'Last readings'),
-    table,
-    h('h4', null, 'Configuration'),
-    yaml ? h('pre', { class: 'yaml' }, h('code', null, yaml)) : h('p', { class: 'muted' }, 'Not configured by the site file (found at run time).'),
+    h('summary', null, h('span', { class: 'kind-dot' }), h('span', { class: 'device-name' }, d.name), status, h('span', { class: 'muted summary-id' }, d.id), live),
+    h(
+      'div',
+      { class: 'detail-body' },
+      h('div', null, info, h('h4', null, 'Last readings'), table),
+      h('div', null, h('h4', null, 'Configuration'), yaml ? h('pre', { class: 'yaml' }, h('code', null, yaml)) : h('p', { class: 'muted' }, 'Not configured by the site file (found at run time).')),
+    ),
   );
   const update = (dev) => {
     replace(status, statusBadge(dev));
@@ -67,6 +69,8 @@ function deviceSection(app, d) {
       ]),
     );
     replace(table, readings(app, dev));
+    const reading = dev.state?.meter?.device ?? Object.values(dev.state?.meter ?? {}).find(Boolean);
+    replace(live, reading ? `${fmt.power(reading.power_w)} · ${fmt.relative(reading.time, app.now())}` : '');
   };
   update(d);
   return { el, update };

@@ -215,8 +215,26 @@ export function compile(source: string | number, known?: (name: string) => boole
     '==': (a, b) => bool(a === b),
     '!=': (a, b) => bool(a !== b),
   });
-  const and = binary(cmp, { '&&': (a, b) => bool(a !== 0 && b !== 0) });
-  const or = binary(and, { '||': (a, b) => bool(a !== 0 || b !== 0) });
+  // && and || decide on the left side alone when they can: `has(x) || x > 0` needs no x
+  const logical = (next: () => Node, op: '&&' | '||'): (() => Node) => () => {
+    let left = next();
+    while (peek().text === op) {
+      take();
+      const l = left;
+      const r = next();
+      left = (lookup) => {
+        const a = l(lookup);
+        if (a !== undefined && (op === '&&' ? a === 0 : a !== 0)) return bool(op === '||');
+        const b = r(lookup);
+        if (b === undefined) return undefined;
+        if (a === undefined) return (op === '&&' ? b === 0 : b !== 0) ? bool(op === '||') : undefined;
+        return bool(b !== 0);
+      };
+    }
+    return left;
+  };
+  const and = logical(cmp, '&&');
+  const or = logical(and, '||');
   function ternary(): Node {
     const cond = or();
     if (peek().text !== '?') return cond;

@@ -172,39 +172,40 @@ export const PROFILE_SCHEMA = {
       minProperties: 1,
       propertyNames: { pattern: NAME },
       additionalProperties: {
-        anyOf: [
-          {
-            type: 'object',
-            additionalProperties: false,
-            required: ['address', 'type'],
-            properties: {
-              address: { type: 'integer', minimum: 0, maximum: 65535 },
-              function: { enum: ['holding', 'input'], default: 'holding' },
-              type: { enum: TYPE_NAMES },
-              size: { type: 'integer', minimum: 1, maximum: 125 },
-              word_order: { enum: ['high_first', 'low_first'] },
-              scale: { type: 'number', default: 1 },
-              scale_factor: { type: 'string', pattern: NAME },
-              unit: { type: 'string' },
-              access: { enum: ['r', 'rw', 'w'], default: 'r' },
-              not_implemented: { type: 'array', items: { type: 'number' } },
-              on: { enum: ['meter'] },
-            },
+        // a point with an address is a fixed register, otherwise a SunSpec model point: errors speak of one kind only
+        type: 'object',
+        if: { required: ['address'] },
+        then: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['address', 'type'],
+          properties: {
+            address: { type: 'integer', minimum: 0, maximum: 65535 },
+            function: { enum: ['holding', 'input'], default: 'holding' },
+            type: { enum: TYPE_NAMES },
+            size: { type: 'integer', minimum: 1, maximum: 125 },
+            word_order: { enum: ['high_first', 'low_first'] },
+            scale: { type: 'number', default: 1 },
+            scale_factor: { type: 'string', pattern: NAME },
+            unit: { type: 'string' },
+            access: { enum: ['r', 'rw', 'w'], default: 'r' },
+            not_implemented: { type: 'array', items: { type: 'number' } },
+            on: { enum: ['meter'] },
           },
-          {
-            type: 'object',
-            additionalProperties: false,
-            required: ['model', 'point'],
-            properties: {
-              model: { anyOf: [{ type: 'integer' }, { type: 'array', minItems: 1, items: { type: 'integer' } }] },
-              point: { type: 'string', minLength: 1 },
-              index: { type: 'integer', minimum: 0 },
-              instance: { type: 'integer', minimum: 0, default: 0 },
-              access: { enum: ['r', 'rw', 'w'], default: 'r' },
-              on: { enum: ['meter'] },
-            },
+        },
+        else: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['model', 'point'],
+          properties: {
+            model: { anyOf: [{ type: 'integer' }, { type: 'array', minItems: 1, items: { type: 'integer' } }] },
+            point: { type: 'string', minLength: 1 },
+            index: { type: 'integer', minimum: 0 },
+            instance: { type: 'integer', minimum: 0, default: 0 },
+            access: { enum: ['r', 'rw', 'w'], default: 'r' },
+            on: { enum: ['meter'] },
           },
-        ],
+        },
       },
     },
     measures: {
@@ -284,6 +285,7 @@ export function parseProfile(text: string, source: string): Profile {
     const seen = new Set<string>();
     const problems: string[] = [];
     for (const e of validate.errors ?? []) {
+      if (e.keyword === 'if') continue;
       const p = ajvProblem(e);
       const key = pathString(p.path);
       if (seen.has(key)) continue;

@@ -1,4 +1,5 @@
 import { DateTime } from 'luxon';
+import cron from 'node-cron';
 import {
   defineTariffSource,
   HomeflexError,
@@ -94,6 +95,14 @@ const commonProperties: Record<string, JsonSchema> = {
   refresh_cron: { type: 'string', default: '*/15 * * * *', description: 'When to look for new prices (cron, site time zone)' },
 };
 
+function cronIssues(expr: string | undefined): ConfigIssue[] {
+  if (expr === undefined) return [];
+  const v = cron.validateDetailed(expr);
+  if (v.valid) return [];
+  const why = v.errors.map((e) => `${e.field}: ${e.message}`).join('; ');
+  return [{ path: ['refresh_cron'], message: `"${expr}" is not a cron expression (${why || 'use five fields: minute hour day month weekday'})` }];
+}
+
 /** Where the request went, without its query (which may carry a token). */
 const where = (url: string) => {
   try {
@@ -142,7 +151,7 @@ export function defineProvider<C extends ProviderConfig>(spec: ProviderSpec<C>):
     type: spec.type,
     description: spec.description,
     configSchema: { required: spec.required ?? [], properties: { ...spec.properties, ...commonProperties } },
-    check: spec.check,
+    check: (config) => [...cronIssues(config.refresh_cron), ...(spec.check?.(config) ?? [])],
     create: (ctx, config) => {
       let cached: CachedSlot[] = ctx.cache.get<CachedSlot[]>('slots') ?? [];
       let updated = ctx.cache.get<number>('updated');

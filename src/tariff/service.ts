@@ -125,8 +125,12 @@ export class TariffService implements PriceLookup {
       const d = this.dirs[direction];
       if (!d.source?.refresh) continue;
       const expr = typeof d.config?.refresh_cron === 'string' ? d.config.refresh_cron : DEFAULT_REFRESH_CRON;
-      d.task = cron.schedule(expr, () => this.refresh(direction).catch(() => undefined), { timezone: this.site.timezone, name: `tariff-${direction.toLowerCase()}`, noOverlap: true });
-      d.task.unref?.();
+      try {
+        d.task = cron.schedule(expr, () => this.refresh(direction).catch(() => undefined), { timezone: this.site.timezone, name: `tariff-${direction.toLowerCase()}`, noOverlap: true });
+        d.task.unref?.();
+      } catch (err) {
+        this.log.error({ err, direction }, `tariff refresh schedule "${expr}" could not be set up; prices are fetched at start only`);
+      }
       // the first fetch runs in the background so a slow provider does not hold up the hub's start
       void this.refresh(direction).catch(() => undefined);
     }

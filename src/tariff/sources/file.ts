@@ -3,6 +3,7 @@ import { basename, extname } from 'node:path';
 import { DateTime } from 'luxon';
 import { defineTariffSource, permanentError, type PriceSeries } from '../../api/index.js';
 import { seriesProblems, sliceSeries } from '../series.js';
+import { cronIssues } from '../cron.js';
 import { applySurcharge, surchargeSchema, type Surcharge } from '../surcharge.js';
 
 export interface FileTariffConfig {
@@ -13,6 +14,7 @@ export interface FileTariffConfig {
   /** What the file's prices are per: kWh (default) or MWh (wholesale files). */
   price_unit?: 'kWh' | 'MWh';
   surcharge?: Surcharge;
+  refresh_cron?: string;
 }
 
 const START_KEYS = ['valid_from', 'start_time', 'start', 'from', 'time', 'timestamp', 'hourutc', 'timeutc', 'startsat', 'deliverystart'];
@@ -184,8 +186,10 @@ export const fileTariff = defineTariffSource<FileTariffConfig>({
       format: { type: 'string', enum: ['csv', 'json'], description: 'Default: from the file extension' },
       price_unit: { type: 'string', enum: ['kWh', 'MWh'], default: 'kWh', description: 'What the prices in the file are per' },
       surcharge: surchargeSchema,
+      refresh_cron: { type: 'string', default: '*/15 * * * *', description: 'When to look for a changed file (cron, site time zone)' },
     },
   },
+  check: (config) => cronIssues(config.refresh_cron),
   create: (ctx, config) => {
     let series: PriceSeries = ctx.cache.get<PriceSeries>('series') ?? [];
     let loadedMtime = -1;

@@ -1,4 +1,5 @@
 import { homeassistant } from '../../adapters/homeassistant/index.js';
+import { modbusAdapters } from '../../adapters/modbus/index.js';
 import { ocppAdapters } from '../../adapters/ocpp/index.js';
 import { shelly } from '../../adapters/shelly/index.js';
 import { simAdapters } from '../../adapters/sim/index.js';
@@ -12,7 +13,7 @@ import type { Catalog } from './config/compose.js';
 
 /** Every adapter, plugin and tariff source this build of homeflex ships. */
 export const builtinCatalog: Catalog = {
-  adapters: [...simAdapters, ...ocppAdapters, tasmota, shelly, zigbee2mqtt, homeassistant],
+  adapters: [...simAdapters, ...ocppAdapters, ...modbusAdapters, tasmota, shelly, zigbee2mqtt, homeassistant],
   plugins: [tariffProvidersPlugin],
   tariffSources: [fixedTariff, timeOfUseTariff, fileTariff, ...(tariffProvidersPlugin.tariffSources ?? [])],
 };

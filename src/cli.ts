@@ -9,6 +9,7 @@ import { ConfigError, composeSchema, formatProblem, loadConfigFile } from './cor
 import { Hub } from './core/host.js';
 import { scaledClock } from './core/clock.js';
 import { StoreError } from './core/store/state.js';
+import { reportCommand } from './metering/report.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** The package root, whether running from src/ (tsx, tests) or dist/src/ (built). */
@@ -23,7 +24,8 @@ Usage:
   homeflex check-config FILE            validate a site file: every error with file:line:col, exit 1 on errors
   homeflex schema [--out FILE]          write the JSON Schema of the site file (for editor autocompletion)
   homeflex plan [--config FILE]         print the current site plan
-  homeflex report --from --to --by day|week|month|year [--device ID] [--csv]
+  homeflex report --from --to --by day|week|month|year [--device ID] [--csv] [--config FILE | --url URL]
+                                        energy, cost and savings per period, asked of the running hub
   homeflex backtest --prices FILE ...   replay a period with rolling planning (see README)
 `;
 
@@ -104,6 +106,21 @@ export const commands: Record<string, (argv: string[]) => Promise<number>> = {
       process.stderr.write(`wrote ${values.out}\n`);
     } else process.stdout.write(text);
     return 0;
+  },
+
+  async report(argv) {
+    try {
+      return await reportCommand(argv, {
+        out: (t) => process.stdout.write(t),
+        err: (t) => process.stderr.write(t),
+        defaultConfig: demoConfig,
+        loadConfig: (file) => loadConfigFile(file, { catalog: builtinCatalog, checks: hubChecks(builtinCatalog) }),
+      });
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      for (const p of err.problems) process.stderr.write(`${formatProblem(p)}\n`);
+      return 1;
+    }
   },
 };
 

@@ -1,0 +1,310 @@
+import { DateTime } from 'luxon';
+import {
+  definePlugin,
+  hasCap,
+  type Device,
+  type Direction,
+  type MqttTransport,
+  type PluginContext,
+  type PriceSeries,
+  type SiteInfo,
+  type TimeWindow,
+} from '../../src/api/index.js';
+
+/**
+ * Home Assistant MQTT discovery: homeflex's own entities appear in Home Assistant by themselves.
+ * Retained configs on `<prefix>/<component>/<node>/<object>/config`, states as JSON on
+ * `homeflex/<site>/…`, availability from the hub's last will (`homeflex/<site>/status`) and each
+ * device's own availability; everything published again when Home Assistant announces itself
+ * (`<prefix>/status` = `online`) or the hub reconnects; configs of entities that no longer exist
+ * are removed with an empty retained message.
+ */
+
+export interface HaDiscoveryConfig {
+  id: string;
+  discovery_prefix: string;
+  node_id?: string;
+  state_interval_s: number;
+}
+
+/** What the plugin reads of the hub (HubServices); each part may be missing while it has not landed. */
+interface HubView {
+  registry: { all(): Device[]; get(id: string): Device | undefined };
+  tariffs?: { series(direction: Direction, window: TimeWindow): PriceSeries };
+  metering?: {
+    costs(objectId: string, q: { direction: Direction; aggregation: 'DAY' | 'MONTH'; includeTariff: boolean; window: TimeWindow }): { total: { tariff: { value: number } } };
+    savings(objectId: string, window: TimeWindow): { savings: number };
+  };
+  control?: { latest?: { createdAt: number; validUntil: number; plan: { status: string; slots: { start: number; end: number }[]; devices: { id: string; powerW: number[] }[] } } };
+}
+
+/** An MQTT discovery id part: letters, digits, `_` and `-` only. */
+export const discoveryId = (s: string) => s.replace(/[^a-zA-Z0-9_-]/g, '_');
+
+export interface DiscoveryMessage {
+  topic: string;
+  config: Record<string, unknown>;
+}
+
+interface Topics {
+  hubStatus: string;
+  siteState: string;
+  deviceState: (id: string) => string;
+  deviceAvailability: (id: string) => string;
+  switchCommand: (id: string) => string;
+}
+
+export const topicsFor = (siteId: string): Topics => {
+  const base = `homeflex/${siteId}`;
+  return {
+    hubStatus: `${base}/status`,
+    siteState: `${base}/site/state`,
+    deviceState: (id) => `${base}/device/${id}/state`,
+    deviceAvailability: (id) => `${base}/device/${id}/availability`,
+    switchCommand: (id) => `${base}/device/${id}/switch/set`,
+  };
+};
+
+/** The devices that take part in the plan (they get a "planned power" entity). */
+const controllable = (d: Device) => hasCap(d, 'switch') || hasCap(d, 'thermostat') || hasCap(d, 'charger') || hasCap(d, 'storage');
+
+/** Every discovery config for the site and its devices. Pure: the tests check it against Home Assistant's rules. */
+export function discoveryMessages(site: SiteInfo, devices: Device[], options: { prefix: string; node: string; hasTariffs: boolean; hasMetering: boolean; hasControl: boolean }): DiscoveryMessage[] {
+  const t = topicsFor(site.id);
+  const node = options.node;
+  const out: DiscoveryMessage[] = [];
+  const hubDevice = { identifiers: [node], name: `homeflex ${site.name}`, manufacturer: 'homeflex', model: 'Home-energy hub' };
+  const siteEntity = (component: string, object: string, name: string, extra: Record<string, unknown>) =>
+    out.push({
+      topic: `${options.prefix}/${component}/${node}/${object}/config`,
+      config: { name, unique_id: `${node}_${object}`, state_topic: t.siteState, availability_topic: t.hubStatus, device: hubDevice, ...extra },
+    });
+  const money = { device_class: 'monetary', state_class: 'total', unit_of_measurement: site.currency };
+  const price = { unit_of_measurement: `${site.currency}/kWh`, state_class: 'measurement', suggested_display_precision: 4 };
+  if (options.hasTariffs) {
+    siteEntity('sensor', 'import_price', 'Import price', { ...price, value_template: '{{ value_json.import_price }}', icon: 'mdi:transmission-tower-import' });
+    siteEntity('sensor', 'export_price', 'Export price', { ...price, value_template: '{{ value_json.export_price }}', icon: 'mdi:transmission-tower-export' });
+    siteEntity('sensor', 'next_cheap_start', 'Next cheap period', { device_class: 'timestamp', value_template: '{{ value_json.next_cheap_start }}' });
+  }
+  if (options.hasMetering) {
+    siteEntity('sensor', 'cost_today', 'Cost today', { ...money, value_template: '{{ value_json.cost_today }}', last_reset_value_template: '{{ value_json.day_start }}' });
+    siteEntity('sensor', 'cost_month', 'Cost this month', { ...money, value_template: '{{ value_json.cost_month }}', last_reset_value_template: '{{ value_json.month_start }}' });
+    siteEntity('sensor', 'savings_month', 'Savings this month', { ...money, value_template: '{{ value_json.savings_month }}', last_reset_value_template: '{{ value_json.month_start }}' });
+  }
+  if (options.hasControl) {
+    siteEntity('sensor', 'plan_status', 'Plan status', { value_template: '{{ value_json.plan_status }}', icon: 'mdi:calendar-clock' });
+    siteEntity('sensor', 'plan_cost', 'Planned cost (horizon)', { device_class: 'monetary', unit_of_measurement: site.currency, value_template: '{{ value_json.plan_cost }}' });
+  }
+
+  for (const d of devices) {
+    const id = discoveryId(d.id);
+    const device = { identifiers: [`${node}_${id}`], name: d.name, manufacturer: 'homeflex', model: d.adapter, via_device: node };
+    const availability = [{ topic: t.hubStatus }, { topic: t.deviceAvailability(d.id) }];
+    const entity = (component: string, object: string, name: string, extra: Record<string, unknown>) =>
+      out.push({
+        topic: `${options.prefix}/${component}/${node}/${id}_${object}/config`,
+        config: { name, unique_id: `${node}_${id}_${object}`, state_topic: t.deviceState(d.id), availability, availability_mode: 'all', device, ...extra },
+      });
+    out.push({
+      topic: `${options.prefix}/binary_sensor/${node}/${id}_connected/config`,
+      config: {
+        name: 'Connected', unique_id: `${node}_${id}_connected`, state_topic: t.deviceAvailability(d.id),
+        payload_on: 'online', payload_off: 'offline', device_class: 'connectivity', entity_category: 'diagnostic', availability_topic: t.hubStatus, device,
+      },
+    });
+    if (hasCap(d, 'meter')) {
+      entity('sensor', 'power', 'Power', { device_class: 'power', state_class: 'measurement', unit_of_measurement: 'W', value_template: '{{ value_json.power_w }}' });
+      entity('sensor', 'energy', 'Energy', { device_class: 'energy', state_class: 'total_increasing', unit_of_measurement: 'kWh', value_template: '{{ value_json.energy_kwh }}', suggested_display_precision: 3 });
+    }
+    if (hasCap(d, 'switch')) {
+      entity('switch', 'switch', 'Switch', { command_topic: t.switchCommand(d.id), payload_on: 'ON', payload_off: 'OFF', state_on: 'ON', state_off: 'OFF', value_template: '{{ value_json.switch }}' });
+    }
+    if (hasCap(d, 'thermostat')) {
+      entity('sensor', 'temperature', 'Temperature', { device_class: 'temperature', state_class: 'measurement', unit_of_measurement: '°C', value_template: '{{ value_json.temperature_c }}' });
+      entity('sensor', 'setpoint', 'Setpoint', { device_class: 'temperature', unit_of_measurement: '°C', value_template: '{{ value_json.setpoint_c }}' });
+    }
+    if (options.hasControl && controllable(d)) {
+      entity('sensor', 'planned_power', 'Planned power', { device_class: 'power', state_class: 'measurement', unit_of_measurement: 'W', value_template: '{{ value_json.planned_power_w }}' });
+    }
+  }
+  return out;
+}
+
+/** The import series' next cheap period: the first slot from now at or below min + ¼·(max − min) of the next 24 h. */
+export function nextCheapStart(series: PriceSeries, now: number): number | undefined {
+  const ahead = series.filter((s) => s.end > now && s.start < now + 86_400_000);
+  if (!ahead.length) return undefined;
+  const rates = ahead.map((s) => s.rate);
+  const min = Math.min(...rates);
+  const max = Math.max(...rates);
+  const threshold = min + 0.25 * (max - min);
+  const slot = ahead.find((s) => s.rate <= threshold + 1e-12);
+  return slot ? Math.max(slot.start, now) : undefined;
+}
+
+const round = (x: number, d: number) => Math.round(x * 10 ** d) / 10 ** d;
+
+export const haDiscovery = definePlugin<HaDiscoveryConfig>({
+  id: 'ha-discovery',
+  description: 'Home Assistant MQTT discovery: homeflex’s prices, plan, costs and devices as Home Assistant entities',
+  configSchema: {
+    properties: {
+      discovery_prefix: { type: 'string', default: 'homeassistant', pattern: '^[^+#]+$', description: 'Home Assistant’s discovery prefix' },
+      node_id: { type: 'string', pattern: '^[a-zA-Z0-9_-]+$', description: 'Node id in the discovery topics (default homeflex_<site id>)' },
+      state_interval_s: { type: 'number', minimum: 1, maximum: 3600, default: 30, description: 'How often states are published (s)' },
+    },
+  },
+  create(ctx: PluginContext, config) {
+    const hub = ctx.hub as HubView;
+    const site = ctx.site;
+    const node = config.node_id ?? discoveryId(`homeflex_${site.id}`);
+    const prefix = config.discovery_prefix;
+    const topics = topicsFor(site.id);
+    let mqtt: MqttTransport;
+    const unsubscribe: (() => void)[] = [];
+    let lastAvailability = new Map<string, string>();
+
+    const publish = (topic: string, payload: string, retain: boolean) =>
+      mqtt.publish(topic, payload, { retain, qos: 1 }).catch((err: Error) => ctx.log.debug({ topic, err: err.message }, 'could not publish'));
+
+    const configs = () =>
+      discoveryMessages(site, hub.registry.all(), { prefix, node, hasTariffs: !!hub.tariffs, hasMetering: !!hub.metering, hasControl: !!hub.control });
+
+    const announce = async () => {
+      const messages = configs();
+      const now = new Set(messages.map((m) => m.topic));
+      // entities published by an earlier run that no longer exist: an empty retained config removes them
+      const before = ctx.store.get<string[]>('config_topics') ?? [];
+      await Promise.all(before.filter((t) => !now.has(t)).map((t) => publish(t, '', true)));
+      await Promise.all(messages.map((m) => publish(m.topic, JSON.stringify(m.config), true)));
+      await ctx.store.set('config_topics', [...now]);
+      lastAvailability = new Map();
+      await publishStates();
+      ctx.log.info({ entities: messages.length }, 'published Home Assistant discovery');
+    };
+
+    const plannedPower = (deviceId: string): number | null => {
+      const latest = hub.control?.latest;
+      if (!latest) return null;
+      const now = ctx.clock.now();
+      const k = latest.plan.slots.findIndex((s) => s.start <= now && now < s.end);
+      const dp = latest.plan.devices.find((x) => x.id === deviceId);
+      return k === -1 || !dp ? null : round(dp.powerW[k], 1);
+    };
+
+    const deviceState = (d: Device) => {
+      const s: Record<string, unknown> = {};
+      const reading = d.caps.meter?.last();
+      if (d.caps.meter) {
+        s.power_w = reading?.powerW ?? null;
+        s.energy_kwh = reading?.importWh === undefined ? null : round(reading.importWh / 1000, 4);
+      }
+      if (d.caps.switch) {
+        const on = d.caps.switch.isOn();
+        s.switch = on === undefined ? null : on ? 'ON' : 'OFF';
+      }
+      if (d.caps.thermostat) {
+        const ts = d.caps.thermostat.state();
+        s.temperature_c = ts.temperatureC ?? null;
+        s.setpoint_c = ts.setpointC ?? null;
+        s.mode = ts.mode ?? null;
+      }
+      if (controllable(d)) s.planned_power_w = plannedPower(d.id);
+      return s;
+    };
+
+    const siteState = () => {
+      const now = ctx.clock.now();
+      const s: Record<string, unknown> = {};
+      const local = DateTime.fromMillis(now, { zone: site.timezone });
+      const dayStart = local.startOf('day');
+      const monthStart = local.startOf('month');
+      s.day_start = dayStart.toISO();
+      s.month_start = monthStart.toISO();
+      if (hub.tariffs) {
+        const rateNow = (dir: Direction) => hub.tariffs!.series(dir, { start: now, end: now + 1 }).find((x) => x.start <= now && now < x.end)?.rate ?? null;
+        s.import_price = rateNow('IMPORT');
+        s.export_price = rateNow('EXPORT');
+        const cheap = nextCheapStart(hub.tariffs.series('IMPORT', { start: now, end: now + 86_400_000 }), now);
+        s.next_cheap_start = cheap === undefined ? null : new Date(cheap).toISOString();
+      }
+      if (hub.metering) {
+        const m = hub.metering;
+        const net = (window: TimeWindow, aggregation: 'DAY' | 'MONTH') => {
+          try {
+            const imp = m.costs(site.id, { direction: 'IMPORT', aggregation, includeTariff: false, window }).total.tariff.value;
+            const exp = m.costs(site.id, { direction: 'EXPORT', aggregation, includeTariff: false, window }).total.tariff.value;
+            return round(imp - exp, 2);
+          } catch (err) {
+            ctx.log.debug({ err: (err as Error).message }, 'no cost figures yet');
+            return null;
+          }
+        };
+        s.cost_today = net({ start: dayStart.toMillis(), end: now }, 'DAY');
+        s.cost_month = net({ start: monthStart.toMillis(), end: now }, 'MONTH');
+        try {
+          s.savings_month = round(m.savings(site.id, { start: monthStart.toMillis(), end: now }).savings, 2);
+        } catch {
+          s.savings_month = null;
+        }
+      }
+      if (hub.control) {
+        const latest = hub.control.latest;
+        s.plan_status = latest ? `${latest.plan.status}, valid until ${DateTime.fromMillis(latest.validUntil, { zone: site.timezone }).toFormat('HH:mm')}` : 'no plan yet';
+        s.plan_cost = latest ? round((latest.plan as { cost?: number }).cost ?? 0, 2) : null;
+      }
+      return s;
+    };
+
+    const publishAvailability = async (d: Device) => {
+      const a = d.available ? 'online' : 'offline';
+      if (lastAvailability.get(d.id) === a) return;
+      lastAvailability.set(d.id, a);
+      await publish(topics.deviceAvailability(d.id), a, true);
+    };
+
+    async function publishStates() {
+      await publish(topics.siteState, JSON.stringify(siteState()), true);
+      for (const d of hub.registry.all()) {
+        await publishAvailability(d);
+        await publish(topics.deviceState(d.id), JSON.stringify(deviceState(d)), true);
+      }
+    }
+
+    return {
+      async start() {
+        mqtt = ctx.transports.mqtt();
+        unsubscribe.push(
+          mqtt.subscribe(`${prefix}/status`, (_t, p) => {
+            if (p.toString().trim() === 'online') void announce();
+          }),
+          // the transport says online on every (re)connect: a broker that lost its retained messages gets them again
+          mqtt.subscribe(topics.hubStatus, (_t, p, retained) => {
+            if (p.toString() === 'online' && !retained) void announce();
+          }),
+          mqtt.subscribe(`homeflex/${site.id}/device/+/switch/set`, (topic, p) => {
+            const id = topic.split('/')[3];
+            const d = hub.registry.get(id);
+            const cmd = p.toString().trim().toUpperCase();
+            if (!d?.caps.switch || (cmd !== 'ON' && cmd !== 'OFF')) return ctx.log.warn({ topic, payload: cmd.slice(0, 20) }, 'ignored a switch command (unknown device or payload not ON/OFF)');
+            d.caps.switch.set(cmd === 'ON').then(
+              () => publish(topics.deviceState(d.id), JSON.stringify(deviceState(d)), true),
+              (err: Error) => ctx.log.warn({ device: d.id, err: err.message }, 'switch command from Home Assistant failed'),
+            );
+          }),
+          ctx.bus.on('device.state', ({ deviceId }) => {
+            const d = hub.registry.get(deviceId);
+            if (!d) return;
+            void publishAvailability(d).then(() => publish(topics.deviceState(d.id), JSON.stringify(deviceState(d)), true));
+          }),
+          ctx.bus.on('plan.updated', () => void publish(topics.siteState, JSON.stringify(siteState()), true)),
+          ctx.clock.every(config.state_interval_s * 1000, () => void publishStates()),
+        );
+        void announce();
+      },
+      async stop() {
+        for (const u of unsubscribe.splice(0)) u();
+      },
+    };
+  },
+});

@@ -5,12 +5,13 @@ import { loadProfile, ProfileError, shippedProfileIds, type Profile } from './pr
 import { SunSpecInverterSim, type SimVariant } from './sim/inverter-sim.js';
 import { clearSkyPvW } from './sim/sun.js';
 
-const profileProblem = (ref: string): { profile?: Profile; issue?: ConfigIssue } => {
+const profileProblems = (ref: string): { profile?: Profile; issues: ConfigIssue[] } => {
   try {
-    return { profile: loadProfile(ref) };
+    return { profile: loadProfile(ref), issues: [] };
   } catch (err) {
-    const message = err instanceof ProfileError ? err.message : String((err as Error)?.message ?? err);
-    return { issue: { path: ['profile'], message } };
+    // one issue per problem: each names its own file:line inside the profile
+    const messages = err instanceof ProfileError ? err.problems : [String((err as Error)?.message ?? err)];
+    return { issues: messages.map((message) => ({ path: ['profile'], message })) };
   }
 };
 
@@ -48,8 +49,8 @@ export const modbusAdapter = defineAdapter<ModbusDeviceConfig>({
   },
   check(config) {
     const issues: ConfigIssue[] = [];
-    const { profile, issue } = profileProblem(config.profile);
-    if (issue) return [issue];
+    const { profile, issues: profileIssues } = profileProblems(config.profile);
+    if (profileIssues.length) return profileIssues;
     const p = profile!;
     if (config.capacity_wh !== undefined && !p.measures.has('battery_soc') && !p.measures.has('battery_power')) {
       issues.push({ path: ['capacity_wh'], message: `profile ${p.id} reads no battery; remove capacity_wh or pick a battery profile` });

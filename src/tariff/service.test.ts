@@ -92,4 +92,30 @@ describe('price history', () => {
     expect(s.status('EXPORT')).toMatchObject({ type: null, error: null, last_updated: null });
     await s.stop();
   });
+
+  it('a refresh that brings new prices is announced on the bus; a failed one keeps the last prices and shows the error', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'homeflex-history-'));
+    dirs.push(dir);
+    const file = join(dir, 'prices.csv');
+    writeFileSync(file, 'valid_from,valid_to,rate\n2026-01-06T00:00:00Z,2026-01-06T01:00:00Z,0.2\n');
+    const clock = new ManualClock('2026-01-05T12:00:00Z');
+    const bus = new HubBus();
+    const events: { direction: string; source: string }[] = [];
+    bus.on('tariff.updated', (e) => events.push({ direction: e.direction, source: e.source }));
+    const { s } = await service(dir, clock, { type: 'file', path: 'prices.csv' }, bus);
+    const night = { start: T('2026-01-06T00:00Z'), end: T('2026-01-06T01:00Z') };
+    expect(rates(s.series('IMPORT', night))).toEqual([['00:00', '01:00', 0.2]]);
+    await s.refresh('IMPORT'); // the file did not change: nothing new
+    expect(events).toEqual([]);
+    clock.set('2026-01-05T12:05:00Z');
+    writeFileSync(file, 'valid_from,valid_to,rate\n2026-01-06T00:00:00Z,2026-01-06T01:00:00Z,0.15\n');
+    await s.refresh('IMPORT');
+    expect(events).toEqual([{ direction: 'IMPORT', source: 'file' }]);
+    expect(rates(s.series('IMPORT', night))).toEqual([['00:00', '01:00', 0.15]]);
+    writeFileSync(file, 'valid_from,valid_to,rate\n2026-01-06T00:00:00Z,2026-01-06T01:00:00Z,lots\n');
+    await expect(s.refresh('IMPORT')).rejects.toThrow('prices.csv:2 rate "lots" is not a number');
+    expect(s.status('IMPORT')).toMatchObject({ type: 'file', error: 'prices.csv:2 rate "lots" is not a number' });
+    expect(rates(s.series('IMPORT', night))).toEqual([['00:00', '01:00', 0.15]]);
+    await s.stop();
+  });
 });

@@ -192,13 +192,15 @@ export const fileTariff = defineTariffSource<FileTariffConfig>({
   check: (config) => cronIssues(config.refresh_cron),
   create: (ctx, config) => {
     let series: PriceSeries = ctx.cache.get<PriceSeries>('series') ?? [];
-    let loadedMtime = -1;
+    let loadedVersion = '';
     let updated: number | undefined = ctx.cache.get<number>('updated');
     const load = () => {
-      const mtime = statSync(config.path).mtimeMs;
-      if (mtime === loadedMtime) return false;
+      // size as well as mtime: some file systems keep mtime to the second
+      const st = statSync(config.path);
+      const version = `${st.mtimeMs}:${st.size}`;
+      if (version === loadedVersion) return false;
       series = readPriceFile(config.path, config, ctx.site.timezone);
-      loadedMtime = mtime;
+      loadedVersion = version;
       updated = ctx.clock.now();
       void ctx.cache.set('series', series);
       void ctx.cache.set('updated', updated);

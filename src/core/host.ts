@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import { dashboardPart } from '../../plugins/dashboard/part.js';
 import { tariffPart } from '../tariff/part.js';
 import { meteringPart } from '../metering/part.js';
+import { controlPart } from '../control/part.js';
 import type { AdapterInstance, Clock, Device, Logger, PluginInstance, SiteInfo } from '../api/index.js';
 import { HubBus } from './bus.js';
 import { builtinCatalog } from './catalog.js';
@@ -39,7 +40,7 @@ export interface HubOptions {
  * The hub's own parts (tariffs, metering, control, ...), created before the adapters so they hear
  * the first events, started after them, and stopped before them.
  */
-const PARTS: PartFactory[] = [dashboardPart(), tariffPart(), meteringPart];
+const PARTS: PartFactory[] = [dashboardPart(), tariffPart(), meteringPart, controlPart()];
 
 interface Running {
   kind: 'adapter' | 'plugin';

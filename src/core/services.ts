@@ -3,6 +3,7 @@ import type { RouteModule } from './http.js';
 import type { HubConfig } from './config/schema.js';
 import type { Catalog } from './config/compose.js';
 import type { MeteringService } from '../metering/service.js';
+import type { ControlLoop } from '../control/loop.js';
 import type { DeviceRegistry } from './registry.js';
 import type { StateStore } from './store/state.js';
 
@@ -34,6 +35,8 @@ export interface HubServices {
   catalog?: Catalog;
   /** Set by the metering part (src/metering): meter records, costs, savings. */
   metering?: MeteringService;
+  /** Set by the control part (src/control): the site plan and the loop that applies it. */
+  control?: ControlLoop;
 }
 
 /** One part of the hub itself: made with the services, may add routes, started after the adapters. */

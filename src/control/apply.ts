@@ -1,0 +1,71 @@
+import type { Device, EpochMs, Logger } from '../api/index.js';
+import type { DevicePlan, SitePlan } from '../optimiser/site/index.js';
+
+/** What was last sent to each device that keeps its state by itself (switches, thermostats). */
+export type SentState = Map<string, string>;
+
+/**
+ * Sends slot `k` of the plan to the devices, each in its own terms: a battery gets an inverter
+ * mode and power, a charger a limit with the plan's next steps, a thermostat a setpoint inside
+ * the comfort band, a switch on or off. Battery and charger commands carry `validUntil`, so a
+ * device whose hub goes silent falls back to its own safe default by itself.
+ */
+export async function applySlot(opts: {
+  plan: SitePlan;
+  k: number;
+  devices: Map<string, Device>;
+  validUntil: EpochMs;
+  sent: SentState;
+  log: Logger;
+  paused: Set<string>;
+}): Promise<{ commanded: string[]; failed: string[] }> {
+  const { plan, k, validUntil, sent, log } = opts;
+  const commanded: string[] = [];
+  const failed: string[] = [];
+  const slot = plan.slots[k];
+  const send = async (d: Device, what: string, fn: () => Promise<void>) => {
+    try {
+      await fn();
+      commanded.push(d.id);
+    } catch (err) {
+      failed.push(d.id);
+      log.warn({ err, device: d.id }, `could not send ${what} to ${d.id}`);
+    }
+  };
+  for (const dp of plan.devices) {
+    const d = opts.devices.get(dp.id);
+    if (!d || !d.available) continue;
+    const w = dp.powerW[k];
+    if (dp.kind === 'battery' && d.caps.storage) {
+      const mode = dp.modes?.[k] ?? 'hold';
+      await send(d, 'a storage command', () => d.caps.storage!.command({ mode, powerW: mode === 'charge' || mode === 'discharge' ? Math.round(Math.abs(w)) : undefined, validUntil }));
+    } else if (dp.kind === 'ev' && d.caps.charger) {
+      // the next steps go along, so a charger that takes schedules follows the plan by itself until validUntil
+      const schedule = nextSteps(plan, dp, k, validUntil);
+      await send(d, 'a charging limit', () => d.caps.charger!.setLimit({ watts: Math.round(w), phases: d.caps.charger!.phases, validUntil, schedule }));
+    } else if (dp.kind === 'hvac' && d.caps.thermostat) {
+      const setpoint = Math.round((dp.setpointC?.[k] ?? d.caps.thermostat.band.maxC) * 10) / 10;
+      const mode = opts.paused.has(d.id) ? 'off' : undefined;
+      const key = `${setpoint}/${mode ?? ''}`;
+      if (sent.get(d.id) === key) continue;
+      await send(d, 'a setpoint', () => d.caps.thermostat!.setSetpoint(setpoint, mode));
+      if (!failed.includes(d.id)) sent.set(d.id, key);
+    } else if (dp.kind === 'load' && d.caps.switch) {
+      const on = dp.on?.[k] ?? false;
+      if (sent.get(d.id) === String(on) && d.caps.switch.isOn() === on) continue;
+      await send(d, on ? 'on' : 'off', () => d.caps.switch!.set(on));
+      if (!failed.includes(d.id)) sent.set(d.id, String(on));
+    }
+  }
+  void slot;
+  return { commanded, failed };
+}
+
+function nextSteps(plan: SitePlan, dp: DevicePlan, k: number, until: EpochMs): { start: EpochMs; watts: number }[] {
+  const out: { start: EpochMs; watts: number }[] = [];
+  for (let j = k; j < plan.slots.length && plan.slots[j].start < until; j++) {
+    const w = Math.round(dp.powerW[j]);
+    if (!out.length || out[out.length - 1].watts !== w) out.push({ start: plan.slots[j].start, watts: w });
+  }
+  return out;
+}

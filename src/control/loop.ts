@@ -1,0 +1,212 @@
+import { performance } from 'node:perf_hooks';
+import type { Device, EpochMs } from '../api/index.js';
+import type { HubServices } from '../core/services.js';
+import { planSite, type LpSolver } from '../optimiser/site/index.js';
+import { applySlot, type SentState } from './apply.js';
+import { EnergyHistory } from './history.js';
+import { fromStored, type ExternalLimits, type StoredLimits } from './limits.js';
+import { buildSiteProblem, type EffectiveSettings } from './model.js';
+import { loadSolver } from './solver.js';
+import { planView, type PlanRecord } from './view.js';
+
+const MIN = 60_000;
+
+/** Settings a device takes from its YAML entry; the API's overrides replace them key by key. */
+function yamlSettings(config: Record<string, unknown>): EffectiveSettings {
+  const out: EffectiveSettings = {};
+  if (config.target && typeof config.target === 'object') out.target = config.target as EffectiveSettings['target'];
+  if (config.schedule && typeof config.schedule === 'object') out.schedule = config.schedule as EffectiveSettings['schedule'];
+  if (config.comfort && typeof config.comfort === 'object') out.comfort = config.comfort as EffectiveSettings['comfort'];
+  return out;
+}
+
+/**
+ * The control loop: re-plans the site when prices, devices, targets or limits change and every
+ * `planner.replan_minutes`, applies the plan's current slot at every slot boundary, and keeps
+ * the latest plan in the state store.
+ */
+export class ControlLoop {
+  readonly history = new EnergyHistory();
+  latest?: PlanRecord;
+  /** Why the last attempt to plan failed, when it did (shown by GET /plan). */
+  lastError?: { at: EpochMs; message: string };
+  private solver?: LpSolver;
+  private readonly sent: SentState = new Map();
+  private readonly unsubscribe: (() => void)[] = [];
+  private abort?: AbortController;
+  private running?: Promise<void>;
+  private pending?: string;
+  private lastPersist = 0;
+  private stopped = false;
+  private readonly log;
+
+  constructor(private readonly hub: HubServices, private readonly options: { solver?: () => Promise<LpSolver> } = {}) {
+    this.log = hub.log.child({ component: 'control' });
+  }
+
+  get planner() {
+    return this.hub.config.planner;
+  }
+
+  /** Effective settings of a device: YAML, then the run-time overrides. */
+  settings(id: string): EffectiveSettings {
+    const yaml = yamlSettings(this.hub.registry.entry(id)?.config ?? {});
+    const over = (this.hub.state.data.overrides[id] ?? {}) as EffectiveSettings;
+    return { ...yaml, ...over };
+  }
+
+  externalLimits(): Map<string, ExternalLimits> {
+    const out = new Map<string, ExternalLimits>();
+    for (const [id, s] of Object.entries(this.hub.state.data.limits ?? {})) out.set(id, fromStored(s as StoredLimits));
+    return out;
+  }
+
+  async start(): Promise<void> {
+    this.solver = await (this.options.solver ?? loadSolver)();
+    this.history.restore(this.hub.state.kv('control').get('history'));
+    const { bus } = this.hub;
+    this.unsubscribe.push(
+      bus.on('meter.reading', ({ deviceId, reading }) => this.history.add(deviceId, reading)),
+      bus.on('tariff.updated', ({ direction }) => this.request(`tariff.updated (${direction})`)),
+      bus.on('device.connected', ({ deviceId }) => this.request(`device.connected (${deviceId})`)),
+      bus.on('device.disconnected', ({ deviceId }) => {
+        this.clearChargeNow(deviceId);
+        this.request(`device.disconnected (${deviceId})`);
+      }),
+      bus.on('target.changed', ({ deviceId }) => this.request(`target.changed (${deviceId})`)),
+      bus.on('limits.changed', ({ nodeId }) => this.request(`limits.changed (${nodeId})`)),
+    );
+    this.abort = new AbortController();
+    await this.replan('start');
+    void this.tickLoop(this.abort.signal);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.abort?.abort(new Error('control stopping'));
+    for (const u of this.unsubscribe.splice(0)) u();
+    await this.running?.catch(() => undefined);
+    await this.hub.state.kv('control').set('history', this.history.toJSON());
+  }
+
+  /** Asks for a re-plan; requests that arrive while one runs are folded into one more. */
+  request(trigger: string): void {
+    if (this.stopped) return;
+    this.pending = this.pending ? `${this.pending}, ${trigger}` : trigger;
+    if (!this.running) this.running = this.drain();
+  }
+
+  /** Resolves when no re-plan is queued or running (for tests and the CLI). */
+  async settled(): Promise<void> {
+    while (this.running) await this.running;
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      // let a burst of events (several devices connecting at once) arrive before planning
+      await new Promise((r) => setImmediate(r));
+      while (this.pending && !this.stopped) {
+        const trigger = this.pending;
+        this.pending = undefined;
+        await this.replan(trigger);
+      }
+    } finally {
+      this.running = undefined;
+    }
+  }
+
+  /** Wakes at every slot boundary: re-plans when the plan is due, else applies the next slot. */
+  private async tickLoop(signal: AbortSignal): Promise<void> {
+    const step = Math.min(this.planner.slot_minutes, this.planner.replan_minutes) * MIN;
+    while (!signal.aborted) {
+      const now = this.hub.clock.now();
+      const next = Math.floor(now / step) * step + step;
+      try {
+        await this.hub.clock.sleep(next - now, signal);
+      } catch {
+        return;
+      }
+      const due = !this.latest || this.hub.clock.now() - this.latest.createdAt >= this.planner.replan_minutes * MIN - 1000;
+      if (due) this.request('schedule');
+      else await this.applyCurrent();
+      await this.settled();
+    }
+  }
+
+  private devicesById(): Map<string, Device> {
+    return new Map(this.hub.registry.all().map((d) => [d.id, d]));
+  }
+
+  /** Makes a new plan now, stores it, announces it and applies its first slot. */
+  async replan(trigger: string): Promise<PlanRecord | undefined> {
+    if (!this.solver) return undefined;
+    const now = this.hub.clock.now();
+    const devices = this.hub.registry.all().map((device) => ({ device, config: this.hub.registry.entry(device.id)?.config ?? {}, settings: this.settings(device.id) }));
+    let record: PlanRecord;
+    try {
+      const { problem, notes } = buildSiteProblem({ now, config: this.hub.config, devices, prices: this.hub.tariffs, limits: this.externalLimits(), history: this.history });
+      const t0 = performance.now();
+      const plan = planSite(problem, this.solver);
+      const solveMs = performance.now() - t0;
+      const nextReplan = now + this.planner.replan_minutes * MIN;
+      record = {
+        id: `plan_${now.toString(36)}_${Math.floor(Math.random() * 36 ** 4).toString(36)}`,
+        createdAt: now,
+        validUntil: nextReplan + this.planner.slot_minutes * MIN,
+        trigger,
+        solveMs,
+        problem,
+        plan,
+        notes,
+        settings: Object.fromEntries(devices.map((d) => [d.device.id, d.settings])),
+        external: { ...(this.hub.state.data.limits as Record<string, StoredLimits>) },
+      };
+    } catch (err) {
+      const message = (err as Error).message;
+      if (this.lastError?.message !== message) this.log.error({ err, trigger }, `could not plan: ${message}`);
+      this.lastError = { at: now, message };
+      return undefined;
+    }
+    if (this.lastError) this.log.info('planning works again');
+    this.lastError = undefined;
+    this.latest = record;
+    this.log.info({ trigger, status: record.plan.status, cost: record.plan.cost, solve_ms: Math.round(record.solveMs), warnings: record.plan.warnings.length }, 'new plan');
+    for (const w of record.plan.warnings) this.log.warn({ plan: record.id }, w);
+    const view = planView(record, this.hub.site);
+    const persistHistory = now - this.lastPersist >= 60 * MIN;
+    if (persistHistory) this.lastPersist = now;
+    await this.hub.state
+      .update((s) => {
+        s.plans.latest = view;
+        s.plans.history.push({ id: record.id, created_at: view.created_at, cost: record.plan.cost });
+        if (s.plans.history.length > 500) s.plans.history.splice(0, s.plans.history.length - 500);
+        if (persistHistory) (s.kv.control ??= {}).history = this.history.toJSON();
+      })
+      .catch((err: unknown) => this.log.error({ err }, 'could not store the plan'));
+    this.hub.bus.emit('plan.updated', { planId: record.id, createdAt: now });
+    await this.applyCurrent();
+    return record;
+  }
+
+  /** Applies the slot of the latest plan that holds now. */
+  async applyCurrent(): Promise<void> {
+    const rec = this.latest;
+    if (!rec) return;
+    const now = this.hub.clock.now();
+    const k = rec.plan.slots.findIndex((s) => s.start <= now && now < s.end);
+    if (k < 0) return;
+    const slotLen = this.planner.slot_minutes * MIN;
+    const paused = new Set(Object.entries(rec.settings).filter(([, s]) => s.paused).map(([id]) => id));
+    await applySlot({ plan: rec.plan, k, devices: this.devicesById(), validUntil: rec.plan.slots[k].end + slotLen, sent: this.sent, log: this.log, paused });
+  }
+
+  private clearChargeNow(deviceId: string) {
+    const over = this.hub.state.data.overrides[deviceId] as EffectiveSettings | undefined;
+    if (!over?.target?.charge_now) return;
+    void this.hub.state.update((s) => {
+      const o = s.overrides[deviceId] as EffectiveSettings;
+      if (o.target) delete o.target.charge_now;
+      if (o.target && !Object.keys(o.target).length) delete o.target;
+    });
+  }
+}

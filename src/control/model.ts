@@ -1,0 +1,360 @@
+import { DateTime } from 'luxon';
+import { hasCap, type Device, type Direction, type EpochMs, type PriceSeries } from '../api/index.js';
+import type { HubConfig } from '../core/config/schema.js';
+import type { PriceLookup } from '../core/services.js';
+import { clearSkyPvForecast, historyLoadForecast, standardProfileLoad, type PowerForecast } from '../optimiser/forecast/index.js';
+import type { BatteryModel, CircuitNode, DeviceLimits, EvModel, FixedFlow, HvacModel, LoadRun, PlanSlot, SiteProblem, SwitchedLoadModel } from '../optimiser/site/index.js';
+import type { EnergyHistory } from './history.js';
+import { perSlot, type ExternalLimits } from './limits.js';
+
+const MIN = 60_000;
+const HOUR = 3_600_000;
+/** AC charging loses about a tenth between the wall and the car's cells: turns SoC targets into metered energy. */
+export const EV_CHARGE_EFFICIENCY = 0.9;
+const PLUGGED = new Set(['preparing', 'charging', 'suspended_ev', 'suspended_evse', 'finishing']);
+
+/** A device's settings in force: its YAML entry with the run-time overrides (API) on top. */
+export interface EffectiveSettings {
+  target?: EvTargetSetting;
+  schedule?: ScheduleSetting;
+  comfort?: { min_c: number; max_c: number };
+  paused?: boolean;
+}
+
+export interface EvTargetSetting {
+  energy_wh?: number;
+  soc_pct?: number;
+  /** "HH:MM" local time, or an RFC 3339 instant. */
+  leave_time?: string;
+  price_limit?: number;
+  solar_only?: boolean;
+  /** Full power now, until the car leaves (the dashboard's "charge now"). */
+  charge_now?: boolean;
+}
+
+export interface ScheduleSetting {
+  hours: number;
+  window?: { from: string; to: string };
+  continuous?: boolean;
+  max_rate?: number;
+}
+
+export interface ModelInputs {
+  now: EpochMs;
+  config: HubConfig;
+  devices: { device: Device; config: Record<string, unknown>; settings: EffectiveSettings }[];
+  prices?: PriceLookup;
+  limits: Map<string, ExternalLimits>;
+  history: EnergyHistory;
+}
+
+export interface ModelNotes {
+  /** Why a device is not in the plan, or what was assumed about it. */
+  notes: string[];
+  /** Slots whose price is a stand-in (repeated from the day before, or the configured fallback). */
+  estimatedPrices: number;
+  forecasts: { baseLoad: string; pv: string[] };
+}
+
+/** The plan's slot grid: from now, aligned to `slotMinutes`, covering `horizonHours`. */
+export function slotGrid(now: EpochMs, slotMinutes: number, horizonHours: number): PlanSlot[] {
+  const len = slotMinutes * MIN;
+  const end = Math.ceil((now + horizonHours * HOUR) / len) * len;
+  let boundary = Math.floor(now / len) * len + len;
+  // a first slot of under a minute is merged into the next
+  if (boundary - now < MIN) boundary += len;
+  const slots: PlanSlot[] = [{ start: now, end: Math.min(boundary, end) }];
+  for (let t = boundary; t < end; t += len) slots.push({ start: t, end: t + len });
+  return slots;
+}
+
+/** Fixed-rate prices from the YAML when no tariff part is running (`tariffs.import: {type: fixed, rate}`). */
+function configuredFixedRate(config: HubConfig, direction: Direction): number | undefined {
+  const t = direction === 'IMPORT' ? config.tariffs.import : config.tariffs.export;
+  return t?.type === 'fixed' && typeof t.rate === 'number' ? t.rate : undefined;
+}
+
+/**
+ * Mean rate per slot from a price series. Slots the series does not cover take the rate at the
+ * same time one day earlier (and so on, up to a week), else the last known rate: day-ahead prices
+ * end tomorrow night, the plan runs 48 h.
+ */
+export function ratesForSlots(series: PriceSeries, slots: readonly PlanSlot[], fallback?: number): { rates: number[]; estimated: number } {
+  const known = (t: number): number | undefined => {
+    let lo = 0;
+    let hi = series.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (series[mid].end <= t) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo < series.length && series[lo].start <= t ? series[lo].rate : undefined;
+  };
+  let estimated = 0;
+  const rates = slots.map(({ start, end }) => {
+    let acc = 0;
+    let covered = 0;
+    for (const s of series) {
+      if (s.end <= start) continue;
+      if (s.start >= end) break;
+      const overlap = Math.min(end, s.end) - Math.max(start, s.start);
+      acc += s.rate * overlap;
+      covered += overlap;
+    }
+    if (covered >= end - start - 1) return acc / covered;
+    estimated++;
+    for (let k = 1; k <= 7; k++) {
+      const r = known(start - k * 24 * HOUR);
+      if (r !== undefined) return r;
+    }
+    const last = series.length ? series[series.length - 1].rate : fallback;
+    if (last === undefined) throw new Error('no prices: the tariff part has no rates for the plan horizon and no fixed rate is configured');
+    return last;
+  });
+  return { rates, estimated };
+}
+
+/** The next instant at local "HH:MM" after `now`, or an RFC 3339 instant as given. */
+export function leaveInstant(leave: string, now: EpochMs, timezone: string): EpochMs {
+  const m = /^(\d\d):(\d\d)$/.exec(leave);
+  if (!m) {
+    const t = Date.parse(leave);
+    if (Number.isNaN(t)) throw new Error(`leave_time "${leave}" is neither HH:MM nor an RFC 3339 time`);
+    return t;
+  }
+  const local = DateTime.fromMillis(now, { zone: timezone });
+  let at = local.set({ hour: Number(m[1]), minute: Number(m[2]), second: 0, millisecond: 0 });
+  if (at.toMillis() <= now) at = at.plus({ days: 1 });
+  return at.toMillis();
+}
+
+/** The occurrences of a daily local window "from"–"to" (crossing midnight when to ≤ from) that overlap `[start, end)`. */
+export function windowsBetween(window: { from: string; to: string }, start: EpochMs, end: EpochMs, timezone: string): { start: EpochMs; end: EpochMs }[] {
+  const hm = (s: string) => s.split(':').map(Number) as [number, number];
+  const [fh, fm] = hm(window.from);
+  const [th, tm] = hm(window.to);
+  const crosses = th * 60 + tm <= fh * 60 + fm;
+  const out: { start: EpochMs; end: EpochMs }[] = [];
+  let day = DateTime.fromMillis(start, { zone: timezone }).startOf('day').minus({ days: 1 });
+  while (day.toMillis() < end) {
+    const ws = day.set({ hour: fh, minute: fm }).toMillis();
+    const we = (crosses ? day.plus({ days: 1 }) : day).set({ hour: th, minute: tm }).toMillis();
+    if (we > start && ws < end) out.push({ start: ws, end: we });
+    day = day.plus({ days: 1 });
+  }
+  return out;
+}
+
+/** Daily sinusoid of the outdoor temperature peaking at 15:00 local, from the device's `outdoor_min_c`/`outdoor_max_c`. */
+function outdoorForecast(config: Record<string, unknown>, slots: readonly PlanSlot[], timezone: string): number[] | undefined {
+  const lo = config.outdoor_min_c;
+  const hi = config.outdoor_max_c;
+  if (typeof lo !== 'number' || typeof hi !== 'number') return undefined;
+  return slots.map(({ start, end }) => {
+    const d = DateTime.fromMillis((start + end) / 2, { zone: timezone });
+    const h = d.hour + d.minute / 60;
+    return (lo + hi) / 2 + ((hi - lo) / 2) * Math.cos(((h - 15) / 24) * 2 * Math.PI);
+  });
+}
+
+function deviceLimits(ext: ExternalLimits | undefined, slots: readonly PlanSlot[], paused: boolean): DeviceLimits | undefined {
+  if (!ext && !paused) return undefined;
+  return {
+    maxImportW: perSlot(ext?.import, slots, 'min'),
+    maxExportW: perSlot(ext?.export, slots, 'min'),
+    // a paused device holds still: power 0 in every slot
+    setpointW: paused ? slots.map(() => 0) : perSlot(ext?.setpoints, slots, 'at_start'),
+  };
+}
+
+const isBaseLoadMeter = (d: Device) => hasCap(d, 'meter') && !d.caps.storage && !d.caps.charger && !d.caps.thermostat && !d.caps.switch && !d.caps.pv;
+
+/**
+ * Builds the site problem the optimiser solves, from the registry (devices and their caps'
+ * state), their settings, the prices, the external limits and the forecasts.
+ */
+export function buildSiteProblem(inputs: ModelInputs): { problem: SiteProblem; notes: ModelNotes } {
+  const { now, config } = inputs;
+  const tz = config.site.timezone;
+  const slots = slotGrid(now, config.planner.slot_minutes, config.planner.horizon_hours);
+  const horizon = { start: slots[0].start, end: slots[slots.length - 1].end };
+  const notes: ModelNotes = { notes: [], estimatedPrices: 0, forecasts: { baseLoad: '', pv: [] } };
+
+  // ---------------------------------------------------------------- prices
+  const priceFor = (direction: Direction) => {
+    const fixed = configuredFixedRate(config, direction);
+    const series = inputs.prices ? inputs.prices.series(direction, { start: horizon.start - 7 * 24 * HOUR, end: horizon.end }) : [];
+    if (!series.length && fixed === undefined) {
+      if (direction === 'EXPORT') return { rates: slots.map(() => 0), estimated: 0 };
+      throw new Error('no prices: configure tariffs.import (or import a price series) before the hub can plan');
+    }
+    return ratesForSlots(series, slots, fixed);
+  };
+  const imp = priceFor('IMPORT');
+  const exp = priceFor('EXPORT');
+  notes.estimatedPrices = Math.max(imp.estimated, exp.estimated);
+
+  // ---------------------------------------------------------------- grid and circuits
+  const siteLimits = inputs.limits.get(config.site.id);
+  const cap = (configured: number | undefined, external: (number | undefined)[]) => external.map((e) => Math.min(configured ?? Infinity, e ?? Infinity));
+  const grid = {
+    maxImportW: cap(config.site.grid?.max_import_w, perSlot(siteLimits?.import, slots, 'min')),
+    maxExportW: cap(config.site.grid?.max_export_w, perSlot(siteLimits?.export, slots, 'min')),
+  };
+  const circuits: CircuitNode[] = config.site.circuits.map((c) => {
+    const ext = inputs.limits.get(c.id);
+    return { id: c.id, parent: c.parent, maxImportW: cap(c.max_import_w, perSlot(ext?.import, slots, 'min')), maxExportW: cap(c.max_export_w, perSlot(ext?.export, slots, 'min')) };
+  });
+
+  // ---------------------------------------------------------------- devices
+  const batteries: BatteryModel[] = [];
+  const evs: EvModel[] = [];
+  const hvacs: HvacModel[] = [];
+  const loads: SwitchedLoadModel[] = [];
+  const flows: FixedFlow[] = [];
+  const baseMeters: string[] = [];
+  let annualHint: number | undefined;
+
+  for (const { device: d, config: yaml, settings } of inputs.devices) {
+    if (!d.available) {
+      notes.notes.push(`${d.id}: unavailable (${d.error ?? 'no answer'}), left out of the plan`);
+      continue;
+    }
+    const limits = deviceLimits(inputs.limits.get(d.id), slots, settings.paused === true);
+    const circuit = d.circuit;
+    if (d.caps.storage) {
+      const p = d.caps.storage.params;
+      const soc = d.caps.storage.state().socPct;
+      if (soc === undefined) {
+        notes.notes.push(`${d.id}: battery state of charge unknown, left out of the plan`);
+        continue;
+      }
+      batteries.push({
+        id: d.id,
+        circuit,
+        capacityWh: p.capacityWh,
+        socMinWh: p.socMinWh,
+        socMaxWh: p.socMaxWh,
+        initialWh: (soc / 100) * p.capacityWh,
+        maxChargeW: p.maxChargeW,
+        maxDischargeW: p.maxDischargeW,
+        chargeEfficiency: p.chargeEfficiency,
+        dischargeEfficiency: p.dischargeEfficiency,
+        cycleCostPerKwh: p.cycleCostPerKwh,
+        limits,
+      });
+    } else if (d.caps.charger) {
+      const ch = d.caps.charger;
+      if (!PLUGGED.has(ch.status())) continue;
+      const target = settings.target;
+      const minW = ch.minCurrentA * ch.voltage * ch.phases;
+      const maxW = ch.maxCurrentA * ch.voltage * ch.phases;
+      const soc = ch.evSocPct();
+      const delivered = ch.session()?.energyWh ?? 0;
+      const room = soc !== undefined && ch.evCapacityWh ? (((100 - soc) / 100) * ch.evCapacityWh) / EV_CHARGE_EFFICIENCY : undefined;
+      let until: number | undefined;
+      try {
+        until = target?.leave_time ? leaveInstant(target.leave_time, now, tz) : undefined;
+      } catch (err) {
+        notes.notes.push(`${d.id}: ${(err as Error).message}; planning to the horizon end`);
+      }
+      let need = 0;
+      let chargeNow = target?.charge_now === true || !target;
+      if (target?.soc_pct !== undefined) {
+        if (soc !== undefined && ch.evCapacityWh) need = Math.max(0, (((target.soc_pct - soc) / 100) * ch.evCapacityWh) / EV_CHARGE_EFFICIENCY);
+        else if (target.energy_wh !== undefined) need = Math.max(0, target.energy_wh - delivered);
+        else {
+          chargeNow = true;
+          notes.notes.push(`${d.id}: the car reports no state of charge, so its ${target.soc_pct} % target cannot be planned; charging at full power`);
+        }
+      } else if (target?.energy_wh !== undefined) need = Math.max(0, target.energy_wh - delivered);
+      if (!target) notes.notes.push(`${d.id}: no target set, charging at full power (set one with PUT /api/v1/devices/${d.id}/target)`);
+      const ownSetpoints = limits?.setpointW;
+      evs.push({
+        id: d.id,
+        circuit,
+        minPowerW: minW,
+        maxPowerW: maxW,
+        sessions: [{ from: now, until, energyNeededWh: need, roomWh: room }],
+        priceLimit: target?.price_limit,
+        solarOnly: target?.solar_only,
+        limits: chargeNow && !settings.paused ? { ...limits, setpointW: slots.map((s, t) => ownSetpoints?.[t] ?? (until === undefined || s.start < until ? maxW : undefined)) } : limits,
+      });
+    } else if (d.caps.thermostat) {
+      const th = d.caps.thermostat;
+      const model = th.model;
+      const state = th.state();
+      const modeSetting = typeof yaml.mode === 'string' ? yaml.mode : state.mode;
+      const mode = modeSetting === 'heat' ? 'heat' : modeSetting === 'cool' ? 'cool' : undefined;
+      const outdoor = outdoorForecast(yaml, slots, tz);
+      const band = settings.comfort ? { minC: settings.comfort.min_c, maxC: settings.comfort.max_c } : th.band;
+      if (!model || !mode || state.temperatureC === undefined || !outdoor) {
+        notes.notes.push(`${d.id}: ${!model ? 'no room model' : !mode ? 'mode is neither cool nor heat' : state.temperatureC === undefined ? 'no room temperature' : 'no outdoor forecast (outdoor_min_c/outdoor_max_c)'}, left to its own thermostat`);
+        continue;
+      }
+      hvacs.push({
+        id: d.id,
+        circuit,
+        mode,
+        rKPerKw: model.rKPerKw,
+        cKwhPerK: model.cKwhPerK,
+        cop: model.cop,
+        maxElectricW: model.maxElectricW,
+        initialC: state.temperatureC,
+        outdoorC: outdoor,
+        gainsW: slots.map(() => model.gainsW ?? 0),
+        minC: slots.map(() => band.minC),
+        maxC: slots.map(() => band.maxC),
+        limits,
+      });
+    } else if (d.caps.switch) {
+      const sw = d.caps.switch;
+      const schedule = settings.schedule;
+      if (!schedule && !settings.paused) continue;
+      const runs: LoadRun[] = [];
+      if (schedule?.window && schedule.hours > 0) {
+        for (const w of windowsBetween(schedule.window, now, horizon.end, tz)) {
+          const doneH = w.start < now && sw.ratedPowerW > 0 ? inputs.history.drawnWh(d.id, w.start, now) / sw.ratedPowerW : 0;
+          const left = Math.max(0, schedule.hours - doneH);
+          if (left < 1 / 60) continue;
+          const running = schedule.continuous === true && doneH > 1 / 60 && sw.isOn() === true;
+          runs.push({ start: Math.max(w.start, now), end: w.end, hours: left, continuous: schedule.continuous, mustStartNow: running });
+        }
+      }
+      loads.push({ id: d.id, circuit, ratedPowerW: sw.ratedPowerW, runs, onAtOrBelowRate: schedule?.max_rate, limits });
+    } else if (d.caps.pv) {
+      const pv = d.caps.pv.params;
+      const longitude = config.site.longitude ?? standardMeridian(tz, now);
+      const forecast: PowerForecast = clearSkyPvForecast({
+        array: { kWp: pv.kWp, tilt: pv.tilt, azimuth: pv.azimuth, latitude: config.site.latitude ?? (typeof yaml.latitude === 'number' ? yaml.latitude : 50), longitude },
+        timezone: tz,
+        history: inputs.history.intervals([d.id], now, -1),
+      });
+      notes.forecasts.pv.push(`${d.id}: ${forecast.name}`);
+      flows.push({ id: d.id, circuit, powerW: forecast.powerW(slots).map((w) => -w) });
+    } else if (isBaseLoadMeter(d)) {
+      baseMeters.push(d.id);
+      if (typeof yaml.annual_kwh === 'number') annualHint = (annualHint ?? 0) + yaml.annual_kwh;
+    }
+  }
+
+  // ---------------------------------------------------------------- base load
+  const history = inputs.history.intervals(baseMeters, now);
+  const historyDays = history.length / 96;
+  const meanW = history.length ? history.reduce((a, r) => a + r.wh, 0) / (history.length / 4) : 0;
+  const annualKwh = historyDays >= 1 ? Math.round((meanW * 8760) / 1000) : (annualHint ?? 4000);
+  const fallback = standardProfileLoad({ annualKwh, timezone: tz });
+  const base = baseMeters.length ? historyLoadForecast({ history, timezone: tz, fallback }) : fallback;
+  notes.forecasts.baseLoad = base.name;
+
+  return {
+    problem: { slots, importRate: imp.rates, exportRate: exp.rates, baseLoadW: base.powerW(slots), flows, grid, circuits, batteries, evs, hvacs, loads },
+    notes,
+  };
+}
+
+/** The longitude of a time zone's standard meridian (15° per hour of its winter offset), when the site's is not configured. */
+function standardMeridian(timezone: string, now: EpochMs): number {
+  const jan = DateTime.fromMillis(now, { zone: timezone }).set({ month: 1, day: 15 });
+  return (jan.offset / 60) * 15;
+}

@@ -6,12 +6,14 @@ import type { BenchSection } from './types.js';
 import { run as hubBench } from './hub.js';
 import { run as dashboardBench } from './dashboard.js';
 import { run as tariffBench } from './tariff.js';
+import { run as modbusBench } from './modbus.js';
 
 /** Every benchmark section, in the order they appear in BENCHMARKS.md. */
 const SECTIONS: { id: string; run: () => Promise<BenchSection> }[] = [
   { id: 'hub', run: hubBench },
   { id: 'dashboard', run: dashboardBench },
   { id: 'tariff', run: tariffBench },
+  { id: 'modbus', run: modbusBench },
 ];
 
 async function main() {

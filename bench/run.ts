@@ -7,6 +7,7 @@ import { run as hubBench } from './hub.js';
 import { run as dashboardBench } from './dashboard.js';
 import { run as tariffBench } from './tariff.js';
 import { run as modbusBench } from './modbus.js';
+import { run as meteringBench } from './metering.js';
 
 /** Every benchmark section, in the order they appear in BENCHMARKS.md. */
 const SECTIONS: { id: string; run: () => Promise<BenchSection> }[] = [
@@ -14,6 +15,7 @@ const SECTIONS: { id: string; run: () => Promise<BenchSection> }[] = [
   { id: 'dashboard', run: dashboardBench },
   { id: 'tariff', run: tariffBench },
   { id: 'modbus', run: modbusBench },
+  { id: 'metering', run: meteringBench },
 ];
 
 async function main() {

@@ -259,13 +259,25 @@ export function intervalSet(items: readonly { start: EpochMs; end: EpochMs; ener
   return set;
 }
 
-const zones = new Map<string, IANAZone>();
+const zones = new Map<string, { zone: IANAZone; offsets: Map<number, number> }>();
+
+/** UTC offset (minutes) of a zone at `t`, cached per quarter hour: offsets only change on such boundaries, and asking Intl is slow. */
+export function offsetAt(t: EpochMs, timezone: string): number {
+  let z = zones.get(timezone);
+  if (!z) zones.set(timezone, (z = { zone: IANAZone.create(timezone), offsets: new Map() }));
+  const q = Math.floor(t / BUCKET_MS);
+  let offset = z.offsets.get(q);
+  if (offset === undefined) {
+    if (z.offsets.size > 200_000) z.offsets.clear();
+    offset = z.zone.offset(q * BUCKET_MS);
+    z.offsets.set(q, offset);
+  }
+  return offset;
+}
 
 /** RFC 3339 time with the site's UTC offset at that instant (so a day's row reads as local midnight). */
 export function localIso(t: EpochMs, timezone: string): string {
-  let zone = zones.get(timezone);
-  if (!zone) zones.set(timezone, (zone = IANAZone.create(timezone)));
-  const offset = zone.offset(t);
+  const offset = offsetAt(t, timezone);
   const base = new Date(t + offset * 60_000).toISOString();
   const ms = t % 1000 !== 0 ? base.slice(19, 23) : '';
   if (offset === 0) return `${base.slice(0, 19)}${ms}Z`;

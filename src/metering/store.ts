@@ -22,7 +22,7 @@ import {
 } from './codec.js';
 import type { RegisterPoint } from './cumulative.js';
 import { PartitionTable, type Outcome } from './partition.js';
-import { BUCKET_MS, FLAG_REGISTER, MAX_RECORD_MS, flowOf, isRegister, monthOf, monthsFor, type RowOp } from './records.js';
+import { BUCKET_MS, FLAG_REGISTER, MAX_RECORD_MS, flowOf, isRegister, monthOf, monthStart, monthsFor, nextMonth, type RowOp } from './records.js';
 
 /**
  * Energy intervals handed to the cost functions: columns, optionally with session and record
@@ -335,11 +335,18 @@ export class MeterStore {
     if (this.readOnly) throw new MeterStoreError('the meter store was opened read-only');
     const outcomes: WriteOutcome[] = new Array(ops.length);
     const groups = new Map<Partition, number[]>();
+    // consecutive operations mostly share a subject and month: look the partition up only when that changes
+    let last: { subject: string; from: number; to: number; group: number[] } | undefined;
     for (let i = 0; i < ops.length; i++) {
-      const p = this.partition(ops[i].subject, monthOf(ops[i].start), true)!;
-      let g = groups.get(p);
-      if (!g) groups.set(p, (g = []));
-      g.push(i);
+      const op = ops[i];
+      if (!last || op.subject !== last.subject || op.start < last.from || op.start >= last.to) {
+        const month = monthOf(op.start);
+        const p = this.partition(op.subject, month, true)!;
+        let g = groups.get(p);
+        if (!g) groups.set(p, (g = []));
+        last = { subject: op.subject, from: monthStart(month), to: monthStart(nextMonth(month)), group: g };
+      }
+      last.group.push(i);
     }
     await Promise.all(
       [...groups].map(async ([p, idx]) => {

@@ -279,12 +279,20 @@ export function energySchedule(req: ScheduleRequest): ScheduleResult {
     return IntervalHeap.of(keys, idx);
   });
   const transferHeaps = devs.map(() => devs.map(() => new IntervalHeap()));
+  // whether (device, interval) has an entry in a heap: a valid entry is never popped, so it needs no second copy
+  const inSink = devs.map((_, i) => {
+    const flags = new Uint8Array(K);
+    for (let k = 0; k < K; k++) if (!Number.isNaN(cost[i][k])) flags[k] = 1;
+    return flags;
+  });
+  const inTransfer = devs.map(() => devs.map(() => new Uint8Array(K)));
   // sink edge i→T via k: i can take more in k and the site has room in k
   const sinkTop = (i: number): number => {
     const h = sinkHeaps[i];
     while (h.size) {
       const k = h.topIndex();
       if (cap[i][k] - x[i][k] > EPS_WH && siteCap[k] - used[k] > EPS_WH) return k;
+      inSink[i][k] = 0;
       h.pop();
     }
     return -1;
@@ -295,6 +303,7 @@ export function energySchedule(req: ScheduleRequest): ScheduleResult {
     while (h.size) {
       const k = h.topIndex();
       if (cap[i][k] - x[i][k] > EPS_WH && x[j][k] > EPS_WH) return k;
+      inTransfer[i][j][k] = 0;
       h.pop();
     }
     return -1;
@@ -304,8 +313,15 @@ export function energySchedule(req: ScheduleRequest): ScheduleResult {
     for (let i = 0; i < d; i++) {
       const ci = cost[i][k];
       if (Number.isNaN(ci) || !(cap[i][k] - x[i][k] > EPS_WH)) continue;
-      if (room) sinkHeaps[i].push(ci, k);
-      for (let j = 0; j < d; j++) if (j !== i && x[j][k] > EPS_WH) transferHeaps[i][j].push(ci - cost[j][k], k);
+      if (room && !inSink[i][k]) {
+        sinkHeaps[i].push(ci, k);
+        inSink[i][k] = 1;
+      }
+      for (let j = 0; j < d; j++) {
+        if (j === i || inTransfer[i][j][k] || !(x[j][k] > EPS_WH)) continue;
+        transferHeaps[i][j].push(ci - cost[j][k], k);
+        inTransfer[i][j][k] = 1;
+      }
     }
   };
 

@@ -65,17 +65,26 @@ describe('price history', () => {
     const bus = new HubBus();
     const events: string[] = [];
     bus.on('tariff.updated', (e) => events.push(e.direction));
-    const { s } = await service(dir, clock, { type: 'fixed', rate: 0.3 }, bus);
-    await s.importSeries('IMPORT', [{ start: T('2026-01-05T08:00Z'), end: T('2026-01-05T09:00Z'), rate: 0.05, confidence: 1 }]);
+    const first = await service(dir, clock, { type: 'fixed', rate: 0.3 });
+    await first.s.stop();
+    // the tariff changes to 0.40; the morning was recorded at 0.30
+    const { s } = await service(dir, clock, { type: 'fixed', rate: 0.4 }, bus);
+    await s.importSeries('IMPORT', [
+      { start: T('2026-01-05T08:00Z'), end: T('2026-01-05T09:00Z'), rate: 0.05, confidence: 1 },
+      { start: T('2026-01-05T10:00Z'), end: T('2026-01-05T11:00Z'), rate: 0.07, confidence: 1 },
+    ]);
     expect(events).toEqual(['IMPORT']);
-    expect(rates(joined(s.series('IMPORT', { start: T('2026-01-05T07:00Z'), end: T('2026-01-05T10:00Z') })))).toEqual([
+    // the recorded 09:00 hour between the two sent slots is kept
+    expect(rates(joined(s.series('IMPORT', { start: T('2026-01-05T07:00Z'), end: T('2026-01-05T12:00Z') })))).toEqual([
       ['07:00', '08:00', 0.3],
       ['08:00', '09:00', 0.05],
       ['09:00', '10:00', 0.3],
+      ['10:00', '11:00', 0.07],
+      ['11:00', '12:00', 0.3],
     ]);
     await s.stop();
     writeFileSync(join(dir, 'tariff-history', 'export-2026-01.json'), '{"slots": [[1,');
-    const again = await service(dir, clock, { type: 'fixed', rate: 0.3 });
+    const again = await service(dir, clock, { type: 'fixed', rate: 0.4 });
     expect(readdirSync(join(dir, 'tariff-history')).some((f) => f.startsWith('export-2026-01.json.damaged-'))).toBe(true);
     expect(rates(joined(again.s.series('IMPORT', { start: T('2026-01-05T08:00Z'), end: T('2026-01-05T09:00Z') })))).toEqual([['08:00', '09:00', 0.05]]);
     await again.s.stop();

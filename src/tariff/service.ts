@@ -240,7 +240,14 @@ export class TariffService implements PriceLookup {
     d.importedAt = now;
     const edge = this.history.frozenUntil(direction);
     if (edge !== undefined && from < edge) {
-      this.history.record(direction, sliceSeries(series, { start: from, end: Math.min(to, edge) }), from, Math.min(to, edge));
+      // run by run, so a gap between the sent slots keeps what was recorded there
+      const past = sliceSeries(series, { start: from, end: Math.min(to, edge) });
+      for (let a = 0; a < past.length; ) {
+        let b = a + 1;
+        while (b < past.length && past[b].start === past[b - 1].end) b++;
+        this.history.record(direction, past.slice(a, b), past[a].start, past[b - 1].end);
+        a = b;
+      }
     }
     const stored: ImportedSeries = {
       currency_code: this.site.currency,

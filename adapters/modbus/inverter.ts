@@ -91,6 +91,8 @@ export class ModbusInverter {
   private readings = new Map<MeterChannel, MeterReading>();
   private active?: ActiveCommand;
   private mode: StorageMode = 'auto';
+  /** homeflex itself wrote auto and nothing since: another auto changes nothing (and wears no flash). */
+  private autoWritten = false;
   private polling?: Promise<void>;
   private stopTimer?: () => void;
   private downSince?: number;
@@ -410,6 +412,7 @@ export class ModbusInverter {
     }
     if (!this.device.available) await this.pollOnce();
     if (!this.device.available) throw retryableError('device_unavailable', `${where} is unavailable: ${this.device.error}`);
+    if (cmd.mode === 'auto' && this.autoWritten && !this.active) return;
     await this.serialised(async () => {
       let variant: ModeVariant;
       try {
@@ -482,6 +485,7 @@ export class ModbusInverter {
       try {
         await this.transport.writeRegisters(p.unit, p.address, words);
       } catch (err) {
+        this.autoWritten = false;
         if (err instanceof HomeflexError) {
           throw new HomeflexError(err.kind, err.code, `${this.config.id}: mode ${mode}: writing ${w.point} = ${values[i]} (${p.label}) failed: ${err.message}`, { cause: err });
         }
@@ -491,6 +495,7 @@ export class ModbusInverter {
       this.values.set(w.point, values[i]);
     }
     this.mode = mode;
+    this.autoWritten = mode === 'auto';
     return variant;
   }
 

@@ -110,6 +110,13 @@ describe('SunSpec inverter simulator through the modbus adapter', () => {
     expect(sim.batteryW).toBe(1500);
     await inv.device.caps.storage!.command({ mode: 'discharge', powerW: 10_000 });
     expect(sim.image.get(124, 'OutWRte')).toBe(80); // clamped to max_discharge_w 4000 of WChaMax 5000
+    // the plan says auto again and again: written once, then nothing to do
+    await inv.device.caps.storage!.command({ mode: 'auto' });
+    const writes = sim.writes.length;
+    await inv.device.caps.storage!.command({ mode: 'auto' });
+    await inv.device.caps.storage!.command({ mode: 'auto' });
+    expect(sim.writes.length).toBe(writes);
+    await inv.device.caps.storage!.command({ mode: 'hold' });
     await inv.stop();
     expect(sim.image.getRaw(124, 'StorCtl_Mod')).toBe(0);
     expect(said(ctx.log, 'info', /handed battery back/)).toHaveLength(1);

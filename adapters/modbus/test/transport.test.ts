@@ -118,6 +118,20 @@ describe('Modbus TCP connection', () => {
     expect(said(log, 'info', /modbus connection lan is back/)).toHaveLength(1);
   });
 
+  it('fails the request in flight at once when the connection stops', async () => {
+    const sim = new SunSpecInverterSim();
+    const port = await sim.listen(0);
+    cleanups.push(() => sim.close());
+    const conn = tcpConnection(port, { timeoutMs: 5000 });
+    expect(await conn.readHolding(1, 40000, 2)).toEqual([0x5375, 0x6e53]);
+    sim.silent = true;
+    const pending = conn.readHolding(1, 40000, 2);
+    const queued = conn.readHolding(1, 40002, 2);
+    await conn.stop();
+    await expect(pending).rejects.toThrow('modbus lan: connection is stopped');
+    await expect(queued).rejects.toThrow('modbus lan: connection is stopped');
+  });
+
   it('refuses requests it cannot send, naming what is wrong', async () => {
     const conn = tcpConnection(1);
     await expect(conn.readHolding(1, 65535, 2)).rejects.toThrow('modbus lan unit 1: address 65535 (+2) is outside 0-65535');

@@ -103,6 +103,8 @@ export class ModbusConnection implements ModbusTransport {
   /** Closes the port and fails every queued request; later requests fail at once. */
   async stop(): Promise<void> {
     this.stopped = true;
+    // the request in flight would otherwise wait out its timeout on a port that is gone
+    this.onClosed?.(permanentError('modbus_stopped', `modbus ${this.id}: connection is stopped`));
     await this.close();
   }
 

@@ -160,6 +160,10 @@ export class MeteringService {
 
   /** `PUT /meters/cumulative/epoch`: register readings become intervals, resets and late readings included. */
   async ingestCumulative(body: unknown): Promise<MeterBatch> {
+    const data = (body as { data?: unknown } | null)?.data;
+    if (Array.isArray(data) && data.length > MAX_BATCH) {
+      throw new ApiError(413, 'too_many_records', `data: ${data.length} readings in one request; at most ${MAX_BATCH.toLocaleString('en')} are accepted. Split them into several requests.`, { field: 'data', max_records: MAX_BATCH, records_submitted: data.length });
+    }
     let req;
     try {
       req = parseCumulative(body, { locationId: this.site.id });
@@ -182,16 +186,15 @@ export class MeteringService {
       if (typeof o === 'object') failedAt.set(op.end, o.error);
       else if (op.op === 'put' && op.start !== op.end && o === 'stored') batch.intervals_created!++;
     });
-    for (const r of sortReadings(req.readings)) {
+    for (const r of req.readings) {
       if (indexByTime.get(r.time) !== r.index) {
-        batch.ignored_records.push({ record_num: r.index, record_reference_id: r.ref, reason: 'another reading in this request has the same time; the later one was kept' });
+        batch.ignored_records.push({ record_num: r.index, record_reference_id: r.ref, reason: 'a later reading in this request has the same time; that one was kept' });
         continue;
       }
       const error = failedAt.get(r.time);
       if (error) batch.failed_records.push({ record_num: r.index, record_reference_id: r.ref, error });
       else batch.records_processed++;
     }
-    for (const r of req.readings) if (!batch.ignored_records.some((x) => x.record_num === r.index) && indexByTime.get(r.time) !== r.index) batch.ignored_records.push({ record_num: r.index, record_reference_id: r.ref, reason: 'another reading in this request has the same time; the later one was kept' });
     batch.failed_records.sort((a, b) => a.record_num - b.record_num);
     if (batch.records_processed === 0 && batch.failed_records.length && !req.failed.length) throw new ApiError(503, 'store_unavailable', `no reading could be stored: ${batch.failed_records[0].error}`);
     return batch;
@@ -376,6 +379,8 @@ export class MeteringService {
     const total = emptyCell();
     let data;
     if (q.aggregation === 'NONE') {
+      const estimate = this.store.estimateRows(subject, window.start, window.end);
+      if (estimate > 2 * MAX_COST_ROWS) throw new ApiError(400, 'too_many_rows', `aggregation: NONE would return about ${Math.round(estimate)} records (at most ${MAX_COST_ROWS}); use DAY, WEEK, MONTH or YEAR, or a shorter window`, { field: 'aggregation' });
       const set = this.store.intervals(subject, window.start, window.end, { flows, labels: true });
       if (set.n > MAX_COST_ROWS) throw new ApiError(400, 'too_many_rows', `aggregation: NONE would return ${set.n} records (at most ${MAX_COST_ROWS}); use DAY, WEEK, MONTH or YEAR, or a shorter window`, { field: 'aggregation' });
       const prices = this.prices(window, flows, warnings);

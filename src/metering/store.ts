@@ -602,6 +602,18 @@ export class MeterStore {
     return out.build();
   }
 
+  /** About how many rows of a subject fall in `[start, end)`, from partition sizes alone (nothing is loaded). */
+  estimateRows(subject: string, start: number, end: number): number {
+    let rows = 0;
+    for (const p of this.partitionsFor(subject, start, end)) {
+      const from = monthStart(p.month);
+      const to = monthStart(nextMonth(p.month));
+      const share = Math.max(0, Math.min(end, to) - Math.max(start, from)) / (to - from);
+      rows += share * (p.table ? p.table.liveRows : (p.seg?.rows ?? 0) + p.logOps);
+    }
+    return rows;
+  }
+
   /** Subjects holding rows of a session. */
   sessionSubjects(session: string): string[] {
     return [...new Set([...(this.sessionIndex.get(session) ?? [])].map((p) => p.subject))];

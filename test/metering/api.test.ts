@@ -167,9 +167,12 @@ describe('metering API over HTTP', () => {
       ['03:00', 500, 'c'],
       ['04:00', 500, 'd'],
     ]);
-    // and the next request continues from the last reading
-    await call('PUT', `${url}/meters/cumulative/epoch`, body([{ time: t0 + 14400, value: 1.25 }]));
+    // and the next request continues from the last reading; of two readings at one time the later counts
+    const dup = await call('PUT', `${url}/meters/cumulative/epoch`, body([{ time: t0 + 14400, value: 9 }, { time: t0 + 14400, value: 1.25 }]));
+    expect(dup.body).toMatchObject({ records_processed: 1, ignored_records: [{ record_num: 0, record_reference_id: null, reason: 'a later reading in this request has the same time; that one was kept' }] });
     expect((await rows()).at(-1)).toEqual(['05:00', 750, null]);
+    const many = await call('PUT', `${url}/meters/cumulative/epoch`, body(Array.from({ length: 10_001 }, (_, i) => ({ time: t0 + 20_000 + i * 60, value: i }))));
+    expect([many.status, many.body.code, many.body.message]).toEqual([413, 'too_many_records', 'data: 10001 readings in one request; at most 10,000 are accepted. Split them into several requests.']);
   });
 
   it('meters the adapters: readings become 1-minute records tagged with the charging session', async () => {

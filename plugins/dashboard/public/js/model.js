@@ -121,6 +121,7 @@ export function normalizePlan(body) {
     cost: d.cost ?? d.expected_cost,
     target: d.target,
     leaveTime: d.leave_time ? ms(d.leave_time) : d.leaveTime,
+    paused: Boolean(d.paused),
   }));
   const arr = (a, b) => p[a] ?? p[b] ?? [];
   const importW = arr('importW', 'import_w');
@@ -135,8 +136,15 @@ export function normalizePlan(body) {
     importRate: arr('importRate', 'import_rate'),
     exportRate: arr('exportRate', 'export_rate'),
     gridW: importW.map((v, i) => v - (exportW[i] ?? 0)),
+    /** Forecasts the plan was made with: the house's base load and PV production (W, + = produced). */
+    baseLoadW: arr('baseLoadW', 'base_load_w'),
+    pvW: arr('pvW', 'pv_w'),
     devices,
     warnings: p.warnings ?? [],
+    notes: p.notes ?? [],
+    trigger: p.trigger,
+    solveMs: p.solver?.solve_ms,
+    stale: p.stale ? (p.error ?? 'stale') : undefined,
   };
 }
 

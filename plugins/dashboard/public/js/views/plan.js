@@ -11,9 +11,19 @@ const HOUR = 3_600_000;
 export const KIND_COLOUR = { ev: '#2563eb', battery: '#16a34a', hvac: '#ea580c', socket: '#9333ea', pv: '#eab308', meter: '#64748b', load: '#9333ea' };
 
 const cssVar = (name, fallback) => getComputedStyle(document.documentElement).getPropertyValue(name).trim() || fallback;
-const alpha = (hex, a) => {
-  const n = parseInt(hex.slice(1), 16);
-  return `rgba(${(n >> 16) & 255},${(n >> 8) & 255},${n & 255},${a})`;
+const rgb = (colour) => {
+  const m = /^#([0-9a-f]{6})$/i.exec(colour) ?? /^rgba?\((\d+),\s*(\d+),\s*(\d+)/i.exec(colour);
+  if (!m) return [255, 255, 255];
+  if (m.length === 2) {
+    const n = parseInt(m[1], 16);
+    return [(n >> 16) & 255, (n >> 8) & 255, n & 255];
+  }
+  return [Number(m[1]), Number(m[2]), Number(m[3])];
+};
+/** An opaque colour `share` of the way from `a` to `b`, so stacked layers need no transparency. */
+const mix = (a, b, share) => {
+  const [x, y] = [rgb(a), rgb(b)];
+  return `rgb(${x.map((v, i) => Math.round(v + (y[i] - v) * share)).join(',')})`;
 };
 
 /** Hours on the time axis, and the weekday and date at local midnight. */
@@ -45,8 +55,15 @@ function buildData(app, plan, t0, t1) {
   edges.add(t0);
   edges.add(t1);
   const xs = [...edges].sort((a, b) => a - b);
-  const devices = (plan?.devices ?? []).filter((d) => d.powerW.some((w) => Math.abs(w) > 1));
+  const planned = (plan?.devices ?? []).filter((d) => d.powerW.some((w) => Math.abs(w) > 1));
+  // the forecasts under the plan: what the house draws anyway, and what the PV gives (negative = produced)
+  const forecasts = [
+    plan?.baseLoadW?.some((w) => w > 1) ? { id: 'base-load', kind: 'meter', label: 'House (forecast)', powerW: plan.baseLoadW.map((w) => w ?? 0), reasons: [] } : null,
+    plan?.pvW?.some((w) => w > 1) ? { id: 'pv-forecast', kind: 'pv', label: 'Solar (forecast)', powerW: plan.pvW.map((w) => -(w ?? 0)), reasons: [] } : null,
+  ].filter(Boolean);
+  const devices = [...forecasts, ...planned];
   const names = new Map([...app.devices.values()].map((d) => [d.id, d]));
+  for (const f of forecasts) names.set(f.id, { name: f.label });
   const at = (t) => plan?.slots.findIndex((s) => s.start <= t && t < s.end) ?? -1;
   const slotIdx = xs.map(at);
   const pos = [];
@@ -64,12 +81,21 @@ function buildData(app, plan, t0, t1) {
   }
   const price = (series) => xs.map((t) => slotAt(series, t)?.rate ?? null);
   const grid = plan?.gridW?.length ? slotIdx.map((i) => (i < 0 ? null : plan.gridW[i] / 1000)) : null;
-  return { xs, devices, names, pos, neg, importRate: price(app.prices.import), exportRate: price(app.prices.export), grid, slotIdx };
+  // one colour per kind, a darker or lighter shade of it for a second and third device of that kind
+  const colours = new Map();
+  const seen = {};
+  for (const d of devices) {
+    const kind = d.kind ?? deviceKind(names.get(d.id) ?? {});
+    const n = (seen[kind] = (seen[kind] ?? -1) + 1);
+    const base = KIND_COLOUR[kind] ?? KIND_COLOUR.meter;
+    colours.set(d.id, n === 0 ? base : mix(base, n % 2 ? '#000000' : '#ffffff', 0.3 * Math.ceil(n / 2)));
+  }
+  return { xs, devices, names, colours, pos, neg, importRate: price(app.prices.import), exportRate: price(app.prices.export), grid, slotIdx };
 }
 
 function chart(el, readout, app, plan) {
   const now = app.now();
-  const t0 = Math.floor(now / (15 * 60_000)) * 15 * 60_000;
+  const t0 = plan?.slots.length ? Math.max(plan.slots[0].start, now - 15 * 60_000) : Math.floor(now / (15 * 60_000)) * 15 * 60_000;
   const t1 = plan?.slots.length ? Math.min(t0 + 48 * HOUR, plan.slots[plan.slots.length - 1].end) : t0 + 48 * HOUR;
   const data = buildData(app, plan, t0, t1);
   const bands = priceBands(ahead(app.prices.import, now));
@@ -80,25 +106,24 @@ function chart(el, readout, app, plan) {
   const stepped = uPlot.paths.stepped({ align: 1 });
 
   const series = [{}];
-  const uBands = [];
-  const colour = (d) => KIND_COLOUR[d.kind ?? deviceKind(data.names.get(d.id) ?? {})] ?? KIND_COLOUR.meter;
-  const addStack = (stack, sign) =>
-    stack.forEach(({ d }, k) => {
-      const idx = series.length;
-      series.push({ label: `${data.names.get(d.id)?.name ?? d.id}${sign < 0 ? ' (delivering)' : ''}`, scale: 'kW', stroke: colour(d), width: 1, fill: alpha(colour(d), 0.55), paths: stepped, points: { show: false } });
-      if (k > 0) uBands.push({ series: [sign > 0 ? idx : idx - 1, sign > 0 ? idx - 1 : idx], fill: alpha(colour(d), 0.55) });
+  const columns = [data.xs.map((t) => t / 1000)];
+  const colour = (d) => data.colours.get(d.id);
+  const layerFill = (c) => mix(c, cssVar('--card', '#ffffff'), 0.45);
+  // stacked areas by painting: the whole stack first, then each smaller partial sum over it, all
+  // filled to zero with opaque colours, so each device shows as the band between two sums
+  const addStack = (stack) =>
+    [...stack].reverse().forEach(({ d, values }) => {
+      series.push({ label: data.names.get(d.id)?.name ?? d.id, scale: 'kW', stroke: colour(d), width: 1, fill: layerFill(colour(d)), fillTo: 0, paths: stepped, points: { show: false } });
+      columns.push(values);
     });
-  addStack(data.pos, 1);
-  const negStart = series.length;
-  addStack(data.neg, -1);
-  if (data.grid) series.push({ label: 'Grid (net)', scale: 'kW', stroke: text, width: 1.25, dash: [4, 3], paths: stepped, points: { show: false } });
+  addStack(data.pos);
+  addStack(data.neg);
+  if (data.grid) {
+    series.push({ label: 'Grid (net)', scale: 'kW', stroke: text, width: 1.25, dash: [4, 3], paths: stepped, points: { show: false } });
+    columns.push(data.grid);
+  }
   series.push({ label: 'Import price', scale: 'rate', stroke: '#dc2626', width: 2, paths: stepped, points: { show: false } });
   series.push({ label: 'Export price', scale: 'rate', stroke: '#0891b2', width: 2, dash: [6, 4], paths: stepped, points: { show: false } });
-  // a band below zero fills downwards from the series above it
-  for (const b of uBands) if (b.series[0] >= negStart) b.dir = -1;
-
-  const columns = [data.xs.map((t) => t / 1000), ...data.pos.map((p) => p.values), ...data.neg.map((p) => p.values)];
-  if (data.grid) columns.push(data.grid);
   columns.push(data.importRate, data.exportRate);
 
   const x = (u, t) => u.valToPos(t / 1000, 'x', true);
@@ -115,7 +140,6 @@ function chart(el, readout, app, plan) {
       { scale: 'rate', side: 1, label: `${app.site.currency}/kWh`, stroke: muted, grid: { show: false }, ticks: { stroke: gridColour }, size: 56, values: (_u, vals) => vals.map((v) => v.toFixed(2)) },
     ],
     series,
-    bands: uBands,
     hooks: {
       drawClear: [
         (u) => {
@@ -158,13 +182,16 @@ function chart(el, readout, app, plan) {
           ctx.restore();
         },
       ],
-      setCursor: [(u) => showReadout(readout, app, plan, data, u.cursor.idx)],
+      // off the chart the readout goes back to now
+      setCursor: [(u) => showReadout(readout, app, plan, data, u.cursor.idx ?? nowIndex(data, now))],
     },
   };
   const plot = new uPlot(opts, columns, el);
-  showReadout(readout, app, plan, data, data.xs.findIndex((t) => t >= now) - 1);
+  showReadout(readout, app, plan, data, nowIndex(data, now));
   return { plot, data, bands, marks };
 }
+
+const nowIndex = (data, now) => Math.max(0, data.xs.findIndex((t) => t > now) - 1);
 
 /** The numbers under the cursor (or for now): prices, and each device's planned power and reason. */
 function showReadout(el, app, plan, data, idx) {
@@ -179,7 +206,7 @@ function showReadout(el, app, plan, data, idx) {
     data.devices.map((d) => {
       const w = slot >= 0 ? (d.powerW[slot] ?? 0) : 0;
       const reason = slot >= 0 ? d.reasons[slot] : undefined;
-      const colour = KIND_COLOUR[d.kind ?? deviceKind(data.names.get(d.id) ?? {})] ?? KIND_COLOUR.meter;
+      const colour = data.colours.get(d.id);
       return h('span', { class: 'chip', style: { '--chip': colour } }, `${data.names.get(d.id)?.name ?? d.id} ${Math.abs(w) < 10 ? 'off' : fmt.power(w)}${reason && Math.abs(w) >= 10 ? ` · ${reasonText(reason)}` : ''}`);
     }),
   );
@@ -187,7 +214,7 @@ function showReadout(el, app, plan, data, idx) {
 
 function legend(app, plan, data, bands, marks) {
   const items = data.devices.map((d) => {
-    const colour = KIND_COLOUR[d.kind ?? deviceKind(data.names.get(d.id) ?? {})] ?? KIND_COLOUR.meter;
+    const colour = data.colours.get(d.id);
     return h('span', { class: 'key' }, h('i', { class: 'swatch', style: { background: colour } }), data.names.get(d.id)?.name ?? d.id);
   });
   return h(
@@ -213,10 +240,12 @@ function summary(app, plan) {
       'div',
       { class: 'stats' },
       stat('Expected cost', fmt.money(plan.cost), 'imports minus export earnings over the horizon'),
-      stat('Made', plan.createdAt ? fmt.time(plan.createdAt) : '—', plan.createdAt ? fmt.relative(plan.createdAt, app.now()) : undefined),
-      stat('Valid until', plan.validUntil ? fmt.dayTime(plan.validUntil) : '—', plan.status ? `solver: ${plan.status}` : undefined),
+      stat('Made', plan.createdAt ? fmt.time(plan.createdAt) : '—', [plan.createdAt ? fmt.relative(plan.createdAt, app.now()) : '', plan.trigger ? `on ${plan.trigger}` : ''].filter(Boolean).join(', ')),
+      stat('Valid until', plan.validUntil ? fmt.dayTime(plan.validUntil) : '—', plan.status ? `solver: ${plan.status}${plan.solveMs !== undefined ? ` in ${fmt.num(plan.solveMs, 0)} ms` : ''}` : undefined),
     ),
+    plan.stale ? h('p', { class: 'problem error' }, `This plan is out of date: ${plan.stale}`) : null,
     plan.warnings.length ? h('ul', { class: 'warnings' }, plan.warnings.map((w) => h('li', null, w))) : null,
+    plan.notes.length ? h('ul', { class: 'notes' }, plan.notes.map((n) => h('li', null, typeof n === 'string' ? n : JSON.stringify(n)))) : null,
     h(
       'table',
       { class: 'compact plan-table' },
@@ -234,7 +263,7 @@ function summary(app, plan) {
             else open = undefined;
           });
           const energy = d.energyWh ?? d.powerW.reduce((a, w, i) => a + (Math.max(0, w) * (plan.slots[i].end - plan.slots[i].start)) / HOUR, 0);
-          const note = d.shortfallWh ? badge(`short by ${fmt.energy(d.shortfallWh)}`, 'bad') : null;
+          const note = [d.paused ? badge('paused', 'info') : null, d.shortfallWh > 1 ? badge(`short by ${fmt.energy(d.shortfallWh)}`, 'bad') : null];
           return h(
             'tr',
             null,

@@ -174,13 +174,21 @@ describe('dashboard in a real browser', { timeout: 90_000 }, () => {
     await shot(page, 'now');
   });
 
-  it('Now fits a phone screen', async () => {
+  it('fits a phone screen, light and dark', async () => {
     await page.setViewportSize({ width: 390, height: 844 });
+    for (const view of ['now', 'plan', 'control']) {
+      await page.goto(`${hub.url}/#${view}`);
+      await page.locator(view === 'plan' ? '.chart canvas' : '.card').first().waitFor();
+      // nothing wider than the screen: no sideways scrolling
+      expect(await page.evaluate('document.documentElement.scrollWidth'), view).toBeLessThanOrEqual(390);
+      await shot(page, `${view}-phone`);
+    }
+    await page.emulateMedia({ colorScheme: 'dark' });
     await page.goto(`${hub.url}/#now`);
     await page.locator('.device[data-device="ev"] .power').waitFor();
-    // nothing wider than the screen: no sideways scrolling
-    expect(await page.evaluate('document.documentElement.scrollWidth')).toBeLessThanOrEqual(390);
-    await shot(page, 'now-phone');
+    expect(await page.evaluate('getComputedStyle(document.body).backgroundColor')).toBe('rgb(11, 18, 17)');
+    await shot(page, 'now-phone-dark');
+    await page.emulateMedia({ colorScheme: 'light' });
     await page.setViewportSize({ width: 1280, height: 900 });
   });
 

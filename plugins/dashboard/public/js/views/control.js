@@ -5,7 +5,7 @@ import { api } from '../api.js';
 import { h, replace } from '../dom.js';
 import * as fmt from '../format.js';
 import { deviceKind, KIND_LABEL } from '../model.js';
-import { planFor } from './now.js';
+import { planFor, planSentence } from './now.js';
 import { apiProblem, badge, empty } from '../widgets.js';
 
 const path = (id, what) => `/devices/${encodeURIComponent(id)}/${what}`;
@@ -155,7 +155,7 @@ function deviceControl(app, d, ctl, ctlError, done) {
   const update = (dev) => {
     replace(badges, ctl?.paused ? badge('paused', 'info') : null, ctl?.target?.charge_now ? badge('charging now', 'good') : null, dev.available ? null : badge('unavailable', 'bad'));
     const p = app.plan.value ? planFor(app.plan.value, dev.id, app.now()) : undefined;
-    replace(planned, p?.powerW === undefined ? '' : `Planned now: ${Math.abs(p.powerW) < 10 ? 'off' : fmt.power(p.powerW)}${p.next ? `, then ${Math.abs(p.next.powerW) < 10 ? 'off' : fmt.power(p.next.powerW)} at ${fmt.dayTime(p.next.start)}` : ''}`);
+    replace(planned, p?.powerW === undefined ? '' : `Plan: ${planSentence(kind, p)}`);
   };
   update(d);
   return { el, update };

@@ -98,14 +98,29 @@ function flowsCard(app) {
   return h('section', { class: 'card flows' }, h('h2', null, 'Power flows'), flows ? flowDiagram(flows) : empty('No meter readings yet', 'They appear as the devices report.'));
 }
 
+/** Planned power in the device's own words: "charging 7.4 kW", "discharging 2 kW", "on", "off". */
+export function plannedAction(kind, w) {
+  if (w === undefined || w === null || Math.abs(w) < 10) return 'off';
+  const p = fmt.power(Math.abs(w));
+  if (kind === 'battery') return w > 0 ? `charging ${p}` : `discharging ${p}`;
+  if (kind === 'ev') return `charging ${p}`;
+  if (kind === 'socket') return `on (${p})`;
+  if (kind === 'hvac') return `running at ${p}`;
+  return w > 0 ? `drawing ${p}` : `delivering ${p}`;
+}
+
+/** "Plan: off now (price); charging 4.1 kW from Wed 02:30 (price)". */
+export function planSentence(kind, p) {
+  const why = (r) => (r ? ` (${reasonText(r)})` : '');
+  const next = p.next ? `; ${plannedAction(kind, p.next.powerW)} from ${fmt.dayTime(p.next.start)}${why(p.next.reason)}` : '';
+  return `${plannedAction(kind, p.powerW)} now${why(p.reason)}${next}`;
+}
+
 function whyLine(app, d) {
   if (app.plan.error || !app.plan.value) return null;
   const p = planFor(app.plan.value, d.id, app.now());
   if (!p || p.powerW === undefined) return null;
-  const what = Math.abs(p.powerW) < 10 ? 'Plan: off now' : `Plan: ${p.powerW > 0 ? 'drawing' : 'delivering'} ${fmt.power(Math.abs(p.powerW))} now`;
-  const why = p.reason ? ` — ${reasonText(p.reason)}` : '';
-  const next = p.next ? `; ${Math.abs(p.next.powerW) < 10 ? 'off' : fmt.power(p.next.powerW)} at ${fmt.dayTime(p.next.start)}${p.next.reason ? ` (${reasonText(p.next.reason)})` : ''}` : '';
-  return h('p', { class: 'why' }, what + why + next);
+  return h('p', { class: 'why' }, `Plan: ${planSentence(deviceKind(d), p)}`);
 }
 
 const CHARGER_STATUS = {

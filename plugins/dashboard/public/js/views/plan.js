@@ -127,6 +127,8 @@ function chart(el, readout, app, plan) {
   columns.push(data.importRate, data.exportRate);
 
   const x = (u, t) => u.valToPos(t / 1000, 'x', true);
+  // on a phone the axis titles go (the legend says what is what) and the plot gets the width
+  const narrow = (el.clientWidth || 600) < 560;
   const opts = {
     width: el.clientWidth || 600,
     height: el.clientWidth < 560 ? 260 : 340,
@@ -136,8 +138,8 @@ function chart(el, readout, app, plan) {
     scales: { x: { time: true }, kW: { auto: true, range: (_u, lo, hi) => [Math.min(0, lo * 1.1), Math.max(1, hi * 1.15)] }, rate: { auto: true, range: (_u, lo, hi) => [Math.min(0, lo), hi * 1.15 || 1] } },
     axes: [
       { stroke: muted, grid: { stroke: gridColour }, ticks: { stroke: gridColour }, space: 56, values: (_u, splits) => splits.map(axisLabel) },
-      { scale: 'kW', label: 'planned kW', stroke: muted, grid: { stroke: gridColour }, ticks: { stroke: gridColour }, size: 48 },
-      { scale: 'rate', side: 1, label: `${app.site.currency}/kWh`, stroke: muted, grid: { show: false }, ticks: { stroke: gridColour }, size: 56, values: (_u, vals) => vals.map((v) => v.toFixed(2)) },
+      { scale: 'kW', label: narrow ? undefined : 'planned kW', stroke: muted, grid: { stroke: gridColour }, ticks: { stroke: gridColour }, size: narrow ? 34 : 48 },
+      { scale: 'rate', side: 1, label: narrow ? undefined : `${app.site.currency}/kWh`, stroke: muted, grid: { show: false }, ticks: { stroke: gridColour }, size: narrow ? 40 : 56, values: (_u, vals) => vals.map((v) => v.toFixed(2)) },
     ],
     series,
     hooks: {
@@ -269,7 +271,7 @@ function summary(app, plan) {
             null,
             h('td', null, names.get(d.id) ?? d.id),
             h('td', { class: 'num' }, fmt.energy(energy)),
-            h('td', null, runs.length ? runs.slice(0, 4).map((r) => `${fmt.dayTime(r.start)}–${fmt.time(r.end)}`).join(', ') + (runs.length > 4 ? ` (+${runs.length - 4})` : '') : 'none'),
+            h('td', null, runs.length ? runs.slice(0, 2).map((r) => `${fmt.dayTime(r.start)}–${fmt.time(r.end)}`).join(', ') + (runs.length > 2 ? `, and ${runs.length - 2} more` : '') : 'none'),
             h('td', null, note),
           );
         }),

@@ -94,6 +94,7 @@ export const homeassistant = defineAdapter<HaConfig>({
     const register = new EnergyRegister(ctx.store);
     const waiters: { check: () => boolean; resolve: () => void }[] = [];
     let conn: ReturnType<typeof acquireClient> | undefined;
+    let synced = false;
     const cleanups: (() => void)[] = [];
 
     const device: Device = {
@@ -120,7 +121,9 @@ export const homeassistant = defineAdapter<HaConfig>({
 
     const refresh = () => {
       const client = conn?.client;
-      const error = client?.authError ?? (!client?.connected ? `not connected to Home Assistant${client?.lastError ? ` (${client.lastError})` : ''}` : missing ?? (entityState === 'unavailable' || entityState === 'unknown' ? `Home Assistant reports ${config.entity_id} as ${entityState}` : undefined));
+      // after every (re)connect the states are read again before the device counts as available
+      if (!client?.connected) synced = false;
+      const error = client?.authError ?? (!client?.connected ? `not connected to Home Assistant${client?.lastError ? ` (${client.lastError})` : ''}` : !synced ? 'reading the states from Home Assistant' : missing ?? (entityState === 'unavailable' || entityState === 'unknown' ? `Home Assistant reports ${config.entity_id} as ${entityState}` : undefined));
       const was = device.available;
       device.available = error === undefined;
       device.error = error;
@@ -128,6 +131,8 @@ export const homeassistant = defineAdapter<HaConfig>({
         if (device.available) ctx.log.info('climate entity is available');
         else ctx.log.warn({ reason: error }, 'climate entity is unavailable');
         ctx.bus.emit('device.state', { deviceId: config.id, available: device.available, error });
+        // the plan leaves unavailable devices out: coming and going re-plans
+        ctx.bus.emit(device.available ? 'device.connected' : 'device.disconnected', { deviceId: config.id });
       }
     };
 
@@ -223,6 +228,7 @@ export const homeassistant = defineAdapter<HaConfig>({
         missing = absent.includes(config.entity_id) ? `Home Assistant has no entity ${config.entity_id}` : undefined;
         if (absent.length) ctx.log.error(`Home Assistant has no entity ${absent.join(', ')}`);
         for (const id of wanted) if (byId.has(id)) apply(byId.get(id)!);
+        synced = true;
       } catch (err) {
         ctx.log.warn({ err: (err as Error).message }, 'could not read the states from Home Assistant');
       }

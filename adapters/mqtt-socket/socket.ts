@@ -238,5 +238,7 @@ export class SocketDevice {
       else this.ctx.log.warn({ reason: error }, 'socket is unavailable');
     }
     if (force || wasAvailable !== this.device.available) this.ctx.bus.emit('device.state', { deviceId: this.config.id, available: this.device.available, error });
+    // the plan leaves unavailable devices out: coming and going re-plans
+    if (wasAvailable !== this.device.available) this.ctx.bus.emit(this.device.available ? 'device.connected' : 'device.disconnected', { deviceId: this.config.id });
   }
 }

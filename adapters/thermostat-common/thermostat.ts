@@ -18,6 +18,8 @@ export const thermostatProperties = {
   cop: { type: 'number', exclusiveMinimum: 0, default: 3, description: 'Heat moved per electrical energy' },
   max_electric_w: { type: 'number', exclusiveMinimum: 0, description: 'Electrical power while running (W)' },
   gains_w: { type: 'number', description: 'Mean internal and solar gains (W)' },
+  outdoor_min_c: { type: 'number', description: 'Outdoor forecast for the plan: daily minimum (°C), as for sim_hvac' },
+  outdoor_max_c: { type: 'number', description: 'Outdoor forecast for the plan: daily maximum (°C, at 15:00 local)' },
   confirm_timeout_s: { type: 'number', minimum: 1, maximum: 600, default: 15, description: 'How long a setpoint change waits for the device to report it' },
 };
 
@@ -29,6 +31,8 @@ export interface ThermostatConfig extends DeviceConfigBase {
   cop: number;
   max_electric_w?: number;
   gains_w?: number;
+  outdoor_min_c?: number;
+  outdoor_max_c?: number;
   confirm_timeout_s: number;
 }
 
@@ -37,6 +41,8 @@ const MODEL_KEYS = ['r_k_per_kw', 'c_kwh_per_k', 'max_electric_w'] as const;
 export function checkThermostat(config: ThermostatConfig): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
   if (config.comfort && config.comfort.min_c >= config.comfort.max_c) issues.push({ path: ['comfort', 'min_c'], message: `must be below comfort.max_c (${config.comfort.max_c})` });
+  if ((config.outdoor_min_c === undefined) !== (config.outdoor_max_c === undefined)) issues.push({ path: [config.outdoor_min_c === undefined ? 'outdoor_min_c' : 'outdoor_max_c'], message: 'give both outdoor_min_c and outdoor_max_c' });
+  else if (config.outdoor_min_c !== undefined && config.outdoor_min_c > config.outdoor_max_c!) issues.push({ path: ['outdoor_min_c'], message: `must not be above outdoor_max_c (${config.outdoor_max_c})` });
   const given = MODEL_KEYS.filter((k) => config[k] !== undefined);
   if (given.length && given.length < MODEL_KEYS.length) {
     const missing = MODEL_KEYS.filter((k) => config[k] === undefined);

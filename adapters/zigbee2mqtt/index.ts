@@ -187,6 +187,8 @@ export const zigbee2mqtt = defineAdapter<Z2mConfig>({
         if (device.available) ctx.log.info('thermostat is available');
         else ctx.log.warn({ reason: error }, 'thermostat is unavailable');
         ctx.bus.emit('device.state', { deviceId: config.id, available: device.available, error });
+        // the plan leaves unavailable devices out: coming and going re-plans
+        ctx.bus.emit(device.available ? 'device.connected' : 'device.disconnected', { deviceId: config.id });
       }
     };
 

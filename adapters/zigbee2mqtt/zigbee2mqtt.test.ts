@@ -155,3 +155,14 @@ describe('zigbee2mqtt thermostat against mosquitto (mosquitto_pub as Zigbee2MQTT
     expect(device.caps.thermostat!.state().setpointC).toBe(22);
   });
 });
+
+describe('thermostat YAML checks', () => {
+  it('names the missing model and forecast keys', async () => {
+    const { checkThermostat } = await import('../thermostat-common/thermostat.js');
+    const base = { id: 'x', adapter: 'zigbee2mqtt', comfort: { min_c: 21, max_c: 24 }, mode: 'cool' as const, cop: 3, confirm_timeout_s: 15 };
+    expect(checkThermostat({ ...base, r_k_per_kw: 5 })).toEqual([{ path: ['c_kwh_per_k'], message: 'a thermal model needs r_k_per_kw, c_kwh_per_k, max_electric_w; missing c_kwh_per_k, max_electric_w' }]);
+    expect(checkThermostat({ ...base, outdoor_min_c: 20 })).toEqual([{ path: ['outdoor_max_c'], message: 'give both outdoor_min_c and outdoor_max_c' }]);
+    expect(checkThermostat({ ...base, comfort: { min_c: 25, max_c: 24 } })).toEqual([{ path: ['comfort', 'min_c'], message: 'must be below comfort.max_c (24)' }]);
+    expect(checkThermostat({ ...base, r_k_per_kw: 5, c_kwh_per_k: 3, max_electric_w: 1000, outdoor_min_c: 20, outdoor_max_c: 30 })).toEqual([]);
+  });
+});

@@ -1,0 +1,116 @@
+import { DateTime } from 'luxon';
+import { definePlugin } from '../../src/api/index.js';
+import { TasmotaSimulator } from '../../adapters/tasmota/simulator.js';
+import { Z2mRoomSimulator } from '../../adapters/zigbee2mqtt/simulator.js';
+
+/**
+ * Simulated MQTT hardware for the demo: Tasmota sockets and Zigbee2MQTT air-conditioner
+ * thermostats as real MQTT clients on a broker (normally the hub's embedded one), so the demo
+ * drives the real `tasmota` and `zigbee2mqtt` adapters end to end without hardware.
+ */
+export interface SimMqttConfig {
+  id: string;
+  broker: string;
+  username?: string;
+  password?: string;
+  tasmota: { topic: string; rated_power_w: number; total_kwh: number }[];
+  zigbee2mqtt: {
+    name: string;
+    r_k_per_kw: number;
+    c_kwh_per_k: number;
+    cop: number;
+    max_electric_w: number;
+    gains_w: number;
+    outdoor_min_c: number;
+    outdoor_max_c: number;
+    initial_c: number;
+    setpoint_c: number;
+  }[];
+}
+
+export const simMqtt = definePlugin<SimMqttConfig>({
+  id: 'sim-mqtt',
+  description: 'Simulated MQTT devices (Tasmota sockets, Zigbee2MQTT AC thermostats) for the demo',
+  configSchema: {
+    required: ['broker'],
+    properties: {
+      broker: { type: 'string', pattern: '^mqtts?://', description: 'Broker the simulated devices connect to, e.g. the embedded one: mqtt://127.0.0.1:18883' },
+      username: { type: 'string' },
+      password: { type: 'string' },
+      tasmota: {
+        type: 'array',
+        default: [],
+        items: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['topic'],
+          properties: {
+            topic: { type: 'string', pattern: '^[^/+#]+$' },
+            rated_power_w: { type: 'number', minimum: 0, default: 2000 },
+            total_kwh: { type: 'number', minimum: 0, default: 0, description: 'Energy counter at start' },
+          },
+        },
+      },
+      zigbee2mqtt: {
+        type: 'array',
+        default: [],
+        items: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['name'],
+          properties: {
+            name: { type: 'string', pattern: '^[^/+#]+$' },
+            r_k_per_kw: { type: 'number', exclusiveMinimum: 0, default: 5 },
+            c_kwh_per_k: { type: 'number', exclusiveMinimum: 0, default: 3 },
+            cop: { type: 'number', exclusiveMinimum: 0, default: 3 },
+            max_electric_w: { type: 'number', exclusiveMinimum: 0, default: 1200 },
+            gains_w: { type: 'number', default: 400 },
+            outdoor_min_c: { type: 'number', default: 22 },
+            outdoor_max_c: { type: 'number', default: 33 },
+            initial_c: { type: 'number', default: 25 },
+            setpoint_c: { type: 'number', default: 24 },
+          },
+        },
+      },
+    },
+  },
+  create(ctx, config) {
+    const now = () => ctx.clock.now();
+    const outdoor = (min: number, max: number) => (t: number) => {
+      const d = DateTime.fromMillis(t, { zone: ctx.site.timezone });
+      const hour = d.hour + d.minute / 60;
+      return (min + max) / 2 + ((max - min) / 2) * Math.cos(((hour - 15) / 24) * 2 * Math.PI);
+    };
+    const login = { username: config.username, password: config.password };
+    const sims = [
+      ...config.tasmota.map((s) => new TasmotaSimulator({ url: config.broker, topic: s.topic, ratedPowerW: s.rated_power_w, totalKwh: s.total_kwh, now, ...login })),
+      ...config.zigbee2mqtt.map(
+        (z) =>
+          new Z2mRoomSimulator({
+            url: config.broker,
+            ...login,
+            name: z.name,
+            rKPerKw: z.r_k_per_kw,
+            cKwhPerK: z.c_kwh_per_k,
+            cop: z.cop,
+            maxElectricW: z.max_electric_w,
+            gainsW: z.gains_w,
+            outdoorC: outdoor(z.outdoor_min_c, z.outdoor_max_c),
+            initialC: z.initial_c,
+            coolingSetpointC: z.setpoint_c,
+            now,
+          }),
+      ),
+    ];
+    return {
+      async start() {
+        // the devices connect in the background, as real ones would; the adapters see them when they do
+        for (const s of sims) void s.start().catch((err: Error) => ctx.log.warn({ err: err.message }, 'a simulated MQTT device could not connect'));
+        ctx.log.info({ tasmota: config.tasmota.length, zigbee2mqtt: config.zigbee2mqtt.length, broker: config.broker }, 'simulated MQTT devices started');
+      },
+      async stop() {
+        await Promise.all(sims.map((s) => s.stop()));
+      },
+    };
+  },
+});

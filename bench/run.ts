@@ -8,6 +8,7 @@ import { run as dashboardBench } from './dashboard.js';
 import { run as tariffBench } from './tariff.js';
 import { run as modbusBench } from './modbus.js';
 import { run as meteringBench } from './metering.js';
+import { run as ocppBench } from './ocpp.js';
 
 /** Every benchmark section, in the order they appear in BENCHMARKS.md. */
 const SECTIONS: { id: string; run: () => Promise<BenchSection> }[] = [
@@ -16,6 +17,7 @@ const SECTIONS: { id: string; run: () => Promise<BenchSection> }[] = [
   { id: 'tariff', run: tariffBench },
   { id: 'modbus', run: modbusBench },
   { id: 'metering', run: meteringBench },
+  { id: 'ocpp', run: ocppBench },
 ];
 
 async function main() {

@@ -74,6 +74,12 @@ const CONNECTOR_STATUS_201: Record<string, ChargerStatus> = {
 const EMPTY_REPLY_16 = ['DiagnosticsStatusNotification', 'FirmwareStatusNotification'];
 const EMPTY_REPLY_201 = ['NotifyEvent', 'NotifyReport', 'SecurityEventNotification', 'FirmwareStatusNotification', 'LogStatusNotification', 'NotifyChargingLimit', 'ClearedChargingLimit', 'ReportChargingProfiles', 'NotifyMonitoringReport', 'NotifyDisplayMessages', 'NotifyCustomerInformation', 'PublishFirmwareStatusNotification'];
 const CLOSED_KEEP = 20;
+/**
+ * A running session's register is saved at most this often between its start and its end: every
+ * save rewrites the hub's state file, and 500 chargers reporting every 10 s kept it busy nonstop.
+ * A restart loses nothing that matters: the next reading brings the register back.
+ */
+export const SESSION_SAVE_MS = 60_000;
 
 /** Charger configuration keys (1.6 GetConfiguration) the hub adapts to. */
 interface ChargerFacts {
@@ -110,6 +116,9 @@ export class OcppChargePoint {
   private configuredConn?: OcppConnection;
   private releaseClaim?: () => void;
   private stopped = false;
+  /** When the open session was last saved (clock ms); readings in between change it in memory only. */
+  private sessionSavedAt = 0;
+  private sessionUnsaved = false;
   /** energy_register: session — energy of earlier sessions, so the published register only grows. */
   private sessionBaseWh: number;
   private readonly logged = new Set<string>();
@@ -148,7 +157,9 @@ export class OcppChargePoint {
     this.stopped = true;
     for (const w of this.waits) w.abort();
     this.releaseClaim?.();
-    await this.persistSession();
+    // the change is in the store at once; the hub writes the file once after every adapter stopped (waiting here made 500 chargers take seconds)
+    const saved = this.sessionUnsaved ? this.persistSession() : undefined;
+    saved?.catch((err: unknown) => this.ctx.log.error({ err }, `could not save the session of charger ${this.config.identity}`));
     await this.conn?.close();
   }
 
@@ -416,10 +427,15 @@ export class OcppChargePoint {
   }
 
   private async persistSession() {
-    await this.ctx.store.set('session', this.session && !this.session.end ? this.session : null);
-    await this.ctx.store.set('last_session', this.session ?? null);
-    await this.ctx.store.set('closed_tx', this.closedIds);
-    await this.ctx.store.set('session_base_wh', this.sessionBaseWh);
+    this.sessionSavedAt = this.ctx.clock.now();
+    this.sessionUnsaved = false;
+    // set together, so the store folds them into one write
+    await Promise.all([
+      this.ctx.store.set('session', this.session && !this.session.end ? this.session : null),
+      this.ctx.store.set('last_session', this.session ?? null),
+      this.ctx.store.set('closed_tx', this.closedIds),
+      this.ctx.store.set('session_base_wh', this.sessionBaseWh),
+    ]);
   }
 
   private publicSession(): ChargingSession | undefined {
@@ -473,7 +489,8 @@ export class OcppChargePoint {
       } else {
         s.lastRegisterWh = Math.max(s.lastRegisterWh ?? importWh, importWh);
         s.energyWh = Math.max(s.energyWh, s.lastRegisterWh - base);
-        void this.ctx.store.set('session', s.end ? null : s);
+        this.sessionUnsaved = true;
+        if (this.ctx.clock.now() - this.sessionSavedAt >= SESSION_SAVE_MS) void this.persistSession().catch((err: unknown) => this.ctx.log.error({ err }, `could not save the session of charger ${this.config.identity}`));
       }
     }
     if (sample.socPct !== undefined) this.socPct = sample.socPct;

@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { OcppClient } from 'ocpp-ts';
-import type { AdapterStore, HubEvents, MeterReading, Transports } from '../../../src/api/index.js';
+import type { AdapterStore, Clock, HubEvents, MeterReading, Transports } from '../../../src/api/index.js';
 import { HubBus } from '../../../src/core/bus.js';
 import { systemClock } from '../../../src/core/clock.js';
 import { createLogger } from '../../../src/core/logging.js';
@@ -28,11 +28,14 @@ export function captureLogger() {
 
 export class MemoryStore implements AdapterStore {
   readonly data = new Map<string, unknown>();
+  /** How often each key was written (each write of the hub's store rewrites its state file). */
+  readonly writes = new Map<string, number>();
   get<T>(key: string) {
     const v = this.data.get(key);
     return v === undefined ? undefined : (JSON.parse(JSON.stringify(v)) as T);
   }
   async set(key: string, value: unknown) {
+    this.writes.set(key, (this.writes.get(key) ?? 0) + 1);
     this.data.set(key, value === undefined ? undefined : JSON.parse(JSON.stringify(value)));
   }
 }
@@ -70,9 +73,9 @@ export class Rig {
     return s;
   }
 
-  async device(config: Partial<OcppDeviceConfig> & { id: string; identity: string }): Promise<OcppChargePoint> {
+  async device(config: Partial<OcppDeviceConfig> & { id: string; identity: string }, clock: Clock = systemClock): Promise<OcppChargePoint> {
     const log = this.logs.log.child({ adapter: 'ocpp', device: config.id });
-    const ctx = { log, bus: this.bus, transports: this.transports(), store: this.store(config.id), clock: systemClock, site: SITE };
+    const ctx = { log, bus: this.bus, transports: this.transports(), store: this.store(config.id), clock, site: SITE };
     const cp = new OcppChargePoint(ctx, withDefaults({ adapter: 'ocpp', boot_wait_s: 0.05, ...config } as OcppDeviceConfig), this.server);
     await cp.start();
     this.instances.push(cp);

@@ -80,6 +80,8 @@ export interface CostQuery {
 export const MAX_COST_ROWS = 100_000;
 /** Adapter readings become a stored interval at most this often per counter (sessions starting or ending cut one short). */
 export const READING_INTERVAL_MS = 60_000;
+/** A counter that stands still is stored this often (one zero-energy record per idle hour). */
+export const IDLE_INTERVAL_MS = 3_600_000;
 
 const FLOWS: Record<Direction, ReadonlySet<number>> = { IMPORT: new Set([0, 2, 4]), EXPORT: new Set([1, 3, 5]) };
 const ALL_FLOWS: ReadonlySet<number> = new Set([0, 1, 2, 3, 4, 5]);
@@ -229,10 +231,34 @@ export class MeteringService {
       let st = this.streams.get(key);
       if (!st) this.streams.set(key, (st = { subject, flags: flagsOf(direction, rate) }));
       const point: RegisterPoint = { time: reading.time, valueWh: value, session: reading.sessionId ?? null, ref: null };
-      const c = st.committed;
-      if (!c || point.time - c.time >= READING_INTERVAL_MS || point.time < c.time || point.session !== c.session) this.commit(st, point);
-      else st.pending = point;
+      this.offer(st, point);
     }
+  }
+
+  /**
+   * Decides whether a reading becomes a stored register point: once a minute while energy flows,
+   * once an hour while the counter stands still (an idle device makes one record per hour, not 60),
+   * and at once when the session changes. The last reading of an idle span is stored when energy
+   * starts to flow again, so the energy lands in the minute it flowed.
+   */
+  private offer(st: { subject: string; flags: number; committed?: RegisterPoint; pending?: RegisterPoint }, point: RegisterPoint) {
+    const c = st.committed;
+    if (!c || point.time < c.time) {
+      st.pending = undefined;
+      return this.commit(st, point);
+    }
+    if (point.session !== c.session) {
+      if (st.pending) this.commit(st, st.pending);
+      return this.commit(st, point);
+    }
+    if (point.valueWh === c.valueWh) {
+      if (point.time - c.time >= IDLE_INTERVAL_MS) this.commit(st, point);
+      else st.pending = point;
+      return;
+    }
+    if (st.pending && st.pending.valueWh === c.valueWh && st.pending.time > c.time) this.commit(st, st.pending);
+    if (point.time - st.committed!.time >= READING_INTERVAL_MS) this.commit(st, point);
+    else st.pending = point;
   }
 
   private commit(st: { subject: string; flags: number; committed?: RegisterPoint; pending?: RegisterPoint }, point: RegisterPoint) {

@@ -188,9 +188,16 @@ describe('metering API over HTTP', () => {
     expect(byDay.body).toMatchObject({ session_reference_id: 'ev-1', device_ids: ['ev'] });
     expect(byDay.body.data[0].tariff.rate).toBe(0.34);
     const none = await call('POST', `${url}/costs/interval/ev`, { start_time: '2026-06-01T15:50:00Z', end_time: '2026-06-01T16:20:00Z' });
-    const lengths = new Set(none.body.data.map((d: { start_time: string; end_time: string }) => Date.parse(d.end_time) - Date.parse(d.start_time)));
-    expect([...lengths].every((ms) => (ms as number) >= 60_000 && (ms as number) <= 70_000)).toBe(true);
-    expect(none.body.data.filter((d: { session_reference_id: string | null }) => d.session_reference_id === 'ev-1').length).toBeGreaterThan(15);
+    type Row = { start_time: string; end_time: string; session_reference_id: string | null; energy: { value: number } };
+    const rows: Row[] = none.body.data;
+    const length = (d: Row) => Date.parse(d.end_time) - Date.parse(d.start_time);
+    // while charging, one record a minute; the idle ten minutes before plug-in, one record
+    const charging = rows.filter((d) => d.energy.value > 0);
+    expect(charging.length).toBeGreaterThan(15);
+    expect(charging.every((d) => d.session_reference_id === 'ev-1' && length(d) >= 60_000 && length(d) <= 70_000)).toBe(true);
+    const before = rows.filter((d) => d.session_reference_id === null);
+    expect(before).toHaveLength(1);
+    expect([before[0].start_time, before[0].energy.value, length(before[0]) > 9 * 60_000]).toEqual(['2026-06-01T17:50:00+02:00', 0, true]);
     const energy = session.energyWh;
     await hub!.stop();
     hub = undefined;

@@ -49,6 +49,8 @@ export function hubChecks(catalog: Catalog): ConfigCheck[] {
       config.connections.modbus.forEach((m, i) => {
         if (!m.tcp === !m.rtu) problems.push({ path: ['connections', 'modbus', i], message: 'give exactly one of "tcp" or "rtu"' });
       });
+      const mqtt = config.connections.mqtt;
+      if (mqtt?.url !== undefined && mqtt.embedded !== undefined) problems.push({ path: ['connections', 'mqtt', 'url'], message: 'give either "url" (an external broker) or "embedded", not both' });
       for (const dir of ['import', 'export'] as const) {
         const t = config.tariffs[dir];
         if (!t) continue;

@@ -2,7 +2,10 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Mosquitto, observer, recordingLogger, until } from '../../../test/peers/mqtt.js';
+import { builtinCatalog } from '../catalog.js';
 import { systemClock } from '../clock.js';
+import { hubChecks } from '../config/checks.js';
+import { parseConfig } from '../config/load.js';
 import type { HubConfig } from '../config/schema.js';
 import { createTransports } from './index.js';
 import { HubMqtt, topicMatches } from './mqtt.js';
@@ -40,6 +43,15 @@ describe('topicMatches', () => {
     ['shellies/+/online', 'shellies/plug-1/relay/online', false],
   ])('%s against %s is %s', (filter, topic, expected) => {
     expect(topicMatches(filter, topic)).toBe(expected);
+  });
+});
+
+describe('connections.mqtt in the YAML', () => {
+  it('refuses an external url and the embedded broker together, naming file and line', () => {
+    const yaml = 'site: { id: home }\nconnections:\n  mqtt: { url: "mqtt://10.0.0.2:1883", embedded: { port: 1884 } }\n';
+    expect(() => parseConfig(yaml, 'site.yaml', { catalog: builtinCatalog, checks: hubChecks(builtinCatalog) })).toThrow(
+      /site\.yaml:3:\d+ connections\.mqtt\.url: give either "url" \(an external broker\) or "embedded", not both/,
+    );
   });
 });
 

@@ -139,8 +139,14 @@ export async function reportCommand(argv: string[], io: ReportIo): Promise<numbe
     }
     const head = ['period', 'device', 'import kWh', `import ${cur}`, 'export kWh', `export ${cur}`, `net ${cur}`];
     const table: string[][] = [];
+    let quiet = 0;
     for (const id of ids) {
       const mine = rows.filter((r) => r.device === id);
+      // meters without energy in the window would only add rows of zeros
+      if (!values.device && mine.every((r) => r.importWh === 0 && r.exportWh === 0)) {
+        quiet++;
+        continue;
+      }
       for (const r of mine) table.push([r.period, r.device, kwh(r.importWh), money(r.importCost), kwh(r.exportWh), money(r.exportValue), money(r.importCost - r.exportValue)]);
       const sum = (f: (r: (typeof rows)[number]) => number) => mine.reduce((a, r) => a + f(r), 0);
       if (mine.length > 1) table.push(['total', id, kwh(sum((r) => r.importWh)), money(sum((r) => r.importCost)), kwh(sum((r) => r.exportWh)), money(sum((r) => r.exportValue)), money(sum((r) => r.importCost - r.exportValue))]);
@@ -151,6 +157,7 @@ export async function reportCommand(argv: string[], io: ReportIo): Promise<numbe
     io.out(line(head));
     io.out(line(widths.map((w) => '-'.repeat(w))));
     for (const r of table) io.out(line(r));
+    if (quiet) io.out(`(${quiet} meter${quiet === 1 ? '' : 's'} without energy in this window left out)\n`);
 
     // savings of the location (every device) or of the one device asked for
     const target = values.device ?? meters.location_id;

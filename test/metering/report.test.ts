@@ -43,6 +43,7 @@ async function startHub() {
       r('heatpump', '2024-08-02T10:00:00Z', 1, 2000), // 12:00 Berlin at 0.30
       r('battery', '2024-08-01T02:00:00Z', 1, 3000, { direction: 'IMPORT' }),
       r('battery', '2024-08-01T18:00:00Z', 2, 1000, { direction: 'EXPORT', tariff_rate: 'IMPORT' }),
+      r('boiler', '2024-06-01T18:00:00Z', 2, 1000),
     ]),
   });
   expect(res.status).toBe(200);
@@ -62,6 +63,8 @@ describe('homeflex report', () => {
     expect(lines.filter((l) => /^total\s+heatpump\s+4\.000\s+1\.00\s/.test(l))).toHaveLength(1);
     expect(lines.filter((l) => /^2024-08-01\s+battery\s+3\.000\s+0\.60\s+2\.000\s+0\.60\s+0\.00$/.test(l))).toHaveLength(1);
     // the battery saved 2 kWh × 0.30 − 3 kWh × 0.20 = 0.00; the whole site the same
+    expect(out).toMatch(/\n\(1 meter without energy in this window left out\)\n/);
+    expect(out).not.toMatch(/boiler/);
     expect(out).toMatch(/Savings against the baselines \(EUR\)\n/);
     expect(lines.filter((l) => /^battery\s+storage\s+0\.60\s+0\.60\s+0\.00\s+0\.0 %$/.test(l))).toHaveLength(1);
   });

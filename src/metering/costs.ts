@@ -96,6 +96,10 @@ type Sink = (period: number, flow: number, energyWh: number, rate: number, confi
 function walk(set: IntervalSet, prices: PricesByRate, clip: TimeWindow, grid: readonly EpochMs[], sink: Sink, only?: number) {
   const from = only ?? 0;
   const to = only === undefined ? set.n : only + 1;
+  // cursors into the grid and each series, kept from one interval to the next: sorted input walks them once
+  let lastA = Infinity;
+  let pCursor = 0;
+  const sCursor = [0, 0];
   for (let i = from; i < to; i++) {
     const s = set.start[i];
     const e = set.end[i];
@@ -108,8 +112,21 @@ function walk(set: IntervalSet, prices: PricesByRate, clip: TimeWindow, grid: re
     const perMs = set.energy[i] / (e - s);
     const rc = set.confidence[i];
     let t = a;
-    let pi = periodAt(grid, t);
-    let si = series ? firstSlotEndingAfter(series, t) : 0;
+    if (a < lastA) {
+      pCursor = periodAt(grid, a);
+      sCursor[0] = firstSlotEndingAfter(prices.IMPORT, a);
+      sCursor[1] = firstSlotEndingAfter(prices.EXPORT, a);
+    } else {
+      while (pCursor < grid.length - 2 && grid[pCursor + 1] <= a) pCursor++;
+    }
+    lastA = a;
+    let pi = pCursor;
+    let si = 0;
+    if (series) {
+      si = sCursor[rateCode];
+      while (si < series.length && series[si].end <= t) si++;
+      sCursor[rateCode] = si;
+    }
     while (t < b) {
       const periodEnd = grid[pi + 1];
       let segEnd = b < periodEnd ? b : periodEnd;

@@ -121,6 +121,29 @@ describe('cost arithmetic', () => {
     expect(rows[1].cell.cost).toBeCloseTo(0.6, 12);
   });
 
+  it('gives the same totals whatever the order and overlap of the records', () => {
+    let seed = 7;
+    const rnd = () => ((seed = (seed * 16807) % 2147483647) / 2147483647);
+    const day = at('2024-08-01T00:00:00Z');
+    const prices = { IMPORT: Array.from({ length: 96 }, (_, k) => ({ start: day + k * 900_000, end: day + (k + 1) * 900_000, rate: Math.round(rnd() * 100) / 100, confidence: 1 })), EXPORT: flat(0.05, day, day + 24 * H) };
+    const items = Array.from({ length: 300 }, () => {
+      const start = day + Math.floor(rnd() * 23 * 60) * 60_000;
+      return { start, end: start + Math.ceil(rnd() * 120) * 60_000, energyWh: Math.round(rnd() * 5000), flags: rnd() < 0.7 ? IMP : rnd() < 0.5 ? EXP : LOCAL };
+    });
+    const w = { start: day, end: day + 24 * H };
+    const grid = periodGrid(w, 'DAY', 'UTC');
+    const one = (list: typeof items) => {
+      const acc = new CostAccumulator([w.start, day + 6 * H, day + 12 * H, w.end]);
+      acc.add(intervalSet(list), prices, w);
+      return acc.total();
+    };
+    const each = recordCosts(intervalSet(items), prices, w).reduce((sum, r) => sum + r.cell.cost, 0);
+    expect(one(items).cost).toBeCloseTo(each, 9);
+    expect(one([...items].sort((x, y) => x.start - y.start)).cost).toBeCloseTo(each, 9);
+    expect(one([...items].reverse()).cost).toBeCloseTo(each, 9);
+    expect(grid).toEqual([w.start, w.end]);
+  });
+
   it('knows when 15-minute buckets price exactly', () => {
     const grid = [at('2024-08-01T00:00:00Z'), at('2024-08-02T00:00:00Z')];
     const quarter = flat(0.2, grid[0], grid[1], 15 * 60_000);

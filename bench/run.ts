@@ -9,6 +9,7 @@ import { run as tariffBench } from './tariff.js';
 import { run as modbusBench } from './modbus.js';
 import { run as meteringBench } from './metering.js';
 import { run as ocppBench } from './ocpp.js';
+import { run as mqttBench } from './mqtt.js';
 
 /** Every benchmark section, in the order they appear in BENCHMARKS.md. */
 const SECTIONS: { id: string; run: () => Promise<BenchSection> }[] = [
@@ -18,6 +19,7 @@ const SECTIONS: { id: string; run: () => Promise<BenchSection> }[] = [
   { id: 'modbus', run: modbusBench },
   { id: 'metering', run: meteringBench },
   { id: 'ocpp', run: ocppBench },
+  { id: 'mqtt', run: mqttBench },
 ];
 
 async function main() {

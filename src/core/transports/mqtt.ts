@@ -60,6 +60,8 @@ export async function startEmbeddedBroker(options: { host: string; port: number;
   broker.on('connectionError', (client, err) => options.log.debug({ client: client?.id, err: err.message }, 'embedded broker: connection error'));
   const sockets = new Set<Socket>();
   const server: Server = createServer((socket) => {
+    // small MQTT packets must not wait for Nagle's algorithm (it adds ~40 ms to every command's round trip)
+    socket.setNoDelay(true);
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
     broker.handle(socket);
@@ -154,6 +156,8 @@ export class HubMqtt implements MqttTransport {
     };
     const client = (this.client = mqtt.connect(url, options));
     client.on('connect', (connack) => {
+      // commands are small packets: send them at once rather than after Nagle's delay
+      (client.stream as Partial<Socket> | undefined)?.setNoDelay?.(true);
       this.linkUp = true;
       this.lastError = '';
       if (this.connectedOnce) this.log.info({ url }, 'MQTT broker connection recovered');

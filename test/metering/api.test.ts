@@ -24,9 +24,8 @@ tariffs:
   export: { type: fixed, rate: 0.08 }
 `;
 
-async function start(devices = '', clock = new ManualClock('2026-06-01T10:00:00Z')) {
-  const dir = mkdtempSync(join(tmpdir(), 'hf-meter-api-'));
-  hub = new Hub({ configText: SITE + (devices ? `devices:\n${devices}` : ''), clock, logger: quiet(), override: (c) => void (c.storage.dir = dir) });
+async function start(devices = '', clock = new ManualClock('2026-06-01T10:00:00Z'), dir = mkdtempSync(join(tmpdir(), 'hf-meter-api-')), site = SITE) {
+  hub = new Hub({ configText: site + (devices ? `devices:\n${devices}` : ''), clock, logger: quiet(), override: (c) => void (c.storage.dir = dir) });
   await hub.start();
   return { url: `${hub.url}/api/v1`, dir, clock };
 }
@@ -64,13 +63,30 @@ describe('metering API over HTTP', () => {
       { record_num: 4, record_reference_id: 'r3', error: 'end_time: must be after start_time (2024-08-01T03:00:00.000Z)' },
       { record_num: 5, record_reference_id: 'r4', error: `location_id: unknown location "loc_elsewhere"; this hub's location is "loc_home" (site.id)` },
     ]);
-    const again = await call('PUT', `${url}/meters/interval`, [rec(0), rec(2, { value: 2000 })]);
-    expect(again.body).toMatchObject({ records_processed: 2, failed_records: [] });
+    const again = await call('PUT', `${url}/meters/interval`, [rec(0), rec(2, { value: 2000 }), rec(0, { value: 5000, confidence: 0.6 })]);
+    expect(again.body).toMatchObject({ records_processed: 2, failed_records: [], ignored_records: [{ record_num: 2, record_reference_id: 'r0', reason: expect.stringMatching(/^a measured record \(confidence 1\) is already stored for this period/) }] });
     const costs = await call('POST', `${url}/costs/interval/heatpump?aggregation=DAY`, { start_time: '2024-08-01T00:00:00+02:00', end_time: '2024-08-02T00:00:00+02:00' });
     expect(costs.status).toBe(200);
     // 1 kWh at 02:00 Berlin (0.21) + 2 kWh at 04:00 Berlin (0.21), by the configured time-of-use tariff
     expect(costs.body.data).toEqual([{ start_time: '2024-08-01T00:00:00+02:00', end_time: '2024-08-02T00:00:00+02:00', session_reference_id: null, record_reference_id: null, energy: { value: 3000 }, tariff: { value: 0.63, confidence: 1 } }]);
     expect(costs.body).toMatchObject({ object: 'energy_cost', object_id: 'heatpump', direction: 'IMPORT', location_timezone: 'Europe/Berlin', currency_code: 'EUR', energy_units: 'WH' });
+  });
+
+  it('prices past energy with the tariff in force then, also after the tariff changed', async () => {
+    const fixed = (rate: number) => `site: { id: loc_home, timezone: Europe/Berlin }\nhttp: { port: 0 }\ntariffs:\n  import: { type: fixed, rate: ${rate} }\n`;
+    const { url, dir } = await start('', new ManualClock('2026-06-01T10:00:00Z'), undefined, fixed(0.3));
+    await call('PUT', `${url}/meters/interval`, [{ device_id: 'heatpump', units: 'KWH', value: 2, start_time: '2026-06-01T08:00:00Z', end_time: '2026-06-01T09:00:00Z' }]);
+    const day1 = { start_time: '2026-06-01T00:00:00+02:00', end_time: '2026-06-02T00:00:00+02:00' };
+    expect((await call('POST', `${url}/costs/interval/heatpump?aggregation=DAY`, day1)).body.total.tariff.value).toBe(0.6);
+    await hub!.stop();
+    // a day later the tariff is 0.50
+    const again = await start('', new ManualClock('2026-06-02T10:00:00Z'), dir, fixed(0.5));
+    await call('PUT', `${again.url}/meters/interval`, [{ device_id: 'heatpump', units: 'KWH', value: 2, start_time: '2026-06-02T08:00:00Z', end_time: '2026-06-02T09:00:00Z' }]);
+    const both = await call('POST', `${again.url}/costs/interval/heatpump?aggregation=DAY&include_tariff=true`, { start_time: '2026-06-01T00:00:00+02:00', end_time: '2026-06-03T00:00:00+02:00' });
+    expect(both.body.data.map((d: Json) => [d.start_time, d.energy.value, d.tariff.value, d.tariff.rate])).toEqual([
+      ['2026-06-01T00:00:00+02:00', 2000, 0.6, 0.3],
+      ['2026-06-02T00:00:00+02:00', 2000, 1, 0.5],
+    ]);
   });
 
   it('rejects 10,001 records with a clear error and stores none of them', async () => {

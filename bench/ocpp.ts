@@ -358,8 +358,9 @@ export async function run(): Promise<BenchSection> {
       {
         name: 'BootNotification, StatusNotification ×2, StartTransaction from all at once: per call',
         value: `${fmtLatency(setup)}; all booted and started in ${(bootedMs / 1000).toFixed(1)} s, configured by the hub in ${(configuredMs / 1000).toFixed(1)} s`,
-        target: 'p99 < 1 s',
-        ok: setup.p99 < 1000 && setupErrCount === 0,
+        // chargers give a call 30–60 s before they give up and redial
+        target: 'no errors, max < 10 s',
+        ok: setup.max < 10_000 && setupErrCount === 0,
       },
       {
         name: 'hub CPU / RSS during connect, boot, start and the hub’s setup calls',

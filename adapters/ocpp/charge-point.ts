@@ -197,7 +197,9 @@ export class OcppChargePoint {
       this.device.available = false;
       this.device.error = 'charger disconnected';
       this.status = 'unknown';
-      this.ctx.log.warn({ charger: conn.identity, code: info.code, reason: info.reason }, `charger ${conn.identity} disconnected`);
+      // the hub closing every charger as it stops is expected, not 500 warnings
+      if (this.stopped) this.ctx.log.info({ charger: conn.identity, code: info.code }, `charger ${conn.identity} disconnected (hub stopping)`);
+      else this.ctx.log.warn({ charger: conn.identity, code: info.code, reason: info.reason }, `charger ${conn.identity} disconnected`);
       this.ctx.bus.emit('device.disconnected', { deviceId: this.device.id });
       this.stateChanged();
     });

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../src/core/clock.js';
 import { SESSION_SAVE_MS, type OpenSession } from '../charge-point.js';
-import { Rig, TsChargePoint } from './harness.js';
+import { Rig, TsChargePoint, until } from './harness.js';
 
 let rig: Rig;
 const peers: TsChargePoint[] = [];
@@ -68,5 +68,20 @@ describe('OCPP chargers reporting often', () => {
     const writes = store.writes.get('session');
     await cp.stop();
     expect(store.writes.get('session')).toBe(writes);
+  });
+
+  it('warns when a charger drops, but not when the hub stopping closes every charger', async () => {
+    rig = await new Rig().listen();
+    const devices = [await rig.device({ id: 'ev3', identity: 'CP102', configure: false }), await rig.device({ id: 'ev4', identity: 'CP103', configure: false })];
+    const chargers = ['CP102', 'CP103'].map((id) => new TsChargePoint(id));
+    peers.push(...chargers);
+    for (const c of chargers) expect(await c.connect(rig.url)).toBe(true);
+    chargers[0].disconnect();
+    await until(() => !devices[0].device.available, 5000, 'CP102 gone');
+    for (const d of devices) await d.stop();
+    await until(() => chargers[1].closed !== undefined, 5000, 'CP103 closed by the hub');
+    const warned = rig.logs.lines.filter((l) => l.level === 40 && /disconnected/.test(l.msg)).map((l) => l.msg);
+    expect(warned).toEqual(['charger CP102 disconnected']);
+    expect(rig.logged(/charger CP103 disconnected \(hub stopping\)/)).toHaveLength(1);
   });
 });

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { hasCap } from '../../src/api/index.js';
+import { ManualClock } from '../../src/core/clock.js';
 import { startHub } from '../../test/peers/hub.js';
 import { Mosquitto, freePort, observer, until } from '../../test/peers/mqtt.js';
 import { scheduleSchema } from '../mqtt-socket/socket.js';
@@ -154,5 +155,34 @@ describe('tasmota socket on the embedded broker', () => {
     await until(() => device.available, 'available');
     await device.caps.switch!.set(true);
     expect(sim.on).toBe(true);
+  });
+});
+
+describe('tasmota socket energy in metering', () => {
+  it('is metered from the device counter and costed at the tariff', async () => {
+    const broker = await Mosquitto.start();
+    cleanups.push(() => broker.stop());
+    const clock = new ManualClock('2026-06-01T10:00:00Z');
+    const sim = new TasmotaSimulator({ url: broker.url, topic: 'tasmota_M1', ratedPowerW: 1500, totalKwh: 10, autoTele: false, now: () => clock.now() });
+    await sim.start();
+    cleanups.push(() => sim.stop());
+    const h = await startHub(
+      `site: { id: home }\ntariffs: { import: { type: fixed, rate: 0.3 }, export: { type: fixed, rate: 0.08 } }\nconnections: { mqtt: { url: "${broker.url}" } }\ndevices:\n  - { id: boiler, adapter: tasmota, topic: tasmota_M1, rated_power_w: 1500 }\n`,
+      { clock },
+    );
+    cleanups.push(() => h.stop());
+    const device = h.hub.registry.get('boiler')!;
+    await until(() => device.caps.meter!.last()?.importWh === 10000, 'first register reading');
+    await device.caps.switch!.set(true);
+    // 20 minutes at 1500 W: 0.5 kWh, reported at the next TelePeriod
+    await clock.advance(20 * 60_000);
+    sim.publishSensor();
+    await until(() => device.caps.meter!.last()?.importWh === 10500, 'register after 20 minutes');
+    const metering = h.hub.services.metering!;
+    await metering.flushReadings();
+    await metering.settled();
+    const cost = metering.costs('boiler', { direction: 'IMPORT', aggregation: 'DAY', includeTariff: true, window: { start: Date.parse('2026-06-01T00:00:00Z'), end: Date.parse('2026-06-02T00:00:00Z') } });
+    expect(cost.total.energy.value).toBeCloseTo(500, 3);
+    expect(cost.total.tariff.value).toBeCloseTo(0.15, 5);
   });
 });

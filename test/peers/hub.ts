@@ -1,7 +1,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { HubEvents, MeterReading } from '../../src/api/index.js';
+import type { Clock, HubEvents, MeterReading } from '../../src/api/index.js';
 import type { Catalog } from '../../src/core/config/compose.js';
 import { Hub } from '../../src/core/host.js';
 import { recordingLogger } from './mqtt.js';
@@ -16,12 +16,13 @@ export interface TestHub {
 }
 
 /** Starts a real hub from YAML text with a fresh storage dir and HTTP on a free port. */
-export async function startHub(yaml: string, options: { catalog?: Catalog; storageDir?: string } = {}): Promise<TestHub> {
+export async function startHub(yaml: string, options: { catalog?: Catalog; storageDir?: string; clock?: Clock } = {}): Promise<TestHub> {
   const rec = recordingLogger();
   const dir = options.storageDir ?? mkdtempSync(join(tmpdir(), 'homeflex-mqtt-hub-'));
   const hub = new Hub({
     configText: yaml,
     catalog: options.catalog,
+    clock: options.clock,
     logger: rec.log,
     override: (c) => {
       c.storage.dir = dir;

@@ -230,7 +230,8 @@ describe('dashboard in a real browser', { timeout: 90_000 }, () => {
   it('Control: a new EV target goes through the API and the plan changes at once', async () => {
     const planOf = async () => (await (await fetch(`${hub.url}/api/v1/plan`)).json()) as { id: string; devices: { id: string; energy_wh: number; paused?: boolean }[] };
     const before = await planOf();
-    expect(before.devices.find((d) => d.id === 'ev')!.energy_wh).toBe(20000);
+    // 20 kWh by the site file, less what the car has had since it came home
+    expect(before.devices.find((d) => d.id === 'ev')!.energy_wh).toBeGreaterThan(19000);
     await page.goto(`${hub.url}/#control`);
     const ev = page.locator('.control[data-device="ev"]');
     await ev.locator('input[name="amount"]').waitFor();
@@ -239,7 +240,7 @@ describe('dashboard in a real browser', { timeout: 90_000 }, () => {
     await ev.getByRole('button', { name: 'Set target' }).click();
     await page.locator('.replan .replanned').waitFor();
     // the car has had a little energy since it came home: the plan delivers the rest of the 8 kWh
-    expect(await page.locator('.replan').textContent()).toMatch(/expected cost €[\d.]+ → €[\d.]+; Car charger 20\.0 kWh → 7\.\d kWh planned/);
+    expect(await page.locator('.replan').textContent()).toMatch(/expected cost €[\d.]+ → €[\d.]+; Car charger (20\.0|19\.\d) kWh → 7\.\d kWh planned/);
     const after = await planOf();
     expect(after.id).not.toBe(before.id);
     expect(after.devices.find((d) => d.id === 'ev')!.energy_wh).toBeGreaterThan(7000);
@@ -333,6 +334,7 @@ describe('dashboard with an access token', { timeout: 90_000 }, () => {
 
     await page.locator('#token-input').fill('wrong-token-wrong-token');
     await page.getByRole('button', { name: 'Save' }).click();
+    await dialog.waitFor({ state: 'hidden' });
     await ev.locator('input[name="amount"]').fill('6');
     await ev.getByRole('button', { name: 'Set target' }).click();
     await dialog.waitFor();
@@ -340,6 +342,7 @@ describe('dashboard with an access token', { timeout: 90_000 }, () => {
 
     await page.locator('#token-input').fill(TOKEN);
     await page.getByRole('button', { name: 'Save' }).click();
+    await dialog.waitFor({ state: 'hidden' });
     await ev.locator('input[name="amount"]').fill('6');
     await ev.getByRole('button', { name: 'Set target' }).click();
     await page.locator('.replan .replanned').waitFor();

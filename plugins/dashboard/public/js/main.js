@@ -172,7 +172,10 @@ function setupToken() {
     else if (choice === 'forget') setToken('');
     else return;
     updateTokenButton();
-    void boot();
+    // a page that already shows the site keeps its view (and what was typed): only the data and the stream are renewed
+    if (!app.site) return void boot();
+    live?.reconnect();
+    void Promise.all([refreshDevices().catch(reportError), refreshPrices(), refreshPlan()]);
   });
   updateTokenButton();
 }

@@ -216,7 +216,8 @@ export function controlView(root, app) {
     render();
   };
 
-  render();
+  // the forms appear once the hub's settings are in, so nothing typed is overwritten by their arrival
+  replace(list, h('p', { class: 'loading' }, 'Loading…'));
   void load();
   const offs = [app.on('target', () => void load()), app.on('plan', refresh), app.on('devices', refresh)];
   return {

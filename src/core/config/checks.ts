@@ -51,6 +51,11 @@ export function hubChecks(catalog: Catalog): ConfigCheck[] {
       });
       const mqtt = config.connections.mqtt;
       if (mqtt?.url !== undefined && mqtt.embedded !== undefined) problems.push({ path: ['connections', 'mqtt', 'url'], message: 'give either "url" (an external broker) or "embedded", not both' });
+      // as for HTTP: a broker reachable from the LAN takes commands for every device, so it needs a login
+      const brokerHost = mqtt?.embedded?.host ?? '127.0.0.1';
+      if (mqtt?.embedded && !['127.0.0.1', 'localhost', '::1'].includes(brokerHost) && (!mqtt.username || !mqtt.password)) {
+        problems.push({ path: ['connections', 'mqtt', 'embedded', 'host'], message: `an embedded broker listening on ${brokerHost} (not loopback) needs connections.mqtt.username and password` });
+      }
       for (const dir of ['import', 'export'] as const) {
         const t = config.tariffs[dir];
         if (!t) continue;

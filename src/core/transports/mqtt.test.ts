@@ -53,6 +53,14 @@ describe('connections.mqtt in the YAML', () => {
       /site\.yaml:3:\d+ connections\.mqtt\.url: give either "url" \(an external broker\) or "embedded", not both/,
     );
   });
+
+  it('refuses an embedded broker open to the LAN without a login', () => {
+    const options = { catalog: builtinCatalog, checks: hubChecks(builtinCatalog) };
+    const open = 'site: { id: home }\nconnections:\n  mqtt: { embedded: { host: 0.0.0.0, port: 1883 } }\n';
+    expect(() => parseConfig(open, 'site.yaml', options)).toThrow(/connections\.mqtt\.embedded\.host: an embedded broker listening on 0\.0\.0\.0 \(not loopback\) needs connections\.mqtt\.username and password/);
+    const withLogin = 'site: { id: home }\nconnections:\n  mqtt: { embedded: { host: 0.0.0.0, port: 1883 }, username: hub, password: long-secret }\n';
+    expect(parseConfig(withLogin, 'site.yaml', options).connections.mqtt?.embedded?.host).toBe('0.0.0.0');
+  });
 });
 
 describe('MQTT transport against the embedded aedes broker', () => {

@@ -93,7 +93,7 @@ export async function run(): Promise<BenchSection> {
       `Prices: DE-LU day-ahead 2025-10-01 to 2025-12-31 from Energy-Charts (test/fixtures/tariffs/energy-charts, CC BY 4.0 Bundesnetzagentur | SMARD.de), + 0.17 EUR/kWh and 19 % VAT; window 2025-10-01 to 2025-12-30 = ${slotsInWindow} slots.`,
       `Energy schedule: EV 400 kWh at 11 kW, heat pump 900 kWh at 5 kW, battery export 300 kWh at 5 kW, all sharing 15 kW over the whole window; net cost ${scheduled.netCost.toFixed(2)} EUR vs ${scheduled.baselineNetCost.toFixed(2)} EUR at once.`,
       'HTTP figures are a full request from a client on the same machine (fetch → fastify → JSON), the prices read from the recorded price history (the window is in the past).',
-      `Load average while measuring: ${loadavg().map((l) => l.toFixed(1)).join(', ')} on ${cpus().length} cores (medians on a loaded machine run several times slower than on an idle one; the min shows the unloaded cost).`,
+      `Load average while measuring: ${loadavg().map((l) => l.toFixed(1)).join(', ')} on ${cpus().length} cores (the machine is shared: with a load above the core count every figure here runs several times slower than on an idle machine).`,
     ],
   };
 }

@@ -10,6 +10,7 @@ import { Hub } from './core/host.js';
 import { scaledClock } from './core/clock.js';
 import { StoreError } from './core/store/state.js';
 import { reportCommand } from './metering/report.js';
+import { fitThermalCommand } from './core/thermal-fit-cli.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** The package root, whether running from src/ (tsx, tests) or dist/src/ (built). */
@@ -27,6 +28,8 @@ Usage:
   homeflex report --from --to --by day|week|month|year [--device ID] [--csv] [--config FILE | --url URL]
                                         energy, cost and savings per period, asked of the running hub
   homeflex backtest --prices FILE ...   replay a period with rolling planning (see README)
+  homeflex fit-thermal --history FILE.csv --mode heat|cool [--cop N] [--max-electric-w W]
+                                        learn a room's R, C and gains from its thermostat history
 `;
 
 /** Subcommands the later parts of the hub add (plan, report, backtest). */
@@ -122,6 +125,8 @@ export const commands: Record<string, (argv: string[]) => Promise<number>> = {
       return 1;
     }
   },
+
+  'fit-thermal': (argv) => fitThermalCommand(argv),
 };
 
 export async function main(argv: string[]): Promise<number> {

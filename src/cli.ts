@@ -11,6 +11,8 @@ import { scaledClock } from './core/clock.js';
 import { StoreError } from './core/store/state.js';
 import { reportCommand } from './metering/report.js';
 import { fitThermalCommand } from './core/thermal-fit-cli.js';
+import { planCommand } from './control/cli.js';
+import { backtestCommand } from './backtest/cli.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** The package root, whether running from src/ (tsx, tests) or dist/src/ (built). */
@@ -125,6 +127,23 @@ export const commands: Record<string, (argv: string[]) => Promise<number>> = {
       return 1;
     }
   },
+
+  async plan(argv) {
+    try {
+      return await planCommand(argv, {
+        out: (t) => process.stdout.write(t),
+        err: (t) => process.stderr.write(t),
+        defaultConfig: demoConfig,
+        loadConfig: (file) => loadConfigFile(file, { catalog: builtinCatalog, checks: hubChecks(builtinCatalog) }),
+      });
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      for (const p of err.problems) process.stderr.write(`${formatProblem(p)}\n`);
+      return 1;
+    }
+  },
+
+  backtest: (argv) => backtestCommand(argv),
 
   'fit-thermal': (argv) => fitThermalCommand(argv),
 };

@@ -40,7 +40,7 @@ export class ControlLoop {
   private stopped = false;
   private readonly log;
 
-  constructor(private readonly hub: HubServices, private readonly options: { solver?: () => Promise<LpSolver> } = {}) {
+  constructor(private readonly hub: HubServices, private readonly options: { solver?: () => Promise<LpSolver>; apply?: boolean } = {}) {
     this.log = hub.log.child({ component: 'control' });
   }
 
@@ -191,7 +191,7 @@ export class ControlLoop {
   /** Applies the slot of the latest plan that holds now. */
   async applyCurrent(): Promise<void> {
     const rec = this.latest;
-    if (!rec) return;
+    if (!rec || this.options.apply === false) return;
     const now = this.hub.clock.now();
     const k = rec.plan.slots.findIndex((s) => s.start <= now && now < s.end);
     if (k < 0) return;

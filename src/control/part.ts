@@ -1,7 +1,11 @@
+import type { HubConfig } from '../core/config/schema.js';
 import type { PartFactory } from '../core/services.js';
 import type { LpSolver } from '../optimiser/site/index.js';
 import { ControlLoop } from './loop.js';
 import { controlRoutes } from './routes.js';
+
+/** Configurations whose hub only plans and sends no command (`homeflex plan` without a running hub). */
+export const planOnly = new WeakSet<HubConfig>();
 
 /**
  * The control part of the hub: plans the site (src/optimiser/site), drives the devices by the
@@ -9,7 +13,7 @@ import { controlRoutes } from './routes.js';
  */
 export function controlPart(options: { solver?: () => Promise<LpSolver> } = {}): PartFactory {
   return (hub) => {
-    const loop = new ControlLoop(hub, options);
+    const loop = new ControlLoop(hub, { ...options, apply: !planOnly.has(hub.config) });
     hub.control = loop;
     return {
       name: 'control',

@@ -160,8 +160,10 @@ export function buildSiteLp(problem: SiteProblem): BuiltSite {
     for (let t = 0; t < T; t++) {
       const sp = setpointW[t];
       if (sp === undefined || !Number.isFinite(sp)) continue;
-      const up = lp.addCol(penalties.setpoint * dtH[t], 0, Infinity);
-      const down = lp.addCol(penalties.setpoint * dtH[t], 0, Infinity);
+      // where a setpoint cannot be kept throughout (a car that fills up), the earlier slots keep it
+      const weight = penalties.setpoint * (2 - t / T) * dtH[t];
+      const up = lp.addCol(weight, 0, Infinity);
+      const down = lp.addCol(weight, 0, Infinity);
       lp.addRow(kw(sp), kw(sp), [...powerTerms(t), [up, -1], [down, 1]]);
       dev[t] = [up, down];
     }

@@ -129,6 +129,11 @@ export function planSite(problem: SiteProblem, solver: LpSolver): SitePlan {
       return emptyPlan(problem, built, solver.name, root.status === 'infeasible' ? 'infeasible' : 'error', `the solver returned ${root.status} for the relaxation`);
     }
     const bound = root.objective!;
+    if (opts.relaxIntegers) {
+      x = root.x;
+      gap = 0;
+      return extract(problem, built, x, { name: solver.name, lpSolves, usedMip, gap, integerColumns }, 'optimal');
+    }
     const { result, solves } = dive(session, built, root);
     lpSolves += solves;
     let incumbent = result.status === 'optimal' && result.x ? integralStart(built, result.x) : undefined;

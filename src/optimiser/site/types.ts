@@ -147,6 +147,8 @@ export interface SiteOptions {
   timeLimitS?: number;
   /** Break ties on purpose (earlier consumption, fewer cycles); default true. */
   tieBreak?: boolean;
+  /** Return the linear relaxation (a bound; EV minimum power and on/off loads not enforced). */
+  relaxIntegers?: boolean;
 }
 
 /** Why a device does what it does in a slot. */

@@ -154,6 +154,17 @@ export function parseTime(value: unknown, field: string): EpochMs {
   return t;
 }
 
+/** Records are kept for instants in this range (the 15-minute bucket index is unsigned). */
+export const EARLIEST = Date.UTC(1970, 0, 1);
+export const LATEST = Date.UTC(2100, 0, 1);
+/** One record holds at most 1 GWh: more is a unit mistake. */
+export const MAX_RECORD_WH = 1e9;
+
+const inRange = (t: EpochMs, field: string): EpochMs => {
+  if (t < EARLIEST || t >= LATEST) throw new FieldError(field, `must lie between 1970 and 2100 (got ${new Date(t).toISOString()})`);
+  return t;
+};
+
 const oneOf = <T extends string>(value: unknown, field: string, allowed: readonly T[], fallback?: T): T => {
   if (value === undefined || value === null) {
     if (fallback !== undefined) return fallback;
@@ -233,13 +244,15 @@ export function parseIntervalRecord(input: unknown, scope: SubjectScope): RowOp 
   const units = oneOf(rec.units, 'units', INTERVAL_UNITS);
   const value = finiteNumber(rec.value, 'value');
   if (value < 0) throw new FieldError('value', `must not be negative (got ${value}); energy out of a device is sent with direction EXPORT`);
-  const start = parseTime(rec.start_time, 'start_time');
-  const end = parseTime(rec.end_time, 'end_time');
+  const start = inRange(parseTime(rec.start_time, 'start_time'), 'start_time');
+  const end = inRange(parseTime(rec.end_time, 'end_time'), 'end_time');
   if (end <= start) throw new FieldError('end_time', `must be after start_time (${rec.start_time as string})`);
   if (end - start > MAX_RECORD_MS) throw new FieldError('end_time', `a record may cover at most 31 days; split longer periods into several records`);
   const direction = oneOf(rec.direction, 'direction', DIRECTIONS, 'IMPORT');
   const tariffRate = oneOf(rec.tariff_rate, 'tariff_rate', TARIFF_RATES, direction);
   if (rec.measurand !== undefined && rec.measurand !== 'TRANSFERRED') throw new FieldError('measurand', `only TRANSFERRED is supported (got ${JSON.stringify(rec.measurand)})`);
+  const wh = energyWh(value, units, end - start);
+  if (wh > MAX_RECORD_WH) throw new FieldError('value', `${wh} Wh in one record is beyond any meter (at most ${MAX_RECORD_WH} Wh); check units (${units})`);
   let confidence = 1;
   if (rec.confidence !== undefined && rec.confidence !== null) {
     confidence = finiteNumber(rec.confidence, 'confidence');
@@ -251,7 +264,7 @@ export function parseIntervalRecord(input: unknown, scope: SubjectScope): RowOp 
     start,
     end,
     flags: flagsOf(direction, tariffRate),
-    value: energyWh(value, units, end - start),
+    value: wh,
     confidence,
     session: optionalId(rec.session_reference_id, 'session_reference_id'),
     ref: optionalRef(rec.record_reference_id, 'record_reference_id'),
@@ -304,7 +317,7 @@ export function parseCumulative(input: unknown, scope: SubjectScope): Cumulative
       if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new FieldError('reading', 'must be an object {time, value}');
       for (const k in r) if (!READING_FIELDS.has(k)) throw new FieldError(k, `unknown field (known: time, value, record_reference_id)`);
       const seconds = finiteNumber(r.time, 'time');
-      if (seconds < 0 || seconds > 1e11) throw new FieldError('time', `must be Unix time in seconds (got ${seconds})`);
+      if (seconds < EARLIEST / 1000 || seconds >= LATEST / 1000) throw new FieldError('time', `must be Unix time in seconds between 1970 and 2100 (got ${seconds}${seconds > 1e11 ? '; milliseconds?' : ''})`);
       const value = finiteNumber(r.value, 'value');
       if (value < 0) throw new FieldError('value', `a register reading cannot be negative (got ${value})`);
       readings.push({ time: Math.round(seconds * 1000), valueWh: units === 'KWH' ? value * 1000 : value, ref, index });

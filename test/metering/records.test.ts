@@ -46,6 +46,8 @@ describe('interval records', () => {
     [{ units: 'W', value: 1, confidence: 0 }, /^confidence: must be above 0 and at most 1/],
     [{ units: 'W', value: 1, device_id: '../etc' }, /^device_id: must be 1-128 letters/],
     [{ units: 'W', value: 1, end_time: '2024-09-10T00:00:00Z' }, /^end_time: a record may cover at most 31 days/],
+    [{ units: 'W', value: 1, start_time: '1969-12-31T23:00:00Z' }, /^start_time: must lie between 1970 and 2100/],
+    [{ units: 'KWH', value: 2e6 }, /^value: 2000000000 Wh in one record is beyond any meter .*check units \(KWH\)/],
   ])('refuses %o with a message naming the field', (fields, message) => {
     expect(err(() => parseIntervalRecord({ ...base, ...fields }, scope))).toMatch(message);
   });
@@ -112,5 +114,6 @@ describe('cumulative registers', () => {
       { record_num: 2, record_reference_id: 'r3', error: 'value: a register reading cannot be negative (got -1)' },
     ]);
     expect(err(() => parseCumulative({ device_id: 'ev', data: 'x' }, scope))).toMatch(/^data: must be an array/);
+    expect(parseCumulative({ device_id: 'ev', data: [{ time: 1722470400000, value: 1 }] }, scope).failed[0].error).toBe('time: must be Unix time in seconds between 1970 and 2100 (got 1722470400000; milliseconds?)');
   });
 });

@@ -6,7 +6,9 @@ import { describe, expect, it } from 'vitest';
 
 const root = resolve(import.meta.dirname, '..', '..');
 const cli = ['--import', 'tsx', join(root, 'src', 'cli.ts')];
-const run = (...args: string[]) => spawnSync(process.execPath, [...cli, ...args], { cwd: root, encoding: 'utf8', env: { ...process.env, NODE_NO_WARNINGS: '1' } });
+const run = (...args: string[]) => runEnv({}, ...args);
+const runEnv = (env: Record<string, string>, ...args: string[]) =>
+  spawnSync(process.execPath, [...cli, ...args], { cwd: root, encoding: 'utf8', env: { ...process.env, NODE_NO_WARNINGS: '1', ...env } });
 
 describe('homeflex CLI', () => {
   it('check-config prints every located error and exits 1, or a summary and exits 0', () => {
@@ -22,6 +24,13 @@ describe('homeflex CLI', () => {
     expect(ok.stderr).toBe('');
     expect(ok.status).toBe(0);
     expect(ok.stdout).toMatch(/demo\.yaml: OK\n {2}site demo-home/);
+  });
+
+  it('accepts the example site of DESIGN.md as written', () => {
+    const r = runEnv({ HOMEFLEX_TOKEN: 'a-token-of-twenty-chars', CP001_PASSWORD: 'cp-secret' }, 'check-config', join(root, 'config', 'example-site.yaml'));
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toContain('devices: 4 (1 ocpp, 1 modbus, 1 tasmota, 1 zigbee2mqtt)');
+    expect(r.status).toBe(0);
   });
 
   it('schema writes the composed JSON Schema', () => {

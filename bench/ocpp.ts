@@ -375,7 +375,7 @@ export async function run(): Promise<BenchSection> {
       { name: 'MeterValues errors and dropped connections in the window', value: `${errText(meterErrors)}; ${disconnects} disconnects`, target: '0', ok: meterErrCount === 0 && disconnects === 0 && meter.n === expected },
       { name: `hub CPU in the window (utime+stime from /proc/<pid>/stat over ${WINDOW_S} s)`, value: `${windowPhase.pct.toFixed(1)} % of one core (${windowPhase.seconds.toFixed(1)} s CPU)`, target: '< 100 % (1 core)', ok: windowPhase.pct < 100 },
       {
-        name: 'hub RSS: idle with 500 devices → all connected → end of window (peak)',
+        name: `hub RSS: idle with ${CHARGERS} devices → all connected → end of window (peak)`,
         value: `${idle.rss.toFixed(0)} → ${afterConnect.rss.toFixed(0)} → ${afterWindow.rss.toFixed(0)} MB (peak ${afterWindow.hwm.toFixed(0)} MB)`,
         target: '< 300 MB',
         ok: afterWindow.hwm < 300,

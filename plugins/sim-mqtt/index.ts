@@ -10,7 +10,7 @@ import { Z2mRoomSimulator } from '../../adapters/zigbee2mqtt/simulator.js';
  */
 export interface SimMqttConfig {
   id: string;
-  broker: string;
+  broker?: string;
   username?: string;
   password?: string;
   tasmota: { topic: string; rated_power_w: number; total_kwh: number }[];
@@ -32,9 +32,8 @@ export const simMqtt = definePlugin<SimMqttConfig>({
   id: 'sim-mqtt',
   description: 'Simulated MQTT devices (Tasmota sockets, Zigbee2MQTT AC thermostats) for the demo',
   configSchema: {
-    required: ['broker'],
     properties: {
-      broker: { type: 'string', pattern: '^mqtts?://', description: 'Broker the simulated devices connect to, e.g. the embedded one: mqtt://127.0.0.1:18883' },
+      broker: { type: 'string', pattern: '^mqtts?://', description: 'Broker the simulated devices connect to (default: the hub’s embedded broker)' },
       username: { type: 'string' },
       password: { type: 'string' },
       tasmota: {
@@ -82,12 +81,12 @@ export const simMqtt = definePlugin<SimMqttConfig>({
       return (min + max) / 2 + ((max - min) / 2) * Math.cos(((hour - 15) / 24) * 2 * Math.PI);
     };
     const login = { username: config.username, password: config.password };
-    const sims = [
-      ...config.tasmota.map((s) => new TasmotaSimulator({ url: config.broker, topic: s.topic, ratedPowerW: s.rated_power_w, totalKwh: s.total_kwh, now, ...login })),
+    const make = (url: string) => [
+      ...config.tasmota.map((s) => new TasmotaSimulator({ url, topic: s.topic, ratedPowerW: s.rated_power_w, totalKwh: s.total_kwh, now, ...login })),
       ...config.zigbee2mqtt.map(
         (z) =>
           new Z2mRoomSimulator({
-            url: config.broker,
+            url,
             ...login,
             name: z.name,
             rKPerKw: z.r_k_per_kw,
@@ -102,13 +101,26 @@ export const simMqtt = definePlugin<SimMqttConfig>({
           }),
       ),
     ];
+    let sims: (TasmotaSimulator | Z2mRoomSimulator)[] = [];
+    let stopped = false;
+    const launch = (url: string) => {
+      if (stopped) return;
+      sims = make(url);
+      // the devices connect in the background, as real ones would; the adapters see them when they do
+      for (const s of sims) void s.start().catch((err: Error) => ctx.log.warn({ err: err.message }, 'a simulated MQTT device could not connect'));
+      ctx.log.info({ tasmota: config.tasmota.length, zigbee2mqtt: config.zigbee2mqtt.length, broker: url }, 'simulated MQTT devices started');
+    };
     return {
       async start() {
-        // the devices connect in the background, as real ones would; the adapters see them when they do
-        for (const s of sims) void s.start().catch((err: Error) => ctx.log.warn({ err: err.message }, 'a simulated MQTT device could not connect'));
-        ctx.log.info({ tasmota: config.tasmota.length, zigbee2mqtt: config.zigbee2mqtt.length, broker: config.broker }, 'simulated MQTT devices started');
+        if (config.broker) return launch(config.broker);
+        // without a broker URL, the devices use the hub's embedded broker (which may listen on a port chosen at start)
+        const hubMqtt = ctx.transports.mqtt() as { embeddedBroker?: () => Promise<string | undefined> };
+        const url = await hubMqtt.embeddedBroker?.();
+        if (!url) throw new Error('sim-mqtt: give "broker", or set connections.mqtt.embedded so the simulated devices can use the embedded broker');
+        launch(url);
       },
       async stop() {
+        stopped = true;
         await Promise.all(sims.map((s) => s.stop()));
       },
     };

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { startHub } from '../../test/peers/hub.js';
-import { freePort, until } from '../../test/peers/mqtt.js';
+import { until } from '../../test/peers/mqtt.js';
 
 const cleanups: (() => Promise<unknown> | unknown)[] = [];
 afterEach(async () => {
@@ -8,15 +8,23 @@ afterEach(async () => {
 });
 
 describe('sim-mqtt: the demo’s MQTT devices on the embedded broker', () => {
-  it('a simulated Tasmota socket and Zigbee2MQTT AC thermostat are driven through the real adapters', async () => {
-    const port = await freePort();
+  it('needs a broker: its own URL or the embedded one', async () => {
     const h = await startHub(`site: { id: demo }
-connections: { mqtt: { embedded: { port: ${port} } } }
+connections: { mqtt: { url: "mqtt://127.0.0.1:1" } }
+plugins: [ { id: sim-mqtt, tasmota: [ { topic: t1 } ] } ]
+`);
+    cleanups.push(() => h.stop());
+    expect(h.logText()).toMatch(/sim-mqtt: give \\"broker\\", or set connections.mqtt.embedded/);
+  });
+
+  it('a simulated Tasmota socket and Zigbee2MQTT AC thermostat are driven through the real adapters', async () => {
+    const h = await startHub(`site: { id: demo }
+connections: { mqtt: { embedded: { port: 0 } } }
 devices:
   - { id: heater, adapter: tasmota, topic: tasmota_SIM1, rated_power_w: 2000 }
   - { id: bedroom, adapter: zigbee2mqtt, friendly_name: bedroom_ac, mode: cool, comfort: { min_c: 21, max_c: 25 } }
 plugins:
-  - { id: sim-mqtt, broker: "mqtt://127.0.0.1:${port}", tasmota: [ { topic: tasmota_SIM1, rated_power_w: 2000, total_kwh: 7 } ],
+  - { id: sim-mqtt, tasmota: [ { topic: tasmota_SIM1, rated_power_w: 2000, total_kwh: 7 } ],
       zigbee2mqtt: [ { name: bedroom_ac, initial_c: 26, setpoint_c: 24 } ] }
 `);
     cleanups.push(() => h.stop());

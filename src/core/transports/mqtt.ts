@@ -190,6 +190,12 @@ export class HubMqtt implements MqttTransport {
     return this.broker?.url;
   }
 
+  /** Resolves with the embedded broker's URL once it listens (undefined without one); for simulated devices. */
+  async embeddedBroker(): Promise<string | undefined> {
+    await this.ready.catch(() => undefined);
+    return this.broker?.url;
+  }
+
   private sendSubscribe(filter: string) {
     this.client?.subscribe(filter, { qos: 1 }, (err) => {
       if (err && !this.stopped) this.log.warn({ filter, err: err.message }, 'MQTT subscribe failed');

@@ -355,7 +355,7 @@ export async function runBacktest(data: BacktestData, o: BacktestOptions, solver
       netKwh[st.settle] += (houseKw + a.batteryKw + a.evKw + a.hvacKw) * st.h;
       socKwh[st.settle] = state.socKwh;
       // a stay that ends here without its energy is short
-      if (st.session >= 0 && (j + 1 === steps.length || steps[j + 1].session !== st.session) && sessions[st.session].until <= o.to) evShortKwh += Math.max(0, need - state.evDeliveredKwh[st.session]);
+      if (st.session >= 0 && (j + 1 === steps.length || steps[j + 1].session !== st.session) && sessions[st.session].until <= o.to) evShortKwh += Math.max(0, need - state.evDeliveredKwh[st.session] - 1e-6);
       done++;
       if ((done & 1023) === 0) progress(st.start);
     }

@@ -50,12 +50,10 @@ export interface RowOp {
 
 export const deviceSubject = (id: string) => `d.${id}`;
 export const locationSubject = (id: string) => `l.${id}`;
-export const baselineSubject = (id: string) => `b.${id}`;
 
 /** The id a client used (device id, `device:channel`, location id) for a subject. */
 export const subjectId = (subject: string) => subject.slice(2);
-export const subjectKind = (subject: string): 'device' | 'location' | 'baseline' =>
-  subject[0] === 'l' ? 'location' : subject[0] === 'b' ? 'baseline' : 'device';
+export const subjectKind = (subject: string): 'device' | 'location' => (subject[0] === 'l' ? 'location' : 'device');
 
 /** Ids a client may use for devices and sessions: safe in file names, no path tricks. */
 export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$/;

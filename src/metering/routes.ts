@@ -24,7 +24,7 @@ export const meteringRoutes = (metering: MeteringService): RouteModule => (app, 
     location_id: hub.site.id,
     location_timezone: hub.site.timezone,
     currency_code: hub.site.currency,
-    data: metering.store.subjects().filter((s) => subjectKind(s.subject) !== 'baseline').map((s) => ({
+    data: metering.store.subjects().map((s) => ({
       id: subjectId(s.subject),
       object: 'meter',
       kind: subjectKind(s.subject),

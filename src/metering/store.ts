@@ -116,7 +116,7 @@ export class MeterStore {
 
   private constructor(readonly dir: string, private readonly options: MeterStoreOptions) {
     this.readOnly = options.readOnly ?? false;
-    this.maxLoadedRows = options.maxLoadedRows ?? 2_000_000;
+    this.maxLoadedRows = options.maxLoadedRows ?? 1_000_000;
     this.compactLogBytes = options.compactLogBytes ?? 4 * 1024 * 1024;
     this.now = options.now ?? Date.now;
   }

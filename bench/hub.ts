@@ -2,7 +2,8 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { packageRoot, demoConfig } from '../src/cli.js';
+import { packageRoot } from '../src/cli.js';
+import { demoYamlOnFreePorts } from './demo-config.js';
 import type { BenchSection } from './types.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -10,10 +11,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Starts the built demo hub in a child process on a free port and measures start time, idle RSS and stop time. */
 export async function run(): Promise<BenchSection> {
   const dir = mkdtempSync(join(tmpdir(), 'homeflex-bench-'));
-  const demo = readFileSync(demoConfig, 'utf8')
-    .replace(/port: 8080/, 'port: 0')
-    .replace(/port: 9000/, 'port: 0')
-    .replace(/dir: \.\.\/data\/demo/, `dir: ${JSON.stringify(join(dir, 'data'))}`);
+  const demo = await demoYamlOnFreePorts(join(dir, 'data'));
   const file = join(dir, 'demo.yaml');
   writeFileSync(file, demo);
   const t0 = Date.now();

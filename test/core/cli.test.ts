@@ -1,8 +1,9 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { demoYamlOnFreePorts } from '../../bench/demo-config.js';
 
 const root = resolve(import.meta.dirname, '..', '..');
 const cli = ['--import', 'tsx', join(root, 'src', 'cli.ts')];
@@ -43,7 +44,7 @@ describe('homeflex CLI', () => {
 
   it('starts the demo, answers health, and exits cleanly within 5 s of SIGTERM', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'homeflex-cli-'));
-    const demo = readFileSync(join(root, 'config', 'demo.yaml'), 'utf8').replace('port: 8080', 'port: 0').replace('port: 9000', 'port: 0').replace('dir: ../data/demo', `dir: ${JSON.stringify(dir)}`);
+    const demo = await demoYamlOnFreePorts(dir);
     const file = join(dir, 'demo.yaml');
     writeFileSync(file, demo);
     const t0 = Date.now();

@@ -85,7 +85,7 @@ describe('host', () => {
     expect(byId.c).toMatchObject({ available: false, adapter_status: 'failed', error: 'poll exploded' });
     expect(byId.d).toMatchObject({ available: true, adapter_status: 'running' });
     expect(byId.load).toMatchObject({ available: true, adapter_status: 'running' });
-    const failures = lines.map((l) => JSON.parse(l)).filter((l) => l.level >= 50);
+    const failures = lines.map((l) => JSON.parse(l)).filter((l) => l.level >= 50 && l.adapter);
     expect(failures.map((f) => f.adapter).sort()).toEqual(['boom_create', 'boom_later', 'boom_start']);
   });
 

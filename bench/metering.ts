@@ -167,7 +167,7 @@ export async function run(): Promise<BenchSection> {
     await year.close();
     notes.push(
       'Records are kept per device and UTC month: an append-only log of CRC-framed batches (fsync before the answer) and a compacted, deflated segment with 15-minute buckets. Cost queries on the 15-minute grid read only the bucket sections; see README "Metering store".',
-      `Load average when this section started: ${loadBefore.toFixed(1)}, when it ended: ${loadavg()[0].toFixed(1)} (on an idle machine the PUT takes 40–60 ms and the cold MONTH query ~75 ms; both scale with competing load and fsync latency).`,
+      `Load average when this section started: ${loadBefore.toFixed(1)}, when it ended: ${loadavg()[0].toFixed(1)} (in quieter runs the PUT took 40–60 ms and the cold MONTH query 75–150 ms; both grow with competing load and fsync latency).`,
     );
   } finally {
     rmSync(root, { recursive: true, force: true });

@@ -25,7 +25,6 @@ import {
   FieldError,
   HOUR,
   MAX_BATCH,
-  MAX_RECORD_MS,
   deviceSubject,
   flagsOf,
   locationSubject,
@@ -674,7 +673,7 @@ export function parseWindow(source: unknown, required: boolean, where = 'body'):
     const start = parseTime(b.start_time, `${where}.start_time`);
     const end = parseTime(b.end_time, `${where}.end_time`);
     if (end <= start) throw new FieldError(`${where}.end_time`, `must be after ${where}.start_time`);
-    if (end - start > 11 * 366 * DAY) throw new FieldError(`${where}.end_time`, 'the window may span at most 10 years');
+    if (end - start > 10 * 366 * DAY) throw new FieldError(`${where}.end_time`, 'the window may span at most 10 years');
     return { start, end };
   } catch (err) {
     if (err instanceof FieldError) throw new ApiError(400, 'invalid_parameter', err.message, { field: err.field });
@@ -683,4 +682,3 @@ export function parseWindow(source: unknown, required: boolean, where = 'body'):
 }
 
 export const isDeviceKind = (k: string): k is DeviceKind => (DEVICE_KINDS as readonly string[]).includes(k);
-export { MAX_RECORD_MS };

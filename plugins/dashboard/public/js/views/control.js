@@ -44,8 +44,10 @@ function form(app, what, fields, button, send, done) {
       onsubmit: async (e) => {
         e.preventDefault();
         replace(errors);
+        // the plan as it was before: its successor may arrive over the event stream before the answer
+        const before = app.plan.value;
         try {
-          done(await app.write(what, send));
+          done(await app.write(what, send), before);
         } catch (err) {
           if (err.message !== 'no token') showError(errors, err);
         }
@@ -64,7 +66,18 @@ function overridden(app, d, ctl, what, done) {
     'p',
     { class: 'override' },
     badge('set here', 'info', 'Changed through the dashboard or the API; the site file says otherwise'),
-    h('button', { type: 'button', class: 'link', onclick: async () => done(await app.write(`${d.name}: back to the site file`, () => controls.reset(d.id, what)).catch(() => undefined)) }, 'use the site file again'),
+    h(
+      'button',
+      {
+        type: 'button',
+        class: 'link',
+        onclick: async () => {
+          const before = app.plan.value;
+          done(await app.write(`${d.name}: back to the site file`, () => controls.reset(d.id, what)).catch(() => undefined), before);
+        },
+      },
+      'use the site file again',
+    ),
   );
 }
 
@@ -112,8 +125,9 @@ function quickActions(app, d, ctl, done) {
         class: cls,
         onclick: async () => {
           replace(errors);
+          const before = app.plan.value;
           try {
-            done(await app.write(what, fn));
+            done(await app.write(what, fn), before);
           } catch (err) {
             if (err.message !== 'no token') showError(errors, err);
           }
@@ -184,7 +198,7 @@ export function controlView(root, app) {
     const shown = devices();
     for (const d of shown) {
       const ctl = settings.get(d.id);
-      cards.set(d.id, deviceControl(app, d, ctl?.value, ctl?.error, (answer) => onChanged(d, answer)));
+      cards.set(d.id, deviceControl(app, d, ctl?.value, ctl?.error, (answer, before) => onChanged(d, answer, before)));
     }
     replace(list, shown.length ? [...cards.values()].map((c) => c.el) : empty('Nothing to control', 'No EV charger, socket, battery or thermostat in the site file.'));
   };
@@ -204,11 +218,10 @@ export function controlView(root, app) {
   };
 
   /** The hub answers a change after re-planning; fetch that plan and say what it changed. */
-  const onChanged = async (d, answer) => {
+  const onChanged = async (d, answer, before) => {
     if (!answer) return void load();
     settings.set(d.id, { value: answer });
-    const before = app.plan.value;
-    if (answer.plan_id && answer.plan_id !== before?.id) await app.refreshPlan();
+    if (answer.plan_id && answer.plan_id !== app.plan.value?.id) await app.refreshPlan();
     const after = app.plan.value;
     if (!alive) return;
     if (after && after.id !== before?.id) replace(status, h('p', { class: 'replanned' }, replanSummary(before, after, d.id, d.name)));

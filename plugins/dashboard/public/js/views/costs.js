@@ -147,26 +147,27 @@ function savingsCard(name, s) {
   );
 }
 
+/** Most sessions listed; older ones are in the period totals above. */
+const MAX_SESSIONS = 40;
+
+/**
+ * The charging sessions that began in the range: each EV's savings name them (with plug-in time),
+ * and POST /costs/session prices each over all its records.
+ */
 async function sessions(app, range) {
+  const q = { start_time: new Date(range.start).toISOString(), end_time: new Date(range.end).toISOString() };
   const evs = [...app.devices.values()].filter((d) => deviceKind(d) === 'ev');
-  const out = [];
-  for (const ev of evs) {
-    // one month of records at most: sessions older than that are in the monthly totals
-    const from = Math.max(range.start, range.end - 31 * DAY);
-    const body = await api.post(`/costs/interval/${encodeURIComponent(ev.id)}`, { start_time: new Date(from).toISOString(), end_time: new Date(range.end).toISOString() }, { direction: 'IMPORT', aggregation: 'NONE', include_tariff: true });
-    const byId = new Map();
-    for (const r of body.data ?? []) {
-      if (!r.session_reference_id) continue;
-      const s = byId.get(r.session_reference_id) ?? { id: r.session_reference_id, device: ev.name, start: ms(r.start_time), end: ms(r.end_time), wh: 0, cost: 0 };
-      s.start = Math.min(s.start, ms(r.start_time));
-      s.end = Math.max(s.end, ms(r.end_time));
-      s.wh += energyWh(r);
-      s.cost += costOf(r);
-      byId.set(s.id, s);
-    }
-    out.push(...byId.values());
-  }
-  return out.sort((a, b) => b.start - a.start);
+  const found = (await Promise.all(evs.map(async (ev) => ((await api.get(`/savings/${encodeURIComponent(ev.id)}`, q)).sessions ?? []).map((s) => ({ ...s, device: ev.name })))))
+    .flat()
+    .sort((a, b) => ms(b.plug_in_time) - ms(a.plug_in_time))
+    .slice(0, MAX_SESSIONS);
+  return Promise.all(
+    found.map(async (s) => {
+      const c = await api.post(`/costs/session/${encodeURIComponent(s.session_reference_id)}`, {}, { aggregation: 'YEAR', include_tariff: true });
+      const wh = c.total?.energy?.value ?? s.energy ?? 0;
+      return { id: s.session_reference_id, device: s.device, start: ms(s.plug_in_time), end: ms(c.end_time), wh, cost: c.total?.tariff?.value ?? 0 };
+    }),
+  );
 }
 
 export function costsView(root, app) {
@@ -248,7 +249,15 @@ export function costsView(root, app) {
     if (mine !== seq) return;
     const ok = results.filter((r) => r.s);
     const failed = results.filter((r) => r.err);
-    replace(savingsBox, ok.map(({ t, s }) => savingsCard(t.name, s)), failed.length === results.length ? apiProblem('Savings', failed[0].err) : null);
+    // a device that moved no energy in the period gets one line between them all, not a card of zeros
+    const moved = (s) => [s.baseline_cost, s.actual_cost, s.baseline_energy?.value, s.actual_energy?.value].some((v) => typeof v === 'number' && Math.abs(v) > 0.0005);
+    const idle = ok.filter(({ t, s }) => t.id !== app.site.id && !moved(s));
+    replace(
+      savingsBox,
+      ok.filter((r) => !idle.includes(r)).map(({ t, s }) => savingsCard(t.name, s)),
+      idle.length ? h('p', { class: 'muted idle-note' }, `No energy in this period: ${idle.map(({ t }) => t.name).join(', ')}.`) : null,
+      failed.length === results.length ? apiProblem('Savings', failed[0].err) : null,
+    );
   }
 
   async function loadSessions(mine) {

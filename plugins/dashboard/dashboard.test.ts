@@ -113,6 +113,13 @@ describe('dashboard: the page', () => {
     expect(js).toContain('var uPlot=function()');
   });
 
+  it('never turns text into markup: no innerHTML or its relatives anywhere in the page’s code', async () => {
+    const { loadAssets } = await import('./assets.js');
+    const code = [...loadAssets().values()].filter((a) => a.path.startsWith('/js/'));
+    expect(code.length).toBeGreaterThan(5);
+    for (const a of code) expect(a.body.toString(), a.path).not.toMatch(/innerHTML|outerHTML|insertAdjacentHTML|document\.write|\beval\(|new Function/);
+  });
+
   it('leaves unknown paths to the API’s JSON 404, at the root and under /api/v1', async () => {
     const h = await startHub();
     for (const path of ['/nope.html', '/js/../../package.json', '/api/v1/nope']) {

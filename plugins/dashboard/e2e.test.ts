@@ -76,6 +76,8 @@ export async function launchChromium(): Promise<{ context: BrowserContext; close
     executablePath: CHROMIUM,
     headless: true,
     viewport: { width: 1280, height: 900 },
+    // far from the site's zone, so a time shown in the browser's zone by mistake is caught
+    timezoneId: 'Pacific/Auckland',
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
   return {
@@ -160,6 +162,8 @@ describe('dashboard in a real browser', { timeout: 90_000 }, () => {
     await page.goto(`${hub.url}/#now`);
     await page.locator('.device[data-device="ev"] .power').waitFor();
     await expect.poll(() => page.locator('#live').getAttribute('data-status')).toBe('live');
+    // the site's time (Europe/Berlin), not the browser's
+    expect(await page.locator('#hub-time').textContent()).toBe('Tue 18:06');
     // the evening peak: import at the dear end of the day's range
     const importRate = await page.locator('.prices .stat').first().textContent();
     expect(importRate).toMatch(/Import€0\.\d{3}\/kWh/);
@@ -172,6 +176,22 @@ describe('dashboard in a real browser', { timeout: 90_000 }, () => {
     expect(await page.locator('.device[data-device="battery"] .gauge-text').textContent()).toMatch(/\d+ %/);
     expect(await page.locator('.device[data-device="living-ac"] .band-marker').textContent()).toMatch(/\d+(\.\d)? °C/);
     await shot(page, 'now');
+  });
+
+  it('shows a device going down and coming back as it happens, without a reload', async () => {
+    await page.goto(`${hub.url}/#now`);
+    const house = page.locator('.device[data-device="house"]');
+    await house.waitFor();
+    const device = hub.registry.get('house')!;
+    device.available = false;
+    device.error = 'meter did not answer (test)';
+    hub.bus.emit('device.state', { deviceId: 'house', available: false, error: device.error });
+    await house.locator('.why.bad').waitFor();
+    expect(await house.locator('.why.bad').textContent()).toBe('meter did not answer (test)');
+    device.available = true;
+    delete device.error;
+    hub.bus.emit('device.state', { deviceId: 'house', available: true });
+    await house.locator('.why.bad').waitFor({ state: 'detached' });
   });
 
   it('fits a phone screen, light and dark', async () => {

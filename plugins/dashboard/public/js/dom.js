@@ -1,6 +1,6 @@
 /* global document, Node */
 // Every element of the page is built here. Data only ever becomes text nodes or attribute values,
-// never markup: there is no innerHTML anywhere in the dashboard, so a device named
+// never markup: nothing in the dashboard parses a string as HTML, so a device named
 // `<img src=x onerror=...>` shows as those characters.
 
 const SVG_NS = 'http://www.w3.org/2000/svg';

@@ -124,10 +124,14 @@ function soon(key, fn, ms = 150) {
   pending.set(key, setTimeout(() => void fn().catch(reportError), ms));
 }
 
+let helloSeen = 0;
+
 function onLiveEvent(event, data) {
   switch (event) {
     case 'hello':
       app.clockOffsetMs = Date.parse(data.time) - Date.now();
+      // a reconnect (the hub restarted, the phone woke up): what happened meanwhile was not pushed
+      if (helloSeen++) soon('all', () => Promise.all([refreshDevices(), refreshPrices(), refreshPlan()]));
       break;
     case 'device':
       if (data.removed) app.devices.delete(data.id);

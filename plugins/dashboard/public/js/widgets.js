@@ -48,41 +48,52 @@ export function apiProblem(what, err) {
 
 /**
  * The power-flow picture: solar, grid, battery and house around a junction, each line animated in
- * the direction the energy moves and thicker the more flows.
+ * the direction the energy moves and thicker the more flows. Built once and updated in place, so
+ * the animation runs on smoothly as readings arrive.
  */
-export function flowDiagram(flows) {
+export function flowDiagram() {
   const W = 320;
   const H = 250;
   const cx = W / 2;
   const cy = H / 2 - 4;
-  const nodes = [
-    { key: 'pv', label: 'Solar', x: cx, y: 44, w: flows.pvW, dir: flows.pvW > 5 ? 'in' : 'none', sub: flows.pvW > 5 ? 'producing' : 'idle' },
-    { key: 'grid', label: 'Grid', x: 46, y: cy, w: Math.abs(flows.gridW), dir: flows.gridW > 5 ? 'in' : flows.gridW < -5 ? 'out' : 'none', sub: flows.gridW > 5 ? 'importing' : flows.gridW < -5 ? 'exporting' : 'balanced' },
-    { key: 'battery', label: 'Battery', x: W - 46, y: cy, w: Math.abs(flows.batteryW), dir: flows.batteryW < -5 ? 'in' : flows.batteryW > 5 ? 'out' : 'none', sub: flows.batteryW > 5 ? 'charging' : flows.batteryW < -5 ? 'discharging' : 'idle' },
-    { key: 'home', label: 'House', x: cx, y: H - 50, w: flows.homeW, dir: flows.homeW > 5 ? 'out' : 'none', sub: 'using' },
-  ];
-  const maxW = Math.max(1000, ...nodes.map((n) => n.w));
-  const svg = s('svg', { viewBox: `0 0 ${W} ${H}`, class: 'flow', role: 'img', 'aria-label': nodes.map((n) => `${n.label} ${fmt.power(n.w)} ${n.sub}`).join(', ') });
-  for (const n of nodes) {
-    const width = 1.5 + (5 * n.w) / maxW;
-    // 'in' = towards the junction; the dash animation runs along the path from its first point
-    const [x1, y1, x2, y2] = n.dir === 'out' ? [cx, cy, n.x, n.y] : [n.x, n.y, cx, cy];
-    svg.append(s('line', { x1, y1, x2, y2, class: ['flow-line', `flow-${n.key}`, n.dir === 'none' ? 'still' : 'moving'], 'stroke-width': width }));
+  const spots = { pv: [cx, 44, 'Solar'], grid: [46, cy, 'Grid'], battery: [W - 46, cy, 'Battery'], home: [cx, H - 50, 'House'] };
+  const svg = s('svg', { viewBox: `0 0 ${W} ${H}`, class: 'flow', role: 'img' });
+  const parts = {};
+  for (const key of Object.keys(spots)) {
+    parts[key] = { line: s('line', { class: ['flow-line', `flow-${key}`, 'still'] }), dir: undefined };
+    svg.append(parts[key].line);
   }
   svg.append(s('circle', { cx, cy, r: 5, class: 'flow-junction' }));
-  for (const n of nodes) {
-    svg.append(
-      s(
-        'g',
-        { class: ['flow-node', `flow-${n.key}`], transform: `translate(${n.x} ${n.y})` },
-        s('circle', { r: 27 }),
-        s('text', { class: 'flow-value', y: 1 }, fmt.power(n.w)),
-        s('text', { class: 'flow-label', y: 13 }, n.label),
-        s('text', { class: 'flow-sub', y: n.key === 'pv' ? -34 : 42 }, n.sub),
-      ),
-    );
+  for (const [key, [x, y, label]] of Object.entries(spots)) {
+    parts[key].value = s('text', { class: 'flow-value', y: 1 });
+    parts[key].sub = s('text', { class: 'flow-sub', y: key === 'pv' ? -34 : 42 });
+    svg.append(s('g', { class: ['flow-node', `flow-${key}`], transform: `translate(${x} ${y})` }, s('circle', { r: 27 }), parts[key].value, s('text', { class: 'flow-label', y: 13 }, label), parts[key].sub));
   }
-  return svg;
+  const update = (flows) => {
+    const nodes = {
+      pv: { w: flows.pvW, dir: flows.pvW > 5 ? 'in' : 'none', sub: flows.pvW > 5 ? 'producing' : 'idle' },
+      grid: { w: Math.abs(flows.gridW), dir: flows.gridW > 5 ? 'in' : flows.gridW < -5 ? 'out' : 'none', sub: flows.gridW > 5 ? 'importing' : flows.gridW < -5 ? 'exporting' : 'balanced' },
+      battery: { w: Math.abs(flows.batteryW), dir: flows.batteryW < -5 ? 'in' : flows.batteryW > 5 ? 'out' : 'none', sub: flows.batteryW > 5 ? 'charging' : flows.batteryW < -5 ? 'discharging' : 'idle' },
+      home: { w: flows.homeW, dir: flows.homeW > 5 ? 'out' : 'none', sub: 'using' },
+    };
+    const maxW = Math.max(1000, ...Object.values(nodes).map((n) => n.w));
+    for (const [key, n] of Object.entries(nodes)) {
+      const part = parts[key];
+      const [x, y] = spots[key];
+      part.line.setAttribute('stroke-width', String(1.5 + (5 * n.w) / maxW));
+      if (part.dir !== n.dir) {
+        // 'in' runs towards the junction: the dash animation moves from a line's first point
+        const [x1, y1, x2, y2] = n.dir === 'out' ? [cx, cy, x, y] : [x, y, cx, cy];
+        for (const [k, v] of Object.entries({ x1, y1, x2, y2 })) part.line.setAttribute(k, String(v));
+        part.line.setAttribute('class', `flow-line flow-${key} ${n.dir === 'none' ? 'still' : 'moving'}`);
+        part.dir = n.dir;
+      }
+      part.value.textContent = fmt.power(n.w);
+      part.sub.textContent = n.sub;
+    }
+    svg.setAttribute('aria-label', Object.entries(nodes).map(([key, n]) => `${spots[key][2]} ${fmt.power(n.w)} ${n.sub}`).join(', '));
+  };
+  return { el: svg, update };
 }
 
 /** A labelled number with a unit and a smaller line under it. */

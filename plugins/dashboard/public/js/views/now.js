@@ -93,9 +93,26 @@ function upcoming(bands, now) {
   return h('dl', { class: 'periods' }, rows.map(([label, list, kind]) => [h('dt', null, badge(label.toLowerCase(), kind)), h('dd', null, list.map(span).join(', '))]));
 }
 
-function flowsCard(app) {
-  const flows = powerFlows([...app.devices.values()]);
-  return h('section', { class: 'card flows' }, h('h2', null, 'Power flows'), flows ? flowDiagram(flows) : empty('No meter readings yet', 'They appear as the devices report.'));
+/** The flows card: the picture is kept and updated, or an empty state until the first reading. */
+function flowsCard() {
+  const diagram = flowDiagram();
+  const body = h('div');
+  const el = h('section', { class: 'card flows' }, h('h2', null, 'Power flows'), body);
+  let showing;
+  return {
+    el,
+    update(app) {
+      const flows = powerFlows([...app.devices.values()]);
+      if (!flows) {
+        if (showing !== 'empty') replace(body, empty('No meter readings yet', 'They appear as the devices report.'));
+        showing = 'empty';
+        return;
+      }
+      if (showing !== 'diagram') replace(body, diagram.el);
+      showing = 'diagram';
+      diagram.update(flows);
+    },
+  };
 }
 
 /** Planned power in the device's own words: "charging 7.4 kW", "discharging 2 kW", "on", "off". */
@@ -189,24 +206,29 @@ function deviceCard(app, d) {
 const ORDER = { ev: 0, battery: 1, hvac: 2, socket: 3, pv: 4, meter: 5 };
 
 export function nowView(root, app) {
-  const top = h('div', { class: 'grid two' });
+  const prices = h('div', { class: 'prices-slot' });
+  const flows = flowsCard();
+  const top = h('div', { class: 'grid two' }, prices, flows.el);
   const devices = h('section', { class: 'devices-grid' });
   const planNote = h('div');
   replace(root, top, h('h2', { class: 'section-title' }, 'Devices'), planNote, devices);
 
-  const renderTop = () => replace(top, pricesCard(app), flowsCard(app));
+  const renderPrices = () => replace(prices, pricesCard(app));
   const renderDevices = () => {
     const list = [...app.devices.values()].sort((a, b) => (ORDER[deviceKind(a)] ?? 9) - (ORDER[deviceKind(b)] ?? 9) || a.name.localeCompare(b.name));
     replace(devices, list.length ? list.map((d) => deviceCard(app, d)) : empty('No devices', 'Add devices to the site file.'));
     replace(planNote, app.plan.error ? apiProblem('Plan', app.plan.error) : null);
   };
-  renderTop();
-  renderDevices();
-  const offs = [
-    app.on('prices', renderTop),
-    app.on('meter', () => (renderTop(), renderDevices())),
-    app.on('devices', () => (renderTop(), renderDevices())),
-    app.on('plan', renderDevices),
-  ];
-  return { destroy: () => offs.forEach((off) => off()) };
+  const renderLive = () => (flows.update(app), renderDevices());
+  renderPrices();
+  renderLive();
+  // the price in force and "until" move on with the clock even when nothing is pushed
+  const tick = setInterval(renderPrices, 60_000);
+  const offs = [app.on('prices', renderPrices), app.on('meter', renderLive), app.on('devices', renderLive), app.on('plan', renderDevices)];
+  return {
+    destroy: () => {
+      clearInterval(tick);
+      offs.forEach((off) => off());
+    },
+  };
 }

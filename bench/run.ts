@@ -10,6 +10,7 @@ import { run as modbusBench } from './modbus.js';
 import { run as meteringBench } from './metering.js';
 import { run as ocppBench } from './ocpp.js';
 import { run as mqttBench } from './mqtt.js';
+import { run as optimiserBench } from './optimiser.js';
 
 /** Every benchmark section, in the order they appear in BENCHMARKS.md. */
 const SECTIONS: { id: string; run: () => Promise<BenchSection> }[] = [
@@ -20,6 +21,7 @@ const SECTIONS: { id: string; run: () => Promise<BenchSection> }[] = [
   { id: 'metering', run: meteringBench },
   { id: 'ocpp', run: ocppBench },
   { id: 'mqtt', run: mqttBench },
+  { id: 'optimiser', run: optimiserBench },
 ];
 
 async function main() {

@@ -104,7 +104,11 @@ function readTimeValue(file: string, text: string, timezone: string): Interval[]
     if (cells.length < 2) throw new InputError(`${where}: expected "time,value"`);
     const v = Number(cells[1].trim());
     if (!Number.isFinite(v)) throw new InputError(`${where}: value "${cells[1]}" is not a number`);
-    starts.push(parseLocal(cells[0], timezone, where));
+    let t = parseLocal(cells[0], timezone, where);
+    // a local time given twice (the hour the clocks go back) is the second, later occurrence
+    const prev = starts[starts.length - 1];
+    if (prev !== undefined && t <= prev && t + HOUR > prev) t += HOUR;
+    starts.push(t);
     values.push(v);
   });
   if (!starts.length) throw new InputError(`${file}: no rows`);
@@ -170,6 +174,31 @@ function timestamped(data: Interval[], role: Role, timezone: string, describe: s
       // prices are never moved in time: what the file has, the caller checks it covers the period
       if (covers || isPrice(role)) return data.filter((r) => r.end > from && r.start < to);
       return replayByCalendar(data, timezone, from, to);
+    },
+  };
+}
+
+/**
+ * Data keyed by local wall-clock time without DST ("2011-07-01T00:30"), replayed on the same date
+ * and clock time of the site's zone in any year (a clock hour the DST change skips is skipped;
+ * one it repeats is used twice).
+ */
+function wallClock(byWall: Map<string, number>, stepMs: number, timezone: string, describe: string): SeriesSource {
+  const years = [...new Set([...byWall.keys()].map((k) => Number(k.slice(0, 4))))].sort();
+  return {
+    describe,
+    over(from, to) {
+      const out: Interval[] = [];
+      for (let t = Math.floor(from / stepMs) * stepMs; t < to; t += stepMs) {
+        const local = DateTime.fromMillis(t, { zone: timezone });
+        const md = local.toFormat('MM-dd') === '02-29' && !years.some((y) => byWall.has(`${y}-02-29T00:00`)) ? '02-28' : local.toFormat('MM-dd');
+        const hm = local.toFormat('HH:mm');
+        let v: number | undefined;
+        if (local.year >= years[0] && local.year <= years[years.length - 1]) v = byWall.get(`${local.year}-${md}T${hm}`);
+        for (const y of years) v ??= byWall.get(`${y}-${md}T${hm}`);
+        if (v !== undefined) out.push({ start: t, end: t + stepMs, value: v });
+      }
+      return out;
     },
   };
 }
@@ -241,10 +270,15 @@ export function readSeries(path: string, role: Role, options: { timezone: string
     if (role !== 'load' && role !== 'pv') throw new InputError(`${path}: Ausgrid data gives load (GC) or pv (GG), not ${role}`);
     const { rows } = csvColumns(text);
     const col = role === 'load' ? 1 : 2;
-    // naive local half hours of average kW: kWh = kW × 0.5
-    const starts = rows.map((r, i) => parseLocal(r[0], tz, `${path}:${i + 2}`));
-    const data = fromStarts(starts, rows.map((r) => Number(r[col]) * 0.5), path);
-    return timestamped(data, role, tz, `Ausgrid ${basename(path)} ${role === 'load' ? 'GC' : 'GG'} (kW × 0.5 h), replayed by calendar`);
+    // half hours of average kW on a local clock without DST (48 a day): kWh = kW × 0.5
+    const byWall = new Map<string, number>();
+    rows.forEach((r, i) => {
+      const m = /^(\d{4})-(\d\d)-(\d\d)[ T](\d\d):(\d\d)/.exec(r[0]);
+      const v = Number(r[col]);
+      if (!m || !Number.isFinite(v)) throw new InputError(`${path}:${i + 2}: cannot read "${rows[i].join(',')}"`);
+      byWall.set(`${m[1]}-${m[2]}-${m[3]}T${m[4]}:${m[5]}`, v * 0.5);
+    });
+    return wallClock(byWall, 30 * 60_000, tz, `Ausgrid ${basename(path)} ${role === 'load' ? 'GC' : 'GG'} (kW × 0.5 h), replayed on the same local date and clock time`);
   }
   return timestamped(readTimeValue(path, text, tz), role, tz, `CSV ${path} (time,value)`);
 }

@@ -47,8 +47,20 @@ let loaded: OcppSchemas | undefined;
 
 export function ocppSchemas(): OcppSchemas {
   if (loaded) return loaded;
+  // schemas are compiled on first use: a hub talks only a handful of the ~120 messages, and each
+  // compiled validator costs memory on a small home server
+  const sources = new Map<string, { ajv: Ajv; schema: Record<string, unknown> }>();
   const validators = new Map<string, ValidateFunction>();
   const key = (p: OcppProtocol, action: string, kind: 'req' | 'conf') => `${p}|${action}|${kind}`;
+  const validator = (k: string) => {
+    let fn = validators.get(k);
+    const src = sources.get(k);
+    if (!fn && src) {
+      fn = src.ajv.compile(src.schema);
+      validators.set(k, fn);
+    }
+    return fn;
+  };
 
   const ajv16 = newAjv();
   const dir = schemaDir16();
@@ -57,7 +69,7 @@ export function ocppSchemas(): OcppSchemas {
     const { $schema: _s, id: _id, ...schema } = JSON.parse(readFileSync(join(dir, file), 'utf8')) as Record<string, unknown>;
     const name = file.replace(/\.json$/, '');
     const isConf = name.endsWith('Response');
-    validators.set(key('ocpp1.6', isConf ? name.slice(0, -'Response'.length) : name, isConf ? 'conf' : 'req'), ajv16.compile(schema));
+    sources.set(key('ocpp1.6', isConf ? name.slice(0, -'Response'.length) : name, isConf ? 'conf' : 'req'), { ajv: ajv16, schema });
   }
 
   const bundle201 = require('ocpp-rpc/lib/schemas/ocpp2_0_1.json') as Record<string, unknown>[];
@@ -66,13 +78,13 @@ export function ocppSchemas(): OcppSchemas {
     // the bundle's "urn:Action.req" ids trip ajv's URI parser; its refs are all local, so the ids can go
     const { $schema: _s, $id, ...schema } = entry;
     const m = /^urn:(\w+)\.(req|conf)$/.exec(String($id));
-    if (m) validators.set(key('ocpp2.0.1', m[1], m[2] as 'req' | 'conf'), ajv201.compile(schema));
+    if (m) sources.set(key('ocpp2.0.1', m[1], m[2] as 'req' | 'conf'), { ajv: ajv201, schema });
   }
 
   loaded = {
-    has: (p, action, kind) => validators.has(key(p, action, kind)),
+    has: (p, action, kind) => sources.has(key(p, action, kind)),
     check(p, action, kind, payload) {
-      const fn = validators.get(key(p, action, kind));
+      const fn = validator(key(p, action, kind));
       if (!fn || fn(payload)) return [];
       return describe(fn);
     },

@@ -78,6 +78,7 @@ export class ShellyRpc {
 
 export const shelly = defineAdapter<ShellyConfig>({
   id: 'shelly',
+  needs: ['mqtt'],
   description: 'Shelly smart socket or relay over MQTT (Gen1 topics or Gen2+ RPC): switch and energy meter',
   configSchema: {
     required: ['topic', 'generation'],

@@ -37,6 +37,7 @@ export function tasmotaEnergy(energy: unknown, relay = 1): { powerW?: number; to
 
 export const tasmota = defineAdapter<TasmotaConfig>({
   id: 'tasmota',
+  needs: ['mqtt'],
   description: 'Tasmota smart socket over MQTT: switch and energy meter',
   configSchema: {
     required: ['topic'],

@@ -136,6 +136,7 @@ class ClimateMeter implements MeterCap {
 
 export const zigbee2mqtt = defineAdapter<Z2mConfig>({
   id: 'zigbee2mqtt',
+  needs: ['mqtt'],
   description: 'Zigbee thermostat or TRV through Zigbee2MQTT: temperature, setpoint and mode',
   configSchema: {
     required: ['comfort'],

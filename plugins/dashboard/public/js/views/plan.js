@@ -6,6 +6,7 @@ import { h, replace } from '../dom.js';
 import * as fmt from '../format.js';
 import { ahead, deviceKind, priceBands, reasonText, slotAt } from '../model.js';
 import { apiProblem, badge, empty, stat } from '../widgets.js';
+import { plannedAction } from './now.js';
 
 const HOUR = 3_600_000;
 export const KIND_COLOUR = { ev: '#2563eb', battery: '#16a34a', hvac: '#ea580c', socket: '#9333ea', pv: '#eab308', meter: '#64748b', load: '#9333ea' };
@@ -209,7 +210,8 @@ function showReadout(el, app, plan, data, idx) {
       const w = slot >= 0 ? (d.powerW[slot] ?? 0) : 0;
       const reason = slot >= 0 ? d.reasons[slot] : undefined;
       const colour = data.colours.get(d.id);
-      return h('span', { class: 'chip', style: { '--chip': colour } }, `${data.names.get(d.id)?.name ?? d.id} ${Math.abs(w) < 10 ? 'off' : fmt.power(w)}${reason && Math.abs(w) >= 10 ? ` · ${reasonText(reason)}` : ''}`);
+      const what = d.id === 'pv-forecast' || d.id === 'base-load' ? fmt.power(Math.abs(w)) : plannedAction(d.kind === 'load' ? 'socket' : (d.kind ?? deviceKind(data.names.get(d.id) ?? {})), w);
+      return h('span', { class: 'chip', style: { '--chip': colour } }, `${data.names.get(d.id)?.name ?? d.id} ${what}${reason && Math.abs(w) >= 10 ? ` · ${reasonText(reason)}` : ''}`);
     }),
   );
 }
@@ -271,7 +273,7 @@ function summary(app, plan) {
             null,
             h('td', null, names.get(d.id) ?? d.id),
             h('td', { class: 'num' }, fmt.energy(energy)),
-            h('td', null, runs.length ? runs.slice(0, 2).map((r) => `${fmt.dayTime(r.start)}–${fmt.time(r.end)}`).join(', ') + (runs.length > 2 ? `, and ${runs.length - 2} more` : '') : 'none'),
+            h('td', null, runs.length ? runs.slice(0, 2).map((r) => `${fmt.dayTime(r.start)}–${fmt.startOfDay(r.end - 1) === fmt.startOfDay(r.start) ? fmt.time(r.end) : fmt.dayTime(r.end)}`).join(', ') + (runs.length > 2 ? `, and ${runs.length - 2} more` : '') : 'none'),
             h('td', null, note),
           );
         }),

@@ -70,7 +70,7 @@ function demoWithHostileDevice() {
   return stringify(config);
 }
 
-export async function launchChromium(): Promise<{ context: BrowserContext; close: () => Promise<void> }> {
+async function launchChromium(): Promise<{ context: BrowserContext; close: () => Promise<void> }> {
   const userDataDir = mkdtempSync(join(tmpdir(), 'homeflex-chromium-'));
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM,

@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'data/**', 'test-artifacts/**', 'plugins/dashboard/public/vendor/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'data/**', 'test-artifacts/**', '.scratch/**', 'plugins/dashboard/public/vendor/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

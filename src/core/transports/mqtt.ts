@@ -155,6 +155,8 @@ export class HubMqtt implements MqttTransport {
       will: { topic: this.statusTopic, payload: Buffer.from('offline'), qos: 1, retain: true },
     };
     const client = (this.client = mqtt.connect(url, options));
+    // every adapter publishing before the broker answers waits with its own 'connect' listener (removed after)
+    client.setMaxListeners(500);
     client.on('connect', (connack) => {
       // commands are small packets: send them at once rather than after Nagle's delay
       (client.stream as Partial<Socket> | undefined)?.setNoDelay?.(true);

@@ -7,6 +7,7 @@ import { builtinCatalog } from './core/catalog.js';
 import { hubChecks } from './core/config/checks.js';
 import { ConfigError, composeSchema, formatProblem, loadConfigFile } from './core/config/load.js';
 import { Hub } from './core/host.js';
+import type { HubConfig } from './core/config/schema.js';
 import { scaledClock } from './core/clock.js';
 import { StoreError } from './core/store/state.js';
 import { reportCommand } from './metering/report.js';
@@ -33,6 +34,29 @@ Usage:
   homeflex fit-thermal --history FILE.csv --mode heat|cool [--cop N] [--max-electric-w W]
                                         learn a room's R, C and gains from its thermostat history
 `;
+
+interface SiteCommandIo {
+  out(text: string): void;
+  err(text: string): void;
+  defaultConfig: string;
+  loadConfig(file: string): HubConfig;
+}
+
+/** Runs a command that reads the site file, printing its configuration errors as the other commands do. */
+async function withSiteConfig(command: (argv: string[], io: SiteCommandIo) => Promise<number>, argv: string[]): Promise<number> {
+  try {
+    return await command(argv, {
+      out: (t) => process.stdout.write(t),
+      err: (t) => process.stderr.write(t),
+      defaultConfig: demoConfig,
+      loadConfig: (file) => loadConfigFile(file, { catalog: builtinCatalog, checks: hubChecks(builtinCatalog) }),
+    });
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    for (const p of err.problems) process.stderr.write(`${formatProblem(p)}\n`);
+    return 1;
+  }
+}
 
 /** Subcommands the later parts of the hub add (plan, report, backtest). */
 export const commands: Record<string, (argv: string[]) => Promise<number>> = {
@@ -113,35 +137,9 @@ export const commands: Record<string, (argv: string[]) => Promise<number>> = {
     return 0;
   },
 
-  async report(argv) {
-    try {
-      return await reportCommand(argv, {
-        out: (t) => process.stdout.write(t),
-        err: (t) => process.stderr.write(t),
-        defaultConfig: demoConfig,
-        loadConfig: (file) => loadConfigFile(file, { catalog: builtinCatalog, checks: hubChecks(builtinCatalog) }),
-      });
-    } catch (err) {
-      if (!(err instanceof ConfigError)) throw err;
-      for (const p of err.problems) process.stderr.write(`${formatProblem(p)}\n`);
-      return 1;
-    }
-  },
+  report: (argv) => withSiteConfig(reportCommand, argv),
 
-  async plan(argv) {
-    try {
-      return await planCommand(argv, {
-        out: (t) => process.stdout.write(t),
-        err: (t) => process.stderr.write(t),
-        defaultConfig: demoConfig,
-        loadConfig: (file) => loadConfigFile(file, { catalog: builtinCatalog, checks: hubChecks(builtinCatalog) }),
-      });
-    } catch (err) {
-      if (!(err instanceof ConfigError)) throw err;
-      for (const p of err.problems) process.stderr.write(`${formatProblem(p)}\n`);
-      return 1;
-    }
-  },
+  plan: (argv) => withSiteConfig(planCommand, argv),
 
   backtest: (argv) => backtestCommand(argv),
 

@@ -194,7 +194,10 @@ export function defineProvider<C extends ProviderConfig>(spec: ProviderSpec<C>):
             }
           }
           if (!slots.length) throw retryableError('no_price_data', `${spec.type}: the provider has no prices for ${today.toISODate()} yet`);
-          cached = mergeSlots(cached, slots).filter((s) => s[1] > now - 14 * DAY);
+          const { usable, dropped } = believableSlots(slots, range);
+          if (dropped.length) ctx.log.warn({ dropped: dropped.length, of: slots.length }, `${spec.type}: ignored ${dropped.length} of ${slots.length} prices that cannot be right (${dropped[0]})`);
+          if (!usable.length) throw malformed(spec.type, `no usable prices in the answer (${dropped[0]})`);
+          cached = mergeSlots(cached, usable).filter((s) => s[1] > now - 14 * DAY);
           updated = now;
           await ctx.cache.set('slots', cached);
           await ctx.cache.set('updated', updated);
@@ -203,6 +206,35 @@ export function defineProvider<C extends ProviderConfig>(spec: ProviderSpec<C>):
       };
     },
   });
+}
+
+/** Longest slot and largest price (per kWh, any currency) a provider can mean: day-ahead markets cap at 4 EUR/kWh. */
+const MAX_SLOT_MS = DAY;
+const MAX_ABS_PRICE = 1000;
+
+/**
+ * The slots of an answer that can be prices at all: finite, at most a day long, near the days asked
+ * for, at most 1000 per kWh. Garbage that parses (a slot reaching the year 5000, 10^300 per kWh)
+ * must not replace the known prices.
+ */
+export function believableSlots(slots: WholesaleSlot[], range: { start: number; end: number }): { usable: WholesaleSlot[]; dropped: string[] } {
+  const usable: WholesaleSlot[] = [];
+  const dropped: string[] = [];
+  const iso = (t: number) => (Number.isFinite(t) && Math.abs(t) < 8.64e15 ? new Date(t).toISOString() : String(t));
+  for (const s of slots) {
+    const why = !Number.isFinite(s.start) || !Number.isFinite(s.end) || !Number.isFinite(s.price)
+      ? 'not a number'
+      : s.end <= s.start || s.end - s.start > MAX_SLOT_MS
+        ? `a slot from ${iso(s.start)} to ${iso(s.end)}`
+        : s.end <= range.start - DAY || s.start >= range.end + DAY
+          ? `a slot at ${iso(s.start)}, far from the days asked for`
+          : Math.abs(s.price) > MAX_ABS_PRICE
+            ? `a price of ${s.price} per kWh`
+            : undefined;
+    if (why) dropped.push(why);
+    else usable.push(s);
+  }
+  return { usable, dropped };
 }
 
 /** New slots replace cached ones they overlap; the result is sorted and free of overlaps. */

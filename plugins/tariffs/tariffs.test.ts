@@ -140,7 +140,7 @@ describe('provider tariffs in the site file', () => {
   it('rejects a missing token and an unknown key with their place', () => {
     expect(() => check('  import: { type: tibber }\n')).toThrow('site.yaml:3:11 tariffs.import: missing required key "token"');
     expect(() => check('  import: { type: awattar, refresh_cron: "*/15 * * *x *" }\n')).toThrow('site.yaml:3:42 tariffs.import.refresh_cron: "*/15 * * *x *" is not a cron expression (month: *x is a invalid expression for month)');
-    expect(() => check('  import: { type: nordpool, area: SE3, zone: x }\n')).toThrow(/site\.yaml:3:40 tariffs\.import\.zone: unknown key "zone" \(allowed: type, area, currency, surcharge, url, timeout_ms, retries, retry_delay_ms, refresh_cron\)/);
+    expect(() => check('  import: { type: nordpool, area: SE3, zone: x }\n')).toThrow(/site\.yaml:3:40 tariffs\.import\.zone: unknown key "zone" \(allowed: type, area, currency, surcharge, url, timeout_ms, retries, retry_delay_ms, refresh_cron, fallback\)/);
   });
 });
 

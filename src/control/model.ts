@@ -193,6 +193,13 @@ export function buildSiteProblem(inputs: ModelInputs): { problem: SiteProblem; n
   const imp = priceFor('IMPORT');
   const exp = priceFor('EXPORT');
   notes.estimatedPrices = Math.max(imp.estimated, exp.estimated);
+  for (const direction of ['IMPORT', 'EXPORT'] as const) {
+    const health = inputs.prices?.health?.(direction);
+    if (!health?.degraded) continue;
+    const why = health.error ? `failing (${health.error})` : 'without prices for now';
+    const standIn = health.fallback ? `the fallback tariff (${health.fallback}) stands in where they end, at lower confidence` : 'the last known prices are repeated day by day';
+    notes.notes.push(`${direction.toLowerCase()} prices: the ${health.type} tariff is ${why}; ${standIn}`);
+  }
 
   // ---------------------------------------------------------------- grid and circuits
   const siteLimits = inputs.limits.get(config.site.id);

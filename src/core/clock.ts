@@ -75,7 +75,8 @@ export class ManualClock implements Clock {
     let timer: Timer;
     const arm = (from: number) => {
       timer = this.schedule(from + ms, () => {
-        arm(timer.due);
+        // a late interval (after a jump) goes on from now, as setInterval does, instead of replaying what it missed
+        arm(Math.max(timer.due, this.t));
         fn();
       });
     };
@@ -90,14 +91,26 @@ export class ManualClock implements Clock {
       const next = this.timers[0];
       if (!next || next.due > target) break;
       this.timers.shift();
-      this.t = next.due;
+      // a timer overdue after set() fires now: time never runs backwards
+      this.t = Math.max(this.t, next.due);
       next.fn();
       await new Promise((r) => setImmediate(r));
     }
     this.t = target;
   }
-  /** Jumps the clock without firing timers in between (a wall-clock jump). */
+  /** Jumps the clock without firing timers in between; timers due before `t` fire at the next `advance`. */
   set(t: number | string) {
     this.t = typeof t === 'string' ? Date.parse(t) : t;
+  }
+
+  /**
+   * A wall-clock jump (NTP correction, an RTC reset) as the system clock makes it: `now()` moves to
+   * `t`, while every timer keeps the time it had left, as setTimeout and setInterval (monotonic) do.
+   */
+  jump(t: number | string) {
+    const to = typeof t === 'string' ? Date.parse(t) : t;
+    const delta = to - this.t;
+    for (const timer of this.timers) timer.due += delta;
+    this.t = to;
   }
 }

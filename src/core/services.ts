@@ -10,6 +10,17 @@ import type { StateStore } from './store/state.js';
 /** Resolves the price series in force for a direction and window (tariff history for the past). */
 export interface PriceLookup {
   series(direction: Direction, window: TimeWindow): PriceSeries;
+  /** Whether the direction's tariff source is failing, and the fallback standing in (for the plan's notes). */
+  health?(direction: Direction): PriceSourceHealth;
+}
+
+export interface PriceSourceHealth {
+  type: string | null;
+  error: string | null;
+  /** The source could not be created, its last refresh failed, or its prices do not reach the present. */
+  degraded: boolean;
+  /** Description of the configured fallback tariff, if any. */
+  fallback: string | null;
 }
 
 export type AdapterStatus = 'starting' | 'running' | 'failed' | 'stopped';

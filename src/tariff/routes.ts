@@ -143,7 +143,7 @@ export function tariffRoutes(service: TariffService): RouteModule {
         last_updated: status.last_updated,
         next_update: status.next_update,
         request: q,
-        source: { type: status.type, description: status.description, error: status.error },
+        source: { type: status.type, description: status.description, error: status.error, fallback: status.fallback },
         data: series.map((s) => ({ valid_from: iso(s.start), valid_to: iso(s.end), tariff: { rate: s.rate, confidence: s.confidence } })),
       };
     });

@@ -3,7 +3,7 @@ import { DateTime } from 'luxon';
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Clock, Direction, EpochMs, EventBus, Logger, PriceSeries, SiteInfo, TariffSource, TariffSourceDefinition, TimeWindow } from '../api/index.js';
 import { isRetryable } from '../api/index.js';
-import type { PriceLookup } from '../core/services.js';
+import type { PriceLookup, PriceSourceHealth } from '../core/services.js';
 import type { StateStore } from '../core/store/state.js';
 import type { TariffConfig } from '../core/config/schema.js';
 import { PriceHistory } from './history.js';
@@ -11,6 +11,8 @@ import { compactSeries, gapsIn, HOUR, overlaySeries, replaceRange, sliceSeries }
 
 export const DIRECTIONS: Direction[] = ['IMPORT', 'EXPORT'];
 const DEFAULT_REFRESH_CRON = '*/15 * * * *';
+/** Confidence of a price from the fallback tariff: a stand-in for the source's own price, not a forecast of it. */
+export const FALLBACK_CONFIDENCE = 0.5;
 /** How far past "now" a slot may reach and still be recorded whole when it comes into force. */
 const LONGEST_SLOT = 2 * HOUR;
 
@@ -41,6 +43,8 @@ export interface TariffServiceOptions {
 interface DirectionState {
   config?: TariffConfig;
   source?: TariffSource;
+  /** `fallback` of the tariff: fills where the source has no prices while it is failing. */
+  fallback?: TariffSource;
   imported: PriceSeries;
   importedAt?: EpochMs;
   lastError?: string;
@@ -55,6 +59,8 @@ export interface SourceStatus {
   next_update: string | null;
   error: string | null;
   imported_until: string | null;
+  /** The configured fallback and whether it stands in now. */
+  fallback: { type: string; description: string; active: boolean } | null;
 }
 
 /**
@@ -107,7 +113,8 @@ export class TariffService implements PriceLookup {
       this.log.error({ direction }, d.lastError);
       return;
     }
-    const resolved = { ...config };
+    const { fallback, ...resolved } = config;
+    if (fallback && typeof fallback === 'object') this.createFallback(direction, fallback as TariffConfig);
     if (typeof resolved.path === 'string' && !isAbsolute(resolved.path)) resolved.path = resolve(dirname(resolve(this.options.configSource)), resolved.path);
     const log = this.log.child({ tariff: config.type, direction });
     const cache = this.state.kv(`tariff:${direction.toLowerCase()}`);
@@ -117,6 +124,31 @@ export class TariffService implements PriceLookup {
       d.lastError = `tariff ${config.type} could not be created: ${(err as Error).message}`;
       log.error({ err }, d.lastError);
     }
+  }
+
+  private createFallback(direction: Direction, config: TariffConfig) {
+    const def = this.options.sources.find((s) => s.type === config.type);
+    const log = this.log.child({ tariff: config.type, direction, fallback: true });
+    try {
+      if (!def) throw new Error(`unknown tariff type "${config.type}"`);
+      this.dirs[direction].fallback = def.create({ log, clock: this.clock, site: this.site, fetch: this.fetchFn, cache: this.state.kv(`tariff:${direction.toLowerCase()}:fallback`) }, config);
+    } catch (err) {
+      log.error({ err }, `the fallback tariff of ${direction} could not be created: ${(err as Error).message}`);
+    }
+  }
+
+  /**
+   * Whether a direction's source is failing: it could not be created, its last refresh failed, or
+   * (a dynamic source) its known prices do not reach the present. While it is, the fallback fills.
+   */
+  degraded(direction: Direction): boolean {
+    const d = this.dirs[direction];
+    if (!d.config) return false;
+    if (!d.source || d.lastError) return true;
+    if (!d.source.refresh) return false;
+    const now = this.clock.now();
+    const inForce = { start: now, end: now + 1 };
+    return !sliceSeries(d.imported, inForce).length && !d.source.series(inForce).length;
   }
 
   /** Starts refreshing dynamic sources on their cron schedule and recording the history. */
@@ -154,15 +186,20 @@ export class TariffService implements PriceLookup {
     const p = (async () => {
       if (!d.source?.refresh) return;
       const before = d.source.lastUpdated?.();
+      const wasDegraded = this.degraded(direction);
+      const hadError = d.lastError !== undefined;
       try {
         await d.source.refresh();
         d.lastError = undefined;
       } catch (err) {
         d.lastError = (err as Error).message;
-        this.log.warn({ err, direction, retryable: isRetryable(err) }, `tariff ${d.config?.type} refresh failed; keeping the last known prices`);
+        const fallback = d.fallback ? `; the fallback tariff (${d.fallback.describe()}) fills where they end` : '';
+        this.log.warn({ err, direction, retryable: isRetryable(err) }, `tariff ${d.config?.type} refresh failed; keeping the last known prices${fallback}`);
+        // the source starts failing: the plan re-plans on the fallback (and says why)
+        if (!wasDegraded || !hadError) this.announce(direction, d.fallback ? 'fallback' : (d.config?.type ?? 'tariff'));
         throw err;
       }
-      if (d.source.lastUpdated?.() !== before) this.announce(direction, d.config?.type ?? 'tariff');
+      if (d.source.lastUpdated?.() !== before || hadError || (wasDegraded && !this.degraded(direction))) this.announce(direction, d.config?.type ?? 'tariff');
     })().finally(() => this.refreshing.delete(direction));
     this.refreshing.set(direction, p);
     return p;
@@ -174,8 +211,11 @@ export class TariffService implements PriceLookup {
     this.bus.emit('tariff.updated', { direction, source, series: this.live(direction, { start, end: start + 3 * 24 * HOUR }) });
   }
 
-  /** The prices in force now and later: imported slots first, the configured source in the gaps. */
-  live(direction: Direction, window: TimeWindow): PriceSeries {
+  /**
+   * The prices in force now and later: imported slots first, the configured source in the gaps,
+   * and while the source is failing the fallback tariff (at lower confidence) in what is left.
+   */
+  live(direction: Direction, window: TimeWindow, options: { fallback?: boolean } = {}): PriceSeries {
     const d = this.dirs[direction];
     const imported = sliceSeries(d.imported, window);
     let configured: PriceSeries = [];
@@ -184,7 +224,12 @@ export class TariffService implements PriceLookup {
     } catch (err) {
       this.log.error({ err, direction }, 'tariff source failed to give its series');
     }
-    return overlaySeries(imported, configured);
+    const known = overlaySeries(imported, configured);
+    if (options.fallback === false || !d.fallback || !this.degraded(direction)) return known;
+    const gaps = gapsIn(known, window);
+    if (!gaps.length) return known;
+    const standIn = gaps.flatMap((g) => d.fallback!.series(g)).map((s) => ({ ...s, confidence: Math.min(s.confidence, FALLBACK_CONFIDENCE) }));
+    return overlaySeries(known, standIn);
   }
 
   /** Records the slots that have come into force since the last time (whole slots, as they begin). */
@@ -195,7 +240,8 @@ export class TariffService implements PriceLookup {
       const frozen = this.history.frozenUntil(direction);
       if (frozen !== undefined && frozen > now) continue;
       const from = frozen ?? DateTime.fromMillis(now, { zone: this.site.timezone }).startOf('day').toMillis();
-      const slots = this.live(direction, { start: from, end: now + LONGEST_SLOT }).filter((s) => s.start <= now);
+      // the fallback is not history: real prices published late still price that time
+      const slots = this.live(direction, { start: from, end: now + LONGEST_SLOT }, { fallback: false }).filter((s) => s.start <= now);
       const until = Math.max(now + 1, slots.length ? slots[slots.length - 1].end : 0);
       this.history.record(direction, compactSeries(slots), from, until);
       this.history.freezeUntil(direction, until);
@@ -220,7 +266,13 @@ export class TariffService implements PriceLookup {
       parts.push(gaps.length ? overlaySeries(recorded, gaps.flatMap((g) => this.live(direction, g))) : recorded);
     }
     if (window.end > edge) parts.push(this.live(direction, { start: Math.max(window.start, edge), end: window.end }));
-    return parts.length === 1 ? parts[0] : parts.flat();
+    if (parts.length === 1) return parts[0];
+    // one slot cut in two by the history's edge (which sits at a record time, not a slot boundary) is one slot again
+    const [past, future] = parts;
+    const last = past[past.length - 1];
+    const first = future[0];
+    if (last && first && last.end === first.start && last.rate === first.rate && last.confidence === first.confidence) return [...past.slice(0, -1), { ...last, end: first.end }, ...future.slice(1)];
+    return parts.flat();
   }
 
   /**
@@ -275,6 +327,13 @@ export class TariffService implements PriceLookup {
       next_update: next ? next.toISOString() : null,
       error: d.lastError ?? null,
       imported_until: lastImported ? new Date(lastImported.end).toISOString() : null,
+      fallback: d.fallback ? { type: String(d.config?.fallback && (d.config.fallback as TariffConfig).type), description: d.fallback.describe(), active: this.degraded(direction) } : null,
     };
+  }
+
+  /** For the plan's notes: whether the source is failing and what stands in. */
+  health(direction: Direction): PriceSourceHealth {
+    const d = this.dirs[direction];
+    return { type: d.config?.type ?? null, error: d.lastError ?? null, degraded: this.degraded(direction), fallback: d.fallback?.describe() ?? null };
   }
 }

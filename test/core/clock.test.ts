@@ -27,6 +27,22 @@ describe('clocks', () => {
     await expect(p).rejects.toThrow('stop');
   });
 
+  it('after set() overdue timers fire at the new time, once, and time never runs backwards; jump() keeps what timers had left', async () => {
+    const clock = new ManualClock(0);
+    const seen: number[] = [];
+    clock.every(1000, () => seen.push(clock.now()));
+    clock.set(1_000_000);
+    await clock.advance(1500);
+    // one late tick at the new time, then on from there (no burst replaying the missed 999)
+    expect(seen).toEqual([1_000_000, 1_001_000]);
+    expect(clock.now()).toBe(1_001_500);
+    const woke: number[] = [];
+    void clock.sleep(10_000).then(() => woke.push(clock.now()));
+    clock.jump(-3_600_000); // the wall clock goes back an hour
+    await clock.advance(10_000);
+    expect(woke).toEqual([-3_590_000]);
+  });
+
   it('a scaled clock runs faster than real time', async () => {
     const clock = scaledClock(1000, 0);
     await clock.sleep(20_000); // 20 s of clock time = 20 ms real

@@ -61,6 +61,9 @@ export function hubChecks(catalog: Catalog): ConfigCheck[] {
         if (!t) continue;
         const source = catalog.tariffSources.find((s) => s.type === t.type);
         for (const p of source?.check?.(t as never) ?? []) problems.push({ path: ['tariffs', dir, ...p.path], message: p.message });
+        const fallback = t.fallback as { type?: string } | undefined;
+        const fallbackSource = catalog.tariffSources.find((s) => s.type === fallback?.type);
+        for (const p of fallbackSource?.check?.(fallback as never) ?? []) problems.push({ path: ['tariffs', dir, 'fallback', ...p.path], message: p.message });
       }
       if (config.http.host !== '127.0.0.1' && config.http.host !== 'localhost' && config.http.host !== '::1' && !config.http.token) {
         problems.push({ path: ['http', 'host'], message: `listening on ${config.http.host} (not loopback) needs http.token` });

@@ -9,6 +9,9 @@ export interface Catalog {
 
 const clone = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
 
+/** Tariff types that may be a `fallback`: they need no fetching, so they cannot be down. */
+export const FALLBACK_TARIFF_TYPES = ['fixed', 'time_of_use'];
+
 /** An object schema whose own properties are `extra` plus `base`, closed to unknown keys. */
 function closedObject(base: Record<string, unknown>, extra: JsonSchema): JsonSchema {
   const props = (extra.properties as Record<string, unknown> | undefined) ?? {};
@@ -53,6 +56,15 @@ export function composeSchema(catalog: Catalog): JsonSchema {
   };
 
   const tariffTypes = catalog.tariffSources.map((t) => t.type);
+  // a source that cannot fail (fixed, time_of_use) stands in while a dynamic one is down
+  const fallbackSources = catalog.tariffSources.filter((t) => FALLBACK_TARIFF_TYPES.includes(t.type));
+  const fallbackSchema: JsonSchema = {
+    type: 'object',
+    required: ['type'],
+    description: 'Prices used where the source has none while it is failing (its last refresh failed, or its prices do not reach the present)',
+    properties: { type: { type: 'string', enum: fallbackSources.map((t) => t.type), description: 'fixed or time_of_use' } },
+    allOf: discriminated('type', fallbackSources.map((t) => [t.type, closedObject({ type: { const: t.type } }, { description: t.description, ...t.configSchema })])),
+  };
   const tariffSchema: JsonSchema = {
     type: 'object',
     required: ['type'],
@@ -61,7 +73,7 @@ export function composeSchema(catalog: Catalog): JsonSchema {
       'type',
       catalog.tariffSources.map((t) => [
         t.type,
-        closedObject({ type: { const: t.type } }, { description: t.description, ...t.configSchema }),
+        closedObject({ type: { const: t.type } }, { description: t.description, ...t.configSchema, properties: { ...(t.configSchema.properties as Record<string, unknown>), fallback: fallbackSchema } }),
       ]),
     ),
   };

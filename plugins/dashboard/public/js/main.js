@@ -90,7 +90,11 @@ async function refreshPrices() {
       api.get(`/tariffs/rates/${encodeURIComponent(loc)}`, { ...window, direction: 'IMPORT' }),
       api.get(`/tariffs/rates/${encodeURIComponent(loc)}`, { ...window, direction: 'EXPORT' }),
     ]);
-    const sourceError = [imp, exp].map((b) => b?.source?.error).filter(Boolean).join('; ');
+    // a failing source says what stands in for it (the fallback tariff, at lower confidence)
+    const sourceError = [imp, exp]
+      .map((b) => b?.source?.fallback?.active ? `${b.source.error ?? `no ${b.direction} prices for now`}; prices from the fallback tariff (${b.source.fallback.description})` : b?.source?.error)
+      .filter(Boolean)
+      .join('; ');
     app.prices = { import: normalizeRates(imp), export: normalizeRates(exp), error: undefined, sourceError };
   } catch (err) {
     app.prices = { import: [], export: [], error: err };

@@ -34,7 +34,8 @@ function ticking(ctx: AdapterContext, tickS: number, meter: SimMeter, step: (dtM
       step(0);
       stopTick = ctx.clock.every(tickS * 1000, () => {
         const now = ctx.clock.now();
-        const dt = now - last;
+        // a wall clock that went back (NTP, a board without RTC) ran no energy backwards: nothing happened in between
+        const dt = Math.max(0, now - last);
         last = now;
         step(dt);
         sincePersist += dt;

@@ -126,7 +126,9 @@ export class ControlLoop {
       } catch {
         return;
       }
-      const due = !this.latest || this.hub.clock.now() - this.latest.createdAt >= this.planner.replan_minutes * MIN - 1000;
+      const at = this.hub.clock.now();
+      // a clock that jumped back leaves the plan in the future (no slot holds now): plan again rather than wait for it
+      const due = !this.latest || at - this.latest.createdAt >= this.planner.replan_minutes * MIN - 1000 || at < this.latest.plan.slots[0].start;
       if (due) this.request('schedule');
       else await this.applyCurrent();
       await this.settled();

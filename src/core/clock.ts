@@ -64,11 +64,15 @@ export class ManualClock implements Clock {
   sleep(ms: number, signal?: AbortSignal) {
     return new Promise<void>((resolve, reject) => {
       if (signal?.aborted) return reject(signal.reason);
-      const timer = this.schedule(this.t + Math.max(0, ms), () => resolve());
-      signal?.addEventListener('abort', () => {
+      const onAbort = () => {
         this.cancel(timer);
-        reject(signal.reason);
-      }, { once: true });
+        reject(signal!.reason);
+      };
+      const timer = this.schedule(this.t + Math.max(0, ms), () => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      });
+      signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
   every(ms: number, fn: () => void) {

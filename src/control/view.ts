@@ -69,7 +69,8 @@ export function planView(rec: PlanRecord, site: { id: string; currency: string }
         power_w: d.powerW,
         reasons: d.reasons,
         energy_wh: Math.round(d.energyWh),
-        expected_cost: r4(d.powerW.reduce((a, w, t) => a + (w > 0 ? plan.importRate[t] : plan.exportRate[t]) * w * ((plan.slots[t].end - plan.slots[t].start) / 3_600_000) / 1000, 0)),
+        // the device's energy at the rate it moves at the meter: the import rate while the site imports, else the export rate
+        expected_cost: r4(d.powerW.reduce((a, w, t) => a + (plan.exportW[t] > 0 ? plan.exportRate[t] : plan.importRate[t]) * w * ((plan.slots[t].end - plan.slots[t].start) / 3_600_000) / 1000, 0)),
         ...(d.socWh ? { soc_wh: d.socWh, modes: d.modes } : {}),
         ...(d.temperatureC ? { temperature_c: d.temperatureC, setpoint_c: d.setpointC, discomfort_kh: d.discomfortKh } : {}),
         ...(d.on ? { on: d.on, shortfall_hours: d.shortfallHours } : {}),

@@ -192,12 +192,13 @@ export function buildSiteLp(problem: SiteProblem): BuiltSite {
       d.push(lp.addCol(((b.cycleCostPerKwh ?? 0) + cycleEps + later(t)) * dtH[t], 0, Math.max(0, dMax)));
       const sLo = t === T - 1 && b.finalMinWh !== undefined ? Math.min(hi, Math.max(lo, kw(b.finalMinWh))) : lo;
       s.push(lp.addCol(t === T - 1 ? -value : 0, sLo, hi));
-      lp.addRow(t === 0 ? kw(b.initialWh) : 0, t === 0 ? kw(b.initialWh) : 0, [
+      const socRow = lp.addRow(t === 0 ? kw(b.initialWh) : 0, t === 0 ? kw(b.initialWh) : 0, [
         [s[t], 1],
         ...(t > 0 ? [[s[t - 1], -1] as [number, number]] : []),
         [c[t], -b.chargeEfficiency * dtH[t]],
         [d[t], dtH[t] / b.dischargeEfficiency],
       ]);
+      lp.startBasic(s[t], socRow);
       // wasting energy through the battery's losses pays only when energy has a negative value
       if ((importRate[t] < 0 || exportRate[t] < 0) && cMax > 0 && dMax > 0) {
         z[t] = lp.addCol(0, 0, 1, 'binary');
@@ -278,7 +279,7 @@ export function buildSiteLp(problem: SiteProblem): BuiltSite {
       P.push(lp.addCol(0, 0, up));
       Tc.push(lp.addCol(0, lo - 1e-9, hi + 1e-9));
       const rhs = (1 - a) * (h.outdoorC[t] + h.rKPerKw * kw(h.gainsW[t])) + (t === 0 ? a * h.initialC : 0);
-      lp.addRow(rhs, rhs, [[Tc[t], 1], ...(t > 0 ? [[Tc[t - 1], -a] as [number, number]] : []), [P[t], (1 - a) * h.rKPerKw * sign * h.cop]]);
+      lp.startBasic(Tc[t], lp.addRow(rhs, rhs, [[Tc[t], 1], ...(t > 0 ? [[Tc[t - 1], -a] as [number, number]] : []), [P[t], (1 - a) * h.rKPerKw * sign * h.cop]]));
       termsOf(h.id)[t].terms.push([P[t], 1]);
     }
     const setDev = setpointRows(h.id, h.limits?.setpointW, (t) => [[P[t], 1]]);
@@ -393,7 +394,9 @@ export function buildSiteLp(problem: SiteProblem): BuiltSite {
       for (const [col, coef] of arr[t].terms) terms.push([col, -coef]);
       constKw += arr[t].constKw;
     }
-    lp.addRow(constKw, constKw, terms);
+    const balanceRow = lp.addRow(constKw, constKw, terms);
+    // the grid starts basic on the side the house's fixed flows point to
+    lp.startBasic(constKw >= 0 ? g[t] : x[t], balanceRow);
     // importing and exporting at once pays only when export earns more than import costs
     if (exportRate[t] > importRate[t] && gMax > 0 && xMax > 0) {
       w[t] = lp.addCol(0, 0, 1, 'binary');

@@ -36,6 +36,7 @@ export function highsSolver(highs: Highs): LpSolver {
       const lp = highs.createModel(data(m, lower));
       quiet(lp);
       lpOptions(lp);
+      if (m.basis) lp.setBasis(m.basis as Parameters<Model['setBasis']>[0]);
       const read = (model: Model, isMip: boolean): LpResult => {
         const status = statusOf(model.getModelStatus());
         if (status === 'infeasible' || status === 'error' || status === 'unbounded') return { status };
@@ -44,7 +45,8 @@ export function highsSolver(highs: Highs): LpSolver {
         const x = model.getSolution().colValue;
         const objective = model.getObjectiveValue();
         const bound = isMip ? Number(model.info.get('mip_dual_bound')) : objective;
-        return { status, x, objective, bound };
+        const iterations = Number(model.info.get('simplex_iteration_count'));
+        return { status, x, objective, bound, iterations };
       };
       return {
         solve() {

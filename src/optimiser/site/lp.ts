@@ -32,6 +32,8 @@ export interface LpModel {
   kinds: ColumnKind[];
   semiMin: Float64Array;
   offset: number;
+  /** A starting basis (HiGHS codes: 0 lower, 1 basic, 2 upper, 3 zero), when the builder knows a good one. */
+  basis?: { colStatus: Int32Array; rowStatus: Int32Array };
 }
 
 export class LpBuilder {
@@ -42,6 +44,8 @@ export class LpBuilder {
   private readonly tRow: number[] = [];
   private readonly tCol: number[] = [];
   private readonly tVal: number[] = [];
+  /** Pairs (column, row): the column starts basic in place of that equality row's slack. */
+  private readonly basicPairs: [number, number][] = [];
   offset = 0;
 
   get numCols() {
@@ -59,6 +63,15 @@ export class LpBuilder {
 
   col(j: number): LpColumn {
     return this.cols[j];
+  }
+
+  /**
+   * Starts column `col` basic, in place of the slack of equality row `row` (a crash basis: the
+   * state of charge in its balance row, the room temperature in its heat balance, the grid in the
+   * power balance). Without it the simplex adds them one by one from an all-slack basis.
+   */
+  startBasic(col: number, row: number) {
+    this.basicPairs.push([col, row]);
   }
 
   addCost(j: number, cost: number) {
@@ -123,7 +136,18 @@ export class LpBuilder {
       rowLower[i] = clamp(this.rowLower[i]);
       rowUpper[i] = clamp(this.rowUpper[i]);
     }
-    return { numCols: n, numRows: m, colCost, colLower, colUpper, rowLower, rowUpper, starts, indices, values, kinds, semiMin, offset: this.offset };
+    let basis: LpModel['basis'];
+    if (this.basicPairs.length) {
+      const colStatus = new Int32Array(n);
+      for (let j = 0; j < n; j++) colStatus[j] = Number.isFinite(colLower[j]) ? 0 : Number.isFinite(colUpper[j]) ? 2 : 3;
+      const rowStatus = new Int32Array(m).fill(1);
+      for (const [col, row] of this.basicPairs) {
+        colStatus[col] = 1;
+        rowStatus[row] = 0;
+      }
+      basis = { colStatus, rowStatus };
+    }
+    return { numCols: n, numRows: m, colCost, colLower, colUpper, rowLower, rowUpper, starts, indices, values, kinds, semiMin, offset: this.offset, basis };
   }
 }
 
@@ -137,6 +161,8 @@ export interface LpResult {
   objective?: number;
   /** For a MILP: the best bound the solver proved. */
   bound?: number;
+  /** Simplex iterations of this solve. */
+  iterations?: number;
 }
 
 /**

@@ -119,12 +119,14 @@ export function planSite(problem: SiteProblem, solver: LpSolver): SitePlan {
   const session = solver.open(built.model);
   const integerColumns = built.model.kinds.filter((k) => k !== 'continuous').length;
   let lpSolves = 1;
+  let iterations = 0;
   let usedMip = false;
   let status: PlanStatus = 'optimal';
   let gap: number;
   let x: Float64Array | undefined;
   try {
     const root = session.solve();
+    iterations = root.iterations ?? 0;
     if (root.status !== 'optimal' || !root.x) {
       return emptyPlan(problem, built, solver.name, root.status === 'infeasible' ? 'infeasible' : 'error', `the solver returned ${root.status} for the relaxation`);
     }
@@ -132,7 +134,7 @@ export function planSite(problem: SiteProblem, solver: LpSolver): SitePlan {
     if (opts.relaxIntegers) {
       x = root.x;
       gap = 0;
-      return extract(problem, built, x, { name: solver.name, lpSolves, usedMip, gap, integerColumns }, 'optimal');
+      return extract(problem, built, x, { name: solver.name, lpSolves, iterations, usedMip, gap, integerColumns }, 'optimal');
     }
     const { result, solves } = dive(session, built, root);
     lpSolves += solves;
@@ -160,7 +162,7 @@ export function planSite(problem: SiteProblem, solver: LpSolver): SitePlan {
   } finally {
     session.dispose();
   }
-  return extract(problem, built, x, { name: solver.name, lpSolves, usedMip, gap, integerColumns }, status);
+  return extract(problem, built, x, { name: solver.name, lpSolves, iterations, usedMip, gap, integerColumns }, status);
 }
 
 function emptyPlan(problem: SiteProblem, built: BuiltSite, name: string, status: PlanStatus, warning: string): SitePlan {
@@ -179,7 +181,7 @@ function emptyPlan(problem: SiteProblem, built: BuiltSite, name: string, status:
     devices: [],
     nodes: [],
     warnings: [warning],
-    solver: { name, columns: built.model.numCols, rows: built.model.numRows, integerColumns: 0, lpSolves: 1, usedMip: false, gap: Infinity },
+    solver: { name, columns: built.model.numCols, rows: built.model.numRows, integerColumns: 0, lpSolves: 1, rootIterations: 0, usedMip: false, gap: Infinity },
   };
 }
 
@@ -190,7 +192,7 @@ function extract(
   problem: SiteProblem,
   b: BuiltSite,
   x: Float64Array,
-  solver: { name: string; lpSolves: number; usedMip: boolean; gap: number; integerColumns: number },
+  solver: { name: string; lpSolves: number; iterations: number; usedMip: boolean; gap: number; integerColumns: number },
   status: PlanStatus,
 ): SitePlan {
   const T = problem.slots.length;
@@ -269,7 +271,7 @@ function extract(
     devices,
     nodes,
     warnings,
-    solver: { name: solver.name, columns: b.model.numCols, rows: b.model.numRows, integerColumns: solver.integerColumns, lpSolves: solver.lpSolves, usedMip: solver.usedMip, gap: solver.gap },
+    solver: { name: solver.name, columns: b.model.numCols, rows: b.model.numRows, integerColumns: solver.integerColumns, lpSolves: solver.lpSolves, rootIterations: solver.iterations, usedMip: solver.usedMip, gap: solver.gap },
   };
   explain(problem, plan);
   return plan;

@@ -212,6 +212,8 @@ export interface SitePlan {
     rows: number;
     integerColumns: number;
     lpSolves: number;
+    /** Simplex iterations of the first (relaxed) solve, from the crash basis. */
+    rootIterations: number;
     usedMip: boolean;
     /** Proven gap of the returned solution (share of the cost scale). */
     gap: number;

@@ -119,7 +119,7 @@ export function planSite(problem: SiteProblem, solver: LpSolver): SitePlan {
   const session = solver.open(built.model);
   const integerColumns = built.model.kinds.filter((k) => k !== 'continuous').length;
   let lpSolves = 1;
-  let iterations = 0;
+  let iterations: number;
   let usedMip = false;
   let status: PlanStatus = 'optimal';
   let gap: number;

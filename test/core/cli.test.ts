@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -40,6 +40,8 @@ describe('homeflex CLI', () => {
     const schema = JSON.parse(r.stdout);
     expect(schema.title).toBe('homeflex site configuration');
     expect(schema.properties.devices.items.properties.adapter.enum).toContain('sim_ev');
+    // the copy shipped for editors (config/*.yaml point at it) is the current one
+    expect(readFileSync(join(root, 'schema', 'site.schema.json'), 'utf8'), 'run: homeflex schema --out schema/site.schema.json').toBe(r.stdout);
   });
 
   it('starts the demo, answers health, and exits cleanly within 5 s of SIGTERM', async () => {

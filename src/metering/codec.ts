@@ -273,22 +273,27 @@ export function decodeBuckets(buf: Buffer): BucketColumns {
 export function encodeSegment(header: Omit<SegmentHeader, 'sections'>, rows: RowColumns, buckets: BucketColumns): Buffer {
   const bucketBytes = deflateRawSync(encodeBuckets(buckets), { level: 6 });
   const rowBytes = deflateRawSync(encodeRows(rows, true), { level: 6 });
-  // the header's length depends on the offsets it holds, so settle it with a second pass
+  // the header's length depends on the offsets it holds: grow the reserved length until the JSON fits
+  // (it may take several passes when an offset gains a digit each time), then pad the rest in bytes
+  const fixedLen = SEG_MAGIC.length + 8;
   let headerLen = 0;
-  let json = '';
-  for (let pass = 0; pass < 3; pass++) {
-    const base = SEG_MAGIC.length + 8 + headerLen;
+  let json: string;
+  for (let pass = 0; ; pass++) {
+    if (pass === 16) throw new Error('segment header length does not settle');
+    const base = fixedLen + headerLen;
     const sections = {
       buckets: { offset: base, length: bucketBytes.length, crc: crc32(bucketBytes) },
       rows: { offset: base + bucketBytes.length, length: rowBytes.length, crc: crc32(rowBytes) },
     };
     json = JSON.stringify({ ...header, sections });
     const len = Buffer.byteLength(json);
-    if (len === headerLen) break;
+    if (len <= headerLen) break;
     headerLen = len;
   }
-  const headerBytes = Buffer.from(json.padEnd(headerLen, ' '), 'utf8');
-  const fixed = Buffer.alloc(SEG_MAGIC.length + 8);
+  const headerBytes = Buffer.alloc(headerLen, 0x20);
+  // a header cut short would not match its section offsets: fail the compaction (the log keeps the rows) rather than write it
+  if (headerBytes.write(json, 'utf8') !== Buffer.byteLength(json)) throw new Error('segment header does not fit the length it was settled to');
+  const fixed = Buffer.alloc(fixedLen);
   SEG_MAGIC.copy(fixed);
   fixed.writeUInt32LE(headerBytes.length, 8);
   fixed.writeUInt32LE(crc32(headerBytes), 12);
@@ -303,7 +308,13 @@ export function decodeSegmentHeader(read: (offset: number, length: number) => Bu
   if (len > MAX_FRAME) throw new CorruptDataError('segment header length is garbage');
   const headerBytes = read(SEG_MAGIC.length + 8, len);
   if (headerBytes.length !== len || crc32(headerBytes) !== fixed.readUInt32LE(12)) throw new CorruptDataError('segment header fails its checksum');
-  return JSON.parse(headerBytes.toString('utf8')) as SegmentHeader;
+  const header = JSON.parse(headerBytes.toString('utf8')) as SegmentHeader;
+  // the sections always follow the header, buckets first; segments written before the header length
+  // was settled correctly state offsets a few bytes short (intact data, each section still has its CRC)
+  const { buckets, rows } = header.sections;
+  buckets.offset = SEG_MAGIC.length + 8 + len;
+  rows.offset = buckets.offset + buckets.length;
+  return header;
 }
 
 export function readSection(read: (offset: number, length: number) => Buffer, ref: SectionRef, what: string): Buffer {

@@ -392,7 +392,12 @@ export class MeterStore {
     }
     try {
       // written at the known end, not appended, so a failed write can be cut off again
-      await p.fh.write(bytes, 0, bytes.length, p.logSize);
+      // a short write must not leave a gap: frames after it would be cut off as a torn tail on reopen
+      for (let off = 0; off < bytes.length; ) {
+        const { bytesWritten } = await p.fh.write(bytes, off, bytes.length - off, p.logSize + off);
+        if (bytesWritten <= 0) throw new Error('write made no progress');
+        off += bytesWritten;
+      }
       await p.fh.datasync();
       p.logSize += bytes.length;
     } catch (err) {

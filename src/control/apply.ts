@@ -18,6 +18,8 @@ export async function applySlot(opts: {
   sent: SentState;
   log: Logger;
   paused: Set<string>;
+  /** Devices whose last command failed, with the error: a device that keeps refusing is logged once, not at every slot. */
+  failing?: Map<string, string>;
 }): Promise<{ commanded: string[]; failed: string[] }> {
   const { plan, k, validUntil, sent, log } = opts;
   const commanded: string[] = [];
@@ -27,9 +29,12 @@ export async function applySlot(opts: {
     try {
       await fn();
       commanded.push(d.id);
+      if (opts.failing?.delete(d.id)) log.info({ device: d.id }, `${d.id} takes its commands again`);
     } catch (err) {
       failed.push(d.id);
-      log.warn({ err, device: d.id }, `could not send ${what} to ${d.id}`);
+      const message = String((err as Error)?.message ?? err);
+      if (opts.failing?.get(d.id) !== message) log.warn({ err, device: d.id }, `could not send ${what} to ${d.id}`);
+      opts.failing?.set(d.id, message);
     }
   };
   for (const dp of plan.devices) {

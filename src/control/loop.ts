@@ -5,7 +5,7 @@ import { planSite, type LpSolver } from '../optimiser/site/index.js';
 import { applySlot, type SentState } from './apply.js';
 import { EnergyHistory } from './history.js';
 import { fromStored, type ExternalLimits, type StoredLimits } from './limits.js';
-import { buildSiteProblem, type EffectiveSettings } from './model.js';
+import { buildSiteProblem, PLUGGED, type EffectiveSettings } from './model.js';
 import { loadSolver } from './solver.js';
 import { planView, type PlanRecord } from './view.js';
 
@@ -32,11 +32,14 @@ export class ControlLoop {
   lastError?: { at: EpochMs; message: string };
   private solver?: LpSolver;
   private readonly sent: SentState = new Map();
+  private readonly failing = new Map<string, string>();
   private readonly unsubscribe: (() => void)[] = [];
   private abort?: AbortController;
   private running?: Promise<void>;
   private pending?: string;
   private lastPersist = 0;
+  /** What of each device the plan depends on (available, a car plugged in), to re-plan when it changes. */
+  private readonly planState = new Map<string, string>();
   private stopped = false;
   private readonly log;
 
@@ -74,8 +77,14 @@ export class ControlLoop {
         this.request(`device.disconnected (${deviceId})`);
       }),
       bus.on('target.changed', ({ deviceId }) => this.request(`target.changed (${deviceId})`)),
+      // adapters say "unavailable", "recovered" or "car plugged in" with device.state (a Modbus inverter, an OCPP charger's status)
+      bus.on('device.state', ({ deviceId }) => {
+        const d = this.hub.registry.get(deviceId);
+        if (d && this.planStateChanged(d)) this.request(`device.state (${deviceId})`);
+      }),
       bus.on('limits.changed', ({ nodeId }) => this.request(`limits.changed (${nodeId})`)),
     );
+    for (const d of this.hub.registry.all()) this.planStateChanged(d);
     this.abort = new AbortController();
     await this.replan('start');
     void this.tickLoop(this.abort.signal);
@@ -133,6 +142,14 @@ export class ControlLoop {
       else await this.applyCurrent();
       await this.settled();
     }
+  }
+
+  private planStateChanged(d: Device): boolean {
+    const charger = d.caps.charger;
+    const key = `${d.available}|${charger ? PLUGGED.has(charger.status()) : ''}`;
+    const changed = this.planState.has(d.id) && this.planState.get(d.id) !== key;
+    this.planState.set(d.id, key);
+    return changed;
   }
 
   private devicesById(): Map<string, Device> {
@@ -199,7 +216,7 @@ export class ControlLoop {
     if (k < 0) return;
     const slotLen = this.planner.slot_minutes * MIN;
     const paused = new Set(Object.entries(rec.settings).filter(([, s]) => s.paused).map(([id]) => id));
-    await applySlot({ plan: rec.plan, k, devices: this.devicesById(), validUntil: rec.plan.slots[k].end + slotLen, sent: this.sent, log: this.log, paused });
+    await applySlot({ plan: rec.plan, k, devices: this.devicesById(), validUntil: rec.plan.slots[k].end + slotLen, sent: this.sent, log: this.log, paused, failing: this.failing });
   }
 
   private clearChargeNow(deviceId: string) {

@@ -11,7 +11,8 @@ const MIN = 60_000;
 const HOUR = 3_600_000;
 /** AC charging loses about a tenth between the wall and the car's cells: turns SoC targets into metered energy. */
 export const EV_CHARGE_EFFICIENCY = 0.9;
-const PLUGGED = new Set(['preparing', 'charging', 'suspended_ev', 'suspended_evse', 'finishing']);
+/** Charger states with a car plugged in: only then is an EV in the plan. */
+export const PLUGGED = new Set(['preparing', 'charging', 'suspended_ev', 'suspended_evse', 'finishing']);
 
 /** A device's settings in force: its YAML entry with the run-time overrides (API) on top. */
 export interface EffectiveSettings {

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { SunSpecInverterSim } from '../../adapters/modbus/sim/inverter-sim.js';
 import { ManualClock } from '../../src/core/clock.js';
 import type { PlanRecord } from '../../src/control/view.js';
-import { startHub, type TestHub } from '../peers/hub.js';
+import { startHub } from '../peers/hub.js';
 import { sleep } from './helpers.js';
 
 /**

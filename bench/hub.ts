@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { packageRoot } from '../src/cli.js';
 import { demoYamlOnFreePorts } from './demo-config.js';
+import { npmStartRuntime } from './hub-process.js';
 import type { BenchSection } from './types.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -16,10 +17,7 @@ export async function run(): Promise<BenchSection> {
   writeFileSync(file, demo);
   const t0 = Date.now();
   // start the hub exactly as `npm start` does: its environment and node flags come from package.json
-  const script = (JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start;
-  const words = script.split(/\s+/);
-  const env = Object.fromEntries(words.filter((w) => /^[A-Z_]+=/.test(w)).map((w) => w.split('=') as [string, string]));
-  const flags = words.slice(words.indexOf('node') + 1).filter((w) => w.startsWith('--'));
+  const { script, env, flags } = npmStartRuntime();
   const child = spawn(process.execPath, [...flags, join(packageRoot, 'dist', 'src', 'cli.js'), 'start', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let out = '';
   child.stdout.on('data', (b) => (out += b));

@@ -84,11 +84,20 @@ class AtomicJsonFile implements Adapter<HubState> {
   }
 }
 
+/** Adapters' memory waits at most this long for the write it shares with other changes. */
+export const MEMORY_WRITE_GAP_MS = 1000;
+
 export class StateStore {
   readonly file: string;
   private readonly db: Low<HubState>;
   private writing: Promise<void> = Promise.resolve();
   private dirty = false;
+  /** How many times the file was written (for diagnostics and tests). */
+  writes = 0;
+  private memoryWrite?: Promise<void>;
+  private releaseMemoryWrite?: () => void;
+  private lastMemoryWriteAt = -Infinity;
+  private stopping = false;
 
   private constructor(file: string) {
     this.file = file;
@@ -132,14 +141,47 @@ export class StateStore {
       if (!this.dirty) return;
       this.dirty = false;
       await this.db.write();
+      this.writes++;
     });
     this.writing = next.catch(() => undefined);
     return next;
   }
 
   async flush(): Promise<void> {
+    this.releaseMemoryWrite?.();
     this.dirty = true;
     await this.update(() => undefined);
+  }
+
+  /**
+   * Changes the state like `update`, but changes that come in bursts (adapters' memory: hundreds of
+   * devices each saving once a minute) share one write, at most one per MEMORY_WRITE_GAP_MS;
+   * resolves once a write holding the change is done. The first change after a quiet spell is
+   * written at once.
+   */
+  updateSoon(fn: (s: HubState) => void): Promise<void> {
+    fn(this.db.data);
+    this.dirty = true;
+    // the hub writes the file once after every part stopped: stopping devices do not wait in turn
+    if (this.stopping) return Promise.resolve();
+    if (!this.memoryWrite) {
+      const wait = this.lastMemoryWriteAt + MEMORY_WRITE_GAP_MS - Date.now();
+      const due = wait > 0 ? new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, wait);
+        this.releaseMemoryWrite = () => (clearTimeout(timer), resolve());
+      }) : Promise.resolve();
+      this.memoryWrite = due.then(() => {
+        this.memoryWrite = this.releaseMemoryWrite = undefined;
+        this.lastMemoryWriteAt = Date.now();
+        return this.update(() => undefined);
+      });
+    }
+    return this.memoryWrite;
+  }
+
+  /** From now on `updateSoon` resolves at once; the hub calls `flush` when everything has stopped. */
+  beginStop() {
+    this.stopping = true;
   }
 
   /** A key-value space of one adapter or plugin. */
@@ -147,7 +189,7 @@ export class StateStore {
     return {
       get: <T>(key: string): T | undefined => this.db.data.kv[namespace]?.[key] as T | undefined,
       set: (key: string, value: unknown) =>
-        this.update((s) => {
+        this.updateSoon((s) => {
           (s.kv[namespace] ??= {})[key] = value;
         }),
     };

@@ -322,6 +322,8 @@ export function buildSiteProblem(inputs: ModelInputs): { problem: SiteProblem; n
       const runs: LoadRun[] = [];
       if (schedule?.window && schedule.hours > 0) {
         for (const w of windowsBetween(schedule.window, now, horizon.end, tz)) {
+          // a later window the horizon only reaches into is planned once the horizon holds it (else every plan reports a false shortfall)
+          if (w.start >= now && w.end > horizon.end) continue;
           const doneH = w.start < now && sw.ratedPowerW > 0 ? inputs.history.drawnWh(d.id, w.start, now) / sw.ratedPowerW : 0;
           const left = Math.max(0, schedule.hours - doneH);
           if (left < 1 / 60) continue;

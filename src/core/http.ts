@@ -46,6 +46,11 @@ export async function createHttpServer(hub: HubServices, modules: RouteModule[])
     logger: false,
     bodyLimit: http.body_limit_bytes,
     ajv: { customOptions: { allErrors: false, coerceTypes: 'array', removeAdditional: false, useDefaults: true } },
+    // a URL fastify cannot decode is refused before routing: in the API's error shape too
+    frameworkErrors: (err, _req, reply) => {
+      const status = err.statusCode && err.statusCode < 500 ? err.statusCode : 400;
+      void (reply as FastifyReply).status(status).send(errorBody(new ApiError(status, err.code === 'FST_ERR_BAD_URL' ? 'bad_url' : 'invalid_request', err.message)));
+    },
   });
 
   app.addHook('onRequest', async (req: FastifyRequest) => {

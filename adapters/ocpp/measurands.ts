@@ -25,6 +25,10 @@ export interface SampleReading {
 export type EnergyUnitOverride = 'Wh' | 'kWh' | undefined;
 
 const PREFIX: Record<string, number> = { k: 1000, M: 1_000_000, m: 0.001 };
+/** Bounds of believable charger values: 1 TWh of register, 1 MW, 1000 A per phase. */
+const MAX_REGISTER_WH = 1e12;
+const MAX_POWER_W = 1e6;
+const MAX_CURRENT_A = 1000;
 
 /** Splits "kWh" into (1000, "Wh"); unknown units keep factor 1. */
 function unitFactor(unit: string): { factor: number; base: string } {
@@ -104,6 +108,26 @@ function combine(values: RawValue[], problems: string[]): ChargerSample {
   if (sample.energyWh !== undefined && sample.energyWh < 0) {
     problems.push(`negative energy register ${sample.energyWh} Wh ignored`);
     sample.energyWh = undefined;
+  }
+  // numbers no charger can mean (a register past 1 TWh, a megawatt, a SoC over 100 %) are garbage, not readings
+  const beyond = (v: number | undefined, limit: number) => v !== undefined && !(Math.abs(v) <= limit);
+  if (beyond(sample.energyWh, MAX_REGISTER_WH)) {
+    problems.push(`energy register ${sample.energyWh} Wh is beyond any meter; ignored`);
+    sample.energyWh = undefined;
+  }
+  if (beyond(sample.powerW, MAX_POWER_W)) {
+    problems.push(`power ${sample.powerW} W is beyond any charger; ignored`);
+    sample.powerW = undefined;
+  }
+  for (const ph of ['L1', 'L2', 'L3'] as const) {
+    if (beyond(sample.currentA[ph], MAX_CURRENT_A)) {
+      problems.push(`current ${sample.currentA[ph]} A on ${ph} is beyond any charger; ignored`);
+      delete sample.currentA[ph];
+    }
+  }
+  if (sample.socPct !== undefined && !(sample.socPct >= 0 && sample.socPct <= 100)) {
+    problems.push(`SoC ${sample.socPct} % ignored`);
+    sample.socPct = undefined;
   }
   sample.context = values.find((v) => v.context)?.context;
   return sample;

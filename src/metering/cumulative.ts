@@ -56,6 +56,37 @@ export function intervalsBetween(points: readonly RegisterPoint[]): DerivedInter
   return out;
 }
 
+/** No meter of a house counts to 1 TWh: a register beyond it is a broken reading. */
+export const MAX_REGISTER_WH = 1e12;
+
+/**
+ * New readings that cannot be a register: beyond MAX_REGISTER_WH, or more than `maxStepWh` above
+ * the reading before them (stored or new). They are left out, by time, with the reason: counting
+ * one would book its jump, and the reading after it would look like a counter reset.
+ */
+export function implausibleReadings(existing: readonly RegisterPoint[], incoming: readonly RegisterPoint[], maxStepWh: number): Map<EpochMs, string> {
+  const refused = new Map<EpochMs, string>();
+  const fresh = new Set(incoming);
+  const byTime = new Map<EpochMs, RegisterPoint>();
+  for (const p of existing) byTime.set(p.time, p);
+  for (const p of incoming) byTime.set(p.time, p);
+  let prev: RegisterPoint | undefined;
+  for (const p of [...byTime.values()].sort((a, b) => a.time - b.time)) {
+    if (fresh.has(p)) {
+      if (p.valueWh > MAX_REGISTER_WH) {
+        refused.set(p.time, `value: a register of ${p.valueWh} Wh is beyond any meter (at most ${MAX_REGISTER_WH} Wh)`);
+        continue;
+      }
+      if (prev && p.valueWh - prev.valueWh > maxStepWh) {
+        refused.set(p.time, `value: ${p.valueWh - prev.valueWh} Wh more than the reading at ${new Date(prev.time).toISOString()} is beyond any meter (at most ${maxStepWh} Wh between two readings)`);
+        continue;
+      }
+    }
+    prev = p;
+  }
+  return refused;
+}
+
 /** Sorts readings by time; of several at the same instant the last one given wins. */
 export function sortReadings<T extends { time: EpochMs }>(readings: readonly T[]): T[] {
   const byTime = new Map<EpochMs, T>();

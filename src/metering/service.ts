@@ -17,7 +17,7 @@ import {
   type CostCell,
   type PricesByRate,
 } from './costs.js';
-import { sortReadings, spliceReadings, type RegisterPoint } from './cumulative.js';
+import { implausibleReadings, sortReadings, spliceReadings, type RegisterPoint } from './cumulative.js';
 import {
   BUCKET_MS,
   DAY,
@@ -25,6 +25,7 @@ import {
   FieldError,
   HOUR,
   MAX_BATCH,
+  MAX_RECORD_WH,
   deviceSubject,
   flagsOf,
   locationSubject,
@@ -108,6 +109,7 @@ export class MeteringService {
   private readonly outbox: { subject: string; flags: number; point: RegisterPoint }[] = [];
   private flushLoop?: Promise<void>;
   private flushScheduled = false;
+  private readonly refusedSubjects = new Set<string>();
 
   constructor(private readonly ctx: MeteringContext) {
     this.store = ctx.store;
@@ -178,10 +180,10 @@ export class MeteringService {
     const points = req.readings.map((r) => ({ time: r.time, valueWh: r.valueWh, session: req.session, ref: r.ref }));
     const indexByTime = new Map(req.readings.map((r) => [r.time, r.index]));
     const result = await this.store.exclusive(async () => {
-      const ops = this.registerOps(req.subject, flags, points);
-      return { ops, outcomes: await this.store.writeNow(ops) };
+      const { ops, refused } = this.registerOps(req.subject, flags, points);
+      return { ops, refused, outcomes: ops.length ? await this.store.writeNow(ops) : [] };
     });
-    const failedAt = new Map<number, string>();
+    const failedAt = new Map<number, string>(result.refused);
     result.ops.forEach((op, k) => {
       const o = result.outcomes[k];
       if (typeof o === 'object') failedAt.set(op.end, o.error);
@@ -197,20 +199,26 @@ export class MeteringService {
       else batch.records_processed++;
     }
     batch.failed_records.sort((a, b) => a.record_num - b.record_num);
-    if (batch.records_processed === 0 && batch.failed_records.length && !req.failed.length) throw new ApiError(503, 'store_unavailable', `no reading could be stored: ${batch.failed_records[0].error}`);
+    if (batch.records_processed === 0 && batch.failed_records.length && !req.failed.length && !result.refused.size) throw new ApiError(503, 'store_unavailable', `no reading could be stored: ${batch.failed_records[0].error}`);
     return batch;
   }
 
-  /** Operations that store register points and (re)derive the intervals around them. Call inside `store.exclusive`. */
-  private registerOps(subject: string, flags: number, incoming: RegisterPoint[]): RowOp[] {
-    const sorted = sortReadings(incoming);
-    const existing = this.store.pointsAround(subject, flags, sorted[0].time, sorted[sorted.length - 1].time);
+  /**
+   * Operations that store register points and (re)derive the intervals around them, and the
+   * readings refused as implausible (by time, with the reason). Call inside `store.exclusive`.
+   */
+  private registerOps(subject: string, flags: number, incoming: RegisterPoint[]): { ops: RowOp[]; refused: Map<number, string> } {
+    const all = sortReadings(incoming);
+    const existing = this.store.pointsAround(subject, flags, all[0].time, all[all.length - 1].time);
+    const refused = implausibleReadings(existing, all, MAX_RECORD_WH);
+    const sorted = all.filter((p) => !refused.has(p.time));
+    if (!sorted.length) return { ops: [], refused };
     const { removed, added } = spliceReadings(existing, sorted);
     const ops: RowOp[] = [];
     for (const p of sorted) ops.push({ op: 'put', subject, start: p.time, end: p.time, flags: flags | FLAG_REGISTER, value: p.valueWh, confidence: 1, session: p.session, ref: p.ref });
     for (const r of removed) ops.push({ op: 'del', subject, start: r.start, end: r.end, flags, value: 0, confidence: 1, session: null, ref: null });
     for (const a of added) ops.push({ op: 'put', subject, start: a.start, end: a.end, flags, value: a.energyWh, confidence: 1, session: a.session, ref: a.ref });
-    return ops;
+    return { ops, refused };
   }
 
   /**
@@ -294,8 +302,16 @@ export class MeteringService {
               if (!g) byStream.set(key, (g = { subject: it.subject, flags: it.flags, points: [] }));
               g.points.push(it.point);
             }
-            const ops = [...byStream.values()].flatMap((g) => this.registerOps(g.subject, g.flags, g.points));
-            const outcomes = await this.store.writeNow(ops);
+            const ops = [...byStream.values()].flatMap((g) => {
+              const { ops: streamOps, refused } = this.registerOps(g.subject, g.flags, g.points);
+              // a device sending garbage is said once per meter, not with every reading
+              if (refused.size && !this.refusedSubjects.has(g.subject)) {
+                this.refusedSubjects.add(g.subject);
+                this.ctx.log?.warn({ subject: g.subject, refused: refused.size }, `meter ${subjectId(g.subject)}: readings left out, ${[...refused.values()][0]}`);
+              }
+              return streamOps;
+            });
+            const outcomes = ops.length ? await this.store.writeNow(ops) : [];
             const failed = outcomes.filter((o) => typeof o === 'object');
             if (failed.length) this.ctx.log?.error({ failed: failed.length, error: (failed[0] as { error: string }).error }, 'adapter meter readings could not be stored; the next reading covers the energy');
           })

@@ -4,6 +4,7 @@ import { ManualClock } from '../../src/core/clock.js';
 import { StateStore } from '../../src/core/store/state.js';
 import type { MeterStore } from '../../src/metering/store.js';
 import { startHub, type TestHub } from '../peers/hub.js';
+import { applyMutation, mutation, weird, type Json } from './fuzz.js';
 import { STACK_TRACE } from './helpers.js';
 
 /**
@@ -77,56 +78,9 @@ const PARAM_VALUES: Record<string, string[]> = {
   ref: ['ev-1', 'nope'],
 };
 
-const weird = fc.oneof(
-  fc.constantFrom<unknown>(
-    null, true, false, 0, -1, -0.5, 1e308, -1e308, 2 ** 53 + 1, 5e-324, '', ' ', 'NaN', 'Infinity', '-Infinity', '1e999', '0x10', '1,5',
-    '2026-02-30T00:00:00Z', '2026-03-10T10:00:00', '9999-12-31T23:59:59Z', '0001-01-01T00:00:00Z', '1969-12-31T23:59:59Z', '24:00', '25:61',
-    '<img src=x onerror=alert(1)>', '../../etc/passwd', '__proto__', 'constructor', '\u0000', '\ud800', 'é'.repeat(300), 'x'.repeat(20_000),
-    [], {}, [[[]]], JSON.parse('{"__proto__": {"polluted": true}}'), { constructor: { prototype: { polluted: true } } }, Array.from({ length: 3000 }, () => 1),
-  ),
-  fc.string({ maxLength: 40 }),
-  fc.integer(),
-  fc.double({ noNaN: true, noDefaultInfinity: true }),
-  fc.jsonValue({ maxDepth: 2 }),
-);
-
-type Json = unknown;
-/** Every place in a JSON value (a path of keys and indexes). */
-function paths(v: Json, at: (string | number)[] = [], out: (string | number)[][] = []): (string | number)[][] {
-  out.push(at);
-  if (Array.isArray(v)) v.forEach((x, i) => paths(x, [...at, i], out));
-  else if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) paths(x, [...at, k], out);
-  return out;
-}
-
-/** One mutation of a seed: replace, drop or add at a place, or repeat an array element. */
-function mutate(seed: Json, pick: number, op: 'replace' | 'drop' | 'add' | 'repeat', value: Json, key: string): Json {
-  const copy = JSON.parse(JSON.stringify(seed ?? null)) as Json;
-  const all = paths(copy);
-  const path = all[pick % all.length];
-  if (!path.length) return op === 'replace' ? value : copy;
-  let parent = copy as Record<string | number, Json>;
-  for (const p of path.slice(0, -1)) parent = parent[p] as Record<string | number, Json>;
-  const last = path[path.length - 1];
-  if (op === 'replace') parent[last] = value;
-  else if (op === 'drop') {
-    if (Array.isArray(parent)) parent.splice(last as number, 1);
-    else delete parent[last];
-  } else if (op === 'add') {
-    const target = parent[last];
-    if (target && typeof target === 'object' && !Array.isArray(target)) (target as Record<string, Json>)[key] = value;
-    else if (Array.isArray(target)) target.push(value);
-    else parent[last] = { [key]: value };
-  } else {
-    const target = parent[last];
-    if (Array.isArray(target) && target.length) parent[last] = Array.from({ length: 50 }, () => target[0]);
-  }
-  return copy;
-}
-
 const bodyArb = (seed: Json) =>
   fc.oneof(
-    { weight: 6, arbitrary: fc.record({ pick: fc.nat(), op: fc.constantFrom('replace' as const, 'drop' as const, 'add' as const, 'repeat' as const), value: weird, key: fc.oneof(fc.string({ maxLength: 10 }), fc.constantFrom('__proto__', 'constructor', 'prototype')) }).map((m) => ({ json: mutate(seed, m.pick, m.op, m.value, m.key) })) },
+    { weight: 6, arbitrary: mutation.map((m) => ({ json: applyMutation(seed, m) })) },
     { weight: 1, arbitrary: fc.constant({ json: seed }) },
     { weight: 2, arbitrary: weird.map((json) => ({ json })) },
     { weight: 1, arbitrary: fc.oneof(fc.string({ maxLength: 60 }), fc.constantFrom('{', '{"a":', '[1,,2]', '{"__proto__": {"polluted": 1}}', 'null', '\u0000', '{"data": [}', '﻿{}')).map((raw) => ({ raw })) },
@@ -207,6 +161,22 @@ describe('HTTP API fuzzing', () => {
     expect(h.logText()).not.toMatch(/"msg":"request failed"|unhandled error in the hub/);
     expect((await h.hub.http!.inject({ url: '/api/v1/health' })).statusCode).toBe(200);
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
+  it('a register that jumps beyond any meter is refused by name, and the readings around it still count', async () => {
+    const time = (m: number) => Date.parse('2026-02-01T00:00:00Z') / 1000 + m * 60;
+    const res = await h.hub.http!.inject({
+      method: 'PUT',
+      url: '/api/v1/meters/cumulative/epoch',
+      payload: { device_id: 'glitchy', units: 'WH', data: [{ time: time(0), value: 5000 }, { time: time(1), value: 5100 }, { time: time(2), value: 1e308 }, { time: time(3), value: 2e9 }, { time: time(4), value: 5300 }] },
+    });
+    const batch = JSON.parse(res.body) as { records_processed: number; failed_records: { record_num: number; error: string }[] };
+    expect(res.statusCode).toBe(200);
+    expect(batch.failed_records.map((f) => f.record_num)).toEqual([2, 3]);
+    expect(batch.failed_records[0].error).toMatch(/beyond any meter/);
+    expect(batch.records_processed).toBe(3);
+    const cost = await h.hub.http!.inject({ method: 'POST', url: '/api/v1/costs/interval/glitchy?aggregation=NONE', payload: { start_time: '2026-02-01T00:00:00Z', end_time: '2026-02-01T01:00:00Z' } });
+    expect((JSON.parse(cost.body) as { total: { energy: { value: number } } }).total.energy.value).toBe(300);
   });
 
   it('stored nothing unreasonable: meter rows, limits, overrides and imported prices are all sane, and the hub still plans', async () => {

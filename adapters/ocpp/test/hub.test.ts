@@ -41,6 +41,28 @@ describe('OCPP in the hub', () => {
     await until(() => device.caps.charger!.status() === 'suspended_evse', 10_000, 'paused by the plan');
   });
 
+  it('prices a charging session through POST /costs/session/{transaction id}', async () => {
+    const { log } = captureLogger();
+    const withTariff = site.replace('connections:', 'tariffs: { import: { type: fixed, rate: 0.30 } }\nconnections:');
+    hub = new Hub({ configText: withTariff, logger: log, override: (c) => ((c.storage.dir = mkdtempSync(join(tmpdir(), 'hf-ocpp-cost-'))), (c.http.port = 0)) });
+    const readings: MeterReading[] = [];
+    hub.bus.on('meter.reading', (e) => e.deviceId === 'wallbox' && readings.push(e.reading));
+    await hub.start();
+    const device = hub.registry.get('wallbox')!;
+    const session = await until(() => device.caps.charger!.session(), 15_000, 'session');
+    await until(() => readings.filter((r) => r.sessionId === session.id && (r.importWh ?? 0) > 0).length >= 3, 15_000, 'meter values with energy');
+    await hub.services.metering!.drain();
+    const res = await fetch(`${hub.url}/api/v1/costs/session/${session.id}?include_tariff=true`, { method: 'POST' });
+    const body = (await res.json()) as { object: string; session_reference_id: string; device_ids: string[]; total: { energy: { value: number }; tariff: { value: number } } };
+    expect(res.status, JSON.stringify(body)).toBe(200);
+    expect(body).toMatchObject({ object: 'energy_cost', session_reference_id: session.id, device_ids: ['wallbox'] });
+    const wh = body.total.energy.value;
+    expect(wh).toBeGreaterThan(0);
+    // what the session delivered so far, at the fixed rate: no adapter knows the tariff, metering does
+    expect(wh).toBeLessThanOrEqual(device.caps.charger!.session()!.energyWh + 1e-6);
+    expect(body.total.tariff.value).toBeCloseTo((wh / 1000) * 0.3, 6);
+  });
+
   it('the demo site has an OCPP wallbox and its simulated charge point', () => {
     const demo = readFileSync(join(import.meta.dirname, '../../../config/demo.yaml'), 'utf8');
     const h = new Hub({ configText: demo, logger: captureLogger().log });

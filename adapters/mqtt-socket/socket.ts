@@ -78,6 +78,11 @@ export class EnergyRegister {
     return this.lastRawWh === undefined ? undefined : this.offsetWh + this.lastRawWh;
   }
 
+  /** The device's own counter as last seen. */
+  get rawWh(): number | undefined {
+    return this.lastRawWh;
+  }
+
   save() {
     return this.store.set(this.key, { offsetWh: this.offsetWh, lastRawWh: this.lastRawWh });
   }
@@ -105,6 +110,11 @@ export function parseJson(ctx: AdapterContext, topic: string, payload: Buffer): 
 }
 
 /** A finite number or undefined (devices send strings, nulls and NaN now and then). */
+/** Bounds of believable socket values: a counter past 1 TWh, a jump of 1 GWh, a megawatt are garbled messages. */
+const MAX_REGISTER_WH = 1e12;
+const MAX_STEP_WH = 1e9;
+const MAX_POWER_W = 1e6;
+
 export const num = (v: unknown): number | undefined => {
   const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : v;
   return typeof n === 'number' && Number.isFinite(n) ? n : undefined;
@@ -201,12 +211,18 @@ export class SocketDevice {
   }
 
   reportPower(watts: number) {
+    if (!(Math.abs(watts) <= MAX_POWER_W)) return this.ctx.log.warn({ watts }, `ignored a power of ${watts} W: beyond any socket`);
     this.powerW = watts;
     this.emitReading();
   }
 
   /** The device's own counter in Wh (already converted from kWh or watt-minutes). */
   reportEnergy(rawWh: number) {
+    // a garbled message must not become the register: a "reset" after it would add it to every later reading
+    const last = this.register.rawWh;
+    if (!(rawWh >= 0 && rawWh <= MAX_REGISTER_WH) || (last !== undefined && rawWh - last > MAX_STEP_WH)) {
+      return this.ctx.log.warn({ rawWh, lastRawWh: last }, `ignored an energy counter of ${rawWh} Wh: beyond any socket`);
+    }
     const { reset } = this.register.update(rawWh, this.ctx.clock.now());
     if (reset) this.ctx.log.info({ rawWh }, 'energy counter went back (device reboot or reset); register continues from its last total');
     this.emitReading();
@@ -214,7 +230,7 @@ export class SocketDevice {
 
   /** Power and energy from one message: one reading. */
   reportMeter(watts: number | undefined, rawWh: number | undefined) {
-    if (watts !== undefined) this.powerW = watts;
+    if (watts !== undefined && Math.abs(watts) <= MAX_POWER_W) this.powerW = watts;
     if (rawWh !== undefined) this.reportEnergy(rawWh);
     else this.emitReading();
   }

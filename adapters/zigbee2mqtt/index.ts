@@ -114,7 +114,9 @@ export function parseClimateState(msg: Record<string, unknown>, caps: ClimateCap
     }
     return v;
   };
-  state.temperatureC = inRange(caps.temperature ?? { property: 'local_temperature', access: 1 });
+  // exposes often give no range: a reading outside what a room, a radiator or a meter can show is a garbled message
+  const bounded = (p: NumericProp | undefined, lo: number, hi: number) => p && { ...p, min: Math.max(p.min ?? -Infinity, lo), max: Math.min(p.max ?? Infinity, hi) };
+  state.temperatureC = inRange(bounded(caps.temperature ?? { property: 'local_temperature', access: 1 }, -50, 100));
   const sp = mode === 'cool' ? caps.coolSetpoint ?? caps.heatSetpoint : caps.heatSetpoint ?? caps.coolSetpoint;
   state.setpointC = inRange(sp);
   if ('system_mode' in msg) {
@@ -123,7 +125,7 @@ export function parseClimateState(msg: Record<string, unknown>, caps: ClimateCap
     else if (m === 'heat_cool') state.mode = 'auto';
   }
   if ('running_state' in msg) state.running = String(msg.running_state) !== 'idle';
-  return { state, powerW: inRange(caps.power), energyKwh: inRange(caps.energy), rejected };
+  return { state, powerW: inRange(bounded(caps.power, -1e6, 1e6)), energyKwh: inRange(bounded(caps.energy, 0, 1e9)), rejected };
 }
 
 class ClimateMeter implements MeterCap {

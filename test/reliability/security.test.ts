@@ -2,11 +2,16 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import mqtt from 'mqtt';
 import { describe, expect, it } from 'vitest';
+import { TsChargePoint } from '../../adapters/ocpp/test/harness.js';
+import { freePort } from '../peers/mqtt.js';
 
 const root = resolve(import.meta.dirname, '..', '..');
 const cli = ['--import', 'tsx', join(root, 'src', 'cli.ts')];
 const TOKEN = 'tok-9f8e7d6c5b4a3210-secret';
+const CP_PASSWORD = 'cp-pw-5e6f7a8b9c0d';
+const MQTT_PASSWORD = 'mq-pw-1a2b3c4d5e6f';
 
 async function startHub(yaml: string, env: Record<string, string>) {
   const dir = mkdtempSync(join(tmpdir(), 'homeflex-sec-'));
@@ -34,20 +39,56 @@ async function startHub(yaml: string, env: Record<string, string>) {
 }
 
 describe('security', () => {
-  it('never writes configured secrets to the log, whatever the requests', async () => {
-    const yaml = `site: { id: home }\nhttp: { port: 0, token: \${HOMEFLEX_TOKEN} }\nstorage: { dir: STORAGE }\nlog: { level: trace, format: json }\ndevices:\n  - { id: house, adapter: sim_load, tick_s: 1 }\n`;
-    const hub = await startHub(yaml, { HOMEFLEX_TOKEN: TOKEN });
+  it('never writes configured secrets to the log (HTTP token, charger passwords, MQTT password), whatever the requests and logins', async () => {
+    const ocppPort = await freePort();
+    const yaml = `site: { id: home }
+http: { port: 0, token: \${HOMEFLEX_TOKEN} }
+storage: { dir: STORAGE }
+log: { level: trace, format: json }
+connections:
+  ocpp: { host: 127.0.0.1, port: ${ocppPort} }
+  mqtt: { embedded: { port: 0 }, username: hub, password: \${MQTT_PASSWORD} }
+devices:
+  - { id: house, adapter: sim_load, tick_s: 1 }
+  - { id: wallbox, adapter: ocpp, identity: CP1, password: \${CP_PASSWORD} }
+  - { id: heater, adapter: tasmota, topic: tasmota_SEC, rated_power_w: 2000 }
+`;
+    const hub = await startHub(yaml, { HOMEFLEX_TOKEN: TOKEN, CP_PASSWORD, MQTT_PASSWORD });
     expect(hub.url, hub.output()).toBeDefined();
     const auth = { authorization: `Bearer ${TOKEN}` };
     await fetch(`${hub.url}/api/v1/health`, { headers: auth });
-    await fetch(`${hub.url}/api/v1/devices`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ token: TOKEN }) });
+    await fetch(`${hub.url}/api/v1/devices`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ token: TOKEN, password: CP_PASSWORD }) });
     await fetch(`${hub.url}/api/v1/devices`, { method: 'PUT', headers: { authorization: `Bearer ${TOKEN}x` } });
     await fetch(`${hub.url}/api/v1/devices/${TOKEN}`, { headers: auth });
+    // nor in what the API shows of the device's YAML
+    const view = await (await fetch(`${hub.url}/api/v1/devices/wallbox`, { headers: auth })).text();
+    expect(view).toContain('[Redacted]');
+    expect(view).not.toContain(CP_PASSWORD);
+    // the charger logs in with its password, then with a wrong one, and boots
+    const ocpp = `ws://127.0.0.1:${ocppPort}/ocpp`;
+    const wrong = new TsChargePoint('CP1');
+    expect(await wrong.connect(ocpp, `${CP_PASSWORD}-guess`)).toBe(false);
+    const cp = new TsChargePoint('CP1');
+    expect(await cp.connect(ocpp, CP_PASSWORD)).toBe(true);
+    await cp.call('BootNotification', { chargePointVendor: 'ACME', chargePointModel: CP_PASSWORD });
+    // MQTT clients: the right login and a wrong one
+    const brokerPort = Number(/"port":(\d+)[^\n]*embedded MQTT broker listening/.exec(hub.output())?.[1]);
+    expect(brokerPort).toBeGreaterThan(0);
+    const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${brokerPort}`, { username: 'hub', password: MQTT_PASSWORD });
+    await client.publishAsync('tele/tasmota_SEC/LWT', 'Online');
+    await client.endAsync();
+    await mqtt.connectAsync(`mqtt://127.0.0.1:${brokerPort}`, { username: 'hub', password: `${MQTT_PASSWORD}x`, reconnectPeriod: 0 }).then((c) => c.endAsync(), () => undefined);
     await new Promise((r) => setTimeout(r, 1500));
+    cp.disconnect();
     const log = await hub.stop();
     expect(log).toContain('homeflex is running');
-    expect(log).not.toContain(TOKEN);
-    expect(log).not.toContain(TOKEN.slice(4, 20));
+    expect(log).toMatch(/charger CP1 connected/);
+    for (const secret of [TOKEN, CP_PASSWORD, MQTT_PASSWORD]) {
+      expect(log).not.toContain(secret);
+      expect(log).not.toContain(secret.slice(4, 16));
+    }
+    // nor as the Basic auth header a charger sends
+    expect(log).not.toContain(Buffer.from(`CP1:${CP_PASSWORD}`).toString('base64').slice(0, 16));
   });
 
   it('enforces the request body limit with a clear error', async () => {

@@ -47,7 +47,7 @@ devices:
   const control = h.hub.services.control!;
   const plans: PlanRecord[] = [];
   h.hub.bus.on('plan.updated', () => plans.push(control.latest!));
-  /** Moves the hub's clock and lets the polls it started finish over real TCP (a silent unit takes its timeout). */
+  /** Moves the hub's clock and lets the polls it started finish over real TCP (`wait`: a silent unit on the same queue takes its timeout). */
   const step = async (ms: number, wait = 0) => {
     await clock.advance(ms);
     inverter.step(ms, { pvW: 0, houseW: 600 });
@@ -85,7 +85,7 @@ describe('Modbus inverters misbehaving in a running hub', () => {
 
     inverter.silent = false;
     const back = h.hub.clock.now();
-    for (let t = 0; t < 90_000 && !battery.available; t += 10_000) await step(10_000, 50);
+    for (let t = 0; t < 90_000 && !battery.available; t += 10_000) await step(10_000, TIMEOUT_MS * 2);
     expect(battery.available).toBe(true);
     expect(h.hub.clock.now() - back).toBeLessThanOrEqual(70_000); // the reconnect backoff is capped at 60 s
     expect(count(/"msg":"battery answers again after \d+ s/)).toBe(1);
@@ -104,18 +104,18 @@ describe('Modbus inverters misbehaving in a running hub', () => {
     // every register of the storage model answers 4 SERVER DEVICE FAILURE (a firmware fault)
     const soc = inverter.image.address(124, 'ChaState');
     for (let a = soc - 30; a < soc + 30; a++) inverter.faults.set(a, 4);
-    for (let i = 0; i < 6; i++) await step(10_000);
+    for (let i = 0; i < 6; i++) await step(10_000, TIMEOUT_MS * 2);
     expect(battery.available).toBe(false);
     expect(battery.error).toMatch(/exception 4 SERVER DEVICE FAILURE/);
     expect(count(/"msg":"battery is unavailable/)).toBe(1);
     expect(planned()).not.toContain('battery');
     // busy (6) is retried at the next poll and is no different for the plan
     for (let a = soc - 30; a < soc + 30; a++) inverter.faults.set(a, 6);
-    for (let i = 0; i < 3; i++) await step(10_000);
+    for (let i = 0; i < 3; i++) await step(10_000, TIMEOUT_MS * 2);
     expect(battery.available).toBe(false);
     expect(count(/"msg":"battery is unavailable/)).toBe(1);
     inverter.faults.clear();
-    for (let i = 0; i < 3 && !battery.available; i++) await step(10_000);
+    for (let i = 0; i < 3 && !battery.available; i++) await step(10_000, TIMEOUT_MS * 2);
     expect(battery.available).toBe(true);
     await step(1000);
     expect(planned()).toContain('battery');

@@ -197,6 +197,9 @@ interface Sample {
   heapMb?: number;
   /** Heap after a full GC, on the samples that asked for one. */
   heapAfterGcMb?: number;
+  /** V8 heap reserved, and memory of C++ objects and buffers V8 tracks outside it. */
+  heapTotalMb?: number;
+  externalMb?: number;
   cpuPct: number;
   /** How late the hub's event loop ran in the interval (from the probe inside it). */
   loopMaxMs?: number;
@@ -331,6 +334,8 @@ export async function run(): Promise<BenchSection> {
           rssMb: memoryMb(pid).rss,
           heapMb: heap && !heap.gc ? heap.heapUsed / MB : undefined,
           heapAfterGcMb: heap?.gc ? heap.heapUsed / MB : undefined,
+          heapTotalMb: heap && heap.heapTotal / MB,
+          externalMb: heap && heap.external / MB,
           cpuPct,
           loopMaxMs: heap?.loopMaxMs,
           ...b,
@@ -442,9 +447,9 @@ export async function run(): Promise<BenchSection> {
       {
         name: 'meter records stored (GET /api/v1/meters): at start → end; per minute after warm-up',
         value: `${baseline.records ?? '?'} → ${final.records ?? '?'}; ${recordsPerMin.toFixed(0)} per minute`,
-        // each charger and socket meters energy all the time: at least one record a minute each
-        target: `≥ ${CHARGERS + SOCKETS} per minute`,
-        ok: recordsPerMin >= CHARGERS + SOCKETS,
+        // each charger and socket meters energy all the time and stores a register point once a minute, at the first 10-s reading 60 s after the last
+        target: `≥ ${Math.floor(((CHARGERS + SOCKETS) * 60) / 70)} per minute (one per charger and socket every 60–70 s)`,
+        ok: recordsPerMin >= ((CHARGERS + SOCKETS) * 60) / 70,
       },
       {
         name: 'device reports in the soak: tasmota SENSOR messages / Modbus register reads served / inverter writes',
@@ -470,7 +475,7 @@ export async function run(): Promise<BenchSection> {
       const m = pooled(w, 'meterMs');
       rows.push({
         name: `minutes ${from / 60}–${e.atS / 60}`,
-        value: `RSS ${e.rssMb.toFixed(1)} MB, heap ${(e.heapAfterGcMb ?? e.heapMb ?? NaN).toFixed(1)} MB${e.heapAfterGcMb !== undefined ? ' after GC' : ''}, CPU ${(w.reduce((a, s) => a + s.cpuPct, 0) / w.length).toFixed(0)} %, loop max ${fmtMs(Math.max(...w.map((s) => s.loopMaxMs ?? 0)))}, MeterValues ${fmtS(m)}, /devices p50 ${fmtMs(pooled(w, 'devicesMs').p50)}, ${e.records ?? '?'} records`,
+        value: `RSS ${e.rssMb.toFixed(1)} MB, heap ${(e.heapAfterGcMb ?? e.heapMb ?? NaN).toFixed(1)} MB${e.heapAfterGcMb !== undefined ? ' after GC' : ''} (of ${(e.heapTotalMb ?? NaN).toFixed(1)} MB, external ${(e.externalMb ?? NaN).toFixed(1)} MB), CPU ${(w.reduce((a, s) => a + s.cpuPct, 0) / w.length).toFixed(0)} %, loop max ${fmtMs(Math.max(...w.map((s) => s.loopMaxMs ?? 0)))}, MeterValues ${fmtS(m)}, /devices p50 ${fmtMs(pooled(w, 'devicesMs').p50)}, ${e.records ?? '?'} records`,
       });
     }
     const notes = [

@@ -41,6 +41,24 @@ describe('state file writes under many devices', () => {
     expect(Array.from({ length: 60 }, (_, i) => disk.kv[`device:plug${i}`]?.energy_register)).toEqual(Array.from({ length: 60 }, (_, i) => ({ lastRawWh: i })));
   });
 
+  it('writes a big state file less often: about 100 kB a second at most, however many devices save', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'homeflex-state-writes-'));
+    const store = await StateStore.open(dir);
+    // a plan of a big site: 500 kB in the file, so adapter memory goes out at most every 5 s
+    await store.update((s) => void (s.plans.latest = { devices: 'x'.repeat(500_000) }));
+    await store.kv('device:first').set('n', 0);
+    const before = store.writes;
+    const saved: Promise<void>[] = [];
+    for (let i = 0; i < 40; i++) {
+      saved.push(store.kv(`device:cp${i}`).set('session', { n: i }));
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await Promise.all(saved);
+    // two seconds of saves: one write, not one a second
+    expect(store.writes - before).toBe(1);
+    expect(onDisk(dir).kv['device:cp39']).toEqual({ session: { n: 39 } });
+  });
+
   it('while the hub stops, adapter memory is taken at once and written by the final flush', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'homeflex-state-writes-'));
     const store = await StateStore.open(dir);

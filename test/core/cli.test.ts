@@ -2,7 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { demoYamlOnFreePorts } from '../../bench/demo-config.js';
 
 const root = resolve(import.meta.dirname, '..', '..');
@@ -51,6 +51,10 @@ describe('homeflex CLI', () => {
     writeFileSync(file, demo);
     const t0 = Date.now();
     const child = spawn(process.execPath, [...cli, 'start', '--config', file], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    // a failed assertion must not leave the demo running
+    onTestFinished(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    });
     let out = '';
     child.stdout.on('data', (b) => (out += b));
     child.stderr.on('data', (b) => (out += b));

@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import mqtt from 'mqtt';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { TsChargePoint } from '../../adapters/ocpp/test/harness.js';
 import { freePort } from '../peers/mqtt.js';
 
@@ -18,6 +18,10 @@ async function startHub(yaml: string, env: Record<string, string>) {
   const file = join(dir, 'site.yaml');
   writeFileSync(file, yaml.replace('STORAGE', JSON.stringify(join(dir, 'data'))));
   const child = spawn(process.execPath, [...cli, 'start', '--config', file], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  // a failed assertion must not leave the hub running
+  onTestFinished(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
   let out = '';
   child.stdout.on('data', (b) => (out += b));
   child.stderr.on('data', (b) => (out += b));

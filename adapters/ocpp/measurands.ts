@@ -133,9 +133,18 @@ function combine(values: RawValue[], problems: string[]): ChargerSample {
   return sample;
 }
 
-/** OCPP 1.6 `meterValue[]` → one sample per timestamp, in the order sent. */
-export function readMeterValues16(meterValue: unknown, energyUnit?: EnergyUnitOverride): SampleReading[] {
-  if (!Array.isArray(meterValue)) return [{ sample: { currentA: {} }, problems: ['meterValue is not a list'] }];
+/** The unit a sampled value has when the charger names none. */
+const defaultUnit = (measurand: string) => (measurand === 'SoC' ? 'Percent' : measurand.startsWith('Energy') ? 'Wh' : measurand.startsWith('Power') ? 'W' : 'A');
+
+/**
+ * The steps both OCPP versions share: one sample per `meterValue` entry, its timestamp checked, each
+ * sampled value's number and measurand read; `scale` (per version) turns the rest into a raw value
+ * or `undefined` to skip it.
+ */
+function readEntries(
+  meterValue: unknown[],
+  scale: (s: Record<string, unknown>, value: number, measurand: string, problems: string[]) => RawValue | undefined,
+): SampleReading[] {
   return meterValue.map((entry) => {
     const problems: string[] = [];
     const e = (entry ?? {}) as { timestamp?: unknown; sampledValue?: unknown };
@@ -150,15 +159,8 @@ export function readMeterValues16(meterValue: unknown, energyUnit?: EnergyUnitOv
         problems.push(`${measurand} value ${JSON.stringify(s.value)} is not a number`);
         continue;
       }
-      if (typeof s.value !== 'string') problems.push(`${measurand} value sent as ${typeof s.value}, not as a string`);
-      if (s.format === 'SignedData') continue;
-      const given = typeof s.unit === 'string' && s.unit.trim() !== '';
-      let { factor, base } = unitFactor(given ? String(s.unit) : measurand === 'SoC' ? 'Percent' : measurand.startsWith('Energy') ? 'Wh' : measurand.startsWith('Power') ? 'W' : 'A');
-      // a charger known to send kWh under the label "Wh" (or the reverse)
-      if (measurand === 'Energy.Active.Import.Register' && energyUnit) ({ factor, base } = unitFactor(energyUnit));
-      const phase = phaseOf(s.phase);
-      if (phase === 'other') continue;
-      raws.push({ value: value * factor, measurand, phase, unit: base, unitGiven: given || !!energyUnit, context: typeof s.context === 'string' ? s.context : undefined, location: typeof s.location === 'string' ? s.location : undefined });
+      const raw = scale(s, value, measurand, problems);
+      if (raw) raws.push(raw);
     }
     const sample = combine(raws, problems);
     sample.time = time;
@@ -166,35 +168,33 @@ export function readMeterValues16(meterValue: unknown, energyUnit?: EnergyUnitOv
   });
 }
 
+/** OCPP 1.6 `meterValue[]` → one sample per timestamp, in the order sent. */
+export function readMeterValues16(meterValue: unknown, energyUnit?: EnergyUnitOverride): SampleReading[] {
+  if (!Array.isArray(meterValue)) return [{ sample: { currentA: {} }, problems: ['meterValue is not a list'] }];
+  return readEntries(meterValue, (s, value, measurand, problems) => {
+    if (typeof s.value !== 'string') problems.push(`${measurand} value sent as ${typeof s.value}, not as a string`);
+    if (s.format === 'SignedData') return undefined;
+    const given = typeof s.unit === 'string' && s.unit.trim() !== '';
+    let { factor, base } = unitFactor(given ? String(s.unit) : defaultUnit(measurand));
+    // a charger known to send kWh under the label "Wh" (or the reverse)
+    if (measurand === 'Energy.Active.Import.Register' && energyUnit) ({ factor, base } = unitFactor(energyUnit));
+    const phase = phaseOf(s.phase);
+    if (phase === 'other') return undefined;
+    return { value: value * factor, measurand, phase, unit: base, unitGiven: given || !!energyUnit, context: typeof s.context === 'string' ? s.context : undefined, location: typeof s.location === 'string' ? s.location : undefined };
+  });
+}
+
 /** OCPP 2.0.1 `meterValue[]` (numbers, unitOfMeasure {unit, multiplier}) → one sample per timestamp. */
 export function readMeterValues201(meterValue: unknown, energyUnit?: EnergyUnitOverride): SampleReading[] {
   if (!Array.isArray(meterValue)) return [];
-  return meterValue.map((entry) => {
-    const problems: string[] = [];
-    const e = (entry ?? {}) as { timestamp?: unknown; sampledValue?: unknown };
-    const time = timeOf(e.timestamp);
-    if (time === undefined) problems.push(`timestamp ${JSON.stringify(e.timestamp)} is not a date-time`);
-    const raws: RawValue[] = [];
-    for (const sv of Array.isArray(e.sampledValue) ? e.sampledValue : []) {
-      const s = (sv ?? {}) as Record<string, unknown>;
-      const value = numberOf(s.value);
-      const measurand = typeof s.measurand === 'string' && s.measurand.trim() ? s.measurand.trim() : 'Energy.Active.Import.Register';
-      if (value === undefined) {
-        problems.push(`${measurand} value ${JSON.stringify(s.value)} is not a number`);
-        continue;
-      }
-      const uom = (s.unitOfMeasure ?? {}) as { unit?: unknown; multiplier?: unknown };
-      const given = typeof uom.unit === 'string' && uom.unit.trim() !== '';
-      const defaultUnit = measurand === 'SoC' ? 'Percent' : measurand.startsWith('Energy') ? 'Wh' : measurand.startsWith('Power') ? 'W' : 'A';
-      let { factor, base } = unitFactor(given ? String(uom.unit) : defaultUnit);
-      if (measurand === 'Energy.Active.Import.Register' && energyUnit) ({ factor, base } = unitFactor(energyUnit));
-      const multiplier = typeof uom.multiplier === 'number' && Number.isInteger(uom.multiplier) ? uom.multiplier : 0;
-      const phase = phaseOf(s.phase);
-      if (phase === 'other') continue;
-      raws.push({ value: value * factor * 10 ** multiplier, measurand, phase, unit: base, unitGiven: true, context: typeof s.context === 'string' ? s.context : undefined });
-    }
-    const sample = combine(raws, problems);
-    sample.time = time;
-    return { sample, problems };
+  return readEntries(meterValue, (s, value, measurand) => {
+    const uom = (s.unitOfMeasure ?? {}) as { unit?: unknown; multiplier?: unknown };
+    const given = typeof uom.unit === 'string' && uom.unit.trim() !== '';
+    let { factor, base } = unitFactor(given ? String(uom.unit) : defaultUnit(measurand));
+    if (measurand === 'Energy.Active.Import.Register' && energyUnit) ({ factor, base } = unitFactor(energyUnit));
+    const multiplier = typeof uom.multiplier === 'number' && Number.isInteger(uom.multiplier) ? uom.multiplier : 0;
+    const phase = phaseOf(s.phase);
+    if (phase === 'other') return undefined;
+    return { value: value * factor * 10 ** multiplier, measurand, phase, unit: base, unitGiven: true, context: typeof s.context === 'string' ? s.context : undefined };
   });
 }

@@ -1,6 +1,6 @@
 import type { ConfigIssue, DeviceConfigBase, JsonSchema } from '../../src/api/index.js';
+import { evTargetSchema } from '../../src/api/index.js';
 
-const HHMM = { type: 'string', pattern: '^([01]\\d|2[0-3]):[0-5]\\d$' };
 
 export const MEASURANDS = ['Energy.Active.Import.Register', 'Power.Active.Import', 'Current.Import', 'SoC'];
 
@@ -72,17 +72,7 @@ export const ocppConfigSchema: JsonSchema = {
         number_phases: { type: 'boolean', default: true, description: 'Send numberPhases in every period' },
       },
     },
-    target: {
-      type: 'object',
-      additionalProperties: false,
-      properties: {
-        energy_wh: { type: 'number', minimum: 0 },
-        soc_pct: { type: 'number', minimum: 0, maximum: 100 },
-        leave_time: HHMM,
-        price_limit: { type: 'number' },
-        solar_only: { type: 'boolean' },
-      },
-    },
+    target: evTargetSchema,
   },
 };
 

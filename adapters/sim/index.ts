@@ -1,5 +1,7 @@
 import { DateTime } from 'luxon';
 import {
+  evTargetSchema,
+  hhmmSchema,
   defineAdapter,
   type AdapterContext,
   type AdapterInstance,
@@ -15,7 +17,7 @@ import { SimMeter } from './meter.js';
 import { baseLoadW, outdoorC, sunShare, thermalStep } from './physics.js';
 
 const tickSchema = { tick_s: { type: 'number', minimum: 0.1, maximum: 3600, default: 10, description: 'Simulation step (s of hub clock time)' } };
-const HHMM = { type: 'string', pattern: '^([01]\\d|2[0-3]):[0-5]\\d$' };
+const HHMM = hhmmSchema;
 
 const localHour = (ctx: AdapterContext, t = ctx.clock.now()) => {
   const d = DateTime.fromMillis(t, { zone: ctx.site.timezone });
@@ -90,17 +92,7 @@ export const simEv = defineAdapter<SimEvConfig>({
       leave: { ...HHMM, default: '07:30', description: 'Local time the car leaves' },
       arrival_soc_pct: { type: 'number', minimum: 0, maximum: 100, default: 30 },
       failsafe_w: { type: 'number', minimum: 0, description: 'Power after the last limit expires (default: full power)' },
-      target: {
-        type: 'object',
-        additionalProperties: false,
-        properties: {
-          energy_wh: { type: 'number', minimum: 0 },
-          soc_pct: { type: 'number', minimum: 0, maximum: 100 },
-          leave_time: HHMM,
-          price_limit: { type: 'number' },
-          solar_only: { type: 'boolean' },
-        },
-      },
+      target: evTargetSchema,
       ...tickSchema,
     },
   },

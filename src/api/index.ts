@@ -7,3 +7,4 @@ export * from './logger.js';
 export * from './plugin.js';
 export * from './series.js';
 export * from './transports.js';
+export * from './device-config.js';

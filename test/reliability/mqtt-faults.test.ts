@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, expect, it } from 'vitest';
 import { TasmotaSimulator } from '../../adapters/tasmota/simulator.js';
 import { ManualClock } from '../../src/core/clock.js';
 import type { PlanRecord } from '../../src/control/view.js';

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, expect, it } from 'vitest';
 import { ManualClock } from '../../../src/core/clock.js';
 import { ModbusConnection } from '../../../src/core/transports/modbus.js';
 import { ModbusInverter, type ModbusDeviceConfig } from '../inverter.js';

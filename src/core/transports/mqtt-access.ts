@@ -95,7 +95,7 @@ export function brokerAccess(config: HubConfig, catalog: Catalog): { access: Bro
   const site = { id: config.site.id, name: config.site.name, timezone: config.site.timezone, currency: config.site.currency };
 
   const clientTopics = new Map<string, { adapter: string; topics?: MqttClientTopics }>();
-  for (const d of config.devices) {
+  for (const d of config.devices ?? []) {
     const def = catalog.adapters.find((a) => a.id === d.adapter);
     let topics: MqttClientTopics | undefined;
     try {
@@ -147,7 +147,7 @@ export function brokerAccess(config: HubConfig, catalog: Catalog): { access: Bro
   const hubLogin = mqtt.username !== undefined && mqtt.password !== undefined;
   if (embedded && !hubLogin && (users.length || !isLoopbackHost(host))) {
     const why = !isLoopbackHost(host) ? `listening on ${host} (not loopback)` : 'with users';
-    problems.push({ path: [...base, users.length && isLoopbackHost(host) ? 'users' : 'host'], message: `an embedded broker ${why} refuses anonymous clients, so it needs connections.mqtt.username and password: the hub's own login` });
+    problems.push({ path: [...base, users.length && isLoopbackHost(host) ? 'users' : 'host'], message: `an embedded broker ${why} needs connections.mqtt.username and password (the hub's own login): it refuses anonymous clients` });
   }
   return { access: { anonymous: !hubLogin && !users.length && isLoopbackHost(host), logins, commands }, problems };
 }

@@ -105,6 +105,12 @@ export const OcppConnectionSchema = StrictObject({
   path: Type.String({ default: '/ocpp', description: 'Chargers dial ws://hub:port/<path>/<identity>' }),
   allow_unknown: Type.Boolean({ default: false }),
   tls: Type.Optional(StrictObject({ cert: Type.String(), key: Type.String() })),
+  max_frame_bytes: Type.Integer({
+    minimum: 1024,
+    maximum: 100 * 1024 * 1024,
+    default: 256 * 1024,
+    description: 'Largest WebSocket message a charger may send; a bigger one closes its connection (1009)',
+  }),
 });
 
 export const ModbusConnectionSchema = StrictObject({

@@ -3,11 +3,10 @@ import mqtt from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TasmotaSimulator } from '../../../adapters/tasmota/simulator.js';
 import { startHub, type TestHub } from '../../../test/peers/hub.js';
-import { observer, sleep, until } from '../../../test/peers/mqtt.js';
+import { freePort, observer, sleep, until } from '../../../test/peers/mqtt.js';
 import { builtinCatalog } from '../catalog.js';
 import { hubChecks } from '../config/checks.js';
 import { parseConfig } from '../config/load.js';
-import type { HubMqtt } from './mqtt.js';
 import { brokerAccess, filterCovers, mayPublish, maySubscribe } from './mqtt-access.js';
 
 const cleanups: (() => Promise<unknown> | unknown)[] = [];
@@ -17,13 +16,13 @@ afterEach(async () => {
 
 const parse = (yaml: string) => parseConfig(yaml, 'site.yaml', { catalog: builtinCatalog, checks: hubChecks(builtinCatalog) });
 
-const SITE = `site: { id: home }
+const SITE = (port = 0) => `site: { id: home }
 connections:
   mqtt:
     username: hub
     password: hub-secret-pw
     embedded:
-      port: 0
+      port: ${port}
       users:
         - { username: plug-a, password: plug-a-pw, devices: [plug-a] }
         - { username: plug-b, password: plug-b-pw, devices: [plug-b] }
@@ -52,7 +51,7 @@ describe('the embedded broker access model (rules)', () => {
   });
 
   it('derives each login from its devices: state topics to publish, commands to receive, and no login but the hub publishes a command', () => {
-    const config = parse(SITE);
+    const config = parse(SITE());
     const { access, problems } = brokerAccess(config, builtinCatalog);
     expect(problems).toEqual([]);
     const grant = (u: string) => access.logins.find((l) => l.username === u)!.grant;
@@ -91,9 +90,10 @@ describe('the embedded broker access model (rules)', () => {
 
 describe('the embedded broker access model, against real MQTT clients', () => {
   async function rig() {
-    const h: TestHub = await startHub(SITE);
+    const port = await freePort();
+    const h: TestHub = await startHub(SITE(port));
     cleanups.push(() => h.stop());
-    const url = (await (h.hub.transports.mqtt() as HubMqtt).embeddedBroker())!;
+    const url = `mqtt://127.0.0.1:${port}`;
     const sims = [] as TasmotaSimulator[];
     for (const [topic, user] of [['plug_a', 'plug-a'], ['plug_b', 'plug-b']] as const) {
       const sim = new TasmotaSimulator({ url, topic, ratedPowerW: 1000, totalKwh: 1, username: user, password: `${user}-pw`, autoTele: false });

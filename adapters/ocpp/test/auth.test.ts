@@ -94,6 +94,7 @@ describe('OCPP frame size', () => {
     const code = closed(ws!);
     ws!.send(JSON.stringify([2, 'x', 'DataTransfer', { vendorId: 'ACME', data: 'x'.repeat(100 * 1024) }]));
     expect(await code).toBe(1009);
+    await until(() => r.logged(/charger CP-BIG sent a message larger than connections\.ocpp\.max_frame_bytes/).length, 2000, 'the log line');
     const back = await dial(r.url, 'CP-BIG', 'big-secret');
     expect((await boot(back.ws!))[0]).toBe(3);
   });

@@ -111,6 +111,10 @@ class Connection implements OcppConnection {
         }
       }
     });
+    client.on('socketError', (err: Error & { code?: string }) => {
+      if (err.code !== 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') return;
+      this.once.log(`${identity}|toobig`, () => this.log.warn({ charger: identity }, `charger ${identity} sent a message larger than connections.ocpp.max_frame_bytes; its connection was closed (1009)`));
+    });
     client.on('badMessage', ({ error }: { error: Error }) => {
       this.once.log(`${identity}|bad|${error.message}`, () => this.log.warn({ charger: identity, error: error.message }, `charger ${identity} sent a malformed frame (answered with an OCPP error): ${error.message}`));
     });

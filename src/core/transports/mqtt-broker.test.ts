@@ -1,9 +1,10 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import mqtt from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TasmotaSimulator } from '../../../adapters/tasmota/simulator.js';
 import { startHub, type TestHub } from '../../../test/peers/hub.js';
 import { freePort, observer, sleep, until } from '../../../test/peers/mqtt.js';
+import { describeWithPeers } from '../../../test/peers/system.js';
 import { builtinCatalog } from '../catalog.js';
 import { hubChecks } from '../config/checks.js';
 import { parseConfig } from '../config/load.js';
@@ -88,24 +89,25 @@ describe('the embedded broker access model (rules)', () => {
   });
 });
 
-describe('the embedded broker access model, against real MQTT clients', () => {
-  async function rig() {
-    const port = await freePort();
-    const h: TestHub = await startHub(SITE(port));
-    cleanups.push(() => h.stop());
-    const url = `mqtt://127.0.0.1:${port}`;
-    const sims = [] as TasmotaSimulator[];
-    for (const [topic, user] of [['plug_a', 'plug-a'], ['plug_b', 'plug-b']] as const) {
-      const sim = new TasmotaSimulator({ url, topic, ratedPowerW: 1000, totalKwh: 1, username: user, password: `${user}-pw`, autoTele: false });
-      await sim.start();
-      cleanups.push(() => sim.stop());
-      sims.push(sim);
-    }
-    const [a, b] = ['plug-a', 'plug-b'].map((id) => h.hub.registry.get(id)!);
-    await until(() => a!.available && b!.available, 'both sockets available');
-    return { h, url, simA: sims[0]!, simB: sims[1]!, a: a!, b: b! };
+/** The hub with two Tasmota simulators, each under its own login. */
+async function rig() {
+  const port = await freePort();
+  const h: TestHub = await startHub(SITE(port));
+  cleanups.push(() => h.stop());
+  const url = `mqtt://127.0.0.1:${port}`;
+  const sims = [] as TasmotaSimulator[];
+  for (const [topic, user] of [['plug_a', 'plug-a'], ['plug_b', 'plug-b']] as const) {
+    const sim = new TasmotaSimulator({ url, topic, ratedPowerW: 1000, totalKwh: 1, username: user, password: `${user}-pw`, autoTele: false });
+    await sim.start();
+    cleanups.push(() => sim.stop());
+    sims.push(sim);
   }
+  const [a, b] = ['plug-a', 'plug-b'].map((id) => h.hub.registry.get(id)!);
+  await until(() => a!.available && b!.available, 'both sockets available');
+  return { h, url, simA: sims[0]!, simB: sims[1]!, a: a!, b: b! };
+}
 
+describe('the embedded broker access model, against real MQTT clients', () => {
   it('lets the hub command every device, while one socket’s login can neither command another nor read its topics', async () => {
     const { h, url, simA, simB, a, b } = await rig();
     // the hub's login commands both
@@ -161,9 +163,10 @@ describe('the embedded broker access model, against real MQTT clients', () => {
     await expect(mqtt.connectAsync(url, { reconnectPeriod: 0 })).rejects.toThrow(/Not authorized/i);
     await expect(mqtt.connectAsync(url, { username: 'plug-a', password: 'plug-b-pw', reconnectPeriod: 0 })).rejects.toThrow(/Bad username or password/i);
   });
+});
 
-  it('holds against mosquitto_pub as an independent client', async (ctx) => {
-    if (spawnSync('mosquitto_pub', ['--help']).error) return ctx.skip('mosquitto_pub (Debian mosquitto-clients) is not installed');
+describeWithPeers(['mosquitto'], 'the embedded broker access model, against mosquitto_pub', () => {
+  it('holds against mosquitto_pub as an independent client', async () => {
     const { url, simB } = await rig();
     const port = new URL(url).port;
     // the broker runs in this process: the peer must not block the event loop (no spawnSync)

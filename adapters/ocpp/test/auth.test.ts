@@ -1,3 +1,7 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { builtinCatalog } from '../../../src/core/catalog.js';
@@ -25,9 +29,9 @@ async function rig(options: Parameters<Rig['listen']>[0] = {}) {
 }
 
 /** Dials as `identity` (with a Basic password when given); resolves with the open socket or the HTTP status of the refusal. */
-function dial(url: string, identity: string, password?: string): Promise<{ ws?: WebSocket; status?: number }> {
+function dial(url: string, identity: string, password?: string, tls: WebSocket.ClientOptions = {}): Promise<{ ws?: WebSocket; status?: number }> {
   const headers: Record<string, string> = password === undefined ? {} : { authorization: `Basic ${Buffer.from(`${identity}:${password}`).toString('base64')}` };
-  const ws = new WebSocket(`${url}/${identity}`, ['ocpp1.6'], { headers });
+  const ws = new WebSocket(`${url}/${identity}`, ['ocpp1.6'], { headers, ...tls });
   sockets.push(ws);
   return new Promise((resolve) => {
     ws.once('open', () => resolve({ ws }));
@@ -86,6 +90,33 @@ describe('OCPP listener open to the network (requireAuth)', () => {
   });
 });
 
+describe('OCPP client certificates (security profile 3)', () => {
+  it('admits a password-less charger only with a certificate signed by tls.ca that names its identity', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'homeflex-ocpp-mtls-'));
+    const f = (n: string) => join(dir, n);
+    const openssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'ignore' });
+    openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', f('ca.key'), '-out', f('ca.pem'), '-days', '1', '-subj', '/CN=homeflex test CA');
+    openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', f('server.key'), '-out', f('server.pem'), '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1');
+    for (const [name, cn, signed] of [['cp', 'CP-CERT', true], ['other', 'CP-OTHER', true], ['selfmade', 'CP-CERT', false]] as const) {
+      openssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', f(`${name}.key`), '-out', f(`${name}.csr`), '-subj', `/O=ACME/CN=${cn}`);
+      if (signed) openssl('x509', '-req', '-in', f(`${name}.csr`), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f(`${name}.pem`), '-days', '1');
+      else openssl('x509', '-req', '-in', f(`${name}.csr`), '-signkey', f(`${name}.key`), '-out', f(`${name}.pem`), '-days', '1');
+    }
+    const r = await rig({ requireAuth: true, tls: { cert: f('server.pem'), key: f('server.key'), ca: f('ca.pem') } });
+    await r.device({ id: 'wallbox', identity: 'CP-CERT' });
+    const url = `wss://127.0.0.1:${r.server.port}/ocpp`;
+    const client = (name?: string): WebSocket.ClientOptions => ({ ca: readFileSync(f('server.pem')), ...(name ? { cert: readFileSync(f(`${name}.pem`)), key: readFileSync(f(`${name}.key`)) } : {}) });
+
+    expect((await dial(url, 'CP-CERT', undefined, client())).status).toBe(401);
+    expect((await dial(url, 'CP-CERT', undefined, client('other'))).status).toBe(401);
+    expect((await dial(url, 'CP-CERT', undefined, client('selfmade'))).status).toBe(401);
+    expect(r.logged(/charger CP-CERT refused \(401\): its device has no password and it presented no client certificate for CN=CP-CERT signed by connections\.ocpp\.tls\.ca/).length).toBeGreaterThan(0);
+    const ok = await dial(url, 'CP-CERT', undefined, client('cp'));
+    expect(ok.ws).toBeDefined();
+    expect((await boot(ok.ws!))[0]).toBe(3);
+  });
+});
+
 describe('OCPP frame size', () => {
   it('closes a charger connection sending a frame over the limit (1009), and admits it again', async () => {
     const r = await rig({ maxFrameBytes: 64 * 1024 });
@@ -129,5 +160,7 @@ describe('connections.ocpp in the YAML', () => {
     expect(parse(site('{ port: 9000 }', ', password: long-secret')).devices).toHaveLength(1);
     expect(parse(site('{ host: 127.0.0.1 }', '')).devices).toHaveLength(1);
     expect(parse(site('{ host: 127.0.0.1, max_frame_bytes: 65536 }', '')).connections.ocpp?.max_frame_bytes).toBe(65536);
+    // chargers may prove who they are by client certificate instead
+    expect(parse(site('{ port: 9000, tls: { cert: s.pem, key: s.key, ca: ca.pem } }', '')).devices).toHaveLength(1);
   });
 });

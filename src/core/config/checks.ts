@@ -75,20 +75,21 @@ export function hubChecks(catalog: Catalog): ConfigCheck[] {
 
 /**
  * Off loopback anyone on the LAN can dial the OCPP port, so every charger must prove who it is:
- * a Basic password (server TLS alone authenticates no charger).
+ * a Basic password, or a client certificate under TLS (server TLS alone authenticates no charger).
  */
 function ocppAuthProblems(config: HubConfig, catalog: Catalog): { path: (string | number)[]; message: string }[] {
   const ocpp = config.connections.ocpp;
   if (!ocpp) return [];
   const host = ocpp.host ?? '0.0.0.0';
-  if (isLoopbackHost(host)) return [];
+  // with tls.ca a charger without a password must show a client certificate naming it
+  if (isLoopbackHost(host) || ocpp.tls?.ca) return [];
   const problems: { path: (string | number)[]; message: string }[] = [];
   config.devices.forEach((d, i) => {
     const { identity, password } = d as { identity?: unknown; password?: unknown };
     if (!catalog.adapters.find((a) => a.id === d.adapter)?.needs?.includes('ocpp') || typeof identity !== 'string' || password !== undefined) return;
     problems.push({
       path: ['devices', i],
-      message: `charger "${identity}" has no password, but connections.ocpp listens on ${host} (not loopback), where anyone on the network could connect as it: set password (the charger sends it as HTTP Basic auth, user = identity), or listen on 127.0.0.1`,
+      message: `charger "${identity}" has no password, but connections.ocpp listens on ${host} (not loopback), where anyone on the network could connect as it: set password (the charger sends it as HTTP Basic auth, user = identity), give chargers client certificates (connections.ocpp.tls.ca), or listen on 127.0.0.1`,
     });
   });
   return problems;

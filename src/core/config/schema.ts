@@ -104,7 +104,13 @@ export const OcppConnectionSchema = StrictObject({
   port: Type.Integer({ minimum: 0, maximum: 65535, default: 9000 }),
   path: Type.String({ default: '/ocpp', description: 'Chargers dial ws://hub:port/<path>/<identity>' }),
   allow_unknown: Type.Boolean({ default: false }),
-  tls: Type.Optional(StrictObject({ cert: Type.String(), key: Type.String() })),
+  tls: Type.Optional(
+    StrictObject({
+      cert: Type.String({ description: 'Server certificate (PEM)' }),
+      key: Type.String({ description: 'Its private key (PEM)' }),
+      ca: Type.Optional(Type.String({ description: 'CA certificate (PEM) that signs chargers’ client certificates (security profile 3; subject CN = identity): a charger with one needs no password' })),
+    }),
+  ),
   max_frame_bytes: Type.Integer({
     minimum: 1024,
     maximum: 100 * 1024 * 1024,

@@ -2,6 +2,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server } f
 import { createServer as createHttpsServer } from 'node:https';
 import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { dirname, resolve } from 'node:path';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { RPCServer, createRPCError } from 'ocpp-rpc';
@@ -55,15 +56,25 @@ function samePassword(expected: string, got: Buffer | undefined): boolean {
   return timingSafeEqual(digest(Buffer.from(expected, 'utf8')), digest(got));
 }
 
-function readTls(tls: { cert: string; key: string }) {
-  const read = (what: 'cert' | 'key') => {
+function readTls(tls: { cert: string; key: string; ca?: string }) {
+  const read = (what: 'cert' | 'key' | 'ca') => {
     try {
-      return readFileSync(tls[what]);
+      return readFileSync(tls[what]!);
     } catch (err) {
       throw permanentError('ocpp_tls', `connections.ocpp.tls.${what}: cannot read ${tls[what]}: ${(err as Error).message}`, err);
     }
   };
+  // with a CA, chargers may log in by client certificate (security profile 3); those without one still may use a password
+  if (tls.ca) return { cert: read('cert'), key: read('key'), ca: read('ca'), requestCert: true, rejectUnauthorized: false };
   return { cert: read('cert'), key: read('key') };
+}
+
+/** The identity a charger's client certificate proves (its subject CN), when the certificate is signed by tls.ca. */
+function certificateIdentity(req: IncomingMessage | undefined): string | undefined {
+  const socket = req?.socket as TLSSocket | undefined;
+  if (!socket?.encrypted || !socket.authorized) return undefined;
+  const cn = socket.getPeerCertificate()?.subject?.CN;
+  return typeof cn === 'string' ? cn : undefined;
 }
 
 /** Logs a message once per key until the key is forgotten. */
@@ -198,7 +209,8 @@ export interface OcppServerOptions {
   port: number;
   path: string;
   allowUnknown: boolean;
-  tls?: { cert: string; key: string };
+  /** Server certificate and key; `ca` signs chargers' client certificates (subject CN = identity). */
+  tls?: { cert: string; key: string; ca?: string };
   callTimeoutMs?: number;
   /** Seconds between WebSocket pings (0 = none). */
   pingIntervalS?: number;
@@ -294,7 +306,7 @@ export class OcppServer implements OcppTransport {
   private admit(
     accept: (session?: Record<string, unknown>, protocol?: string | false) => void,
     reject: (code: number, message: string) => void,
-    hs: { identity: string; endpoint: string; password?: Buffer; protocols: Set<string>; remoteAddress?: string },
+    hs: { identity: string; endpoint: string; password?: Buffer; protocols: Set<string>; remoteAddress?: string; request?: IncomingMessage },
   ) {
     const { identity } = hs;
     const from = hs.remoteAddress;
@@ -309,9 +321,16 @@ export class OcppServer implements OcppTransport {
       refuse('unknown', {}, `unknown charger identity "${identity}" refused (401); add a device with identity: ${identity} or set connections.ocpp.allow_unknown`);
       return reject(401, 'Unauthorized');
     }
-    if (claim && claim.password === undefined && this.requireAuth) {
-      refuse('nopassword', {}, `charger ${identity} refused (401): its device has no password, and the OCPP port listens on ${this.options.host}, open to the network; set password for the device (or listen on 127.0.0.1)`);
-      return reject(401, 'Unauthorized');
+    if (claim && claim.password === undefined && (this.requireAuth || this.options.tls?.ca)) {
+      // without a password, a client certificate signed by tls.ca naming this identity is the only proof
+      const proven = certificateIdentity(hs.request);
+      if (proven !== identity) {
+        const why = this.options.tls?.ca
+          ? `its device has no password and it presented no client certificate for CN=${identity} signed by connections.ocpp.tls.ca${proven ? ` (its certificate names ${proven})` : ''}`
+          : `its device has no password, and the OCPP port listens on ${this.options.host}, open to the network; set password for the device (or listen on 127.0.0.1)`;
+        refuse('nopassword', {}, `charger ${identity} refused (401): ${why}`);
+        return reject(401, 'Unauthorized');
+      }
     }
     if (claim?.password !== undefined && !samePassword(claim.password, hs.password)) {
       refuse(`password|${hs.password ? 'wrong' : 'none'}`, {}, `charger ${identity} refused (401): ${hs.password ? 'wrong password' : 'no password (Basic auth with the identity as user) was sent'}`);
@@ -386,7 +405,7 @@ export function createOcppTransport(ctx: TransportContext): Managed<OcppTranspor
       path: c.path ?? '/ocpp',
       allowUnknown: c.allow_unknown ?? false,
       maxFrameBytes: c.max_frame_bytes,
-      tls: c.tls ? { cert: resolve(base, c.tls.cert), key: resolve(base, c.tls.key) } : undefined,
+      tls: c.tls ? { cert: resolve(base, c.tls.cert), key: resolve(base, c.tls.key), ca: c.tls.ca === undefined ? undefined : resolve(base, c.tls.ca) } : undefined,
     },
     ctx.log.child({ transport: 'ocpp' }),
     () => ctx.clock.now(),

@@ -111,8 +111,8 @@ export function brokerAccess(config: HubConfig, catalog: Catalog): { access: Bro
   for (const { topics } of clientTopics.values()) for (const c of topics?.commands ?? []) if (!commands.includes(c)) commands.push(c);
 
   const logins: BrokerAccess['logins'] = [];
-  if (mqtt.username !== undefined && mqtt.password !== undefined) {
-    logins.push({ username: mqtt.username, password: mqtt.password, grant: { username: mqtt.username, all: true, publish: [], subscribe: [] } });
+  if (mqtt.username !== undefined) {
+    logins.push({ username: mqtt.username, password: mqtt.password ?? '', grant: { username: mqtt.username, all: true, publish: [], subscribe: [] } });
   }
   const clientOf = new Map<string, number>();
   users.forEach((u, i) => {
@@ -144,10 +144,9 @@ export function brokerAccess(config: HubConfig, catalog: Catalog): { access: Bro
   });
 
   const host = embedded?.host ?? '127.0.0.1';
-  const hubLogin = mqtt.username !== undefined && mqtt.password !== undefined;
-  if (embedded && !hubLogin && (users.length || !isLoopbackHost(host))) {
+  if (embedded && (mqtt.username === undefined || mqtt.password === undefined) && (users.length || !isLoopbackHost(host))) {
     const why = !isLoopbackHost(host) ? `listening on ${host} (not loopback)` : 'with users';
     problems.push({ path: [...base, users.length && isLoopbackHost(host) ? 'users' : 'host'], message: `an embedded broker ${why} needs connections.mqtt.username and password (the hub's own login): it refuses anonymous clients` });
   }
-  return { access: { anonymous: !hubLogin && !users.length && isLoopbackHost(host), logins, commands }, problems };
+  return { access: { anonymous: mqtt.username === undefined && !users.length && isLoopbackHost(host), logins, commands }, problems };
 }

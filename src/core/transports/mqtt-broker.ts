@@ -107,7 +107,7 @@ export class MqttPacketGuard extends Duplex {
 }
 
 function samePassword(expected: string, got: Buffer | undefined): boolean {
-  if (!got) return false;
+  got ??= Buffer.alloc(0);
   // digests have equal lengths, so the comparison takes the same time whatever was sent
   const digest = (b: Buffer) => createHash('sha256').update(b).digest();
   return timingSafeEqual(digest(Buffer.from(expected, 'utf8')), digest(got));

@@ -95,10 +95,10 @@ describe('OCPP client certificates (security profile 3)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'homeflex-ocpp-mtls-'));
     const f = (n: string) => join(dir, n);
     const openssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'ignore' });
-    openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', f('ca.key'), '-out', f('ca.pem'), '-days', '1', '-subj', '/CN=homeflex test CA');
-    openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', f('server.key'), '-out', f('server.pem'), '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1');
+    openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', f('ca.key'), '-out', f('ca.pem'), '-days', '1', '-subj', '/CN=homeflex test CA');
+    openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', f('server.key'), '-out', f('server.pem'), '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1');
     for (const [name, cn, signed] of [['cp', 'CP-CERT', true], ['other', 'CP-OTHER', true], ['selfmade', 'CP-CERT', false]] as const) {
-      openssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', f(`${name}.key`), '-out', f(`${name}.csr`), '-subj', `/O=ACME/CN=${cn}`);
+      openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', f(`${name}.key`), '-out', f(`${name}.csr`), '-subj', `/O=ACME/CN=${cn}`);
       if (signed) openssl('x509', '-req', '-in', f(`${name}.csr`), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f(`${name}.pem`), '-days', '1');
       else openssl('x509', '-req', '-in', f(`${name}.csr`), '-signkey', f(`${name}.key`), '-out', f(`${name}.pem`), '-days', '1');
     }
@@ -114,7 +114,7 @@ describe('OCPP client certificates (security profile 3)', () => {
     const ok = await dial(url, 'CP-CERT', undefined, client('cp'));
     expect(ok.ws).toBeDefined();
     expect((await boot(ok.ws!))[0]).toBe(3);
-  });
+  }, 60_000);
 });
 
 describe('OCPP frame size', () => {

@@ -10,7 +10,7 @@ import { describe, it } from 'vitest';
  * `.ci/run` installs every peer and sets HOMEFLEX_REQUIRE_PEERS=1, which turns a missing peer into
  * a failing test, so CI never passes with interop tests silently skipped.
  */
-export type PeerName = 'mosquitto' | 'pymodbus' | 'socat' | 'chromium' | 'postgresql';
+export type PeerName = 'mosquitto' | 'pymodbus' | 'socat' | 'chromium' | 'postgresql' | 'systemd' | 'root';
 
 interface PeerSpec {
   what: string;
@@ -89,6 +89,16 @@ const PEERS: Record<PeerName, PeerSpec> = {
         return `${CHROMIUM_PATH} not found`;
       }
     },
+  },
+  systemd: {
+    what: "systemd's systemd-analyze (checks unit files)",
+    install: 'apt-get install systemd',
+    probe: needCommands('systemd-analyze'),
+  },
+  root: {
+    what: 'root, with useradd and runuser (creates a system user and runs a command as it)',
+    install: 'run the tests as root (CI does)',
+    probe: () => (process.getuid?.() !== 0 ? 'not running as root' : needCommands('useradd', 'userdel', 'runuser')()),
   },
   postgresql: {
     what: 'a PostgreSQL server',

@@ -85,7 +85,7 @@ devices:
     let out = '';
     child.stdout.on('data', (b) => (out += b));
     child.stderr.on('data', (b) => (out += b));
-    await until(() => /connected to MQTT broker/.test(out) && /"url":"http/.test(out), 'the hub to start with its broker', 30_000).catch((err: Error) => {
+    await until(() => /connected to MQTT broker/.test(out) && /"url":"http/.test(out), 'the hub to start with its broker', 90_000).catch((err: Error) => {
       throw new Error(`${err.message}\n${out}`);
     });
     await sleep(3000);

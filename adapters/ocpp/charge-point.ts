@@ -426,6 +426,7 @@ export class OcppChargePoint {
     if (this.config.energy_register === 'session') this.sessionBaseWh += s.energyWh;
     this.ctx.log.info({ transaction: s.id, energyWh: s.energyWh, reason }, `transaction ${s.id} ended: ${(s.energyWh / 1000).toFixed(3)} kWh`);
     void this.persistSession();
+    this.ctx.bus.emit('session.ended', { deviceId: this.device.id, sessionId: s.id, time: s.end });
   }
 
   private async persistSession() {

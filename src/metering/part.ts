@@ -31,6 +31,7 @@ export const meteringPart: PartFactory = async (hub) => {
   hub.metering = metering;
   // subscribed now, before the adapters exist, so their first readings are heard
   const unsubscribe = hub.bus.on('meter.reading', ({ deviceId, reading }) => metering.onReading(deviceId, reading, kindOfDevice(hub.registry.get(deviceId))));
+  const unsubscribeSessions = hub.bus.on('session.ended', ({ deviceId, sessionId }) => metering.onSessionEnded(deviceId, sessionId));
   let timer: NodeJS.Timeout | undefined;
   return {
     name: 'metering',
@@ -42,6 +43,7 @@ export const meteringPart: PartFactory = async (hub) => {
     async stop() {
       clearInterval(timer);
       unsubscribe();
+      unsubscribeSessions();
       await metering.drain();
       await store.close();
     },

@@ -1,11 +1,15 @@
 import type { ConfigCheck } from './load.js';
 import type { Catalog } from './compose.js';
+import { isCurrency, isTimeZone, zoneHint } from './zones.js';
 
 /** Checks across sections that a JSON Schema cannot express. */
 export function hubChecks(catalog: Catalog): ConfigCheck[] {
   return [
     (config) => {
       const problems: { path: (string | number)[]; message: string }[] = [];
+      // a zone luxon cannot resolve gives no local days at all: no prices, no plan
+      if (!isTimeZone(config.site.timezone)) problems.push({ path: ['site', 'timezone'], message: `unknown time zone "${config.site.timezone}"${zoneHint(config.site.timezone)}` });
+      if (!isCurrency(config.site.currency)) problems.push({ path: ['site', 'currency'], message: `unknown currency "${config.site.currency}" (an ISO 4217 code such as EUR, GBP, USD, CHF)` });
       const seen = new Map<string, number>();
       config.devices.forEach((d, i) => {
         const first = seen.get(d.id);

@@ -1,3 +1,6 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { builtinCatalog } from '../../src/core/catalog.js';
 import { hubChecks } from '../../src/core/config/checks.js';
@@ -81,6 +84,18 @@ describe('configuration', () => {
       'site.yaml:4:13 site.currency: unknown currency "XYZ" (an ISO 4217 code such as EUR, GBP, USD, CHF)',
     ]);
     for (const [tz, cur] of [['UTC', 'GBP'], ['America/New_York', 'USD'], ['Europe/Zurich', 'CHF'], ['Australia/Sydney', 'AUD']]) expect(problemsOf(text(tz, cur))).toEqual([]);
+  });
+
+  it('refuses a file tariff whose price file does not exist, at its path key', () => {
+    const text = (path: string) => `site: { id: home }\ntariffs:\n  import:\n    type: file\n    path: ${path}\n  export: { type: file, path: gone.csv }\n`;
+    expect(problemsOf(text('prices/missing.csv'))).toEqual([
+      'site.yaml:5:11 tariffs.import.path: the price file /x/prices/missing.csv does not exist',
+      'site.yaml:6:31 tariffs.export.path: the price file /x/gone.csv does not exist',
+    ]);
+    const dir = mkdtempSync(join(tmpdir(), 'homeflex-config-'));
+    writeFileSync(join(dir, 'p.csv'), 'valid_from,valid_to,rate\n');
+    writeFileSync(join(dir, 'gone.csv'), 'valid_from,valid_to,rate\n');
+    expect(() => parseConfig(text('p.csv'), join(dir, 'site.yaml'), opts())).not.toThrow();
   });
 
   it('applies defaults from the schemas of the hub and the adapters', () => {

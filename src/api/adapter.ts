@@ -61,6 +61,11 @@ export interface AdapterDefinition<C extends DeviceConfigBase = DeviceConfigBase
   needs?: ('mqtt' | 'ocpp')[];
   /** Checks the schema cannot express; paths are relative to the device entry. */
   check?(config: C): ConfigIssue[];
+  /**
+   * A simulator of a peer (a charge point dialling the hub, an inverter serving Modbus) for demos and
+   * tests: not a device of the house, so it is left out where devices are listed (savings, report).
+   */
+  simulatesPeer?: boolean;
 }
 
 /** A problem found in a config fragment; `path` is relative to the fragment, e.g. ['rates', 2, 'to']. */

@@ -23,7 +23,8 @@ export const meteringPart: PartFactory = async (hub) => {
   for (const problem of store.problems) log.warn(problem);
   const devices = (): DeviceInfo[] => {
     const out = new Map<string, DeviceInfo>();
-    for (const c of hub.config.devices) out.set(c.id, { id: c.id, config: c, device: hub.registry.get(c.id) });
+    // a simulator of a peer (wallbox-sim) is no device of the house
+    for (const c of hub.config.devices) if (!hub.catalog?.adapters.find((a) => a.id === c.adapter)?.simulatesPeer) out.set(c.id, { id: c.id, config: c, device: hub.registry.get(c.id) });
     for (const d of hub.registry.all()) if (!out.has(d.id)) out.set(d.id, { id: d.id, device: d, config: hub.registry.entry(d.id)?.config });
     return [...out.values()];
   };

@@ -48,10 +48,10 @@ devices:
     const before = profiles(ts).length;
     for (let i = 0; i < 3; i++) {
       await control.replan(`test ${i}`);
-      await new Promise((r) => setTimeout(r, 1000));
+      await new Promise((r) => setTimeout(r, 300));
     }
     expect(profiles(ts).length - before, JSON.stringify(profiles(ts).map((p) => p.params), null, 1)).toBe(0);
-  });
+  }, 60_000);
 
   it('renews the same profile once it is in the second half of its validity, and sends a change at once', async () => {
     const clock = new ManualClock(Math.floor(Date.now() / 1000) * 1000);

@@ -115,7 +115,7 @@ describe('when a charging session ends', () => {
     const control = (await api('GET', '/devices/ev1/control')).body;
     expect(control.target).toBeNull();
     expect(control.overridden).toEqual([]);
-  });
+  }, 60_000);
 
   it('OCPP 2.0.1: TransactionEvent Ended commits the session at once', async () => {
     th = await hubWith('CS-END201');
@@ -130,7 +130,7 @@ describe('when a charging session ends', () => {
     await station.call('TransactionEvent', { eventType: 'Ended', timestamp: iso(t0 + 30_000), triggerReason: 'EVCommunicationLost', seqNo: 2, transactionInfo: { transactionId: tx, chargingState: 'Idle', stoppedReason: 'EVDisconnected' }, meterValue: mv(t0 + 30_000, 5061, 'Transaction.End') });
     const total = await sessionEnergy(tx);
     expect(total.energy.value).toBeCloseTo(61, 3);
-  });
+  }, 60_000);
 
   it('a target set for this car (leave_time as an instant) ends with the session; a daily HH:MM one stays', async () => {
     th = await hubWith('CP-TGT', ', target: { energy_wh: 8000, leave_time: "07:00" }');
@@ -152,5 +152,5 @@ describe('when a charging session ends', () => {
     expect(once.overridden).toEqual([]);
     const daily = await session('06:30');
     expect(daily.target).toEqual({ energy_wh: 3000, leave_time: '06:30' });
-  });
+  }, 60_000);
 });

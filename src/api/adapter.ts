@@ -67,6 +67,11 @@ export interface AdapterDefinition<C extends DeviceConfigBase = DeviceConfigBase
    * these rights, and lets only the hub's login publish to the device's `commands`.
    */
   mqttClient?(config: C, site: SiteInfo): MqttClientTopics;
+  /**
+   * A simulator of a peer (a charge point dialling the hub, an inverter serving Modbus) for demos and
+   * tests: not a device of the house, so it is left out where devices are listed (savings, report).
+   */
+  simulatesPeer?: boolean;
 }
 
 /** Topic filters of one device's own MQTT client (see `AdapterDefinition.mqttClient`). */

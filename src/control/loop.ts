@@ -77,15 +77,22 @@ export class ControlLoop {
       bus.on('meter.reading', ({ deviceId, reading }) => this.history.add(deviceId, reading)),
       bus.on('tariff.updated', ({ direction }) => this.request(`tariff.updated (${direction})`)),
       bus.on('device.connected', ({ deviceId }) => this.request(`device.connected (${deviceId})`)),
-      bus.on('device.disconnected', ({ deviceId }) => {
-        this.clearChargeNow(deviceId);
-        this.request(`device.disconnected (${deviceId})`);
+      // a charger's connection dropping is not the car leaving: the session (and charge now) goes on when it redials
+      bus.on('device.disconnected', ({ deviceId }) => this.request(`device.disconnected (${deviceId})`)),
+      bus.on('session.ended', ({ deviceId }) => {
+        this.endSessionSettings(deviceId);
+        this.request(`session.ended (${deviceId})`);
       }),
       bus.on('target.changed', ({ deviceId }) => this.request(`target.changed (${deviceId})`)),
       // adapters say "unavailable", "recovered" or "car plugged in" with device.state (a Modbus inverter, an OCPP charger's status)
       bus.on('device.state', ({ deviceId }) => {
         const d = this.hub.registry.get(deviceId);
-        if (d && this.planStateChanged(d)) this.request(`device.state (${deviceId})`);
+        const wasPlugged = this.planState.get(deviceId)?.endsWith('|true');
+        if (d && this.planStateChanged(d)) {
+          // a car unplugged without a transaction (never authorised) leaves too
+          if (wasPlugged && d.caps.charger?.status() === 'available') this.endSessionSettings(deviceId);
+          this.request(`device.state (${deviceId})`);
+        }
       }),
       bus.on('limits.changed', ({ nodeId }) => this.request(`limits.changed (${nodeId})`)),
     );
@@ -259,13 +266,29 @@ export class ControlLoop {
     }
   }
 
-  private clearChargeNow(deviceId: string) {
+  /**
+   * The car left: what was set for this car only ends. `charge_now` is dropped (the rest of the target
+   * stays); a target override whose leave_time is an instant (RFC 3339) was this car's departure and is
+   * dropped whole, so the next car gets the YAML's target. An "HH:MM" target is a standing daily one and stays.
+   */
+  private endSessionSettings(deviceId: string) {
     const over = this.hub.state.data.overrides[deviceId] as EffectiveSettings | undefined;
-    if (!over?.target?.charge_now) return;
-    void this.hub.state.update((s) => {
-      const o = s.overrides[deviceId] as EffectiveSettings;
-      if (o.target) delete o.target.charge_now;
-      if (o.target && !Object.keys(o.target).length) delete o.target;
-    });
+    const target = over?.target;
+    if (!target) return;
+    const forThisCar = typeof target.leave_time === 'string' && !/^\d\d:\d\d$/.test(target.leave_time);
+    if (!target.charge_now && !forThisCar) return;
+    this.log.info({ device: deviceId }, `${deviceId}: the car left, ${forThisCar ? `its target for this car (leave_time ${target.leave_time}) ends` : 'charge now ends'}`);
+    void this.hub.state
+      .update((s) => {
+        const o = s.overrides[deviceId] as EffectiveSettings | undefined;
+        if (!o?.target) return;
+        if (forThisCar) delete o.target;
+        else delete o.target.charge_now;
+        // "charge now" alone copied the YAML's target into the override: without it, it is the YAML again
+        const yaml = yamlSettings(this.hub.registry.entry(deviceId)?.config ?? {}).target;
+        if (o.target && (!Object.keys(o.target).length || JSON.stringify(o.target) === JSON.stringify(yaml))) delete o.target;
+        if (!Object.keys(o).length) delete s.overrides[deviceId];
+      })
+      .catch((err: unknown) => this.log.error({ err }, `could not end the session settings of ${deviceId}`));
   }
 }

@@ -1,13 +1,19 @@
+import { existsSync, statSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import type { ConfigCheck } from './load.js';
 import type { Catalog } from './compose.js';
 import type { HubConfig } from './schema.js';
 import { brokerAccess, isLoopbackHost } from '../transports/mqtt-access.js';
+import { isCurrency, isTimeZone, zoneHint } from './zones.js';
 
 /** Checks across sections that a JSON Schema cannot express. */
 export function hubChecks(catalog: Catalog): ConfigCheck[] {
   return [
     (config) => {
       const problems: { path: (string | number)[]; message: string }[] = [];
+      // a zone luxon cannot resolve gives no local days at all: no prices, no plan
+      if (!isTimeZone(config.site.timezone)) problems.push({ path: ['site', 'timezone'], message: `unknown time zone "${config.site.timezone}"${zoneHint(config.site.timezone)}` });
+      if (!isCurrency(config.site.currency)) problems.push({ path: ['site', 'currency'], message: `unknown currency "${config.site.currency}" (an ISO 4217 code such as EUR, GBP, USD, CHF)` });
       const seen = new Map<string, number>();
       config.devices.forEach((d, i) => {
         const first = seen.get(d.id);
@@ -59,9 +65,14 @@ export function hubChecks(catalog: Catalog): ConfigCheck[] {
       for (const dir of ['import', 'export'] as const) {
         const t = config.tariffs[dir];
         if (!t) continue;
+        if (typeof t.currency === 'string' && !isCurrency(t.currency)) problems.push({ path: ['tariffs', dir, 'currency'], message: `unknown currency "${t.currency}" (an ISO 4217 code such as EUR, SEK, NOK, DKK)` });
         const source = catalog.tariffSources.find((s) => s.type === t.type);
         for (const p of source?.check?.(t as never) ?? []) problems.push({ path: ['tariffs', dir, ...p.path], message: p.message });
         const fallback = t.fallback as { type?: string } | undefined;
+        for (const [tariff, at] of [[t, ['tariffs', dir]], [fallback, ['tariffs', dir, 'fallback']]] as const) {
+          const problem = tariff?.type === 'file' ? priceFileProblem((tariff as { path?: unknown }).path, config.source) : undefined;
+          if (problem) problems.push({ path: [...at, 'path'], message: problem });
+        }
         const fallbackSource = catalog.tariffSources.find((s) => s.type === fallback?.type);
         for (const p of fallbackSource?.check?.(fallback as never) ?? []) problems.push({ path: ['tariffs', dir, 'fallback', ...p.path], message: p.message });
       }
@@ -93,4 +104,13 @@ function ocppAuthProblems(config: HubConfig, catalog: Catalog): { path: (string 
     });
   });
   return problems;
+}
+
+/** A `file` tariff's price file must be there when the hub starts (relative paths: to the site file). */
+function priceFileProblem(path: unknown, source: string): string | undefined {
+  if (typeof path !== 'string' || !path) return undefined;
+  const full = isAbsolute(path) ? path : resolve(dirname(resolve(source)), path);
+  if (!existsSync(full)) return `the price file ${full} does not exist`;
+  if (!statSync(full).isFile()) return `${full} is not a file`;
+  return undefined;
 }

@@ -191,6 +191,24 @@ describe('metering API over HTTP', () => {
     expect([many.status, many.body.code, many.body.message]).toEqual([413, 'too_many_records', 'data: 10001 readings in one request; at most 10,000 are accepted. Split them into several requests.']);
   });
 
+  it('back-filled readings of an old session next to live ones: the session keeps its own energy, the gap is no session’s (issue 14.5)', async () => {
+    const { url } = await start();
+    const body = (data: unknown[], session?: string) => ({ location_id: 'loc_home', device_id: 'wallbox', direction: 'IMPORT', tariff_rate: 'IMPORT', units: 'WH', ...(session ? { session_reference_id: session } : {}), data });
+    const now = Date.parse('2026-06-01T09:00:00Z') / 1000;
+    const live = await call('PUT', `${url}/meters/cumulative/epoch`, body([0, 1, 2, 3].map((k) => ({ time: now + k * 60, value: 500_000 + k * 10 }))));
+    expect(live.body.records_processed).toBe(4);
+    // a 3-hour session 53 days earlier, uploaded afterwards
+    const s0 = now - 53 * 86_400 - 3 * 3600;
+    const old = await call('PUT', `${url}/meters/cumulative/epoch`, body([0, 1, 2, 3].map((h) => ({ time: s0 + h * 3600, value: 372_000 + h * 1500 })), 'S'));
+    expect(old.body.records_processed).toBe(4);
+    const session = await call('POST', `${url}/costs/session/S`, {});
+    expect(session.status).toBe(200);
+    expect(session.body.total.energy.value).toBe(4500);
+    // the 123.5 kWh between S's last reading and the first live one is counted, untagged
+    const all = await call('POST', `${url}/costs/interval/wallbox?aggregation=YEAR`, { start_time: '2026-01-01T00:00:00Z', end_time: '2026-07-01T00:00:00Z' });
+    expect(all.body.data.reduce((a: number, d: { energy: { value: number } }) => a + d.energy.value, 0)).toBeCloseTo(4500 + 123_500 + 30, 3);
+  });
+
   it('meters the adapters: readings become 1-minute records tagged with the charging session', async () => {
     const clock = new ManualClock('2026-06-01T15:50:00Z'); // 17:50 in Berlin; the simulated car arrives at 18:00
     const { url, dir } = await start('  - { id: ev, adapter: sim_ev, arrive: "18:00", leave: "07:30" }\n', clock);

@@ -53,7 +53,7 @@ export interface MeteringContext {
   prices: () => PriceLookup | undefined;
   devices: () => DeviceInfo[];
   /** Charging sessions the hub knows (plug-in times for the EV baseline). */
-  sessions?: () => Record<string, { device_id: string; start: string }>;
+  sessions?: () => Record<string, { device_id: string; start: string; plug_in?: string }>;
   log?: Logger;
 }
 
@@ -580,8 +580,9 @@ export class MeteringService {
         plugIn = Math.min(plugIn, set.start[i]);
         energy += set.energy[i];
       }
-      const stored = known[s]?.start ? Date.parse(known[s].start) : NaN;
-      if (Number.isFinite(stored)) plugIn = Math.min(plugIn, stored);
+      const stored = known[s] ? Date.parse(known[s].plug_in ?? known[s].start) : NaN;
+      // the hub's record of the plug-in wins; records alone start with the session's first reading interval
+      if (Number.isFinite(stored)) plugIn = stored;
       if (plugIn >= window.start && plugIn < window.end) sessions.push({ id: s, plugIn, energyWh: energy, set });
     }
     const loose = new IntervalBuilder(false);

@@ -209,6 +209,21 @@ describe('metering API over HTTP', () => {
     expect(all.body.data.reduce((a: number, d: { energy: { value: number } }) => a + d.energy.value, 0)).toBeCloseTo(4500 + 123_500 + 30, 3);
   });
 
+  it('records each charging session (plug-in, end, energy) for the EV savings baseline (issue 14.6)', async () => {
+    const clock = new ManualClock('2026-06-01T15:50:00Z'); // 17:50 in Berlin; the simulated car arrives at 18:00 and leaves at 07:30
+    const { url } = await start('  - { id: ev, adapter: sim_ev, arrive: "18:00", leave: "07:30", tick_s: 60 }\n', clock);
+    await clock.advance(30 * 60_000);
+    await hub!.services.metering!.settled();
+    expect(hub!.services.state.data.sessions['ev-1']).toEqual({ id: 'ev-1', device_id: 'ev', start: '2026-06-01T16:00:00.000Z', energy_wh: expect.any(Number) });
+    for (let h = 0; h < 14; h++) await clock.advance(3_600_000);
+    await hub!.services.metering!.settled();
+    const done = hub!.services.state.data.sessions['ev-1'];
+    expect(done.end).toBe('2026-06-02T05:30:00.000Z');
+    expect(done.energy_wh).toBeCloseTo(hub!.registry.get('ev')!.caps.charger!.session()!.energyWh, 3);
+    const savings = await call('GET', `${url}/savings/ev?start_time=2026-06-01T00:00:00Z&end_time=2026-06-02T12:00:00Z`);
+    expect(savings.body.sessions).toEqual([{ session_reference_id: 'ev-1', plug_in_time: '2026-06-01T18:00:00+02:00', energy: expect.closeTo(done.energy_wh, 0) }]);
+  });
+
   it('meters the adapters: readings become 1-minute records tagged with the charging session', async () => {
     const clock = new ManualClock('2026-06-01T15:50:00Z'); // 17:50 in Berlin; the simulated car arrives at 18:00
     const { url, dir } = await start('  - { id: ev, adapter: sim_ev, arrive: "18:00", leave: "07:30" }\n', clock);

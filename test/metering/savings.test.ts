@@ -25,7 +25,7 @@ afterEach(async () => {
   for (const s of stores.splice(0)) await s.close();
 });
 
-async function service(prices: Record<Direction, PriceSeries>, devices: DeviceInfo[] = [], timezone = 'Europe/Berlin') {
+async function service(prices: Record<Direction, PriceSeries>, devices: DeviceInfo[] = [], timezone = 'Europe/Berlin', sessions?: Record<string, { device_id: string; start: string; plug_in?: string }>) {
   const store = await MeterStore.open(mkdtempSync(join(tmpdir(), 'hf-savings-')));
   stores.push(store);
   const slice = (s: PriceSeries, w: TimeWindow) => s.filter((x) => x.end > w.start && x.start < w.end);
@@ -34,6 +34,7 @@ async function service(prices: Record<Direction, PriceSeries>, devices: DeviceIn
     site: { id: 'home', name: 'Home', timezone, currency: 'EUR' },
     prices: () => ({ series: (dir, w) => slice(prices[dir], w) }),
     devices: () => devices,
+    ...(sessions ? { sessions: () => sessions } : {}),
   });
 }
 
@@ -158,6 +159,22 @@ describe('load shifting savings', () => {
     ]);
     // a session plugged in before the window is counted in the window of its plug-in
     expect(m.savings('ev', { start: at('2024-08-02T00:00:00+02:00'), end: at('2024-08-03T00:00:00+02:00') }).savings).toBe(0);
+  });
+
+  it('EV: the plug-in the hub recorded, not the first metered energy, starts the baseline (issue 14.6)', async () => {
+    const prices = { IMPORT: series([['2024-08-01T00:00:00Z', '2024-08-01T16:00:00Z', 0.2], ['2024-08-01T16:00:00Z', '2024-08-01T20:00:00Z', 0.4], ['2024-08-01T20:00:00Z', '2024-08-03T00:00:00Z', 0.2]]), EXPORT: [] };
+    const devices = [{ id: 'ev', config: { adapter: 'ocpp', max_current_a: 16, phases: 3, voltage: 230 } }];
+    const records = [rec('ev', '2024-08-02T01:00:00Z', '2024-08-02T03:00:00Z', 5000, { session_reference_id: 'S1' })];
+    const day = { start: at('2024-08-01T00:00:00+02:00'), end: at('2024-08-02T12:00:00+02:00') };
+    // plugged in at 18:00 Berlin (Preparing), transaction from 18:02, energy only from 03:00 Berlin
+    const known = await service(prices, devices, 'Europe/Berlin', { S1: { device_id: 'ev', start: '2024-08-01T16:02:00Z', plug_in: '2024-08-01T16:00:00Z' } });
+    await known.ingestIntervals(records);
+    // baseline: 10 kWh at 11,040 W from 16:00Z, all at 0.40 = 4.00; actual 10 kWh at 0.20 = 2.00
+    expect(known.savings('ev', day)).toMatchObject({ baseline_cost: 4, actual_cost: 2, savings: 2, sessions: [{ session_reference_id: 'S1', plug_in_time: '2024-08-01T18:00:00+02:00' }] });
+    // without the hub's record the plug-in is the first record: no saving can be seen
+    const unknown = await service(prices, devices);
+    await unknown.ingestIntervals(records);
+    expect(unknown.savings('ev', day)).toMatchObject({ baseline_cost: 2, actual_cost: 2, savings: 0 });
   });
 
   it('switched load: a dishwasher run at 02:00 instead of at the start of its window', async () => {

@@ -36,7 +36,7 @@ import {
   subjectKind,
   type RowOp,
 } from './records.js';
-import { DEVICE_KINDS, dailyWindows, evBaseline, figures, hvacBaseline, localTimeOn, storageSavings, switchedBaseline, HVAC_SMOOTHING_BUCKETS, type DeviceKind, type SavingsFigures } from './savings.js';
+import { DEVICE_KINDS, dailyWindows, evBaseline, localIntakeAsExport, figures, hvacBaseline, localTimeOn, storageSavings, switchedBaseline, HVAC_SMOOTHING_BUCKETS, type DeviceKind, type SavingsFigures } from './savings.js';
 import { IntervalBuilder, type IntervalSet, type MeterStore, type WriteOutcome } from './store.js';
 
 /** A device as metering sees it: the running device (capabilities) and its YAML entry, either may be missing. */
@@ -522,13 +522,23 @@ export class MeteringService {
       let actual = 0;
       let baseWh = 0;
       let actualWh = 0;
+      let forgone = 0;
       for (const d of devices) {
         base += d.baseline_cost;
         actual += d.actual_cost;
         baseWh += d.baseline_energy.value;
         actualWh += d.actual_energy.value;
+        forgone += num(d.forgone_export_value) ?? 0;
       }
-      return { ...envelope, kind: 'location' as const, ...figures(base, actual, baseWh, actualWh), devices: devices.map((d) => ({ device_id: d.device_id, kind: d.kind, baseline_cost: d.baseline_cost, actual_cost: d.actual_cost, savings: d.savings, savings_percentage: d.savings_percentage })) };
+      const sum = figures(base, actual, baseWh, actualWh);
+      return {
+        ...envelope,
+        kind: 'location' as const,
+        ...sum,
+        forgone_export_value: round(forgone, 5),
+        net_savings: round(sum.savings - forgone, 5),
+        devices: devices.map((d) => ({ device_id: d.device_id, kind: d.kind, baseline_cost: d.baseline_cost, actual_cost: d.actual_cost, savings: d.savings, savings_percentage: d.savings_percentage, ...(d.net_savings !== undefined ? { net_savings: d.net_savings } : {}) })),
+      };
     }
     const { device_id: _id, ...rest } = this.deviceSavings(subjectId(subject), window, kind);
     return { ...envelope, ...rest };
@@ -545,7 +555,12 @@ export class MeteringService {
       if (this.store.has(deviceSubject(`${id}:battery`))) subject = deviceSubject(`${id}:battery`);
       const acc = this.priceSubject(subject, window, whole, ALL_FLOWS, true, warnings);
       const cells = [0, 1, 2, 3, 4, 5].map((f) => acc.flowTotal(f));
-      return done(storageSavings(cells), 'no battery: the energy it supplied to the premises bought at the import rate, no export earnings');
+      const local = localIntakeAsExport(this.store.intervals(subject, window.start, window.end, { flows: new Set([4]) }));
+      const forgone = local.n ? totalCost(local, this.prices(window, new Set([2]), warnings), window) : emptyCell();
+      return done(
+        storageSavings(cells, forgone),
+        'no battery: the energy it supplied to the premises bought at the import rate, no export earnings (the FlatPeak storage guide: `savings`, also as `flatpeak_savings`); `net_savings` also counts the export income given up by storing local energy, at the export rate of its time',
+      );
     }
     const actualAcc = this.priceSubject(subject, window, whole, FLOWS.IMPORT, false, warnings);
     const actual = actualAcc.total();

@@ -93,6 +93,20 @@ describe('storage savings (the storage guide)', () => {
     expect(s).toMatchObject({ baseline_cost: 1.18, actual_cost: 0.48, savings: 0.7, storage: { imported: { energy: 6500, local_energy: 1000, cost: 0.64 }, exported: { energy: 2000, value: 0.16 } } });
   });
 
+  it('a battery that stores PV where export pays: the FlatPeak figure and the saving net of the export income given up (issue 14.6)', async () => {
+    const m = await service({ IMPORT: prices.IMPORT, EXPORT: series([['2024-08-01T00:00:00Z', '2024-08-01T12:00:00Z', 0.08], ['2024-08-01T12:00:00Z', '2024-08-01T14:00:00Z', 0.12], ['2024-08-01T14:00:00Z', '2024-08-02T00:00:00Z', 0.08]]) });
+    // 4 kWh of PV stored 11:00–15:00Z (1 kWh an hour; export pays 0.08, 0.12, 0.12, 0.08), 3.6 kWh supplied 19:00–21:00Z at 0.35
+    await m.ingestIntervals([
+      rec('battery', '2024-08-01T11:00:00Z', '2024-08-01T15:00:00Z', 1000, { direction: 'IMPORT', tariff_rate: 'LOCAL' }),
+      rec('battery', '2024-08-01T19:00:00Z', '2024-08-01T21:00:00Z', 1800, { direction: 'EXPORT', tariff_rate: 'IMPORT' }),
+    ]);
+    const s = m.savings('battery', day) as Record<string, unknown>;
+    // FlatPeak: 3.6 × 0.35 = 1.26 saved, stored PV free; given up: 0.08 + 0.12 + 0.12 + 0.08 = 0.40; net 0.86
+    expect(s).toMatchObject({ baseline_cost: 1.26, actual_cost: 0, savings: 1.26, flatpeak_savings: 1.26, forgone_export_value: 0.4, net_savings: 0.86, net_savings_percentage: 68.25, storage: { forgone_export: { energy: 4000, value: 0.4 } } });
+    // the location's total shows both
+    expect(m.savings('home', day)).toMatchObject({ savings: 1.26, net_savings: 0.86 });
+  });
+
   it('is the pure sum of the flows', () => {
     const cells = Array.from({ length: 6 }, emptyCell);
     cells[0] = { ...emptyCell(), energyWh: 5500, cost: 0.64 };

@@ -1,6 +1,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DateTime } from 'luxon';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Direction, PriceSeries, TimeWindow } from '../../src/api/index.js';
 import { emptyCell, intervalSet, totalCost } from '../../src/metering/costs.js';
@@ -225,5 +226,72 @@ describe('load shifting savings', () => {
       ['house', 'meter', 0],
       ['battery', 'storage', 0.3],
     ]);
+  });
+});
+
+describe('site savings against the battery’s own mode and no battery (issue 15.6)', () => {
+  /** Hourly prices over a local day: 0.20 from 00:00 to 06:00, 0.30 after; export 0.08. */
+  const local = (day: string, hh: number) => DateTime.fromISO(`${day}T${String(hh).padStart(2, '0')}:00`, { zone: 'Europe/Berlin' }).toUTC().toISO()!;
+  const pricesOn = (day: string) => {
+    const start = local(day, 0);
+    const end = DateTime.fromISO(`${day}T00:00`, { zone: 'Europe/Berlin' }).plus({ days: 1 }).toUTC().toISO()!;
+    return { IMPORT: series([[start, local(day, 6), 0.2], [local(day, 6), end, 0.3]]), EXPORT: series([[start, end, 0.08]]), window: { start: at(start), end: at(end) } };
+  };
+  const battery = { id: 'battery', config: { adapter: 'sim_battery', capacity_wh: 10_000, soc_min_pct: 0, max_charge_w: 5000, max_discharge_w: 5000, charge_efficiency: 0.9, discharge_efficiency: 1 } };
+  /**
+   * The house without a battery: 1 kW from 04:00 to 05:00, 2 kW of PV surplus 10:00–14:00, 1.5 kW
+   * 18:00–22:00. What homeflex did: charged 2 kW from the grid 04:00–06:00, stored 1.5 kW of the
+   * surplus (exporting 0.5 kW), covered the evening from the battery.
+   */
+  const day = (d: string, gridMeter: boolean) => [
+    ...(gridMeter
+      ? [
+          rec('', local(d, 4), local(d, 5), 3000, { device_id: undefined, location_id: 'home' }),
+          rec('', local(d, 5), local(d, 6), 2000, { device_id: undefined, location_id: 'home' }),
+          rec('', local(d, 10), local(d, 14), 500, { device_id: undefined, location_id: 'home', direction: 'EXPORT' }),
+        ]
+      : [
+          rec('house', local(d, 4), local(d, 5), 1000),
+          rec('house', local(d, 18), local(d, 22), 1500),
+          rec('pv', local(d, 10), local(d, 14), 2000, { direction: 'EXPORT', tariff_rate: 'LOCAL' }),
+        ]),
+    rec('battery', local(d, 4), local(d, 6), 2000),
+    rec('battery', local(d, 10), local(d, 14), 1500, { tariff_rate: 'LOCAL' }),
+    rec('battery', local(d, 18), local(d, 22), 1500, { direction: 'EXPORT', tariff_rate: 'IMPORT' }),
+  ];
+  // actual: 5 kWh at 0.20 − 2 kWh × 0.08 = 0.84. none: 1 kWh × 0.20 + 6 kWh × 0.30 − 8 kWh × 0.08 = 1.36.
+  // self-consumption (empty at the start, 90 % in): the 04:00 kWh from the grid (0.20), the surplus
+  // stored (4 × 2 kWh × 0.9 = 7.2 kWh), the evening's 6 kWh from it: 0.20.
+  for (const [d, hours, nextOffset] of [['2026-03-29', 23, '+02:00'], ['2026-10-25', 25, '+01:00']] as const) {
+    it(`on ${d} (${hours} hours), from the grid meter: 0.52 saved against no battery, 0.64 lost against the battery's own mode`, async () => {
+      const p = pricesOn(d);
+      expect((p.window.end - p.window.start) / H).toBe(hours);
+      const m = await service(p, [battery]);
+      expect((await m.ingestIntervals(day(d, true))).failed_records).toEqual([]);
+      const own = m.siteSavings(p.window, 'self_consumption');
+      expect(own).toMatchObject({
+        baseline: 'self_consumption',
+        measured_by: 'grid_meter',
+        actual_cost: 0.84,
+        baseline_cost: 0.2,
+        savings: -0.64,
+        savings_vs_none: 0.52,
+        savings_vs_self_consumption: -0.64,
+        actual: { cost: 0.84, import_wh: 5000, export_wh: 2000 },
+        baselines: { none: { cost: 1.36, import_wh: 7000, export_wh: 8000 }, self_consumption: { cost: 0.2, import_wh: 1000, export_wh: 0 } },
+        battery: { device_ids: ['battery'], capacity_wh: 10_000, start_wh: 0 },
+      });
+      expect(own.end_time).toBe(`${DateTime.fromISO(d).plus({ days: 1 }).toISODate()}T00:00:00${nextOffset}`);
+      expect(m.siteSavings(p.window, 'none')).toMatchObject({ baseline: 'none', baseline_cost: 1.36, savings: 0.52 });
+    });
+  }
+
+  it('without a grid meter, from the device meters: the same figures, and a warning saying so', async () => {
+    const p = pricesOn('2026-10-25');
+    const m = await service(p, [battery]);
+    await m.ingestIntervals(day('2026-10-25', false));
+    const s = m.siteSavings(p.window, 'self_consumption');
+    expect(s).toMatchObject({ measured_by: 'device_meters', actual_cost: 0.84, savings_vs_none: 0.52, savings_vs_self_consumption: -0.64 });
+    expect(s.warnings).toEqual([expect.stringMatching(/no grid meter/)]);
   });
 });

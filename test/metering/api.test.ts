@@ -146,6 +146,9 @@ describe('metering API over HTTP', () => {
       ['POST', '/costs/session/S-unknown', {}, 404, /no meter records carry session_reference_id "S-unknown"/],
       ['GET', '/savings/heatpump?start_time=yesterday&end_time=2024-08-02T00:00:00Z', undefined, 400, /^querystring\.start_time: "yesterday" is not an RFC 3339 time/],
       ['GET', '/savings/heatpump?kind=boiler', undefined, 400, /^querystring\.kind: must be one of storage, ev, hvac, switched_load, pv, meter/],
+      ['GET', '/savings/loc_home?baseline=rule', undefined, 400, /^querystring\.baseline: must be one of devices, self_consumption, none \(got "rule"\)/],
+      ['GET', '/savings/heatpump?baseline=none', undefined, 400, /^querystring\.baseline: none replays the whole site; ask for the location "loc_home", not "heatpump"/],
+      ['GET', '/savings/loc_home?baseline=none&kind=ev', undefined, 400, /^querystring\.kind: not with a site baseline/],
       ['PUT', '/meters/interval', 42, 400, /^body: must be an array of meter records/],
       ['PUT', '/meters/cumulative/epoch', { device_id: 'x', data: [], colour: 'red' }, 400, /^colour: unknown field/],
     ];

@@ -179,7 +179,7 @@ export async function reportCommand(argv: string[], io: ReportIo): Promise<numbe
     if (!s.devices && s.baseline) io.out(`baseline: ${s.baseline}\n`);
     if (!values.device) {
       // the site replayed with no battery and with the battery in its own mode, against what it paid
-      const site = (await request('GET', `/savings/${encodeURIComponent(target)}?baseline=self_consumption&start_time=${encodeURIComponent(window.start_time)}&end_time=${encodeURIComponent(window.end_time)}`)) as SiteSavings;
+      const site = (await request('GET', `/savings/${encodeURIComponent(target)}?baseline=self_consumption&start_time=${encodeURIComponent(window.start_time)}&end_time=${encodeURIComponent(window.end_time)}`)) as unknown as SiteSavings;
       io.out(`\n${siteSavingsLine(site, cur)}\n`);
       for (const w of site.warnings ?? []) io.out(`  (${w})\n`);
     }

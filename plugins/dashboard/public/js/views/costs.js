@@ -143,6 +143,9 @@ function savingsCard(name, s) {
     h('h3', null, name),
     h('div', { class: 'stats' }, stat(saved < 0 ? 'Cost more by' : 'Saved', fmt.money(Math.abs(saved ?? 0)), pct !== undefined && pct !== null ? `${fmt.num(Math.abs(pct), 1)} % of the baseline` : undefined, saved > 0 ? 'cheap' : saved < 0 ? 'dear' : undefined)),
     h('dl', { class: 'facts' }, h('dt', null, 'Baseline'), h('dd', null, `${fmt.money(baseline)}${be !== undefined && be !== null ? ` · ${fmt.energy(be)}` : ''}`), h('dt', null, 'Actual'), h('dd', null, `${fmt.money(actual)}${ae !== undefined && ae !== null ? ` · ${fmt.energy(ae)}` : ''}`)),
+    typeof s.net_savings === 'number' && Math.abs((s.forgone_export_value ?? 0)) > 0.005
+      ? h('p', { class: 'net-savings' }, `Net of the export income given up by storing PV (${fmt.money(s.forgone_export_value)}): ${fmt.money(s.net_savings)}`)
+      : null,
     s.baseline ? h('p', { class: 'baseline-note' }, `Baseline: ${s.baseline}`) : null,
   );
 }

@@ -1,18 +1,13 @@
+import type { BatteryModel } from './site/types.js';
+
 /**
  * A battery inverter in its own self-consumption mode, replayed over a house's net flow: it
  * charges from surplus and covers deficits, within its power, its stored energy and its losses
  * (the physics of the backtest's self-consumption strategy). Pure: no I/O, no clock.
  */
 
-export interface SelfConsumptionBattery {
-  socMinWh: number;
-  socMaxWh: number;
-  initialWh: number;
-  maxChargeW: number;
-  maxDischargeW: number;
-  chargeEfficiency: number;
-  dischargeEfficiency: number;
-}
+/** The battery fields the replay needs, as the site plan's battery model names them. */
+export type SelfConsumptionBattery = Pick<BatteryModel, 'socMinWh' | 'socMaxWh' | 'initialWh' | 'maxChargeW' | 'maxDischargeW' | 'chargeEfficiency' | 'dischargeEfficiency'>;
 
 /** Battery power (W, + = charge) that follows the house's net flow `netW` (+ = import) for `h` hours. */
 export function followHouseW(b: SelfConsumptionBattery, socWh: number, netW: number, h: number): number {

@@ -286,6 +286,31 @@ describe('site savings against the battery’s own mode and no battery (issue 15
     });
   }
 
+  it('a shifted load counts in both baselines as its own baseline says', async () => {
+    const p = pricesOn('2026-10-25');
+    const ev = { id: 'ev', config: { adapter: 'ocpp', max_current_a: 16, phases: 3, voltage: 230 } };
+    const m = await service(p, [battery, ev], 'Europe/Berlin', { S1: { device_id: 'ev', start: local('2026-10-25', 5) } });
+    // the car plugged in at 05:00 (0.20) but charged 5 kWh 23:00–24:00 (0.30), seen by the grid meter too:
+    // its own baseline (11,040 W from 05:00) costs 1.00, it paid 1.50: the shift lost 0.50
+    const midnight = new Date(p.window.end).toISOString();
+    await m.ingestIntervals([
+      ...day('2026-10-25', true),
+      rec('', local('2026-10-25', 23), midnight, 5000, { device_id: undefined, location_id: 'home' }),
+      rec('ev', local('2026-10-25', 23), midnight, 5000, { session_reference_id: 'S1' }),
+    ]);
+    expect(m.savings('ev', p.window)).toMatchObject({ baseline_cost: 1, actual_cost: 1.5, savings: -0.5 });
+    // paid 0.84 + 1.50 = 2.34; no battery 1.36 + 1.50 − 0.50 = 2.36; own mode: 1.2 kWh left in the
+    // battery covers part of the car, 3.8 kWh × 0.30 = 1.14, so 0.20 + 1.14 − 0.50 = 0.84
+    expect(m.siteSavings(p.window, 'none')).toMatchObject({
+      actual_cost: 2.34,
+      baselines: { none: { cost: 2.36 }, self_consumption: { cost: 0.84 } },
+      savings: 0.02,
+      savings_vs_none: 0.02,
+      savings_vs_self_consumption: -1.5,
+      shifted_loads: [{ device_id: 'ev', kind: 'ev', savings: -0.5 }],
+    });
+  });
+
   it('without a grid meter, from the device meters: the same figures, and a warning saying so', async () => {
     const p = pricesOn('2026-10-25');
     const m = await service(p, [battery]);

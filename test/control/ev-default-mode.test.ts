@@ -119,6 +119,7 @@ describe('a charger without a target (default_mode)', () => {
     const weekend = device(plan, 'weekend');
     expect(weekend.energy_wh).toBeGreaterThan(39_900);
     expect(weekend.energy_wh).toBeLessThanOrEqual(40_000 + 1);
+    expect([weekend.fill_up_to_wh, weekend.energy_needed_wh, weekend.shortfall_wh, commuter.fill_up_to_wh]).toEqual([40_000, 0, 0, null]);
     plan.slots.forEach((s, t) => {
       if (weekend.power_w[t] > 0) expect(Number(plan.import_rate[t])).toBe(0.2);
     });

@@ -39,14 +39,14 @@ export function stepEnergy(previousWh: number, nextWh: number): number {
 export const SESSION_EDGE_MS = 15 * 60_000;
 
 /**
- * The session an interval between two readings belongs to: the one both carry; else, across a
- * usual reading interval, the one either carries (the first reading after plug-in reports energy
- * the session drew). A gap longer than that, or between two sessions, belongs to no session: a
- * session's energy is its last reading minus its first (back-filled readings next to live ones).
+ * The session an interval between two readings belongs to. Across a usual reading interval: the
+ * session of its first reading, else of its last (the first reading after plug-in reports energy
+ * the session drew). Across a longer gap only a session both readings carry: such a gap belongs to
+ * no session, so a session's energy is its last reading minus its first (back-filled readings next
+ * to live ones).
  */
 export function sessionOf(a: RegisterPoint, b: RegisterPoint): string | null {
   if (a.session === b.session) return a.session;
-  if (a.session !== null && b.session !== null) return null;
   return b.time - a.time <= SESSION_EDGE_MS ? (a.session ?? b.session) : null;
 }
 

@@ -1,26 +1,43 @@
+import { scheduleProblems, type ScheduleSetting } from '../../control/schedule.js';
 import type { ConfigCheck } from './load.js';
 import type { Catalog } from './compose.js';
 
-/** Checks across sections that a JSON Schema cannot express. */
+type Problems = { path: (string | number)[]; message: string }[];
+
+/**
+ * Checks across sections that a JSON Schema cannot express. They also run on a file with schema
+ * errors (so `check-config` prints everything in one pass): each item is checked on its own, and
+ * one that is too malformed to check is left to the schema's messages.
+ */
 export function hubChecks(catalog: Catalog): ConfigCheck[] {
+  const each = <T>(items: unknown, check: (item: T, i: number) => void) => {
+    if (!Array.isArray(items)) return;
+    items.forEach((item: T, i) => {
+      try {
+        check(item, i);
+      } catch {
+        // malformed beyond checking: the schema has said what is wrong with it
+      }
+    });
+  };
   return [
     (config) => {
-      const problems: { path: (string | number)[]; message: string }[] = [];
+      const problems: Problems = [];
       const seen = new Map<string, number>();
-      config.devices.forEach((d, i) => {
+      each<(typeof config.devices)[number]>(config.devices, (d, i) => {
         const first = seen.get(d.id);
         if (first !== undefined) problems.push({ path: ['devices', i, 'id'], message: `duplicate device id "${d.id}" (first used by devices[${first}])` });
         else seen.set(d.id, i);
       });
-      const circuits = new Set(config.site.circuits.map((c) => c.id));
-      config.site.circuits.forEach((c, i) => {
+      const circuits = new Set(Array.isArray(config.site.circuits) ? config.site.circuits.map((c) => c?.id) : []);
+      each<(typeof config.site.circuits)[number]>(config.site.circuits, (c, i) => {
         if (c.parent !== undefined && !circuits.has(c.parent)) {
           problems.push({ path: ['site', 'circuits', i, 'parent'], message: `unknown circuit "${c.parent}" (known: ${[...circuits].join(', ') || 'none'})` });
         }
         if (c.id === config.site.id) problems.push({ path: ['site', 'circuits', i, 'id'], message: `a circuit cannot share the site id "${c.id}"` });
       });
       // a parent chain that loops never reaches the grid connection
-      config.site.circuits.forEach((c, i) => {
+      each<(typeof config.site.circuits)[number]>(config.site.circuits, (c, i) => {
         const byId = new Map(config.site.circuits.map((x) => [x.id, x]));
         const visited = new Set<string>();
         for (let cur: typeof c | undefined = c; cur?.parent; cur = byId.get(cur.parent)) {
@@ -31,7 +48,7 @@ export function hubChecks(catalog: Catalog): ConfigCheck[] {
           visited.add(cur.id);
         }
       });
-      config.devices.forEach((d, i) => {
+      each<(typeof config.devices)[number]>(config.devices, (d, i) => {
         if (d.circuit !== undefined && !circuits.has(d.circuit)) {
           problems.push({ path: ['devices', i, 'circuit'], message: `unknown circuit "${d.circuit}" (known: ${[...circuits].join(', ') || 'none; add site.circuits'})` });
         }
@@ -45,8 +62,17 @@ export function hubChecks(catalog: Catalog): ConfigCheck[] {
           if (!config.connections[need]) problems.push({ path: ['devices', i, 'adapter'], message: `adapter "${d.adapter}" needs connections.${need}, which this file does not configure` });
         }
         for (const p of adapter?.check?.(d as never) ?? []) problems.push({ path: ['devices', i, ...p.path], message: p.message });
+        // a switched load's schedule, the same checks as PUT /devices/{id}/schedule
+        const schedule = (d as { schedule?: unknown }).schedule;
+        if (schedule && typeof schedule === 'object' && !Array.isArray(schedule)) {
+          for (const p of scheduleProblems(schedule as ScheduleSetting)) problems.push({ path: ['devices', i, 'schedule', ...p.path], message: p.message });
+        }
       });
-      config.connections.modbus.forEach((m, i) => {
+      return problems;
+    },
+    (config) => {
+      const problems: Problems = [];
+      each<(typeof config.connections.modbus)[number]>(config.connections.modbus, (m, i) => {
         if (!m.tcp === !m.rtu) problems.push({ path: ['connections', 'modbus', i], message: 'give exactly one of "tcp" or "rtu"' });
       });
       const mqtt = config.connections.mqtt;
@@ -56,15 +82,23 @@ export function hubChecks(catalog: Catalog): ConfigCheck[] {
       if (mqtt?.embedded && !['127.0.0.1', 'localhost', '::1'].includes(brokerHost) && (!mqtt.username || !mqtt.password)) {
         problems.push({ path: ['connections', 'mqtt', 'embedded', 'host'], message: `an embedded broker listening on ${brokerHost} (not loopback) needs connections.mqtt.username and password` });
       }
-      for (const dir of ['import', 'export'] as const) {
+      return problems;
+    },
+    (config) => {
+      const problems: Problems = [];
+      each<'import' | 'export'>(['import', 'export'], (dir) => {
         const t = config.tariffs[dir];
-        if (!t) continue;
+        if (!t) return;
         const source = catalog.tariffSources.find((s) => s.type === t.type);
         for (const p of source?.check?.(t as never) ?? []) problems.push({ path: ['tariffs', dir, ...p.path], message: p.message });
         const fallback = t.fallback as { type?: string } | undefined;
         const fallbackSource = catalog.tariffSources.find((s) => s.type === fallback?.type);
         for (const p of fallbackSource?.check?.(fallback as never) ?? []) problems.push({ path: ['tariffs', dir, 'fallback', ...p.path], message: p.message });
-      }
+      });
+      return problems;
+    },
+    (config) => {
+      const problems: Problems = [];
       if (config.http.host !== '127.0.0.1' && config.http.host !== 'localhost' && config.http.host !== '::1' && !config.http.token) {
         problems.push({ path: ['http', 'host'], message: `listening on ${config.http.host} (not loopback) needs http.token` });
       }

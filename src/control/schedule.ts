@@ -80,7 +80,11 @@ function schemaMessage(e: ErrorObject): { field: string; message: string } {
 /** `PUT /devices/{id}/schedule`: the same schema and checks as the YAML key; a 400 names the field. */
 export function parseScheduleBody(body: unknown): ScheduleSetting {
   if (!validateSchedule(body)) {
-    const { field, message } = schemaMessage(validateSchedule.errors![0]);
+    const errors = validateSchedule.errors!;
+    // hours given as an object: say what is wrong inside it, not that it is no number
+    const hours = (body as { hours?: unknown }).hours;
+    const first = (hours && typeof hours === 'object' && errors.find((e) => e.schemaPath.includes('/anyOf/1/'))) || errors[0];
+    const { field, message } = schemaMessage(first);
     throw badRequest(field, message);
   }
   const s = body as ScheduleSetting;

@@ -1,10 +1,12 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DateTime } from 'luxon';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
-import { ConfigError, formatProblem } from '../../src/core/config/load.js';
+import { builtinCatalog } from '../../src/core/catalog.js';
+import { hubChecks } from '../../src/core/config/checks.js';
+import { ConfigError, formatProblem, parseConfig } from '../../src/core/config/load.js';
 import { Hub } from '../../src/core/host.js';
 import { createLogger } from '../../src/core/logging.js';
 import type { PlanView } from '../../src/control/view.js';
@@ -156,5 +158,12 @@ describe('switched loads: the guide settings from the YAML and over HTTP', () =>
       expect.stringMatching(/^site\.yaml:10:\d+ devices\[1\]\.schedule\.hours: 5 h do not fit in the 4 h window 22:00–02:00$/),
       expect.stringMatching(/^site\.yaml:11:\d+ devices\[2\]\.schedule\.end_by: "7am" does not match/),
     ]);
+  });
+
+  it('takes the examples of docs/switched-loads.md as written', () => {
+    const doc = readFileSync(join(import.meta.dirname, '..', '..', 'docs', 'switched-loads.md'), 'utf8');
+    const yaml = /```yaml\n([\s\S]*?)```/.exec(doc)![1];
+    const config = parseConfig(`site: { id: home, timezone: Europe/Berlin, currency: EUR }\nconnections: { mqtt: { url: mqtt://127.0.0.1:1883 } }\n${yaml}`, 'site.yaml', { catalog: builtinCatalog, checks: hubChecks(builtinCatalog), env: {} });
+    expect(config.devices.map((d) => d.id)).toEqual(['dishwasher', 'pool-pump', 'water-heater']);
   });
 });

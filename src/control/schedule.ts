@@ -83,7 +83,8 @@ export function parseScheduleBody(body: unknown): ScheduleSetting {
     const errors = validateSchedule.errors!;
     // hours given as an object: say what is wrong inside it, not that it is no number
     const hours = (body as { hours?: unknown }).hours;
-    const first = (hours && typeof hours === 'object' && errors.find((e) => e.schemaPath.includes('/anyOf/1/'))) || errors[0];
+    const inside = hours && typeof hours === 'object' ? errors.find((e) => e.schemaPath.includes('/anyOf/1/')) : undefined;
+    const first = inside ?? errors[0];
     const { field, message } = schemaMessage(first);
     throw badRequest(field, message);
   }

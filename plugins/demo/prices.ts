@@ -44,12 +44,46 @@ export function replayedPrice(t: EpochMs, timezone: string): number {
   return sample[dayNumber % sample.length][local.hour * 4 + Math.floor(local.minute / 15)];
 }
 
+/** One local day of the replay: its bounds and each quarter hour's wholesale price. */
+interface ReplayedDay {
+  start: EpochMs;
+  end: EpochMs;
+  prices: number[];
+}
+
+const dayCache = new Map<string, ReplayedDay>();
+
+/** The replayed day that starts at local midnight `day` (luxon per day, not per slot: a year is 35,000 slots). */
+function replayedDay(day: DateTime, timezone: string): ReplayedDay {
+  const start = day.toMillis();
+  const key = `${timezone}|${start}`;
+  let out = dayCache.get(key);
+  if (!out) {
+    sample ??= loadSampleDays();
+    const end = day.plus({ days: 1 }).toMillis();
+    const quarters = sample[Math.floor(Date.UTC(day.year, day.month - 1, day.day) / DAY_MS) % sample.length];
+    const prices: number[] = [];
+    for (let t = start; t < end; t += QUARTER) {
+      // a DST day (23 or 25 hours) follows the clock: the skipped hour is left out, the repeated one repeated
+      prices.push(end - start === DAY_MS ? quarters[(t - start) / QUARTER] : replayedPrice(t, timezone));
+    }
+    out = { start, end, prices };
+    if (dayCache.size > 2000) dayCache.clear();
+    dayCache.set(key, out);
+  }
+  return out;
+}
+
 /** Quarter-hour slots of the replayed prices over a window, each turned into a rate by `rate`. */
 export function replayedSeries(window: TimeWindow, timezone: string, rate: (wholesale: number) => number): PriceSeries {
   const out: PriceSeries = [];
-  // quarter hours on the UTC grid are quarter hours of every whole- or half-hour zone
-  for (let t = Math.floor(window.start / QUARTER) * QUARTER; t < window.end; t += QUARTER) {
-    out.push({ start: Math.max(t, window.start), end: Math.min(t + QUARTER, window.end), rate: rate(replayedPrice(t, timezone)), confidence: 1 });
+  for (let day = DateTime.fromMillis(window.start, { zone: timezone }).startOf('day'); day.toMillis() < window.end; day = day.plus({ days: 1 })) {
+    const d = replayedDay(day, timezone);
+    d.prices.forEach((wholesale, k) => {
+      const t = d.start + k * QUARTER;
+      if (t + QUARTER <= window.start || t >= window.end) return;
+      out.push({ start: Math.max(t, window.start), end: Math.min(t + QUARTER, window.end), rate: rate(wholesale), confidence: 1 });
+    });
   }
   return out;
 }
@@ -88,8 +122,16 @@ export const demoDayAheadTariff = defineTariffSource<DemoDayAheadConfig>({
   create(ctx, config) {
     // fail at start, not at the first plan, if the data files are missing
     replayedPrice(ctx.clock.now(), ctx.site.timezone);
+    // prices from 29 days before the demo's first start (its history is at most 28 days), not years of
+    // quarter hours nothing was metered in, which a year's cost query would otherwise price one by one
+    let firstStart = ctx.cache.get<EpochMs>('first_start');
+    if (firstStart === undefined) {
+      firstStart = ctx.clock.now();
+      void ctx.cache.set('first_start', firstStart);
+    }
+    const earliest = firstStart - 29 * DAY_MS;
     return {
-      series: (window) => replayedSeries(window, ctx.site.timezone, (w) => householdRate(w, config.surcharge)),
+      series: (window) => (window.end <= earliest ? [] : replayedSeries({ start: Math.max(window.start, earliest), end: window.end }, ctx.site.timezone, (w) => householdRate(w, config.surcharge))),
       describe: () => `DE-LU day-ahead ${SAMPLE_DAYS[0]} to ${SAMPLE_DAYS.at(-1)} replayed onto today's dates (demo)`,
     };
   },

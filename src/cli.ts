@@ -8,7 +8,8 @@ import { hubChecks } from './core/config/checks.js';
 import { ConfigError, composeSchema, formatProblem, loadConfigFile, parseConfig } from './core/config/load.js';
 import { Hub } from './core/host.js';
 import type { HubConfig } from './core/config/schema.js';
-import { scaledClock } from './core/clock.js';
+import { scaledClock, systemClock } from './core/clock.js';
+import { carsHomeAtStart } from '../plugins/demo/index.js';
 import { StoreError } from './core/store/state.js';
 import { reportCommand } from './metering/report.js';
 import { fitThermalCommand } from './core/thermal-fit-cli.js';
@@ -25,8 +26,10 @@ export const demoConfig = join(packageRoot, 'config', 'demo.yaml');
 const USAGE = `homeflex — self-hosted home-energy hub
 
 Usage:
-  homeflex start [--config FILE] [--speed N]  run the hub (the demo on simulated devices without --config);
-                                        --speed runs the clock N times faster (simulations)
+  homeflex start [--config FILE] [--speed N] [--port N] [--ocpp-port N] [--mqtt-port N] [--modbus-port N]
+                                        run the hub (the demo on simulated devices without --config);
+                                        --speed runs the clock N times faster (simulations); the port
+                                        flags move the HTTP, OCPP, embedded MQTT and simulated Modbus listeners
   homeflex check-config FILE            validate a site file: every error with file:line:col, exit 1 on errors
   homeflex schema [--out FILE]          write the JSON Schema of the site file (for editor autocompletion)
   homeflex plan [--config FILE]         print the current site plan
@@ -40,6 +43,42 @@ Usage:
   homeflex fit-thermal --history FILE.csv --mode heat|cool [--cop N] [--max-electric-w W]
                                         learn a room's R, C and gains from its thermostat history
 `;
+
+/** `start` flags that move a listener, so the demo (or any site) runs beside something on its ports. */
+const PORT_FLAGS = ['port', 'ocpp-port', 'modbus-port', 'mqtt-port'] as const;
+type PortFlags = Partial<Record<(typeof PORT_FLAGS)[number], number>>;
+
+class PortFlagError extends Error {}
+
+/**
+ * `--port` (HTTP), `--ocpp-port` (the OCPP central system), `--mqtt-port` (the embedded broker) and
+ * `--modbus-port` (the simulated SunSpec inverter, and the Modbus TCP connections on this machine
+ * that read it) over the site file's values.
+ */
+export function applyPortFlags(config: HubConfig, ports: PortFlags): void {
+  if (ports.port !== undefined) config.http.port = ports.port;
+  if (ports['ocpp-port'] !== undefined) {
+    if (!config.connections.ocpp) throw new PortFlagError('--ocpp-port: the site file has no connections.ocpp');
+    config.connections.ocpp.port = ports['ocpp-port'];
+  }
+  if (ports['mqtt-port'] !== undefined) {
+    if (!config.connections.mqtt?.embedded) throw new PortFlagError('--mqtt-port: the site file has no embedded broker (connections.mqtt.embedded); an external broker is set by its url');
+    config.connections.mqtt.embedded.port = ports['mqtt-port'];
+  }
+  const modbusPort = ports['modbus-port'];
+  if (modbusPort !== undefined) {
+    const sims = config.devices.filter((d) => d.adapter === 'sunspec_sim') as { port?: number; host?: string }[];
+    if (!sims.length) throw new PortFlagError('--modbus-port moves the simulated inverter (a sunspec_sim device), and the site file has none');
+    if (modbusPort === 0) throw new PortFlagError('--modbus-port must be a fixed port: the Modbus connection dials it');
+    for (const sim of sims) {
+      const old = sim.port ?? 1502;
+      sim.port = modbusPort;
+      for (const m of config.connections.modbus) {
+        if (m.tcp && m.tcp.port === old && ['127.0.0.1', 'localhost', '::1', sim.host ?? '127.0.0.1'].includes(m.tcp.host)) m.tcp.port = modbusPort;
+      }
+    }
+  }
+}
 
 interface SiteCommandIo {
   out(text: string): void;
@@ -67,19 +106,39 @@ async function withSiteConfig(command: (argv: string[], io: SiteCommandIo) => Pr
 /** Subcommands the later parts of the hub add (plan, report, backtest). */
 export const commands: Record<string, (argv: string[]) => Promise<number>> = {
   async start(argv) {
-    const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' }, speed: { type: 'string' } } });
+    const portFlags = Object.fromEntries(PORT_FLAGS.map((f) => [f, { type: 'string' as const }]));
+    const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' }, speed: { type: 'string' }, ...portFlags } });
     const configFile = values.config ?? demoConfig;
     const speed = values.speed === undefined ? undefined : Number(values.speed);
     if (speed !== undefined && !(speed > 0)) {
       process.stderr.write(`--speed must be a number above 0 (got ${values.speed})\n`);
       return 2;
     }
+    const ports: PortFlags = {};
+    for (const flag of PORT_FLAGS) {
+      const text = (values as Record<string, string | undefined>)[flag];
+      if (text === undefined) continue;
+      const port = Number(text);
+      if (!/^\d+$/.test(text) || port > 65535) {
+        process.stderr.write(`--${flag} must be a port number from 0 to 65535 (got ${text})\n`);
+        return 2;
+      }
+      ports[flag] = port;
+    }
     let hub: Hub;
     try {
-      hub = new Hub({ configFile, clock: speed ? scaledClock(speed) : undefined });
+      const clock = speed ? scaledClock(speed) : systemClock;
+      hub = new Hub({
+        configFile,
+        clock,
+        override: (config) => {
+          applyPortFlags(config, ports);
+          carsHomeAtStart(config, clock.now(), config.site.timezone);
+        },
+      });
       await hub.start();
     } catch (err) {
-      if (err instanceof ConfigError || err instanceof StoreError) {
+      if (err instanceof ConfigError || err instanceof StoreError || err instanceof PortFlagError) {
         process.stderr.write(`${err.message}\n`);
         return 1;
       }

@@ -1,5 +1,6 @@
 import {
   retryableError,
+  switchedScheduleSchema,
   type AdapterContext,
   type AdapterStore,
   type DeviceConfigBase,
@@ -15,20 +16,8 @@ import {
  * `meter` whose state the protocol code feeds.
  */
 
-const HHMM = { type: 'string', pattern: '^([01]\\d|2[0-3]):[0-5]\\d$' };
-
-/** Switched-load settings, the same keys as `sim_socket` (the planner reads them from any socket). */
-export const scheduleSchema = {
-  type: 'object',
-  additionalProperties: false,
-  description: 'Switched-load settings: N hours within a window, optionally in one block',
-  properties: {
-    hours: { type: 'number', minimum: 0, maximum: 24 },
-    window: { type: 'object', additionalProperties: false, required: ['from', 'to'], properties: { from: HHMM, to: HHMM } },
-    continuous: { type: 'boolean', default: false },
-    max_rate: { type: 'number', description: 'Also on whenever the import rate is at or below this' },
-  },
-};
+/** Switched-load settings, the same keys as `sim_socket` and the API (the planner reads them from any socket). */
+export const scheduleSchema = switchedScheduleSchema;
 
 export const socketProperties = {
   rated_power_w: { type: 'number', minimum: 0, default: 2000, description: 'Power of the appliance when on (W), for planning' },
@@ -38,7 +27,7 @@ export const socketProperties = {
 
 export interface SocketConfig extends DeviceConfigBase {
   rated_power_w: number;
-  schedule?: { hours?: number; window?: { from: string; to: string }; continuous?: boolean; max_rate?: number };
+  schedule?: Record<string, unknown>;
   confirm_timeout_s: number;
 }
 

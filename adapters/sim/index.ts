@@ -4,6 +4,7 @@ import {
   evTargetSchema,
   type EvDefaultMode,
   hhmmSchema,
+  switchedScheduleSchema,
   defineAdapter,
   type AdapterContext,
   type AdapterInstance,
@@ -409,17 +410,7 @@ export const simSocket = defineAdapter<SimSocketConfig>({
     properties: {
       rated_power_w: { type: 'number', minimum: 0, default: 2000 },
       initially_on: { type: 'boolean', default: false },
-      schedule: {
-        type: 'object',
-        additionalProperties: false,
-        description: 'Switched-load settings: N hours within a window, optionally in one block',
-        properties: {
-          hours: { type: 'number', minimum: 0, maximum: 24 },
-          window: { type: 'object', additionalProperties: false, required: ['from', 'to'], properties: { from: HHMM, to: HHMM } },
-          continuous: { type: 'boolean', default: false },
-          max_rate: { type: 'number', description: 'Also on whenever the import rate is at or below this' },
-        },
-      },
+      schedule: switchedScheduleSchema,
       ...tickSchema,
     },
   },

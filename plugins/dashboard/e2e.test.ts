@@ -5,15 +5,18 @@ import { fileURLToPath } from 'node:url';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
+import { applyPortFlags } from '../../src/cli.js';
 import { ManualClock } from '../../src/core/clock.js';
+import { carsHomeAtStart } from '../demo/index.js';
 import { Hub } from '../../src/core/host.js';
 import { createLogger } from '../../src/core/logging.js';
 import { describeWithPeers } from '../../test/peers/system.js';
 
 /**
  * The dashboard in a real browser (Debian's chromium, driven by playwright-core) against the demo
- * site on simulated devices, with a day of real DE-LU day-ahead prices imported through the API.
- * Screenshots of every view are kept in test-artifacts/dashboard/.
+ * site on simulated devices as `npm start` runs it: its real DE-LU day-ahead prices replayed on the
+ * day, its cars at home at start, its seven days of simulated meter history. Screenshots of every
+ * view are kept in test-artifacts/dashboard/.
  */
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -22,47 +25,6 @@ const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const HOSTILE_NAME = '<img src=x onerror="window.__pwned=1">Evil & <b>bold</b>';
 // 18:05 in Berlin: the car has just come home, the evening price peak is on
 const START = '2025-10-14T16:05:00Z';
-
-/** Household rates from the day-ahead price: (wholesale + 0.17 €/kWh of fees) + 19 % VAT. */
-function importRates(days: string[]) {
-  const data: { valid_from: string; valid_to: string; rate: number }[] = [];
-  for (const day of days) {
-    const body = JSON.parse(readFileSync(join(ROOT, 'test', 'fixtures', 'tariffs', 'energy-charts', `${day}.json`), 'utf8')) as { unix_seconds: number[]; price: number[] };
-    body.unix_seconds.forEach((t, i) => {
-      const end = body.unix_seconds[i + 1] ?? t + 900;
-      data.push({ valid_from: new Date(t * 1000).toISOString(), valid_to: new Date(end * 1000).toISOString(), rate: Math.round((body.price[i] / 1000 + 0.17) * 1.19 * 10000) / 10000 });
-    });
-  }
-  return { currency_code: 'EUR', data };
-}
-
-/**
- * Two weeks of meter history as a site would send it: hourly grid import and export of the house
- * (an evening peak, PV export at midday) and the EV's overnight sessions, tagged with their ids.
- */
-function meterHistory(siteId: string, until: number) {
-  const HOUR = 3_600_000;
-  const DAY = 24 * HOUR;
-  const records: Record<string, unknown>[] = [];
-  const from = Math.floor(until / DAY) * DAY - 14 * DAY;
-  for (let t = from; t + HOUR <= until; t += HOUR) {
-    const hour = (new Date(t).getUTCHours() + 2) % 24; // CEST
-    const load = 350 + (hour >= 17 && hour <= 21 ? 900 : 0) + (hour >= 7 && hour <= 8 ? 500 : 0) + ((t / HOUR) % 5) * 40;
-    const pv = hour >= 9 && hour <= 16 ? 2400 * Math.sin(((hour - 8.5) / 8.5) * Math.PI) * (0.6 + ((t / DAY) % 3) * 0.2) : 0;
-    const net = load - pv;
-    const slot = { location_id: siteId, units: 'WH', start_time: new Date(t).toISOString(), end_time: new Date(t + HOUR).toISOString() };
-    records.push({ ...slot, direction: 'IMPORT', value: Math.max(0, Math.round(net)) });
-    records.push({ ...slot, direction: 'EXPORT', value: Math.max(0, Math.round(-net)) });
-  }
-  // an EV session every other night, from 22:00 local for 6 h at 7 kW
-  for (let day = 1, n = 1; day <= 13; day += 2, n++) {
-    const start = from + day * DAY + 20 * HOUR;
-    for (let h = 0; h < 6; h++) {
-      records.push({ device_id: 'ev', units: 'WH', value: 7000, direction: 'IMPORT', session_reference_id: `history-${n}`, start_time: new Date(start + h * HOUR).toISOString(), end_time: new Date(start + (h + 1) * HOUR).toISOString() });
-    }
-  }
-  return records;
-}
 
 /** The demo site, plus one device whose name is markup. */
 function demoWithHostileDevice() {
@@ -111,6 +73,22 @@ function watch(page: Page) {
   return problems;
 }
 
+/** The demo as `npm start` runs it (its cars at home at start), every listener on a port chosen at run time. */
+function demoHub(clock: ManualClock, hostile = true): Hub {
+  return new Hub({
+    configText: hostile ? demoWithHostileDevice() : readFileSync(join(ROOT, 'config', 'demo.yaml'), 'utf8'),
+    configFile: join(ROOT, 'config', 'demo.yaml'),
+    clock,
+    logger: createLogger({ level: 'silent' }),
+    override: (c) => {
+      c.storage.dir = mkdtempSync(join(tmpdir(), 'homeflex-e2e-'));
+      // tests run side by side: every listener on a port chosen at run time (the inverter's must be fixed)
+      applyPortFlags(c, { port: 0, 'ocpp-port': 0, 'mqtt-port': 0, 'modbus-port': 20000 + Math.floor(Math.random() * 20000) });
+      carsHomeAtStart(c, clock.now(), c.site.timezone);
+    },
+  });
+}
+
 const TOKEN = 'e2e-dashboard-token-0123456789';
 
 const shot = (page: Page, name: string) => page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
@@ -125,28 +103,8 @@ describeWithPeers(['chromium'], 'dashboard in a real browser', { timeout: 90_000
   beforeAll(async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
     clock = new ManualClock(START);
-    hub = new Hub({
-      configText: demoWithHostileDevice(),
-      configFile: join(ROOT, 'config', 'demo.yaml'),
-      clock,
-      logger: createLogger({ level: 'silent' }),
-      override: (c) => {
-        c.http.port = 0;
-        c.storage.dir = mkdtempSync(join(tmpdir(), 'homeflex-e2e-'));
-        // tests run side by side: every listener on a port chosen at run time
-        if (c.connections.ocpp) c.connections.ocpp.port = 0;
-      },
-    });
+    hub = demoHub(clock);
     await hub.start();
-    const put = await fetch(`${hub.url}/api/v1/tariffs/rates/${hub.site.id}?direction=IMPORT`, {
-      method: 'PUT',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(importRates(['2025-10-14', '2025-10-15', '2025-10-16'])),
-    });
-    expect(put.status, await put.clone().text()).toBe(200);
-    const meters = await fetch(`${hub.url}/api/v1/meters/interval`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(meterHistory(hub.site.id, Date.parse(START))) });
-    const batch = (await meters.json()) as { records_accepted: number; failed_records: unknown[] };
-    expect(batch.failed_records).toEqual([]);
     // a minute of simulated time so every device has reported
     await clock.advance(60_000);
     browser = await launchChromium();
@@ -221,6 +179,10 @@ describeWithPeers(['chromium'], 'dashboard in a real browser', { timeout: 90_000
     expect(legend).toContain('cheap');
     expect(legend).toContain('EV leaves');
     expect(await page.locator('.readout .rate-import').textContent()).toMatch(/import €0\.\d{3}\/kWh/);
+    // the demo's prices have cheap and dear periods, and both cars get their targets
+    expect(legend).not.toContain('flat import rate');
+    expect(await page.locator('.warnings li').count()).toBe(0);
+    expect(await page.locator('.badge.bad').count()).toBe(0);
     await shot(page, 'plan');
   });
 
@@ -238,7 +200,7 @@ describeWithPeers(['chromium'], 'dashboard in a real browser', { timeout: 90_000
     expect(await page.locator('.month-savings h3').textContent()).toBe('This month, whole site');
     expect(await page.locator('.month-savings-text').textContent()).toMatch(/^This month: €[\d.,]+ (saved|more than without a battery), (of which €[\d.,]+ more than the battery's own mode|€[\d.,]+ less than the battery's own mode would have saved)$/);
     await page.locator('.sessions tbody tr').first().waitFor();
-    expect(await page.locator('.sessions tbody').textContent()).toContain('history-');
+    expect(await page.locator('.sessions tbody').textContent()).toContain('demo-ev-');
     const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download CSV' }).click()]);
     const csv = readFileSync((await download.path())!, 'utf8').trim().split('\r\n');
     expect(csv[0]).toBe('start_time,end_time,period,import_kwh,import_cost_EUR,export_kwh,export_earnings_EUR,net_cost_EUR');
@@ -322,6 +284,47 @@ describeWithPeers(['chromium'], 'dashboard in a real browser', { timeout: 90_000
 
   it('logged no console errors, page errors or failed requests', () => {
     expect(problems).toEqual([]);
+  });
+});
+
+describeWithPeers(['chromium'], 'the demo started in the morning', { timeout: 90_000 }, () => {
+  let hub: Hub;
+  let browser: Awaited<ReturnType<typeof launchChromium>>;
+
+  beforeAll(async () => {
+    // 06:48 in Berlin: the hour at which the demo's cars used to be leaving with their targets unmet
+    const clock = new ManualClock('2026-12-02T05:48:00Z');
+    hub = demoHub(clock, false);
+    await hub.start();
+    await clock.advance(60_000);
+    browser = await launchChromium();
+  }, 60_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await hub?.stop();
+  });
+
+  it('Plan shifts against real prices with no shortfall, and Costs shows the history', async () => {
+    const page = await browser.context.newPage();
+    const problems = watch(page);
+    await page.goto(`${hub.url}/#plan`);
+    await page.locator('.chart canvas').waitFor();
+    const legend = await page.locator('.legend').textContent();
+    expect(legend).toContain('cheap');
+    expect(legend).not.toContain('flat import rate');
+    expect(await page.locator('.warnings li').count()).toBe(0);
+    expect(await page.locator('.badge.bad').count()).toBe(0);
+    await shot(page, 'plan-morning');
+    await page.goto(`${hub.url}/#costs`);
+    await page.locator('.costs-table tbody tr').first().waitFor();
+    // the last week's days cost something, and the site saved against its baselines
+    expect(await page.locator('.costs-table tfoot').textContent()).toMatch(/Total[\d.,]+ kWh€(?!0\.00)[\d.,]+/);
+    await page.locator('.saving').first().waitFor();
+    await page.locator('.sessions tbody tr').first().waitFor();
+    await shot(page, 'costs-morning');
+    expect(problems).toEqual([]);
+    await page.close();
   });
 });
 

@@ -31,3 +31,38 @@ export const evDefaultModeSchema: JsonSchema = {
   description:
     'With no target: cheapest_fill = fill the car up in the cheapest slots, at the lowest priority (only with what every deadline leaves), never beyond the car; now = full power; off = do not charge',
 };
+
+const dailyHours = { type: 'number', minimum: 0, maximum: 24 } as const;
+
+/**
+ * The `schedule` key of a switched load (a socket, a relay), which the planner reads, and the body
+ * of `PUT /devices/{id}/schedule`: one definition for the YAML and the API. The switched-systems
+ * settings: daily "on" hours (or weekday and weekend hours) within a daily window, an end-by time,
+ * an absolute price threshold. What a schema cannot say (at least hours or max_rate, end_by inside
+ * the window, hours that fit) is checked by the control part.
+ */
+export const switchedScheduleSchema: JsonSchema = {
+  type: 'object',
+  additionalProperties: false,
+  description: 'Switched-load settings: daily "on" hours within a window and/or an end-by time, optionally in one block, and/or on whenever the import rate is at or below max_rate',
+  properties: {
+    hours: {
+      description: 'Daily "on" hours: a number, or {weekday, weekend} (the day the window starts)',
+      anyOf: [
+        dailyHours,
+        { type: 'object', additionalProperties: false, required: ['weekday', 'weekend'], properties: { weekday: dailyHours, weekend: dailyHours } },
+      ],
+    },
+    window: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['from', 'to'],
+      description: 'Daily window (local time); crosses midnight when to is before from; to = from is a whole day. Default: the whole local day',
+      properties: { from: hhmmSchema, to: hhmmSchema },
+    },
+    end_by: { ...hhmmSchema, description: 'The daily hours must be done by this local time (ends the window; without a window, the 24 h before it)' },
+    continuous: { type: 'boolean', description: 'The daily hours in one unbroken block' },
+    max_rate: { type: 'number', description: 'Also on whenever the import rate is at or below this (within the window, if one is set)' },
+    default_start: { ...hhmmSchema, description: 'When the load would start without homeflex (the savings baseline); default the window start' },
+  },
+};

@@ -5,6 +5,7 @@ import type { PriceLookup } from '../core/services.js';
 import { clearSkyPvForecast, historyLoadForecast, standardProfileLoad, type PowerForecast } from '../optimiser/forecast/index.js';
 import type { BatteryModel, CircuitNode, DeviceLimits, EvModel, EvSession, FixedFlow, HvacModel, LoadRun, PlanSlot, SiteProblem, SwitchedLoadModel } from '../optimiser/site/index.js';
 import type { EnergyHistory } from './history.js';
+import { hoursFor, runWindow, type ScheduleSetting } from './schedule.js';
 import { perSlot, type ExternalLimits } from './limits.js';
 
 const MIN = 60_000;
@@ -37,12 +38,7 @@ export interface EvTargetSetting {
   charge_now?: boolean;
 }
 
-export interface ScheduleSetting {
-  hours: number;
-  window?: { from: string; to: string };
-  continuous?: boolean;
-  max_rate?: number;
-}
+export type { ScheduleSetting } from './schedule.js';
 
 export interface ModelInputs {
   now: EpochMs;
@@ -338,18 +334,24 @@ export function buildSiteProblem(inputs: ModelInputs): { problem: SiteProblem; n
       const schedule = settings.schedule;
       if (!schedule && !settings.paused) continue;
       const runs: LoadRun[] = [];
-      if (schedule?.window && schedule.hours > 0) {
-        for (const w of windowsBetween(schedule.window, now, horizon.end, tz)) {
+      const window = schedule ? runWindow(schedule) : undefined;
+      if (schedule?.hours !== undefined) {
+        // without a window or end-by time, the hours are per local day
+        for (const w of windowsBetween(window ?? { from: '00:00', to: '00:00' }, now, horizon.end, tz)) {
           // a later window the horizon only reaches into is planned once the horizon holds it (else every plan reports a false shortfall)
           if (w.start >= now && w.end > horizon.end) continue;
+          const hours = hoursFor(schedule, w.start, tz);
+          if (hours <= 0) continue;
           const doneH = w.start < now && sw.ratedPowerW > 0 ? inputs.history.drawnWh(d.id, w.start, now) / sw.ratedPowerW : 0;
-          const left = Math.max(0, schedule.hours - doneH);
+          const left = Math.max(0, hours - doneH);
           if (left < 1 / 60) continue;
           const running = schedule.continuous === true && doneH > 1 / 60 && sw.isOn() === true;
           runs.push({ start: Math.max(w.start, now), end: w.end, hours: left, continuous: schedule.continuous, mustStartNow: running });
         }
       }
-      loads.push({ id: d.id, circuit, ratedPowerW: sw.ratedPowerW, runs, onAtOrBelowRate: schedule?.max_rate, limits });
+      // max_rate holds within the window (every window the horizon touches), or at any time without one
+      const rateWindows = schedule?.max_rate !== undefined && window ? windowsBetween(window, now, horizon.end, tz) : undefined;
+      loads.push({ id: d.id, circuit, ratedPowerW: sw.ratedPowerW, runs, onAtOrBelowRate: schedule?.max_rate, onAtOrBelowRateIn: rateWindows, limits });
     } else if (d.caps.pv) {
       const pv = d.caps.pv.params;
       const longitude = config.site.longitude ?? standardMeridian(tz, now);

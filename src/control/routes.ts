@@ -4,6 +4,7 @@ import type { HubServices } from '../core/services.js';
 import { parseLimitsBody, type StoredLimits } from './limits.js';
 import type { ControlLoop } from './loop.js';
 import type { EffectiveSettings } from './model.js';
+import { parseScheduleBody } from './schedule.js';
 import { planView } from './view.js';
 
 const HHMM = /^([01]\d|2[0-3]):[0-5]\d$/;
@@ -51,26 +52,6 @@ export function parseTarget(body: unknown): NonNullable<EffectiveSettings['targe
     charge_now: bool(b, 'charge_now'),
   };
   return Object.fromEntries(Object.entries(target).filter(([, v]) => v !== undefined));
-}
-
-/** `PUT /devices/{id}/schedule`: N hours within a daily window, optionally in one block. */
-export function parseSchedule(body: unknown): NonNullable<EffectiveSettings['schedule']> {
-  const b = objectBody(body);
-  onlyKeys(b, ['hours', 'window', 'continuous', 'max_rate']);
-  const hours = num(b, 'hours', 0, 24);
-  if (hours === undefined) throw badRequest('hours', 'is required (hours to run within the window)');
-  const w = b.window;
-  if (w === undefined) throw badRequest('window', 'is required: {from: "HH:MM", to: "HH:MM"}');
-  const wb = objectBody(w);
-  onlyKeys(wb, ['from', 'to'], 'window.');
-  for (const k of ['from', 'to']) if (typeof wb[k] !== 'string' || !HHMM.test(wb[k] as string)) throw badRequest(`window.${k}`, 'must be "HH:MM" (local time)');
-  if (wb.from === wb.to) throw badRequest('window.to', 'must differ from window.from');
-  if (b.max_rate !== undefined && (typeof b.max_rate !== 'number' || !Number.isFinite(b.max_rate))) throw badRequest('max_rate', 'must be a rate in the site currency per kWh');
-  const out: NonNullable<EffectiveSettings['schedule']> = { hours, window: { from: wb.from as string, to: wb.to as string } };
-  const continuous = bool(b, 'continuous');
-  if (continuous !== undefined) out.continuous = continuous;
-  if (b.max_rate !== undefined) out.max_rate = b.max_rate as number;
-  return out;
 }
 
 /** `PUT /devices/{id}/comfort`: the band the room must stay in. */
@@ -174,7 +155,7 @@ export function controlRoutes(loop: ControlLoop): RouteModule {
     });
     app.put<{ Params: { id: string } }>('/devices/:id/schedule', async (req) => {
       const d = device(req.params.id, 'switch', 'run schedule');
-      const schedule = parseSchedule(req.body);
+      const schedule = parseScheduleBody(req.body);
       return override(d, (o) => (o.schedule = schedule));
     });
     app.put<{ Params: { id: string } }>('/devices/:id/comfort', async (req) => {

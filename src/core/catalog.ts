@@ -3,6 +3,7 @@ import { modbusAdapters } from '../../adapters/modbus/index.js';
 import { ocppAdapters } from '../../adapters/ocpp/index.js';
 import { shelly } from '../../adapters/shelly/index.js';
 import { simAdapters } from '../../adapters/sim/index.js';
+import { demoPlugin } from '../../plugins/demo/index.js';
 import { haDiscovery } from '../../plugins/ha-discovery/index.js';
 import { notifyPlugin } from '../../plugins/notify/index.js';
 import { simMqtt } from '../../plugins/sim-mqtt/index.js';
@@ -17,6 +18,6 @@ import type { Catalog } from './config/compose.js';
 /** Every adapter, plugin and tariff source this build of homeflex ships. */
 export const builtinCatalog: Catalog = {
   adapters: [...simAdapters, ...ocppAdapters, ...modbusAdapters, tasmota, shelly, zigbee2mqtt, homeassistant],
-  plugins: [tariffProvidersPlugin, haDiscovery, simMqtt, notifyPlugin],
-  tariffSources: [fixedTariff, timeOfUseTariff, fileTariff, ...(tariffProvidersPlugin.tariffSources ?? [])],
+  plugins: [tariffProvidersPlugin, haDiscovery, simMqtt, notifyPlugin, demoPlugin],
+  tariffSources: [fixedTariff, timeOfUseTariff, fileTariff, ...(tariffProvidersPlugin.tariffSources ?? []), ...(demoPlugin.tariffSources ?? [])],
 };

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { demoYamlOnFreePorts } from '../../bench/demo-config.js';
+import { createServer, type AddressInfo, type Server } from 'node:net';
 
 const root = resolve(import.meta.dirname, '..', '..');
 const cli = ['--import', 'tsx', join(root, 'src', 'cli.ts')];
@@ -27,7 +27,7 @@ describe('homeflex CLI', () => {
     expect(ok.stdout).toMatch(/demo\.yaml: OK\n {2}site demo-home/);
   });
 
-  it('accepts the example site of DESIGN.md as written', () => {
+  it('accepts config/example-site.yaml as written', () => {
     const r = runEnv({ HOMEFLEX_TOKEN: 'a-token-of-twenty-chars', CP001_PASSWORD: 'cp-secret' }, 'check-config', join(root, 'config', 'example-site.yaml'));
     expect(r.stderr).toBe('');
     expect(r.stdout).toContain('devices: 4 (1 ocpp, 1 modbus, 1 tasmota, 1 zigbee2mqtt)');
@@ -44,13 +44,15 @@ describe('homeflex CLI', () => {
     expect(readFileSync(join(root, 'schema', 'site.schema.json'), 'utf8'), 'run: homeflex schema --out schema/site.schema.json').toBe(r.stdout);
   });
 
-  it('starts the demo, answers health, and exits cleanly within 5 s of SIGTERM', async () => {
+  it('starts the demo on ports given as flags, answers health, and exits cleanly within 5 s of SIGTERM', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'homeflex-cli-'));
-    const demo = await demoYamlOnFreePorts(dir);
+    // the demo file as shipped (fixed ports 8080, 9000, 1502), only its storage moved
     const file = join(dir, 'demo.yaml');
-    writeFileSync(file, demo);
+    writeFileSync(file, readFileSync(join(root, 'config', 'demo.yaml'), 'utf8').replace(/dir: \.\.\/data\/demo/, `dir: ${JSON.stringify(dir)}`));
+    const [ocpp, modbus] = await freePorts(2);
     const t0 = Date.now();
-    const child = spawn(process.execPath, [...cli, 'start', '--config', file], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    const flags = ['--port', '0', '--ocpp-port', String(ocpp), '--modbus-port', String(modbus), '--mqtt-port', '0'];
+    const child = spawn(process.execPath, [...cli, 'start', '--config', file, ...flags], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
     // a failed assertion must not leave the demo running
     onTestFinished(() => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
@@ -67,6 +69,10 @@ describe('homeflex CLI', () => {
     const health = await (await fetch(`${url}/api/v1/health`)).json();
     expect(health).toMatchObject({ status: 'ok', site_id: 'demo-home' });
     expect(Date.now() - t0).toBeLessThan(10_000);
+    expect(url).not.toContain(':8080');
+    // the simulated charge point dialled the moved OCPP port, the Modbus device read the moved inverter
+    const available = async () => ((await (await fetch(`${url}/api/v1/devices`)).json()) as { data: { id: string; available: boolean }[] }).data.filter((d) => d.available).map((d) => d.id);
+    await expect.poll(available, { timeout: 15_000, interval: 250 }).toEqual(expect.arrayContaining(['wallbox', 'garage-battery']));
     const s0 = Date.now();
     child.kill('SIGTERM');
     const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
@@ -74,4 +80,20 @@ describe('homeflex CLI', () => {
     expect(Date.now() - s0).toBeLessThan(5000);
     expect(out).toContain('homeflex stopped');
   });
+
+  it('refuses a port flag it cannot apply, saying why', () => {
+    expect(run('start', '--port', 'eighty').stderr).toContain('--port must be a port number from 0 to 65535 (got eighty)');
+    const r = run('start', '--config', join(root, 'config', 'example-site.yaml'), '--modbus-port', '1503');
+    expect(r.status).toBe(1);
+  });
 });
+
+async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(Array.from({ length: n }, () => new Promise<Server>((r) => {
+    const srv = createServer();
+    srv.listen(0, '127.0.0.1', () => r(srv));
+  })));
+  const ports = servers.map((s) => (s.address() as AddressInfo).port);
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  return ports;
+}

@@ -43,6 +43,38 @@ describe('configuration', () => {
     ]);
   });
 
+  it('reports schema errors and the checks across sections in one pass', () => {
+    const text = [
+      'site:', //                                                                   1
+      '  id: home', //                                                              2
+      '  timezone: Europe/Berlin', //                                               3
+      '  currency: EUR', //                                                         4
+      '  circuits: [ { id: garage, parent: nowhere } ]', //                         5  check: unknown parent
+      'http: { port: "eighty" }', //                                                6  schema: type
+      'tariffs:', //                                                                7
+      '  import: { type: time_of_use, rates: [ { from: "00:00", to: "07:00", rate: 0.2 } ] }', // 8 check: gap
+      'devices:', //                                                                9
+      '  - { id: ev, adapter: sim_ev, circuit: shed, phases: 2 }', //              10 schema: enum; check: unknown circuit
+      '  - { id: ev, adapter: sim_load }', //                                       11 check: duplicate id
+      '  - { id: dw, adapter: sim_socket, schedule: { hours: 5, window: { from: "22:00", to: "02:00" } } }', // 12 check: hours do not fit
+      '  - { id: dw2, adapter: sim_socket, schedule: { continuous: true, colour: 1 } }', // 13 schema: unknown key; check: needs hours
+    ].join('\n');
+    const problems = problemsOf(text);
+    expect(problems.map((p) => p.split(' ').slice(0, 2).join(' '))).toEqual([
+      'site.yaml:5:37 site.circuits[0].parent:',
+      'site.yaml:6:15 http.port:',
+      'site.yaml:8:62 tariffs.import.rates[0].to:',
+      'site.yaml:10:41 devices[0].circuit:',
+      'site.yaml:10:55 devices[0].phases:',
+      'site.yaml:11:11 devices[1].id:',
+      'site.yaml:12:55 devices[2].schedule.hours:',
+      'site.yaml:13:47 devices[3].schedule:',
+      'site.yaml:13:61 devices[3].schedule.continuous:',
+      'site.yaml:13:67 devices[3].schedule.colour:',
+    ]);
+    expect(problems.find((p) => p.includes('schedule.hours'))).toMatch(/5 h do not fit in the 4 h window 22:00–02:00/);
+  });
+
   it('rejects unknown keys inside a device with the keys the adapter allows', () => {
     const problems = problemsOf('site: { id: home }\ndevices:\n  - id: b\n    adapter: sim_battery\n    capacity: 10000\n');
     expect(problems).toHaveLength(1);

@@ -1,34 +1,51 @@
 import { existsSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
+import { scheduleProblems, type ScheduleSetting } from '../../control/schedule.js';
 import type { ConfigCheck } from './load.js';
 import type { Catalog } from './compose.js';
 import type { HubConfig } from './schema.js';
 import { brokerAccess, isLoopbackHost } from '../transports/mqtt-access.js';
 import { isCurrency, isTimeZone, zoneHint } from './zones.js';
 
-/** Checks across sections that a JSON Schema cannot express. */
+type Problems = { path: (string | number)[]; message: string }[];
+
+/**
+ * Checks across sections that a JSON Schema cannot express. They also run on a file with schema
+ * errors (so `check-config` prints everything in one pass): each item is checked on its own, and
+ * one that is too malformed to check is left to the schema's messages.
+ */
 export function hubChecks(catalog: Catalog): ConfigCheck[] {
+  const each = <T>(items: unknown, check: (item: T, i: number) => void) => {
+    if (!Array.isArray(items)) return;
+    items.forEach((item: T, i) => {
+      try {
+        check(item, i);
+      } catch {
+        // malformed beyond checking: the schema has said what is wrong with it
+      }
+    });
+  };
   return [
     (config) => {
-      const problems: { path: (string | number)[]; message: string }[] = [];
+      const problems: Problems = [];
       // a zone luxon cannot resolve gives no local days at all: no prices, no plan
-      if (!isTimeZone(config.site.timezone)) problems.push({ path: ['site', 'timezone'], message: `unknown time zone "${config.site.timezone}"${zoneHint(config.site.timezone)}` });
-      if (!isCurrency(config.site.currency)) problems.push({ path: ['site', 'currency'], message: `unknown currency "${config.site.currency}" (an ISO 4217 code such as EUR, GBP, USD, CHF)` });
+      if (typeof config.site?.timezone === 'string' && !isTimeZone(config.site.timezone)) problems.push({ path: ['site', 'timezone'], message: `unknown time zone "${config.site.timezone}"${zoneHint(config.site.timezone)}` });
+      if (typeof config.site?.currency === 'string' && !isCurrency(config.site.currency)) problems.push({ path: ['site', 'currency'], message: `unknown currency "${config.site.currency}" (an ISO 4217 code such as EUR, GBP, USD, CHF)` });
       const seen = new Map<string, number>();
-      config.devices.forEach((d, i) => {
+      each<(typeof config.devices)[number]>(config.devices, (d, i) => {
         const first = seen.get(d.id);
         if (first !== undefined) problems.push({ path: ['devices', i, 'id'], message: `duplicate device id "${d.id}" (first used by devices[${first}])` });
         else seen.set(d.id, i);
       });
-      const circuits = new Set(config.site.circuits.map((c) => c.id));
-      config.site.circuits.forEach((c, i) => {
+      const circuits = new Set(Array.isArray(config.site.circuits) ? config.site.circuits.map((c) => c?.id) : []);
+      each<(typeof config.site.circuits)[number]>(config.site.circuits, (c, i) => {
         if (c.parent !== undefined && !circuits.has(c.parent)) {
           problems.push({ path: ['site', 'circuits', i, 'parent'], message: `unknown circuit "${c.parent}" (known: ${[...circuits].join(', ') || 'none'})` });
         }
         if (c.id === config.site.id) problems.push({ path: ['site', 'circuits', i, 'id'], message: `a circuit cannot share the site id "${c.id}"` });
       });
       // a parent chain that loops never reaches the grid connection
-      config.site.circuits.forEach((c, i) => {
+      each<(typeof config.site.circuits)[number]>(config.site.circuits, (c, i) => {
         const byId = new Map(config.site.circuits.map((x) => [x.id, x]));
         const visited = new Set<string>();
         for (let cur: typeof c | undefined = c; cur?.parent; cur = byId.get(cur.parent)) {
@@ -39,7 +56,7 @@ export function hubChecks(catalog: Catalog): ConfigCheck[] {
           visited.add(cur.id);
         }
       });
-      config.devices.forEach((d, i) => {
+      each<(typeof config.devices)[number]>(config.devices, (d, i) => {
         if (d.circuit !== undefined && !circuits.has(d.circuit)) {
           problems.push({ path: ['devices', i, 'circuit'], message: `unknown circuit "${d.circuit}" (known: ${[...circuits].join(', ') || 'none; add site.circuits'})` });
         }
@@ -53,18 +70,31 @@ export function hubChecks(catalog: Catalog): ConfigCheck[] {
           if (!config.connections[need]) problems.push({ path: ['devices', i, 'adapter'], message: `adapter "${d.adapter}" needs connections.${need}, which this file does not configure` });
         }
         for (const p of adapter?.check?.(d as never) ?? []) problems.push({ path: ['devices', i, ...p.path], message: p.message });
+        // a switched load's schedule, the same checks as PUT /devices/{id}/schedule
+        const schedule = (d as { schedule?: unknown }).schedule;
+        if (schedule && typeof schedule === 'object' && !Array.isArray(schedule)) {
+          for (const p of scheduleProblems(schedule as ScheduleSetting)) problems.push({ path: ['devices', i, 'schedule', ...p.path], message: p.message });
+        }
       });
-      config.connections.modbus.forEach((m, i) => {
+      return problems;
+    },
+    (config) => {
+      const problems: Problems = [];
+      each<(typeof config.connections.modbus)[number]>(config.connections.modbus, (m, i) => {
         if (!m.tcp === !m.rtu) problems.push({ path: ['connections', 'modbus', i], message: 'give exactly one of "tcp" or "rtu"' });
       });
       const mqtt = config.connections.mqtt;
       if (mqtt?.url !== undefined && mqtt.embedded !== undefined) problems.push({ path: ['connections', 'mqtt', 'url'], message: 'give either "url" (an external broker) or "embedded", not both' });
       // as for HTTP: a broker reachable from the LAN takes commands for every device, so it needs logins and topic rules
-      if (mqtt?.embedded) problems.push(...brokerAccess(config, catalog).problems);
-      problems.push(...ocppAuthProblems(config, catalog));
-      for (const dir of ['import', 'export'] as const) {
+      each<'mqtt'>(mqtt?.embedded ? ['mqtt'] : [], () => problems.push(...brokerAccess(config, catalog).problems));
+      each<'ocpp'>(['ocpp'], () => problems.push(...ocppAuthProblems(config, catalog)));
+      return problems;
+    },
+    (config) => {
+      const problems: Problems = [];
+      each<'import' | 'export'>(['import', 'export'], (dir) => {
         const t = config.tariffs[dir];
-        if (!t) continue;
+        if (!t) return;
         if (typeof t.currency === 'string' && !isCurrency(t.currency)) problems.push({ path: ['tariffs', dir, 'currency'], message: `unknown currency "${t.currency}" (an ISO 4217 code such as EUR, SEK, NOK, DKK)` });
         const source = catalog.tariffSources.find((s) => s.type === t.type);
         for (const p of source?.check?.(t as never) ?? []) problems.push({ path: ['tariffs', dir, ...p.path], message: p.message });
@@ -75,7 +105,11 @@ export function hubChecks(catalog: Catalog): ConfigCheck[] {
         }
         const fallbackSource = catalog.tariffSources.find((s) => s.type === fallback?.type);
         for (const p of fallbackSource?.check?.(fallback as never) ?? []) problems.push({ path: ['tariffs', dir, 'fallback', ...p.path], message: p.message });
-      }
+      });
+      return problems;
+    },
+    (config) => {
+      const problems: Problems = [];
       if (config.http.host !== '127.0.0.1' && config.http.host !== 'localhost' && config.http.host !== '::1' && !config.http.token) {
         problems.push({ path: ['http', 'host'], message: `listening on ${config.http.host} (not loopback) needs http.token` });
       }

@@ -252,12 +252,21 @@ export function parseConfig(text: string, file: string, options: LoadOptions): H
     }
   }
   const config = withSections(data, file);
-  if (!problems.length) {
-    for (const check of options.checks ?? []) {
-      for (const p of check(config)) {
-        const pos = locate(loc, p.path);
-        problems.push({ file: displayName, line: pos.line, col: pos.col, path: pathToString(p.path), message: p.message });
-      }
+  // the checks across sections run on a file with schema errors too, so every error shows in one pass;
+  // a key the schema already faulted is not reported twice, and a check the malformed data trips is skipped
+  const faulted = new Set(problems.map((p) => p.path));
+  for (const check of options.checks ?? []) {
+    let found: ReturnType<ConfigCheck>;
+    try {
+      found = check(config);
+    } catch {
+      continue;
+    }
+    for (const p of found) {
+      const path = pathToString(p.path);
+      if (faulted.has(path)) continue;
+      const pos = locate(loc, p.path);
+      problems.push({ file: displayName, line: pos.line, col: pos.col, path, message: p.message });
     }
   }
   if (problems.length) {
@@ -270,7 +279,7 @@ export function parseConfig(text: string, file: string, options: LoadOptions): H
 /** Fills sections the file left out with their schema defaults. */
 function withSections(data: Record<string, unknown>, file: string): HubConfig {
   const d = data as Partial<HubConfig> & Record<string, unknown>;
-  const site = (d.site ?? {}) as HubConfig['site'];
+  const site = (d.site && typeof d.site === 'object' ? d.site : {}) as HubConfig['site'];
   site.circuits ??= [];
   return {
     site,

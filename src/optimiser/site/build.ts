@@ -1,6 +1,6 @@
 import { LpBuilder, type LpModel } from './lp.js';
 import { decay } from './thermal.js';
-import type { SiteProblem } from './types.js';
+import { cheapEnough, type SiteProblem } from './types.js';
 
 /**
  * Builds the site's linear programme. Variables are kW (power) and kWh (energy); the objective
@@ -317,7 +317,7 @@ export function buildSiteLp(problem: SiteProblem): BuiltSite {
     });
     for (let t = 0; t < T; t++) {
       const cap = minDefined(l.ratedPowerW, l.limits?.maxImportW?.[t]) >= l.ratedPowerW - 1e-9;
-      const cheap = l.onAtOrBelowRate !== undefined && importRate[t] <= l.onAtOrBelowRate && !(runOf[t] !== NONE && l.runs[runOf[t]].continuous);
+      const cheap = cheapEnough(l, problem.slots[t], importRate[t]) && !(runOf[t] !== NONE && l.runs[runOf[t]].continuous);
       if (runOf[t] === NONE && !cheap) continue;
       forcedOn[t] = cheap && cap;
       on[t] = lp.addCol(earlier(t) * dtH[t] * rated, forcedOn[t] ? 1 : 0, cap ? 1 : 0, 'binary');

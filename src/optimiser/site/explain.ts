@@ -1,4 +1,4 @@
-import type { PlanReason, SitePlan, SiteProblem } from './types.js';
+import { cheapEnough, type PlanReason, type SitePlan, type SiteProblem } from './types.js';
 
 /** Watts below which a flow counts as zero when explaining a plan. */
 const W_TOL = 5;
@@ -118,7 +118,7 @@ export function explain(problem: SiteProblem, plan: SitePlan): void {
         const on = dev.on![t];
         if (l.limits?.setpointW?.[t] !== undefined) reasons.push('setpoint');
         else if (on) {
-          const cheap = l.onAtOrBelowRate !== undefined && problem.importRate[t] <= l.onAtOrBelowRate;
+          const cheap = cheapEnough(l, problem.slots[t], problem.importRate[t]);
           const left = k >= 0 ? l.runs[k].hours - done[k] : 0;
           // a block that starts here could not start any later; a split run could not finish without this slot
           const firstOfBlock = k >= 0 && l.runs[k].continuous && (t === 0 || !dev.on![t - 1] || runOf[t - 1] !== k);

@@ -107,8 +107,10 @@ export interface SwitchedLoadModel {
   circuit?: string;
   ratedPowerW: number;
   runs: LoadRun[];
-  /** Also on whenever the import rate is at or below this. */
+  /** Also on whenever the import rate is at or below this... */
   onAtOrBelowRate?: number;
+  /** ...in slots inside these windows (the load's daily windows); anywhere when undefined. */
+  onAtOrBelowRateIn?: { start: EpochMs; end: EpochMs }[];
   limits?: DeviceLimits;
 }
 
@@ -224,4 +226,10 @@ export interface SitePlan {
     /** Proven gap of the returned solution (share of the cost scale). */
     gap: number;
   };
+}
+
+/** Whether a switched load's `max_rate` switches it on in this slot (the rate is at or below it, inside its windows). */
+export function cheapEnough(load: SwitchedLoadModel, slot: PlanSlot, importRate: number): boolean {
+  if (load.onAtOrBelowRate === undefined || importRate > load.onAtOrBelowRate) return false;
+  return !load.onAtOrBelowRateIn || load.onAtOrBelowRateIn.some((w) => slot.start >= w.start - 1 && slot.end <= w.end + 1);
 }

@@ -99,7 +99,7 @@ function evForm(app, d, ctl, done) {
 
 function scheduleForm(app, d, ctl, done) {
   const s = ctl?.schedule ?? d.config?.schedule ?? {};
-  const hours = numberInput({ name: 'hours', min: 0, max: 24, step: 0.25, required: true, value: s.hours ?? '' });
+  const hours = numberInput({ name: 'hours', min: 0, max: 24, step: 0.25, required: true, value: typeof s.hours === 'number' ? s.hours : '' });
   const from = timeInput(s.window?.from, 'from');
   const to = timeInput(s.window?.to, 'to');
   return form(app, `Hours for ${d.name} saved`, [field('Run for (h)', hours), field('Between', from), field('and', to)], 'Set hours', () => controls.schedule(d.id, { hours: Number(hours.value), window: { from: from.value, to: to.value } }), done);

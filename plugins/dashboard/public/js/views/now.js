@@ -183,7 +183,11 @@ function deviceBody(app, d) {
     const on = st.switch?.on;
     rows.push(h('div', { class: 'line' }, badge(on ? 'on' : on === false ? 'off' : 'unknown', on ? 'good' : 'neutral'), h('span', { class: 'power' }, fmt.power(p))));
     const sched = d.config?.schedule;
-    if (sched?.hours) rows.push(h('p', { class: 'muted' }, `${fmt.num(sched.hours, sched.hours % 1 ? 1 : 0)} h between ${sched.window?.from ?? '—'} and ${sched.window?.to ?? '—'}`));
+    const hrs = (n) => `${fmt.num(n, n % 1 ? 1 : 0)} h`;
+    const hours = typeof sched?.hours === 'object' ? `${hrs(sched.hours.weekday)} on weekdays, ${hrs(sched.hours.weekend)} at weekends` : sched?.hours ? hrs(sched.hours) : undefined;
+    const win = sched?.window ? ` between ${sched.window.from} and ${sched.end_by ?? sched.window.to}` : sched?.end_by ? ` by ${sched.end_by}` : ' a day';
+    if (hours) rows.push(h('p', { class: 'muted' }, `${hours}${win}`));
+    if (sched?.max_rate !== undefined) rows.push(h('p', { class: 'muted' }, `on at or below ${fmt.num(sched.max_rate, 3)}/kWh`));
   } else if (kind === 'pv') {
     rows.push(h('div', { class: 'line' }, badge((st.pv?.power_w ?? 0) > 5 ? 'producing' : 'idle', (st.pv?.power_w ?? 0) > 5 ? 'sun' : 'neutral'), h('span', { class: 'power' }, fmt.power(st.pv?.power_w ?? (p === undefined ? undefined : -p))), st.pv?.kwp ? h('span', { class: 'muted' }, `${fmt.num(st.pv.kwp, 1)} kWp`) : null));
   } else {

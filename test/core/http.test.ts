@@ -31,14 +31,16 @@ describe('HTTP server', () => {
     await hub.start();
     // reads from this machine need no token
     expect((await fetch(`${hub.url}/api/v1/health`)).status).toBe(200);
-    const noToken = await fetch(`${hub.url}/api/v1/health`, { method: 'POST' });
+    const write = (headers: Record<string, string>) => fetch(`${hub!.url}/api/v1/meters/interval`, { method: 'PUT', headers: { 'content-type': 'application/json', ...headers }, body: '[]' });
+    const noToken = await write({});
     expect(noToken.status).toBe(401);
     expect(await noToken.json()).toMatchObject({ object: 'error', type: 'invalid_request', code: 'unauthorized' });
-    const wrong = await fetch(`${hub.url}/api/v1/health`, { method: 'POST', headers: { authorization: 'Bearer nope' } });
-    expect(wrong.status).toBe(401);
-    // the right token gets past auth (this route has no POST: 404, not 401)
-    const right = await fetch(`${hub.url}/api/v1/health`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } });
-    expect(right.status).toBe(404);
+    expect((await write({ authorization: 'Bearer nope' })).status).toBe(401);
+    // the right token gets past auth to the route itself
+    const right = await write({ authorization: `Bearer ${TOKEN}` });
+    expect(right.status).toBe(200);
+    // a method the route does not have: 404 for a client that may read, like any unknown path
+    expect((await fetch(`${hub.url}/api/v1/health`, { method: 'POST' })).status).toBe(404);
     expect(tokenMatches(TOKEN, TOKEN)).toBe(true);
     expect(tokenMatches(TOKEN.slice(0, -1), TOKEN)).toBe(false);
     expect(tokenMatches(undefined, TOKEN)).toBe(false);

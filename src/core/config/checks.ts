@@ -1,3 +1,4 @@
+import { httpConfigProblems } from '../http.js';
 import type { ConfigCheck } from './load.js';
 import type { Catalog } from './compose.js';
 
@@ -68,6 +69,7 @@ export function hubChecks(catalog: Catalog): ConfigCheck[] {
       if (config.http.host !== '127.0.0.1' && config.http.host !== 'localhost' && config.http.host !== '::1' && !config.http.token) {
         problems.push({ path: ['http', 'host'], message: `listening on ${config.http.host} (not loopback) needs http.token` });
       }
+      problems.push(...httpConfigProblems(config.http));
       return problems;
     },
   ];

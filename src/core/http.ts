@@ -1,5 +1,5 @@
 import { timingSafeEqual, createHash } from 'node:crypto';
-import { BlockList, isIP, isIPv4 } from 'node:net';
+import { BlockList, isIP, isIPv4, type Socket } from 'node:net';
 import { hostname } from 'node:os';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { ApiError } from '../api/index.js';
@@ -193,15 +193,34 @@ export async function createHttpServer(hub: HubServices, modules: RouteModule[])
       void (reply as FastifyReply).status(status).send(errorBody(new ApiError(status, err.code === 'FST_ERR_BAD_URL' ? 'bad_url' : 'invalid_request', err.message)));
     },
   });
-  // over the cap, a connection is closed as it is accepted: idle sockets cannot use up the hub's file descriptors
+  // over the caps, a connection is closed as it is accepted: idle sockets cannot use up the hub's
+  // file descriptors, and one client cannot take every connection
   app.server.maxConnections = http.max_connections;
+  const perClient = new Map<string, number>();
   let dropped = 0;
-  let dropLogged = 0;
-  app.server.on('drop', () => {
+  const dropLogged = new Map<string, number>();
+  const drop = (why: string) => {
     dropped++;
-    if (Date.now() - dropLogged < 60_000) return;
-    dropLogged = Date.now();
-    hub.log.warn({ max_connections: http.max_connections, dropped }, `HTTP connections over http.max_connections (${http.max_connections}) are being closed as they arrive`);
+    if (Date.now() - (dropLogged.get(why) ?? -Infinity) < 60_000) return;
+    dropLogged.set(why, Date.now());
+    hub.log.warn({ max_connections: http.max_connections, max_connections_per_client: http.max_connections_per_client, dropped }, `HTTP connections ${why} are being closed as they arrive`);
+  };
+  app.server.on('drop', () => drop(`over http.max_connections (${http.max_connections})`));
+  app.server.on('connection', (socket: Socket) => {
+    const addr = plainAddress(socket.remoteAddress ?? '');
+    if (proxies.list.check(addr, isIPv4(addr) ? 'ipv4' : 'ipv6')) return;
+    const open = (perClient.get(addr) ?? 0) + 1;
+    if (open > http.max_connections_per_client) {
+      socket.destroy();
+      drop(`from one address over http.max_connections_per_client (${http.max_connections_per_client})`);
+      return;
+    }
+    perClient.set(addr, open);
+    socket.once('close', () => {
+      const left = (perClient.get(addr) ?? 1) - 1;
+      if (left) perClient.set(addr, left);
+      else perClient.delete(addr);
+    });
   });
 
   // deep nesting is refused before JSON.parse builds it (8 MB of "[[[…" would stall the hub)

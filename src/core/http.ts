@@ -208,7 +208,8 @@ export async function createHttpServer(hub: HubServices, modules: RouteModule[])
   app.server.on('drop', () => drop(`over http.max_connections (${http.max_connections})`));
   app.server.on('connection', (socket: Socket) => {
     const addr = plainAddress(socket.remoteAddress ?? '');
-    if (proxies.list.check(addr, isIPv4(addr) ? 'ipv4' : 'ipv6')) return;
+    // a proxy speaks for many clients; so does this machine (a local proxy, the dashboard's streams)
+    if (LOOPBACK.has(addr) || proxies.list.check(addr, isIPv4(addr) ? 'ipv4' : 'ipv6')) return;
     const open = (perClient.get(addr) ?? 0) + 1;
     if (open > http.max_connections_per_client) {
       socket.destroy();

@@ -1,6 +1,7 @@
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { BlockList, isIP, isIPv4, type Socket } from 'node:net';
 import { hostname } from 'node:os';
+import { Transform, type TransformCallback } from 'node:stream';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { ApiError } from '../api/index.js';
 import type { HttpConfig } from './config/schema.js';
@@ -114,24 +115,36 @@ export function hostAllowed(authority: string, names: ReadonlySet<string>): bool
   return h.ip || h.name === 'localhost' || h.name.endsWith('.localhost') || names.has(h.name);
 }
 
+const tooDeep = (max: number) => new ApiError(400, 'body_too_deep', `body: JSON nested deeper than ${max} levels is refused (http.json_max_depth)`);
+
 /**
- * The deepest nesting of arrays and objects in a JSON text, counted up to `max + 1` without
- * building anything (brackets inside strings do not count).
+ * Passes a JSON body through while counting how deep its arrays and objects nest (brackets inside
+ * strings do not count), and fails as soon as it passes `max`: nothing deeper is ever buffered or
+ * parsed. Byte-wise is safe for UTF-8: quotes, backslashes and brackets never occur inside a
+ * multi-byte character.
  */
-export function jsonNestingExceeds(text: string, max: number): boolean {
-  let depth = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 92) i++; // a backslash escapes the next character
-      else if (c === 34) inString = false;
-    } else if (c === 34) inString = true;
-    else if (c === 91 || c === 123) {
-      if (++depth > max) return true;
-    } else if (c === 93 || c === 125) depth--;
+export class JsonDepthGuard extends Transform {
+  private depth = 0;
+  private inString = false;
+  private escaped = false;
+  constructor(private readonly max: number) {
+    super();
   }
-  return false;
+  override _transform(chunk: Buffer | string, _encoding: BufferEncoding, callback: TransformCallback): void {
+    const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    for (let i = 0; i < bytes.length; i++) {
+      const c = bytes[i];
+      if (this.inString) {
+        if (this.escaped) this.escaped = false;
+        else if (c === 0x5c) this.escaped = true;
+        else if (c === 0x22) this.inString = false;
+      } else if (c === 0x22) this.inString = true;
+      else if (c === 0x5b || c === 0x7b) {
+        if (++this.depth > this.max) return callback(tooDeep(this.max));
+      } else if (c === 0x5d || c === 0x7d) this.depth--;
+    }
+    callback(null, bytes);
+  }
 }
 
 /** Constant-time comparison of bearer tokens (hashing first makes the lengths equal). */
@@ -224,15 +237,13 @@ export async function createHttpServer(hub: HubServices, modules: RouteModule[])
     });
   });
 
-  // deep nesting is refused before JSON.parse builds it (8 MB of "[[[…" would stall the hub)
-  const parseJson = app.getDefaultJsonParser('error', 'error');
-  app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
-    if (jsonNestingExceeds(body as string, http.json_max_depth)) {
-      done(new ApiError(400, 'body_too_deep', `body: JSON nested deeper than ${http.json_max_depth} levels is refused (http.json_max_depth)`), undefined);
-      return;
-    }
-    parseJson(req, body as string, done);
+  // deep nesting is refused while the body arrives, before JSON.parse builds it (8 MB of "[[[…"
+  // would stall the hub): the rest of such a body is never read
+  app.addHook('preParsing', async (req, _reply, payload) => {
+    if (!/json/i.test(String(req.headers['content-type'] ?? ''))) return payload;
+    const guard = new JsonDepthGuard(http.json_max_depth);
+    payload.on('error', (err) => guard.destroy(err));
+    return payload.pipe(guard);
   });
 
   // routes that declare no access are treated as writes; say so once, for whoever added them

@@ -268,7 +268,8 @@ export async function createHttpServer(hub: HubServices, modules: RouteModule[])
     const authorities = [req.headers.host, absoluteFormAuthority(req.url)].filter((a): a is string => a !== undefined);
     for (const authority of authorities) {
       if (!hostAllowed(authority, names)) {
-        throw new ApiError(421, 'misdirected_request', `Host "${authority.slice(0, 100)}" is not a name of this hub (IP addresses, localhost${names.size ? ', ' + [...names].join(', ') : ''}); add the name to http.allowed_hosts if you reach the hub by it`);
+        // the hub's own names stay out of the answer: after rebinding, the attacker's page reads it
+        throw new ApiError(421, 'misdirected_request', `Host "${authority.slice(0, 100)}" is not a name of this hub; if you reach the hub by this name, add it to http.allowed_hosts`);
       }
     }
     // who may call what follows the route the request resolved to, never the URL as written

@@ -29,7 +29,7 @@ const fileLimit = () => Number(spawnSync('sh', ['-c', 'ulimit -n'], { encoding: 
 
 async function health(base: string): Promise<{ status: string; adapters: { running: number; failed: number } } | undefined> {
   try {
-    const res = await fetch(`${base}/api/v1/health`, { signal: AbortSignal.timeout(2000) });
+    const res = await fetch(`${base}/api/v1/health`, { signal: AbortSignal.timeout(10_000) });
     return res.ok ? ((await res.json()) as { status: string; adapters: { running: number; failed: number } }) : undefined;
   } catch {
     return undefined;

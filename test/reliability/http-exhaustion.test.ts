@@ -51,13 +51,14 @@ describe('HTTP: slow and idle clients', () => {
       new Promise<void>((resolveOpen) => {
         // from the moment the client asks (its connect callback can come late on a loaded machine)
         const since = Date.now();
+        let timer: NodeJS.Timeout | undefined;
         const s = connect({ host: '127.0.0.1', port }, () => {
           opened++;
           s.write(head);
+          // one more byte every second: never idle, never done
+          timer = setInterval(() => s.writable && s.write(drip), 1000);
           resolveOpen();
         });
-        // one more byte every second: never idle, never done
-        const timer = setInterval(() => s.writable && s.write(drip), 1000);
         let answer = '';
         s.on('data', (b) => (answer += b));
         s.on('close', () => {

@@ -15,7 +15,9 @@ exec unshare -m --propagation private bash -c '
     done
   done
   nopkg=$(mktemp -d); echo "raise ImportError(\"hidden by without-peers.sh\")" > "$nopkg/__init__.py"
-  [ -d /usr/lib/python3/dist-packages/pymodbus ] && mount --bind "$nopkg" /usr/lib/python3/dist-packages/pymodbus
+  for pkg in pymodbus aiosmtpd; do
+    [ -d /usr/lib/python3/dist-packages/$pkg ] && mount --bind "$nopkg" /usr/lib/python3/dist-packages/$pkg
+  done
   [ -d /usr/lib/postgresql ] && mount --bind "$empty" /usr/lib/postgresql
   unset HOMEFLEX_REQUIRE_PEERS
   exec "$@"

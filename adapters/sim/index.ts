@@ -157,7 +157,9 @@ export const simEv = defineAdapter<SimEvConfig>({
         socWh = Math.min(config.capacity_wh, socWh + wh * 0.92);
         session.energyWh += wh;
       }
+      // the reading on the tick the car leaves carries no session: it closes the session's last interval
       meter.record(powerW, dtMs, 'device', plugged ? session?.id : undefined);
+      if (!plugged && session?.end === now) ctx.bus.emit('session.ended', { deviceId: config.id, sessionId: session.id, time: now });
       const want = plugged && socWh < config.capacity_wh ? Math.min(maxW, wantedW(now)) : 0;
       powerW = want >= minW ? want : 0;
     });

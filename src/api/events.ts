@@ -1,6 +1,32 @@
 import type { MeterReading } from './capabilities.js';
 import type { PriceSeries, Direction } from './series.js';
 
+/** What a notice is about; users choose which kinds reach which channel. */
+export type NoticeKind =
+  | 'ev_target_at_risk'
+  | 'device_offline'
+  | 'command_refused'
+  | 'storage_degraded'
+  | 'prices_missing'
+  | 'plan_failed'
+  | 'session_finished';
+
+export const NOTICE_KINDS: readonly NoticeKind[] = ['ev_target_at_risk', 'device_offline', 'command_refused', 'storage_degraded', 'prices_missing', 'plan_failed', 'session_finished'];
+
+/** Something a person should hear about, raised by the part that knows it (notifications, dashboard). */
+export interface Notice {
+  kind: NoticeKind;
+  severity: 'info' | 'warning' | 'error';
+  /** One line: "ev will be 4.2 kWh short at 07:30". */
+  title: string;
+  message: string;
+  deviceId?: string;
+  /** Notices with the same key are one matter: repeated ones are not sent again until it is resolved. */
+  key?: string;
+  /** True when the matter with this key is over (the device is back, planning works again). */
+  resolved?: boolean;
+}
+
 /** Everything the event bus carries, by topic. */
 export interface HubEvents {
   /** A device's state changed (availability, switch, SoC, setpoint...). */
@@ -10,6 +36,12 @@ export interface HubEvents {
   'device.disconnected': { deviceId: string };
   /** A meter reading from a device. */
   'meter.reading': { deviceId: string; reading: MeterReading };
+  /**
+   * A charging session ended (StopTransaction, TransactionEvent Ended, the car unplugged). Sent after
+   * the session's last reading, so metering stores what it still holds back and control ends what
+   * was meant for this session only (charge now).
+   */
+  'session.ended': { deviceId: string; sessionId: string; time: number };
   /** A tariff source published new prices. */
   'tariff.updated': { direction: Direction; series: PriceSeries; source: string };
   /** A user or API changed a device's target, schedule or comfort band. */
@@ -18,6 +50,8 @@ export interface HubEvents {
   'limits.changed': { nodeId: string };
   /** A new plan was made. */
   'plan.updated': { planId: string; createdAt: number };
+  /** Something a person should hear about. */
+  notice: Notice;
 }
 
 export type HubEventName = keyof HubEvents;

@@ -25,14 +25,19 @@ function yamlSettings(config: Record<string, unknown>): EffectiveSettings {
  * `planner.replan_minutes`, applies the plan's current slot at every slot boundary, and keeps
  * the latest plan in the state store.
  */
+/** How long planning must keep failing before a person is told. */
+const PLAN_FAILED_NOTICE_AFTER_MS = 10 * 60_000;
+
 export class ControlLoop {
   readonly history = new EnergyHistory();
   latest?: PlanRecord;
   /** Why the last attempt to plan failed, when it did (shown by GET /plan). */
-  lastError?: { at: EpochMs; message: string };
+  lastError?: { at: EpochMs; message: string; since: EpochMs; told: boolean };
   private solver?: LpSolver;
   private readonly sent: SentState = new Map();
   private readonly failing = new Map<string, string>();
+  /** EV shortfalls already told (Wh), so a notice goes out once per matter. */
+  private readonly toldShortfall = new Map<string, number>();
   private readonly unsubscribe: (() => void)[] = [];
   private abort?: AbortController;
   private running?: Promise<void>;
@@ -72,15 +77,22 @@ export class ControlLoop {
       bus.on('meter.reading', ({ deviceId, reading }) => this.history.add(deviceId, reading)),
       bus.on('tariff.updated', ({ direction }) => this.request(`tariff.updated (${direction})`)),
       bus.on('device.connected', ({ deviceId }) => this.request(`device.connected (${deviceId})`)),
-      bus.on('device.disconnected', ({ deviceId }) => {
-        this.clearChargeNow(deviceId);
-        this.request(`device.disconnected (${deviceId})`);
+      // a charger's connection dropping is not the car leaving: the session (and charge now) goes on when it redials
+      bus.on('device.disconnected', ({ deviceId }) => this.request(`device.disconnected (${deviceId})`)),
+      bus.on('session.ended', ({ deviceId }) => {
+        this.endSessionSettings(deviceId);
+        this.request(`session.ended (${deviceId})`);
       }),
       bus.on('target.changed', ({ deviceId }) => this.request(`target.changed (${deviceId})`)),
       // adapters say "unavailable", "recovered" or "car plugged in" with device.state (a Modbus inverter, an OCPP charger's status)
       bus.on('device.state', ({ deviceId }) => {
         const d = this.hub.registry.get(deviceId);
-        if (d && this.planStateChanged(d)) this.request(`device.state (${deviceId})`);
+        const wasPlugged = this.planState.get(deviceId)?.endsWith('|true');
+        if (d && this.planStateChanged(d)) {
+          // a car unplugged without a transaction (never authorised) leaves too
+          if (wasPlugged && d.caps.charger?.status() === 'available') this.endSessionSettings(deviceId);
+          this.request(`device.state (${deviceId})`);
+        }
       }),
       bus.on('limits.changed', ({ nodeId }) => this.request(`limits.changed (${nodeId})`)),
     );
@@ -183,14 +195,22 @@ export class ControlLoop {
     } catch (err) {
       const message = (err as Error).message;
       if (this.lastError?.message !== message) this.log.error({ err, trigger }, `could not plan: ${message}`);
-      this.lastError = { at: now, message };
+      const since = this.lastError?.since ?? now;
+      // a person is told when planning stays impossible for a while (at start the first prices may still be on their way)
+      const told = this.lastError?.told || now - since >= PLAN_FAILED_NOTICE_AFTER_MS;
+      if (told && !this.lastError?.told) this.hub.bus.emit('notice', { kind: 'plan_failed', severity: 'error', key: 'plan', title: 'No plan could be made', message: `homeflex has not been able to plan since ${new Date(since).toISOString()}: ${message}. Devices fall back to their own safe modes when the last plan's commands expire.` });
+      this.lastError = { at: now, message, since, told };
       return undefined;
     }
-    if (this.lastError) this.log.info('planning works again');
+    if (this.lastError) {
+      this.log.info('planning works again');
+      if (this.lastError.told) this.hub.bus.emit('notice', { kind: 'plan_failed', severity: 'info', key: 'plan', resolved: true, title: 'Planning works again', message: `homeflex made a plan again (${trigger}).` });
+    }
     this.lastError = undefined;
     this.latest = record;
     this.log.info({ trigger, status: record.plan.status, cost: record.plan.cost, solve_ms: Math.round(record.solveMs), warnings: record.plan.warnings.length }, 'new plan');
     for (const w of record.plan.warnings) this.log.warn({ plan: record.id }, w);
+    this.noticeShortfalls(record);
     const view = planView(record, this.hub.site);
     const persistHistory = now - this.lastPersist >= 60 * MIN;
     if (persistHistory) this.lastPersist = now;
@@ -216,16 +236,59 @@ export class ControlLoop {
     if (k < 0) return;
     const slotLen = this.planner.slot_minutes * MIN;
     const paused = new Set(Object.entries(rec.settings).filter(([, s]) => s.paused).map(([id]) => id));
+    const before = new Map(this.failing);
     await applySlot({ plan: rec.plan, k, devices: this.devicesById(), validUntil: rec.plan.slots[k].end + slotLen, sent: this.sent, log: this.log, paused, failing: this.failing });
+    // a device that starts refusing (or refuses differently) is told once; one that takes commands again too
+    for (const [id, message] of this.failing) {
+      if (before.get(id) !== message) this.hub.bus.emit('notice', { kind: 'command_refused', severity: 'warning', deviceId: id, key: `refused:${id}`, title: `${id} refuses its commands`, message: `${id} did not take the plan's command: ${message}. It keeps its own mode until it does.` });
+    }
+    for (const id of before.keys()) {
+      if (!this.failing.has(id)) this.hub.bus.emit('notice', { kind: 'command_refused', severity: 'info', deviceId: id, key: `refused:${id}`, resolved: true, title: `${id} takes its commands again`, message: `${id} follows the plan again.` });
+    }
   }
 
-  private clearChargeNow(deviceId: string) {
+  /** An EV that the plan cannot fill by its leave time is told once per target (and again if it gets worse by 1 kWh). */
+  private noticeShortfalls(record: PlanRecord) {
+    for (const dp of record.plan.devices) {
+      if (dp.kind !== 'ev') continue;
+      const short = dp.shortfallWh ?? 0;
+      const key = `ev-target:${dp.id}`;
+      const told = this.toldShortfall.get(dp.id);
+      if (short >= 100) {
+        if (told !== undefined && short < told + 1000) continue;
+        this.toldShortfall.set(dp.id, short);
+        const kwh = (short / 1000).toFixed(1);
+        this.hub.bus.emit('notice', { kind: 'ev_target_at_risk', severity: 'warning', deviceId: dp.id, ...(told === undefined ? { key } : {}), title: `${dp.id} will be ${kwh} kWh short`, message: `The plan cannot deliver ${kwh} kWh of ${dp.id}'s target by its leave time (power, limits or time are not enough). Charging now or a later leave time would help.` });
+      } else if (told !== undefined) {
+        this.toldShortfall.delete(dp.id);
+        this.hub.bus.emit('notice', { kind: 'ev_target_at_risk', severity: 'info', deviceId: dp.id, key, resolved: true, title: `${dp.id} will reach its target`, message: `The plan now delivers ${dp.id}'s whole target by its leave time.` });
+      }
+    }
+  }
+
+  /**
+   * The car left: what was set for this car only ends. `charge_now` is dropped (the rest of the target
+   * stays); a target override whose leave_time is an instant (RFC 3339) was this car's departure and is
+   * dropped whole, so the next car gets the YAML's target. An "HH:MM" target is a standing daily one and stays.
+   */
+  private endSessionSettings(deviceId: string) {
     const over = this.hub.state.data.overrides[deviceId] as EffectiveSettings | undefined;
-    if (!over?.target?.charge_now) return;
-    void this.hub.state.update((s) => {
-      const o = s.overrides[deviceId] as EffectiveSettings;
-      if (o.target) delete o.target.charge_now;
-      if (o.target && !Object.keys(o.target).length) delete o.target;
-    });
+    const target = over?.target;
+    if (!target) return;
+    const forThisCar = typeof target.leave_time === 'string' && !/^\d\d:\d\d$/.test(target.leave_time);
+    if (!target.charge_now && !forThisCar) return;
+    this.log.info({ device: deviceId }, `${deviceId}: the car left, ${forThisCar ? `its target for this car (leave_time ${target.leave_time}) ends` : 'charge now ends'}`);
+    void this.hub.state
+      .update((s) => {
+        const o = s.overrides[deviceId] as EffectiveSettings | undefined;
+        if (!o?.target) return;
+        if (forThisCar) delete o.target;
+        else delete o.target.charge_now;
+        // "charge now" alone copied the YAML's target into the override: without it, it is the YAML again
+        const yaml = yamlSettings(this.hub.registry.entry(deviceId)?.config ?? {}).target;
+        if (o.target && (!Object.keys(o.target).length || JSON.stringify(o.target) === JSON.stringify(yaml))) delete o.target;
+        if (!Object.keys(o).length) delete s.overrides[deviceId];
+      })
+      .catch((err: unknown) => this.log.error({ err }, `could not end the session settings of ${deviceId}`));
   }
 }

@@ -23,7 +23,8 @@ export const meteringPart: PartFactory = async (hub) => {
   for (const problem of store.problems) log.warn(problem);
   const devices = (): DeviceInfo[] => {
     const out = new Map<string, DeviceInfo>();
-    for (const c of hub.config.devices) out.set(c.id, { id: c.id, config: c, device: hub.registry.get(c.id) });
+    // a simulator of a peer (wallbox-sim) is no device of the house
+    for (const c of hub.config.devices) if (!hub.catalog?.adapters.find((a) => a.id === c.adapter)?.simulatesPeer) out.set(c.id, { id: c.id, config: c, device: hub.registry.get(c.id) });
     for (const d of hub.registry.all()) if (!out.has(d.id)) out.set(d.id, { id: d.id, device: d, config: hub.registry.entry(d.id)?.config });
     return [...out.values()];
   };
@@ -31,6 +32,7 @@ export const meteringPart: PartFactory = async (hub) => {
   hub.metering = metering;
   // subscribed now, before the adapters exist, so their first readings are heard
   const unsubscribe = hub.bus.on('meter.reading', ({ deviceId, reading }) => metering.onReading(deviceId, reading, kindOfDevice(hub.registry.get(deviceId))));
+  const unsubscribeSessions = hub.bus.on('session.ended', ({ deviceId, sessionId }) => metering.onSessionEnded(deviceId, sessionId));
   let timer: NodeJS.Timeout | undefined;
   return {
     name: 'metering',
@@ -42,6 +44,7 @@ export const meteringPart: PartFactory = async (hub) => {
     async stop() {
       clearInterval(timer);
       unsubscribe();
+      unsubscribeSessions();
       await metering.drain();
       await store.close();
     },

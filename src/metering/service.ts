@@ -243,6 +243,17 @@ export class MeteringService {
   }
 
   /**
+   * A charging session ended: the readings of it still held back (the once-a-minute rule) are stored
+   * now, so its energy and cost are complete when the stop is answered, not when the device speaks again.
+   */
+  onSessionEnded(deviceId: string, sessionId: string) {
+    const prefixes = [`${deviceSubject(deviceId)}|`, `${deviceSubject(`${deviceId}:`)}`];
+    for (const [key, st] of this.streams) {
+      if (st.pending?.session === sessionId && prefixes.some((p) => key.startsWith(p))) this.commit(st, st.pending);
+    }
+  }
+
+  /**
    * Decides whether a reading becomes a stored register point: once a minute while energy flows,
    * once an hour while the counter stands still (an idle device makes one record per hour, not 60),
    * and at once when the session changes. The last reading of an idle span is stored when energy

@@ -10,7 +10,7 @@ import { describe, it } from 'vitest';
  * `.ci/run` installs every peer and sets HOMEFLEX_REQUIRE_PEERS=1, which turns a missing peer into
  * a failing test, so CI never passes with interop tests silently skipped.
  */
-export type PeerName = 'mosquitto' | 'pymodbus' | 'socat' | 'chromium' | 'postgresql' | 'systemd' | 'root';
+export type PeerName = 'mosquitto' | 'pymodbus' | 'socat' | 'chromium' | 'postgresql' | 'systemd' | 'root' | 'aiosmtpd';
 
 interface PeerSpec {
   what: string;
@@ -88,6 +88,14 @@ const PEERS: Record<PeerName, PeerSpec> = {
       } catch {
         return `${CHROMIUM_PATH} not found`;
       }
+    },
+  },
+  aiosmtpd: {
+    what: "Debian's python3-aiosmtpd (an SMTP server used as a mail sink)",
+    install: 'apt-get install python3-aiosmtpd',
+    probe: () => {
+      const r = spawnSync(SYSTEM_PYTHON, ['-c', 'import aiosmtpd'], { stdio: 'ignore', timeout: 20_000 });
+      return r.status === 0 ? undefined : `${SYSTEM_PYTHON} cannot import aiosmtpd`;
     },
   },
   systemd: {

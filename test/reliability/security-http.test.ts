@@ -189,7 +189,8 @@ describe('HTTP: who may call what', () => {
     const rssGrowthMb = (process.memoryUsage().rss - rss0) / 1e6;
     console.log(`4 × 8 MB nested JSON: answered in ${took} ms, longest event-loop stall ${(lag.max / 1e6).toFixed(0)} ms, RSS +${rssGrowthMb.toFixed(0)} MB`);
     for (const a of answers) expect(JSON.parse(a.body)).toMatchObject({ code: 'body_too_deep' });
-    expect(lag.max / 1e6).toBeLessThan(1000);
+    // before: no answer within 20 s; the bound leaves room for a shared, loaded machine
+    expect(lag.max / 1e6).toBeLessThan(2000);
     expect(took).toBeLessThan(10_000);
     expect((await raw(port, 'GET', '/api/v1/health')).status).toBe(200);
   });

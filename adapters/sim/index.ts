@@ -1,6 +1,8 @@
 import { DateTime } from 'luxon';
 import {
+  evDefaultModeSchema,
   evTargetSchema,
+  type EvDefaultMode,
   hhmmSchema,
   defineAdapter,
   type AdapterContext,
@@ -75,6 +77,7 @@ interface SimEvConfig extends DeviceConfigBase {
   arrival_soc_pct: number;
   failsafe_w?: number;
   target?: Record<string, unknown>;
+  default_mode: EvDefaultMode;
   tick_s: number;
 }
 
@@ -93,6 +96,7 @@ export const simEv = defineAdapter<SimEvConfig>({
       arrival_soc_pct: { type: 'number', minimum: 0, maximum: 100, default: 30 },
       failsafe_w: { type: 'number', minimum: 0, description: 'Power after the last limit expires (default: full power)' },
       target: evTargetSchema,
+      default_mode: evDefaultModeSchema,
       ...tickSchema,
     },
   },

@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { stringify } from 'yaml';
 import { ApiError } from '../../src/api/index.js';
-import type { RouteModule } from '../../src/core/http.js';
+import { access, type RouteModule } from '../../src/core/http.js';
 import { redactConfig } from '../../src/core/routes.js';
 import type { HubPart, HubServices, PartFactory } from '../../src/core/services.js';
 import { loadAssets, type Asset } from './assets.js';
@@ -72,9 +72,9 @@ export function dashboardPart(options: LiveFeedOptions = {}): PartFactory {
     const feed = new LiveFeed(hub, options);
     const routes: RouteModule = Object.assign(
       (app: Parameters<RouteModule>[0]) => {
-        for (const asset of assets.values()) app.get(asset.path, (req, reply) => serve(asset, req, reply));
-        app.get('/api/v1/dashboard', async () => dashboardInfo(hub));
-        app.get('/api/v1/events', (req, reply) => {
+        for (const asset of assets.values()) app.get(asset.path, access('public'), (req, reply) => serve(asset, req, reply));
+        app.get('/api/v1/dashboard', access('read'), async () => dashboardInfo(hub));
+        app.get('/api/v1/events', access('read'), (req, reply) => {
           if (feed.clientCount >= feed.maxClients) {
             throw new ApiError(503, 'too_many_streams', `at most ${feed.maxClients} event streams may be open at once; close another tab`);
           }

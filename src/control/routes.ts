@@ -1,5 +1,5 @@
 import { ApiError, badRequest, type CapName, type Device } from '../api/index.js';
-import type { RouteModule } from '../core/http.js';
+import { access, type RouteModule } from '../core/http.js';
 import type { HubServices } from '../core/services.js';
 import { parseLimitsBody, type StoredLimits } from './limits.js';
 import type { ControlLoop } from './loop.js';
@@ -102,7 +102,7 @@ export function controlRoutes(loop: ControlLoop): RouteModule {
       return controlView(loop, hub, d);
     };
 
-    app.get('/plan', async () => {
+    app.get('/plan', access('read'), async () => {
       if (!loop.latest) {
         const why = loop.lastError ? `: ${loop.lastError.message}` : ' yet (the hub is starting)';
         throw new ApiError(503, 'no_plan', `no plan${why}`);
@@ -110,7 +110,7 @@ export function controlRoutes(loop: ControlLoop): RouteModule {
       return { ...planView(loop.latest, hub.site), ...(loop.lastError ? { stale: true, error: loop.lastError.message } : {}) };
     });
 
-    app.get('/limits', async () => ({ object: 'list', data: Object.entries(hub.state.data.limits ?? {}).map(([id, l]) => ({ id, ...(l as StoredLimits) })) }));
+    app.get('/limits', access('read'), async () => ({ object: 'list', data: Object.entries(hub.state.data.limits ?? {}).map(([id, l]) => ({ id, ...(l as StoredLimits) })) }));
 
     const limitTarget = (id: string): 'site' | 'circuit' | 'device' => {
       if (id === hub.site.id) return 'site';
@@ -119,7 +119,7 @@ export function controlRoutes(loop: ControlLoop): RouteModule {
       throw new ApiError(404, 'not_found', `"${id}" is neither the site (${hub.site.id}), a circuit (${hub.config.site.circuits.map((c) => c.id).join(', ') || 'none'}) nor a device`);
     };
 
-    app.put<{ Params: { id: string } }>('/limits/:id', async (req) => {
+    app.put<{ Params: { id: string } }>('/limits/:id', access('write'), async (req) => {
       const kind = limitTarget(req.params.id);
       const stored = parseLimitsBody(req.body, kind === 'device', hub.clock.now());
       await hub.state.update((s) => {
@@ -133,7 +133,7 @@ export function controlRoutes(loop: ControlLoop): RouteModule {
       return { object: 'limits', id: req.params.id, kind, ...((hub.state.data.limits[req.params.id] as StoredLimits | undefined) ?? { updated_at: stored.updated_at }), plan_id: loop.latest?.id ?? null };
     });
 
-    app.delete<{ Params: { id: string } }>('/limits/:id', async (req) => {
+    app.delete<{ Params: { id: string } }>('/limits/:id', access('write'), async (req) => {
       const kind = limitTarget(req.params.id);
       await hub.state.update((s) => {
         delete s.limits[req.params.id];
@@ -143,9 +143,9 @@ export function controlRoutes(loop: ControlLoop): RouteModule {
       return { object: 'limits', id: req.params.id, kind, deleted: true, plan_id: loop.latest?.id ?? null };
     });
 
-    app.get<{ Params: { id: string } }>('/devices/:id/control', async (req) => controlView(loop, hub, device(req.params.id)));
+    app.get<{ Params: { id: string } }>('/devices/:id/control', access('read'), async (req) => controlView(loop, hub, device(req.params.id)));
 
-    app.put<{ Params: { id: string } }>('/devices/:id/target', async (req) => {
+    app.put<{ Params: { id: string } }>('/devices/:id/target', access('write'), async (req) => {
       const d = device(req.params.id, 'charger', 'charging target');
       const target = parseTarget(req.body);
       // "charge now" keeps the rest of the target (leave time, price limit) for when it is lifted
@@ -153,17 +153,17 @@ export function controlRoutes(loop: ControlLoop): RouteModule {
       const merged = keys.length === 1 && keys[0] === 'charge_now' ? { ...(loop.settings(d.id).target ?? {}), ...target } : target;
       return override(d, (o) => (o.target = merged));
     });
-    app.put<{ Params: { id: string } }>('/devices/:id/schedule', async (req) => {
+    app.put<{ Params: { id: string } }>('/devices/:id/schedule', access('write'), async (req) => {
       const d = device(req.params.id, 'switch', 'run schedule');
       const schedule = parseScheduleBody(req.body);
       return override(d, (o) => (o.schedule = schedule));
     });
-    app.put<{ Params: { id: string } }>('/devices/:id/comfort', async (req) => {
+    app.put<{ Params: { id: string } }>('/devices/:id/comfort', access('write'), async (req) => {
       const d = device(req.params.id, 'thermostat', 'comfort band');
       const comfort = parseComfort(req.body);
       return override(d, (o) => (o.comfort = comfort));
     });
-    app.put<{ Params: { id: string } }>('/devices/:id/pause', async (req) => {
+    app.put<{ Params: { id: string } }>('/devices/:id/pause', access('write'), async (req) => {
       const d = device(req.params.id);
       const b = objectBody(req.body);
       onlyKeys(b, ['paused']);
@@ -175,7 +175,7 @@ export function controlRoutes(loop: ControlLoop): RouteModule {
       });
     });
     for (const what of ['target', 'schedule', 'comfort'] as const) {
-      app.delete<{ Params: { id: string } }>(`/devices/:id/${what}`, async (req) => {
+      app.delete<{ Params: { id: string } }>(`/devices/:id/${what}`, access('write'), async (req) => {
         const d = device(req.params.id);
         return override(d, (o) => delete o[what]);
       });

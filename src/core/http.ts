@@ -1,13 +1,151 @@
 import { timingSafeEqual, createHash } from 'node:crypto';
+import { BlockList, isIP, isIPv4, type Socket } from 'node:net';
+import { hostname } from 'node:os';
+import { Transform, type TransformCallback } from 'node:stream';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { ApiError } from '../api/index.js';
+import type { HttpConfig } from './config/schema.js';
 import type { HubServices } from './services.js';
 
 /** A module that adds endpoints under /api/v1, or under its own `prefix` ('' = the site root, for the dashboard). */
 export type RouteModule = ((app: FastifyInstance, hub: HubServices) => void | Promise<void>) & { prefix?: string };
 
+/**
+ * Who may call a route, declared by the route itself (`access(...)` in its options):
+ * - `public`: anyone who reaches the port (the dashboard's own files, which hold no data);
+ * - `read`: this machine without a token; anyone else with it (nobody else when no token is set);
+ * - `write`: with a token set, everyone needs it; without one, only this machine.
+ * A route that declares nothing is treated as `write`, whoever added it.
+ */
+export type RouteAccess = 'public' | 'read' | 'write';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    access?: RouteAccess;
+  }
+}
+
+/** Route options declaring who may call the route, e.g. `app.get('/plan', access('read'), handler)`. */
+export const access = (level: RouteAccess) => ({ config: { access: level } });
+
 const LOOPBACK = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1']);
-export const isLoopbackHost = (host: string) => host === 'localhost' || LOOPBACK.has(host);
+/** A listen address only this machine can reach. */
+export const isLoopbackHost = (host: string) => host === 'localhost' || LOOPBACK.has(host) || /^127\.\d+\.\d+\.\d+$/.test(host);
+
+/**
+ * Headers a proxy adds: a request carrying any of them was forwarded from somewhere else, so it is
+ * never "this machine", whatever address it arrives from.
+ */
+const FORWARDING_HEADER = /^(forwarded|via|x-real-ip|x-forwarded-.+)$/;
+
+/** IPv4-mapped IPv6 (::ffff:a.b.c.d) as the plain IPv4 address. */
+const plainAddress = (addr: string) => (addr.startsWith('::ffff:') && isIPv4(addr.slice(7)) ? addr.slice(7) : addr);
+
+/** `http.trusted_proxies` as a set of addresses and blocks, or the first entry that is neither. */
+export function proxyList(entries: readonly string[]): { list: BlockList; bad?: { index: number; entry: string } } {
+  const list = new BlockList();
+  for (const [index, entry] of entries.entries()) {
+    const [addr, bits, extra] = entry.split('/');
+    const family = isIP(addr);
+    const prefix = bits === undefined ? undefined : Number(bits);
+    const maxBits = family === 6 ? 128 : 32;
+    if (!family || extra !== undefined || (bits !== undefined && (!/^\d{1,3}$/.test(bits) || prefix! > maxBits))) return { list, bad: { index, entry } };
+    const type = family === 6 ? 'ipv6' : 'ipv4';
+    if (prefix === undefined) list.addAddress(addr, type);
+    else list.addSubnet(addr, prefix, type);
+  }
+  return { list };
+}
+
+/** Whether a browser's Origin is this hub: the same host and port as the request's Host, or one of the hub's names. */
+function sameSite(origin: string, host: string | undefined, names: ReadonlySet<string>): boolean {
+  let url: URL;
+  try {
+    url = new URL(origin);
+  } catch {
+    return false; // "null" (a sandboxed frame, a file) and anything unparsable
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return false;
+  const norm = (h: string) => h.toLowerCase().replace(/\.(?=:\d+$|$)/, '');
+  if (host !== undefined && norm(url.host) === norm(host)) return true;
+  // a reverse proxy that rewrites Host (nginx sends its upstream's address): the page is on one of the hub's names
+  const name = norm(url.hostname);
+  return names.has(name) && (host === undefined || hostName(host)?.name !== name);
+}
+
+/** Checks of the `http` section that its schema cannot express, located by key path. */
+export function httpConfigProblems(http: HttpConfig): { path: (string | number)[]; message: string }[] {
+  const problems: { path: (string | number)[]; message: string }[] = [];
+  const bad = proxyList(http.trusted_proxies ?? []).bad;
+  if (bad) problems.push({ path: ['http', 'trusted_proxies', bad.index], message: `"${bad.entry}" is not an IP address or CIDR block (e.g. 127.0.0.1, 192.168.1.0/24, ::1)` });
+  if (http.headers_timeout_ms > http.request_timeout_ms) {
+    problems.push({ path: ['http', 'headers_timeout_ms'], message: `must not be longer than http.request_timeout_ms (${http.request_timeout_ms}), which covers the headers too` });
+  }
+  return problems;
+}
+
+/** The host part of a Host header or URL authority (lower case, no trailing dot), or undefined if it is malformed. */
+function hostName(authority: string): { name: string; ip: boolean } | undefined {
+  if (authority.startsWith('[')) {
+    const end = authority.indexOf(']');
+    const name = authority.slice(1, end);
+    const rest = authority.slice(end + 1);
+    if (end < 0 || isIP(name) !== 6 || (rest && !/^:\d{1,5}$/.test(rest))) return undefined;
+    return { name, ip: true };
+  }
+  const m = /^([^:[\]]+)(?::\d{1,5})?$/.exec(authority);
+  if (!m) return undefined;
+  const name = m[1].toLowerCase().replace(/\.$/, '');
+  return { name, ip: isIPv4(name) };
+}
+
+/**
+ * The names this hub answers to besides IP literals and localhost: `http.allowed_hosts`, or by
+ * default the machine's hostname and <hostname>.local (mDNS).
+ */
+export function hubNames(http: Pick<HttpConfig, 'allowed_hosts'>, machine = hostname()): Set<string> {
+  const names = http.allowed_hosts ?? [machine, `${machine}.local`];
+  return new Set(names.map((n) => n.toLowerCase().replace(/\.$/, '')));
+}
+
+/** Whether a Host header names this hub: an IP literal, localhost (and *.localhost), or one of `names`. */
+export function hostAllowed(authority: string, names: ReadonlySet<string>): boolean {
+  const h = hostName(authority);
+  if (!h) return false;
+  return h.ip || h.name === 'localhost' || h.name.endsWith('.localhost') || names.has(h.name);
+}
+
+const tooDeep = (max: number) => new ApiError(400, 'body_too_deep', `body: JSON nested deeper than ${max} levels is refused (http.json_max_depth)`);
+
+/**
+ * Passes a JSON body through while counting how deep its arrays and objects nest (brackets inside
+ * strings do not count), and fails as soon as it passes `max`: nothing deeper is ever buffered or
+ * parsed. Byte-wise is safe for UTF-8: quotes, backslashes and brackets never occur inside a
+ * multi-byte character.
+ */
+export class JsonDepthGuard extends Transform {
+  private depth = 0;
+  private inString = false;
+  private escaped = false;
+  constructor(private readonly max: number) {
+    super();
+  }
+  override _transform(chunk: Buffer | string, _encoding: BufferEncoding, callback: TransformCallback): void {
+    const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    for (let i = 0; i < bytes.length; i++) {
+      const c = bytes[i];
+      if (this.inString) {
+        if (this.escaped) this.escaped = false;
+        else if (c === 0x5c) this.escaped = true;
+        else if (c === 0x22) this.inString = false;
+      } else if (c === 0x22) this.inString = true;
+      else if (c === 0x5b || c === 0x7b) {
+        if (++this.depth > this.max) return callback(tooDeep(this.max));
+      } else if (c === 0x5d || c === 0x7d) this.depth--;
+    }
+    callback(null, bytes);
+  }
+}
 
 /** Constant-time comparison of bearer tokens (hashing first makes the lengths equal). */
 export function tokenMatches(given: string | undefined, expected: string): boolean {
@@ -37,14 +175,30 @@ function validationError(err: { validation?: { instancePath?: string; message?: 
   return new ApiError(400, 'invalid_parameter', `${field}: ${message}`, { field });
 }
 
+const unauthorized = (noToken: boolean) =>
+  noToken
+    ? new ApiError(401, 'unauthorized', 'no http.token is configured, so only this machine may use the API')
+    : new ApiError(401, 'unauthorized', 'a valid "Authorization: Bearer <http.token>" header is required');
+
+/** The authority of an absolute-form request target (`GET http://host/path HTTP/1.1`), if it is one. */
+const absoluteFormAuthority = (url: string) => /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)/i.exec(url)?.[1];
+
 export async function createHttpServer(hub: HubServices, modules: RouteModule[]): Promise<FastifyInstance> {
   const { http } = hub.config;
   if (!isLoopbackHost(http.host) && !http.token) {
     throw new Error(`http.host is ${http.host} (not loopback) but no http.token is set: refusing to start`);
   }
+  const proxies = proxyList(http.trusted_proxies ?? []);
+  if (proxies.bad) throw new Error(`http.trusted_proxies[${proxies.bad.index}]: "${proxies.bad.entry}" is not an IP address or CIDR block`);
+  const names = hubNames(http);
   const app = Fastify({
     logger: false,
     bodyLimit: http.body_limit_bytes,
+    // slow and idle clients: headers, the whole request and idle keep-alive each have a deadline,
+    // checked every second (node's default is every 30 s)
+    http: { headersTimeout: http.headers_timeout_ms, connectionsCheckingInterval: Math.min(1000, http.headers_timeout_ms) },
+    requestTimeout: http.request_timeout_ms,
+    keepAliveTimeout: http.keep_alive_timeout_ms,
     ajv: { customOptions: { allErrors: false, coerceTypes: 'array', removeAdditional: false, useDefaults: true } },
     // a URL fastify cannot decode is refused before routing: in the API's error shape too
     frameworkErrors: (err, _req, reply) => {
@@ -52,20 +206,85 @@ export async function createHttpServer(hub: HubServices, modules: RouteModule[])
       void (reply as FastifyReply).status(status).send(errorBody(new ApiError(status, err.code === 'FST_ERR_BAD_URL' ? 'bad_url' : 'invalid_request', err.message)));
     },
   });
+  // over the caps, a connection is closed as it is accepted: idle sockets cannot use up the hub's
+  // file descriptors, and one client cannot take every connection
+  app.server.maxConnections = http.max_connections;
+  const perClient = new Map<string, number>();
+  let dropped = 0;
+  const dropLogged = new Map<string, number>();
+  const drop = (why: string) => {
+    dropped++;
+    if (Date.now() - (dropLogged.get(why) ?? -Infinity) < 60_000) return;
+    dropLogged.set(why, Date.now());
+    hub.log.warn({ max_connections: http.max_connections, max_connections_per_client: http.max_connections_per_client, dropped }, `HTTP connections ${why} are being closed as they arrive`);
+  };
+  app.server.on('drop', () => drop(`over http.max_connections (${http.max_connections})`));
+  app.server.on('connection', (socket: Socket) => {
+    const addr = plainAddress(socket.remoteAddress ?? '');
+    // a proxy speaks for many clients; so does this machine (a local proxy, the dashboard's streams)
+    if (LOOPBACK.has(addr) || proxies.list.check(addr, isIPv4(addr) ? 'ipv4' : 'ipv6')) return;
+    const open = (perClient.get(addr) ?? 0) + 1;
+    if (open > http.max_connections_per_client) {
+      socket.destroy();
+      drop(`from one address over http.max_connections_per_client (${http.max_connections_per_client})`);
+      return;
+    }
+    perClient.set(addr, open);
+    socket.once('close', () => {
+      const left = (perClient.get(addr) ?? 1) - 1;
+      if (left) perClient.set(addr, left);
+      else perClient.delete(addr);
+    });
+  });
+
+  // deep nesting is refused while the body arrives, before JSON.parse builds it (8 MB of "[[[…"
+  // would stall the hub): the rest of such a body is never read
+  app.addHook('preParsing', async (req, _reply, payload) => {
+    if (!/json/i.test(String(req.headers['content-type'] ?? ''))) return payload;
+    const guard = new JsonDepthGuard(http.json_max_depth);
+    payload.on('error', (err) => guard.destroy(err));
+    return payload.pipe(guard);
+  });
+
+  // routes that declare no access are treated as writes; say so once, for whoever added them
+  const undeclared: string[] = [];
+  app.addHook('onRoute', (route) => {
+    if (!route.config?.access && route.method !== 'HEAD') undeclared.push(`${String(route.method)} ${route.url}`);
+  });
+  app.addHook('onReady', async () => {
+    if (undeclared.length) hub.log.warn({ routes: undeclared }, 'HTTP routes that declare no access level need the token like writes');
+  });
+
+  /** A client on this machine that nobody forwarded: the only one trusted without a token. */
+  const fromThisMachine = (req: FastifyRequest) => {
+    const addr = plainAddress(req.socket.remoteAddress ?? '');
+    if (!LOOPBACK.has(addr)) return false;
+    if (proxies.list.check(addr, isIPv4(addr) ? 'ipv4' : 'ipv6')) return false;
+    return !Object.keys(req.headers).some((h) => FORWARDING_HEADER.test(h));
+  };
 
   app.addHook('onRequest', async (req: FastifyRequest) => {
-    if (!req.url.startsWith('/api/')) return;
-    const auth = req.headers.authorization;
-    const bearer = auth?.startsWith('Bearer ') ? auth.slice(7) : undefined;
-    const loopbackClient = LOOPBACK.has(req.socket.remoteAddress ?? '');
-    const isWrite = req.method !== 'GET' && req.method !== 'HEAD' && req.method !== 'OPTIONS';
-    if (http.token) {
-      // with a token, every write needs it, and reads need it from anywhere but this machine
-      if ((isWrite || !loopbackClient) && !tokenMatches(bearer, http.token)) {
-        throw new ApiError(401, 'unauthorized', 'a valid "Authorization: Bearer <http.token>" header is required');
+    // DNS rebinding: a page from evil.example resolving to this hub still says Host: evil.example
+    const authorities = [req.headers.host, absoluteFormAuthority(req.url)].filter((a): a is string => a !== undefined);
+    for (const authority of authorities) {
+      if (!hostAllowed(authority, names)) {
+        // the hub's own names stay out of the answer: after rebinding, the attacker's page reads it
+        throw new ApiError(421, 'misdirected_request', `Host "${authority.slice(0, 100)}" is not a name of this hub; if you reach the hub by this name, add it to http.allowed_hosts`);
       }
-    } else if (!loopbackClient) {
-      throw new ApiError(401, 'unauthorized', 'no http.token is configured, so only this machine may use the API');
+    }
+    // who may call what follows the route the request resolved to, never the URL as written
+    const level: RouteAccess = req.is404 ? 'read' : (req.routeOptions.config?.access ?? 'write');
+    if (level === 'public') return;
+    const bearer = req.headers.authorization?.startsWith('Bearer ') ? req.headers.authorization.slice(7) : undefined;
+    const local = fromThisMachine(req);
+    if (http.token) {
+      if ((level === 'write' || !local) && !tokenMatches(bearer, http.token)) throw unauthorized(false);
+    } else if (!local) throw unauthorized(true);
+    if (level === 'write') {
+      const origin = req.headers.origin;
+      if (origin !== undefined && !sameSite(origin, req.headers.host, names)) {
+        throw new ApiError(403, 'foreign_origin', `a change requested by a page from ${origin.slice(0, 100)} is refused: only the hub's own pages and programs that send no Origin may change it`);
+      }
     }
   });
 

@@ -1,5 +1,5 @@
 import { ApiError, type Device } from '../api/index.js';
-import type { RouteModule } from './http.js';
+import { access, type RouteModule } from './http.js';
 import type { HubServices } from './services.js';
 
 const SECRET_KEYS = /pass(word)?|token|secret|api_?key/i;
@@ -67,7 +67,7 @@ export function deviceView(device: Device, hub: HubServices) {
 }
 
 export const coreRoutes: RouteModule = (app, hub) => {
-  app.get('/health', async () => {
+  app.get('/health', access('read'), async () => {
     const statuses = [...hub.adapterStatus.values()];
     const failed = statuses.filter((s) => s.status === 'failed').length;
     return {
@@ -82,9 +82,9 @@ export const coreRoutes: RouteModule = (app, hub) => {
     };
   });
 
-  app.get('/devices', async () => ({ object: 'list', data: hub.registry.all().map((d) => deviceView(d, hub)) }));
+  app.get('/devices', access('read'), async () => ({ object: 'list', data: hub.registry.all().map((d) => deviceView(d, hub)) }));
 
-  app.get<{ Params: { id: string } }>('/devices/:id', async (req) => {
+  app.get<{ Params: { id: string } }>('/devices/:id', access('read'), async (req) => {
     const d = hub.registry.get(req.params.id);
     if (!d) throw new ApiError(404, 'device_not_found', `no device "${req.params.id}" (known: ${hub.registry.all().map((x) => x.id).join(', ') || 'none'})`);
     return deviceView(d, hub);

@@ -1,5 +1,5 @@
 import { ApiError } from '../api/index.js';
-import type { RouteModule } from '../core/http.js';
+import { access, type RouteModule } from '../core/http.js';
 import { localIso } from './costs.js';
 import { DAY, subjectId, subjectKind } from './records.js';
 import { DEVICE_KINDS } from './savings.js';
@@ -11,15 +11,15 @@ import { SITE_BASELINES, isDeviceKind, parseCostQuery, parseWindow, type Meterin
  */
 export const meteringRoutes = (metering: MeteringService): RouteModule => (app, hub) => {
   const interval = async (req: { body: unknown }) => metering.ingestIntervals(req.body);
-  app.put('/meters/interval', interval);
+  app.put('/meters/interval', access('write'), interval);
   // the FlatPeak guides also POST single records here
-  app.post('/meters/interval', interval);
+  app.post('/meters/interval', access('write'), interval);
 
   const cumulative = async (req: { body: unknown }) => metering.ingestCumulative(req.body);
-  app.put('/meters/cumulative/epoch', cumulative);
-  app.post('/meters/cumulative/epoch', cumulative);
+  app.put('/meters/cumulative/epoch', access('write'), cumulative);
+  app.post('/meters/cumulative/epoch', access('write'), cumulative);
 
-  app.get('/meters', async () => ({
+  app.get('/meters', access('read'), async () => ({
     object: 'list',
     location_id: hub.site.id,
     location_timezone: hub.site.timezone,
@@ -34,17 +34,17 @@ export const meteringRoutes = (metering: MeteringService): RouteModule => (app, 
     })),
   }));
 
-  app.post<{ Params: { id: string }; Querystring: Record<string, unknown> }>('/costs/interval/:id', async (req) => {
+  app.post<{ Params: { id: string }; Querystring: Record<string, unknown> }>('/costs/interval/:id', access('read'), async (req) => {
     const q = parseCostQuery(req.query, req.body, true);
     return metering.costs(req.params.id, { ...q, window: q.window! });
   });
 
-  app.post<{ Params: { ref: string }; Querystring: Record<string, unknown> }>('/costs/session/:ref', async (req) => {
+  app.post<{ Params: { ref: string }; Querystring: Record<string, unknown> }>('/costs/session/:ref', access('read'), async (req) => {
     const q = parseCostQuery(req.query, req.body, false);
     return metering.sessionCosts(req.params.ref, q);
   });
 
-  app.get<{ Params: { id: string }; Querystring: Record<string, unknown> }>('/savings/:id', async (req) => {
+  app.get<{ Params: { id: string }; Querystring: Record<string, unknown> }>('/savings/:id', access('read'), async (req) => {
     const q = req.query ?? {};
     for (const k of Object.keys(q)) if (!['start_time', 'end_time', 'kind', 'baseline'].includes(k)) throw new ApiError(400, 'invalid_parameter', `querystring.${k}: unknown parameter (known: start_time, end_time, kind, baseline)`, { field: `querystring.${k}` });
     let window = parseWindow({ start_time: q.start_time, end_time: q.end_time }, false, 'querystring');

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { DateTime } from 'luxon';
 import { ApiError, badRequest, type Direction, type PriceSeries, type TimeWindow } from '../api/index.js';
-import type { RouteModule } from '../core/http.js';
+import { access, type RouteModule } from '../core/http.js';
 import type { HubServices } from '../core/services.js';
 import { energySchedule, InfeasibleScheduleError, type ScheduleDevice } from '../optimiser/schedule.js';
 import { NotEnoughPricesError, slotsByThreshold, slotsByTime, type PricePeriod, type Segment } from '../optimiser/slots.js';
@@ -128,7 +128,7 @@ export function tariffRoutes(service: TariffService): RouteModule {
       direction,
     });
 
-    app.get<{ Params: { location_id: string }; Querystring: Query }>('/tariffs/rates/:location_id', async (req) => {
+    app.get<{ Params: { location_id: string }; Querystring: Query }>('/tariffs/rates/:location_id', access('read'), async (req) => {
       checkLocation(hub, req.params.location_id);
       const q = req.query;
       rejectUnknown(q, ['start_time', 'end_time', 'direction', 'include_tariff', 'include_carbon']);
@@ -153,7 +153,7 @@ export function tariffRoutes(service: TariffService): RouteModule {
       };
     });
 
-    app.put<{ Params: { location_id: string }; Querystring: Query; Body: unknown }>('/tariffs/rates/:location_id', async (req) => {
+    app.put<{ Params: { location_id: string }; Querystring: Query; Body: unknown }>('/tariffs/rates/:location_id', access('write'), async (req) => {
       checkLocation(hub, req.params.location_id);
       rejectUnknown(req.query, ['direction']);
       const body = req.body;
@@ -179,7 +179,7 @@ export function tariffRoutes(service: TariffService): RouteModule {
       };
     });
 
-    app.get<{ Params: { location_id: string }; Querystring: Query }>('/slots/time/:location_id', async (req) => {
+    app.get<{ Params: { location_id: string }; Querystring: Query }>('/slots/time/:location_id', access('read'), async (req) => {
       checkLocation(hub, req.params.location_id);
       const q = req.query;
       rejectUnknown(q, ['start_time', 'end_time', 'direction', 'segment', 'duration', 'continuous']);
@@ -204,7 +204,7 @@ export function tariffRoutes(service: TariffService): RouteModule {
       return { id: objectId('sta'), object: 'slot_time', ...header(direction), next_update: service.status(direction).next_update, request: q, data: periods.map(periodView) };
     });
 
-    app.get<{ Params: { location_id: string }; Querystring: Query }>('/slots/threshold/:location_id', async (req) => {
+    app.get<{ Params: { location_id: string }; Querystring: Query }>('/slots/threshold/:location_id', access('read'), async (req) => {
       checkLocation(hub, req.params.location_id);
       const q = req.query;
       rejectUnknown(q, ['start_time', 'end_time', 'direction', 'segment', 'relative', 'absolute']);
@@ -229,7 +229,7 @@ export function tariffRoutes(service: TariffService): RouteModule {
       };
     });
 
-    app.post<{ Body: unknown }>('/schedules', async (req) => {
+    app.post<{ Body: unknown }>('/schedules', access('read'), async (req) => {
       const body = req.body;
       if (!body || typeof body !== 'object' || Array.isArray(body)) throw badRequest('body', 'must be a JSON object {location_id, max_power, data:[…]}');
       const b = body as Record<string, unknown>;

@@ -26,3 +26,19 @@ export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A stack trace or source path leaking into what a client sees. */
 export const STACK_TRACE = /\n\s+at |\.ts:\d+|\.js:\d+|node_modules|\/work\/|file:\/\//;
+
+/** The routes the running app serves, read from fastify's route tree. */
+export function routesOf(tree: string): { method: string; url: string }[] {
+  const out: { method: string; url: string }[] = [];
+  const stack: string[] = [];
+  for (const line of tree.split('\n')) {
+    const m = /^([│ ]*)[└├]── (\S+) \(([^)]+)\)/.exec(line);
+    if (!m) continue;
+    const depth = m[1].length / 4;
+    const path = (depth ? stack[depth - 1] : '').replace(/\/$/, '') + (m[2].startsWith('/') || !depth ? '' : '/') + m[2];
+    stack[depth] = path;
+    stack.length = depth + 1;
+    for (const method of m[3].split(',').map((s) => s.trim())) if (method !== 'HEAD') out.push({ method, url: path });
+  }
+  return out;
+}

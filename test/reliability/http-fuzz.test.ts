@@ -5,7 +5,7 @@ import { StateStore } from '../../src/core/store/state.js';
 import type { MeterStore } from '../../src/metering/store.js';
 import { startHub, type TestHub } from '../peers/hub.js';
 import { applyMutation, mutation, weird, type Json } from './fuzz.js';
-import { STACK_TRACE } from './helpers.js';
+import { routesOf, STACK_TRACE } from './helpers.js';
 
 /**
  * Fuzzing of every HTTP endpoint, as the running fastify app lists them: path parameters, query
@@ -32,22 +32,6 @@ devices:
 
 /** Errors a healthy hub may answer with a 5xx: a state, not a failure. */
 const EXPECTED_5XX = new Set(['no_plan', 'store_unavailable', 'tariffs_unavailable']);
-
-/** The routes the running app serves, read from fastify's route tree. */
-function routesOf(tree: string): { method: string; url: string }[] {
-  const out: { method: string; url: string }[] = [];
-  const stack: string[] = [];
-  for (const line of tree.split('\n')) {
-    const m = /^([│ ]*)[└├]── (\S+) \(([^)]+)\)/.exec(line);
-    if (!m) continue;
-    const depth = m[1].length / 4;
-    const path = (depth ? stack[depth - 1] : '').replace(/\/$/, '') + (m[2].startsWith('/') || !depth ? '' : '/') + m[2];
-    stack[depth] = path;
-    stack.length = depth + 1;
-    for (const method of m[3].split(',').map((s) => s.trim())) if (method !== 'HEAD') out.push({ method, url: path });
-  }
-  return out;
-}
 
 const t = (h: number) => new Date(Date.parse(NOW) + h * 3_600_000).toISOString();
 

@@ -340,7 +340,7 @@ describe('POST /schedules', () => {
 });
 
 describe('writes need the bearer token when one is configured', () => {
-  it('PUT /tariffs/rates and POST /schedules answer 401 without it, 200 with it; reads from this machine need none', async () => {
+  it('PUT /tariffs/rates answers 401 without it, 200 with it; reads from this machine need none, POST /schedules (a query) included', async () => {
     const token = 'tariff-test-token-0123456789';
     const tdir = mkdtempSync(join(tmpdir(), 'homeflex-tariff-token-'));
     const guarded = new Hub({ configText: SITE.replace('http: { port: 0 }', `http: { port: 0, token: "${token}" }`), clock, logger: quietLog, override: (c) => void (c.storage.dir = tdir) });
@@ -353,7 +353,8 @@ describe('writes need the bearer token when one is configured', () => {
       expect(await denied.json()).toMatchObject({ object: 'error', code: 'unauthorized' });
       expect((await put({ authorization: `Bearer ${token}` })).status).toBe(200);
       const schedule = await fetch(`${guarded.url}/api/v1/schedules`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ location_id: 'home', data: [] }) });
-      expect(schedule.status).toBe(401);
+      expect(schedule.status).toBe(400);
+      expect(await schedule.json()).toMatchObject({ code: 'invalid_parameter', field: 'data' });
       const read = await fetch(`${guarded.url}/api/v1/tariffs/rates/home?end_time=2026-01-08T01:00:00Z&start_time=2026-01-08T00:00:00Z`);
       expect(((await read.json()) as { data: { tariff: { rate: number } }[] }).data.map((d) => d.tariff.rate)).toEqual([0.1]);
     } finally {

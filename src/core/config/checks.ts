@@ -1,6 +1,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { scheduleProblems, type ScheduleSetting } from '../../control/schedule.js';
+import { httpConfigProblems } from '../http.js';
 import type { ConfigCheck } from './load.js';
 import type { Catalog } from './compose.js';
 import type { HubConfig } from './schema.js';
@@ -113,6 +114,7 @@ export function hubChecks(catalog: Catalog): ConfigCheck[] {
       if (config.http.host !== '127.0.0.1' && config.http.host !== 'localhost' && config.http.host !== '::1' && !config.http.token) {
         problems.push({ path: ['http', 'host'], message: `listening on ${config.http.host} (not loopback) needs http.token` });
       }
+      problems.push(...httpConfigProblems(config.http));
       return problems;
     },
   ];

@@ -4,7 +4,7 @@ import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { LineCounter, parseDocument, isMap, isScalar, isSeq, visit, type Document, type Node, type Pair } from 'yaml';
 import type { JsonSchema } from '../../api/index.js';
 import { composeSchema, type Catalog } from './compose.js';
-import type { HubConfig } from './schema.js';
+import { HTTP_DEFAULTS, type HubConfig } from './schema.js';
 
 /** One problem in a configuration file, located by line, column and key path. */
 export interface ConfigProblem {
@@ -283,7 +283,7 @@ function withSections(data: Record<string, unknown>, file: string): HubConfig {
   site.circuits ??= [];
   return {
     site,
-    http: { host: '127.0.0.1', port: 8080, body_limit_bytes: 8 * 1024 * 1024, ...(d.http ?? {}) },
+    http: { ...HTTP_DEFAULTS, ...(d.http ?? {}) },
     storage: { dir: './data', ...(d.storage ?? {}) },
     log: { level: 'info', format: 'auto', ...(d.log ?? {}) },
     planner: { horizon_hours: 48, replan_minutes: 15, slot_minutes: 15, ...(d.planner ?? {}) },

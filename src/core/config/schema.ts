@@ -41,9 +41,31 @@ export const SiteSchema = StrictObject({
 export const HttpSchema = StrictObject({
   host: Type.String({ default: '127.0.0.1', description: 'Listen address; a non-loopback host needs a token' }),
   port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080, description: '0 picks a free port' }),
-  token: Type.Optional(Type.String({ minLength: 16, description: 'Bearer token for writes (and for reads off loopback)' })),
+  token: Type.Optional(Type.String({ minLength: 16, description: 'Bearer token for writes (and for reads from anywhere but this machine)' })),
   body_limit_bytes: Type.Integer({ minimum: 1024, default: 8 * 1024 * 1024 }),
+  json_max_depth: Type.Integer({ minimum: 2, maximum: 1024, default: 64, description: 'A JSON body nested deeper than this is refused (400) before it is parsed' }),
+  allowed_hosts: Type.Optional(
+    Type.Array(Type.String({ minLength: 1, maxLength: 253, pattern: '^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?\\.?$' }), {
+      description: 'Names the hub is reached by, besides IP addresses and localhost (default: this machine\'s hostname and <hostname>.local); a request with another Host header is answered 421 (DNS rebinding)',
+    }),
+  ),
+  trusted_proxies: Type.Optional(
+    Type.Array(Type.String({ minLength: 2, description: 'An IP address or CIDR block, e.g. 127.0.0.1 or 10.0.0.0/8' }), {
+      default: [],
+      description: 'Addresses of reverse proxies in front of the hub: what they forward is never treated as coming from this machine, so it needs the token',
+    }),
+  ),
+  headers_timeout_ms: Type.Integer({ minimum: 1000, maximum: 600_000, default: 10_000, description: 'A client must send its request headers within this time, or the connection is closed' }),
+  request_timeout_ms: Type.Integer({ minimum: 1000, maximum: 3_600_000, default: 30_000, description: 'A client must send its whole request (headers and body) within this time' }),
+  keep_alive_timeout_ms: Type.Integer({ minimum: 100, maximum: 600_000, default: 5_000, description: 'An idle kept-alive connection is closed after this time' }),
+  max_connections: Type.Integer({ minimum: 8, maximum: 100_000, default: 256, description: 'Connections open at once; further ones are closed as they are accepted' }),
+  max_connections_per_client: Type.Integer({ minimum: 1, maximum: 100_000, default: 32, description: 'Connections open at once from one LAN address (this machine and trusted_proxies excepted), so one client cannot take them all' }),
 });
+
+/** What `http` is when the file leaves keys (or the whole section) out: the schema's defaults. */
+export const HTTP_DEFAULTS = Object.fromEntries(
+  Object.entries(HttpSchema.properties).flatMap(([key, prop]) => ('default' in prop ? [[key, prop.default as unknown]] : [])),
+) as Pick<Static<typeof HttpSchema>, 'host' | 'port' | 'body_limit_bytes' | 'json_max_depth' | 'headers_timeout_ms' | 'request_timeout_ms' | 'keep_alive_timeout_ms' | 'max_connections' | 'max_connections_per_client'>;
 
 export const StorageSchema = StrictObject({
   dir: Type.String({ default: './data', description: 'Where the hub keeps its state and meter records' }),

@@ -12,11 +12,18 @@ export interface ForecastPoint {
   p90W?: number;
 }
 
-/** Mean outdoor air temperature over `[start, end)` (°C). */
-export interface TemperaturePoint {
+/** Weather averaged over `[start, end)`: irradiance (W/m²) and air temperature (°C). */
+export interface WeatherPoint {
   start: EpochMs;
   end: EpochMs;
-  tempC: number;
+  /** Global horizontal irradiance. */
+  ghi: number;
+  /** Direct normal irradiance. */
+  dni?: number;
+  /** Diffuse horizontal irradiance. */
+  dhi?: number;
+  /** Air temperature at 2 m. */
+  tempC?: number;
 }
 
 /** A PV array of the site as the `forecasts.pv[]` entry resolves it (site coordinates filled in). */
@@ -50,12 +57,15 @@ export interface ForecastSourceContext {
   cache: AdapterStore;
 }
 
-/** A source of PV (and optionally temperature) forecasts: a weather service, a PV forecaster, a file. */
+/**
+ * A source of PV forecasts: a PV forecaster (AC power per array) or a weather service (irradiance
+ * and temperature at the site, which the hub turns into each array's power).
+ */
 export interface ForecastSource {
-  /** The PV forecast it knows per array id (AC power at the array's meter); may end before the horizon. */
-  pv(): ReadonlyMap<string, readonly ForecastPoint[]>;
-  /** The outdoor temperature it knows, if it forecasts weather. */
-  temperature?(): readonly TemperaturePoint[];
+  /** The PV forecast it knows per array id (AC power); may end before the horizon. */
+  pv?(): ReadonlyMap<string, readonly ForecastPoint[]>;
+  /** The weather it knows at the site, if it forecasts weather. */
+  weather?(): readonly WeatherPoint[];
   /** Fetches a new forecast; throws a retryable error when the source is down (the last forecast is kept). */
   refresh?(signal?: AbortSignal): Promise<void>;
   /** When refresh() last succeeded. */

@@ -5,6 +5,7 @@ import { shelly } from '../../adapters/shelly/index.js';
 import { simAdapters } from '../../adapters/sim/index.js';
 import { haDiscovery } from '../../plugins/ha-discovery/index.js';
 import { simMqtt } from '../../plugins/sim-mqtt/index.js';
+import { forecastSourcesPlugin } from '../../plugins/forecasts/index.js';
 import { tariffProvidersPlugin } from '../../plugins/tariffs/index.js';
 import { tasmota } from '../../adapters/tasmota/index.js';
 import { zigbee2mqtt } from '../../adapters/zigbee2mqtt/index.js';
@@ -18,4 +19,5 @@ export const builtinCatalog: Catalog = {
   adapters: [...simAdapters, ...ocppAdapters, ...modbusAdapters, tasmota, shelly, zigbee2mqtt, homeassistant],
   plugins: [tariffProvidersPlugin, haDiscovery, simMqtt],
   tariffSources: [fixedTariff, timeOfUseTariff, fileTariff, ...(tariffProvidersPlugin.tariffSources ?? [])],
+  forecastSources: forecastSourcesPlugin.forecastSources ?? [],
 };

@@ -1,5 +1,5 @@
 import type { EpochMs } from '../../api/series.js';
-import { localClockOf } from './local-time.js';
+import { isoDateOfDay, localClockOf } from './local-time.js';
 import type { EnergyInterval, ForecastSlot, PowerForecast } from './types.js';
 
 const QUARTER = 900_000;
@@ -30,8 +30,8 @@ interface DayRow {
 }
 
 /** 0 = working day, 1 = Saturday, 2 = Sunday or holiday. */
-function dayKind(weekday: number, isoDate: string, holidays: ReadonlySet<string>): 0 | 1 | 2 {
-  if (weekday === 7 || holidays.has(isoDate)) return 2;
+function dayKind(weekday: number, day: number, holidays: ReadonlySet<string>): 0 | 1 | 2 {
+  if (weekday === 7 || (holidays.size > 0 && holidays.has(isoDateOfDay(day)))) return 2;
   return weekday === 6 ? 1 : 0;
 }
 
@@ -91,7 +91,7 @@ export function learnedLoadForecast(options: LearnedLoadOptions): PowerForecast 
         let row = rows.get(c.day);
         if (!row) {
           rows.set(c.day, (row = { wh: new Float64Array(QUARTERS), ms: new Float64Array(QUARTERS) }));
-          kinds.set(c.day, dayKind(c.weekday, c.isoDate, holidays));
+          kinds.set(c.day, dayKind(c.weekday, c.day, holidays));
         }
         const q = Math.min(QUARTERS - 1, Math.floor(c.minute / 15));
         row.wh[q] += (r.wh * (next - t)) / len;
@@ -118,7 +118,7 @@ export function learnedLoadForecast(options: LearnedLoadOptions): PowerForecast 
         for (let t = start; t < end; ) {
           const next = Math.min(end, Math.floor(t / QUARTER) * QUARTER + QUARTER);
           const c = clock(t);
-          const kind = dayKind(c.weekday, c.isoDate, holidays);
+          const kind = dayKind(c.weekday, c.day, holidays);
           const q = Math.min(QUARTERS - 1, Math.floor(c.minute / 15));
           let pAcc = 0;
           let pW = 0;

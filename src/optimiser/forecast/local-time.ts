@@ -15,9 +15,10 @@ export interface LocalClock {
   month: number;
   /** 1–366. */
   dayOfYear: number;
-  /** "YYYY-MM-DD". */
-  isoDate: string;
 }
+
+/** "YYYY-MM-DD" of a local day given as days since 1970-01-01. */
+export const isoDateOfDay = (day: number): string => new Date(day * DAY).toISOString().slice(0, 10);
 
 /**
  * A fast wall clock for a time zone: the zone's offset is looked up once per UTC quarter hour and
@@ -43,7 +44,6 @@ export function localClockOf(timezone: string): (t: number) => LocalClock {
       weekday: wd === 0 ? 7 : wd,
       month: d.getUTCMonth() + 1,
       dayOfYear: day - yearStart + 1,
-      isoDate: d.toISOString().slice(0, 10),
     };
   };
 }

@@ -11,6 +11,7 @@ import type { HubConfig } from './core/config/schema.js';
 import { scaledClock } from './core/clock.js';
 import { StoreError } from './core/store/state.js';
 import { reportCommand } from './metering/report.js';
+import { forecastCheckCommand } from './forecast/cli.js';
 import { fitThermalCommand } from './core/thermal-fit-cli.js';
 import { planCommand } from './control/cli.js';
 import { backtestCommand } from './backtest/cli.js';
@@ -30,6 +31,8 @@ Usage:
   homeflex plan [--config FILE]         print the current site plan
   homeflex report --from --to --by day|week|month|year [--device ID] [--csv] [--config FILE | --url URL]
                                         energy, cost and savings per period, asked of the running hub
+  homeflex forecast-check --from --to [--json] [--config FILE | --url URL]
+                                        PV and base-load forecast errors by lead time (MAE, bias), asked of the running hub
   homeflex backtest --prices FILE ...   replay a period with rolling planning (see README)
   homeflex fit-thermal --history FILE.csv --mode heat|cool [--cop N] [--max-electric-w W]
                                         learn a room's R, C and gains from its thermostat history
@@ -140,6 +143,8 @@ export const commands: Record<string, (argv: string[]) => Promise<number>> = {
   report: (argv) => withSiteConfig(reportCommand, argv),
 
   plan: (argv) => withSiteConfig(planCommand, argv),
+
+  'forecast-check': (argv) => withSiteConfig(forecastCheckCommand, argv),
 
   backtest: (argv) => backtestCommand(argv),
 

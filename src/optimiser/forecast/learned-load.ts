@@ -13,7 +13,7 @@ export interface LearnedLoadOptions {
   holidays?: readonly string[];
   /** How many past days to learn from (default 28). */
   days?: number;
-  /** A past day's weight halves every this many days (default 10). */
+  /** A past day's weight halves every this many days (default 5). */
   halfLifeDays?: number;
   /** Weight of a past day of the other kind, working day against weekend or holiday (default 0.2). */
   otherDayTypeWeight?: number;
@@ -71,7 +71,7 @@ export function fitTemperatureEffect(points: readonly { tempC: number; loadW: nu
  */
 export function learnedLoadForecast(options: LearnedLoadOptions): PowerForecast {
   const days = options.days ?? 28;
-  const halfLife = options.halfLifeDays ?? 10;
+  const halfLife = options.halfLifeDays ?? 5;
   const other = options.otherDayTypeWeight ?? 0.2;
   const holidays = new Set(options.holidays ?? []);
   const clock = localClockOf(options.timezone);

@@ -220,6 +220,10 @@ describe('dashboard in a real browser', { timeout: 90_000 }, () => {
     expect(legend).toContain('cheap');
     expect(legend).toContain('EV leaves');
     expect(await page.locator('.readout .rate-import').textContent()).toMatch(/import €0\.\d{3}\/kWh/);
+    // forecast versus actual, from GET /api/v1/forecasts
+    await page.locator('.forecast-card .forecast-chart canvas').waitFor();
+    expect(await page.locator('.forecast-card').textContent()).toContain('Solar forecast: clear sky × recent production (no forecast source configured)');
+    expect(await page.locator('.forecast-card .u-legend').textContent()).toContain('House forecast as made');
     await shot(page, 'plan');
   });
 

@@ -336,7 +336,9 @@ export function buildSiteProblem(inputs: ModelInputs): { problem: SiteProblem; n
         }
       }
       loads.push({ id: d.id, circuit, ratedPowerW: sw.ratedPowerW, runs, onAtOrBelowRate: schedule?.max_rate, limits });
-    } else if (d.caps.pv) {
+    }
+    // PV also on a device that is something else too (a hybrid inverter with its battery)
+    if (d.caps.pv) {
       const pv = d.caps.pv.params;
       const longitude = config.site.longitude ?? standardMeridian(tz, now);
       let forecast: PowerForecast = clearSkyPvForecast({

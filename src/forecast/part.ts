@@ -1,5 +1,6 @@
-import { hasCap } from '../api/index.js';
+import { hasCap, type MeterReading } from '../api/index.js';
 import type { PartFactory } from '../core/services.js';
+import { EnergyHistory } from '../control/history.js';
 import { isBaseLoadMeter } from '../control/model.js';
 import { meanPowerW } from '../optimiser/forecast/index.js';
 import { forecastRoutes } from './routes.js';
@@ -27,8 +28,18 @@ export function forecastPart(options: ForecastPartOptions = {}): PartFactory {
       fetch: options.fetch,
     });
     hub.forecasts = service;
-    let unsubscribe: (() => void) | undefined;
+    let unsubscribe: (() => void)[] = [];
     let recording: Promise<void> = Promise.resolve();
+    // PV production per device: a hybrid inverter reports it on its `pv` channel, a PV meter on its own
+    const pvHistory = new EnergyHistory(2);
+    const pvChannel = new Set<string>();
+    const onReading = (deviceId: string, reading: MeterReading) => {
+      const d = hub.registry.get(deviceId);
+      if (!d || !hasCap(d, 'pv')) return;
+      const channel = reading.channel ?? 'device';
+      if (channel === 'pv') pvChannel.add(deviceId);
+      if (channel === 'pv' || (channel === 'device' && !pvChannel.has(deviceId))) pvHistory.add(deviceId, { ...reading, channel: 'device' });
+    };
 
     const record = async () => {
       const rec = hub.control?.latest;
@@ -38,9 +49,9 @@ export function forecastPart(options: ForecastPartOptions = {}): PartFactory {
       const pvDevices = devices.filter((d) => hasCap(d, 'pv')).map((d) => d.id);
       const baseMeters = devices.filter(isBaseLoadMeter).map((d) => d.id);
       const measured = (series: string, start: number, end: number) => {
-        const [ids, sign] = series === 'pv' ? [pvDevices, -1 as const] : series === 'load' ? [baseMeters, 1 as const] : [[series.slice(3)], -1 as const];
+        const [ids, sign, from] = series === 'pv' ? [pvDevices, -1 as const, pvHistory] : series === 'load' ? [baseMeters, 1 as const, history] : [[series.slice(3)], -1 as const, pvHistory];
         if (!ids.length) return undefined;
-        const m = meanPowerW(history.intervals(ids, end, sign), start, end);
+        const m = meanPowerW(from.intervals(ids, end, sign), start, end);
         return m.coverage >= 0.9 ? m.powerW : undefined;
       };
       const { problem, notes } = rec;
@@ -61,12 +72,15 @@ export function forecastPart(options: ForecastPartOptions = {}): PartFactory {
       routes: forecastRoutes(service),
       start: async () => {
         await service.start();
-        unsubscribe = hub.bus.on('plan.updated', () => {
-          recording = recording.then(record).catch((err: unknown) => hub.log.error({ err }, 'could not store the plan’s forecasts'));
-        });
+        unsubscribe = [
+          hub.bus.on('meter.reading', ({ deviceId, reading }) => onReading(deviceId, reading)),
+          hub.bus.on('plan.updated', () => {
+            recording = recording.then(record).catch((err: unknown) => hub.log.error({ err }, 'could not store the plan’s forecasts'));
+          }),
+        ];
       },
       stop: async () => {
-        unsubscribe?.();
+        unsubscribe.forEach((u) => u());
         await recording;
         await service.stop();
       },

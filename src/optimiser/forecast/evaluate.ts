@@ -47,6 +47,8 @@ export interface DayAheadOptions {
   slotMs?: number;
   /** Days of history handed to each forecaster (default 36). */
   historyDays?: number;
+  /** Forecast from every n-th local midnight only (default 1: every day). */
+  strideDays?: number;
   /** Builds a forecaster from the history known at `now`. */
   forecasters: Record<string, (history: readonly EnergyInterval[], now: number) => PowerForecast>;
 }
@@ -74,11 +76,11 @@ export function dayAheadErrors(o: DayAheadOptions): Record<string, ErrorSummary>
       const f = make(history, t).powerW(slots);
       measured.forEach((m, i) => m !== undefined && acc[name].add(f[i], m));
     }
-    // the next local midnight (23, 24 or 25 hours later)
-    const today = clock(t).day;
-    let next = t + DAY;
-    while (clock(next).day > today + 1) next -= HOUR;
-    while (clock(next).day <= today) next += HOUR;
+    // the next local midnight (23, 24 or 25 hours later), `strideDays` days on
+    const target = clock(t).day + (o.strideDays ?? 1);
+    let next = t + (o.strideDays ?? 1) * DAY;
+    while (clock(next).day > target) next -= HOUR;
+    while (clock(next).day < target) next += HOUR;
     t = next;
   }
   return Object.fromEntries(Object.entries(acc).map(([k, a]) => [k, a.summary()]));

@@ -255,6 +255,6 @@ describe('forecasts in the site file', () => {
     expect(() => check("  pv: [ { id: a, kwp: 3 }, { id: a, kwp: 2 } ]\n")).toThrow(/site\.yaml:5:\d+ forecasts\.pv\[1\]\.id: duplicate array id "a" \(first used by forecasts\.pv\[0\]\)/);
     expect(() => check('  source: { type: open_meteo }\n')).toThrow(/forecasts\.source: a forecast source needs the PV arrays it forecasts: add forecasts\.pv/);
     expect(() => check('  source: { type: open_meteo, refresh_cron: "every hour" }\n  pv: [ { id: a, kwp: 3 } ]\n')).toThrow(/forecasts\.source\.refresh_cron: "every hour" is not a cron expression/);
-    expect(() => check('  pv: [ { id: a, kwp: 3 } ]\n  load: { model: neural }\n')).toThrow(/site\.yaml:6:\d+ forecasts\.load\.model: unknown value \"neural\" \(known: learned, same_weekday\)/);
+    expect(() => check('  pv: [ { id: a, kwp: 3 } ]\n  load: { model: neural }\n')).toThrow(/site\.yaml:6:\d+ forecasts\.load\.model: unknown value "neural" \(known: learned, same_weekday\)/);
   });
 });

@@ -353,7 +353,8 @@ export function buildSiteProblem(inputs: ModelInputs): { problem: SiteProblem; n
         notes.notes.push(...sourced.notes);
       }
       notes.forecasts.pv.push(`${d.id}: ${forecast.name}`);
-      flows.push({ id: d.id, circuit, powerW: forecast.powerW(slots).map((w) => -w) });
+      // a hybrid inverter is already in the plan as a battery under its id: its PV is a flow of its own
+      flows.push({ id: d.caps.storage ? `${d.id}:pv` : d.id, circuit, powerW: forecast.powerW(slots).map((w) => -w) });
     } else if (isBaseLoadMeter(d)) {
       baseMeters.push(d.id);
       if (typeof yaml.annual_kwh === 'number') annualHint = (annualHint ?? 0) + yaml.annual_kwh;

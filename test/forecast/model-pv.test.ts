@@ -28,7 +28,7 @@ describe('PV on a device that is also something else', () => {
   it('a hybrid inverter’s PV strings are in the plan beside its battery', () => {
     const { problem, notes } = buildSiteProblem({ now: Date.parse('2026-06-21T04:00:00Z'), config, devices: [{ device: hybrid, config: {}, settings: {} }], limits: new Map(), history: new EnergyHistory() });
     expect(problem.batteries.map((b) => b.id)).toEqual(['gen24']);
-    const pv = problem.flows.find((f) => f.id === 'gen24')!;
+    const pv = problem.flows.find((f) => f.id === 'gen24:pv')!;
     expect(Math.min(...pv.powerW)).toBeLessThan(-2000);
     expect(notes.forecasts.pv[0]).toMatch(/^gen24: clear sky/);
   });

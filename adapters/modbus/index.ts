@@ -102,6 +102,7 @@ interface SunSpecSimConfig extends DeviceConfigBase {
  */
 export const sunspecSimAdapter = defineAdapter<SunSpecSimConfig>({
   id: 'sunspec_sim',
+  simulatesPeer: true,
   description: 'Simulated SunSpec hybrid inverter (PV, battery, grid meter, model 124 controls) served on Modbus TCP; read it with a modbus device',
   configSchema: {
     properties: {

@@ -17,10 +17,12 @@ import {
 import { readMeterValues16, readMeterValues201, type ChargerSample, type SampleReading } from './measurands.js';
 import {
   chargingSchedule,
+  heldBetween,
   ocppTime,
   setChargingProfile16,
   setChargingProfile201,
   type ChargerElectrics,
+  type ChargingScheduleSpec,
   type ProfilePurpose,
   type ProfileSettings,
   type RateUnit,
@@ -111,6 +113,8 @@ export class OcppChargePoint {
   private facts: ChargerFacts = {};
   private limit?: ChargerLimit;
   private acceptedProfile?: string;
+  /** The profile the charger took last: what it holds the charger to, and since when (to renew it before validTo). */
+  private acceptedSpec?: { head: string; spec: ChargingScheduleSpec; sentAt: EpochMs };
   private inflight?: { key: string; done: Promise<void> };
   private purposeFallback = false;
   private configuredConn?: OcppConnection;
@@ -188,6 +192,7 @@ export class OcppChargePoint {
     this.device.available = true;
     this.device.error = undefined;
     this.acceptedProfile = undefined;
+    this.acceptedSpec = undefined;
     this.ctx.log.info({ charger: conn.identity, protocol: conn.protocol }, `charger ${conn.identity} connected (${conn.protocol})`);
     if (conn.protocol === 'ocpp2.0.1') this.handlers201(conn);
     else this.handlers16(conn);
@@ -426,6 +431,7 @@ export class OcppChargePoint {
     if (this.config.energy_register === 'session') this.sessionBaseWh += s.energyWh;
     this.ctx.log.info({ transaction: s.id, energyWh: s.energyWh, reason }, `transaction ${s.id} ended: ${(s.energyWh / 1000).toFixed(3)} kWh`);
     void this.persistSession();
+    this.ctx.bus.emit('session.ended', { deviceId: this.device.id, sessionId: s.id, time: s.end });
   }
 
   private async persistSession() {
@@ -612,6 +618,7 @@ export class OcppChargePoint {
     const conn = this.requireConn();
     this.limit = undefined;
     this.acceptedProfile = undefined;
+    this.acceptedSpec = undefined;
     const res =
       conn.protocol === 'ocpp1.6'
         ? await conn.call('ClearChargingProfile', { id: this.config.profile.id })
@@ -659,6 +666,19 @@ export class OcppChargePoint {
     await this.setLimit(this.limit).catch((err: unknown) => this.ctx.log.warn({ err: (err as Error).message }, `re-sending the plan to charger ${this.config.identity} failed`));
   }
 
+  /**
+   * Whether the charger already holds this schedule: the accepted profile says the same from now until it
+   * expires, and is not yet in the second half of its validity (then it is renewed, so the charger never
+   * falls back while the hub is alive). A re-plan that changes nothing sends nothing.
+   */
+  private unchanged(head: string, spec: ChargingScheduleSpec, now: EpochMs): boolean {
+    const a = this.acceptedSpec;
+    if (!a || a.head !== head) return false;
+    const until = a.spec.validTo ?? Infinity;
+    if (until - now <= (until - a.sentAt) / 2) return false;
+    return heldBetween(a.spec, now, until) === heldBetween(spec, now, until);
+  }
+
   /** The plan's limit as a charging profile (SetChargingProfile); rejections are logged and shown on the device. */
   async setLimit(limit: ChargerLimit): Promise<void> {
     this.limit = limit;
@@ -678,6 +698,8 @@ export class OcppChargePoint {
       const params = conn.protocol === 'ocpp1.6' ? setChargingProfile16(spec, settings, this.config.connector, txId === undefined ? undefined : Number(txId)) : setChargingProfile201(spec, settings, this.config.connector, txId);
       const key = JSON.stringify({ purpose, txId, unit: spec.rateUnit, validTo: spec.validTo, periods: spec.periods.map((p) => [spec.start + p.startPeriod * 1000, p.limit]) });
       if (key === this.acceptedProfile) return;
+      const head = JSON.stringify({ purpose, txId, unit: spec.rateUnit, kind: settings.kind });
+      if (this.unchanged(head, spec, now)) return;
       // the same profile already on its way (setup and the plan can ask at once): wait for that answer
       if (this.inflight?.key === key) {
         await this.inflight.done;
@@ -693,6 +715,7 @@ export class OcppChargePoint {
       }
       if (status === 'Accepted') {
         this.acceptedProfile = key;
+        this.acceptedSpec = { head, spec, sentAt: now };
         if (this.device.error?.startsWith('charging profile')) {
           this.device.error = undefined;
           this.stateChanged();

@@ -173,3 +173,18 @@ export function profileWattsAt(
   if (!found) return undefined;
   return s.chargingRateUnit === 'W' ? found.limit : found.limit * voltage * (found.numberPhases ?? defaultPhases);
 }
+
+/**
+ * What a schedule holds the charger to from `from` until `to`: the limit at `from`, then each change
+ * (a new period, or the schedule ending) with its time. Two schedules that say the same here differ
+ * only in when they were written and how long they last.
+ */
+export function heldBetween(spec: ChargingScheduleSpec, from: EpochMs, to: EpochMs): string {
+  const end = Math.min(spec.durationS !== undefined ? spec.start + spec.durationS * 1000 : Infinity, spec.validTo ?? Infinity);
+  const steps = spec.periods.map((p) => ({ at: spec.start + p.startPeriod * 1000, limit: p.limit }));
+  const at = (t: EpochMs) => (t >= end ? null : ([...steps].reverse().find((s) => s.at <= t)?.limit ?? null));
+  const changes = [...steps.map((s) => s.at), end].filter((t) => t > from && t < to).sort((a, b) => a - b);
+  const out: [EpochMs | 'from', number | null][] = [['from', at(from)]];
+  for (const t of changes) if (at(t) !== out[out.length - 1][1]) out.push([t, at(t)]);
+  return JSON.stringify(out);
+}

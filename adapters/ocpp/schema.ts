@@ -1,5 +1,5 @@
 import type { ConfigIssue, DeviceConfigBase, JsonSchema } from '../../src/api/index.js';
-import { evTargetSchema } from '../../src/api/index.js';
+import { evDefaultModeSchema, evTargetSchema, type EvDefaultMode } from '../../src/api/index.js';
 
 
 export const MEASURANDS = ['Energy.Active.Import.Register', 'Power.Active.Import', 'Current.Import', 'SoC'];
@@ -14,6 +14,7 @@ export interface OcppDeviceConfig extends DeviceConfigBase {
   min_current_a: number;
   max_current_a: number;
   ev_capacity_wh?: number;
+  default_mode: EvDefaultMode;
   id_tags?: string[];
   heartbeat_s: number;
   meter_interval_s: number;
@@ -46,7 +47,7 @@ export const ocppConfigSchema: JsonSchema = {
     voltage: { type: 'number', minimum: 100, maximum: 480, default: 230, description: 'Phase voltage (V)' },
     min_current_a: { type: 'number', minimum: 0, maximum: 80, default: 6, description: 'Below this current the car cannot charge: the hub pauses instead' },
     max_current_a: { type: 'number', minimum: 1, maximum: 80, default: 16 },
-    ev_capacity_wh: { type: 'number', minimum: 1000, description: 'Car battery (Wh), for SoC targets' },
+    ev_capacity_wh: { type: 'number', minimum: 1000, description: 'Car battery (Wh), for SoC targets and the most a fill (default_mode: cheapest_fill) adds' },
     id_tags: { type: 'array', items: { type: 'string', minLength: 1, maxLength: 20 }, description: 'Local list of accepted id tags; left out = free charging (every tag accepted)' },
     heartbeat_s: { type: 'integer', minimum: 10, maximum: 86400, default: 300, description: 'Heartbeat interval given at boot (s)' },
     meter_interval_s: { type: 'integer', minimum: 5, maximum: 3600, default: 60, description: 'MeterValueSampleInterval / TxUpdatedInterval (s)' },
@@ -73,6 +74,7 @@ export const ocppConfigSchema: JsonSchema = {
       },
     },
     target: evTargetSchema,
+    default_mode: evDefaultModeSchema,
   },
 };
 

@@ -416,6 +416,7 @@ const HHMM = { type: 'string', pattern: '^([01]\\d|2[0-3]):[0-5]\\d$' };
 
 export const simOcppChargePoint = defineAdapter<SimOcppCpConfig>({
   id: 'sim_ocpp_cp',
+  simulatesPeer: true,
   description: 'Simulated OCPP charge point with a car: dials the hub’s own OCPP port like a real wallbox (no device of its own; pair it with an ocpp device)',
   configSchema: {
     required: ['identity'],

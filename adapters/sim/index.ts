@@ -1,6 +1,8 @@
 import { DateTime } from 'luxon';
 import {
+  evDefaultModeSchema,
   evTargetSchema,
+  type EvDefaultMode,
   hhmmSchema,
   defineAdapter,
   type AdapterContext,
@@ -75,6 +77,7 @@ interface SimEvConfig extends DeviceConfigBase {
   arrival_soc_pct: number;
   failsafe_w?: number;
   target?: Record<string, unknown>;
+  default_mode: EvDefaultMode;
   tick_s: number;
 }
 
@@ -93,6 +96,7 @@ export const simEv = defineAdapter<SimEvConfig>({
       arrival_soc_pct: { type: 'number', minimum: 0, maximum: 100, default: 30 },
       failsafe_w: { type: 'number', minimum: 0, description: 'Power after the last limit expires (default: full power)' },
       target: evTargetSchema,
+      default_mode: evDefaultModeSchema,
       ...tickSchema,
     },
   },
@@ -157,7 +161,9 @@ export const simEv = defineAdapter<SimEvConfig>({
         socWh = Math.min(config.capacity_wh, socWh + wh * 0.92);
         session.energyWh += wh;
       }
+      // the reading on the tick the car leaves carries no session: it closes the session's last interval
       meter.record(powerW, dtMs, 'device', plugged ? session?.id : undefined);
+      if (!plugged && session?.end === now) ctx.bus.emit('session.ended', { deviceId: config.id, sessionId: session.id, time: now });
       const want = plugged && socWh < config.capacity_wh ? Math.min(maxW, wantedW(now)) : 0;
       powerW = want >= minW ? want : 0;
     });

@@ -72,6 +72,19 @@ describe('simulated devices', () => {
     expect(ev.caps.charger!.status()).toBe('charging');
   });
 
+  it('an EV leaving ends its session: the session is announced over, and "charge now" set for it ends', async () => {
+    const { hub, clock } = await simHub('  - { id: ev, adapter: sim_ev, arrive: "18:00", leave: "19:00", tick_s: 60 }\n', '2026-06-01T16:30:00Z'); // 18:30 local
+    const ended: string[] = [];
+    hub.bus.on('session.ended', (e) => ended.push(`${e.deviceId} ${e.sessionId}`));
+    await clock.advance(60_000);
+    const res = await fetch(`${hub.url}/api/v1/devices/ev/target`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ charge_now: true }) });
+    expect(res.status).toBe(200);
+    expect(hub.services.state.data.overrides.ev).toEqual({ target: { charge_now: true } });
+    await clock.advance(40 * 60_000); // 19:11 local: gone
+    expect(ended).toEqual(['ev ev-1']);
+    expect(hub.services.state.data.overrides.ev).toBeUndefined();
+  });
+
   it('a battery in auto mode covers the house load and follows a charge command until it expires', async () => {
     const { hub, clock } = await simHub(
       '  - { id: house, adapter: sim_load, annual_kwh: 8760, tick_s: 60 }\n  - { id: bat, adapter: sim_battery, capacity_wh: 10000, tick_s: 60 }\n',

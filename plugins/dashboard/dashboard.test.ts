@@ -245,3 +245,14 @@ describe('LiveFeed', () => {
     feeds.forEach((ac) => ac.abort());
   });
 });
+
+describe('dashboard: the month savings card (issue 15.6)', () => {
+  it('says what was saved against no battery and how much of it beat the battery’s own mode', async () => {
+    // @ts-expect-error the page's modules are plain JavaScript
+    const { monthSavingsText } = (await import('./public/js/views/costs.js')) as { monthSavingsText: (s: object, money: (v: number) => string) => string };
+    const money = (v: number) => `${v.toFixed(2)} €`;
+    expect(monthSavingsText({ savings_vs_none: 23.4, savings_vs_self_consumption: 6.1 }, money)).toBe("This month: 23.40 € saved, of which 6.10 € more than the battery's own mode");
+    expect(monthSavingsText({ savings_vs_none: 0.52, savings_vs_self_consumption: -0.64 }, money)).toBe("This month: 0.52 € saved, 0.64 € less than the battery's own mode would have saved");
+    expect(monthSavingsText({ savings_vs_none: -1.5, savings_vs_self_consumption: -2 }, money)).toBe("This month: 1.50 € more than without a battery, 2.00 € less than the battery's own mode would have saved");
+  });
+});

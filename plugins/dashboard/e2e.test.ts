@@ -237,7 +237,10 @@ describeWithPeers(['chromium'], 'dashboard in a real browser', { timeout: 90_000
     const total = await page.locator('.costs-table tfoot').textContent();
     expect(total).toMatch(/Total[\d.,]+ kWh€[\d.,]+/);
     await page.locator('.saving').first().waitFor();
-    expect(await page.locator('.saving h3').first().textContent()).toBe('Whole site');
+    expect(await page.locator('.saving h3').allTextContents()).toContain('Whole site');
+    // this month against no battery and the battery's own mode (issue 15.6)
+    expect(await page.locator('.month-savings h3').textContent()).toBe('This month, whole site');
+    expect(await page.locator('.month-savings-text').textContent()).toMatch(/^This month: €[\d.,]+ (saved|more than without a battery), (of which €[\d.,]+ more than the battery's own mode|€[\d.,]+ less than the battery's own mode would have saved)$/);
     await page.locator('.sessions tbody tr').first().waitFor();
     expect(await page.locator('.sessions tbody').textContent()).toContain('history-');
     const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download CSV' }).click()]);

@@ -19,3 +19,15 @@ export const evTargetSchema: JsonSchema = {
     solar_only: { type: 'boolean', description: 'Charge only from PV surplus' },
   },
 };
+
+/** What a plugged-in car without a target gets (a charger's `default_mode`). */
+export const EV_DEFAULT_MODES = ['cheapest_fill', 'now', 'off'] as const;
+export type EvDefaultMode = (typeof EV_DEFAULT_MODES)[number];
+
+/** The `default_mode` key of a charger's `devices[]` entry; every charger adapter uses this one definition. */
+export const evDefaultModeSchema: JsonSchema = {
+  enum: [...EV_DEFAULT_MODES],
+  default: 'cheapest_fill',
+  description:
+    'With no target: cheapest_fill = fill the car up in the cheapest slots, at the lowest priority (only with what every deadline leaves), never beyond the car; now = full power; off = do not charge',
+};

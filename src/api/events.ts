@@ -36,6 +36,12 @@ export interface HubEvents {
   'device.disconnected': { deviceId: string };
   /** A meter reading from a device. */
   'meter.reading': { deviceId: string; reading: MeterReading };
+  /**
+   * A charging session ended (StopTransaction, TransactionEvent Ended, the car unplugged). Sent after
+   * the session's last reading, so metering stores what it still holds back and control ends what
+   * was meant for this session only (charge now).
+   */
+  'session.ended': { deviceId: string; sessionId: string; time: number };
   /** A tariff source published new prices. */
   'tariff.updated': { direction: Direction; series: PriceSeries; source: string };
   /** A user or API changed a device's target, schedule or comfort band. */

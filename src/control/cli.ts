@@ -36,7 +36,8 @@ export function formatPlan(plan: PlanView, timezone: string): string {
     lines.push([t(s.start_time).toFormat('HH:mm'), plan.import_rate[k].toFixed(3).padStart(6), plan.export_rate[k].toFixed(3).padStart(6), `${grid >= 0 ? '+' : ''}${Math.round(grid)}`.padStart(8), ...cells].join('  '));
   });
   for (const d of plan.devices) {
-    if (d.kind === 'ev') lines.push(`${d.id}: ${((d.energy_wh ?? 0) / 1000).toFixed(1)} kWh planned of ${((d.energy_needed_wh ?? 0) / 1000).toFixed(1)} kWh needed${d.leave_time ? ` by ${t(d.leave_time).toFormat('HH:mm')}` : ''}${d.shortfall_wh ? `, ${(d.shortfall_wh / 1000).toFixed(1)} kWh short` : ''}`);
+    if (d.kind === 'ev' && d.fill_up_to_wh != null) lines.push(`${d.id}: ${((d.energy_wh ?? 0) / 1000).toFixed(1)} kWh planned, no target: filling up to ${(d.fill_up_to_wh / 1000).toFixed(1)} kWh in the cheapest slots`);
+    else if (d.kind === 'ev') lines.push(`${d.id}: ${((d.energy_wh ?? 0) / 1000).toFixed(1)} kWh planned of ${((d.energy_needed_wh ?? 0) / 1000).toFixed(1)} kWh needed${d.leave_time ? ` by ${t(d.leave_time).toFormat('HH:mm')}` : ''}${d.shortfall_wh ? `, ${(d.shortfall_wh / 1000).toFixed(1)} kWh short` : ''}`);
   }
   return lines.join('\n') + '\n';
 }

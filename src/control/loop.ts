@@ -25,11 +25,14 @@ function yamlSettings(config: Record<string, unknown>): EffectiveSettings {
  * `planner.replan_minutes`, applies the plan's current slot at every slot boundary, and keeps
  * the latest plan in the state store.
  */
+/** How long planning must keep failing before a person is told. */
+const PLAN_FAILED_NOTICE_AFTER_MS = 10 * 60_000;
+
 export class ControlLoop {
   readonly history = new EnergyHistory();
   latest?: PlanRecord;
   /** Why the last attempt to plan failed, when it did (shown by GET /plan). */
-  lastError?: { at: EpochMs; message: string };
+  lastError?: { at: EpochMs; message: string; since: EpochMs; told: boolean };
   private solver?: LpSolver;
   private readonly sent: SentState = new Map();
   private readonly failing = new Map<string, string>();
@@ -74,15 +77,22 @@ export class ControlLoop {
       bus.on('meter.reading', ({ deviceId, reading }) => this.history.add(deviceId, reading)),
       bus.on('tariff.updated', ({ direction }) => this.request(`tariff.updated (${direction})`)),
       bus.on('device.connected', ({ deviceId }) => this.request(`device.connected (${deviceId})`)),
-      bus.on('device.disconnected', ({ deviceId }) => {
-        this.clearChargeNow(deviceId);
-        this.request(`device.disconnected (${deviceId})`);
+      // a charger's connection dropping is not the car leaving: the session (and charge now) goes on when it redials
+      bus.on('device.disconnected', ({ deviceId }) => this.request(`device.disconnected (${deviceId})`)),
+      bus.on('session.ended', ({ deviceId }) => {
+        this.endSessionSettings(deviceId);
+        this.request(`session.ended (${deviceId})`);
       }),
       bus.on('target.changed', ({ deviceId }) => this.request(`target.changed (${deviceId})`)),
       // adapters say "unavailable", "recovered" or "car plugged in" with device.state (a Modbus inverter, an OCPP charger's status)
       bus.on('device.state', ({ deviceId }) => {
         const d = this.hub.registry.get(deviceId);
-        if (d && this.planStateChanged(d)) this.request(`device.state (${deviceId})`);
+        const wasPlugged = this.planState.get(deviceId)?.endsWith('|true');
+        if (d && this.planStateChanged(d)) {
+          // a car unplugged without a transaction (never authorised) leaves too
+          if (wasPlugged && d.caps.charger?.status() === 'available') this.endSessionSettings(deviceId);
+          this.request(`device.state (${deviceId})`);
+        }
       }),
       bus.on('limits.changed', ({ nodeId }) => this.request(`limits.changed (${nodeId})`)),
     );
@@ -184,16 +194,17 @@ export class ControlLoop {
       };
     } catch (err) {
       const message = (err as Error).message;
-      if (this.lastError?.message !== message) {
-        this.log.error({ err, trigger }, `could not plan: ${message}`);
-        this.hub.bus.emit('notice', { kind: 'plan_failed', severity: 'error', key: 'plan', title: 'No plan could be made', message: `homeflex could not plan (${trigger}): ${message}. Devices fall back to their own safe modes when the last plan's commands expire.` });
-      }
-      this.lastError = { at: now, message };
+      if (this.lastError?.message !== message) this.log.error({ err, trigger }, `could not plan: ${message}`);
+      const since = this.lastError?.since ?? now;
+      // a person is told when planning stays impossible for a while (at start the first prices may still be on their way)
+      const told = this.lastError?.told || now - since >= PLAN_FAILED_NOTICE_AFTER_MS;
+      if (told && !this.lastError?.told) this.hub.bus.emit('notice', { kind: 'plan_failed', severity: 'error', key: 'plan', title: 'No plan could be made', message: `homeflex has not been able to plan since ${new Date(since).toISOString()}: ${message}. Devices fall back to their own safe modes when the last plan's commands expire.` });
+      this.lastError = { at: now, message, since, told };
       return undefined;
     }
     if (this.lastError) {
       this.log.info('planning works again');
-      this.hub.bus.emit('notice', { kind: 'plan_failed', severity: 'info', key: 'plan', resolved: true, title: 'Planning works again', message: `homeflex made a plan again (${trigger}).` });
+      if (this.lastError.told) this.hub.bus.emit('notice', { kind: 'plan_failed', severity: 'info', key: 'plan', resolved: true, title: 'Planning works again', message: `homeflex made a plan again (${trigger}).` });
     }
     this.lastError = undefined;
     this.latest = record;
@@ -255,13 +266,29 @@ export class ControlLoop {
     }
   }
 
-  private clearChargeNow(deviceId: string) {
+  /**
+   * The car left: what was set for this car only ends. `charge_now` is dropped (the rest of the target
+   * stays); a target override whose leave_time is an instant (RFC 3339) was this car's departure and is
+   * dropped whole, so the next car gets the YAML's target. An "HH:MM" target is a standing daily one and stays.
+   */
+  private endSessionSettings(deviceId: string) {
     const over = this.hub.state.data.overrides[deviceId] as EffectiveSettings | undefined;
-    if (!over?.target?.charge_now) return;
-    void this.hub.state.update((s) => {
-      const o = s.overrides[deviceId] as EffectiveSettings;
-      if (o.target) delete o.target.charge_now;
-      if (o.target && !Object.keys(o.target).length) delete o.target;
-    });
+    const target = over?.target;
+    if (!target) return;
+    const forThisCar = typeof target.leave_time === 'string' && !/^\d\d:\d\d$/.test(target.leave_time);
+    if (!target.charge_now && !forThisCar) return;
+    this.log.info({ device: deviceId }, `${deviceId}: the car left, ${forThisCar ? `its target for this car (leave_time ${target.leave_time}) ends` : 'charge now ends'}`);
+    void this.hub.state
+      .update((s) => {
+        const o = s.overrides[deviceId] as EffectiveSettings | undefined;
+        if (!o?.target) return;
+        if (forThisCar) delete o.target;
+        else delete o.target.charge_now;
+        // "charge now" alone copied the YAML's target into the override: without it, it is the YAML again
+        const yaml = yamlSettings(this.hub.registry.entry(deviceId)?.config ?? {}).target;
+        if (o.target && (!Object.keys(o.target).length || JSON.stringify(o.target) === JSON.stringify(yaml))) delete o.target;
+        if (!Object.keys(o).length) delete s.overrides[deviceId];
+      })
+      .catch((err: unknown) => this.log.error({ err }, `could not end the session settings of ${deviceId}`));
   }
 }

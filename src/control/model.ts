@@ -1,10 +1,10 @@
 import { DateTime } from 'luxon';
-import { hasCap, type Device, type Direction, type EpochMs, type PriceSeries } from '../api/index.js';
+import { EV_DEFAULT_MODES, hasCap, type Device, type EvDefaultMode, type Direction, type EpochMs, type PriceSeries } from '../api/index.js';
 import type { HubConfig } from '../core/config/schema.js';
 import type { PriceLookup } from '../core/services.js';
 import type { SiteForecasts } from '../forecast/service.js';
 import { clearSkyPvForecast, historyLoadForecast, learnedLoadForecast, standardProfileLoad, type PowerForecast } from '../optimiser/forecast/index.js';
-import type { BatteryModel, CircuitNode, DeviceLimits, EvModel, FixedFlow, HvacModel, LoadRun, PlanSlot, SiteProblem, SwitchedLoadModel } from '../optimiser/site/index.js';
+import type { BatteryModel, CircuitNode, DeviceLimits, EvModel, EvSession, FixedFlow, HvacModel, LoadRun, PlanSlot, SiteProblem, SwitchedLoadModel } from '../optimiser/site/index.js';
 import type { EnergyHistory } from './history.js';
 import { perSlot, type ExternalLimits } from './limits.js';
 
@@ -14,6 +14,10 @@ const HOUR = 3_600_000;
 export const EV_CHARGE_EFFICIENCY = 0.9;
 /** Charger states with a car plugged in: only then is an EV in the plan. */
 export const PLUGGED = new Set(['preparing', 'charging', 'suspended_ev', 'suspended_evse', 'finishing']);
+
+export const DEFAULT_EV_MODE: EvDefaultMode = 'cheapest_fill';
+/** The car battery a fill assumes when neither the car nor the YAML (`ev_capacity_wh`, `capacity_wh`) says (Wh). */
+export const DEFAULT_CAR_CAPACITY_WH = 60_000;
 
 /** A device's settings in force: its YAML entry with the run-time overrides (API) on top. */
 export interface EffectiveSettings {
@@ -271,7 +275,8 @@ export function buildSiteProblem(inputs: ModelInputs): { problem: SiteProblem; n
         notes.notes.push(`${d.id}: ${(err as Error).message}; planning to the horizon end`);
       }
       let need = 0;
-      let chargeNow = target?.charge_now === true || !target;
+      const mode: EvDefaultMode | undefined = target ? undefined : EV_DEFAULT_MODES.find((m) => m === yaml.default_mode) ?? DEFAULT_EV_MODE;
+      let chargeNow = target?.charge_now === true || mode === 'now';
       if (target?.soc_pct !== undefined) {
         if (soc !== undefined && ch.evCapacityWh) need = Math.max(0, (((target.soc_pct - soc) / 100) * ch.evCapacityWh) / EV_CHARGE_EFFICIENCY);
         else if (target.energy_wh !== undefined) need = Math.max(0, target.energy_wh - delivered);
@@ -280,14 +285,27 @@ export function buildSiteProblem(inputs: ModelInputs): { problem: SiteProblem; n
           notes.notes.push(`${d.id}: the car reports no state of charge, so its ${target.soc_pct} % target cannot be planned; charging at full power`);
         }
       } else if (target?.energy_wh !== undefined) need = Math.max(0, target.energy_wh - delivered);
-      if (!target) notes.notes.push(`${d.id}: no target set, charging at full power (set one with PUT /api/v1/devices/${d.id}/target)`);
+      let session: EvSession | undefined = { from: now, until, energyNeededWh: need, roomWh: room };
+      const setOne = `set a target with PUT /api/v1/devices/${d.id}/target`;
+      if (mode === 'now') notes.notes.push(`${d.id}: no target set, charging at full power (default_mode: now; ${setOne})`);
+      else if (mode === 'off') {
+        session = undefined;
+        notes.notes.push(`${d.id}: no target set, not charging (default_mode: off; ${setOne})`);
+      } else if (mode === 'cheapest_fill') {
+        // never beyond the car: what its SoC leaves, else its whole battery less this session's energy
+        const capacityWh = ch.evCapacityWh ?? (typeof yaml.ev_capacity_wh === 'number' ? yaml.ev_capacity_wh : undefined);
+        const fillRoom = room ?? Math.max(0, (capacityWh ?? DEFAULT_CAR_CAPACITY_WH) / EV_CHARGE_EFFICIENCY - delivered);
+        session = { ...session, roomWh: fillRoom, fill: true };
+        const size = capacityWh === undefined ? `an assumed ${DEFAULT_CAR_CAPACITY_WH / 1000} kWh battery (set ev_capacity_wh)` : soc === undefined ? `its ${capacityWh / 1000} kWh battery` : `its ${soc} % state of charge`;
+        notes.notes.push(`${d.id}: no target set, filling up to ${(fillRoom / 1000).toFixed(1)} kWh (from ${size}) in the cheapest slots every deadline leaves (default_mode: cheapest_fill; ${setOne})`);
+      }
       const ownSetpoints = limits?.setpointW;
       evs.push({
         id: d.id,
         circuit,
         minPowerW: minW,
         maxPowerW: maxW,
-        sessions: [{ from: now, until, energyNeededWh: need, roomWh: room }],
+        sessions: session ? [session] : [],
         priceLimit: target?.price_limit,
         solarOnly: target?.solar_only,
         limits: chargeNow && !settings.paused ? { ...limits, setpointW: slots.map((s, t) => ownSetpoints?.[t] ?? (until === undefined || s.start < until ? maxW : undefined)) } : limits,

@@ -32,9 +32,28 @@ export function stepEnergy(previousWh: number, nextWh: number): number {
 }
 
 /**
- * Intervals between consecutive points (sorted by time, distinct times). The energy of a gap longer
- * than a record may cover is spread evenly over whole days, which prices it the same as one long interval.
- * An interval belongs to the session of its first reading, or else of its last (the plug-in reading).
+ * Longest span between an untagged reading and a session's first or last reading that still belongs
+ * to the session: a meter's usual reading interval (adapters: 1 min; OCPP MeterValues up to 15 min),
+ * so the energy a meter reports with a session's first reading counts for it.
+ */
+export const SESSION_EDGE_MS = 15 * 60_000;
+
+/**
+ * The session an interval between two readings belongs to. Across a usual reading interval: the
+ * session of its first reading, else of its last (the first reading after plug-in reports energy
+ * the session drew). Across a longer gap only a session both readings carry: such a gap belongs to
+ * no session, so a session's energy is its last reading minus its first (back-filled readings next
+ * to live ones).
+ */
+export function sessionOf(a: RegisterPoint, b: RegisterPoint): string | null {
+  if (a.session === b.session) return a.session;
+  return b.time - a.time <= SESSION_EDGE_MS ? (a.session ?? b.session) : null;
+}
+
+/**
+ * Intervals between consecutive points (sorted by time, distinct times), tagged by `sessionOf`. The
+ * energy of a gap longer than a record may cover is spread evenly over whole days, which prices it
+ * the same as one long interval (the register says how much, not when).
  */
 export function intervalsBetween(points: readonly RegisterPoint[]): DerivedInterval[] {
   const out: DerivedInterval[] = [];
@@ -42,7 +61,7 @@ export function intervalsBetween(points: readonly RegisterPoint[]): DerivedInter
     const a = points[i - 1];
     const b = points[i];
     const energy = stepEnergy(a.valueWh, b.valueWh);
-    const session = a.session ?? b.session;
+    const session = sessionOf(a, b);
     const span = b.time - a.time;
     if (span <= MAX_RECORD_MS) {
       out.push({ start: a.time, end: b.time, energyWh: energy, session, ref: b.ref });

@@ -4,6 +4,7 @@ import type { PartFactory } from '../core/services.js';
 import { meteringRoutes } from './routes.js';
 import type { DeviceKind } from './savings.js';
 import { MeteringService, type DeviceInfo } from './service.js';
+import { SessionRecorder } from './sessions.js';
 import { MeterStore } from './store.js';
 
 /** How often the store compacts quiet partitions and trims its memory (wall-clock). */
@@ -23,14 +24,30 @@ export const meteringPart: PartFactory = async (hub) => {
   for (const problem of store.problems) log.warn(problem);
   const devices = (): DeviceInfo[] => {
     const out = new Map<string, DeviceInfo>();
-    for (const c of hub.config.devices) out.set(c.id, { id: c.id, config: c, device: hub.registry.get(c.id) });
+    // a simulator of a peer (wallbox-sim) is no device of the house
+    for (const c of hub.config.devices) if (!hub.catalog?.adapters.find((a) => a.id === c.adapter)?.simulatesPeer) out.set(c.id, { id: c.id, config: c, device: hub.registry.get(c.id) });
     for (const d of hub.registry.all()) if (!out.has(d.id)) out.set(d.id, { id: d.id, device: d, config: hub.registry.entry(d.id)?.config });
     return [...out.values()];
   };
   const metering = new MeteringService({ store, site: hub.site, prices: () => hub.tariffs, devices, sessions: () => hub.state.data.sessions, log });
   hub.metering = metering;
   // subscribed now, before the adapters exist, so their first readings are heard
-  const unsubscribe = hub.bus.on('meter.reading', ({ deviceId, reading }) => metering.onReading(deviceId, reading, kindOfDevice(hub.registry.get(deviceId))));
+  const sessions = new SessionRecorder(hub.state);
+  const recordSession = (deviceId: string) => {
+    const charger = hub.registry.get(deviceId)?.caps.charger;
+    if (charger) void sessions.observe(deviceId, charger, hub.clock.now())?.catch((err: unknown) => log.error({ err, device: deviceId }, 'charging session not recorded'));
+  };
+  const unsubscribers = [
+    hub.bus.on('meter.reading', ({ deviceId, reading }) => {
+      metering.onReading(deviceId, reading, kindOfDevice(hub.registry.get(deviceId)));
+      recordSession(deviceId);
+    }),
+    ...(['device.state', 'device.connected', 'device.disconnected'] as const).map((topic) => hub.bus.on(topic, ({ deviceId }) => recordSession(deviceId))),
+    hub.bus.on('session.ended', ({ deviceId, sessionId }) => {
+      metering.onSessionEnded(deviceId, sessionId);
+      recordSession(deviceId);
+    }),
+  ];
   let timer: NodeJS.Timeout | undefined;
   return {
     name: 'metering',
@@ -41,7 +58,7 @@ export const meteringPart: PartFactory = async (hub) => {
     },
     async stop() {
       clearInterval(timer);
-      unsubscribe();
+      for (const off of unsubscribers) off();
       await metering.drain();
       await store.close();
     },

@@ -177,6 +177,12 @@ export async function reportCommand(argv: string[], io: ReportIo): Promise<numbe
     const sw = sTable[0].map((_, c) => Math.max(...sTable.map((r) => r[c].length)));
     for (const r of sTable) io.out(r.map((x, c) => (c < 2 ? x.padEnd(sw[c]) : x.padStart(sw[c]))).join('  ').trimEnd() + '\n');
     if (!s.devices && s.baseline) io.out(`baseline: ${s.baseline}\n`);
+    if (!values.device) {
+      // the site replayed with no battery and with the battery in its own mode, against what it paid
+      const site = (await request('GET', `/savings/${encodeURIComponent(target)}?baseline=self_consumption&start_time=${encodeURIComponent(window.start_time)}&end_time=${encodeURIComponent(window.end_time)}`)) as unknown as SiteSavings;
+      io.out(`\n${siteSavingsLine(site, cur)}\n`);
+      for (const w of site.warnings ?? []) io.out(`  (${w})\n`);
+    }
     return 0;
   } catch (err) {
     if (err instanceof ReportError) {
@@ -190,3 +196,17 @@ export async function reportCommand(argv: string[], io: ReportIo): Promise<numbe
 const kwh = (wh: number) => (wh / 1000).toFixed(3);
 const money = (x: number) => x.toFixed(2);
 const csvField = (s: string) => (/[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
+
+interface SiteSavings {
+  actual_cost: number;
+  savings_vs_none: number;
+  savings_vs_self_consumption: number;
+  measured_by: 'grid_meter' | 'device_meters';
+  warnings?: string[];
+}
+
+/** One line: what the site paid, and what that saved against no battery and against the battery's own mode. */
+export function siteSavingsLine(s: SiteSavings, currency: string): string {
+  const vs = (x: number) => (x >= 0 ? `${money(x)} saved` : `${money(-x)} lost`);
+  return `Site (${s.measured_by === 'grid_meter' ? 'grid meter' : 'device meters'}): paid ${money(s.actual_cost)} ${currency}; against no battery ${vs(s.savings_vs_none)}, against the battery's own mode ${vs(s.savings_vs_self_consumption)}`;
+}

@@ -3,7 +3,7 @@ import type { RouteModule } from '../core/http.js';
 import { localIso } from './costs.js';
 import { DAY, subjectId, subjectKind } from './records.js';
 import { DEVICE_KINDS } from './savings.js';
-import { isDeviceKind, parseCostQuery, parseWindow, type MeteringService } from './service.js';
+import { SITE_BASELINES, isDeviceKind, parseCostQuery, parseWindow, type MeteringService, type SiteBaseline } from './service.js';
 
 /**
  * The metering API (FlatPeak field names): meter records in, costs and savings out.
@@ -46,7 +46,7 @@ export const meteringRoutes = (metering: MeteringService): RouteModule => (app, 
 
   app.get<{ Params: { id: string }; Querystring: Record<string, unknown> }>('/savings/:id', async (req) => {
     const q = req.query ?? {};
-    for (const k of Object.keys(q)) if (!['start_time', 'end_time', 'kind'].includes(k)) throw new ApiError(400, 'invalid_parameter', `querystring.${k}: unknown parameter (known: start_time, end_time, kind)`, { field: `querystring.${k}` });
+    for (const k of Object.keys(q)) if (!['start_time', 'end_time', 'kind', 'baseline'].includes(k)) throw new ApiError(400, 'invalid_parameter', `querystring.${k}: unknown parameter (known: start_time, end_time, kind, baseline)`, { field: `querystring.${k}` });
     let window = parseWindow({ start_time: q.start_time, end_time: q.end_time }, false, 'querystring');
     if (!window) {
       // neither given: the last 30 days
@@ -55,6 +55,14 @@ export const meteringRoutes = (metering: MeteringService): RouteModule => (app, 
     }
     const kind = q.kind === undefined ? undefined : String(q.kind);
     if (kind !== undefined && !isDeviceKind(kind)) throw new ApiError(400, 'invalid_parameter', `querystring.kind: must be one of ${DEVICE_KINDS.join(', ')} (got "${kind}")`, { field: 'querystring.kind' });
+    const baseline = q.baseline === undefined ? 'devices' : String(q.baseline);
+    const known = ['devices', ...SITE_BASELINES];
+    if (!known.includes(baseline)) throw new ApiError(400, 'invalid_parameter', `querystring.baseline: must be one of ${known.join(', ')} (got "${baseline}")`, { field: 'querystring.baseline' });
+    if (baseline !== 'devices') {
+      if (req.params.id !== hub.site.id) throw new ApiError(400, 'invalid_parameter', `querystring.baseline: ${baseline} replays the whole site; ask for the location "${hub.site.id}", not "${req.params.id}"`, { field: 'querystring.baseline' });
+      if (kind !== undefined) throw new ApiError(400, 'invalid_parameter', 'querystring.kind: not with a site baseline (kind picks a device baseline)', { field: 'querystring.kind' });
+      return metering.siteSavings(window, baseline as SiteBaseline);
+    }
     return metering.savings(req.params.id, window, kind);
   });
 };

@@ -43,21 +43,39 @@ export type FlowCells = readonly CostCell[];
  * what charging cost (direction IMPORT; LOCAL energy is free) minus export earnings
  * (EXPORT/EXPORT). Savings = supplied value + export earnings − charging cost.
  */
-export function storageSavings(cells: FlowCells) {
+export function storageSavings(cells: FlowCells, forgoneExport: CostCell = emptyCell()) {
   const takenIn = emptyCell();
   for (const f of [0, 2, 4]) mergeCell(takenIn, cells[f]);
   const supplied = cells[1];
   const exported = cells[3];
   const baselineCost = supplied.cost;
   const actualCost = takenIn.cost - exported.cost;
+  const flatpeak = figures(baselineCost, actualCost, supplied.energyWh, takenIn.energyWh);
+  // the guide counts stored PV as free; without the battery it would have been exported and paid
+  const net = figures(baselineCost, actualCost + forgoneExport.cost, supplied.energyWh, takenIn.energyWh);
   return {
-    ...figures(baselineCost, actualCost, supplied.energyWh, takenIn.energyWh),
+    ...flatpeak,
+    flatpeak_savings: flatpeak.savings,
+    forgone_export_value: round(forgoneExport.cost, 5),
+    net_savings: net.savings,
+    net_savings_percentage: net.savings_percentage,
     storage: {
       imported: { energy: round(takenIn.energyWh, 3), local_energy: round(cells[4].energyWh, 3), cost: round(takenIn.cost, 5) },
       supplied: { energy: round(supplied.energyWh, 3), value: round(supplied.cost, 5) },
       exported: { energy: round(exported.energyWh, 3), value: round(exported.cost, 5) },
+      forgone_export: { energy: round(forgoneExport.energyWh, 3), value: round(forgoneExport.cost, 5) },
     },
   };
+}
+
+const LOCAL_IN = flagsOf('IMPORT', 'LOCAL');
+const AS_EXPORTED = flagsOf('IMPORT', 'EXPORT');
+
+/** The battery's LOCAL intake (stored PV) as if priced at the export rate: what exporting it instead would have earned. */
+export function localIntakeAsExport(set: IntervalSet): IntervalSet {
+  const items = [];
+  for (let i = 0; i < set.n; i++) if (set.flags[i] === LOCAL_IN) items.push({ start: set.start[i], end: set.end[i], energyWh: set.energy[i], flags: AS_EXPORTED, confidence: set.confidence[i] });
+  return intervalSet(items);
 }
 
 /** A shifted load: the baseline's cost minus the actual cost. The actual may use more energy and still save. */

@@ -21,6 +21,7 @@ import { implausibleReadings, sortReadings, spliceReadings, type RegisterPoint }
 import {
   BUCKET_MS,
   DAY,
+  FLAG_EXPORT,
   FLAG_REGISTER,
   FieldError,
   HOUR,
@@ -36,8 +37,9 @@ import {
   subjectKind,
   type RowOp,
 } from './records.js';
-import { DEVICE_KINDS, dailyWindows, evBaseline, figures, hvacBaseline, localTimeOn, storageSavings, switchedBaseline, HVAC_SMOOTHING_BUCKETS, type DeviceKind, type SavingsFigures } from './savings.js';
+import { DEVICE_KINDS, dailyWindows, evBaseline, localIntakeAsExport, figures, hvacBaseline, localTimeOn, storageSavings, switchedBaseline, HVAC_SMOOTHING_BUCKETS, type DeviceKind, type SavingsFigures } from './savings.js';
 import { IntervalBuilder, type IntervalSet, type MeterStore, type WriteOutcome } from './store.js';
+import { replaySelfConsumption, type SelfConsumptionBattery } from '../optimiser/self-consumption.js';
 
 /** A device as metering sees it: the running device (capabilities) and its YAML entry, either may be missing. */
 export interface DeviceInfo {
@@ -53,7 +55,7 @@ export interface MeteringContext {
   prices: () => PriceLookup | undefined;
   devices: () => DeviceInfo[];
   /** Charging sessions the hub knows (plug-in times for the EV baseline). */
-  sessions?: () => Record<string, { device_id: string; start: string }>;
+  sessions?: () => Record<string, { device_id: string; start: string; plug_in?: string }>;
   log?: Logger;
 }
 
@@ -239,6 +241,17 @@ export class MeteringService {
       if (!st) this.streams.set(key, (st = { subject, flags: flagsOf(direction, rate) }));
       const point: RegisterPoint = { time: reading.time, valueWh: value, session: reading.sessionId ?? null, ref: null };
       this.offer(st, point);
+    }
+  }
+
+  /**
+   * A charging session ended: the readings of it still held back (the once-a-minute rule) are stored
+   * now, so its energy and cost are complete when the stop is answered, not when the device speaks again.
+   */
+  onSessionEnded(deviceId: string, sessionId: string) {
+    const prefixes = [`${deviceSubject(deviceId)}|`, `${deviceSubject(`${deviceId}:`)}`];
+    for (const [key, st] of this.streams) {
+      if (st.pending?.session === sessionId && prefixes.some((p) => key.startsWith(p))) this.commit(st, st.pending);
     }
   }
 
@@ -522,16 +535,139 @@ export class MeteringService {
       let actual = 0;
       let baseWh = 0;
       let actualWh = 0;
+      let forgone = 0;
       for (const d of devices) {
         base += d.baseline_cost;
         actual += d.actual_cost;
         baseWh += d.baseline_energy.value;
         actualWh += d.actual_energy.value;
+        forgone += num(d.forgone_export_value) ?? 0;
       }
-      return { ...envelope, kind: 'location' as const, ...figures(base, actual, baseWh, actualWh), devices: devices.map((d) => ({ device_id: d.device_id, kind: d.kind, baseline_cost: d.baseline_cost, actual_cost: d.actual_cost, savings: d.savings, savings_percentage: d.savings_percentage })) };
+      const sum = figures(base, actual, baseWh, actualWh);
+      return {
+        ...envelope,
+        kind: 'location' as const,
+        ...sum,
+        forgone_export_value: round(forgone, 5),
+        net_savings: round(sum.savings - forgone, 5),
+        devices: devices.map((d) => ({ device_id: d.device_id, kind: d.kind, baseline_cost: d.baseline_cost, actual_cost: d.actual_cost, savings: d.savings, savings_percentage: d.savings_percentage, ...(d.net_savings !== undefined ? { net_savings: d.net_savings } : {}) })),
+      };
     }
     const { device_id: _id, ...rest } = this.deviceSavings(subjectId(subject), window, kind);
     return { ...envelope, ...rest };
+  }
+
+  /**
+   * `GET /savings/{location_id}?baseline=self_consumption|none`: what the site paid, against the
+   * same measured load and PV replayed with the battery in its own self-consumption mode, and with
+   * no battery at all; shifted loads (EV, switched loads, HVAC) undo their shift in both, as their
+   * own baselines say. The site's grid meter (records of the location) is what it paid where there is
+   * one; else the device meters' net flow, priced per 15 minutes.
+   */
+  siteSavings(window: TimeWindow, baseline: SiteBaseline) {
+    const tz = this.site.timezone;
+    const warnings: string[] = [];
+    const a = Math.floor(window.start / BUCKET_MS) * BUCKET_MS;
+    const b = Math.ceil(window.end / BUCKET_MS) * BUCKET_MS;
+    const n = (b - a) / BUCKET_MS;
+    const span = { start: a, end: b };
+    const prices = this.prices(span, ALL_FLOWS, warnings);
+    const importRate = bucketRates(prices.IMPORT, a, n);
+    const exportRate = bucketRates(prices.EXPORT, a, n);
+    /** Net energy per bucket of one subject (+ = into it). */
+    const netOf = (subject: string) => {
+      const out = new Float64Array(n);
+      const set = this.store.buckets(subject, a, b);
+      for (let i = 0; i < set.n; i++) out[(set.start[i] - a) / BUCKET_MS] += set.flags[i] & FLAG_EXPORT ? -set.energy[i] : set.energy[i];
+      return out;
+    };
+    // the battery: its own meter (a hybrid inverter's battery channel where there is one)
+    const infos = this.ctx.devices();
+    const deviceIds = new Set(infos.map((d) => d.id));
+    for (const sub of this.store.subjects()) if (subjectKind(sub.subject) === 'device') deviceIds.add(subjectId(sub.subject).split(':')[0]);
+    const kinds = new Map([...deviceIds].map((id) => [id, this.kindOf(infos.find((d) => d.id === id), deviceSubject(id))]));
+    const batteries = [...kinds].filter(([, k]) => k === 'storage').map(([id]) => id);
+    const batteryNet = new Float64Array(n);
+    for (const id of batteries) {
+      const sub = this.store.has(deviceSubject(`${id}:battery`)) ? deviceSubject(`${id}:battery`) : deviceSubject(id);
+      netOf(sub).forEach((wh, k) => (batteryNet[k] += wh));
+    }
+    // what the site drew from the grid: its meter, else the sum of the device meters
+    const gridMetered = this.store.has(locationSubject(this.site.id));
+    let gridNet: Float64Array;
+    let actual: { cost: number; importWh: number; exportWh: number };
+    if (gridMetered) {
+      gridNet = netOf(locationSubject(this.site.id));
+      const acc = this.priceSubject(locationSubject(this.site.id), span, [a, b], ALL_FLOWS, true, warnings);
+      const imp = [0, 2, 4].map((f) => acc.flowTotal(f));
+      const exp = [1, 3, 5].map((f) => acc.flowTotal(f));
+      actual = { cost: imp.reduce((x, c) => x + c.cost, 0) - exp.reduce((x, c) => x + c.cost, 0), importWh: imp.reduce((x, c) => x + c.energyWh, 0), exportWh: exp.reduce((x, c) => x + c.energyWh, 0) };
+    } else {
+      gridNet = new Float64Array(n);
+      const subjects = this.store.subjects().map((x) => x.subject).filter((x) => subjectKind(x) === 'device');
+      // a device metered by channels (a hybrid inverter's pv and battery) counts by its channels alone
+      const channelled = new Set(subjects.filter((x) => subjectId(x).includes(':')).map((x) => subjectId(x).split(':')[0]));
+      for (const sub of subjects) if (subjectId(sub).includes(':') || !channelled.has(subjectId(sub))) netOf(sub).forEach((wh, k) => (gridNet[k] += wh));
+      actual = settleBuckets(gridNet, importRate, exportRate);
+      warnings.push('the site has no grid meter (records of the location): what it paid is the device meters\' net flow, priced per 15 minutes');
+    }
+    const hours = Array.from({ length: n }, () => BUCKET_MS / HOUR);
+    const house = Array.from(gridNet, (wh, k) => wh - batteryNet[k]);
+    const none = settleBuckets(house, importRate, exportRate);
+    const battery = this.batteryForReplay(batteries, infos);
+    const own = battery ? settleBuckets(replaySelfConsumption(battery, house, hours).gridWh, importRate, exportRate) : none;
+    if (batteries.length && !battery) warnings.push('the battery\'s size is not known (configure capacity_wh): the self-consumption baseline is the same as none');
+    // shifted loads count in both baselines as their own baselines say
+    const shifted = [...kinds].filter(([, k]) => k === 'ev' || k === 'switched_load' || k === 'hvac').map(([id]) => this.deviceSavings(id, window));
+    const shift = shifted.reduce((x, d) => x + d.savings, 0);
+    const scenario = (c: { cost: number; importWh: number; exportWh: number }) => ({ cost: round(c.cost + shift, 5), import_wh: round(c.importWh, 3), export_wh: round(c.exportWh, 3) });
+    const base = baseline === 'none' ? none : own;
+    return {
+      id: newId('sav'),
+      object: 'savings' as const,
+      object_id: this.site.id,
+      location_id: this.site.id,
+      location_timezone: tz,
+      currency_code: this.site.currency,
+      start_time: localIso(a, tz),
+      end_time: localIso(b, tz),
+      kind: 'location' as const,
+      baseline,
+      ...figures(base.cost + shift, actual.cost, base.importWh, actual.importWh),
+      baselines: { none: scenario(none), self_consumption: scenario(own) },
+      actual: { cost: round(actual.cost, 5), import_wh: round(actual.importWh, 3), export_wh: round(actual.exportWh, 3) },
+      savings_vs_none: round(none.cost + shift - actual.cost, 5),
+      savings_vs_self_consumption: round(own.cost + shift - actual.cost, 5),
+      measured_by: gridMetered ? ('grid_meter' as const) : ('device_meters' as const),
+      battery: battery ? { device_ids: batteries, capacity_wh: battery.socMaxWh, start_wh: battery.initialWh, max_charge_w: battery.maxChargeW, max_discharge_w: battery.maxDischargeW } : null,
+      shifted_loads: shifted.map((d) => ({ device_id: d.device_id, kind: d.kind, savings: d.savings })),
+      explanation: `${baseline === 'none' ? 'no battery' : 'the battery in its own self-consumption mode (charging from surplus, covering deficits, starting at its minimum charge)'}, replayed on the measured load and PV per 15 minutes at the prices of the time; shifted loads as their own baselines say`,
+      ...(warnings.length ? { warnings } : {}),
+    };
+  }
+
+  /** One battery standing for the site's batteries in the replay: their sizes and powers added, from the running device else its YAML. */
+  private batteryForReplay(ids: string[], infos: DeviceInfo[]): SelfConsumptionBattery | undefined {
+    let out: SelfConsumptionBattery | undefined;
+    for (const id of ids) {
+      const info = infos.find((d) => d.id === id);
+      const p = info?.device?.caps.storage?.params;
+      const c = info?.config ?? {};
+      const cap = p?.capacityWh ?? num(c.capacity_wh);
+      if (!cap) return undefined;
+      const one = {
+        socMinWh: p?.socMinWh ?? (cap * (num(c.soc_min_pct) ?? 5)) / 100,
+        socMaxWh: p?.socMaxWh ?? cap,
+        maxChargeW: p?.maxChargeW ?? num(c.max_charge_w) ?? cap / 2,
+        maxDischargeW: p?.maxDischargeW ?? num(c.max_discharge_w) ?? cap / 2,
+        chargeEfficiency: p?.chargeEfficiency ?? num(c.charge_efficiency) ?? 0.95,
+        dischargeEfficiency: p?.dischargeEfficiency ?? num(c.discharge_efficiency) ?? 0.95,
+      };
+      out = out
+        ? { ...out, socMinWh: out.socMinWh + one.socMinWh, socMaxWh: out.socMaxWh + one.socMaxWh, maxChargeW: out.maxChargeW + one.maxChargeW, maxDischargeW: out.maxDischargeW + one.maxDischargeW, initialWh: out.initialWh + one.socMinWh }
+        : { ...one, initialWh: one.socMinWh };
+    }
+    return out;
   }
 
   private deviceSavings(id: string, window: TimeWindow, forced?: DeviceKind): DeviceSavings {
@@ -545,7 +681,12 @@ export class MeteringService {
       if (this.store.has(deviceSubject(`${id}:battery`))) subject = deviceSubject(`${id}:battery`);
       const acc = this.priceSubject(subject, window, whole, ALL_FLOWS, true, warnings);
       const cells = [0, 1, 2, 3, 4, 5].map((f) => acc.flowTotal(f));
-      return done(storageSavings(cells), 'no battery: the energy it supplied to the premises bought at the import rate, no export earnings');
+      const local = localIntakeAsExport(this.store.intervals(subject, window.start, window.end, { flows: new Set([4]) }));
+      const forgone = local.n ? totalCost(local, this.prices(window, new Set([2]), warnings), window) : emptyCell();
+      return done(
+        storageSavings(cells, forgone),
+        'no battery: the energy it supplied to the premises bought at the import rate, no export earnings (the FlatPeak storage guide: `savings`, also as `flatpeak_savings`); `net_savings` also counts the export income given up by storing local energy, at the export rate of its time',
+      );
     }
     const actualAcc = this.priceSubject(subject, window, whole, FLOWS.IMPORT, false, warnings);
     const actual = actualAcc.total();
@@ -580,8 +721,9 @@ export class MeteringService {
         plugIn = Math.min(plugIn, set.start[i]);
         energy += set.energy[i];
       }
-      const stored = known[s]?.start ? Date.parse(known[s].start) : NaN;
-      if (Number.isFinite(stored)) plugIn = Math.min(plugIn, stored);
+      const stored = known[s] ? Date.parse(known[s].plug_in ?? known[s].start) : NaN;
+      // the hub's record of the plug-in wins; records alone start with the session's first reading interval
+      if (Number.isFinite(stored)) plugIn = stored;
       if (plugIn >= window.start && plugIn < window.end) sessions.push({ id: s, plugIn, energyWh: energy, set });
     }
     const loose = new IntervalBuilder(false);
@@ -698,3 +840,46 @@ export function parseWindow(source: unknown, required: boolean, where = 'body'):
 }
 
 export const isDeviceKind = (k: string): k is DeviceKind => (DEVICE_KINDS as readonly string[]).includes(k);
+
+export const SITE_BASELINES = ['self_consumption', 'none'] as const;
+export type SiteBaseline = (typeof SITE_BASELINES)[number];
+
+/** Mean rate of each 15-minute bucket from `a` (NaN where no price covers it all). */
+function bucketRates(series: PriceSeries, a: EpochMs, n: number): number[] {
+  const out = new Array<number>(n).fill(NaN);
+  let j = 0;
+  for (let k = 0; k < n; k++) {
+    const s = a + k * BUCKET_MS;
+    const e = s + BUCKET_MS;
+    while (j < series.length && series[j].end <= s) j++;
+    let acc = 0;
+    let covered = 0;
+    for (let i = j; i < series.length && series[i].start < e; i++) {
+      const o = Math.min(e, series[i].end) - Math.max(s, series[i].start);
+      if (o > 0) {
+        acc += series[i].rate * o;
+        covered += o;
+      }
+    }
+    if (covered >= BUCKET_MS - 1) out[k] = acc / covered;
+  }
+  return out;
+}
+
+/** Cost of a net grid flow per bucket (+ = import): imports at the import rate less exports at the export rate. */
+function settleBuckets(netWh: ArrayLike<number>, importRate: number[], exportRate: number[]) {
+  let cost = 0;
+  let importWh = 0;
+  let exportWh = 0;
+  for (let k = 0; k < netWh.length; k++) {
+    const wh = netWh[k];
+    if (wh > 0) {
+      importWh += wh;
+      if (Number.isFinite(importRate[k])) cost += (wh / 1000) * importRate[k];
+    } else if (wh < 0) {
+      exportWh -= wh;
+      if (Number.isFinite(exportRate[k])) cost += (wh / 1000) * exportRate[k];
+    }
+  }
+  return { cost, importWh, exportWh };
+}

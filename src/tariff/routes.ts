@@ -136,6 +136,11 @@ export function tariffRoutes(service: TariffService): RouteModule {
       const window = parseWindow(hub, single(q, 'start_time'), single(q, 'end_time'));
       const series = service.series(direction, window);
       const status = service.status(direction);
+      // say where the answered slots come from: the imported series wins wherever it has slots
+      const imported = service.imported(direction, window);
+      const fromImport = series.filter((s) => imported.some((i) => i.start <= s.start && s.end <= i.end && i.rate === s.rate)).length;
+      const answered = fromImport === 0 ? status.type : fromImport === series.length ? 'imported' : 'mixed';
+      const description = answered === 'imported' ? 'a series imported with PUT /api/v1/tariffs/rates' : answered === 'mixed' ? `an imported series where it has slots, ${status.description ?? 'nothing'} elsewhere` : status.description;
       return {
         id: objectId('rts'),
         object: 'tariff_rate',
@@ -143,7 +148,7 @@ export function tariffRoutes(service: TariffService): RouteModule {
         last_updated: status.last_updated,
         next_update: status.next_update,
         request: q,
-        source: { type: status.type, description: status.description, error: status.error, fallback: status.fallback },
+        source: { type: answered, description, configured_type: status.type, error: status.error, fallback: status.fallback },
         data: series.map((s) => ({ valid_from: iso(s.start), valid_to: iso(s.end), tariff: { rate: s.rate, confidence: s.confidence } })),
       };
     });

@@ -319,6 +319,11 @@ export class TariffService implements PriceLookup {
     return { from, to, count: series.length };
   }
 
+  /** The slots of the series imported with PUT /tariffs/rates that overlap the window (kept 7 days back). */
+  imported(direction: Direction, window: TimeWindow): PriceSeries {
+    return sliceSeries(this.dirs[direction].imported, window);
+  }
+
   status(direction: Direction): SourceStatus {
     const d = this.dirs[direction];
     const updated = Math.max(d.source?.lastUpdated?.() ?? -Infinity, d.importedAt ?? -Infinity);

@@ -1,3 +1,6 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { builtinCatalog } from '../../src/core/catalog.js';
 import { hubChecks } from '../../src/core/config/checks.js';
@@ -59,6 +62,40 @@ describe('configuration', () => {
     const text = 'site: { id: home }\nhttp: { host: 127.0.0.1, port: 8080, token: ${HOMEFLEX_TOKEN} }\n';
     expect(parseConfig(text, 'site.yaml', opts({ HOMEFLEX_TOKEN: 'flow-style-secret-value' })).http.token).toBe('flow-style-secret-value');
     expect(problemsOf(text)).toEqual(['site.yaml:2:45 http.token: environment variable HOMEFLEX_TOKEN is not set (write ${HOMEFLEX_TOKEN:-default} for a default)']);
+  });
+
+  it('keeps a literal $ in a value: only ${VAR} is a reference, and $${VAR} is the text ${VAR}', () => {
+    const text = 'site: { id: home, name: "cost $<HOME> and $HOME" }\nhttp:\n  token: "pa$$w0rd-$<HOME>-$${HOME}-$${HOME:-x}"\n  host: ${HOST:-127.0.0.1}\n';
+    const config = parseConfig(text, 'site.yaml', opts({ HOME: '/root' }));
+    expect(config.site.name).toBe('cost $<HOME> and $HOME');
+    expect(config.http.token).toBe('pa$$w0rd-$<HOME>-${HOME}-${HOME:-x}');
+    expect(config.http.host).toBe('127.0.0.1');
+    // in a flow mapping too, with columns unchanged
+    const flow = 'site: { id: home }\nhttp: { token: $${NOT_A_VAR}-padding-123, host: ${HOST} }\n';
+    expect(parseConfig(flow, 'site.yaml', opts({ HOST: '::1' })).http).toMatchObject({ token: '${NOT_A_VAR}-padding-123', host: '::1' });
+    expect(problemsOf(flow)).toEqual(['site.yaml:2:49 http.host: environment variable HOST is not set (write ${HOST:-default} for a default)']);
+  });
+
+  it('refuses an unknown time zone or currency at its key', () => {
+    const text = (tz: string, cur: string) => `site:\n  id: home\n  timezone: ${tz}\n  currency: ${cur}\n`;
+    expect(problemsOf(text('Europe/Berlln', 'EUR'))).toEqual(['site.yaml:3:13 site.timezone: unknown time zone "Europe/Berlln" (did you mean Europe/Berlin?)']);
+    expect(problemsOf(text('Mars/Olympus', 'XYZ'))).toEqual([
+      'site.yaml:3:13 site.timezone: unknown time zone "Mars/Olympus" (an IANA name such as Europe/Berlin, America/New_York or UTC)',
+      'site.yaml:4:13 site.currency: unknown currency "XYZ" (an ISO 4217 code such as EUR, GBP, USD, CHF)',
+    ]);
+    for (const [tz, cur] of [['UTC', 'GBP'], ['America/New_York', 'USD'], ['Europe/Zurich', 'CHF'], ['Australia/Sydney', 'AUD']]) expect(problemsOf(text(tz, cur))).toEqual([]);
+  });
+
+  it('refuses a file tariff whose price file does not exist, at its path key', () => {
+    const text = (path: string) => `site: { id: home }\ntariffs:\n  import:\n    type: file\n    path: ${path}\n  export: { type: file, path: gone.csv }\n`;
+    expect(problemsOf(text('prices/missing.csv'))).toEqual([
+      'site.yaml:5:11 tariffs.import.path: the price file /x/prices/missing.csv does not exist',
+      'site.yaml:6:31 tariffs.export.path: the price file /x/gone.csv does not exist',
+    ]);
+    const dir = mkdtempSync(join(tmpdir(), 'homeflex-config-'));
+    writeFileSync(join(dir, 'p.csv'), 'valid_from,valid_to,rate\n');
+    writeFileSync(join(dir, 'gone.csv'), 'valid_from,valid_to,rate\n');
+    expect(() => parseConfig(text('p.csv'), join(dir, 'site.yaml'), opts())).not.toThrow();
   });
 
   it('applies defaults from the schemas of the hub and the adapters', () => {

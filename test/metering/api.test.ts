@@ -146,6 +146,9 @@ describe('metering API over HTTP', () => {
       ['POST', '/costs/session/S-unknown', {}, 404, /no meter records carry session_reference_id "S-unknown"/],
       ['GET', '/savings/heatpump?start_time=yesterday&end_time=2024-08-02T00:00:00Z', undefined, 400, /^querystring\.start_time: "yesterday" is not an RFC 3339 time/],
       ['GET', '/savings/heatpump?kind=boiler', undefined, 400, /^querystring\.kind: must be one of storage, ev, hvac, switched_load, pv, meter/],
+      ['GET', '/savings/loc_home?baseline=rule', undefined, 400, /^querystring\.baseline: must be one of devices, self_consumption, none \(got "rule"\)/],
+      ['GET', '/savings/heatpump?baseline=none', undefined, 400, /^querystring\.baseline: none replays the whole site; ask for the location "loc_home", not "heatpump"/],
+      ['GET', '/savings/loc_home?baseline=none&kind=ev', undefined, 400, /^querystring\.kind: not with a site baseline/],
       ['PUT', '/meters/interval', 42, 400, /^body: must be an array of meter records/],
       ['PUT', '/meters/cumulative/epoch', { device_id: 'x', data: [], colour: 'red' }, 400, /^colour: unknown field/],
     ];
@@ -189,6 +192,39 @@ describe('metering API over HTTP', () => {
     expect((await rows()).at(-1)).toEqual(['05:00', 750, null]);
     const many = await call('PUT', `${url}/meters/cumulative/epoch`, body(Array.from({ length: 10_001 }, (_, i) => ({ time: t0 + 20_000 + i * 60, value: i }))));
     expect([many.status, many.body.code, many.body.message]).toEqual([413, 'too_many_records', 'data: 10001 readings in one request; at most 10,000 are accepted. Split them into several requests.']);
+  });
+
+  it('back-filled readings of an old session next to live ones: the session keeps its own energy, the gap is no session’s (issue 14.5)', async () => {
+    const { url } = await start();
+    const body = (data: unknown[], session?: string) => ({ location_id: 'loc_home', device_id: 'wallbox', direction: 'IMPORT', tariff_rate: 'IMPORT', units: 'WH', ...(session ? { session_reference_id: session } : {}), data });
+    const now = Date.parse('2026-06-01T09:00:00Z') / 1000;
+    const live = await call('PUT', `${url}/meters/cumulative/epoch`, body([0, 1, 2, 3].map((k) => ({ time: now + k * 60, value: 500_000 + k * 10 }))));
+    expect(live.body.records_processed).toBe(4);
+    // a 3-hour session 53 days earlier, uploaded afterwards
+    const s0 = now - 53 * 86_400 - 3 * 3600;
+    const old = await call('PUT', `${url}/meters/cumulative/epoch`, body([0, 1, 2, 3].map((h) => ({ time: s0 + h * 3600, value: 372_000 + h * 1500 })), 'S'));
+    expect(old.body.records_processed).toBe(4);
+    const session = await call('POST', `${url}/costs/session/S`, {});
+    expect(session.status).toBe(200);
+    expect(session.body.total.energy.value).toBe(4500);
+    // the 123.5 kWh between S's last reading and the first live one is counted, untagged
+    const all = await call('POST', `${url}/costs/interval/wallbox?aggregation=YEAR`, { start_time: '2026-01-01T00:00:00Z', end_time: '2026-07-01T00:00:00Z' });
+    expect(all.body.data.reduce((a: number, d: { energy: { value: number } }) => a + d.energy.value, 0)).toBeCloseTo(4500 + 123_500 + 30, 3);
+  });
+
+  it('records each charging session (plug-in, end, energy) for the EV savings baseline (issue 14.6)', async () => {
+    const clock = new ManualClock('2026-06-01T15:50:00Z'); // 17:50 in Berlin; the simulated car arrives at 18:00 and leaves at 07:30
+    const { url } = await start('  - { id: ev, adapter: sim_ev, arrive: "18:00", leave: "07:30", tick_s: 60 }\n', clock);
+    await clock.advance(30 * 60_000);
+    await hub!.services.metering!.settled();
+    expect(hub!.services.state.data.sessions['ev-1']).toEqual({ id: 'ev-1', device_id: 'ev', start: '2026-06-01T16:00:00.000Z', energy_wh: expect.any(Number) });
+    for (let h = 0; h < 14; h++) await clock.advance(3_600_000);
+    await hub!.services.metering!.settled();
+    const done = hub!.services.state.data.sessions['ev-1'];
+    expect(done.end).toBe('2026-06-02T05:30:00.000Z');
+    expect(done.energy_wh).toBeCloseTo(hub!.registry.get('ev')!.caps.charger!.session()!.energyWh, 3);
+    const savings = await call('GET', `${url}/savings/ev?start_time=2026-06-01T00:00:00Z&end_time=2026-06-02T12:00:00Z`);
+    expect(savings.body.sessions).toEqual([{ session_reference_id: 'ev-1', plug_in_time: '2026-06-01T18:00:00+02:00', energy: expect.closeTo(done.energy_wh, 0) }]);
   });
 
   it('meters the adapters: readings become 1-minute records tagged with the charging session', async () => {

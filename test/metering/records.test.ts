@@ -80,6 +80,30 @@ describe('cumulative registers', () => {
     ]);
   });
 
+  it('a gap longer than a usual reading interval belongs to no session (issue 14.5)', () => {
+    const min = 60_000;
+    const day = 86_400_000;
+    // session S: three hours back-filled 53 days before the live readings
+    const pts = [
+      { time: 0, valueWh: 372_000, session: 'S', ref: null },
+      { time: 180 * min, valueWh: 376_500, session: 'S', ref: null },
+      { time: 53 * day, valueWh: 500_000, session: null, ref: null },
+      { time: 53 * day + 16 * min, valueWh: 500_100, session: 'T', ref: null },
+      { time: 53 * day + 20 * min, valueWh: 500_300, session: 'T', ref: null },
+      { time: 53 * day + 40 * min, valueWh: 501_000, session: 'U', ref: null },
+    ];
+    const out = intervalsBetween(pts);
+    const bySession = (id: string | null) => out.filter((i) => i.session === id).reduce((a, i) => a + i.energyWh, 0);
+    expect(bySession('S')).toBe(4500);
+    expect(bySession(null)).toBeCloseTo(123_500 + 100 + 700, 6);
+    expect(bySession('T')).toBe(200);
+    // two sessions a usual reading interval apart: the energy between them is the first one's (a charger that rebooted mid-session)
+    expect(intervalsBetween([{ time: 0, valueWh: 0, session: 'T', ref: null }, { time: 2 * min, valueWh: 200, session: 'U', ref: null }])[0].session).toBe('T');
+    // within a usual reading interval the untagged neighbour's energy is the session's
+    expect(intervalsBetween([{ time: 0, valueWh: 0, session: null, ref: null }, { time: 15 * min, valueWh: 50, session: 'S', ref: null }])[0].session).toBe('S');
+    expect(intervalsBetween([{ time: 0, valueWh: 0, session: 'S', ref: null }, { time: 15 * min + 1, valueWh: 50, session: null, ref: null }])[0].session).toBeNull();
+  });
+
   it('spreads a gap longer than 31 days evenly over whole days', () => {
     const day = 86_400_000;
     const out = intervalsBetween([

@@ -67,6 +67,11 @@ describe('homeflex report', () => {
     expect(out).not.toMatch(/boiler/);
     expect(out).toMatch(/Savings against the baselines \(EUR\)\n/);
     expect(lines.filter((l) => /^battery\s+storage\s+0\.60\s+0\.60\s+0\.00\s+0\.0 %$/.test(l))).toHaveLength(1);
+    // the site replayed (issue 15.6): no grid meter and no house meter, so the battery's 2 kWh at
+    // 20:00–22:00 left the metered devices (exported at 0.10); paid 0.40 + 0.60 + 0.60 − 0.20 = 1.40,
+    // without the battery 1.00; its size unknown, so its own mode is the same as none
+    expect(out).toMatch(/\nSite \(device meters\): paid 1\.40 EUR; against no battery 0\.40 lost, against the battery's own mode 0\.40 lost\n/);
+    expect(out).toMatch(/\(the battery's size is not known/);
   });
 
   it('writes CSV for one device by month, finding the hub from the site file', async () => {

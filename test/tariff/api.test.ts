@@ -94,6 +94,12 @@ describe('PUT /tariffs/rates/{location_id}', () => {
     expect(events[0]).toMatch(/^IMPORT:import:\d+$/);
     const { body } = await getJson(`/tariffs/rates/home?${q({ start_time: '2026-01-05T13:45:00Z', end_time: '2026-01-05T15:15:00Z' })}`);
     expect(body.data.map((d: { tariff: { rate: number } }) => d.tariff.rate)).toEqual([0.34, 0.12, 0.1, 0.08, 0.11, 0.34]);
+    // the answer says where its slots come from
+    expect(body.source).toMatchObject({ type: 'mixed', configured_type: 'time_of_use' });
+    const inside = (await getJson(`/tariffs/rates/home?${q({ start_time: '2026-01-05T14:00:00Z', end_time: '2026-01-05T15:00:00Z' })}`)).body;
+    expect(inside.source).toMatchObject({ type: 'imported', description: 'a series imported with PUT /api/v1/tariffs/rates', configured_type: 'time_of_use' });
+    const outside = (await getJson(`/tariffs/rates/home?${q({ start_time: '2026-01-05T16:00:00Z', end_time: '2026-01-05T17:00:00Z' })}`)).body;
+    expect(outside.source).toMatchObject({ type: 'time_of_use', configured_type: 'time_of_use' });
   });
 
   it('stores export prices and keeps them across a restart of the hub', async () => {

@@ -63,6 +63,16 @@ describe('OCPP in the hub', () => {
     expect(body.total.tariff.value).toBeCloseTo((wh / 1000) * 0.3, 6);
   });
 
+  it('lists the wallbox but not its simulated charge point among the devices in savings', async () => {
+    const withTariff = site.replace('connections:', 'tariffs: { import: { type: fixed, rate: 0.30 } }\nconnections:');
+    hub = new Hub({ configText: withTariff, logger: captureLogger().log, override: (c) => ((c.storage.dir = mkdtempSync(join(tmpdir(), 'hf-ocpp-sav-'))), (c.http.port = 0)) });
+    await hub.start();
+    const res = await fetch(`${hub.url}/api/v1/savings/home?start_time=${encodeURIComponent(new Date(Date.now() - 86_400_000).toISOString())}&end_time=${encodeURIComponent(new Date().toISOString())}`);
+    const body = (await res.json()) as { devices: { device_id: string }[] };
+    expect(res.status, JSON.stringify(body)).toBe(200);
+    expect(body.devices.map((d) => d.device_id)).toEqual(['wallbox']);
+  }, 60_000);
+
   it('the demo site has an OCPP wallbox and its simulated charge point', () => {
     const demo = readFileSync(join(import.meta.dirname, '../../../config/demo.yaml'), 'utf8');
     const h = new Hub({ configText: demo, logger: captureLogger().log });

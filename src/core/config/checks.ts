@@ -1,6 +1,10 @@
+import { existsSync, statSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import type { ConfigCheck } from './load.js';
 import type { Catalog } from './compose.js';
 import type { HubConfig } from './schema.js';
+import { brokerAccess, isLoopbackHost } from '../transports/mqtt-access.js';
+import { isCurrency, isTimeZone, zoneHint } from './zones.js';
 
 /** `forecasts`: array ids unique, their devices known, a location for the sun, the source's own checks. */
 function forecastProblems(config: HubConfig, catalog: Catalog): { path: (string | number)[]; message: string }[] {
@@ -32,6 +36,9 @@ export function hubChecks(catalog: Catalog): ConfigCheck[] {
   return [
     (config) => {
       const problems: { path: (string | number)[]; message: string }[] = [];
+      // a zone luxon cannot resolve gives no local days at all: no prices, no plan
+      if (!isTimeZone(config.site.timezone)) problems.push({ path: ['site', 'timezone'], message: `unknown time zone "${config.site.timezone}"${zoneHint(config.site.timezone)}` });
+      if (!isCurrency(config.site.currency)) problems.push({ path: ['site', 'currency'], message: `unknown currency "${config.site.currency}" (an ISO 4217 code such as EUR, GBP, USD, CHF)` });
       const seen = new Map<string, number>();
       config.devices.forEach((d, i) => {
         const first = seen.get(d.id);
@@ -77,17 +84,20 @@ export function hubChecks(catalog: Catalog): ConfigCheck[] {
       });
       const mqtt = config.connections.mqtt;
       if (mqtt?.url !== undefined && mqtt.embedded !== undefined) problems.push({ path: ['connections', 'mqtt', 'url'], message: 'give either "url" (an external broker) or "embedded", not both' });
-      // as for HTTP: a broker reachable from the LAN takes commands for every device, so it needs a login
-      const brokerHost = mqtt?.embedded?.host ?? '127.0.0.1';
-      if (mqtt?.embedded && !['127.0.0.1', 'localhost', '::1'].includes(brokerHost) && (!mqtt.username || !mqtt.password)) {
-        problems.push({ path: ['connections', 'mqtt', 'embedded', 'host'], message: `an embedded broker listening on ${brokerHost} (not loopback) needs connections.mqtt.username and password` });
-      }
+      // as for HTTP: a broker reachable from the LAN takes commands for every device, so it needs logins and topic rules
+      if (mqtt?.embedded) problems.push(...brokerAccess(config, catalog).problems);
+      problems.push(...ocppAuthProblems(config, catalog));
       for (const dir of ['import', 'export'] as const) {
         const t = config.tariffs[dir];
         if (!t) continue;
+        if (typeof t.currency === 'string' && !isCurrency(t.currency)) problems.push({ path: ['tariffs', dir, 'currency'], message: `unknown currency "${t.currency}" (an ISO 4217 code such as EUR, SEK, NOK, DKK)` });
         const source = catalog.tariffSources.find((s) => s.type === t.type);
         for (const p of source?.check?.(t as never) ?? []) problems.push({ path: ['tariffs', dir, ...p.path], message: p.message });
         const fallback = t.fallback as { type?: string } | undefined;
+        for (const [tariff, at] of [[t, ['tariffs', dir]], [fallback, ['tariffs', dir, 'fallback']]] as const) {
+          const problem = tariff?.type === 'file' ? priceFileProblem((tariff as { path?: unknown }).path, config.source) : undefined;
+          if (problem) problems.push({ path: [...at, 'path'], message: problem });
+        }
         const fallbackSource = catalog.tariffSources.find((s) => s.type === fallback?.type);
         for (const p of fallbackSource?.check?.(fallback as never) ?? []) problems.push({ path: ['tariffs', dir, 'fallback', ...p.path], message: p.message });
       }
@@ -98,4 +108,35 @@ export function hubChecks(catalog: Catalog): ConfigCheck[] {
       return problems;
     },
   ];
+}
+
+/**
+ * Off loopback anyone on the LAN can dial the OCPP port, so every charger must prove who it is:
+ * a Basic password, or a client certificate under TLS (server TLS alone authenticates no charger).
+ */
+function ocppAuthProblems(config: HubConfig, catalog: Catalog): { path: (string | number)[]; message: string }[] {
+  const ocpp = config.connections.ocpp;
+  if (!ocpp) return [];
+  const host = ocpp.host ?? '0.0.0.0';
+  // with tls.ca a charger without a password must show a client certificate naming it
+  if (isLoopbackHost(host) || ocpp.tls?.ca) return [];
+  const problems: { path: (string | number)[]; message: string }[] = [];
+  config.devices.forEach((d, i) => {
+    const { identity, password } = d as { identity?: unknown; password?: unknown };
+    if (!catalog.adapters.find((a) => a.id === d.adapter)?.needs?.includes('ocpp') || typeof identity !== 'string' || password !== undefined) return;
+    problems.push({
+      path: ['devices', i],
+      message: `charger "${identity}" has no password, but connections.ocpp listens on ${host} (not loopback), where anyone on the network could connect as it: set password (the charger sends it as HTTP Basic auth, user = identity), give chargers client certificates (connections.ocpp.tls.ca), or listen on 127.0.0.1`,
+    });
+  });
+  return problems;
+}
+
+/** A `file` tariff's price file must be there when the hub starts (relative paths: to the site file). */
+function priceFileProblem(path: unknown, source: string): string | undefined {
+  if (typeof path !== 'string' || !path) return undefined;
+  const full = isAbsolute(path) ? path : resolve(dirname(resolve(source)), path);
+  if (!existsSync(full)) return `the price file ${full} does not exist`;
+  if (!statSync(full).isFile()) return `${full} is not a file`;
+  return undefined;
 }

@@ -36,13 +36,24 @@ type PathSeg = string | number;
 export const pathToString = (path: PathSeg[]) =>
   path.reduce<string>((s, seg) => (typeof seg === 'number' ? `${s}[${seg}]` : s ? `${s}.${seg}` : seg), '');
 
-const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+/** `${VAR}` or `${VAR:-default}`, and `$${…}`, which stands for the literal text `${…}`. */
+const ENV_REF = /(\$?)\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+
 /**
- * `${VAR}` is written before parsing as `$<VAR>` (same length, so lines and columns stay right):
- * braces would otherwise open a YAML flow mapping in `{ token: ${TOKEN} }`.
+ * Before parsing, `${VAR}` is written as `<mark><VAR>` and `$${VAR}` as `<esc><esc><VAR>` (same
+ * length, so lines and columns stay right): braces would otherwise open a YAML flow mapping in
+ * `{ token: ${TOKEN} }`. The marks are private-use characters the file does not contain, so text the
+ * user wrote (a password holding `$<HOME>`) is never taken for a reference.
  */
-const ENV_MARK = /\$<([A-Za-z_][A-Za-z0-9_]*)(?::-([^>]*))?>/g;
-const markEnvRefs = (text: string) => text.replace(ENV_REF, (_m, name: string, fallback?: string) => `$<${name}${fallback !== undefined ? `:-${fallback}` : ''}>`);
+function envMarks(text: string) {
+  const free: string[] = [];
+  for (let c = 0xe000; free.length < 2; c++) if (!text.includes(String.fromCharCode(c))) free.push(String.fromCharCode(c));
+  const [mark, esc] = free;
+  const body = (name: string, fallback?: string) => `<${name}${fallback !== undefined ? `:-${fallback}` : ''}>`;
+  const marked = text.replace(ENV_REF, (_m, dollar: string, name: string, fallback?: string) => (dollar ? esc + esc : mark) + body(name, fallback));
+  return { marked, mark, esc, any: new RegExp(`(${mark}|${esc}${esc})<([A-Za-z_][A-Za-z0-9_]*)(?::-([^>]*))?>`, 'g') };
+}
+type EnvMarks = ReturnType<typeof envMarks>;
 
 interface Located {
   doc: Document;
@@ -139,11 +150,13 @@ function explain(err: ErrorObject, root: JsonSchema, data: unknown, path: PathSe
   }
 }
 
-function substituteEnv(loc: Located, env: NodeJS.ProcessEnv, problems: ConfigProblem[]) {
+function substituteEnv(loc: Located, marks: EnvMarks, env: NodeJS.ProcessEnv, problems: ConfigProblem[]) {
   visit(loc.doc, {
     Scalar(_key, node, ancestry) {
-      if (typeof node.value !== 'string' || !node.value.includes('$<')) return;
-      node.value = node.value.replace(ENV_MARK, (_m, name: string, fallback?: string) => {
+      if (typeof node.value !== 'string' || !(node.value.includes(marks.mark) || node.value.includes(marks.esc))) return;
+      node.value = node.value.replace(marks.any, (_m, kind: string, name: string, fallback?: string) => {
+        // `$${X}` is the literal text `${X}`, not a reference
+        if (kind !== marks.mark) return `\${${name}${fallback !== undefined ? `:-${fallback}` : ''}}`;
         const v = env[name];
         if (v !== undefined && v !== '') return v;
         if (fallback !== undefined) return fallback;
@@ -190,7 +203,8 @@ function validatorFor(catalog: Catalog) {
 export function parseConfig(text: string, file: string, options: LoadOptions): HubConfig {
   const displayName = options.displayName ?? basename(file);
   const lines = new LineCounter();
-  const doc = parseDocument(markEnvRefs(text), { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  const marks = envMarks(text);
+  const doc = parseDocument(marks.marked, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   const loc: Located = { doc, lines, file: displayName };
   const problems: ConfigProblem[] = [];
   // later syntax errors are mostly echoes of the first ones
@@ -199,7 +213,7 @@ export function parseConfig(text: string, file: string, options: LoadOptions): H
     problems.push({ file: displayName, line: pos.line, col: pos.col, path: '', message: `YAML syntax: ${e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '')}` });
   }
   if (problems.length) throw new ConfigError(problems);
-  substituteEnv(loc, options.env ?? process.env, problems);
+  substituteEnv(loc, marks, options.env ?? process.env, problems);
 
   let data: Record<string, unknown>;
   try {

@@ -24,6 +24,8 @@ export interface StoredSession {
   id: string;
   device_id: string;
   start: string;
+  /** When the car was plugged in, where that was before the session started (the EV savings baseline). */
+  plug_in?: string;
   end?: string;
   energy_wh: number;
   id_tag?: string;

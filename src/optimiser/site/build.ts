@@ -28,6 +28,8 @@ export interface EvCols {
   dtEff: number[];
   sessionOf: number[];
   shortfall: number[];
+  /** Per session, the energy a fill session leaves unfilled (kWh), NONE for sessions without fill. */
+  unfilled: number[];
   setDev: number[][];
 }
 export interface HvacCols {
@@ -67,7 +69,7 @@ export interface BuiltSite {
   deviceTerms: Map<string, { terms: [number, number][]; constKw: number }[]>;
   /** Currency per kWh that makes the gap relative (sum of |price|·energy over the horizon). */
   costScale: number;
-  penalties: { limit: number; shortfall: number; setpoint: number };
+  penalties: { limit: number; shortfall: number; setpoint: number; fill: number };
   terminalValue: number[];
 }
 
@@ -105,6 +107,9 @@ function check(problem: SiteProblem) {
     ids.add(d.id);
     if (d.circuit !== undefined && !circuits.has(d.circuit)) throw new Error(`site problem: device "${d.id}" hangs from unknown circuit "${d.circuit}"`);
   }
+  for (const e of problem.evs) {
+    if (e.sessions.some((s) => s.fill && !(s.roomWh !== undefined && Number.isFinite(s.roomWh)))) throw new Error(`ev "${e.id}": a fill session needs roomWh (the car's capacity left)`);
+  }
   for (const b of problem.batteries) {
     if (!(b.chargeEfficiency > 0 && b.chargeEfficiency <= 1 && b.dischargeEfficiency > 0 && b.dischargeEfficiency <= 1)) throw new Error(`battery "${b.id}": efficiencies must be in (0, 1]`);
     if (b.socMinWh > b.socMaxWh) throw new Error(`battery "${b.id}": socMinWh above socMaxWh`);
@@ -141,6 +146,12 @@ export function buildSiteLp(problem: SiteProblem): BuiltSite {
     limit: 200 * priceScale,
     shortfall: 50 * priceScale,
     setpoint: 100 * priceScale,
+    // Fill energy (a car with no target) is wanted, but below every deadline: each unfilled kWh costs
+    // more than any import rate of the horizon (priceScale bounds them all), so the car fills up in
+    // the cheapest slots rather than not at all, yet 25 times less than a kWh of a deadline's
+    // shortfall, so where a circuit cannot carry both, every deadline is met first; it stays below
+    // the limit and setpoint penalties too, so filling never breaks a limit or an override.
+    fill: 2 * priceScale,
   };
   const earlier = (t: number) => (tieBreak ? (EPS_TIME * (t + 1)) / T : 0);
   const later = (t: number) => (tieBreak ? (EPS_TIME * (T - t)) / T : 0);
@@ -238,6 +249,7 @@ export function buildSiteLp(problem: SiteProblem): BuiltSite {
       p[t] = lp.addCol(earlier(t) * dtH[t] - valueToCar, 0, Math.max(0, up), minKw > 0 && up > 0 ? 'semicontinuous' : 'continuous', minKw > 0 ? minKw : undefined);
       termsOf(e.id)[t].terms.push([p[t], 1]);
     }
+    const unfilled: number[] = [];
     const shortfall = e.sessions.map((sess, k) => {
       const entries: [number, number][] = [];
       for (let t = 0; t < T; t++) if (sessionOf[t] === k && p[t] !== NONE) entries.push([p[t], dtEff[t]]);
@@ -246,10 +258,16 @@ export function buildSiteLp(problem: SiteProblem): BuiltSite {
       const u = lp.addCol(penalties.shortfall, 0, Infinity);
       lp.addRow(Math.min(need, room), Infinity, [...entries, [u, 1]]);
       if (Number.isFinite(room) && entries.length) lp.addRow(-Infinity, room, entries);
+      // a kWh short of the deadline is also short of the fill: it is charged once, at the deadline's penalty
+      if (sess.fill && room > need) {
+        const f = lp.addCol(penalties.fill, 0, Infinity);
+        lp.addRow(room, Infinity, [...entries, [u, 1], [f, 1]]);
+        unfilled.push(f);
+      } else unfilled.push(NONE);
       return u;
     });
     const setDev = setpointRows(e.id, e.limits?.setpointW, (t) => (p[t] !== NONE ? [[p[t], 1]] : []));
-    return { p, dtEff, sessionOf, shortfall, setDev };
+    return { p, dtEff, sessionOf, shortfall, unfilled, setDev };
   });
 
   // ---------------------------------------------------------------- HVAC

@@ -50,6 +50,12 @@ export interface EvSession {
   energyNeededWh: number;
   /** Most energy the car can still take (Wh), from its SoC; default unlimited. */
   roomWh?: number;
+  /**
+   * Beyond `energyNeededWh`, fill the car up to `roomWh` by `until` at the lowest priority: in the
+   * cheapest slots, and only with the capacity every deadline leaves over (a charger's
+   * `default_mode: cheapest_fill`). Needs `roomWh`.
+   */
+  fill?: boolean;
 }
 
 export interface EvModel {

@@ -128,39 +128,63 @@ function jsonRows(text: string, file: string): Row[] {
   });
 }
 
-/** Turns rows into a sorted series; a missing end is the next row's start (the last row repeats the step before it). */
-export function rowsToSeries(rows: Row[], file: string, zone: string, decimalComma = false): PriceSeries {
-  const parsed = rows.map((row) => {
+/** A row of a price file that was left out, located (`file:line message`). */
+export type BadRow = string;
+
+/**
+ * Turns rows into a sorted series; a missing end is the next row's start (the last row repeats the
+ * step before it). Without `badRows` the first bad row throws; with it, bad rows (unreadable time or
+ * rate, a slot overlapping the one before) are left out and listed, and the good rows are kept.
+ */
+export function rowsToSeries(rows: Row[], file: string, zone: string, decimalComma = false, badRows?: BadRow[]): PriceSeries {
+  const bad = (where: string, message: string) => {
+    const err = new PriceFileError(file, where, message);
+    if (!badRows) throw err;
+    badRows.push(err.message);
+  };
+  const parsed: { where: string; start: number; end?: number; rate: number }[] = [];
+  for (const row of rows) {
     const start = parseInstant(row.start, zone);
-    if (start === undefined) throw new PriceFileError(file, row.where, `start ${JSON.stringify(row.start)} is not a time (RFC 3339, local "YYYY-MM-DD HH:MM" or Unix seconds)`);
+    if (start === undefined) {
+      bad(row.where, `start ${JSON.stringify(row.start)} is not a time (RFC 3339, local "YYYY-MM-DD HH:MM" or Unix seconds)`);
+      continue;
+    }
     const end = row.end === undefined || row.end === '' ? undefined : parseInstant(row.end, zone);
-    if (row.end !== undefined && row.end !== '' && end === undefined) throw new PriceFileError(file, row.where, `end ${JSON.stringify(row.end)} is not a time`);
+    if (row.end !== undefined && row.end !== '' && end === undefined) {
+      bad(row.where, `end ${JSON.stringify(row.end)} is not a time`);
+      continue;
+    }
     const rate = parseNumber(row.rate, decimalComma);
-    if (!Number.isFinite(rate)) throw new PriceFileError(file, row.where, `rate ${JSON.stringify(row.rate)} is not a number`);
-    return { where: row.where, start, end, rate };
-  });
+    if (!Number.isFinite(rate)) {
+      bad(row.where, `rate ${JSON.stringify(row.rate)} is not a number`);
+      continue;
+    }
+    parsed.push({ where: row.where, start, end, rate });
+  }
   parsed.sort((a, b) => a.start - b.start);
-  const series: PriceSeries = parsed.map((p, i) => {
+  const series: PriceSeries = [];
+  parsed.forEach((p, i) => {
     let end = p.end;
     if (end === undefined) {
       const next = parsed[i + 1]?.start;
       const prevStep = i > 0 ? p.start - parsed[i - 1].start : undefined;
       end = next ?? (prevStep !== undefined ? p.start + prevStep : undefined);
-      if (end === undefined) throw new PriceFileError(file, p.where, 'has no end time and no other row to tell the slot length: add a valid_to column');
+      if (end === undefined) return bad(p.where, 'has no end time and no other row to tell the slot length: add a valid_to column');
     }
-    return { start: p.start, end, rate: p.rate, confidence: 1 };
+    const slot = { start: p.start, end, rate: p.rate, confidence: 1 };
+    // checked against the last slot kept, so one bad row does not condemn the ones after it
+    const problem = seriesProblems([...series.slice(-1), slot]).find((x) => x.index === Math.min(series.length, 1));
+    if (problem) return bad(p.where, problem.message);
+    series.push(slot);
   });
-  const problems = seriesProblems(series);
-  if (problems.length) {
-    const byStart = [...parsed];
-    const p = problems[0];
-    throw new PriceFileError(file, byStart[p.index].where, p.message);
-  }
   return series;
 }
 
-/** Reads and parses a CSV or JSON price file into a series of household rates. */
-export function readPriceFile(path: string, config: Pick<FileTariffConfig, 'format' | 'price_unit' | 'surcharge'>, zone: string): PriceSeries {
+/**
+ * Reads and parses a CSV or JSON price file into a series of household rates. A file that cannot be
+ * read or has no usable header throws; bad rows throw too unless `badRows` collects them.
+ */
+export function readPriceFile(path: string, config: Pick<FileTariffConfig, 'format' | 'price_unit' | 'surcharge'>, zone: string, badRows?: BadRow[]): PriceSeries {
   const name = basename(path);
   let text: string;
   try {
@@ -170,9 +194,15 @@ export function readPriceFile(path: string, config: Pick<FileTariffConfig, 'form
   }
   const format = config.format ?? (extname(path).toLowerCase() === '.json' ? 'json' : 'csv');
   const { rows, decimalComma } = format === 'json' ? { rows: jsonRows(text, name), decimalComma: false } : csvRows(text, name);
-  const series = rowsToSeries(rows, name, zone, decimalComma);
+  const series = rowsToSeries(rows, name, zone, decimalComma, badRows);
   const perKwh = config.price_unit === 'MWh' ? 1 / 1000 : 1;
   return series.map((s) => ({ ...s, rate: applySurcharge(s.rate * perKwh, config.surcharge) }));
+}
+
+/** The new file's slots, and the earlier series where the new file has none (a file with bad rows loses nothing read before). */
+function mergeKept(earlier: PriceSeries, fresh: PriceSeries): PriceSeries {
+  const covered = (s: PriceSeries[number]) => fresh.some((f) => f.start < s.end && s.start < f.end);
+  return [...earlier.filter((s) => !covered(s)), ...fresh].sort((a, b) => a.start - b.start);
 }
 
 /** A price series from a CSV or JSON file, re-read when the file changes. */
@@ -193,13 +223,22 @@ export const fileTariff = defineTariffSource<FileTariffConfig>({
   create: (ctx, config) => {
     let series: PriceSeries = ctx.cache.get<PriceSeries>('series') ?? [];
     let loadedVersion = '';
+    /** The bad rows of the file as loaded, reported by every refresh until the file changes. */
+    let rowProblem: string | undefined;
     let updated: number | undefined = ctx.cache.get<number>('updated');
     const load = () => {
       // size as well as mtime: some file systems keep mtime to the second
       const st = statSync(config.path);
       const version = `${st.mtimeMs}:${st.size}`;
       if (version === loadedVersion) return false;
-      series = readPriceFile(config.path, config, ctx.site.timezone);
+      const badRows: BadRow[] = [];
+      const fresh = readPriceFile(config.path, config, ctx.site.timezone, badRows);
+      // bad rows are left out, the good ones used: one typo must not leave the site without prices
+      rowProblem = badRows.length ? `${badRows[0]}${badRows.length > 1 ? ` (and ${badRows.length - 1} more row${badRows.length > 2 ? 's' : ''} left out)` : ''}` : undefined;
+      if (badRows.length) {
+        ctx.log.error({ badRows }, `price file ${config.path}: ${badRows.length} bad row${badRows.length === 1 ? '' : 's'} left out, ${fresh.length} slot${fresh.length === 1 ? '' : 's'} kept: ${badRows.slice(0, 5).join('; ')}`);
+        series = mergeKept(series, fresh);
+      } else series = fresh;
       loadedVersion = version;
       updated = ctx.clock.now();
       void ctx.cache.set('series', series);
@@ -218,6 +257,7 @@ export const fileTariff = defineTariffSource<FileTariffConfig>({
       refresh: async () => {
         try {
           load();
+          if (rowProblem) throw permanentError('price_file_invalid', rowProblem);
         } catch (err) {
           if (err instanceof PriceFileError) throw permanentError('price_file_invalid', err.message, err);
           if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw permanentError('price_file_missing', `${config.path}: the price file does not exist`, err);

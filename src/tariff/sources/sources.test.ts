@@ -197,6 +197,22 @@ describe('file tariff', () => {
     expect(() => readPriceFile(f, {}, 'UTC')).toThrow(/^d\.csv:1 header "when,rate" needs a start column/);
   });
 
+  it('at first start keeps the good rows of a file with a bad one, and names the bad row by file and line', async () => {
+    const f = join(dir, 'g.csv');
+    writeFileSync(f, 'valid_from,valid_to,rate\n2026-01-05T00:00:00Z,2026-01-05T01:00:00Z,0.2\n2026-01-05T01:00:00Z,2026-01-05T02:00:00Z,cheap\n2026-01-05T02:00:00Z,2026-01-05T03:00:00Z,0.3\n2026-01-05T02:30:00Z,2026-01-05T03:30:00Z,0.4\n2026-01-05T03:00:00Z,2026-01-05T04:00:00Z,0.25\n');
+    const c = ctx();
+    const source = fileTariff.create(c, { type: 'file', path: f });
+    const w = { start: T('2026-01-05T00:00Z'), end: T('2026-01-06T00:00Z') };
+    expect(view(source.series(w))).toEqual([
+      ['2026-01-05T00:00', '2026-01-05T01:00', 0.2],
+      ['2026-01-05T02:00', '2026-01-05T03:00', 0.3],
+      ['2026-01-05T03:00', '2026-01-05T04:00', 0.25],
+    ]);
+    await expect(source.refresh!()).rejects.toThrow('g.csv:3 rate "cheap" is not a number (and 1 more row left out)');
+    // the strict reader (backtests, tools) still refuses the file at its first bad row
+    expect(() => readPriceFile(f, {}, 'UTC')).toThrow('g.csv:3 rate "cheap" is not a number');
+  });
+
   it('keeps the last good prices when the file breaks, and picks up a changed file on refresh', async () => {
     const f = join(dir, 'e.csv');
     writeFileSync(f, 'valid_from,valid_to,rate\n2026-01-05T00:00:00Z,2026-01-05T01:00:00Z,0.2\n');

@@ -143,7 +143,44 @@ function savingsCard(name, s) {
     h('h3', null, name),
     h('div', { class: 'stats' }, stat(saved < 0 ? 'Cost more by' : 'Saved', fmt.money(Math.abs(saved ?? 0)), pct !== undefined && pct !== null ? `${fmt.num(Math.abs(pct), 1)} % of the baseline` : undefined, saved > 0 ? 'cheap' : saved < 0 ? 'dear' : undefined)),
     h('dl', { class: 'facts' }, h('dt', null, 'Baseline'), h('dd', null, `${fmt.money(baseline)}${be !== undefined && be !== null ? ` · ${fmt.energy(be)}` : ''}`), h('dt', null, 'Actual'), h('dd', null, `${fmt.money(actual)}${ae !== undefined && ae !== null ? ` · ${fmt.energy(ae)}` : ''}`)),
+    typeof s.net_savings === 'number' && Math.abs((s.forgone_export_value ?? 0)) > 0.005
+      ? h('p', { class: 'net-savings' }, `Net of the export income given up by storing PV (${fmt.money(s.forgone_export_value)}): ${fmt.money(s.net_savings)}`)
+      : null,
     s.baseline ? h('p', { class: 'baseline-note' }, `Baseline: ${s.baseline}`) : null,
+  );
+}
+
+/**
+ * The month card's sentence from GET /savings/{site}?baseline=self_consumption: what homeflex saved
+ * against no battery, and how much of it the battery's own mode would not have saved.
+ */
+export function monthSavingsText(s, money) {
+  const vsNone = s.savings_vs_none;
+  const vsOwn = s.savings_vs_self_consumption;
+  const head = vsNone >= 0 ? `This month: ${money(vsNone)} saved` : `This month: ${money(-vsNone)} more than without a battery`;
+  const tail = vsOwn >= 0 ? `of which ${money(vsOwn)} more than the battery's own mode` : `${money(-vsOwn)} less than the battery's own mode would have saved`;
+  return `${head}, ${tail}`;
+}
+
+/** The whole site this month against no battery and the battery's own mode, replayed on what was measured. */
+function monthCard(s) {
+  const vsOwn = s.savings_vs_self_consumption;
+  return h(
+    'article',
+    { class: ['card', 'saving', 'month-savings', vsOwn > 0.005 ? 'good' : vsOwn < -0.005 ? 'bad' : null] },
+    h('h3', null, 'This month, whole site'),
+    h('p', { class: 'month-savings-text' }, monthSavingsText(s, fmt.money)),
+    h(
+      'dl',
+      { class: 'facts' },
+      h('dt', null, 'Paid'),
+      h('dd', null, fmt.money(s.actual?.cost ?? s.actual_cost)),
+      h('dt', null, 'No battery'),
+      h('dd', null, fmt.money(s.baselines?.none?.cost)),
+      h('dt', null, "Battery's own mode"),
+      h('dd', null, fmt.money(s.baselines?.self_consumption?.cost)),
+    ),
+    h('p', { class: 'baseline-note' }, `Replayed on the ${s.measured_by === 'grid_meter' ? 'grid meter' : 'device meters'} per 15 minutes at the prices of the time${(s.warnings ?? []).length ? ` (${s.warnings.join('; ')})` : ''}`),
   );
 }
 
@@ -246,6 +283,10 @@ export function costsView(root, app) {
     const q = { start_time: new Date(range.start).toISOString(), end_time: new Date(range.end).toISOString() };
     const targets = scope === app.site.id ? [{ id: app.site.id, name: 'Whole site' }, ...[...app.devices.values()].filter((d) => ['ev', 'battery', 'hvac', 'socket'].includes(deviceKind(d)))] : [app.devices.get(scope) ?? { id: scope, name: scope }];
     const results = await Promise.all(targets.map((t) => api.get(`/savings/${encodeURIComponent(t.id)}`, q).then((s) => ({ t, s }), (err) => ({ t, err }))));
+    // this month so far, whatever the range above: the site against no battery and the battery's own mode
+    const now = app.now();
+    const p = fmt.parts(now);
+    const month = scope === app.site.id ? await api.get(`/savings/${encodeURIComponent(app.site.id)}`, { baseline: 'self_consumption', start_time: new Date(fmt.localInstant(p.year, p.month, 1)).toISOString(), end_time: new Date(now).toISOString() }).catch(() => null) : null;
     if (mine !== seq) return;
     const ok = results.filter((r) => r.s);
     const failed = results.filter((r) => r.err);
@@ -254,6 +295,7 @@ export function costsView(root, app) {
     const idle = ok.filter(({ t, s }) => t.id !== app.site.id && !moved(s));
     replace(
       savingsBox,
+      month ? monthCard(month) : null,
       ok.filter((r) => !idle.includes(r)).map(({ t, s }) => savingsCard(t.name, s)),
       idle.length ? h('p', { class: 'muted idle-note' }, `No energy in this period: ${idle.map(({ t }) => t.name).join(', ')}.`) : null,
       failed.length === results.length ? apiProblem('Savings', failed[0].err) : null,

@@ -11,6 +11,7 @@ import { run as meteringBench } from './metering.js';
 import { run as ocppBench } from './ocpp.js';
 import { run as mqttBench } from './mqtt.js';
 import { run as optimiserBench } from './optimiser.js';
+import { run as forecastBench } from './forecast.js';
 import { run as soakBench } from './soak.js';
 
 /** Every benchmark section, in the order they appear in BENCHMARKS.md. */
@@ -23,6 +24,7 @@ const SECTIONS: { id: string; run: () => Promise<BenchSection>; optIn?: { env: s
   { id: 'ocpp', run: ocppBench },
   { id: 'mqtt', run: mqttBench },
   { id: 'optimiser', run: optimiserBench },
+  { id: 'forecast', run: forecastBench },
   // 30 minutes: runs only when named (`npm run bench -- soak`) or with BENCH_SOAK_MINUTES set; a full run keeps its last figures
   { id: 'soak', run: soakBench, optIn: { env: 'BENCH_SOAK_MINUTES', heading: '## Soak' } },
 ];

@@ -12,6 +12,7 @@ import { scaledClock, systemClock } from './core/clock.js';
 import { carsHomeAtStart } from '../plugins/demo/index.js';
 import { StoreError } from './core/store/state.js';
 import { reportCommand } from './metering/report.js';
+import { forecastCheckCommand } from './forecast/cli.js';
 import { fitThermalCommand } from './core/thermal-fit-cli.js';
 import { planCommand } from './control/cli.js';
 import { backtestCommand } from './backtest/cli.js';
@@ -35,6 +36,8 @@ Usage:
   homeflex plan [--config FILE]         print the current site plan
   homeflex report --from --to --by day|week|month|year [--device ID] [--csv] [--config FILE | --url URL]
                                         energy, cost and savings per period, asked of the running hub
+  homeflex forecast-check --from --to [--json] [--config FILE | --url URL]
+                                        PV and base-load forecast errors by lead time (MAE, bias), asked of the running hub
   homeflex backtest --prices FILE ...   replay a period with rolling planning (see README)
   homeflex init [--out site.yaml] [--yes] [--timezone Z --import 0.30|DE-LU --export R ...]
                                         ask the few questions of a first site and write a commented site file
@@ -205,6 +208,8 @@ export const commands: Record<string, (argv: string[]) => Promise<number>> = {
   report: (argv) => withSiteConfig(reportCommand, argv),
 
   plan: (argv) => withSiteConfig(planCommand, argv),
+
+  'forecast-check': (argv) => withSiteConfig(forecastCheckCommand, argv),
 
   backtest: (argv) => backtestCommand(argv),
 

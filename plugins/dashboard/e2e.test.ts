@@ -183,6 +183,10 @@ describeWithPeers(['chromium'], 'dashboard in a real browser', { timeout: 90_000
     expect(legend).not.toContain('flat import rate');
     expect(await page.locator('.warnings li').count()).toBe(0);
     expect(await page.locator('.badge.bad').count()).toBe(0);
+    // forecast versus actual, from GET /api/v1/forecasts
+    await page.locator('.forecast-card .forecast-chart canvas').waitFor();
+    expect(await page.locator('.forecast-card').textContent()).toContain('Solar forecast: clear sky × recent production (no forecast source configured)');
+    expect(await page.locator('.forecast-card .u-legend').textContent()).toContain('House forecast as made');
     await shot(page, 'plan');
   });
 

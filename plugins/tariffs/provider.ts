@@ -1,8 +1,8 @@
 import { DateTime } from 'luxon';
 import cron from 'node-cron';
+import { fetchWithRetry } from '../shared/fetch.js';
 import {
   defineTariffSource,
-  HomeflexError,
   permanentError,
   retryableError,
   type ConfigIssue,
@@ -103,43 +103,8 @@ function cronIssues(expr: string | undefined): ConfigIssue[] {
   return [{ path: ['refresh_cron'], message: `"${expr}" is not a cron expression (${why || 'use five fields: minute hour day month weekday'})` }];
 }
 
-/** Where the request went, without its query (which may carry a token). */
-const where = (url: string) => {
-  try {
-    const u = new URL(url);
-    return `${u.host}${u.pathname}`;
-  } catch {
-    return 'the provider';
-  }
-};
-
-async function fetchBody(ctx: TariffSourceContext, req: ProviderRequest, config: ProviderConfig, signal?: AbortSignal): Promise<string | undefined> {
-  const attempts = (config.retries ?? 3) + 1;
-  let delay = config.retry_delay_ms ?? 2000;
-  let last: unknown;
-  for (let attempt = 1; attempt <= attempts; attempt++) {
-    const timeout = AbortSignal.timeout(config.timeout_ms ?? 10_000);
-    const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
-    try {
-      const res = await ctx.fetch(req.url, { ...req.init, signal: combined });
-      const body = await res.text();
-      if (res.status === 204 || (req.optional && res.status === 404)) return undefined;
-      if (res.status === 401 || res.status === 403) throw permanentError('tariff_auth_refused', `${where(req.url)} refused the credentials (HTTP ${res.status}): check the token`);
-      if (res.status === 429 || res.status >= 500) throw retryableError('tariff_provider_down', `${where(req.url)} answered HTTP ${res.status}`);
-      if (res.status >= 400) throw permanentError('tariff_request_refused', `${where(req.url)} refused the request (HTTP ${res.status}): ${body.slice(0, 200)}`);
-      return body;
-    } catch (err) {
-      if (err instanceof HomeflexError && err.kind === 'permanent') throw err;
-      if (signal?.aborted) throw err;
-      last = err instanceof HomeflexError ? err : retryableError('tariff_provider_unreachable', `${where(req.url)}: ${timeout.aborted ? `no answer within ${config.timeout_ms ?? 10_000} ms` : (err as Error).message}`, err);
-      if (attempt < attempts) {
-        await ctx.clock.sleep(delay, signal);
-        delay *= 2;
-      }
-    }
-  }
-  const e = last as HomeflexError;
-  throw retryableError(e.code, `${e.message} (after ${attempts} attempt${attempts === 1 ? '' : 's'})`, e);
+function fetchBody(ctx: TariffSourceContext, req: ProviderRequest, config: ProviderConfig, signal?: AbortSignal): Promise<string | undefined> {
+  return fetchWithRetry(ctx, req, config, 'tariff', signal);
 }
 
 type CachedSlot = [start: number, end: number, price: number];

@@ -3,6 +3,7 @@ export * from './capabilities.js';
 export * from './clock.js';
 export * from './errors.js';
 export * from './events.js';
+export * from './forecast.js';
 export * from './logger.js';
 export * from './plugin.js';
 export * from './series.js';

@@ -1,5 +1,6 @@
 import type { AdapterStore, ConfigIssue, JsonSchema, SiteInfo } from './adapter.js';
 import type { Clock } from './clock.js';
+import type { ForecastSourceDefinition } from './forecast.js';
 import type { EventBus } from './events.js';
 import type { Logger } from './logger.js';
 import type { EpochMs, PriceSeries, TimeWindow } from './series.js';
@@ -60,6 +61,8 @@ export interface PluginDefinition<C = Record<string, unknown>> {
   /** Schema of the keys of this plugin's `plugins[]` entry besides `id`. */
   configSchema: JsonSchema;
   tariffSources?: TariffSourceDefinition<any>[]; // eslint-disable-line @typescript-eslint/no-explicit-any
+  /** Forecast sources, selected by `forecasts.source.type`. */
+  forecastSources?: ForecastSourceDefinition<any>[]; // eslint-disable-line @typescript-eslint/no-explicit-any
   /** Optional running part (publishers, dashboard). */
   create?(ctx: PluginContext, config: C): PluginInstance | Promise<PluginInstance>;
 }

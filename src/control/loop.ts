@@ -175,7 +175,7 @@ export class ControlLoop {
     const devices = this.hub.registry.all().map((device) => ({ device, config: this.hub.registry.entry(device.id)?.config ?? {}, settings: this.settings(device.id) }));
     let record: PlanRecord;
     try {
-      const { problem, notes } = buildSiteProblem({ now, config: this.hub.config, devices, prices: this.hub.tariffs, limits: this.externalLimits(), history: this.history });
+      const { problem, notes } = buildSiteProblem({ now, config: this.hub.config, devices, prices: this.hub.tariffs, limits: this.externalLimits(), history: this.history, forecasts: this.hub.forecasts });
       const t0 = performance.now();
       const plan = planSite(problem, this.solver);
       const solveMs = performance.now() - t0;

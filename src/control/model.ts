@@ -2,7 +2,8 @@ import { DateTime } from 'luxon';
 import { EV_DEFAULT_MODES, hasCap, type Device, type EvDefaultMode, type Direction, type EpochMs, type PriceSeries } from '../api/index.js';
 import type { HubConfig } from '../core/config/schema.js';
 import type { PriceLookup } from '../core/services.js';
-import { clearSkyPvForecast, historyLoadForecast, standardProfileLoad, type PowerForecast } from '../optimiser/forecast/index.js';
+import type { SiteForecasts } from '../forecast/service.js';
+import { clearSkyPvForecast, historyLoadForecast, learnedLoadForecast, standardProfileLoad, type PowerForecast } from '../optimiser/forecast/index.js';
 import type { BatteryModel, CircuitNode, DeviceLimits, EvModel, EvSession, FixedFlow, HvacModel, LoadRun, PlanSlot, SiteProblem, SwitchedLoadModel } from '../optimiser/site/index.js';
 import type { EnergyHistory } from './history.js';
 import { hoursFor, runWindow, type ScheduleSetting } from './schedule.js';
@@ -47,6 +48,8 @@ export interface ModelInputs {
   prices?: PriceLookup;
   limits: Map<string, ExternalLimits>;
   history: EnergyHistory;
+  /** The configured forecast sources (`forecasts:`); without them PV is clear sky × recent production. */
+  forecasts?: SiteForecasts;
 }
 
 export interface ModelNotes {
@@ -168,7 +171,8 @@ function deviceLimits(ext: ExternalLimits | undefined, slots: readonly PlanSlot[
   };
 }
 
-const isBaseLoadMeter = (d: Device) => hasCap(d, 'meter') && !d.caps.storage && !d.caps.charger && !d.caps.thermostat && !d.caps.switch && !d.caps.pv;
+/** A meter that is none of the planned devices: what it measures is the house's base load. */
+export const isBaseLoadMeter = (d: Device) => hasCap(d, 'meter') && !d.caps.storage && !d.caps.charger && !d.caps.thermostat && !d.caps.switch && !d.caps.pv;
 
 /**
  * Builds the site problem the optimiser solves, from the registry (devices and their caps'
@@ -352,20 +356,36 @@ export function buildSiteProblem(inputs: ModelInputs): { problem: SiteProblem; n
       // max_rate holds within the window (every window the horizon touches), or at any time without one
       const rateWindows = schedule?.max_rate !== undefined && window ? windowsBetween(window, now, horizon.end, tz) : undefined;
       loads.push({ id: d.id, circuit, ratedPowerW: sw.ratedPowerW, runs, onAtOrBelowRate: schedule?.max_rate, onAtOrBelowRateIn: rateWindows, limits });
-    } else if (d.caps.pv) {
+    }
+    // PV also on a device that is something else too (a hybrid inverter with its battery)
+    if (d.caps.pv) {
       const pv = d.caps.pv.params;
       const longitude = config.site.longitude ?? standardMeridian(tz, now);
-      const forecast: PowerForecast = clearSkyPvForecast({
+      let forecast: PowerForecast = clearSkyPvForecast({
         array: { kWp: pv.kWp, tilt: pv.tilt, azimuth: pv.azimuth, latitude: config.site.latitude ?? (typeof yaml.latitude === 'number' ? yaml.latitude : 50), longitude },
         timezone: tz,
         history: inputs.history.intervals([d.id], now, -1),
       });
+      // a device measuring configured arrays takes their source's forecast (the clear sky stands in where it has none)
+      const sourced = inputs.forecasts?.pvForDevice(d.id, forecast, now);
+      if (sourced) {
+        forecast = sourced.forecast;
+        notes.notes.push(...sourced.notes);
+      }
       notes.forecasts.pv.push(`${d.id}: ${forecast.name}`);
-      flows.push({ id: d.id, circuit, powerW: forecast.powerW(slots).map((w) => -w) });
+      // a hybrid inverter is already in the plan as a battery under its id: its PV is a flow of its own
+      flows.push({ id: d.caps.storage ? `${d.id}:pv` : d.id, circuit, powerW: forecast.powerW(slots).map((w) => -w) });
     } else if (isBaseLoadMeter(d)) {
       baseMeters.push(d.id);
       if (typeof yaml.annual_kwh === 'number') annualHint = (annualHint ?? 0) + yaml.annual_kwh;
     }
+  }
+
+  // arrays no device measures are flows of their own
+  for (const a of inputs.forecasts?.unmeteredArrays(now) ?? []) {
+    notes.forecasts.pv.push(`array ${a.id}: ${a.forecast.name}`);
+    notes.notes.push(...a.notes);
+    flows.push({ id: `pv:${a.id}`, powerW: a.forecast.powerW(slots).map((w) => -w) });
   }
 
   // ---------------------------------------------------------------- base load
@@ -374,7 +394,13 @@ export function buildSiteProblem(inputs: ModelInputs): { problem: SiteProblem; n
   const meanW = history.length ? history.reduce((a, r) => a + r.wh, 0) / (history.length / 4) : 0;
   const annualKwh = historyDays >= 1 ? Math.round((meanW * 8760) / 1000) : (annualHint ?? 4000);
   const fallback = standardProfileLoad({ annualKwh, timezone: tz });
-  const base = baseMeters.length ? historyLoadForecast({ history, timezone: tz, fallback }) : fallback;
+  const loadCfg = config.forecasts?.load;
+  const outdoorC = loadCfg?.temperature !== false ? inputs.forecasts?.outdoorC?.bind(inputs.forecasts) : undefined;
+  const base = !baseMeters.length
+    ? fallback
+    : loadCfg?.model === 'same_weekday'
+      ? historyLoadForecast({ history, timezone: tz, fallback })
+      : learnedLoadForecast({ history, timezone: tz, fallback, days: loadCfg?.days, halfLifeDays: loadCfg?.half_life_days, holidays: loadCfg?.holidays, outdoorC });
   notes.forecasts.baseLoad = base.name;
 
   return {

@@ -7,6 +7,7 @@ import { demoPlugin } from '../../plugins/demo/index.js';
 import { haDiscovery } from '../../plugins/ha-discovery/index.js';
 import { notifyPlugin } from '../../plugins/notify/index.js';
 import { simMqtt } from '../../plugins/sim-mqtt/index.js';
+import { forecastSourcesPlugin } from '../../plugins/forecasts/index.js';
 import { tariffProvidersPlugin } from '../../plugins/tariffs/index.js';
 import { tasmota } from '../../adapters/tasmota/index.js';
 import { zigbee2mqtt } from '../../adapters/zigbee2mqtt/index.js';
@@ -20,4 +21,5 @@ export const builtinCatalog: Catalog = {
   adapters: [...simAdapters, ...ocppAdapters, ...modbusAdapters, tasmota, shelly, zigbee2mqtt, homeassistant],
   plugins: [tariffProvidersPlugin, haDiscovery, simMqtt, notifyPlugin, demoPlugin],
   tariffSources: [fixedTariff, timeOfUseTariff, fileTariff, ...(tariffProvidersPlugin.tariffSources ?? []), ...(demoPlugin.tariffSources ?? [])],
+  forecastSources: forecastSourcesPlugin.forecastSources ?? [],
 };

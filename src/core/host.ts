@@ -6,6 +6,7 @@ import { dashboardPart } from '../../plugins/dashboard/part.js';
 import { tariffPart } from '../tariff/part.js';
 import { meteringPart } from '../metering/part.js';
 import { controlPart } from '../control/part.js';
+import { forecastPart } from '../forecast/part.js';
 import type { AdapterInstance, Clock, Device, Logger, PluginInstance, SiteInfo } from '../api/index.js';
 import { HubBus } from './bus.js';
 import { builtinCatalog } from './catalog.js';
@@ -40,7 +41,7 @@ export interface HubOptions {
  * The hub's own parts (tariffs, metering, control, ...), created before the adapters so they hear
  * the first events, started after them, and stopped before them.
  */
-const PARTS: PartFactory[] = [dashboardPart(), tariffPart(), meteringPart, controlPart()];
+const PARTS: PartFactory[] = [dashboardPart(), tariffPart(), meteringPart, forecastPart(), controlPart()];
 
 interface Running {
   kind: 'adapter' | 'plugin';

@@ -4,6 +4,7 @@ import type { HubConfig } from './config/schema.js';
 import type { Catalog } from './config/compose.js';
 import type { MeteringService } from '../metering/service.js';
 import type { ControlLoop } from '../control/loop.js';
+import type { ForecastService } from '../forecast/service.js';
 import type { DeviceRegistry } from './registry.js';
 import type { StateStore } from './store/state.js';
 
@@ -46,6 +47,8 @@ export interface HubServices {
   catalog?: Catalog;
   /** Set by the metering part (src/metering): meter records, costs, savings. */
   metering?: MeteringService;
+  /** Set by the forecast part (src/forecast): PV forecast sources, forecasts as made, their errors. */
+  forecasts?: ForecastService;
   /** Set by the control part (src/control): the site plan and the loop that applies it. */
   control?: ControlLoop;
 }

@@ -8,6 +8,31 @@ import type { HubConfig } from './schema.js';
 import { brokerAccess, isLoopbackHost } from '../transports/mqtt-access.js';
 import { isCurrency, isTimeZone, zoneHint } from './zones.js';
 
+/** `forecasts`: array ids unique, their devices known, a location for the sun, the source's own checks. */
+function forecastProblems(config: HubConfig, catalog: Catalog): { path: (string | number)[]; message: string }[] {
+  const problems: { path: (string | number)[]; message: string }[] = [];
+  const f = config.forecasts;
+  const ids = new Map<string, number>();
+  const deviceIds = new Set(config.devices.map((d) => d.id));
+  f.pv.forEach((a, i) => {
+    const first = ids.get(a.id);
+    if (first !== undefined) problems.push({ path: ['forecasts', 'pv', i, 'id'], message: `duplicate array id "${a.id}" (first used by forecasts.pv[${first}])` });
+    else ids.set(a.id, i);
+    if (a.device !== undefined && !deviceIds.has(a.device)) problems.push({ path: ['forecasts', 'pv', i, 'device'], message: `unknown device "${a.device}" (known: ${[...deviceIds].join(', ') || 'none'})` });
+    if ((a.latitude ?? config.site.latitude) === undefined || (a.longitude ?? config.site.longitude) === undefined) {
+      problems.push({ path: ['forecasts', 'pv', i], message: `array "${a.id}" needs latitude and longitude (here or in site) to know where the sun is` });
+    }
+  });
+  if (f.source) {
+    if (!f.pv.length) problems.push({ path: ['forecasts', 'source'], message: 'a forecast source needs the PV arrays it forecasts: add forecasts.pv' });
+    const def = catalog.forecastSources?.find((s) => s.type === f.source!.type);
+    for (const p of def?.check?.(f.source as never, f.pv) ?? []) problems.push({ path: ['forecasts', 'source', ...p.path], message: p.message });
+  }
+  const cal = f.calibration;
+  if (cal && cal.min_factor > cal.max_factor) problems.push({ path: ['forecasts', 'calibration', 'min_factor'], message: `min_factor ${cal.min_factor} is above max_factor ${cal.max_factor}` });
+  return problems;
+}
+
 type Problems = { path: (string | number)[]; message: string }[];
 
 /**
@@ -107,6 +132,7 @@ export function hubChecks(catalog: Catalog): ConfigCheck[] {
         const fallbackSource = catalog.tariffSources.find((s) => s.type === fallback?.type);
         for (const p of fallbackSource?.check?.(fallback as never) ?? []) problems.push({ path: ['tariffs', dir, 'fallback', ...p.path], message: p.message });
       });
+      each<'forecasts'>(config.forecasts ? ['forecasts'] : [], () => problems.push(...forecastProblems(config, catalog)));
       return problems;
     },
     (config) => {

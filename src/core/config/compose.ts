@@ -1,10 +1,12 @@
-import type { AdapterDefinition, JsonSchema, PluginDefinition, TariffSourceDefinition } from '../../api/index.js';
-import { DeviceBaseProperties, HubSchemaBase } from './schema.js';
+import type { AdapterDefinition, ForecastSourceDefinition, JsonSchema, PluginDefinition, TariffSourceDefinition } from '../../api/index.js';
+import { CalibrationSchema, DeviceBaseProperties, HubSchemaBase, LoadForecastSchema, PvArraySchema } from './schema.js';
 
 export interface Catalog {
   adapters: AdapterDefinition<any>[]; // eslint-disable-line @typescript-eslint/no-explicit-any
   plugins: PluginDefinition<any>[]; // eslint-disable-line @typescript-eslint/no-explicit-any
   tariffSources: TariffSourceDefinition<any>[]; // eslint-disable-line @typescript-eslint/no-explicit-any
+  /** Sources of `forecasts.source` (none: the hub's clear-sky and history forecasts only). */
+  forecastSources?: ForecastSourceDefinition<any>[]; // eslint-disable-line @typescript-eslint/no-explicit-any
 }
 
 const clone = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
@@ -82,6 +84,25 @@ export function composeSchema(catalog: Catalog): JsonSchema {
     additionalProperties: false,
     description: 'Import and export tariffs, each resolving to one price series',
     properties: { import: tariffSchema, export: clone(tariffSchema) },
+  };
+
+  const forecastSources = catalog.forecastSources ?? [];
+  schema.properties.forecasts = {
+    type: 'object',
+    additionalProperties: false,
+    description: 'PV arrays and where their forecast comes from; how the base load is forecast',
+    properties: {
+      pv: { type: 'array', default: [], items: clone(PvArraySchema), description: 'The PV arrays of the site (roof planes)' },
+      source: {
+        type: 'object',
+        required: ['type'],
+        description: 'Where the PV forecast comes from; while it fails, the clear-sky forecast scaled by recent production stands in',
+        properties: { type: { type: 'string', enum: forecastSources.map((f) => f.type), description: 'Which forecast source' } },
+        allOf: discriminated('type', forecastSources.map((f) => [f.type, closedObject({ type: { const: f.type } }, { description: f.description, ...f.configSchema })])),
+      },
+      calibration: clone(CalibrationSchema),
+      load: clone(LoadForecastSchema),
+    },
   };
 
   const pluginIds = catalog.plugins.map((p) => p.id);

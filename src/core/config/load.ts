@@ -126,7 +126,7 @@ function explain(err: ErrorObject, root: JsonSchema, data: unknown, path: PathSe
     case 'enum': {
       const allowed = (params.allowedValues as unknown[]).map((v) => JSON.stringify(v).replace(/"/g, ''));
       const value = JSON.stringify(valueAt(data, path));
-      const what = last === 'adapter' ? 'adapter' : last === 'type' ? 'tariff type' : last === 'id' && path.includes('plugins') ? 'plugin' : 'value';
+      const what = last === 'adapter' ? 'adapter' : last === 'type' ? (path[0] === 'forecasts' ? 'forecast source' : 'tariff type') : last === 'id' && path.includes('plugins') ? 'plugin' : 'value';
       return { path, message: `unknown ${what} ${value} (known: ${allowed.join(', ')})` };
     }
     case 'const':
@@ -288,6 +288,7 @@ function withSections(data: Record<string, unknown>, file: string): HubConfig {
     log: { level: 'info', format: 'auto', ...(d.log ?? {}) },
     planner: { horizon_hours: 48, replan_minutes: 15, slot_minutes: 15, ...(d.planner ?? {}) },
     tariffs: (d.tariffs as HubConfig['tariffs']) ?? {},
+    forecasts: { pv: [], ...((d.forecasts as Partial<HubConfig['forecasts']>) ?? {}) },
     connections: { modbus: [], ...(d.connections ?? {}) } as HubConfig['connections'],
     devices: d.devices ?? [],
     plugins: d.plugins ?? [],

@@ -174,6 +174,44 @@ export const PlannerSchema = StrictObject({
   slot_minutes: Type.Union([Type.Literal(15), Type.Literal(30), Type.Literal(60)], { default: 15 }),
 });
 
+export const PvArraySchema = StrictObject(
+  {
+    id: Id('Array id, as the forecasts and GET /forecasts name it'),
+    kwp: Type.Number({ exclusiveMinimum: 0, maximum: 1000, description: 'Peak DC power of the modules (kWp)' }),
+    tilt: Type.Number({ minimum: 0, maximum: 90, default: 30, description: 'Degrees from horizontal: 0 flat, 90 vertical' }),
+    azimuth: Type.Number({ minimum: 0, maximum: 360, default: 180, description: 'Degrees clockwise from north: 90 east, 180 south, 270 west' }),
+    latitude: Type.Optional(Type.Number({ minimum: -90, maximum: 90, description: 'Default: site.latitude' })),
+    longitude: Type.Optional(Type.Number({ minimum: -180, maximum: 180, description: 'Default: site.longitude' })),
+    inverter_kw: Type.Optional(Type.Number({ exclusiveMinimum: 0, description: 'AC rating of the inverter: the forecast is clipped there' })),
+    temp_coeff_pct_per_k: Type.Number({ minimum: -1, maximum: 0, default: -0.4, description: 'Power temperature coefficient of the modules (%/K)' }),
+    noct_c: Type.Number({ minimum: 30, maximum: 70, default: 45, description: 'Nominal operating cell temperature (°C)' }),
+    losses_pct: Type.Number({ minimum: 0, maximum: 50, default: 10, description: 'DC losses before the inverter: wiring, soiling, mismatch (%)' }),
+    device: Type.Optional(Id('The pv device that measures this array; its production calibrates the forecast and the array’s forecast replaces the device’s clear-sky one')),
+  },
+  'One PV array (a roof plane)',
+);
+
+export const LoadForecastSchema = StrictObject(
+  {
+    model: Type.Unsafe<'learned' | 'same_weekday'>({ type: 'string', enum: ['learned', 'same_weekday'], default: 'learned', description: 'learned: recent days weighted by age and day type (and outdoor temperature where it explains the load); same_weekday: the mean of the same weekday over the last 4 weeks' }),
+    days: Type.Integer({ minimum: 7, maximum: 35, default: 28, description: 'Days of meter history to learn from' }),
+    half_life_days: Type.Number({ minimum: 1, maximum: 60, default: 5, description: 'A past day weighs half as much every this many days' }),
+    temperature: Type.Boolean({ default: true, description: 'Use the weather source’s temperature forecast where it explains the daily load (R² ≥ 0.3)' }),
+    holidays: Type.Array(Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}$' }), { default: [], description: 'Public holidays (YYYY-MM-DD), treated as Sundays' }),
+  },
+  'How the base load of the house is forecast',
+);
+
+export const CalibrationSchema = StrictObject(
+  {
+    enabled: Type.Boolean({ default: true, description: 'Scale the PV forecast by how far it was off at this site (by hour of day and season)' }),
+    min_factor: Type.Number({ minimum: 0.1, maximum: 1, default: 0.5 }),
+    max_factor: Type.Number({ minimum: 1, maximum: 3, default: 1.5 }),
+    season_days: Type.Integer({ minimum: 7, maximum: 183, default: 45, description: 'Measurements within this many days of the date (any year) make its season' }),
+  },
+  'Learning the PV forecast’s error from the measured production',
+);
+
 /** The hub schema with placeholders for devices, tariffs and plugins, which compose.ts fills. */
 export const HubSchemaBase = StrictObject({
   $schema: Type.Optional(Type.String()),
@@ -183,6 +221,7 @@ export const HubSchemaBase = StrictObject({
   log: Type.Optional(LogSchema),
   planner: Type.Optional(PlannerSchema),
   tariffs: Type.Optional(Type.Object({}, { additionalProperties: true })),
+  forecasts: Type.Optional(Type.Object({}, { additionalProperties: true })),
   connections: Type.Optional(ConnectionsSchema),
   devices: Type.Optional(Type.Array(Type.Object({}, { additionalProperties: true }), { default: [] })),
   plugins: Type.Optional(Type.Array(Type.Object({}, { additionalProperties: true }), { default: [] })),
@@ -194,6 +233,17 @@ export type HttpConfig = Static<typeof HttpSchema>;
 export type ConnectionsConfig = Static<typeof ConnectionsSchema>;
 export type ModbusConnectionConfig = Static<typeof ModbusConnectionSchema>;
 export type PlannerConfig = Static<typeof PlannerSchema>;
+export type PvArrayConfig = Static<typeof PvArraySchema>;
+export type LoadForecastConfig = Static<typeof LoadForecastSchema>;
+export type CalibrationConfig = Static<typeof CalibrationSchema>;
+
+/** `forecasts`: the site's PV arrays, where their forecast comes from, and how the load is forecast. */
+export interface ForecastsConfig {
+  pv: PvArrayConfig[];
+  source?: { type: string; [key: string]: unknown };
+  calibration?: CalibrationConfig;
+  load?: LoadForecastConfig;
+}
 
 export interface TariffConfig {
   type: string;
@@ -221,6 +271,7 @@ export interface HubConfig {
   log: Static<typeof LogSchema>;
   planner: PlannerConfig;
   tariffs: { import?: TariffConfig; export?: TariffConfig };
+  forecasts: ForecastsConfig;
   connections: ConnectionsConfig & { modbus: ModbusConnectionConfig[] };
   devices: DeviceConfig[];
   plugins: PluginConfig[];

@@ -1,3 +1,10 @@
 export * from './types.js';
 export { standardProfileLoad, historyLoadForecast, type HistoryLoadOptions } from './load.js';
 export { clearSkyPvForecast, clearSkyPvW, clearSkyMeanW, sunPosition, type PvArray, type PvForecastOptions } from './pv.js';
+export { learnedLoadForecast, fitTemperatureEffect, type LearnedLoadOptions, type TemperatureEffect } from './learned-load.js';
+export { arrayAcPowerW, planeOfArrayIrradiance, erbsDiffuseFraction, type PvPlane, type WeatherSlot } from './pv-model.js';
+export { seriesForecast, seriesCoverage, sumForecasts, type ForecastPoint } from './series.js';
+export { fitPvCalibration, calibratedForecast, pairsFromHistory, withLearnedQuantiles, type CalibrationPair, type CalibrationOptions, type PvCalibration } from './calibration.js';
+export { errorsByHorizon, asMadeSeries, HORIZONS, type ForecastSnapshot, type HorizonError } from './errors.js';
+export { dayAheadErrors, ErrorAccumulator, type ErrorSummary, type DayAheadOptions } from './evaluate.js';
+export { localClockOf, type LocalClock } from './local-time.js';

@@ -13,7 +13,21 @@ export interface ForecastSlot {
 export interface PowerForecast {
   /** What it is, for logs and the plan view ("BDEW H25 × 4000 kWh/yr", "same weekday, 4 weeks"). */
   readonly name: string;
+  /** The expected mean power per slot (W): what a point-forecast planner plans with. */
   powerW(slots: readonly ForecastSlot[]): number[];
+  /**
+   * Optional: the 10 %, 50 % and 90 % quantiles of the mean power per slot (W), where the source
+   * knows its uncertainty (Solcast's pv_estimate10/90, or spreads learned from past errors).
+   * Each array has one value per slot and p10 ≤ p50 ≤ p90 holds slot by slot.
+   */
+  quantilesW?(slots: readonly ForecastSlot[]): ForecastQuantiles;
+}
+
+/** Quantiles of a forecast per slot (W). */
+export interface ForecastQuantiles {
+  p10: number[];
+  p50: number[];
+  p90: number[];
 }
 
 /** Energy measured over an interval (a meter record): `wh` over `[start, end)`. */

@@ -7,6 +7,7 @@ import * as fmt from '../format.js';
 import { ahead, deviceKind, priceBands, reasonText, slotAt } from '../model.js';
 import { apiProblem, badge, empty, stat } from '../widgets.js';
 import { plannedAction } from './now.js';
+import { forecastCard } from './forecasts.js';
 
 const HOUR = 3_600_000;
 export const KIND_COLOUR = { ev: '#2563eb', battery: '#16a34a', hvac: '#ea580c', socket: '#9333ea', pv: '#eab308', meter: '#64748b', load: '#9333ea' };
@@ -285,7 +286,8 @@ function summary(app, plan) {
 export function planView(root, app) {
   const chartCard = h('section', { class: 'card chart-card' });
   const below = h('div');
-  replace(root, chartCard, below);
+  const forecasts = forecastCard(app);
+  replace(root, chartCard, below, forecasts.card);
   let current;
   let observer;
 
@@ -311,10 +313,11 @@ export function planView(root, app) {
     if (current && holder && Math.abs(holder.clientWidth - current.plot.width) > 4) current.plot.setSize({ width: holder.clientWidth, height: holder.clientWidth < 560 ? 260 : 340 });
   });
   observer.observe(chartCard);
-  const offs = [app.on('plan', render), app.on('prices', render), app.on('devices', () => undefined)];
+  const offs = [app.on('plan', render), app.on('plan', () => void forecasts.refresh()), app.on('prices', render), app.on('devices', () => undefined)];
   return {
     destroy: () => {
       offs.forEach((off) => off());
+      forecasts.destroy();
       observer.disconnect();
       current?.plot.destroy();
     },

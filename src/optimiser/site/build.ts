@@ -11,8 +11,8 @@ import type { SiteProblem } from './types.js';
 
 const NONE = -1;
 /** Tie-break weights (currency/kWh): far below any real price step, above solver tolerances. */
-const EPS_TIME = 1e-3;
-const EPS_CYCLE = 1e-4;
+export const EPS_TIME = 1e-3;
+export const EPS_CYCLE = 1e-4;
 
 export interface BatteryCols {
   c: number[];

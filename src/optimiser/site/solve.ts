@@ -1,3 +1,4 @@
+import { planBatteryOnly } from './battery.js';
 import { buildSiteLp, NONE, type BuiltSite } from './build.js';
 import { explain } from './explain.js';
 import type { LpResult, LpSession, LpSolver } from './lp.js';
@@ -112,6 +113,10 @@ function objectiveOf(b: BuiltSite, x: Float64Array): number {
  * least, within every limit. Pure: the solver is handed in.
  */
 export function planSite(problem: SiteProblem, solver: LpSolver): SitePlan {
+  if (problem.options?.method !== 'lp') {
+    const fast = planBatteryOnly(problem);
+    if (fast) return fast;
+  }
   const built = buildSiteLp(problem);
   const opts = problem.options ?? {};
   const relGap = opts.relGap ?? 0.005;

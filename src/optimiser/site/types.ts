@@ -149,6 +149,11 @@ export interface SiteOptions {
   tieBreak?: boolean;
   /** Return the linear relaxation (a bound; EV minimum power and on/off loads not enforced). */
   relaxIntegers?: boolean;
+  /**
+   * `auto` (default): a site with one battery and nothing else controllable is planned by the exact
+   * battery DP (battery.ts) where every slot's cost is convex, else by the LP; `lp`: always the LP.
+   */
+  method?: 'auto' | 'lp';
 }
 
 /** Why a device does what it does in a slot. */

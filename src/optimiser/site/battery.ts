@@ -1,0 +1,256 @@
+import { explain } from './explain.js';
+import { EPS_CYCLE, EPS_TIME } from './build.js';
+import type { SitePlan, SiteProblem } from './types.js';
+
+/**
+ * An exact planner for the commonest site: one battery, the house's fixed flows, a grid
+ * connection. It minimises the same objective as the site LP (prices, tie-break ramps, wear cost,
+ * terminal value) by dynamic programming over the state of charge, with the value function kept
+ * exactly as a convex piecewise-linear curve: each slot's cost as a function of the change of
+ * charge is convex wherever import costs at least what export earns and rates are not negative,
+ * and the infimal convolution of two convex curves merges their slopes. A plan costs well under a
+ * millisecond, so the hub can re-plan every slot and a year can be replayed at that cadence.
+ *
+ * Where a slot's cost is not convex (export earning more than import costs, negative rates: there
+ * the LP needs binaries), or the site has anything else, `planBatteryOnly` answers undefined and
+ * the caller uses the LP.
+ */
+
+const TOL = 1e-9;
+
+interface Curve {
+  /** Domain [lo, hi] (kWh) and the value at lo. */
+  lo: number;
+  hi: number;
+  v0: number;
+  /** Segments left to right: length (kWh) and slope (currency/kWh), slopes non-decreasing. */
+  len: number[];
+  slope: number[];
+}
+
+interface Stage {
+  /** Change of stored energy (kWh) at the curve's breakpoints, ascending, and the slot's cost there. */
+  d: number[];
+  cost: number[];
+}
+
+const kw = (w: number) => w / 1000;
+
+/** Why a problem cannot take the fast path (for tests and the plan's solver note), or undefined. */
+export function batteryOnlyObstacle(problem: SiteProblem): string | undefined {
+  if (problem.batteries.length !== 1) return 'not exactly one battery';
+  if (problem.evs.length || problem.hvacs.length || problem.loads.length) return 'other controllable devices';
+  if (problem.circuits.length) return 'circuits';
+  const b = problem.batteries[0];
+  if (b.limits?.setpointW?.some((v) => v !== undefined && Number.isFinite(v))) return 'battery setpoints';
+  if (problem.options?.relaxIntegers) return 'relaxation asked for';
+  return undefined;
+}
+
+/** The slot's cost as a function of the change of stored energy, or undefined where it is not convex or not feasible. */
+function stage(problem: SiteProblem, t: number, dtH: number, T: number, tieBreak: boolean): Stage | undefined {
+  const b = problem.batteries[0];
+  const pImp = problem.importRate[t];
+  const pExp = problem.exportRate[t];
+  if (!(pImp >= pExp - TOL) || pImp < 0 || pExp < 0) return undefined;
+  const e = kw(problem.baseLoadW[t]) + problem.flows.reduce((a, f) => a + kw(f.powerW[t]), 0);
+  const lim = (max: number, l: number | undefined) => Math.max(0, kw(l === undefined || Number.isNaN(l) ? max : Math.min(max, l)));
+  const cMax = lim(b.maxChargeW, b.limits?.maxImportW?.[t]);
+  const dMax = lim(b.maxDischargeW, b.limits?.maxExportW?.[t]);
+  const alpha = tieBreak ? (EPS_TIME * (t + 1)) / T + EPS_CYCLE : 0;
+  const beta = (b.cycleCostPerKwh ?? 0) + (tieBreak ? EPS_CYCLE + (EPS_TIME * (T - t)) / T : 0);
+  const gMax = kw(problem.grid.maxImportW[t]);
+  const xMax = kw(problem.grid.maxExportW[t]);
+  // battery power p (kW, + charge) with the grid inside its limits: n = e + p ∈ [−xMax, gMax]
+  const pLo = Math.max(-dMax, -xMax - e);
+  const pHi = Math.min(cMax, gMax - e);
+  if (pLo > pHi + TOL) return undefined;
+  const grid = (n: number) => (n >= 0 ? pImp * n : pExp * n);
+  const costAt = (p: number) => dtH * (grid(e + p) + (p >= 0 ? alpha * p : -beta * p));
+  const powers = [pLo, pHi, 0, -e].filter((p) => p >= pLo - TOL && p <= pHi + TOL).map((p) => Math.min(pHi, Math.max(pLo, p)));
+  powers.sort((x, y) => x - y);
+  const d: number[] = [];
+  const cost: number[] = [];
+  for (const p of powers) {
+    const delta = p >= 0 ? p * b.chargeEfficiency * dtH : (p * dtH) / b.dischargeEfficiency;
+    if (d.length && delta - d[d.length - 1] < 1e-12) continue;
+    d.push(delta);
+    cost.push(costAt(p));
+  }
+  // convex: slopes never fall
+  for (let i = 2; i < d.length; i++) {
+    const s1 = (cost[i - 1] - cost[i - 2]) / (d[i - 1] - d[i - 2]);
+    const s2 = (cost[i] - cost[i - 1]) / (d[i] - d[i - 1]);
+    if (s2 < s1 - 1e-9) return undefined;
+  }
+  return { d, cost };
+}
+
+/** W_prev(s) = min over Δ of stage(Δ) + W(s + Δ), restricted to [lo, hi]; undefined if empty. */
+function convolve(w: Curve, g: Stage, lo: number, hi: number): Curve | undefined {
+  const n = g.d.length;
+  // h(y) = g(−y): segments of g reversed with slopes negated (still non-decreasing)
+  const hLen: number[] = [];
+  const hSlope: number[] = [];
+  for (let i = n - 1; i > 0; i--) {
+    hLen.push(g.d[i] - g.d[i - 1]);
+    hSlope.push(-(g.cost[i] - g.cost[i - 1]) / (g.d[i] - g.d[i - 1]));
+  }
+  const len: number[] = [];
+  const slope: number[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < w.len.length || j < hLen.length) {
+    if (j >= hLen.length || (i < w.len.length && w.slope[i] <= hSlope[j])) {
+      len.push(w.len[i]);
+      slope.push(w.slope[i++]);
+    } else {
+      len.push(hLen[j]);
+      slope.push(hSlope[j++]);
+    }
+  }
+  let start = w.lo - g.d[n - 1];
+  let v0 = w.v0 + g.cost[n - 1];
+  const end = w.hi - g.d[0];
+  if (start > hi + 1e-9 || end < lo - 1e-9) return undefined;
+  // cut what lies left of lo
+  let k = 0;
+  while (start < lo - 1e-12 && k < len.length) {
+    const take = Math.min(len[k], lo - start);
+    v0 += take * slope[k];
+    start += take;
+    len[k] -= take;
+    if (len[k] <= 1e-12) k++;
+  }
+  const outLen: number[] = [];
+  const outSlope: number[] = [];
+  const from = Math.max(start, lo);
+  let at = from;
+  for (; k < len.length && at < hi - 1e-12; k++) {
+    if (len[k] <= 1e-12) continue;
+    const take = Math.min(len[k], hi - at);
+    // neighbours with the same slope are one segment
+    if (outSlope.length && Math.abs(outSlope[outSlope.length - 1] - slope[k]) < 1e-12) outLen[outLen.length - 1] += take;
+    else {
+      outLen.push(take);
+      outSlope.push(slope[k]);
+    }
+    at += take;
+  }
+  return { lo: from, hi: at, v0, len: outLen, slope: outSlope };
+}
+
+/** The stage's cost at Δ (linear between its breakpoints). */
+function stageAt(g: Stage, delta: number): number {
+  const n = g.d.length;
+  if (n === 1 || delta <= g.d[0]) return g.cost[0];
+  for (let i = 1; i < n; i++) if (delta <= g.d[i]) return g.cost[i - 1] + ((g.cost[i] - g.cost[i - 1]) * (delta - g.d[i - 1])) / (g.d[i] - g.d[i - 1]);
+  return g.cost[n - 1];
+}
+
+/** The best next state of charge from s: the minimum of stage(s' − s) + W(s') over the reachable s'. */
+function bestNext(w: Curve, g: Stage, s: number): number {
+  const a = Math.max(w.lo, s + g.d[0]);
+  const z = Math.min(w.hi, s + g.d[g.d.length - 1]);
+  if (z <= a + 1e-12) return Math.max(w.lo, Math.min(w.hi, a));
+  // both are convex: the sum's minimum is at a breakpoint of one of them
+  const points: number[] = [a, z];
+  for (const d of g.d) if (s + d > a && s + d < z) points.push(s + d);
+  let at = w.lo;
+  for (const l of w.len) {
+    at += l;
+    if (at > a && at < z) points.push(at);
+  }
+  points.sort((x, y) => x - y);
+  // W at the sorted points in one walk along its segments
+  let k = 0;
+  let segStart = w.lo;
+  let segValue = w.v0;
+  let best = points[0];
+  let bestV = Infinity;
+  for (const p of points) {
+    while (k < w.len.length && segStart + w.len[k] < p) {
+      segValue += w.len[k] * w.slope[k];
+      segStart += w.len[k];
+      k++;
+    }
+    const wv = k < w.len.length ? segValue + (p - segStart) * w.slope[k] : segValue;
+    const v = stageAt(g, p - s) + wv;
+    // the earliest of equal values: less charge now when nothing is gained by it
+    if (v < bestV - 1e-12) [best, bestV] = [p, v];
+  }
+  return best;
+}
+
+/** The plan of a battery-only site by exact dynamic programming, or undefined where the LP must do it. */
+export function planBatteryOnly(problem: SiteProblem): SitePlan | undefined {
+  if (batteryOnlyObstacle(problem)) return undefined;
+  const T = problem.slots.length;
+  if (T === 0) throw new Error('site problem: no slots');
+  const b = problem.batteries[0];
+  const tieBreak = problem.options?.tieBreak ?? true;
+  const dtH = problem.slots.map((s) => (s.end - s.start) / 3_600_000);
+  const lo = kw(Math.min(b.socMinWh, b.initialWh));
+  const hi = kw(Math.max(b.socMaxWh, b.initialWh));
+  const sortedImport = [...problem.importRate].sort((p, q) => p - q);
+  const value = b.terminalValuePerKwh ?? Math.max(0, sortedImport[Math.floor(T / 2)] * b.dischargeEfficiency);
+  const loEnd = b.finalMinWh !== undefined ? Math.min(hi, Math.max(lo, kw(b.finalMinWh))) : lo;
+
+  const stages: Stage[] = [];
+  for (let t = 0; t < T; t++) {
+    const g = stage(problem, t, dtH[t], T, tieBreak);
+    if (!g) return undefined;
+    stages.push(g);
+  }
+  // curves[t] = cost from the end of slot t − 1 on, as a function of the stored energy then
+  const curves: Curve[] = new Array(T + 1);
+  curves[T] = { lo: loEnd, hi, v0: -value * loEnd, len: hi > loEnd ? [hi - loEnd] : [], slope: hi > loEnd ? [-value] : [] };
+  for (let t = T - 1; t >= 0; t--) {
+    const c = convolve(curves[t + 1], stages[t], lo, hi);
+    if (!c) return undefined;
+    curves[t] = c;
+  }
+  let s = kw(b.initialWh);
+  if (s < curves[0].lo - 1e-6 || s > curves[0].hi + 1e-6) return undefined;
+
+  const powerW: number[] = [];
+  const socWh: number[] = [];
+  const importW: number[] = [];
+  const exportW: number[] = [];
+  let cost = 0;
+  let importWh = 0;
+  let exportWh = 0;
+  const round1 = (v: number) => Math.round(v * 10) / 10 || 0;
+  for (let t = 0; t < T; t++) {
+    const next = bestNext(curves[t + 1], stages[t], s);
+    const delta = next - s;
+    const p = delta >= 0 ? delta / (b.chargeEfficiency * dtH[t]) : (delta * b.dischargeEfficiency) / dtH[t];
+    const e = kw(problem.baseLoadW[t]) + problem.flows.reduce((a, f) => a + kw(f.powerW[t]), 0);
+    const n = e + p;
+    powerW.push(round1(p * 1000));
+    socWh.push(round1(next * 1000));
+    importW.push(round1(Math.max(0, n) * 1000));
+    exportW.push(round1(Math.max(0, -n) * 1000));
+    cost += (problem.importRate[t] * Math.max(0, n) - problem.exportRate[t] * Math.max(0, -n)) * dtH[t];
+    importWh += Math.max(0, n) * dtH[t] * 1000;
+    exportWh += Math.max(0, -n) * dtH[t] * 1000;
+    s = next;
+  }
+  const plan: SitePlan = {
+    status: 'optimal',
+    slots: problem.slots,
+    importRate: problem.importRate,
+    exportRate: problem.exportRate,
+    importW,
+    exportW,
+    cost: Math.round(cost * 1e6) / 1e6,
+    importWh: Math.round(importWh),
+    exportWh: Math.round(exportWh),
+    devices: [{ id: b.id, kind: 'battery', powerW, socWh, reasons: [], energyWh: powerW.reduce((a, p, t) => a + Math.abs(p) * dtH[t], 0) }],
+    nodes: [],
+    warnings: [],
+    solver: { name: 'battery DP (exact, piecewise-linear value)', columns: 0, rows: 0, integerColumns: 0, lpSolves: 0, rootIterations: 0, usedMip: false, gap: 0 },
+  };
+  explain(problem, plan);
+  return plan;
+}

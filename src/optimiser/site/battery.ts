@@ -48,12 +48,11 @@ export function batteryOnlyObstacle(problem: SiteProblem): string | undefined {
 }
 
 /** The slot's cost as a function of the change of stored energy, or undefined where it is not convex or not feasible. */
-function stage(problem: SiteProblem, t: number, dtH: number, T: number, tieBreak: boolean): Stage | undefined {
+function stage(problem: SiteProblem, t: number, e: number, dtH: number, T: number, tieBreak: boolean): Stage | undefined {
   const b = problem.batteries[0];
   const pImp = problem.importRate[t];
   const pExp = problem.exportRate[t];
   if (!(pImp >= pExp - TOL) || pImp < 0 || pExp < 0) return undefined;
-  const e = kw(problem.baseLoadW[t]) + problem.flows.reduce((a, f) => a + kw(f.powerW[t]), 0);
   const lim = (max: number, l: number | undefined) => Math.max(0, kw(l === undefined || Number.isNaN(l) ? max : Math.min(max, l)));
   const cMax = lim(b.maxChargeW, b.limits?.maxImportW?.[t]);
   const dMax = lim(b.maxDischargeW, b.limits?.maxExportW?.[t]);
@@ -182,36 +181,110 @@ function bestNext(w: Curve, g: Stage, s: number): number {
   return best;
 }
 
+/** The house's net power per slot (kW, + = draw) from a base load and fixed flows. */
+const houseKw = (baseLoadW: readonly number[], flows: readonly { powerW: number[] }[]) => baseLoadW.map((w, t) => kw(w) + flows.reduce((a, f) => a + kw(f.powerW[t]), 0));
+
+/** Stages and value curves (curves[t]: cost from slot t on, by stored energy) for one forecast of the house. */
+function valueCurves(problem: SiteProblem, e: number[], dtH: number[], bounds: { lo: number; hi: number; loEnd: number; value: number }, from = 0): { stages: Stage[]; curves: Curve[] } | undefined {
+  const T = problem.slots.length;
+  const tieBreak = problem.options?.tieBreak ?? true;
+  const { lo, hi, loEnd, value } = bounds;
+  const stages: Stage[] = new Array(T);
+  for (let t = from; t < T; t++) {
+    const g = stage(problem, t, e[t], dtH[t], T, tieBreak);
+    if (!g) return undefined;
+    stages[t] = g;
+  }
+  const curves: Curve[] = new Array(T + 1);
+  curves[T] = { lo: loEnd, hi, v0: -value * loEnd, len: hi > loEnd ? [hi - loEnd] : [], slope: hi > loEnd ? [-value] : [] };
+  for (let t = T - 1; t >= from; t--) {
+    const c = convolve(curves[t + 1], stages[t], lo, hi);
+    if (!c) return undefined;
+    curves[t] = c;
+  }
+  return { stages, curves };
+}
+
+/** A convex piecewise-linear curve's value at s (s inside its domain). */
+function curveAt(w: Curve, s: number): number {
+  let v = w.v0;
+  let at = w.lo;
+  for (let k = 0; k < w.len.length && at < s; k++) {
+    const take = Math.min(w.len[k], s - at);
+    v += take * w.slope[k];
+    at += take;
+  }
+  return v;
+}
+
+/**
+ * The first slot's change of stored energy that is best in expectation over the scenarios: each
+ * scenario's later slots are planned with its own forecast, the first slot is shared (two-stage).
+ */
+function hedgedFirst(options: { stages: Stage[]; curves: Curve[]; weight: number }[], s: number): number | undefined {
+  let a = -Infinity;
+  let z = Infinity;
+  for (const o of options) {
+    a = Math.max(a, o.curves[1].lo - s, o.stages[0].d[0]);
+    z = Math.min(z, o.curves[1].hi - s, o.stages[0].d[o.stages[0].d.length - 1]);
+  }
+  if (a > z + 1e-9) return undefined;
+  const cand = new Set<number>([a, z]);
+  for (const o of options) {
+    for (const d of o.stages[0].d) if (d > a && d < z) cand.add(d);
+    let at = o.curves[1].lo;
+    for (const l of o.curves[1].len) {
+      at += l;
+      if (at - s > a && at - s < z) cand.add(at - s);
+    }
+  }
+  const xs = [...cand].sort((p, q) => p - q);
+  const f = (d: number) => options.reduce((acc, o) => acc + o.weight * (stageAt(o.stages[0], d) + curveAt(o.curves[1], s + d)), 0);
+  // a sum of convex curves is convex: bisect on the candidates for the first one not above its successor
+  let lo = 0;
+  let hi = xs.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (f(xs[mid]) <= f(xs[mid + 1]) + 1e-12) hi = mid;
+    else lo = mid + 1;
+  }
+  return xs[lo];
+}
+
 /** The plan of a battery-only site by exact dynamic programming, or undefined where the LP must do it. */
 export function planBatteryOnly(problem: SiteProblem): SitePlan | undefined {
   if (batteryOnlyObstacle(problem)) return undefined;
   const T = problem.slots.length;
   if (T === 0) throw new Error('site problem: no slots');
   const b = problem.batteries[0];
-  const tieBreak = problem.options?.tieBreak ?? true;
   const dtH = problem.slots.map((s) => (s.end - s.start) / 3_600_000);
   const lo = kw(Math.min(b.socMinWh, b.initialWh));
   const hi = kw(Math.max(b.socMaxWh, b.initialWh));
   const sortedImport = [...problem.importRate].sort((p, q) => p - q);
   const value = b.terminalValuePerKwh ?? Math.max(0, sortedImport[Math.floor(T / 2)] * b.dischargeEfficiency);
   const loEnd = b.finalMinWh !== undefined ? Math.min(hi, Math.max(lo, kw(b.finalMinWh))) : lo;
+  const bounds = { lo, hi, loEnd, value };
 
-  const stages: Stage[] = [];
-  for (let t = 0; t < T; t++) {
-    const g = stage(problem, t, dtH[t], T, tieBreak);
-    if (!g) return undefined;
-    stages.push(g);
-  }
-  // curves[t] = cost from the end of slot t − 1 on, as a function of the stored energy then
-  const curves: Curve[] = new Array(T + 1);
-  curves[T] = { lo: loEnd, hi, v0: -value * loEnd, len: hi > loEnd ? [hi - loEnd] : [], slope: hi > loEnd ? [-value] : [] };
-  for (let t = T - 1; t >= 0; t--) {
-    const c = convolve(curves[t + 1], stages[t], lo, hi);
-    if (!c) return undefined;
-    curves[t] = c;
-  }
+  const central = houseKw(problem.baseLoadW, problem.flows);
+  const main = valueCurves(problem, central, dtH, bounds);
+  if (!main) return undefined;
+  const { stages, curves } = main;
   let s = kw(b.initialWh);
   if (s < curves[0].lo - 1e-6 || s > curves[0].hi + 1e-6) return undefined;
+
+  // the first slot hedged over the scenarios, if any
+  let firstDelta: number | undefined;
+  const scenarios = problem.scenarios?.filter((sc) => sc.weight > 0) ?? [];
+  if (scenarios.length && T > 1) {
+    const total = scenarios.reduce((a, sc) => a + sc.weight, 0);
+    const options: { stages: Stage[]; curves: Curve[]; weight: number }[] = [];
+    for (const sc of scenarios) {
+      const vc = valueCurves(problem, houseKw(sc.baseLoadW ?? problem.baseLoadW, sc.flows ?? problem.flows), dtH, bounds);
+      if (!vc) return undefined;
+      options.push({ ...vc, weight: sc.weight / total });
+    }
+    firstDelta = hedgedFirst(options, s);
+  }
 
   const powerW: number[] = [];
   const socWh: number[] = [];
@@ -222,11 +295,10 @@ export function planBatteryOnly(problem: SiteProblem): SitePlan | undefined {
   let exportWh = 0;
   const round1 = (v: number) => Math.round(v * 10) / 10 || 0;
   for (let t = 0; t < T; t++) {
-    const next = bestNext(curves[t + 1], stages[t], s);
+    const next = t === 0 && firstDelta !== undefined ? Math.max(curves[1].lo, Math.min(curves[1].hi, s + firstDelta)) : bestNext(curves[t + 1], stages[t], s);
     const delta = next - s;
     const p = delta >= 0 ? delta / (b.chargeEfficiency * dtH[t]) : (delta * b.dischargeEfficiency) / dtH[t];
-    const e = kw(problem.baseLoadW[t]) + problem.flows.reduce((a, f) => a + kw(f.powerW[t]), 0);
-    const n = e + p;
+    const n = central[t] + p;
     powerW.push(round1(p * 1000));
     socWh.push(round1(next * 1000));
     importW.push(round1(Math.max(0, n) * 1000));

@@ -137,7 +137,22 @@ export interface SiteProblem {
   evs: EvModel[];
   hvacs: HvacModel[];
   loads: SwitchedLoadModel[];
+  /**
+   * Other forecasts of the house (PV and base load), with weights, for planning under uncertainty:
+   * the first slot is chosen to be best in expectation over them (each scenario's later slots
+   * planned with its own forecast), the rest of the plan follows `baseLoadW` and `flows`. Used by
+   * the battery DP; the LP plans with the point forecast alone.
+   */
+  scenarios?: PlanScenario[];
   options?: SiteOptions;
+}
+
+export interface PlanScenario {
+  weight: number;
+  /** Replaces `baseLoadW` in this scenario (default: the same). */
+  baseLoadW?: number[];
+  /** Replaces `flows` in this scenario (same ids; default: the same). */
+  flows?: FixedFlow[];
 }
 
 export interface SiteOptions {

@@ -74,6 +74,17 @@ export interface BacktestOptions {
   pvForecastArchive?: PvForecastArchive;
   /** What a kWh left in the battery at the plan horizon's end is worth (default: the site LP's, the horizon's median import rate × discharge efficiency). */
   terminalValuePerKwh?: number;
+  /**
+   * Forecast modes other than perfect: `robust` (default) plans with the PV that the recent sunnier
+   * days would bring (the forecast × a high quantile of the last 28 days' actual ÷ forecast ratios),
+   * so grid charging buys only what such a day would leave short; `scenarios` hedges each plan's
+   * first slot over PV scenarios drawn from those ratios; `point` plans with the forecast alone.
+   */
+  uncertainty?: 'point' | 'scenarios' | 'robust';
+  /** Robust mode: the quantile of the recent actual ÷ forecast PV ratios the plan assumes (default 0.8). */
+  robustQuantile?: number;
+  /** Base-load forecasts by quarter-hour start, shared between runs over the same data (history and weather modes). */
+  loadForecastCache?: Map<number, number>;
   /** Re-plan every this many minutes (homeflex strategy). */
   replanMinutes: number;
   slotMinutes: number;
@@ -129,6 +140,8 @@ interface Step {
 }
 
 const HOUR = 3_600_000;
+const DEBUG = !!process.env.HF_DEBUG;
+export const DEBUG_STATS: Record<string, Record<string, number>> = {};
 
 /** Value of an interval series at instant t (the interval containing it), by binary search. */
 function valueAt(series: readonly Interval[], t: number): Interval | undefined {
@@ -335,6 +348,16 @@ export async function runBacktest(data: BacktestData, o: BacktestOptions, solver
             : mode === 'hold' ? surplus
             : mode === 'charge' ? Math.max(surplus, clipBattery(o.battery, state.socKwh, bat.powerW[k] / 1000, st.h))
             : clipBattery(o.battery, state.socKwh, bat.powerW[k] / 1000, st.h);
+          if (DEBUG) {
+            const sc = followHouse(o.battery, state, house, st.h);
+            const key = `${mode}`;
+            const d = (DEBUG_STATS[key] ??= { n: 0, gridCharge: 0, heldBack: 0, extraDischarge: 0, lessAbsorb: 0 });
+            d.n++;
+            d.gridCharge += Math.max(0, a.batteryKw - Math.max(0, sc)) * st.h;
+            d.heldBack += Math.max(0, -sc - Math.max(0, -a.batteryKw)) * st.h * (sc < 0 ? 1 : 0);
+            d.extraDischarge += Math.max(0, -a.batteryKw - Math.max(0, -sc)) * st.h;
+            d.lessAbsorb += Math.max(0, sc - a.batteryKw) * st.h * (sc > 0 ? 1 : 0);
+          }
         }
       } else {
         a.evKw = o.ev ? evAtOnce(state, st) : 0;
@@ -414,22 +437,46 @@ function planningContext(data: BacktestData, o: BacktestOptions, sessions: { fro
 
   // forecasts by quarter-hour start, from the latest refresh
   const QUARTER = 900_000;
-  const loadCache = new Map<number, number>();
+  const loadCache = o.loadForecastCache ?? new Map<number, number>();
   const pvCache = new Map<number, number>();
   let refreshedDay = '';
+  let refreshes = 0;
+  /** Actual ÷ forecast PV energy of each of the last 28 days. */
+  const pvRatios: number[] = [];
+  /** PV scale factors of the scenarios: quantiles of the recent ratios, equally likely. */
+  const scenarioScales = () => {
+    if ((o.uncertainty ?? 'robust') !== 'scenarios' || pvRatios.length < 7) return [];
+    const sorted = [...pvRatios].sort((a, b) => a - b);
+    return [0.1, 0.3, 0.5, 0.7, 0.9].map((q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]);
+  };
   const refresh = (t: number) => {
     const local = DateTime.fromMillis(t, { zone: o.timezone });
     const day = local.toISODate()!;
     if (day === refreshedDay) return;
     refreshedDay = day;
+    const refreshedOnce = refreshes++ > 0;
     const midnight = local.startOf('day').toMillis();
     const grid = slotGrid(midnight, 15, o.horizonHours + 26);
     const history = window(loadEnergy, midnight - 36 * 24 * HOUR, midnight, (x, end) => ({ ...x, end }));
     const days = history.length ? (history[history.length - 1].end - history[0].start) / (24 * HOUR) : 0;
     const annualKwh = days >= 1 ? (history.reduce((a, r) => a + r.wh, 0) / 1000 / days) * 365 : 4000;
-    const loadW = historyLoadForecast({ history, timezone: o.timezone, fallback: standardProfileLoad({ annualKwh, timezone: o.timezone }) }).powerW(grid);
-    loadCache.clear();
-    grid.forEach((sl, i) => loadCache.set(sl.start, loadW[i]));
+    // how wrong yesterday's PV forecast (made at yesterday's midnight) was, for the scenarios
+    const yesterday = local.minus({ days: 1 }).startOf('day').toMillis();
+    if (pvCache.size || (o.forecast === 'weather' && o.pvForecastArchive && refreshedOnce)) {
+      let forecastKwh = 0;
+      if (o.forecast === 'weather' && o.pvForecastArchive) {
+        const quarters = slotGrid(yesterday, 15, 24).filter((sl) => sl.end <= midnight);
+        forecastKwh = o.pvForecastArchive.powerW(yesterday, quarters).reduce((a, w) => a + (w * QUARTER) / HOUR / 1000, 0);
+      } else for (let q = yesterday; q < midnight; q += QUARTER) forecastKwh += ((pvCache.get(q) ?? 0) * QUARTER) / HOUR / 1000;
+      const actualKwh = energyIn(data.pv, yesterday, midnight);
+      if (forecastKwh > 0.2) pvRatios.push(Math.min(3, actualKwh / forecastKwh));
+      if (pvRatios.length > 28) pvRatios.shift();
+    }
+    // the base load of a slot is forecast once, at the first midnight that sees it inside the horizon
+    // (the history forecaster looks at the same weekday of past weeks only, so later calls would agree)
+    const fresh = grid.filter((sl) => !loadCache.has(sl.start));
+    const loadW = fresh.length ? historyLoadForecast({ history, timezone: o.timezone, fallback: standardProfileLoad({ annualKwh, timezone: o.timezone }) }).powerW(fresh) : [];
+    fresh.forEach((sl, i) => loadCache.set(sl.start, loadW[i]));
     if (o.forecast === 'history') {
       const pvHistory = window(pvEnergy, midnight - 4 * 24 * HOUR, midnight, (x, end) => ({ ...x, end }));
       const pvW = o.pvArray ? clearSkyPvForecast({ array: o.pvArray, timezone: o.timezone, history: pvHistory }).powerW(grid) : grid.map(() => 0);
@@ -472,12 +519,21 @@ function planningContext(data: BacktestData, o: BacktestOptions, sessions: { fro
       const hv = o.hvac;
       const inf = slots.map(() => Infinity);
       const outdoor = (sl: PlanSlot) => (data.outdoor ? valueAt(data.outdoor, sl.start)?.value : undefined) ?? sinusoidC(sl.start, o.timezone, hv!.outdoorMinC ?? 20, hv!.outdoorMaxC ?? 32);
+      const scales = perfect ? [] : scenarioScales();
+      if (!perfect && (o.uncertainty ?? 'robust') === 'robust' && pvRatios.length >= 7) {
+        // plan with the PV that the sunnier days of the recent past would bring: grid charging then
+        // buys only what even such a day would leave short
+        const sorted = [...pvRatios].sort((a, b) => a - b);
+        const k = sorted[Math.min(sorted.length - 1, Math.floor((o.robustQuantile ?? 0.8) * sorted.length))];
+        pvW = pvW.map((w) => w * Math.max(1, k));
+      }
       return {
         slots,
         importRate,
         exportRate,
         baseLoadW,
         flows: [{ id: 'pv', powerW: pvW.map((w) => -w) }],
+        scenarios: scales.map((k) => ({ weight: 1, flows: [{ id: 'pv', powerW: pvW.map((w) => -w * k) }] })),
         grid: { maxImportW: inf, maxExportW: inf },
         circuits: [],
         batteries: o.battery

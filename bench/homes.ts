@@ -185,11 +185,14 @@ async function main() {
     return;
   }
   const ids = values.homes ? values.homes.split(',') : all.map((h) => h.id);
-  for (const id of ids) {
-    const home = all.find((h) => h.id === id);
-    if (!home) throw new Error(`--homes: no home "${id}" (1–17, ausgrid)`);
-    process.stderr.write(`${home.label}\n`);
-    await runHome(home, outDir, values.modes!.split(','));
+  // mode by mode across the homes, so the most telling column fills first
+  for (const mode of values.modes!.split(',')) {
+    for (const id of ids) {
+      const home = all.find((h) => h.id === id);
+      if (!home) throw new Error(`--homes: no home "${id}" (1–17, ausgrid)`);
+      process.stderr.write(`${home.label}: ${mode}\n`);
+      await runHome(home, outDir, [mode]);
+    }
   }
 }
 

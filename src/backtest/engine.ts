@@ -140,8 +140,6 @@ interface Step {
 }
 
 const HOUR = 3_600_000;
-const DEBUG = !!process.env.HF_DEBUG;
-export const DEBUG_STATS: Record<string, Record<string, number>> = {};
 
 /** Value of an interval series at instant t (the interval containing it), by binary search. */
 function valueAt(series: readonly Interval[], t: number): Interval | undefined {
@@ -348,16 +346,6 @@ export async function runBacktest(data: BacktestData, o: BacktestOptions, solver
             : mode === 'hold' ? surplus
             : mode === 'charge' ? Math.max(surplus, clipBattery(o.battery, state.socKwh, bat.powerW[k] / 1000, st.h))
             : clipBattery(o.battery, state.socKwh, bat.powerW[k] / 1000, st.h);
-          if (DEBUG) {
-            const sc = followHouse(o.battery, state, house, st.h);
-            const key = `${mode}`;
-            const d = (DEBUG_STATS[key] ??= { n: 0, gridCharge: 0, heldBack: 0, extraDischarge: 0, lessAbsorb: 0 });
-            d.n++;
-            d.gridCharge += Math.max(0, a.batteryKw - Math.max(0, sc)) * st.h;
-            d.heldBack += Math.max(0, -sc - Math.max(0, -a.batteryKw)) * st.h * (sc < 0 ? 1 : 0);
-            d.extraDischarge += Math.max(0, -a.batteryKw - Math.max(0, -sc)) * st.h;
-            d.lessAbsorb += Math.max(0, sc - a.batteryKw) * st.h * (sc > 0 ? 1 : 0);
-          }
         }
       } else {
         a.evKw = o.ev ? evAtOnce(state, st) : 0;
@@ -445,7 +433,7 @@ function planningContext(data: BacktestData, o: BacktestOptions, sessions: { fro
   const pvRatios: number[] = [];
   /** PV scale factors of the scenarios: quantiles of the recent ratios, equally likely. */
   const scenarioScales = () => {
-    if ((o.uncertainty ?? 'robust') !== 'scenarios' || pvRatios.length < 7) return [];
+    if ((o.uncertainty ?? 'robust') !== 'scenarios' || pvRatios.length < 3) return [];
     const sorted = [...pvRatios].sort((a, b) => a - b);
     return [0.1, 0.3, 0.5, 0.7, 0.9].map((q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]);
   };
@@ -520,7 +508,7 @@ function planningContext(data: BacktestData, o: BacktestOptions, sessions: { fro
       const inf = slots.map(() => Infinity);
       const outdoor = (sl: PlanSlot) => (data.outdoor ? valueAt(data.outdoor, sl.start)?.value : undefined) ?? sinusoidC(sl.start, o.timezone, hv!.outdoorMinC ?? 20, hv!.outdoorMaxC ?? 32);
       const scales = perfect ? [] : scenarioScales();
-      if (!perfect && (o.uncertainty ?? 'robust') === 'robust' && pvRatios.length >= 7) {
+      if (!perfect && (o.uncertainty ?? 'robust') === 'robust' && pvRatios.length >= 3) {
         // plan with the PV that the sunnier days of the recent past would bring: grid charging then
         // buys only what even such a day would leave short
         const sorted = [...pvRatios].sort((a, b) => a - b);

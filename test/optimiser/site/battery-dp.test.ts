@@ -99,3 +99,16 @@ describe('exact battery DP', () => {
     expect(plan.devices[0].reasons).toHaveLength(96);
   });
 });
+
+describe('battery modes follow the house', () => {
+  it('a battery covering part of the house’s need is sent "auto", never a fixed discharge that would export on a smaller need', () => {
+    const p = smallSite(2, { importRate: [0.4, 0.4], baseLoadW: [2000, 2000], batteries: [battery({ initialWh: 1000, maxDischargeW: 5000 })] });
+    for (const method of ['auto', 'lp'] as const) {
+      const plan = planSite({ ...p, options: { method } }, solver);
+      const bat = plan.devices[0];
+      // discharge as late as possible: the second slot, 1 kW of the 2 kW need
+      expect(bat.powerW).toEqual([0, -1000]);
+      expect(bat.modes).toEqual(['hold', 'auto']);
+    }
+  });
+});

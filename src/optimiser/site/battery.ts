@@ -12,8 +12,9 @@ import type { SitePlan, SiteProblem } from './types.js';
  * millisecond, so the hub can re-plan every slot and a year can be replayed at that cadence.
  *
  * Where a slot's cost is not convex (export earning more than import costs, negative rates: there
- * the LP needs binaries), or the site has anything else, `planBatteryOnly` answers undefined and
- * the caller uses the LP.
+ * the LP needs binaries), the value function takes the slot at its lower convex hull and the move
+ * in it is chosen on its true cost: then the plan is near-optimal (status `within_gap`), not
+ * proven optimal. A site with anything else gets undefined, and the caller uses the LP.
  */
 
 const TOL = 1e-9;
@@ -32,6 +33,11 @@ interface Stage {
   /** Change of stored energy (kWh) at the curve's breakpoints, ascending, and the slot's cost there. */
   d: number[];
   cost: number[];
+  /**
+   * Where the cost is not convex (export earning more than import costs, negative rates): its lower
+   * convex hull, which the value function is built from (a bound for the slots before it).
+   */
+  hull?: { d: number[]; cost: number[] };
 }
 
 const kw = (w: number) => w / 1000;
@@ -52,7 +58,6 @@ function stage(problem: SiteProblem, t: number, e: number, dtH: number, T: numbe
   const b = problem.batteries[0];
   const pImp = problem.importRate[t];
   const pExp = problem.exportRate[t];
-  if (!(pImp >= pExp - TOL) || pImp < 0 || pExp < 0) return undefined;
   const lim = (max: number, l: number | undefined) => Math.max(0, kw(l === undefined || Number.isNaN(l) ? max : Math.min(max, l)));
   const cMax = lim(b.maxChargeW, b.limits?.maxImportW?.[t]);
   const dMax = lim(b.maxDischargeW, b.limits?.maxExportW?.[t]);
@@ -76,17 +81,28 @@ function stage(problem: SiteProblem, t: number, e: number, dtH: number, T: numbe
     d.push(delta);
     cost.push(costAt(p));
   }
-  // convex: slopes never fall
-  for (let i = 2; i < d.length; i++) {
-    const s1 = (cost[i - 1] - cost[i - 2]) / (d[i - 1] - d[i - 2]);
-    const s2 = (cost[i] - cost[i - 1]) / (d[i] - d[i - 1]);
-    if (s2 < s1 - 1e-9) return undefined;
+  // the lower convex hull carries the slot into the value function; the true curve picks the move
+  const hd: number[] = [];
+  const hc: number[] = [];
+  for (let i = 0; i < d.length; i++) {
+    while (hd.length >= 2) {
+      const k = hd.length;
+      const s1 = (hc[k - 1] - hc[k - 2]) / (hd[k - 1] - hd[k - 2]);
+      const s2 = (cost[i] - hc[k - 1]) / (d[i] - hd[k - 1]);
+      if (s2 < s1 - 1e-12) {
+        hd.pop();
+        hc.pop();
+      } else break;
+    }
+    hd.push(d[i]);
+    hc.push(cost[i]);
   }
-  return { d, cost };
+  return { d, cost, hull: hd.length === d.length ? undefined : { d: hd, cost: hc } };
 }
 
 /** W_prev(s) = min over Δ of stage(Δ) + W(s + Δ), restricted to [lo, hi]; undefined if empty. */
-function convolve(w: Curve, g: Stage, lo: number, hi: number): Curve | undefined {
+function convolve(w: Curve, stageCurve: Stage, lo: number, hi: number): Curve | undefined {
+  const g = stageCurve.hull ?? stageCurve;
   const n = g.d.length;
   // h(y) = g(−y): segments of g reversed with slopes negated (still non-decreasing)
   const hLen: number[] = [];
@@ -240,15 +256,14 @@ function hedgedFirst(options: { stages: Stage[]; curves: Curve[]; weight: number
   }
   const xs = [...cand].sort((p, q) => p - q);
   const f = (d: number) => options.reduce((acc, o) => acc + o.weight * (stageAt(o.stages[0], d) + curveAt(o.curves[1], s + d)), 0);
-  // a sum of convex curves is convex: bisect on the candidates for the first one not above its successor
-  let lo = 0;
-  let hi = xs.length - 1;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (f(xs[mid]) <= f(xs[mid + 1]) + 1e-12) hi = mid;
-    else lo = mid + 1;
+  // the first slot's own cost may not be convex: look at every candidate
+  let best = xs[0];
+  let bestV = Infinity;
+  for (const x of xs) {
+    const v = f(x);
+    if (v < bestV - 1e-12) [best, bestV] = [x, v];
   }
-  return xs[lo];
+  return best;
 }
 
 /** The plan of a battery-only site by exact dynamic programming, or undefined where the LP must do it. */
@@ -269,6 +284,7 @@ export function planBatteryOnly(problem: SiteProblem): SitePlan | undefined {
   const main = valueCurves(problem, central, dtH, bounds);
   if (!main) return undefined;
   const { stages, curves } = main;
+  const convexified = stages.filter((g) => g.hull).length;
   let s = kw(b.initialWh);
   if (s < curves[0].lo - 1e-6 || s > curves[0].hi + 1e-6) return undefined;
 
@@ -309,7 +325,7 @@ export function planBatteryOnly(problem: SiteProblem): SitePlan | undefined {
     s = next;
   }
   const plan: SitePlan = {
-    status: 'optimal',
+    status: convexified ? 'within_gap' : 'optimal',
     slots: problem.slots,
     importRate: problem.importRate,
     exportRate: problem.exportRate,
@@ -321,7 +337,7 @@ export function planBatteryOnly(problem: SiteProblem): SitePlan | undefined {
     devices: [{ id: b.id, kind: 'battery', powerW, socWh, reasons: [], energyWh: powerW.reduce((a, p, t) => a + Math.abs(p) * dtH[t], 0) }],
     nodes: [],
     warnings: [],
-    solver: { name: 'battery DP (exact, piecewise-linear value)', columns: 0, rows: 0, integerColumns: 0, lpSolves: 0, rootIterations: 0, usedMip: false, gap: 0 },
+    solver: { name: convexified ? `battery DP (piecewise-linear value; ${convexified} slots where export pays more than import taken at their convex hull)` : 'battery DP (exact, piecewise-linear value)', columns: 0, rows: 0, integerColumns: 0, lpSolves: 0, rootIterations: 0, usedMip: false, gap: 0 },
   };
   explain(problem, plan);
   return plan;

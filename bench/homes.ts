@@ -72,6 +72,8 @@ interface Part {
   cost: Record<string, number>;
   plans?: number;
   seconds: number;
+  /** CPU time of this process (user + system): what the part costs on a machine that is not shared. */
+  cpuSeconds?: number;
   nrmse?: number;
 }
 interface HomeResult {
@@ -84,11 +86,14 @@ async function runPart(home: Home, part: string, strategies: StrategyName[], ext
   const { from, to, data } = loadData(home);
   const solver = await loadSolver();
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   const r = await runBacktest(data, { from, to, timezone: tz, battery: home.battery, forecast: 'perfect', replanMinutes: 15, slotMinutes: 15, horizonHours: 48, pvArray: home.pvArray, strategies, loadForecastCache: cache, ...extra }, solver);
   const seconds = (performance.now() - t0) / 1000;
+  const used = process.cpuUsage(cpu0);
+  const cpuSeconds = (used.user + used.system) / 1e6;
   const hf = r.strategies.find((s) => s.name === 'homeflex');
-  process.stderr.write(`  ${home.id} ${part}: ${seconds.toFixed(1)} s${hf ? `, ${hf.plans} plans` : ''}\n`);
-  return { cost: Object.fromEntries(r.strategies.map((s) => [s.name, s.cost])), plans: hf?.plans, seconds };
+  process.stderr.write(`  ${home.id} ${part}: ${seconds.toFixed(1)} s wall, ${cpuSeconds.toFixed(1)} s CPU${hf ? `, ${hf.plans} plans` : ''}\n`);
+  return { cost: Object.fromEntries(r.strategies.map((s) => [s.name, s.cost])), plans: hf?.plans, seconds, cpuSeconds };
 }
 
 function weatherFor(home: Home, nrmse: number) {

@@ -321,7 +321,7 @@ export async function runBacktest(data: BacktestData, o: BacktestOptions, solver
       const houseKw = (st.loadKwh - st.pvKwh) / st.h;
       const a: Actions = { batteryKw: 0, evKw: 0, hvacKw: 0 };
       if (name === 'homeflex') {
-        const newPrices = o.forecast !== 'perfect' && isPriceRelease(st.start, o.timezone, o.pricesKnownAtHour ?? 13);
+        const newPrices = o.forecast !== 'perfect' && ctx.isPriceRelease(st.start);
         if (!plan || st.start >= nextReplan || newPrices) {
           const t0 = performance.now();
           plan = planSite(ctx.problemAt(st.start, state, need, room), solver);
@@ -383,11 +383,6 @@ export async function runBacktest(data: BacktestData, o: BacktestOptions, solver
   return { settlement: settle, strategies: results, endValuePerKwh, stepMinutes: { min: Math.min(...lens), max: Math.max(...lens) } };
 }
 
-/** True at the local hour when the next day's day-ahead prices arrive. */
-function isPriceRelease(t: number, timezone: string, hour: number): boolean {
-  const d = DateTime.fromMillis(t, { zone: timezone });
-  return d.hour === hour && d.minute === 0;
-}
 
 /** The first index of a sorted interval list whose interval ends after `t`. */
 function firstEndingAfter<T extends { end: number }>(xs: readonly T[], t: number): number {
@@ -474,14 +469,24 @@ function planningContext(data: BacktestData, o: BacktestOptions, sessions: { fro
   };
   const cached = (cache: Map<number, number>, sl: PlanSlot) => cache.get(Math.floor(sl.start / QUARTER) * QUARTER) ?? 0;
 
+  /** The local day around t: its price release instant and the ends of it and the next day (cached per day). */
+  let dayCache = { start: 0, end1: -1, end2: 0, release: 0 };
+  const dayAt = (t: number) => {
+    if (t >= dayCache.start && t < dayCache.end1) return dayCache;
+    const d = DateTime.fromMillis(t, { zone: o.timezone }).startOf('day');
+    dayCache = { start: d.toMillis(), end1: d.plus({ days: 1 }).toMillis(), end2: d.plus({ days: 2 }).toMillis(), release: d.set({ hour: o.pricesKnownAtHour ?? 13 }).toMillis() };
+    return dayCache;
+  };
   return {
+    /** True at the instant the next day's day-ahead prices arrive. */
+    isPriceRelease: (t: number) => t === dayAt(t).release,
     /** The site problem homeflex solves at `t`, from what it knows then. */
     problemAt(t: number, s: DeviceState, needKwh: number, roomKwh: number): SiteProblem {
       // prices: known to the horizon (perfect) or up to the end of the last published day-ahead auction
       let knownUntil = o.to + o.horizonHours * HOUR;
       if (!perfect) {
-        const local = DateTime.fromMillis(t, { zone: o.timezone });
-        knownUntil = local.startOf('day').plus({ days: local.hour >= (o.pricesKnownAtHour ?? 13) ? 2 : 1 }).toMillis();
+        const day = dayAt(t);
+        knownUntil = t >= day.release ? day.end2 : day.end1;
       }
       const slots = slotGrid(t, o.slotMinutes, o.horizonHours);
       const clipRate = (x: (typeof importSeries)[number], end: number) => ({ ...x, end });

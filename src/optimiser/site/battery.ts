@@ -163,37 +163,70 @@ function stageAt(g: Stage, delta: number): number {
   return g.cost[n - 1];
 }
 
-/** The best next state of charge from s: the minimum of stage(s' − s) + W(s') over the reachable s'. */
+/** Breakpoint positions and values of a curve (computed once per curve). */
+const prefixes = new WeakMap<Curve, { xs: Float64Array; vs: Float64Array }>();
+function prefix(w: Curve) {
+  let p = prefixes.get(w);
+  if (!p) {
+    const xs = new Float64Array(w.len.length + 1);
+    const vs = new Float64Array(w.len.length + 1);
+    xs[0] = w.lo;
+    vs[0] = w.v0;
+    for (let k = 0; k < w.len.length; k++) {
+      xs[k + 1] = xs[k] + w.len[k];
+      vs[k + 1] = vs[k] + w.len[k] * w.slope[k];
+    }
+    prefixes.set(w, (p = { xs, vs }));
+  }
+  return p;
+}
+
+/** A curve's value at s inside its domain, by binary search over its breakpoints. */
+function curveAt(w: Curve, s: number): number {
+  const { xs, vs } = prefix(w);
+  let lo = 0;
+  let hi = w.len.length;
+  // the segment k with xs[k] ≤ s < xs[k + 1]
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (xs[mid + 1] <= s) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < w.len.length ? vs[lo] + (s - xs[lo]) * w.slope[lo] : vs[w.len.length];
+}
+
+/**
+ * The best next state of charge from s: the minimum of stage(s' − s) + W(s') over the reachable s'.
+ * On each linear piece of the stage cost (slope σ) the sum is convex, least where W's slope reaches −σ.
+ */
 function bestNext(w: Curve, g: Stage, s: number): number {
   const a = Math.max(w.lo, s + g.d[0]);
   const z = Math.min(w.hi, s + g.d[g.d.length - 1]);
   if (z <= a + 1e-12) return Math.max(w.lo, Math.min(w.hi, a));
-  // both are convex: the sum's minimum is at a breakpoint of one of them
-  const points: number[] = [a, z];
-  for (const d of g.d) if (s + d > a && s + d < z) points.push(s + d);
-  let at = w.lo;
-  for (const l of w.len) {
-    at += l;
-    if (at > a && at < z) points.push(at);
-  }
-  points.sort((x, y) => x - y);
-  // W at the sorted points in one walk along its segments
-  let k = 0;
-  let segStart = w.lo;
-  let segValue = w.v0;
-  let best = points[0];
+  const { xs } = prefix(w);
+  let best = a;
   let bestV = Infinity;
-  for (const p of points) {
-    while (k < w.len.length && segStart + w.len[k] < p) {
-      segValue += w.len[k] * w.slope[k];
-      segStart += w.len[k];
-      k++;
-    }
-    const wv = k < w.len.length ? segValue + (p - segStart) * w.slope[k] : segValue;
-    const v = stageAt(g, p - s) + wv;
+  const consider = (x: number) => {
+    const v = stageAt(g, x - s) + curveAt(w, x);
     // the earliest of equal values: less charge now when nothing is gained by it
-    if (v < bestV - 1e-12) [best, bestV] = [p, v];
+    if (v < bestV - 1e-12 || (v < bestV + 1e-12 && x < best)) [best, bestV] = [x, v];
+  };
+  for (let i = 0; i + 1 < g.d.length; i++) {
+    const u = Math.max(a, s + g.d[i]);
+    const v = Math.min(z, s + g.d[i + 1]);
+    if (v < u - 1e-12) continue;
+    const sigma = (g.cost[i + 1] - g.cost[i]) / (g.d[i + 1] - g.d[i]);
+    // first segment whose slope is at least −σ: the sum stops falling at its start
+    let lo = 0;
+    let hi = w.slope.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (w.slope[mid] < -sigma - 1e-12) lo = mid + 1;
+      else hi = mid;
+    }
+    consider(Math.min(v, Math.max(u, xs[lo])));
   }
+  if (g.d.length === 1) consider(a);
   return best;
 }
 
@@ -219,18 +252,6 @@ function valueCurves(problem: SiteProblem, e: number[], dtH: number[], bounds: {
     curves[t] = c;
   }
   return { stages, curves };
-}
-
-/** A convex piecewise-linear curve's value at s (s inside its domain). */
-function curveAt(w: Curve, s: number): number {
-  let v = w.v0;
-  let at = w.lo;
-  for (let k = 0; k < w.len.length && at < s; k++) {
-    const take = Math.min(w.len[k], s - at);
-    v += take * w.slope[k];
-    at += take;
-  }
-  return v;
 }
 
 /**

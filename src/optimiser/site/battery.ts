@@ -27,6 +27,9 @@ interface Curve {
   /** Segments left to right: length (kWh) and slope (currency/kWh), slopes non-decreasing. */
   len: number[];
   slope: number[];
+  /** Breakpoint positions and values, filled on first use. */
+  xs?: Float64Array;
+  vs?: Float64Array;
 }
 
 interface Stage {
@@ -164,21 +167,21 @@ function stageAt(g: Stage, delta: number): number {
 }
 
 /** Breakpoint positions and values of a curve (computed once per curve). */
-const prefixes = new WeakMap<Curve, { xs: Float64Array; vs: Float64Array }>();
-function prefix(w: Curve) {
-  let p = prefixes.get(w);
-  if (!p) {
-    const xs = new Float64Array(w.len.length + 1);
-    const vs = new Float64Array(w.len.length + 1);
+function prefix(w: Curve): { xs: Float64Array; vs: Float64Array } {
+  if (!w.xs || !w.vs) {
+    const n = w.len.length;
+    const xs = new Float64Array(n + 1);
+    const vs = new Float64Array(n + 1);
     xs[0] = w.lo;
     vs[0] = w.v0;
-    for (let k = 0; k < w.len.length; k++) {
+    for (let k = 0; k < n; k++) {
       xs[k + 1] = xs[k] + w.len[k];
       vs[k + 1] = vs[k] + w.len[k] * w.slope[k];
     }
-    prefixes.set(w, (p = { xs, vs }));
+    w.xs = xs;
+    w.vs = vs;
   }
-  return p;
+  return { xs: w.xs, vs: w.vs };
 }
 
 /** A curve's value at s inside its domain, by binary search over its breakpoints. */

@@ -64,11 +64,10 @@ export function syntheticPvForecast(o: SyntheticPvOptions): PvForecastArchive & 
   const rnd = mulberry32(o.seed ?? 1);
   const gauss = () => Math.sqrt(-2 * Math.log(1 - rnd())) * Math.cos(2 * Math.PI * rnd());
   const factors = new Map<string, number>();
-  let z = 0;
   if (o.pv.length) {
     const first = DateTime.fromMillis(o.pv[0].start, { zone: o.timezone }).startOf('day');
     const last = DateTime.fromMillis(o.pv[o.pv.length - 1].end, { zone: o.timezone });
-    z = gauss();
+    let z = gauss();
     for (let d = first; d <= last; d = d.plus({ days: 1 })) {
       factors.set(d.toISODate()!, Math.exp(o.sigma * z - (o.sigma * o.sigma) / 2));
       z = phi * z + Math.sqrt(1 - phi * phi) * gauss();

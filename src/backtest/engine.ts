@@ -85,6 +85,8 @@ export interface BacktestOptions {
   robustQuantile?: number;
   /** Base-load forecasts by quarter-hour start, shared between runs over the same data (history and weather modes). */
   loadForecastCache?: Map<number, number>;
+  /** Planner for the homeflex strategy: `dp` (default) or `auto` (as the hub: HiGHS where a slot is not convex), see SiteOptions.method. */
+  planner?: 'dp' | 'auto' | 'lp';
   /** Re-plan every this many minutes (homeflex strategy). */
   replanMinutes: number;
   slotMinutes: number;
@@ -533,6 +535,9 @@ function planningContext(data: BacktestData, o: BacktestOptions, sessions: { fro
           ? [{ id: 'battery', capacityWh: o.battery.capacityWh, socMinWh: o.battery.socMinWh, socMaxWh: o.battery.socMaxWh, initialWh: s.socKwh * 1000, maxChargeW: o.battery.chargeW, maxDischargeW: o.battery.dischargeW, chargeEfficiency: o.battery.chargeEfficiency, dischargeEfficiency: o.battery.dischargeEfficiency, cycleCostPerKwh: o.battery.cycleCostPerKwh, terminalValuePerKwh: o.terminalValuePerKwh }]
           : [],
         evs: o.ev && evSess.length ? [{ id: 'ev', minPowerW: o.ev.minW, maxPowerW: o.ev.maxW, sessions: evSess }] : [],
+        // a battery-only site is planned by the battery DP throughout, also on horizons with a slot
+        // where export pays more than import (the hub hands those to HiGHS; the DP is near-optimal there)
+        options: { method: o.planner ?? 'dp' },
         hvacs: hv
           ? [{ id: 'hvac', mode: hv.mode, rKPerKw: hv.rKPerKw, cKwhPerK: hv.cKwhPerK, cop: hv.cop, maxElectricW: hv.maxElectricW, initialC: s.tempC, outdoorC: slots.map(outdoor), gainsW: slots.map(() => hv.gainsW), minC: slots.map(() => hv.minC), maxC: slots.map(() => hv.maxC) }]
           : [],

@@ -1,5 +1,5 @@
 import { explain } from './explain.js';
-import { EPS_CYCLE, EPS_TIME } from './build.js';
+import { checkSiteProblem, EPS_CYCLE, EPS_TIME } from './build.js';
 import type { SitePlan, SiteProblem } from './types.js';
 
 /**
@@ -293,8 +293,8 @@ function hedgedFirst(options: { stages: Stage[]; curves: Curve[]; weight: number
 /** The plan of a battery-only site by exact dynamic programming, or undefined where the LP must do it. */
 export function planBatteryOnly(problem: SiteProblem): SitePlan | undefined {
   if (batteryOnlyObstacle(problem)) return undefined;
+  checkSiteProblem(problem);
   const T = problem.slots.length;
-  if (T === 0) throw new Error('site problem: no slots');
   const b = problem.batteries[0];
   const dtH = problem.slots.map((s) => (s.end - s.start) / 3_600_000);
   const lo = kw(Math.min(b.socMinWh, b.initialWh));

@@ -115,7 +115,8 @@ function objectiveOf(b: BuiltSite, x: Float64Array): number {
 export function planSite(problem: SiteProblem, solver: LpSolver): SitePlan {
   if (problem.options?.method !== 'lp') {
     const fast = planBatteryOnly(problem);
-    if (fast) return fast;
+    // the DP is exact where every slot's cost is convex; elsewhere the MILP proves its plan
+    if (fast && (fast.status === 'optimal' || problem.options?.method === 'dp')) return fast;
   }
   const built = buildSiteLp(problem);
   const opts = problem.options ?? {};

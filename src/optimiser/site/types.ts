@@ -166,9 +166,10 @@ export interface SiteOptions {
   relaxIntegers?: boolean;
   /**
    * `auto` (default): a site with one battery and nothing else controllable is planned by the exact
-   * battery DP (battery.ts) where every slot's cost is convex, else by the LP; `lp`: always the LP.
+   * battery DP (battery.ts) where every slot's cost is convex, else by the LP; `dp`: such a site is
+   * always planned by the DP, near-optimal where a slot is not convex; `lp`: always the LP.
    */
-  method?: 'auto' | 'lp';
+  method?: 'auto' | 'dp' | 'lp';
 }
 
 /** Why a device does what it does in a slot. */

@@ -136,7 +136,7 @@ async function runCurve(home: Home, outDir: string, levels: number[]) {
   }
 }
 
-const pct = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? '—' : (x * 100).toFixed(1));
+const pct = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? 'not run' : `${(x * 100).toFixed(1)} %`);
 
 function table(outDir: string): string {
   const rows: string[] = [];
@@ -165,10 +165,10 @@ function table(outDir: string): string {
       add('we', we);
       if (hi !== undefined && sc !== undefined) add('gap', hi - sc);
     }
-    rows.push(`| ${r.label} | ${base.none.toFixed(0)} | ${base.optimum.toFixed(0)} | ${pct(sc)} % | ${pct(th)} % | ${pct(pf)} % | ${pct(hi)} % | ${pct(we)} % | ${hi !== undefined && sc !== undefined ? ((hi - sc) * 100).toFixed(1) : '—'} |`);
+    rows.push(`| ${r.label} | ${base.none.toFixed(0)} | ${base.optimum.toFixed(0)} | ${pct(sc)} | ${pct(th)} | ${pct(pf)} | ${pct(hi)} | ${pct(we)} | ${hi !== undefined && sc !== undefined ? ((hi - sc) * 100).toFixed(1) : '—'} |`);
   }
   const mean = (k: string) => (means[k]?.length ? means[k].reduce((a, b) => a + b, 0) / means[k].length : undefined);
-  rows.push(`| **mean of the CityLearn buildings** (${means.sc?.length ?? 0}) | | | ${pct(mean('sc'))} % | ${pct(mean('th'))} % | ${pct(mean('pf'))} % | ${pct(mean('hi'))} % | ${pct(mean('we'))} % | ${mean('gap') !== undefined ? (mean('gap')! * 100).toFixed(1) : '—'} |`);
+  rows.push(`| **mean of the CityLearn buildings with results** (baselines ${means.sc?.length ?? 0}, perfect ${means.pf?.length ?? 0}, history ${means.hi?.length ?? 0}, weather ${means.we?.length ?? 0}) | | | ${pct(mean('sc'))} | ${pct(mean('th'))} | ${pct(mean('pf'))} | ${pct(mean('hi'))} | ${pct(mean('we'))} | ${mean('gap') !== undefined ? (mean('gap')! * 100).toFixed(1) : '—'} |`);
   return rows.join('\n');
 }
 

@@ -172,7 +172,7 @@ export class Hub {
     };
     process.on('uncaughtException', this.onProcessError);
     process.on('unhandledRejection', this.onProcessError);
-    const transports = (this.transports = createTransports({ config: this.config, log: this.log.child({ component: 'transport' }), clock: this.clock }));
+    const transports = (this.transports = createTransports({ config: this.config, log: this.log.child({ component: 'transport' }), clock: this.clock, catalog: this.catalog }));
     for (const make of PARTS) this.parts.push(await make(this.services));
 
     for (const deviceConfig of this.config.devices) {

@@ -6,6 +6,7 @@ import { loadSolver } from '../control/solver.js';
 import { runBacktest, STRATEGIES, type BacktestData, type BatterySpec, type EvSpec, type HvacSpec, type StrategyName } from './engine.js';
 import { fixedRate, InputError, readSeries, type Interval, type SeriesSource } from './read.js';
 import { chartHtml, slotsCsv, summaryJson } from './report.js';
+import { pvNrmse, readPvForecastArchive, sigmaForNrmse, syntheticPvForecast, type PvForecastArchive } from './weather.js';
 
 export const BACKTEST_USAGE = `homeflex backtest — replay a period with rolling planning and compare strategies
 
@@ -20,8 +21,13 @@ export const BACKTEST_USAGE = `homeflex backtest — replay a period with rollin
   --ev SPEC              arrive=18:00,leave=07:30,energy_wh=15000,max_w=11040,min_w=4140[,room_wh=..,weekdays_only=true]
   --hvac SPEC            mode=cool,r_k_per_kw=5,c_kwh_per_k=3,cop=3,max_w=1500,gains_w=600,min_c=22,max_c=25,
                          initial_c=24 and outdoor=FILE (CSV or CityLearn weather.csv) or outdoor_min_c=..,outdoor_max_c=..
-  --forecast perfect|history   homeflex sees the future (perfect) or forecasts load and PV from history
-                         and knows prices only once published (13:00 for the next day)
+  --forecast perfect|history|weather   homeflex sees the future (perfect), or forecasts load from
+                         history and PV from history (history) or from --weather (weather), and knows
+                         prices only once published (13:00 for the next day)
+  --weather FILE|synthetic:nrmse=0.14[,phi=0.6,seed=1]   the PV forecast archive for --forecast weather:
+                         CSV issued,time,value (kWh per interval, as issued at that time), or a synthetic
+                         day-ahead forecast with that hourly nRMSE (share of kWp over daylight hours)
+  --uncertainty robust|scenarios|point   how forecast plans treat PV error (default robust)
   --from ISO --to ISO    the period (local times in --timezone unless they carry a zone)
   --out DIR              writes summary.json, slots.csv and chart.html
   --timezone TZ          default Europe/Berlin
@@ -184,6 +190,8 @@ export async function backtestCommand(argv: string[]): Promise<number> {
         tilt: { type: 'string' },
         azimuth: { type: 'string' },
         'replan-minutes': { type: 'string', default: '1440' },
+        weather: { type: 'string' },
+        uncertainty: { type: 'string', default: 'robust' },
         strategies: { type: 'string' },
         'no-progress': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
@@ -203,7 +211,10 @@ export async function backtestCommand(argv: string[]): Promise<number> {
     if (!DateTime.now().setZone(tz).isValid) throw new InputError(`--timezone: "${tz}" is not an IANA time zone`);
     for (const k of ['prices', 'load', 'pv', 'out']) if (!str(k)) throw new InputError(`--${k} is required`);
     const forecast = str('forecast');
-    if (forecast !== 'perfect' && forecast !== 'history') throw new InputError('--forecast must be perfect or history');
+    if (forecast !== 'perfect' && forecast !== 'history' && forecast !== 'weather') throw new InputError('--forecast must be perfect, history or weather');
+    if (forecast === 'weather' && !str('weather')) throw new InputError('--forecast weather needs --weather FILE or --weather synthetic:nrmse=0.14');
+    const uncertainty = str('uncertainty');
+    if (uncertainty !== 'robust' && uncertainty !== 'scenarios' && uncertainty !== 'point') throw new InputError('--uncertainty must be robust, scenarios or point');
     const from = instant('from', str('from'), tz);
     const to = instant('to', str('to'), tz);
     if (to <= from) throw new InputError('--to must be after --from');
@@ -246,12 +257,24 @@ export async function backtestCommand(argv: string[]): Promise<number> {
       azimuth: number('azimuth', 'value', str('azimuth'), 180, 0, 360),
     };
 
+    let pvForecastArchive: PvForecastArchive | undefined;
+    let weatherNote: { describe: string; nrmse: number } | undefined;
+    if (forecast === 'weather') {
+      const w = str('weather')!;
+      if (w.startsWith('synthetic:')) {
+        const s = spec('weather', w.slice('synthetic:'.length), ['nrmse', 'phi', 'seed']);
+        const base = { pv: data.pv, timezone: tz, phi: number('weather', 'phi', s.phi, 0.6, 0, 0.99), seed: number('weather', 'seed', s.seed, 1) };
+        const sigma = sigmaForNrmse(base, pvArray.kWp, number('weather', 'nrmse', s.nrmse, undefined, 0, 2), from, to);
+        pvForecastArchive = syntheticPvForecast({ ...base, sigma });
+      } else pvForecastArchive = readPvForecastArchive(w, tz);
+      weatherNote = { describe: pvForecastArchive.describe, nrmse: Math.round(pvNrmse(data.pv, pvForecastArchive, pvArray.kWp, from, to) * 10000) / 10000 };
+    }
     const solver = await loadSolver();
     const bar = progressBar(!values['no-progress'] && process.stderr.isTTY !== false);
     const t0 = Date.now();
     const result = await runBacktest(
       data,
-      { from, to, timezone: tz, battery, ev, hvac: hv?.hvac, forecast, replanMinutes, slotMinutes: 15, horizonHours, pvArray, strategies, onProgress: (d, total, at, what) => bar.update(d, total, at, what) },
+      { from, to, timezone: tz, battery, ev, hvac: hv?.hvac, forecast, pvForecastArchive, uncertainty, replanMinutes, slotMinutes: 15, horizonHours, pvArray, strategies, onProgress: (d, total, at, what) => bar.update(d, total, at, what) },
       solver,
     );
     bar.end();
@@ -266,8 +289,10 @@ export async function backtestCommand(argv: string[]): Promise<number> {
       ev: ev ?? null,
       hvac: hv?.hvac ?? null,
       forecast,
+      weather_forecast: weatherNote ?? null,
+      uncertainty: forecast === 'perfect' ? null : uncertainty,
       replan_minutes: replanMinutes,
-      pv_array_for_forecasts: forecast === 'history' ? pvArray : null,
+      pv_array_for_forecasts: forecast !== 'perfect' ? pvArray : null,
       runtime_s: Math.round(seconds * 10) / 10,
       solver: solver.name,
     });

@@ -1,8 +1,9 @@
 import { DateTime } from 'luxon';
 import { ratesForSlots, slotGrid } from '../control/model.js';
 import { clearSkyPvForecast, historyLoadForecast, standardProfileLoad, type EnergyInterval, type PvArray } from '../optimiser/forecast/index.js';
-import { planSite, powerToReach, roomStep, type EvSession, type LpSolver, type SitePlan, type SiteProblem } from '../optimiser/site/index.js';
+import { planSite, powerToReach, roomStep, type EvSession, type LpSolver, type PlanSlot, type SitePlan, type SiteProblem } from '../optimiser/site/index.js';
 import type { Interval } from './read.js';
+import type { PvForecastArchive } from './weather.js';
 
 /**
  * Replays a period step by step under several strategies and settles each at the data's
@@ -68,7 +69,24 @@ export interface BacktestOptions {
   battery?: BatterySpec;
   ev?: EvSpec;
   hvac?: HvacSpec;
-  forecast: 'perfect' | 'history';
+  forecast: 'perfect' | 'history' | 'weather';
+  /** Weather mode: the PV forecast as it was known at each instant (an archive or a synthetic one, see weather.ts). */
+  pvForecastArchive?: PvForecastArchive;
+  /** What a kWh left in the battery at the plan horizon's end is worth (default: the site LP's, the horizon's median import rate × discharge efficiency). */
+  terminalValuePerKwh?: number;
+  /**
+   * Forecast modes other than perfect: `robust` (default) plans with the PV that the recent sunnier
+   * days would bring (the forecast × a high quantile of the last 28 days' actual ÷ forecast ratios),
+   * so grid charging buys only what such a day would leave short; `scenarios` hedges each plan's
+   * first slot over PV scenarios drawn from those ratios; `point` plans with the forecast alone.
+   */
+  uncertainty?: 'point' | 'scenarios' | 'robust';
+  /** Robust mode: the quantile of the recent actual ÷ forecast PV ratios the plan assumes (default 0.8). */
+  robustQuantile?: number;
+  /** Base-load forecasts by quarter-hour start, shared between runs over the same data (history and weather modes). */
+  loadForecastCache?: Map<number, number>;
+  /** Planner for the homeflex strategy: `dp` (default) or `auto` (as the hub: HiGHS where a slot is not convex), see SiteOptions.method. */
+  planner?: 'dp' | 'auto' | 'lp';
   /** Re-plan every this many minutes (homeflex strategy). */
   replanMinutes: number;
   slotMinutes: number;
@@ -276,6 +294,7 @@ export async function runBacktest(data: BacktestData, o: BacktestOptions, solver
     }
   }
 
+  const ctx = planningContext(data, o, sessions);
   const results: StrategyResult[] = [];
   const totalSteps = steps.length * names.filter((n) => n !== 'optimum').length + (names.includes('optimum') ? steps.length : 0);
   let done = 0;
@@ -304,10 +323,10 @@ export async function runBacktest(data: BacktestData, o: BacktestOptions, solver
       const houseKw = (st.loadKwh - st.pvKwh) / st.h;
       const a: Actions = { batteryKw: 0, evKw: 0, hvacKw: 0 };
       if (name === 'homeflex') {
-        const newPrices = o.forecast === 'history' && isPriceRelease(st.start, o.timezone, o.pricesKnownAtHour ?? 13);
+        const newPrices = o.forecast !== 'perfect' && ctx.isPriceRelease(st.start);
         if (!plan || st.start >= nextReplan || newPrices) {
           const t0 = performance.now();
-          plan = planSite(siteProblemAt(st.start, state, data, o, sessions, need, room), solver);
+          plan = planSite(ctx.problemAt(st.start, state, need, room), solver);
           solveMs += performance.now() - t0;
           plans++;
           while (nextReplan <= st.start) nextReplan += o.replanMinutes * 60_000;
@@ -366,64 +385,165 @@ export async function runBacktest(data: BacktestData, o: BacktestOptions, solver
   return { settlement: settle, strategies: results, endValuePerKwh, stepMinutes: { min: Math.min(...lens), max: Math.max(...lens) } };
 }
 
-/** True at the local hour when the next day's day-ahead prices arrive. */
-function isPriceRelease(t: number, timezone: string, hour: number): boolean {
-  const d = DateTime.fromMillis(t, { zone: timezone });
-  return d.hour === hour && d.minute === 0;
+
+/** The first index of a sorted interval list whose interval ends after `t`. */
+function firstEndingAfter<T extends { end: number }>(xs: readonly T[], t: number): number {
+  let lo = 0;
+  let hi = xs.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (xs[mid].end <= t) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
-/** Prices, load and PV as homeflex would know them at `t`. */
-function siteProblemAt(t: number, s: DeviceState, data: BacktestData, o: BacktestOptions, sessions: { from: number; until: number }[], needKwh: number, roomKwh: number): SiteProblem {
+/**
+ * What homeflex knows at each plan: prices up to the last published auction, and load and PV
+ * forecasts. Forecasts from history are refreshed once a local day (at midnight, for the next
+ * three days) — the history forecasters look only at whole past weeks and days, so this gives the
+ * values a per-plan call would — and every plan reads its slots from the latest refresh.
+ */
+function planningContext(data: BacktestData, o: BacktestOptions, sessions: { from: number; until: number }[]) {
   const perfect = o.forecast === 'perfect';
-  // prices: known to the horizon (perfect) or up to the end of the last published day-ahead auction
-  let knownUntil = o.to + o.horizonHours * HOUR;
-  if (!perfect) {
+  const asPrices = (xs: Interval[]) => xs.map((r) => ({ start: r.start, end: r.end, rate: r.value, confidence: 1 }));
+  const importSeries = asPrices(data.importRate);
+  const exportSeries = asPrices(data.exportRate);
+  const toEnergy = (xs: Interval[]): EnergyInterval[] => xs.map((r) => ({ start: r.start, end: r.end, wh: r.value * 1000 }));
+  const loadEnergy = toEnergy(data.load);
+  const pvEnergy = toEnergy(data.pv);
+  /** Intervals of a sorted list that end after `from` and start before `to`, clipped to end at `to`. */
+  const window = <T extends { start: number; end: number }>(xs: readonly T[], from: number, to: number, clip: (x: T, end: number) => T): T[] => {
+    const out: T[] = [];
+    for (let i = firstEndingAfter(xs, from); i < xs.length && xs[i].start < to; i++) out.push(xs[i].end > to ? clip(xs[i], to) : xs[i]);
+    return out;
+  };
+  const meanW = (series: Interval[], sl: PlanSlot) => (energyIn(series, sl.start, sl.end) * 1000) / ((sl.end - sl.start) / HOUR);
+
+  // forecasts by quarter-hour start, from the latest refresh
+  const QUARTER = 900_000;
+  const loadCache = o.loadForecastCache ?? new Map<number, number>();
+  const pvCache = new Map<number, number>();
+  let refreshedDay = '';
+  let refreshes = 0;
+  /** Actual ÷ forecast PV energy of each of the last 28 days. */
+  const pvRatios: number[] = [];
+  /** PV scale factors of the scenarios: quantiles of the recent ratios, equally likely. */
+  const scenarioScales = () => {
+    if ((o.uncertainty ?? 'robust') !== 'scenarios' || pvRatios.length < 3) return [];
+    const sorted = [...pvRatios].sort((a, b) => a - b);
+    return [0.1, 0.3, 0.5, 0.7, 0.9].map((q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]);
+  };
+  const refresh = (t: number) => {
     const local = DateTime.fromMillis(t, { zone: o.timezone });
-    knownUntil = local.startOf('day').plus({ days: local.hour >= (o.pricesKnownAtHour ?? 13) ? 2 : 1 }).toMillis();
-  }
-  const slots = slotGrid(t, o.slotMinutes, o.horizonHours);
-  const asSeries = (xs: Interval[]) => xs.filter((r) => r.start < knownUntil && r.end > t - 8 * 24 * HOUR).map((r) => ({ start: r.start, end: Math.min(r.end, knownUntil), rate: r.value, confidence: 1 }));
-  const importRate = ratesForSlots(asSeries(data.importRate), slots).rates;
-  const exportRate = ratesForSlots(asSeries(data.exportRate), slots).rates;
-  const meanW = (series: Interval[]) => slots.map((sl) => (energyIn(series, sl.start, sl.end) * 1000) / ((sl.end - sl.start) / HOUR));
-  let baseLoadW: number[];
-  let pvW: number[];
-  if (perfect) {
-    baseLoadW = meanW(data.load);
-    pvW = meanW(data.pv);
-  } else {
-    const toEnergy = (xs: Interval[]): EnergyInterval[] => xs.filter((r) => r.end <= t && r.start >= t - 36 * 24 * HOUR).map((r) => ({ start: r.start, end: r.end, wh: r.value * 1000 }));
-    const loadHistory = toEnergy(data.load);
-    const days = loadHistory.length ? (loadHistory[loadHistory.length - 1].end - loadHistory[0].start) / (24 * HOUR) : 0;
-    const annualKwh = days >= 1 ? (loadHistory.reduce((a, r) => a + r.wh, 0) / 1000 / days) * 365 : 4000;
-    baseLoadW = historyLoadForecast({ history: loadHistory, timezone: o.timezone, fallback: standardProfileLoad({ annualKwh, timezone: o.timezone }) }).powerW(slots);
-    pvW = o.pvArray ? clearSkyPvForecast({ array: o.pvArray, timezone: o.timezone, history: toEnergy(data.pv) }).powerW(slots) : slots.map(() => 0);
-  }
-  const horizonEnd = slots[slots.length - 1].end;
-  const evSess: EvSession[] = [];
-  sessions.forEach((ss, k) => {
-    if (ss.until <= t || ss.from >= horizonEnd) return;
-    const delivered = s.evDeliveredKwh[k];
-    evSess.push({ from: Math.max(ss.from, t), until: ss.until, energyNeededWh: Math.max(0, needKwh - delivered) * 1000, roomWh: Math.max(0, roomKwh - delivered) * 1000 });
-  });
-  const hv = o.hvac;
-  const inf = slots.map(() => Infinity);
+    const day = local.toISODate()!;
+    if (day === refreshedDay) return;
+    refreshedDay = day;
+    const refreshedOnce = refreshes++ > 0;
+    const midnight = local.startOf('day').toMillis();
+    const grid = slotGrid(midnight, 15, o.horizonHours + 26);
+    const history = window(loadEnergy, midnight - 36 * 24 * HOUR, midnight, (x, end) => ({ ...x, end }));
+    const days = history.length ? (history[history.length - 1].end - history[0].start) / (24 * HOUR) : 0;
+    const annualKwh = days >= 1 ? (history.reduce((a, r) => a + r.wh, 0) / 1000 / days) * 365 : 4000;
+    // how wrong yesterday's PV forecast (made at yesterday's midnight) was, for the scenarios
+    const yesterday = local.minus({ days: 1 }).startOf('day').toMillis();
+    if (pvCache.size || (o.forecast === 'weather' && o.pvForecastArchive && refreshedOnce)) {
+      let forecastKwh = 0;
+      if (o.forecast === 'weather' && o.pvForecastArchive) {
+        const quarters = slotGrid(yesterday, 15, 24).filter((sl) => sl.end <= midnight);
+        forecastKwh = o.pvForecastArchive.powerW(yesterday, quarters).reduce((a, w) => a + (w * QUARTER) / HOUR / 1000, 0);
+      } else for (let q = yesterday; q < midnight; q += QUARTER) forecastKwh += ((pvCache.get(q) ?? 0) * QUARTER) / HOUR / 1000;
+      const actualKwh = energyIn(data.pv, yesterday, midnight);
+      if (forecastKwh > 0.2) pvRatios.push(Math.min(3, actualKwh / forecastKwh));
+      if (pvRatios.length > 28) pvRatios.shift();
+    }
+    // the base load of a slot is forecast once, at the first midnight that sees it inside the horizon
+    // (the history forecaster looks at the same weekday of past weeks only, so later calls would agree)
+    const fresh = grid.filter((sl) => !loadCache.has(sl.start));
+    const loadW = fresh.length ? historyLoadForecast({ history, timezone: o.timezone, fallback: standardProfileLoad({ annualKwh, timezone: o.timezone }) }).powerW(fresh) : [];
+    fresh.forEach((sl, i) => loadCache.set(sl.start, loadW[i]));
+    if (o.forecast === 'history') {
+      const pvHistory = window(pvEnergy, midnight - 4 * 24 * HOUR, midnight, (x, end) => ({ ...x, end }));
+      const pvW = o.pvArray ? clearSkyPvForecast({ array: o.pvArray, timezone: o.timezone, history: pvHistory }).powerW(grid) : grid.map(() => 0);
+      pvCache.clear();
+      grid.forEach((sl, i) => pvCache.set(sl.start, pvW[i]));
+    }
+  };
+  const cached = (cache: Map<number, number>, sl: PlanSlot) => cache.get(Math.floor(sl.start / QUARTER) * QUARTER) ?? 0;
+
+  /** The local day around t: its price release instant and the ends of it and the next day (cached per day). */
+  let dayCache = { start: 0, end1: -1, end2: 0, release: 0 };
+  const dayAt = (t: number) => {
+    if (t >= dayCache.start && t < dayCache.end1) return dayCache;
+    const d = DateTime.fromMillis(t, { zone: o.timezone }).startOf('day');
+    dayCache = { start: d.toMillis(), end1: d.plus({ days: 1 }).toMillis(), end2: d.plus({ days: 2 }).toMillis(), release: d.set({ hour: o.pricesKnownAtHour ?? 13 }).toMillis() };
+    return dayCache;
+  };
   return {
-    slots,
-    importRate,
-    exportRate,
-    baseLoadW,
-    flows: [{ id: 'pv', powerW: pvW.map((w) => -w) }],
-    grid: { maxImportW: inf, maxExportW: inf },
-    circuits: [],
-    batteries: o.battery
-      ? [{ id: 'battery', capacityWh: o.battery.capacityWh, socMinWh: o.battery.socMinWh, socMaxWh: o.battery.socMaxWh, initialWh: s.socKwh * 1000, maxChargeW: o.battery.chargeW, maxDischargeW: o.battery.dischargeW, chargeEfficiency: o.battery.chargeEfficiency, dischargeEfficiency: o.battery.dischargeEfficiency, cycleCostPerKwh: o.battery.cycleCostPerKwh }]
-      : [],
-    evs: o.ev && evSess.length ? [{ id: 'ev', minPowerW: o.ev.minW, maxPowerW: o.ev.maxW, sessions: evSess }] : [],
-    hvacs: hv
-      ? [{ id: 'hvac', mode: hv.mode, rKPerKw: hv.rKPerKw, cKwhPerK: hv.cKwhPerK, cop: hv.cop, maxElectricW: hv.maxElectricW, initialC: s.tempC, outdoorC: slots.map((sl) => (data.outdoor ? (valueAt(data.outdoor, sl.start)?.value ?? sinusoidC(sl.start, o.timezone, hv.outdoorMinC ?? 20, hv.outdoorMaxC ?? 32)) : sinusoidC(sl.start, o.timezone, hv.outdoorMinC ?? 20, hv.outdoorMaxC ?? 32))), gainsW: slots.map(() => hv.gainsW), minC: slots.map(() => hv.minC), maxC: slots.map(() => hv.maxC) }]
-      : [],
-    loads: [],
+    /** True at the instant the next day's day-ahead prices arrive. */
+    isPriceRelease: (t: number) => t === dayAt(t).release,
+    /** The site problem homeflex solves at `t`, from what it knows then. */
+    problemAt(t: number, s: DeviceState, needKwh: number, roomKwh: number): SiteProblem {
+      // prices: known to the horizon (perfect) or up to the end of the last published day-ahead auction
+      let knownUntil = o.to + o.horizonHours * HOUR;
+      if (!perfect) {
+        const day = dayAt(t);
+        knownUntil = t >= day.release ? day.end2 : day.end1;
+      }
+      const slots = slotGrid(t, o.slotMinutes, o.horizonHours);
+      const clipRate = (x: (typeof importSeries)[number], end: number) => ({ ...x, end });
+      const importRate = ratesForSlots(window(importSeries, t - 8 * 24 * HOUR, knownUntil, clipRate), slots).rates;
+      const exportRate = ratesForSlots(window(exportSeries, t - 8 * 24 * HOUR, knownUntil, clipRate), slots).rates;
+      let baseLoadW: number[];
+      let pvW: number[];
+      if (perfect) {
+        baseLoadW = slots.map((sl) => meanW(data.load, sl));
+        pvW = slots.map((sl) => meanW(data.pv, sl));
+      } else {
+        refresh(t);
+        baseLoadW = slots.map((sl) => cached(loadCache, sl));
+        pvW = o.forecast === 'weather' && o.pvForecastArchive ? o.pvForecastArchive.powerW(t, slots) : slots.map((sl) => cached(pvCache, sl));
+      }
+      const horizonEnd = slots[slots.length - 1].end;
+      const evSess: EvSession[] = [];
+      sessions.forEach((ss, k) => {
+        if (ss.until <= t || ss.from >= horizonEnd) return;
+        const delivered = s.evDeliveredKwh[k];
+        evSess.push({ from: Math.max(ss.from, t), until: ss.until, energyNeededWh: Math.max(0, needKwh - delivered) * 1000, roomWh: Math.max(0, roomKwh - delivered) * 1000 });
+      });
+      const hv = o.hvac;
+      const inf = slots.map(() => Infinity);
+      const outdoor = (sl: PlanSlot) => (data.outdoor ? valueAt(data.outdoor, sl.start)?.value : undefined) ?? sinusoidC(sl.start, o.timezone, hv!.outdoorMinC ?? 20, hv!.outdoorMaxC ?? 32);
+      const scales = perfect ? [] : scenarioScales();
+      if (!perfect && (o.uncertainty ?? 'robust') === 'robust' && pvRatios.length >= 3) {
+        // plan with the PV that the sunnier days of the recent past would bring: grid charging then
+        // buys only what even such a day would leave short
+        const sorted = [...pvRatios].sort((a, b) => a - b);
+        const k = sorted[Math.min(sorted.length - 1, Math.floor((o.robustQuantile ?? 0.8) * sorted.length))];
+        pvW = pvW.map((w) => w * Math.max(1, k));
+      }
+      return {
+        slots,
+        importRate,
+        exportRate,
+        baseLoadW,
+        flows: [{ id: 'pv', powerW: pvW.map((w) => -w) }],
+        scenarios: scales.map((k) => ({ weight: 1, flows: [{ id: 'pv', powerW: pvW.map((w) => -w * k) }] })),
+        grid: { maxImportW: inf, maxExportW: inf },
+        circuits: [],
+        batteries: o.battery
+          ? [{ id: 'battery', capacityWh: o.battery.capacityWh, socMinWh: o.battery.socMinWh, socMaxWh: o.battery.socMaxWh, initialWh: s.socKwh * 1000, maxChargeW: o.battery.chargeW, maxDischargeW: o.battery.dischargeW, chargeEfficiency: o.battery.chargeEfficiency, dischargeEfficiency: o.battery.dischargeEfficiency, cycleCostPerKwh: o.battery.cycleCostPerKwh, terminalValuePerKwh: o.terminalValuePerKwh }]
+          : [],
+        evs: o.ev && evSess.length ? [{ id: 'ev', minPowerW: o.ev.minW, maxPowerW: o.ev.maxW, sessions: evSess }] : [],
+        // a battery-only site is planned by the battery DP throughout, also on horizons with a slot
+        // where export pays more than import (the hub hands those to HiGHS; the DP is near-optimal there)
+        options: { method: o.planner ?? 'dp' },
+        hvacs: hv
+          ? [{ id: 'hvac', mode: hv.mode, rKPerKw: hv.rKPerKw, cKwhPerK: hv.cKwhPerK, cop: hv.cop, maxElectricW: hv.maxElectricW, initialC: s.tempC, outdoorC: slots.map(outdoor), gainsW: slots.map(() => hv.gainsW), minC: slots.map(() => hv.minC), maxC: slots.map(() => hv.maxC) }]
+          : [],
+        loads: [],
+      };
+    },
   };
 }
 

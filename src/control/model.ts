@@ -98,7 +98,15 @@ export function ratesForSlots(series: PriceSeries, slots: readonly PlanSlot[], f
   const rates = slots.map(({ start, end }) => {
     let acc = 0;
     let covered = 0;
-    for (const s of series) {
+    // the first entry that ends after the slot starts, by binary search (series may hold weeks)
+    let first = 0;
+    for (let hi = series.length; first < hi; ) {
+      const mid = (first + hi) >> 1;
+      if (series[mid].end <= start) first = mid + 1;
+      else hi = mid;
+    }
+    for (let i = first; i < series.length; i++) {
+      const s = series[i];
       if (s.end <= start) continue;
       if (s.start >= end) break;
       const overlap = Math.min(end, s.end) - Math.max(start, s.start);

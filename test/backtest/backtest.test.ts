@@ -171,3 +171,77 @@ describe('homeflex backtest command', () => {
     expect(errs.join('')).toMatch(/--battery: unknown key "efficiency"/);
   });
 });
+
+describe('forecasts as wrong as real ones (issue 15)', () => {
+  it('a synthetic day-ahead PV forecast has the asked nRMSE, whole-day errors that persist, and no error at nRMSE 0', async () => {
+    const { pvNrmse, sigmaForNrmse, syntheticPvForecast } = await import('../../src/backtest/weather.js');
+    const from = at('2025-04-01T00:00');
+    const to = at('2025-07-01T00:00');
+    const pv: Interval[] = [];
+    for (let t = from; t < to; t += H) {
+      const h = DateTime.fromMillis(t, { zone: tz }).hour;
+      pv.push({ start: t, end: t + H, value: h >= 7 && h < 19 ? 3 * Math.sin(((h - 6.5) / 12) * Math.PI) : 0 });
+    }
+    const base = { pv, timezone: tz, phi: 0.6, seed: 3 };
+    const sigma = sigmaForNrmse(base, 4, 0.14, from, to);
+    const f = syntheticPvForecast({ ...base, sigma });
+    expect(pvNrmse(pv, f, 4, from, to)).toBeCloseTo(0.14, 2);
+    // one factor per local day: 10:00 and 15:00 of a day agree
+    expect(f.factorOf(at('2025-05-03T10:00'))).toBe(f.factorOf(at('2025-05-03T15:00')));
+    // day-to-day persistence: the log factors of consecutive days correlate
+    const logs: number[] = [];
+    for (let d = from; d < to; d += 24 * H) logs.push(Math.log(f.factorOf(d + 12 * H)));
+    const mean = logs.reduce((a, b) => a + b, 0) / logs.length;
+    let num = 0;
+    let den = 0;
+    for (let i = 0; i < logs.length; i++) {
+      den += (logs[i] - mean) ** 2;
+      if (i) num += (logs[i] - mean) * (logs[i - 1] - mean);
+    }
+    expect(num / den).toBeGreaterThan(0.3);
+    expect(pvNrmse(pv, syntheticPvForecast({ ...base, sigma: 0 }), 4, from, to)).toBe(0);
+  });
+
+  it('reads a recorded PV forecast archive as it was known at each instant, and says where a row is bad', async () => {
+    const { readPvForecastArchive } = await import('../../src/backtest/weather.js');
+    const dir = mkdtempSync(join(tmpdir(), 'homeflex-wx-'));
+    writeFileSync(join(dir, 'wx.csv'), 'issued,time,value\n2025-06-01T00:00,2025-06-01T12:00,1\n2025-06-01T00:00,2025-06-01T13:00,2\n2025-06-01T06:00,2025-06-01T12:00,3\n2025-06-01T06:00,2025-06-01T13:00,4\n');
+    const a = readPvForecastArchive(join(dir, 'wx.csv'), tz);
+    const slot = [{ start: at('2025-06-01T12:00'), end: at('2025-06-01T13:00') }];
+    expect(a.powerW(at('2025-05-31T23:00'), slot)).toEqual([0]);
+    expect(a.powerW(at('2025-06-01T05:59'), slot)[0]).toBeCloseTo(1000, 6);
+    expect(a.powerW(at('2025-06-01T06:00'), slot)[0]).toBeCloseTo(3000, 6);
+    writeFileSync(join(dir, 'bad.csv'), 'issued,time,value\n2025-06-01T00:00,2025-06-01T12:00,x\n');
+    expect(() => readPvForecastArchive(join(dir, 'bad.csv'), tz)).toThrow(/bad\.csv:2: value "x" is not a number/);
+  });
+
+  it('with a PV forecast that sees half the sun, robust plans learn it and stay above the self-consumption rule; point plans do not', async () => {
+    const { data, to } = twoDays();
+    const from = to - 20 * 24 * H;
+    // every day's forecast is half the measured production: a point plan grid-charges at night for sun that then comes
+    const byHour = new Map(data.pv.map((r) => [r.start, r.value]));
+    const dull = { describe: 'half the sun', powerW: (_t: number, slots: readonly { start: number; end: number }[]) => slots.map((s) => (byHour.get(Math.floor(s.start / H) * H) ?? 0) * 500) };
+    const run = async (uncertainty: 'robust' | 'point') => {
+      const r = await runBacktest(data, { ...baseOptions(from, to), forecast: 'weather', pvForecastArchive: dull, uncertainty, replanMinutes: 15, strategies: ['none', 'self_consumption', 'homeflex', 'optimum'] }, solver);
+      const by = Object.fromEntries(r.strategies.map((s) => [s.name, s.cost]));
+      return (by.homeflex - by.self_consumption) / (by.none - by.optimum);
+    };
+    // points of the optimum's savings that homeflex loses against the rule
+    expect(await run('robust')).toBeLessThanOrEqual(0.005);
+    expect(await run('point')).toBeGreaterThan(0.005);
+  }, 120_000);
+
+  it('the weather mode needs its archive, and says so', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'homeflex-bt-out-'));
+    const load = join(FIX, 'citylearn_Building_1_2days.csv');
+    const errs: string[] = [];
+    const write = process.stderr.write.bind(process.stderr);
+    process.stderr.write = ((s: string) => (errs.push(String(s)), true)) as typeof process.stderr.write;
+    try {
+      expect(await backtestCommand(['--prices', join(FIX, 'energy-charts'), '--load', load, '--pv', load, '--pv-kwp', '4', '--forecast', 'weather', '--from', '2025-03-30', '--to', '2025-03-31', '--out', out])).toBe(2);
+    } finally {
+      process.stderr.write = write;
+    }
+    expect(errs.join('')).toMatch(/--forecast weather needs --weather FILE or --weather synthetic:nrmse=0.14/);
+  });
+});

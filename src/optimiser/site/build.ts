@@ -11,8 +11,8 @@ import { cheapEnough, type SiteProblem } from './types.js';
 
 const NONE = -1;
 /** Tie-break weights (currency/kWh): far below any real price step, above solver tolerances. */
-const EPS_TIME = 1e-3;
-const EPS_CYCLE = 1e-4;
+export const EPS_TIME = 1e-3;
+export const EPS_CYCLE = 1e-4;
 
 export interface BatteryCols {
   c: number[];
@@ -78,7 +78,7 @@ const kw = (w: number) => w / 1000;
 /** The smaller of a device maximum and an optional external limit. */
 const minDefined = (max: number, limit: number | undefined) => (limit === undefined || Number.isNaN(limit) ? max : Math.min(max, limit));
 
-function check(problem: SiteProblem) {
+export function checkSiteProblem(problem: SiteProblem) {
   const T = problem.slots.length;
   if (T === 0) throw new Error('site problem: no slots');
   const perSlot: [string, unknown[]][] = [
@@ -131,7 +131,7 @@ function chainOf(problem: SiteProblem, circuit: string | undefined): string[] {
 }
 
 export function buildSiteLp(problem: SiteProblem): BuiltSite {
-  check(problem);
+  checkSiteProblem(problem);
   const T = problem.slots.length;
   const opts = problem.options ?? {};
   const tieBreak = opts.tieBreak ?? true;

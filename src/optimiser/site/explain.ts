@@ -45,9 +45,10 @@ export function explain(problem: SiteProblem, plan: SitePlan): void {
         const sp = b.limits?.setpointW?.[t];
         const balanced = !importing(t) && !exporting(t);
         const atMaxCharge = p >= Math.min(b.maxChargeW, b.limits?.maxImportW?.[t] ?? Infinity) - W_TOL;
-        const atMaxDischarge = -p >= Math.min(b.maxDischargeW, b.limits?.maxExportW?.[t] ?? Infinity) - W_TOL;
-        // "auto" (follow the house) gives the same flows as the plan and adapts to forecast errors
-        const follows = (p > W_TOL && !importing(t) && (balanced || atMaxCharge)) || (p < -W_TOL && !exporting(t) && (balanced || atMaxDischarge)) || (Math.abs(p) <= W_TOL && balanced);
+                // "auto" (follow the house) gives the same flows as the plan and adapts to forecast errors
+        // a battery covering part of the house's need (no export) also follows the house: it covers more
+        // than planned if the house needs more, and never exports what a smaller need leaves over
+        const follows = (p > W_TOL && !importing(t) && (balanced || atMaxCharge)) || (p < -W_TOL && !exporting(t)) || (Math.abs(p) <= W_TOL && balanced);
         modes.push(sp !== undefined ? (sp > W_TOL ? 'charge' : sp < -W_TOL ? 'discharge' : 'hold') : follows ? 'auto' : p > W_TOL ? 'charge' : p < -W_TOL ? 'discharge' : 'hold');
         if (sp !== undefined) reasons.push('setpoint');
         else if (p > W_TOL) reasons.push(!importing(t) && pvSurplus(t) ? 'solar' : 'price');

@@ -4,3 +4,4 @@ export { buildSiteLp } from './build.js';
 export { highsSolver } from './highs.js';
 export type { LpSolver, LpSession, LpModel, LpResult } from './lp.js';
 export * from './thermal.js';
+export { planBatteryOnly, batteryOnlyObstacle } from './battery.js';

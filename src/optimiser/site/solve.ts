@@ -1,3 +1,4 @@
+import { planBatteryOnly } from './battery.js';
 import { buildSiteLp, NONE, type BuiltSite } from './build.js';
 import { explain } from './explain.js';
 import type { LpResult, LpSession, LpSolver } from './lp.js';
@@ -112,6 +113,11 @@ function objectiveOf(b: BuiltSite, x: Float64Array): number {
  * least, within every limit. Pure: the solver is handed in.
  */
 export function planSite(problem: SiteProblem, solver: LpSolver): SitePlan {
+  if (problem.options?.method !== 'lp') {
+    const fast = planBatteryOnly(problem);
+    // the DP is exact where every slot's cost is convex; elsewhere the MILP proves its plan
+    if (fast && (fast.status === 'optimal' || problem.options?.method === 'dp')) return fast;
+  }
   const built = buildSiteLp(problem);
   const opts = problem.options ?? {};
   const relGap = opts.relGap ?? 0.005;

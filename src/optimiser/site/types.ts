@@ -145,7 +145,22 @@ export interface SiteProblem {
   evs: EvModel[];
   hvacs: HvacModel[];
   loads: SwitchedLoadModel[];
+  /**
+   * Other forecasts of the house (PV and base load), with weights, for planning under uncertainty:
+   * the first slot is chosen to be best in expectation over them (each scenario's later slots
+   * planned with its own forecast), the rest of the plan follows `baseLoadW` and `flows`. Used by
+   * the battery DP; the LP plans with the point forecast alone.
+   */
+  scenarios?: PlanScenario[];
   options?: SiteOptions;
+}
+
+export interface PlanScenario {
+  weight: number;
+  /** Replaces `baseLoadW` in this scenario (default: the same). */
+  baseLoadW?: number[];
+  /** Replaces `flows` in this scenario (same ids; default: the same). */
+  flows?: FixedFlow[];
 }
 
 export interface SiteOptions {
@@ -157,6 +172,12 @@ export interface SiteOptions {
   tieBreak?: boolean;
   /** Return the linear relaxation (a bound; EV minimum power and on/off loads not enforced). */
   relaxIntegers?: boolean;
+  /**
+   * `auto` (default): a site with one battery and nothing else controllable is planned by the exact
+   * battery DP (battery.ts) where every slot's cost is convex, else by the LP; `dp`: such a site is
+   * always planned by the DP, near-optimal where a slot is not convex; `lp`: always the LP.
+   */
+  method?: 'auto' | 'dp' | 'lp';
 }
 
 /** Why a device does what it does in a slot. */

@@ -1,0 +1,181 @@
+import { readFileSync } from 'node:fs';
+import { DateTime } from 'luxon';
+import type { PlanSlot } from '../optimiser/site/index.js';
+import { InputError, type Interval } from './read.js';
+
+/** A PV forecast as it was known at each instant: what a weather service would have answered then. */
+export interface PvForecastArchive {
+  describe: string;
+  /** Mean PV power (W) per slot, as forecast by the last issue at or before `issuedBy`. */
+  powerW(issuedBy: number, slots: readonly PlanSlot[]): number[];
+}
+
+const HOUR = 3_600_000;
+
+/** Mean power (W) of kWh-per-interval values over a slot, prorated. */
+function meanW(series: readonly { start: number; end: number; value: number }[], a: number, b: number): number {
+  let lo = 0;
+  let hi = series.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (series[mid].end <= a) lo = mid + 1;
+    else hi = mid;
+  }
+  let kwh = 0;
+  for (let i = lo; i < series.length && series[i].start < b; i++) {
+    const r = series[i];
+    const overlap = Math.min(b, r.end) - Math.max(a, r.start);
+    if (overlap > 0) kwh += (r.value * overlap) / (r.end - r.start);
+  }
+  return (kwh * 1000 * HOUR) / (b - a);
+}
+
+/** mulberry32: a small seeded generator, so a synthetic forecast is the same on every run. */
+function mulberry32(seed: number) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export interface SyntheticPvOptions {
+  /** Measured PV (kWh per interval), sorted. */
+  pv: readonly Interval[];
+  timezone: string;
+  /** Standard deviation of the log of each day's forecast ÷ actual ratio. */
+  sigma: number;
+  /** Day-to-day persistence of the error (AR(1) coefficient): cloudy spells missed for several days. */
+  phi?: number;
+  seed?: number;
+}
+
+/**
+ * A synthetic day-ahead PV forecast: each local day's measured production times a factor
+ * exp(σ·z − σ²/2), z an AR(1) series over days (whole days too sunny or too dull, spells of them),
+ * so its error is that of a forecast that misjudges the day's cloudiness — not white noise.
+ * Every slot of a day carries that day's factor whatever the lead time.
+ */
+export function syntheticPvForecast(o: SyntheticPvOptions): PvForecastArchive & { factorOf(t: number): number } {
+  const phi = o.phi ?? 0.6;
+  const rnd = mulberry32(o.seed ?? 1);
+  const gauss = () => Math.sqrt(-2 * Math.log(1 - rnd())) * Math.cos(2 * Math.PI * rnd());
+  const factors = new Map<string, number>();
+  if (o.pv.length) {
+    const first = DateTime.fromMillis(o.pv[0].start, { zone: o.timezone }).startOf('day');
+    const last = DateTime.fromMillis(o.pv[o.pv.length - 1].end, { zone: o.timezone });
+    let z = gauss();
+    for (let d = first; d <= last; d = d.plus({ days: 1 })) {
+      factors.set(d.toISODate()!, Math.exp(o.sigma * z - (o.sigma * o.sigma) / 2));
+      z = phi * z + Math.sqrt(1 - phi * phi) * gauss();
+    }
+  }
+  // the day of a slot, by its local date, cached per hour
+  const dayOf = new Map<number, string>();
+  const factorOf = (t: number) => {
+    const h = Math.floor(t / HOUR);
+    let d = dayOf.get(h);
+    if (d === undefined) dayOf.set(h, (d = DateTime.fromMillis(h * HOUR, { zone: o.timezone }).toISODate()!));
+    return factors.get(d) ?? 1;
+  };
+  return {
+    describe: `synthetic day-ahead PV forecast: measured × daily lognormal factor, σ ${o.sigma.toFixed(3)}, AR(1) φ ${phi}, seed ${o.seed ?? 1}`,
+    factorOf,
+    powerW(_issuedBy, slots) {
+      return slots.map((s) => meanW(o.pv, s.start, s.end) * factorOf(s.start));
+    },
+  };
+}
+
+/**
+ * nRMSE of an hourly PV forecast against the measured production, normalised by the array's kWp,
+ * over daylight hours (hours where either is above zero): the usual figure of forecast papers.
+ */
+export function pvNrmse(pv: readonly Interval[], forecast: PvForecastArchive, kWp: number, from: number, to: number): number {
+  let sum = 0;
+  let n = 0;
+  for (let t = Math.ceil(from / HOUR) * HOUR; t + HOUR <= to; t += HOUR) {
+    const actual = meanW(pv, t, t + HOUR);
+    const f = forecast.powerW(t, [{ start: t, end: t + HOUR }])[0];
+    if (actual <= 1 && f <= 1) continue;
+    sum += ((f - actual) / (kWp * 1000)) ** 2;
+    n++;
+  }
+  return n ? Math.sqrt(sum / n) : 0;
+}
+
+/** The σ whose synthetic forecast has the given nRMSE over [from, to) (bisection; the error grows with σ). */
+export function sigmaForNrmse(o: Omit<SyntheticPvOptions, 'sigma'>, kWp: number, target: number, from: number, to: number): number {
+  if (target <= 0) return 0;
+  let lo = 0;
+  let hi = 3;
+  for (let i = 0; i < 30; i++) {
+    const mid = (lo + hi) / 2;
+    if (pvNrmse(o.pv, syntheticPvForecast({ ...o, sigma: mid }), kWp, from, to) < target) lo = mid;
+    else hi = mid;
+  }
+  return (lo + hi) / 2;
+}
+
+/**
+ * A recorded forecast archive, CSV `issued,time,value`: the forecast issued at `issued` (ISO 8601)
+ * for the interval starting at `time`, `value` kWh in the interval (like --pv); each issue's
+ * intervals last until the next time of the same issue. A plan at t uses the latest issue ≤ t.
+ */
+export function readPvForecastArchive(file: string, timezone: string): PvForecastArchive {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new InputError(`--weather ${file}: cannot read (${(err as Error).message})`);
+  }
+  const lines = text.split(/\r?\n/);
+  const header = lines[0]?.trim().toLowerCase().split(',').map((h) => h.trim());
+  if (!header || header[0] !== 'issued' || header[1] !== 'time' || header[2] !== 'value') throw new InputError(`${file}:1: expected the header "issued,time,value"`);
+  const parse = (s: string, line: number, what: string) => {
+    const zoned = /(Z|[+-]\d\d:?\d\d)$/.test(s);
+    const d = zoned ? DateTime.fromISO(s, { setZone: true }) : DateTime.fromISO(s, { zone: timezone });
+    if (!d.isValid) throw new InputError(`${file}:${line}: ${what} "${s}" is not an ISO 8601 time`);
+    return d.toMillis();
+  };
+  const byIssue = new Map<number, { start: number; value: number }[]>();
+  lines.slice(1).forEach((raw, i) => {
+    const line = raw.trim();
+    if (!line) return;
+    const [issued, time, value] = line.split(',').map((c) => c.trim());
+    const v = Number(value);
+    if (value === undefined || value === '' || !Number.isFinite(v)) throw new InputError(`${file}:${i + 2}: value "${value ?? ''}" is not a number`);
+    const at = parse(issued, i + 2, 'issued');
+    const list = byIssue.get(at) ?? byIssue.set(at, []).get(at)!;
+    list.push({ start: parse(time, i + 2, 'time'), value: v });
+  });
+  if (!byIssue.size) throw new InputError(`${file}: no forecasts`);
+  const issues = [...byIssue.keys()].sort((a, b) => a - b);
+  const series = new Map<number, Interval[]>();
+  for (const at of issues) {
+    const rows = byIssue.get(at)!.sort((a, b) => a.start - b.start);
+    series.set(
+      at,
+      rows.map((r, k) => ({ start: r.start, end: k + 1 < rows.length ? rows[k + 1].start : r.start + (k > 0 ? r.start - rows[k - 1].start : HOUR), value: r.value })),
+    );
+  }
+  return {
+    describe: `PV forecast archive ${file} (${issues.length} issues)`,
+    powerW(issuedBy, slots) {
+      let lo = 0;
+      let hi = issues.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (issues[mid] <= issuedBy) lo = mid + 1;
+        else hi = mid;
+      }
+      // before the first issue nothing was known: no PV expected
+      if (lo === 0) return slots.map(() => 0);
+      const s = series.get(issues[lo - 1])!;
+      return slots.map((sl) => meanW(s, sl.start, sl.end));
+    },
+  };
+}

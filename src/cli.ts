@@ -71,13 +71,19 @@ export const commands: Record<string, (argv: string[]) => Promise<number>> = {
     let hub: Hub;
     try {
       hub = new Hub({ configFile, clock: speed ? scaledClock(speed) : undefined });
-      await hub.start();
     } catch (err) {
-      if (err instanceof ConfigError || err instanceof StoreError) {
+      if (err instanceof ConfigError) {
         process.stderr.write(`${err.message}\n`);
         return 1;
       }
       throw err;
+    }
+    try {
+      await hub.start();
+    } catch (err) {
+      // the hub stopped what it had started; nothing else may keep this process (and its devices) going
+      process.stderr.write(`homeflex start: ${(err as Error).message}\n`);
+      process.exit(1);
     }
     await new Promise<void>((resolveStop) => {
       let signalled = false;

@@ -9,7 +9,7 @@ import { ConfigError, composeSchema, formatProblem, loadConfigFile } from './cor
 import { Hub } from './core/host.js';
 import type { HubConfig } from './core/config/schema.js';
 import { scaledClock } from './core/clock.js';
-import { StoreError } from './core/store/state.js';
+import { storeCommand } from './core/store/cli.js';
 import { reportCommand } from './metering/report.js';
 import { fitThermalCommand } from './core/thermal-fit-cli.js';
 import { planCommand } from './control/cli.js';
@@ -28,6 +28,8 @@ Usage:
   homeflex check-config FILE            validate a site file: every error with file:line:col, exit 1 on errors
   homeflex schema [--out FILE]          write the JSON Schema of the site file (for editor autocompletion)
   homeflex plan [--config FILE]         print the current site plan
+  homeflex store check [--config FILE]  list damaged meter data (file, offset, time range, records); exit 1 if any
+  homeflex store repair [--config FILE] move damaged ranges aside (nothing is deleted); both refuse while a hub runs
   homeflex report --from --to --by day|week|month|year [--device ID] [--csv] [--config FILE | --url URL]
                                         energy, cost and savings per period, asked of the running hub
   homeflex backtest --prices FILE ...   replay a period with rolling planning (see README)
@@ -146,6 +148,8 @@ export const commands: Record<string, (argv: string[]) => Promise<number>> = {
   report: (argv) => withSiteConfig(reportCommand, argv),
 
   plan: (argv) => withSiteConfig(planCommand, argv),
+
+  store: (argv) => withSiteConfig(storeCommand, argv),
 
   backtest: (argv) => backtestCommand(argv),
 

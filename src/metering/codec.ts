@@ -250,18 +250,21 @@ export function describeDamage(bytes: Buffer): { records: number | null; firstTi
   if (bytes.length < FRAME_HEADER + 12) return none;
   const len = bytes.readUInt32LE(0);
   if (len < 12 || len > bytes.length - FRAME_HEADER) return none;
+  const payload = bytes.subarray(FRAME_HEADER, FRAME_HEADER + len);
+  const n = payload.readUInt32LE(4);
+  const records = payload[0] === 1 && 12 + n * 37 <= len ? n : null;
   try {
-    const cols = decodeRows(bytes.subarray(FRAME_HEADER, FRAME_HEADER + len));
+    const cols = decodeRows(payload);
     let first = Infinity;
     let last = -Infinity;
     for (let i = 0; i < cols.n; i++) {
-      if (!(cols.start[i] > 0 && cols.end[i] >= cols.start[i] && cols.end[i] < 8.64e15)) return { ...none, records: null };
+      if (!(cols.start[i] > 0 && cols.end[i] >= cols.start[i] && cols.end[i] < 8.64e15)) return { ...none, records };
       first = Math.min(first, cols.start[i]);
       last = Math.max(last, cols.end[i]);
     }
-    return cols.n ? { records: cols.n, firstTime: first, lastTime: last } : none;
+    return cols.n ? { records: cols.n, firstTime: first, lastTime: last } : { ...none, records };
   } catch {
-    return none;
+    return { ...none, records };
   }
 }
 

@@ -33,7 +33,7 @@ function checkState(dir: string): string[] {
     const filled = completeSections(parsed, file);
     return filled.length ? [`${file}: section(s) ${filled.join(', ')} missing (the hub starts them empty)`] : [];
   } catch (err) {
-    return [`${file}: ${err instanceof StoreError ? err.message : `not valid JSON (${(err as Error).message})`}`];
+    return [err instanceof StoreError ? err.message : `${file}: not valid JSON (${(err as Error).message})`];
   }
 }
 

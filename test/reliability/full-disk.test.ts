@@ -197,5 +197,5 @@ devices:
         `${state.acked.size} records acknowledged (${acksWhileFull} while full), 0 lost; health ok ${recoveredS.toFixed(1)} s after space returned; no .tmp left`,
     );
     holder.kill('SIGKILL');
-  });
+  }, (FULL_S + 300) * 1000);
 });

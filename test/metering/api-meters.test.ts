@@ -62,10 +62,11 @@ describe('meters fed only through the API', () => {
     expect(readdirSync(join(dir, 'metering')).filter((f) => f.startsWith('d.m'))).toHaveLength(3);
   });
 
-  it('default to 200', async () => {
-    const { put } = await start('{}');
-    const res = await put(Array.from({ length: 250 }, (_, i) => rec(`api-${i}`)));
+  it('default to 200: 2,000 made-up device ids in one batch make 200 meters, not 2,000 directories', async () => {
+    const { dir, put } = await start('{}');
+    const res = await put(Array.from({ length: 2000 }, (_, i) => rec(`api-${i}`)));
     expect(res.body.records_processed).toBe(200);
-    expect(res.body.failed_records).toHaveLength(50);
+    expect(res.body.failed_records).toHaveLength(1800);
+    expect(readdirSync(join(dir, 'metering')).filter((f) => f.startsWith('d.api-'))).toHaveLength(200);
   });
 });

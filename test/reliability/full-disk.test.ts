@@ -85,7 +85,7 @@ function ingest(hub: () => Hub, state: { next: number; acked: Set<number>; answe
   })();
 }
 
-const health = async (hub: Hub) => (await (await fetch(`${hub.url}/api/v1/health`)).json()) as { status: string; storage: { status: string; problems: string[]; state: { writable: boolean }; meters: { writable: boolean } } };
+const health = async (hub: Hub) => (await (await fetch(`${hub.url}/api/v1/health`)).json()) as { status: string; adapters: { failed: number }; storage: { status: string; problems: string[]; state: { writable: boolean }; meters: { writable: boolean } } };
 
 function tmpFiles(dir: string): string[] {
   const out: string[] = [];
@@ -145,17 +145,21 @@ devices:
     const filledAt = Date.now();
     // a limit change writes the state file: it fails, and says so, without stopping anything
     const limit = await fetch(`${hub.url}/api/v1/limits/home`, { method: 'PUT', headers: json, body: JSON.stringify({ schedule_import: [{ timestamp: new Date().toISOString(), total_power_W: 6000 }] }) });
-    expect([200, 503]).toContain(limit.status);
+    expect(limit.status).toBe(503);
+    expect(((await limit.json()) as { code: string; message: string })).toMatchObject({ code: 'store_unavailable', message: expect.stringContaining(join(data, 'state.json')) });
     const degraded = await until(async () => {
       const h = await health(hub);
       return h.status === 'degraded' && !h.storage.meters.writable && !h.storage.state.writable && h;
     }, 'health to say the storage is failing', 30_000);
     expect(degraded.storage.problems.join('\n')).toMatch(/ENOSPC/);
+    // the store's trouble is nobody else's: every adapter still runs
+    expect(degraded.adapters.failed).toBe(0);
     const ackedWhenFull = state.acked.size;
     while (Date.now() - filledAt < FULL_S * 1000) {
       expect(hub.proc.exitCode, hub.output()).toBeNull();
       await sleep(1000);
     }
+    expect((await health(hub)).adapters.failed).toBe(0);
     expect(state.answers.get('503 store_unavailable') ?? 0).toBeGreaterThan(0);
     expect(tmpFiles(inside)).toEqual([]);
 

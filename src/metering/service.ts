@@ -164,8 +164,12 @@ export class MeteringService {
     let k = 0;
     for (let i = 0; i < ops.length; i++) {
       const why = refused.get(ops[i].subject);
-      if (why) batch.failed_records.push({ record_num: nums[i], record_reference_id: ops[i].ref, error: why });
-      else (ops[k] = ops[i]), (nums[k++] = nums[i]);
+      if (why) {
+        batch.failed_records.push({ record_num: nums[i], record_reference_id: ops[i].ref, error: why });
+        continue;
+      }
+      ops[k] = ops[i];
+      nums[k++] = nums[i];
     }
     ops.length = nums.length = k;
     batch.failed_records.sort((a, b) => a.record_num - b.record_num);

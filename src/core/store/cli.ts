@@ -103,7 +103,10 @@ async function repair(dir: string, io: StoreCommandIo): Promise<number> {
     const state = await StateStore.open(dir);
     await state.flush();
     io.out(`STATE ${join(dir, 'state.json')}: missing sections added (empty)\n`);
-  } else for (const p of problems) (left++, io.out(`STATE ${p} (not repaired: restore it from a backup or move it away)\n`));
+  } else {
+    for (const p of problems) io.out(`STATE ${p} (not repaired: restore it from a backup or move it away)\n`);
+    left += problems.length;
+  }
   const store = await MeterStore.open(join(dir, 'metering'));
   const damage = store.verify();
   await store.close();

@@ -95,7 +95,7 @@ export class StorageLock {
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
         if (code === 'ENOENT') continue; // released meanwhile
-        if (code === 'EINVAL') throw new Error(`${file} is not a homeflex lock (not a symbolic link); move it away`);
+        if (code === 'EINVAL') throw new Error(`${file} is not a homeflex lock (not a symbolic link); move it away`, { cause: err });
         throw err;
       }
       const h = decode(target);

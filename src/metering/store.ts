@@ -77,7 +77,14 @@ export interface MeterStoreHealth {
 }
 
 const iso = (t: number | null | undefined) => (t === null || t === undefined || !Number.isFinite(t) ? null : new Date(t).toISOString());
-const DAMAGED_ASIDE = /^(\d{4}-\d{2})\.(seg|log)\.damaged-(\d+)$/;
+const DAMAGED_ASIDE = /^(\d{4}-\d{2})\.(seg|log)\.damaged-(\d+)(?:-\d+)?$/;
+
+/** `<file>.damaged-<offset>`, or with `-2`, `-3` … when damage at that offset was set aside before (never overwritten). */
+function asideName(file: string, offset: number): string {
+  let name = `${file}.damaged-${offset}`;
+  for (let n = 2; existsSync(name); n++) name = `${file}.damaged-${offset}-${n}`;
+  return name;
+}
 
 export interface MeterStoreOptions {
   /** Opens without changing any file (a torn log tail is skipped, not truncated); writes are refused. */
@@ -321,7 +328,7 @@ export class MeterStore {
     const repair = () => {
       // keep every bad byte first, then rewrite the log from its valid frames
       for (const r of reports) {
-        const aside = `${file}.damaged-${r.offset}`;
+        const aside = asideName(file, r.offset);
         writeDurable(aside, buf.subarray(r.offset, r.offset + r.length));
         writeDurable(`${aside}.json`, Buffer.from(JSON.stringify({ ...r, aside }, null, 1) + '\n'));
         r.aside = aside;
@@ -383,7 +390,7 @@ export class MeterStore {
       detectedAt: new Date(this.now()).toISOString(),
     };
     if (!this.readOnly) {
-      const aside = `${file}.damaged-${offset}`;
+      const aside = asideName(file, offset);
       try {
         renameSync(file, aside);
         fsyncDirSync(p.dir);
@@ -414,7 +421,7 @@ export class MeterStore {
       const r = JSON.parse(readFileSync(`${file}.json`, 'utf8')) as DamageReport;
       return { ...r, aside: file };
     } catch {
-      return { kind: kind === 'seg' ? 'segment' : 'log', file: file.replace(/\.damaged-\d+$/, ''), offset, length: statSync(file).size, records: null, firstTime: null, lastTime: null, aside: file, detectedAt: statSync(file).mtime.toISOString() };
+      return { kind: kind === 'seg' ? 'segment' : 'log', file: file.replace(/\.damaged-\d+(-\d+)?$/, ''), offset, length: statSync(file).size, records: null, firstTime: null, lastTime: null, aside: file, detectedAt: statSync(file).mtime.toISOString() };
     }
   }
 
@@ -1097,7 +1104,8 @@ function withFile<T>(file: string, fn: (read: (offset: number, length: number) =
 
 /** Writes a new file and makes it durable (damaged bytes kept aside must survive a crash). */
 function writeDurable(file: string, bytes: Buffer) {
-  const fd = openSync(file, 'w', FILE_MODE);
+  // never over an existing file: what is kept aside stays as it was
+  const fd = openSync(file, 'wx', FILE_MODE);
   try {
     for (let off = 0; off < bytes.length; ) off += writeSyncAll(fd, bytes, off);
     fsyncSync(fd);

@@ -82,6 +82,20 @@ describe('a damaged byte in a meter log', () => {
     expect(again.damage).toEqual([expect.objectContaining({ file: log, offset: middle, records: 10, aside: `${log}.damaged-${middle}` })]);
   });
 
+  it('never overwrites damage kept aside earlier when the same offset is damaged again', async () => {
+    const { dir, log, frameStarts } = await threeFrames();
+    flip(log, frameStarts[1] + 30);
+    await (await open(dir)).close();
+    const first = readFileSync(`${log}.damaged-${frameStarts[1]}`);
+    // the third frame now sits where the second was; damage it too
+    flip(log, frameStarts[1] + 30);
+    const s = await open(dir);
+    expect(kept(s)).toEqual(range(0, 10));
+    expect(readFileSync(`${log}.damaged-${frameStarts[1]}`).equals(first)).toBe(true);
+    expect(existsSync(`${log}.damaged-${frameStarts[1]}-2`)).toBe(true);
+    expect(s.damage.map((d) => d.aside).sort()).toEqual([`${log}.damaged-${frameStarts[1]}`, `${log}.damaged-${frameStarts[1]}-2`]);
+  });
+
   it('finds the frames again after a flipped bit in the first frame length field (the whole month was discarded before)', async () => {
     const { dir, log, frameStarts } = await threeFrames();
     flip(log, 1);

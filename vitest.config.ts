@@ -7,5 +7,6 @@ export default defineConfig({
     testTimeout: 20000,
     hookTimeout: 20000,
     pool: 'forks',
+    globalSetup: ['test/peers/global-setup.ts'],
   },
 });

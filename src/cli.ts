@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { builtinCatalog } from './core/catalog.js';
 import { hubChecks } from './core/config/checks.js';
-import { ConfigError, composeSchema, formatProblem, loadConfigFile } from './core/config/load.js';
+import { ConfigError, composeSchema, formatProblem, loadConfigFile, parseConfig } from './core/config/load.js';
 import { Hub } from './core/host.js';
 import type { HubConfig } from './core/config/schema.js';
 import { scaledClock } from './core/clock.js';
@@ -14,6 +14,8 @@ import { reportCommand } from './metering/report.js';
 import { fitThermalCommand } from './core/thermal-fit-cli.js';
 import { planCommand } from './control/cli.js';
 import { backtestCommand } from './backtest/cli.js';
+import { installServiceCommand } from './core/service/unit.js';
+import { initCommand } from './core/service/init.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** The package root, whether running from src/ (tsx, tests) or dist/src/ (built). */
@@ -33,6 +35,10 @@ Usage:
   homeflex report --from --to --by day|week|month|year [--device ID] [--csv] [--config FILE | --url URL]
                                         energy, cost and savings per period, asked of the running hub
   homeflex backtest --prices FILE ...   replay a period with rolling planning (see README)
+  homeflex init [--out site.yaml] [--yes] [--timezone Z --import 0.30|DE-LU --export R ...]
+                                        ask the few questions of a first site and write a commented site file
+  homeflex install-service --config FILE [--user homeflex] [--out FILE] [--memory-max 1G]
+                                        write a hardened systemd unit that runs the hub as its own user
   homeflex fit-thermal --history FILE.csv --mode heat|cool [--cop N] [--max-electric-w W]
                                         learn a room's R, C and gains from its thermostat history
 `;
@@ -154,6 +160,33 @@ export const commands: Record<string, (argv: string[]) => Promise<number>> = {
   backtest: (argv) => backtestCommand(argv),
 
   'fit-thermal': (argv) => fitThermalCommand(argv),
+
+  init: async (argv) => {
+    try {
+      return await initCommand(argv, {
+        out: (t) => process.stdout.write(t),
+        err: (t) => process.stderr.write(t),
+        input: process.stdin,
+        check: (text, file, env) => parseConfig(text, file, { catalog: builtinCatalog, env, checks: hubChecks(builtinCatalog) }),
+      });
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      process.stderr.write(`the site file init made does not pass check-config (a bug in init; please report it):\n${err.problems.map(formatProblem).join('\n')}\n`);
+      return 1;
+    }
+  },
+
+  'install-service': (argv) =>
+    withSiteConfig(
+      (args, io) =>
+        installServiceCommand(args, {
+          out: io.out,
+          err: io.err,
+          loadConfig: (file, env) => loadConfigFile(file, { catalog: builtinCatalog, env, checks: hubChecks(builtinCatalog) }),
+          cliFile: fileURLToPath(import.meta.url),
+        }),
+      argv,
+    ),
 };
 
 export async function main(argv: string[]): Promise<number> {

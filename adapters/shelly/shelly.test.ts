@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { startHub } from '../../test/peers/hub.js';
 import { Mosquitto, observer, until } from '../../test/peers/mqtt.js';
 import { gen2SwitchStatus, wattMinutesToWh } from './index.js';
+import { describeWithPeers } from '../../test/peers/system.js';
 
 const fixtures = join(import.meta.dirname, '..', '..', 'test', 'fixtures', 'mqtt-payloads', 'shelly');
 const plus1pm = JSON.parse(readFileSync(join(fixtures, 'shellyplus1pm-441793D69718.json'), 'utf8')) as { status: Record<string, unknown>; shelly: { id: string } };
@@ -30,7 +31,7 @@ describe('shelly helpers', () => {
   });
 });
 
-describe('shelly Gen1 against mosquitto, with mosquitto_pub as the device', () => {
+describeWithPeers(['mosquitto'], 'shelly Gen1 against mosquitto, with mosquitto_pub as the device', () => {
   it('switches by command topic, meters watt-minutes as Wh, and survives the reset to zero on reboot', async () => {
     const broker = await Mosquitto.start();
     cleanups.push(() => broker.stop());
@@ -98,7 +99,7 @@ describe('shelly Gen1 against mosquitto, with mosquitto_pub as the device', () =
   });
 });
 
-describe('shelly Gen2+ RPC against mosquitto', () => {
+describeWithPeers(['mosquitto'], 'shelly Gen2+ RPC against mosquitto', () => {
   /** A Plus 1PM speaking RPC over MQTT, answering from the real device's recorded status. */
   async function fakePlus(url: string) {
     const prefix = plus1pm.shelly.id;

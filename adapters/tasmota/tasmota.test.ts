@@ -7,6 +7,7 @@ import { scheduleSchema } from '../mqtt-socket/socket.js';
 import { simSocket } from '../sim/index.js';
 import { tasmota, tasmotaEnergy, tasmotaTopics } from './index.js';
 import { TasmotaSimulator } from './simulator.js';
+import { describeWithPeers } from '../../test/peers/system.js';
 
 const cleanups: (() => Promise<unknown> | unknown)[] = [];
 afterEach(async () => {
@@ -47,7 +48,7 @@ describe('tasmota helpers', () => {
   });
 });
 
-describe('tasmota socket against Debian mosquitto', () => {
+describeWithPeers(['mosquitto'], 'tasmota socket against Debian mosquitto', () => {
   it('is switched as the plan switches it, confirmed by the device, and metered in Wh', async () => {
     const broker = await Mosquitto.start();
     cleanups.push(() => broker.stop());
@@ -158,7 +159,7 @@ describe('tasmota socket on the embedded broker', () => {
   });
 });
 
-describe('tasmota socket energy in metering', () => {
+describeWithPeers(['mosquitto'], 'tasmota socket energy in metering', () => {
   it('is metered from the device counter and costed at the tariff', async () => {
     const broker = await Mosquitto.start();
     cleanups.push(() => broker.stop());

@@ -6,6 +6,7 @@ import { settleSetpoint } from '../thermostat-common/thermostat.js';
 import { startHub } from '../../test/peers/hub.js';
 import { Mosquitto, freePort, observer, until } from '../../test/peers/mqtt.js';
 import { climateCapabilities, parseClimateState } from './index.js';
+import { describeWithPeers } from '../../test/peers/system.js';
 
 const dir = join(import.meta.dirname, '..', '..', 'test', 'fixtures', 'mqtt-payloads', 'zigbee2mqtt');
 const devicesFile = join(dir, 'bridge-devices.json');
@@ -132,7 +133,7 @@ describe('zigbee2mqtt thermostat on the embedded broker', () => {
   });
 });
 
-describe('zigbee2mqtt thermostat against mosquitto (mosquitto_pub as Zigbee2MQTT)', () => {
+describeWithPeers(['mosquitto'], 'zigbee2mqtt thermostat against mosquitto (mosquitto_pub as Zigbee2MQTT)', () => {
   it('reads the retained real bridge/devices and state, and publishes commands on <name>/set', async () => {
     const broker = await Mosquitto.start();
     cleanups.push(() => broker.stop());

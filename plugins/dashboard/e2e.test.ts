@@ -3,11 +3,12 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { ManualClock } from '../../src/core/clock.js';
 import { Hub } from '../../src/core/host.js';
 import { createLogger } from '../../src/core/logging.js';
+import { describeWithPeers } from '../../test/peers/system.js';
 
 /**
  * The dashboard in a real browser (Debian's chromium, driven by playwright-core) against the demo
@@ -114,7 +115,7 @@ const TOKEN = 'e2e-dashboard-token-0123456789';
 
 const shot = (page: Page, name: string) => page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
 
-describe('dashboard in a real browser', { timeout: 90_000 }, () => {
+describeWithPeers(['chromium'], 'dashboard in a real browser', { timeout: 90_000 }, () => {
   let hub: Hub;
   let clock: ManualClock;
   let browser: Awaited<ReturnType<typeof launchChromium>>;
@@ -321,7 +322,7 @@ describe('dashboard in a real browser', { timeout: 90_000 }, () => {
   });
 });
 
-describe('dashboard with an access token', { timeout: 90_000 }, () => {
+describeWithPeers(['chromium'], 'dashboard with an access token', { timeout: 90_000 }, () => {
   let hub: Hub;
   let browser: Awaited<ReturnType<typeof launchChromium>>;
 

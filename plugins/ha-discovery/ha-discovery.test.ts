@@ -8,6 +8,7 @@ import { checkDiscovery } from '../../test/peers/ha-discovery-rules.js';
 import { startHub } from '../../test/peers/hub.js';
 import { Mosquitto, observer, until } from '../../test/peers/mqtt.js';
 import { discoveryId, discoveryMessages, nextCheapStart } from './index.js';
+import { describeWithPeers } from '../../test/peers/system.js';
 
 const cleanups: (() => Promise<unknown> | unknown)[] = [];
 afterEach(async () => {
@@ -59,7 +60,7 @@ describe('discovery configs', () => {
   });
 });
 
-describe('ha-discovery on a real broker (Debian mosquitto)', () => {
+describeWithPeers(['mosquitto'], 'ha-discovery on a real broker (Debian mosquitto)', () => {
   it('publishes retained valid configs and states, obeys Home Assistant switch commands, re-publishes on homeassistant/status online, removes stale entities', async () => {
     const broker = await Mosquitto.start();
     cleanups.push(() => broker.stop());

@@ -33,6 +33,8 @@ export class ControlLoop {
   private solver?: LpSolver;
   private readonly sent: SentState = new Map();
   private readonly failing = new Map<string, string>();
+  /** EV shortfalls already told (Wh), so a notice goes out once per matter. */
+  private readonly toldShortfall = new Map<string, number>();
   private readonly unsubscribe: (() => void)[] = [];
   private abort?: AbortController;
   private running?: Promise<void>;
@@ -182,15 +184,22 @@ export class ControlLoop {
       };
     } catch (err) {
       const message = (err as Error).message;
-      if (this.lastError?.message !== message) this.log.error({ err, trigger }, `could not plan: ${message}`);
+      if (this.lastError?.message !== message) {
+        this.log.error({ err, trigger }, `could not plan: ${message}`);
+        this.hub.bus.emit('notice', { kind: 'plan_failed', severity: 'error', key: 'plan', title: 'No plan could be made', message: `homeflex could not plan (${trigger}): ${message}. Devices fall back to their own safe modes when the last plan's commands expire.` });
+      }
       this.lastError = { at: now, message };
       return undefined;
     }
-    if (this.lastError) this.log.info('planning works again');
+    if (this.lastError) {
+      this.log.info('planning works again');
+      this.hub.bus.emit('notice', { kind: 'plan_failed', severity: 'info', key: 'plan', resolved: true, title: 'Planning works again', message: `homeflex made a plan again (${trigger}).` });
+    }
     this.lastError = undefined;
     this.latest = record;
     this.log.info({ trigger, status: record.plan.status, cost: record.plan.cost, solve_ms: Math.round(record.solveMs), warnings: record.plan.warnings.length }, 'new plan');
     for (const w of record.plan.warnings) this.log.warn({ plan: record.id }, w);
+    this.noticeShortfalls(record);
     const view = planView(record, this.hub.site);
     const persistHistory = now - this.lastPersist >= 60 * MIN;
     if (persistHistory) this.lastPersist = now;
@@ -216,7 +225,34 @@ export class ControlLoop {
     if (k < 0) return;
     const slotLen = this.planner.slot_minutes * MIN;
     const paused = new Set(Object.entries(rec.settings).filter(([, s]) => s.paused).map(([id]) => id));
+    const before = new Map(this.failing);
     await applySlot({ plan: rec.plan, k, devices: this.devicesById(), validUntil: rec.plan.slots[k].end + slotLen, sent: this.sent, log: this.log, paused, failing: this.failing });
+    // a device that starts refusing (or refuses differently) is told once; one that takes commands again too
+    for (const [id, message] of this.failing) {
+      if (before.get(id) !== message) this.hub.bus.emit('notice', { kind: 'command_refused', severity: 'warning', deviceId: id, key: `refused:${id}`, title: `${id} refuses its commands`, message: `${id} did not take the plan's command: ${message}. It keeps its own mode until it does.` });
+    }
+    for (const id of before.keys()) {
+      if (!this.failing.has(id)) this.hub.bus.emit('notice', { kind: 'command_refused', severity: 'info', deviceId: id, key: `refused:${id}`, resolved: true, title: `${id} takes its commands again`, message: `${id} follows the plan again.` });
+    }
+  }
+
+  /** An EV that the plan cannot fill by its leave time is told once per target (and again if it gets worse by 1 kWh). */
+  private noticeShortfalls(record: PlanRecord) {
+    for (const dp of record.plan.devices) {
+      if (dp.kind !== 'ev') continue;
+      const short = dp.shortfallWh ?? 0;
+      const key = `ev-target:${dp.id}`;
+      const told = this.toldShortfall.get(dp.id);
+      if (short >= 100) {
+        if (told !== undefined && short < told + 1000) continue;
+        this.toldShortfall.set(dp.id, short);
+        const kwh = (short / 1000).toFixed(1);
+        this.hub.bus.emit('notice', { kind: 'ev_target_at_risk', severity: 'warning', deviceId: dp.id, ...(told === undefined ? { key } : {}), title: `${dp.id} will be ${kwh} kWh short`, message: `The plan cannot deliver ${kwh} kWh of ${dp.id}'s target by its leave time (power, limits or time are not enough). Charging now or a later leave time would help.` });
+      } else if (told !== undefined) {
+        this.toldShortfall.delete(dp.id);
+        this.hub.bus.emit('notice', { kind: 'ev_target_at_risk', severity: 'info', deviceId: dp.id, key, resolved: true, title: `${dp.id} will reach its target`, message: `The plan now delivers ${dp.id}'s whole target by its leave time.` });
+      }
+    }
   }
 
   private clearChargeNow(deviceId: string) {

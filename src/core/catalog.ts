@@ -4,6 +4,7 @@ import { ocppAdapters } from '../../adapters/ocpp/index.js';
 import { shelly } from '../../adapters/shelly/index.js';
 import { simAdapters } from '../../adapters/sim/index.js';
 import { haDiscovery } from '../../plugins/ha-discovery/index.js';
+import { notifyPlugin } from '../../plugins/notify/index.js';
 import { simMqtt } from '../../plugins/sim-mqtt/index.js';
 import { tariffProvidersPlugin } from '../../plugins/tariffs/index.js';
 import { tasmota } from '../../adapters/tasmota/index.js';
@@ -16,6 +17,6 @@ import type { Catalog } from './config/compose.js';
 /** Every adapter, plugin and tariff source this build of homeflex ships. */
 export const builtinCatalog: Catalog = {
   adapters: [...simAdapters, ...ocppAdapters, ...modbusAdapters, tasmota, shelly, zigbee2mqtt, homeassistant],
-  plugins: [tariffProvidersPlugin, haDiscovery, simMqtt],
+  plugins: [tariffProvidersPlugin, haDiscovery, simMqtt, notifyPlugin],
   tariffSources: [fixedTariff, timeOfUseTariff, fileTariff, ...(tariffProvidersPlugin.tariffSources ?? [])],
 };

@@ -1,4 +1,5 @@
 import { pino, type Logger as PinoLogger } from 'pino';
+import { journalStream, stdoutIsJournal } from './service/journal.js';
 
 /** Paths whose values never reach a log line. */
 export const REDACT_PATHS = [
@@ -9,7 +10,7 @@ export const REDACT_PATHS = [
 
 export interface LogOptions {
   level?: string;
-  format?: 'auto' | 'pretty' | 'json';
+  format?: 'auto' | 'pretty' | 'json' | 'journal';
   /** Write here instead of stdout (tests). */
   destination?: NodeJS.WritableStream;
   /** Literal secrets (tokens, passwords from the YAML) scrubbed from every line. */
@@ -31,7 +32,7 @@ function scrubbing(dest: NodeJS.WritableStream, secrets: string[]): NodeJS.Writa
 
 export function createLogger(options: LogOptions = {}): PinoLogger {
   const format = options.format ?? 'auto';
-  const pretty = format === 'pretty' || (format === 'auto' && !options.destination && process.stdout.isTTY);
+  const pretty = format === 'pretty' || (format === 'auto' && !options.destination && process.stdout.isTTY && !stdoutIsJournal());
   const base = { level: options.level ?? 'info', redact: { paths: REDACT_PATHS, censor: '[Redacted]' } };
   if (pretty) {
     return pino({
@@ -39,6 +40,8 @@ export function createLogger(options: LogOptions = {}): PinoLogger {
       transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } },
     });
   }
-  const dest = options.destination ?? (pino.destination({ dest: 1, sync: false }) as unknown as NodeJS.WritableStream);
+  let dest = options.destination ?? (pino.destination({ dest: 1, sync: false }) as unknown as NodeJS.WritableStream);
+  // under systemd, stdout goes to the journal: priorities as journald reads them
+  if (format === 'journal' || (format === 'auto' && !options.destination && stdoutIsJournal())) dest = journalStream(dest);
   return pino(base, scrubbing(dest, options.secrets ?? []));
 }

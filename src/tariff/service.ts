@@ -197,9 +197,14 @@ export class TariffService implements PriceLookup {
         this.log.warn({ err, direction, retryable: isRetryable(err) }, `tariff ${d.config?.type} refresh failed; keeping the last known prices${fallback}`);
         // the source starts failing: the plan re-plans on the fallback (and says why)
         if (!wasDegraded || !hadError) this.announce(direction, d.fallback ? 'fallback' : (d.config?.type ?? 'tariff'));
+        if (!wasDegraded && this.degraded(direction)) {
+          const standIn = d.fallback ? `the fallback tariff (${d.fallback.describe()}) stands in` : 'the plan repeats the last known prices';
+          this.bus.emit('notice', { kind: 'prices_missing', severity: 'warning', key: `prices:${direction}`, title: `${direction.toLowerCase()} prices not received`, message: `The ${d.config?.type} tariff could not be fetched (${d.lastError}) and the known prices no longer cover now; ${standIn} until it answers again.` });
+        }
         throw err;
       }
       if (d.source.lastUpdated?.() !== before || hadError || (wasDegraded && !this.degraded(direction))) this.announce(direction, d.config?.type ?? 'tariff');
+      if (wasDegraded && !this.degraded(direction)) this.bus.emit('notice', { kind: 'prices_missing', severity: 'info', key: `prices:${direction}`, resolved: true, title: `${direction.toLowerCase()} prices received again`, message: `The ${d.config?.type} tariff answers again.` });
     })().finally(() => this.refreshing.delete(direction));
     this.refreshing.set(direction, p);
     return p;

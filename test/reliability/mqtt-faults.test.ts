@@ -1,10 +1,11 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, expect, it } from 'vitest';
 import { TasmotaSimulator } from '../../adapters/tasmota/simulator.js';
 import { ManualClock } from '../../src/core/clock.js';
 import type { PlanRecord } from '../../src/control/view.js';
 import { startHub } from '../peers/hub.js';
 import { Mosquitto, until } from '../peers/mqtt.js';
 import { api, sleep } from './helpers.js';
+import { describeWithPeers } from '../peers/system.js';
 
 /**
  * MQTT faults in a whole hub, on Debian's mosquitto: the broker restarted under a running plan, and
@@ -70,7 +71,7 @@ devices:
   return { broker, h, control, plans, heater, tick, sim: () => sim, replaceSim, meteredWh, clock };
 }
 
-describe('MQTT faults in a running hub', () => {
+describeWithPeers(['mosquitto'], 'MQTT faults in a running hub', () => {
   it('the broker restarts: the hub and the socket reconnect, readings and commands flow again, the status is online again', async () => {
     const { broker, h, heater, tick, sim, meteredWh, control } = await start();
     await tick(10 * 60_000); // its run starts with the first whole slot, 00:15

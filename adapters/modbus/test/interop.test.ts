@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, expect, it } from 'vitest';
 import { ManualClock } from '../../../src/core/clock.js';
 import { ModbusConnection } from '../../../src/core/transports/modbus.js';
 import { ModbusInverter, type ModbusDeviceConfig } from '../inverter.js';
@@ -9,6 +9,7 @@ import { loadProfile } from '../profile.js';
 import { SunSpecInverterSim } from '../sim/inverter-sim.js';
 import { adapterContext, captureLogger, deviceDefaults, said, tcpConnection } from './harness.js';
 import { emptyUnit, goodweFrame, ptyPair, putWords, smaDump, startPymodbus, type DeviceImage, type UnitImage } from './peers.js';
+import { describeWithPeers } from '../../../test/peers/system.js';
 
 /**
  * The adapter against Debian's python3-pymodbus serving real register dumps and a SunSpec storage
@@ -57,7 +58,7 @@ const device = (over: Partial<ModbusDeviceConfig>): ModbusDeviceConfig => ({
   ...over,
 });
 
-describe('modbus adapter against python3-pymodbus over TCP', () => {
+describeWithPeers(['pymodbus'], 'modbus adapter against python3-pymodbus over TCP', () => {
   it('discovers and decodes the real dumps, reads SoC and writes a charge setpoint that reads back', async () => {
     const peer = await startPymodbus(site(), { tcp: true });
     cleanups.push(() => peer.stop());
@@ -144,7 +145,7 @@ describe('modbus adapter against python3-pymodbus over TCP', () => {
   });
 });
 
-describe('modbus adapter on an RTU bus (socat pseudo-terminals, pymodbus at the far end)', () => {
+describeWithPeers(['pymodbus', 'socat'], 'modbus adapter on an RTU bus (socat pseudo-terminals, pymodbus at the far end)', () => {
   it('polls two inverters on one bus while a third, dead unit times out without holding them up', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hf-rtu-'));
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));

@@ -8,6 +8,7 @@ import { ModbusConnection } from '../../../src/core/transports/modbus.js';
 import { SunSpecInverterSim } from '../sim/inverter-sim.js';
 import { captureLogger, said, tcpConnection } from './harness.js';
 import { emptyUnit, ImageServer, ptyPair, putWords, startPymodbus, type PymodbusPeer } from './peers.js';
+import { describeWithPeers } from '../../../test/peers/system.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -153,7 +154,7 @@ describe('Modbus TCP connection', () => {
   });
 });
 
-describe('Modbus against python3-pymodbus (an independent implementation)', () => {
+describeWithPeers(['pymodbus'], 'Modbus against python3-pymodbus (an independent implementation)', () => {
   it('reads and writes over TCP, with exceptions for unmapped registers and silence for absent units', async () => {
     const unit = emptyUnit();
     putWords(unit.holding, 40000, [0x5375, 0x6e53, 1, 2, 3]);
@@ -174,7 +175,7 @@ describe('Modbus against python3-pymodbus (an independent implementation)', () =
   });
 });
 
-describe('Modbus RTU over a pseudo-terminal pair (socat) with pymodbus on the far end', () => {
+describeWithPeers(['pymodbus', 'socat'], 'Modbus RTU over a pseudo-terminal pair (socat) with pymodbus on the far end', () => {
   let peer: PymodbusPeer | undefined;
 
   it('talks to two units on one bus, frames CRC-checked, while a third unit stays silent', async () => {

@@ -57,9 +57,9 @@ export const LogSchema = StrictObject({
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
     { default: 'info' },
   ),
-  format: Type.Union([Type.Literal('auto'), Type.Literal('pretty'), Type.Literal('json')], {
+  format: Type.Union([Type.Literal('auto'), Type.Literal('pretty'), Type.Literal('json'), Type.Literal('journal')], {
     default: 'auto',
-    description: 'auto = pretty on a terminal, JSON otherwise',
+    description: 'auto = pretty on a terminal, journal under systemd (JOURNAL_STREAM), JSON otherwise',
   }),
 });
 

@@ -9,6 +9,7 @@ import { parseConfig } from '../config/load.js';
 import type { HubConfig } from '../config/schema.js';
 import { createTransports } from './index.js';
 import { HubMqtt, topicMatches } from './mqtt.js';
+import { describeWithPeers } from '../../../test/peers/system.js';
 
 const contextFor = (mqttConf: Record<string, unknown>, log = recordingLogger().log) => ({
   config: { site: { id: 'home' }, connections: { mqtt: mqttConf, modbus: [] }, source: 'site.yaml' } as unknown as HubConfig,
@@ -131,7 +132,7 @@ describe('MQTT transport against the embedded aedes broker', () => {
   });
 });
 
-describe('MQTT transport against Debian mosquitto', () => {
+describeWithPeers(['mosquitto'], 'MQTT transport against Debian mosquitto', () => {
   it('recovers when the broker restarts: resubscribes and publishes again', async () => {
     const broker = await Mosquitto.start();
     cleanups.push(() => broker.stop());

@@ -20,7 +20,7 @@ import { DeviceRegistry } from './registry.js';
 import { coreRoutes } from './routes.js';
 import type { HubPart, HubServices, PartFactory } from './services.js';
 import { DIR_MODE } from './store/atomic.js';
-import { StorageLock } from './store/lock.js';
+import { StorageLock, StorageLockedError } from './store/lock.js';
 import { StateStore } from './store/state.js';
 import { createTransports, type HubTransports } from './transports/index.js';
 
@@ -167,7 +167,8 @@ export class Hub {
     try {
       await this.startAll();
     } catch (err) {
-      this.log.error({ err }, `homeflex could not start: ${(err as Error).message}`);
+      // a refusal the message explains in full (storage locked) needs no stack trace
+      this.log.error(err instanceof StorageLockedError ? {} : { err }, `homeflex could not start: ${(err as Error).message}`);
       await this.stop();
       throw err;
     }

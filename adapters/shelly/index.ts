@@ -89,11 +89,24 @@ export const shelly = defineAdapter<ShellyConfig>({
       ...socketProperties,
     },
   },
+  // Gen1 listens on shellies/<id>/…/command and the broadcast shellies/command; Gen2+ on <prefix>/rpc and answers on the hub's src
+  mqttClient: (config, site) => {
+    if (config.generation === 1) {
+      const base = `shellies/${config.topic}`;
+      const commands = [`${base}/command`, `${base}/+/+/command`, 'shellies/command'];
+      return { publish: [`${base}/#`, 'shellies/announce'], subscribe: [`${base}/#`, 'shellies/command'], commands };
+    }
+    const commands = [`${config.topic}/rpc`, `${config.topic}/command`];
+    return { publish: [`${config.topic}/#`, `${shellyRpcSource(site.id, config.id)}/rpc`], subscribe: commands, commands };
+  },
   create(ctx, config) {
     const mqtt = ctx.transports.mqtt();
     return config.generation === 1 ? gen1(ctx, config, mqtt) : gen2(ctx, config, mqtt);
   },
 });
+
+/** The `src` of the hub's RPC calls to one Gen2+ device: the device answers on `<src>/rpc`. */
+const shellyRpcSource = (siteId: string, deviceId: string) => `homeflex-${siteId}-${deviceId}`;
 
 function gen1(ctx: AdapterContext, config: ShellyConfig, mqtt: MqttTransport) {
   const base = `shellies/${config.topic}`;
@@ -143,7 +156,7 @@ function gen1(ctx: AdapterContext, config: ShellyConfig, mqtt: MqttTransport) {
 function gen2(ctx: AdapterContext, config: ShellyConfig, mqtt: MqttTransport) {
   const prefix = config.topic;
   const component = `switch:${config.relay}`;
-  const rpc = new ShellyRpc(mqtt, prefix, `homeflex-${ctx.site.id}-${config.id}`, ctx, config.confirm_timeout_s * 1000);
+  const rpc = new ShellyRpc(mqtt, prefix, shellyRpcSource(ctx.site.id, config.id), ctx, config.confirm_timeout_s * 1000);
   // counts what the device told us unasked, so a GetStatus answer older than that is dropped
   let news = 0;
   const socket = new SocketDevice(ctx, config, 'shelly', mqtt, async (on) => {

@@ -50,6 +50,13 @@ export const tasmota = defineAdapter<TasmotaConfig>({
     },
   },
   check: (config) => (config.full_topic !== undefined && !config.full_topic.includes('%topic%') ? [{ path: ['full_topic'], message: 'must contain %topic%' }] : []),
+  // a Tasmota also listens on its group topic (default tasmotas): a command there reaches every socket
+  mqttClient: (config) => {
+    const own = tasmotaTopics(config);
+    const group = tasmotaTopics({ ...config, topic: 'tasmotas' });
+    const commands = [`${own.cmnd}/#`, `${group.cmnd}/#`];
+    return { publish: [`${own.stat}/#`, `${own.tele}/#`], subscribe: commands, commands };
+  },
   create(ctx: AdapterContext, config) {
     const mqtt = ctx.transports.mqtt();
     const topics = tasmotaTopics(config);

@@ -149,6 +149,15 @@ export const zigbee2mqtt = defineAdapter<Z2mConfig>({
     },
   },
   check: checkThermostat,
+  // the bridge is one MQTT client for all its devices: it publishes under base_topic, and only the hub sends this device's set/get
+  mqttClient: (config) => {
+    const topic = `${config.base_topic}/${config.friendly_name ?? config.name ?? config.id}`;
+    return {
+      publish: [`${config.base_topic}/#`],
+      subscribe: [`${config.base_topic}/#`],
+      commands: [`${topic}/set`, `${topic}/set/#`, `${topic}/get`, `${topic}/get/#`, `${config.base_topic}/bridge/request/#`],
+    };
+  },
   create(ctx, config) {
     const mqtt = ctx.transports.mqtt();
     const friendly = config.friendly_name ?? config.name ?? config.id;

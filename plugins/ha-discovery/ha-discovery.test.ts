@@ -7,7 +7,7 @@ import { TasmotaSimulator } from '../../adapters/tasmota/simulator.js';
 import { checkDiscovery } from '../../test/peers/ha-discovery-rules.js';
 import { startHub } from '../../test/peers/hub.js';
 import { Mosquitto, observer, until } from '../../test/peers/mqtt.js';
-import { discoveryId, discoveryMessages, nextCheapStart } from './index.js';
+import { actionAt, discoveryId, discoveryMessages, nextCheapStart, planActions } from './index.js';
 import { describeWithPeers } from '../../test/peers/system.js';
 
 const cleanups: (() => Promise<unknown> | unknown)[] = [];
@@ -25,6 +25,8 @@ describe('discovery configs', () => {
       dev('dishwasher', { meter, switch: { isOn: () => true, set: async () => undefined, ratedPowerW: 1800 } }),
       dev('living.ac', { meter, thermostat: { state: () => ({}), band: { minC: 22, maxC: 25 }, setSetpoint: async () => undefined } }),
       dev('house', { meter }),
+      dev('battery', { meter, storage: { state: () => ({ socPct: 55 }), params: () => ({}) as never, command: async () => undefined } as never }),
+      dev('ev', { meter, charger: { evSocPct: () => 40 } as never }),
     ];
     const messages = discoveryMessages(site, devices, { prefix: 'homeassistant', node: 'homeflex_home', hasTariffs: true, hasMetering: true, hasControl: true });
     const problems = messages.flatMap((m) => checkDiscovery(m.topic, JSON.stringify(m.config)));
@@ -36,7 +38,16 @@ describe('discovery configs', () => {
     expect(topics).toContain('homeassistant/sensor/homeflex_home/living_ac_temperature/config');
     expect(topics).toContain('homeassistant/sensor/homeflex_home/import_price/config');
     expect(topics).toContain('homeassistant/sensor/homeflex_home/cost_today/config');
-    expect(topics.filter((t) => t.includes('planned_power'))).toHaveLength(2);
+    expect(topics.filter((t) => t.includes('planned_power'))).toHaveLength(4);
+    expect(topics).toEqual(expect.arrayContaining([
+      'homeassistant/sensor/homeflex_home/battery_soc/config',
+      'homeassistant/sensor/homeflex_home/ev_soc/config',
+      'homeassistant/sensor/homeflex_home/battery_next_action/config',
+      'homeassistant/sensor/homeflex_home/battery_next_action_at/config',
+      'homeassistant/sensor/homeflex_home/import_price_next/config',
+      'homeassistant/sensor/homeflex_home/savings_today/config',
+    ]));
+    expect(messages.find((m) => m.topic.endsWith('battery_soc/config'))!.config).toMatchObject({ device_class: 'battery', unit_of_measurement: '%' });
     expect(messages.find((m) => m.topic.endsWith('dishwasher_energy/config'))!.config).toMatchObject({ device_class: 'energy', state_class: 'total_increasing', unit_of_measurement: 'kWh' });
   });
 
@@ -48,6 +59,19 @@ describe('discovery configs', () => {
     expect(checkDiscovery('homeassistant/switch/n/o/config', JSON.stringify({ unique_id: 'a', state_topic: 's' }))[0]).toMatch(/"command_topic" is required/);
     expect(checkDiscovery('homeassistant/sensor/n/a.b/config', '{}')[0]).toMatch(/not <prefix>/);
     expect(discoveryId('living.ac')).toBe('living_ac');
+  });
+
+  it("says each device's planned action now and the next different one, with its start", () => {
+    const slots = [0, 1, 2, 3].map((i) => ({ start: i * 900_000, end: (i + 1) * 900_000 }));
+    const battery = { id: 'b', kind: 'battery', powerW: [3000, 3000, 0, -2500], modes: ['charge', 'charge', 'hold', 'discharge'] };
+    expect(planActions(battery, slots, 100)).toEqual({ now: 'charge 3.0 kW', next: 'hold', nextAt: 1_800_000 });
+    expect(planActions(battery, slots, 2_000_000)).toEqual({ now: 'hold', next: 'discharge 2.5 kW', nextAt: 2_700_000 });
+    expect(planActions(battery, slots, 3_000_000)).toEqual({ now: 'discharge 2.5 kW', next: null, nextAt: null });
+    expect(planActions(battery, slots, 9_999_999)).toEqual({ now: null, next: null, nextAt: null });
+    expect(actionAt({ id: 'e', kind: 'ev', powerW: [0, 7400] }, 0)).toBe('pause');
+    expect(actionAt({ id: 'e', kind: 'ev', powerW: [0, 7400] }, 1)).toBe('charge 7.4 kW');
+    expect(actionAt({ id: 'd', kind: 'load', powerW: [1800], on: [true] }, 0)).toBe('on');
+    expect(actionAt({ id: 'a', kind: 'hvac', powerW: [500], setpointC: [23.25] }, 0)).toBe('setpoint 23.3 °C');
   });
 
   it('finds the next cheap period in the import prices', () => {
@@ -74,7 +98,7 @@ connections: { mqtt: { url: "${broker.url}" } }
 plugins: [ { id: ha-discovery, state_interval_s: 1 } ]
 devices:
 ${devices}`;
-    const two = '  - { id: dishwasher, adapter: tasmota, topic: tasmota_HA1, rated_power_w: 1200 }\n  - { id: house, adapter: sim_load, tick_s: 1 }\n';
+    const two = '  - { id: dishwasher, adapter: tasmota, topic: tasmota_HA1, rated_power_w: 1200 }\n  - { id: house, adapter: sim_load, tick_s: 1 }\n  - { id: battery, adapter: sim_battery, capacity_wh: 10000, initial_soc_pct: 62, tick_s: 1 }\n';
     const obs = await observer(broker.url, ['homeassistant/#', 'homeflex/#']);
     cleanups.push(() => obs.client.endAsync());
     const h = await startHub(yaml(two), { storageDir: dir });
@@ -99,6 +123,16 @@ ${devices}`;
     expect(Date.parse(siteState.next_cheap_start)).toBeGreaterThan(Date.now() - 60_000);
     expect(typeof siteState.cost_today).toBe('number');
     expect(siteState).toHaveProperty('savings_month');
+    expect(siteState).toHaveProperty('savings_today');
+    expect(siteState.import_price_next).toBe(0.3);
+    expect(siteState.export_price_next).toBe(0.08);
+    expect(Date.parse(siteState.price_next_start)).toBeGreaterThan(Date.now() - 60_000);
+    // the battery: its SoC and what the plan has it do now, as Home Assistant sensors
+    await until(() => obs.messages.some((m) => m.topic === 'homeflex/home/device/battery/state' && typeof JSON.parse(m.payload).plan_action === 'string'), 'battery plan action');
+    const battery = JSON.parse(obs.messages.filter((m) => m.topic === 'homeflex/home/device/battery/state').at(-1)!.payload);
+    expect(battery.soc_pct).toBeGreaterThan(50);
+    expect(battery.plan_action).toMatch(/^(charge|discharge) \d+\.\d kW$|^hold$|^auto$/);
+    expect(topics).toContain('homeassistant/sensor/homeflex_home/battery_soc/config');
     expect(broker.sub('homeflex/home/device/dishwasher/availability', { count: 1 })[0].payload).toBe('online');
     expect(broker.sub('homeflex/home/status', { count: 1 })[0].payload).toBe('online');
 

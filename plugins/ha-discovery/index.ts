@@ -35,7 +35,49 @@ interface HubView {
     costs(objectId: string, q: { direction: Direction; aggregation: 'DAY' | 'MONTH'; includeTariff: boolean; window: TimeWindow }): { total: { tariff: { value: number } } };
     savings(objectId: string, window: TimeWindow): { savings: number };
   };
-  control?: { latest?: { createdAt: number; validUntil: number; plan: { status: string; slots: { start: number; end: number }[]; devices: { id: string; powerW: number[] }[] } } };
+  control?: { latest?: { createdAt: number; validUntil: number; plan: { status: string; slots: { start: number; end: number }[]; devices: PlannedDevice[] } } };
+}
+
+/** A device's part of the plan, as much as the plugin reads of it. */
+export interface PlannedDevice {
+  id: string;
+  kind?: string;
+  powerW: number[];
+  modes?: string[];
+  on?: boolean[];
+  setpointC?: number[];
+}
+
+/** A device's planned action in slot `k`, in words Home Assistant can show: "charge 3.2 kW", "hold", "on", "setpoint 23.5 °C". */
+export function actionAt(dp: PlannedDevice, k: number): string {
+  const w = dp.powerW[k] ?? 0;
+  const kw = `${(Math.abs(w) / 1000).toFixed(1)} kW`;
+  switch (dp.kind) {
+    case 'battery': {
+      const mode = dp.modes?.[k] ?? (w > 1 ? 'charge' : w < -1 ? 'discharge' : 'hold');
+      return mode === 'charge' || mode === 'discharge' ? `${mode} ${kw}` : mode;
+    }
+    case 'ev':
+      return Math.abs(w) < 1 ? 'pause' : `charge ${kw}`;
+    case 'hvac':
+      return dp.setpointC?.[k] !== undefined ? `setpoint ${dp.setpointC[k].toFixed(1)} °C` : Math.abs(w) < 1 ? 'off' : `run ${kw}`;
+    case 'load':
+      return (dp.on?.[k] ?? Math.abs(w) >= 1) ? 'on' : 'off';
+    default:
+      return Math.abs(w) < 1 ? 'idle' : kw;
+  }
+}
+
+/** The action now and the next different one with its start, or nulls when the plan does not say. */
+export function planActions(dp: PlannedDevice | undefined, slots: { start: number; end: number }[], now: number): { now: string | null; next: string | null; nextAt: number | null } {
+  const k = slots.findIndex((s) => s.start <= now && now < s.end);
+  if (!dp || k < 0) return { now: null, next: null, nextAt: null };
+  const current = actionAt(dp, k);
+  for (let j = k + 1; j < slots.length; j++) {
+    const a = actionAt(dp, j);
+    if (a !== current) return { now: current, next: a, nextAt: slots[j].start };
+  }
+  return { now: current, next: null, nextAt: null };
 }
 
 /** An MQTT discovery id part: letters, digits, `_` and `-` only. */
@@ -85,11 +127,15 @@ export function discoveryMessages(site: SiteInfo, devices: Device[], options: { 
     siteEntity('sensor', 'import_price', 'Import price', { ...price, value_template: '{{ value_json.import_price }}', icon: 'mdi:transmission-tower-import' });
     siteEntity('sensor', 'export_price', 'Export price', { ...price, value_template: '{{ value_json.export_price }}', icon: 'mdi:transmission-tower-export' });
     siteEntity('sensor', 'next_cheap_start', 'Next cheap period', { device_class: 'timestamp', value_template: '{{ value_json.next_cheap_start }}' });
+    siteEntity('sensor', 'import_price_next', 'Import price next', { ...price, value_template: '{{ value_json.import_price_next }}', icon: 'mdi:transmission-tower-import' });
+    siteEntity('sensor', 'export_price_next', 'Export price next', { ...price, value_template: '{{ value_json.export_price_next }}', icon: 'mdi:transmission-tower-export' });
+    siteEntity('sensor', 'price_next_start', 'Next price from', { device_class: 'timestamp', value_template: '{{ value_json.price_next_start }}' });
   }
   if (options.hasMetering) {
     siteEntity('sensor', 'cost_today', 'Cost today', { ...money, value_template: '{{ value_json.cost_today }}', last_reset_value_template: '{{ value_json.day_start }}' });
     siteEntity('sensor', 'cost_month', 'Cost this month', { ...money, value_template: '{{ value_json.cost_month }}', last_reset_value_template: '{{ value_json.month_start }}' });
     siteEntity('sensor', 'savings_month', 'Savings this month', { ...money, value_template: '{{ value_json.savings_month }}', last_reset_value_template: '{{ value_json.month_start }}' });
+    siteEntity('sensor', 'savings_today', 'Savings today', { ...money, value_template: '{{ value_json.savings_today }}', last_reset_value_template: '{{ value_json.day_start }}' });
   }
   if (options.hasControl) {
     siteEntity('sensor', 'plan_status', 'Plan status', { value_template: '{{ value_json.plan_status }}', icon: 'mdi:calendar-clock' });
@@ -123,8 +169,15 @@ export function discoveryMessages(site: SiteInfo, devices: Device[], options: { 
       entity('sensor', 'temperature', 'Temperature', { device_class: 'temperature', state_class: 'measurement', unit_of_measurement: '°C', value_template: '{{ value_json.temperature_c }}' });
       entity('sensor', 'setpoint', 'Setpoint', { device_class: 'temperature', unit_of_measurement: '°C', value_template: '{{ value_json.setpoint_c }}' });
     }
+    if (hasCap(d, 'storage') || hasCap(d, 'charger')) {
+      // a battery's SoC, or the car's as its charger reports it
+      entity('sensor', 'soc', hasCap(d, 'storage') ? 'State of charge' : 'Car state of charge', { device_class: 'battery', state_class: 'measurement', unit_of_measurement: '%', value_template: '{{ value_json.soc_pct }}' });
+    }
     if (options.hasControl && controllable(d)) {
       entity('sensor', 'planned_power', 'Planned power', { device_class: 'power', state_class: 'measurement', unit_of_measurement: 'W', value_template: '{{ value_json.planned_power_w }}' });
+      entity('sensor', 'plan_action', 'Planned action now', { value_template: '{{ value_json.plan_action }}', icon: 'mdi:calendar-clock' });
+      entity('sensor', 'next_action', 'Next planned action', { value_template: '{{ value_json.next_action }}', icon: 'mdi:calendar-arrow-right' });
+      entity('sensor', 'next_action_at', 'Next planned action at', { device_class: 'timestamp', value_template: '{{ value_json.next_action_at }}' });
     }
   }
   return out;
@@ -209,7 +262,16 @@ export const haDiscovery = definePlugin<HaDiscoveryConfig>({
         s.setpoint_c = ts.setpointC ?? null;
         s.mode = ts.mode ?? null;
       }
-      if (controllable(d)) s.planned_power_w = plannedPower(d.id);
+      if (d.caps.storage) s.soc_pct = d.caps.storage.state().socPct ?? null;
+      else if (d.caps.charger) s.soc_pct = d.caps.charger.evSocPct() ?? null;
+      if (controllable(d)) {
+        s.planned_power_w = plannedPower(d.id);
+        const latest = hub.control?.latest;
+        const a = planActions(latest?.plan.devices.find((x) => x.id === d.id), latest?.plan.slots ?? [], ctx.clock.now());
+        s.plan_action = a.now;
+        s.next_action = a.next;
+        s.next_action_at = a.nextAt === null ? null : new Date(a.nextAt).toISOString();
+      }
       return s;
     };
 
@@ -225,7 +287,13 @@ export const haDiscovery = definePlugin<HaDiscoveryConfig>({
         const rateNow = (dir: Direction) => hub.tariffs!.series(dir, { start: now, end: now + 1 }).find((x) => x.start <= now && now < x.end)?.rate ?? null;
         s.import_price = rateNow('IMPORT');
         s.export_price = rateNow('EXPORT');
-        const cheap = nextCheapStart(hub.tariffs.series('IMPORT', { start: now, end: now + 86_400_000 }), now);
+        // the price of the next slot (a different slot from the one in force now)
+        const importAhead = hub.tariffs.series('IMPORT', { start: now, end: now + 86_400_000 });
+        const nextSlot = importAhead.find((x) => x.start > now);
+        s.price_next_start = nextSlot ? new Date(nextSlot.start).toISOString() : null;
+        s.import_price_next = nextSlot?.rate ?? null;
+        s.export_price_next = nextSlot ? (hub.tariffs.series('EXPORT', { start: nextSlot.start, end: nextSlot.start + 1 }).find((x) => x.start <= nextSlot.start && nextSlot.start < x.end)?.rate ?? null) : null;
+        const cheap = nextCheapStart(importAhead, now);
         s.next_cheap_start = cheap === undefined ? null : new Date(cheap).toISOString();
       }
       if (hub.metering) {
@@ -242,11 +310,15 @@ export const haDiscovery = definePlugin<HaDiscoveryConfig>({
         };
         s.cost_today = net({ start: dayStart.toMillis(), end: now }, 'DAY');
         s.cost_month = net({ start: monthStart.toMillis(), end: now }, 'MONTH');
-        try {
-          s.savings_month = round(m.savings(site.id, { start: monthStart.toMillis(), end: now }).savings, 2);
-        } catch {
-          s.savings_month = null;
-        }
+        const saved = (window: TimeWindow) => {
+          try {
+            return round(m.savings(site.id, window).savings, 2);
+          } catch {
+            return null;
+          }
+        };
+        s.savings_today = saved({ start: dayStart.toMillis(), end: now });
+        s.savings_month = saved({ start: monthStart.toMillis(), end: now });
       }
       if (hub.control) {
         const latest = hub.control.latest;

@@ -59,7 +59,7 @@ function logLines() {
   return { lines, logger };
 }
 
-async function hubWith(plugin: string, devices: string, at: string, extra = '') {
+async function hubWith(plugin: string, devices: string, at: string, extra = '', tariffs = 'tariffs: { import: { type: fixed, rate: 0.30 }, export: { type: fixed, rate: 0.08 } }') {
   const clock = new ManualClock(at);
   const { lines, logger } = logLines();
   const dir = mkdtempSync(join(tmpdir(), 'homeflex-notify-'));
@@ -67,7 +67,7 @@ async function hubWith(plugin: string, devices: string, at: string, extra = '') 
     configText: `
 site: { id: home, name: Home, timezone: Europe/Berlin, currency: EUR, grid: { max_import_w: 11000, max_export_w: 7000 } }
 http: { port: 0 }
-tariffs: { import: { type: fixed, rate: 0.30 }, export: { type: fixed, rate: 0.08 } }
+${tariffs}
 ${extra}
 devices:
 ${devices}
@@ -146,6 +146,38 @@ describe('notifications to ntfy and a webhook (HTTP sinks)', () => {
     await until(() => hook.got.length === 2, 'the back-online webhook');
     expect(JSON.parse(hook.got[1].body)).toMatchObject({ kind: 'device_offline', severity: 'info', resolved: true, title: 'battery is back' });
     expect(hook.got).toHaveLength(2);
+  });
+
+  it('tell a plan that cannot be made only when it stays so for 10 minutes, and once when it works again', async () => {
+    const ntfy = await httpSink();
+    running.push({ stop: () => ntfy.close() });
+    const { hub, clock } = await hubWith(
+      `  - { id: notify, channels: [ { id: phone, type: ntfy, url: "${ntfy.url}", topic: t } ] }`,
+      '  - { id: battery, adapter: sim_battery, capacity_wh: 10000, tick_s: 60 }',
+      '2026-06-01T10:00:00Z',
+      '',
+      'tariffs: {}',
+    );
+    await clock.advance(5 * 60_000);
+    await hub.services.control!.replan('test');
+    await new Promise((r) => setTimeout(r, 100));
+    expect(ntfy.got).toHaveLength(0);
+    await clock.advance(6 * 60_000);
+    await hub.services.control!.replan('test');
+    await until(() => ntfy.got.length === 1, 'the plan_failed notice');
+    expect(ntfy.got[0].headers.priority).toBe('5');
+    expect(ntfy.got[0].body).toContain('no prices');
+    await hub.services.control!.replan('test');
+    await new Promise((r) => setTimeout(r, 100));
+    expect(ntfy.got).toHaveLength(1);
+    // prices arrive through the API: planning works again, told once
+    const at = Date.parse('2026-06-01T10:00:00Z');
+    const data = Array.from({ length: 96 }, (_, i) => ({ valid_from: new Date(at + i * 1_800_000).toISOString(), valid_to: new Date(at + (i + 1) * 1_800_000).toISOString(), rate: 0.3 }));
+    const put = await fetch(`${hub.url}/api/v1/tariffs/rates/home?direction=IMPORT`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ currency_code: 'EUR', data }) });
+    expect(put.status).toBe(200);
+    await hub.services.control!.replan('test');
+    await until(() => ntfy.got.length === 2, 'the works-again notice');
+    expect(String(ntfy.got[1].headers.tags)).toContain('plan_failed');
   });
 
   it('a failing channel is logged once, retried with growing waits, and delivers in order when it works again; quiet hours hold the rest', async () => {

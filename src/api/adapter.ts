@@ -61,6 +61,22 @@ export interface AdapterDefinition<C extends DeviceConfigBase = DeviceConfigBase
   needs?: ('mqtt' | 'ocpp')[];
   /** Checks the schema cannot express; paths are relative to the device entry. */
   check?(config: C): ConfigIssue[];
+  /**
+   * MQTT adapters: the topics the device itself uses as a client of the broker. The embedded
+   * broker gives a login that lists this device (`connections.mqtt.embedded.users[].devices`)
+   * these rights, and lets only the hub's login publish to the device's `commands`.
+   */
+  mqttClient?(config: C, site: SiteInfo): MqttClientTopics;
+}
+
+/** Topic filters of one device's own MQTT client (see `AdapterDefinition.mqttClient`). */
+export interface MqttClientTopics {
+  /** Filters it publishes to: state, telemetry, availability, answers. */
+  publish: string[];
+  /** Filters it may subscribe to (at least its commands). */
+  subscribe: string[];
+  /** Filters only the hub may publish to: the device's commands (a subset of what it subscribes to). */
+  commands: string[];
 }
 
 /** A problem found in a config fragment; `path` is relative to the fragment, e.g. ['rates', 2, 'to']. */

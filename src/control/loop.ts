@@ -25,11 +25,14 @@ function yamlSettings(config: Record<string, unknown>): EffectiveSettings {
  * `planner.replan_minutes`, applies the plan's current slot at every slot boundary, and keeps
  * the latest plan in the state store.
  */
+/** How long planning must keep failing before a person is told. */
+const PLAN_FAILED_NOTICE_AFTER_MS = 10 * 60_000;
+
 export class ControlLoop {
   readonly history = new EnergyHistory();
   latest?: PlanRecord;
   /** Why the last attempt to plan failed, when it did (shown by GET /plan). */
-  lastError?: { at: EpochMs; message: string };
+  lastError?: { at: EpochMs; message: string; since: EpochMs; told: boolean };
   private solver?: LpSolver;
   private readonly sent: SentState = new Map();
   private readonly failing = new Map<string, string>();
@@ -184,16 +187,17 @@ export class ControlLoop {
       };
     } catch (err) {
       const message = (err as Error).message;
-      if (this.lastError?.message !== message) {
-        this.log.error({ err, trigger }, `could not plan: ${message}`);
-        this.hub.bus.emit('notice', { kind: 'plan_failed', severity: 'error', key: 'plan', title: 'No plan could be made', message: `homeflex could not plan (${trigger}): ${message}. Devices fall back to their own safe modes when the last plan's commands expire.` });
-      }
-      this.lastError = { at: now, message };
+      if (this.lastError?.message !== message) this.log.error({ err, trigger }, `could not plan: ${message}`);
+      const since = this.lastError?.since ?? now;
+      // a person is told when planning stays impossible for a while (at start the first prices may still be on their way)
+      const told = this.lastError?.told || now - since >= PLAN_FAILED_NOTICE_AFTER_MS;
+      if (told && !this.lastError?.told) this.hub.bus.emit('notice', { kind: 'plan_failed', severity: 'error', key: 'plan', title: 'No plan could be made', message: `homeflex has not been able to plan since ${new Date(since).toISOString()}: ${message}. Devices fall back to their own safe modes when the last plan's commands expire.` });
+      this.lastError = { at: now, message, since, told };
       return undefined;
     }
     if (this.lastError) {
       this.log.info('planning works again');
-      this.hub.bus.emit('notice', { kind: 'plan_failed', severity: 'info', key: 'plan', resolved: true, title: 'Planning works again', message: `homeflex made a plan again (${trigger}).` });
+      if (this.lastError.told) this.hub.bus.emit('notice', { kind: 'plan_failed', severity: 'info', key: 'plan', resolved: true, title: 'Planning works again', message: `homeflex made a plan again (${trigger}).` });
     }
     this.lastError = undefined;
     this.latest = record;

@@ -207,7 +207,7 @@ export class Hub {
     };
     process.on('uncaughtException', this.onProcessError);
     process.on('unhandledRejection', this.onProcessError);
-    const transports = (this.transports = createTransports({ config: this.config, log: this.log.child({ component: 'transport' }), clock: this.clock }));
+    const transports = (this.transports = createTransports({ config: this.config, log: this.log.child({ component: 'transport' }), clock: this.clock, catalog: this.catalog }));
     for (const make of PARTS) this.parts.push(await make(this.services));
 
     // every listener is bound before any adapter runs: a port in use stops the start here

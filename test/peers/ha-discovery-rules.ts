@@ -20,6 +20,7 @@ const UNITS: Record<string, string[] | 'currency' | 'none'> = {
   temperature: ['°C', '°F', 'K'],
   monetary: 'currency',
   timestamp: 'none',
+  battery: ['%'],
 };
 const STATE_CLASSES: Record<string, string[] | undefined> = {
   power: ['measurement'],
@@ -27,6 +28,7 @@ const STATE_CLASSES: Record<string, string[] | undefined> = {
   temperature: ['measurement'],
   monetary: ['total'],
   timestamp: [],
+  battery: ['measurement'],
 };
 const BINARY_CLASSES = ['connectivity', 'problem', 'running', 'power', 'plug', 'heat', 'cold'];
 const SWITCH_CLASSES = ['outlet', 'switch'];

@@ -1,5 +1,7 @@
 import type { ConfigCheck } from './load.js';
 import type { Catalog } from './compose.js';
+import type { HubConfig } from './schema.js';
+import { brokerAccess, isLoopbackHost } from '../transports/mqtt-access.js';
 
 /** Checks across sections that a JSON Schema cannot express. */
 export function hubChecks(catalog: Catalog): ConfigCheck[] {
@@ -51,11 +53,9 @@ export function hubChecks(catalog: Catalog): ConfigCheck[] {
       });
       const mqtt = config.connections.mqtt;
       if (mqtt?.url !== undefined && mqtt.embedded !== undefined) problems.push({ path: ['connections', 'mqtt', 'url'], message: 'give either "url" (an external broker) or "embedded", not both' });
-      // as for HTTP: a broker reachable from the LAN takes commands for every device, so it needs a login
-      const brokerHost = mqtt?.embedded?.host ?? '127.0.0.1';
-      if (mqtt?.embedded && !['127.0.0.1', 'localhost', '::1'].includes(brokerHost) && (!mqtt.username || !mqtt.password)) {
-        problems.push({ path: ['connections', 'mqtt', 'embedded', 'host'], message: `an embedded broker listening on ${brokerHost} (not loopback) needs connections.mqtt.username and password` });
-      }
+      // as for HTTP: a broker reachable from the LAN takes commands for every device, so it needs logins and topic rules
+      if (mqtt?.embedded) problems.push(...brokerAccess(config, catalog).problems);
+      problems.push(...ocppAuthProblems(config, catalog));
       for (const dir of ['import', 'export'] as const) {
         const t = config.tariffs[dir];
         if (!t) continue;
@@ -71,4 +71,26 @@ export function hubChecks(catalog: Catalog): ConfigCheck[] {
       return problems;
     },
   ];
+}
+
+/**
+ * Off loopback anyone on the LAN can dial the OCPP port, so every charger must prove who it is:
+ * a Basic password, or a client certificate under TLS (server TLS alone authenticates no charger).
+ */
+function ocppAuthProblems(config: HubConfig, catalog: Catalog): { path: (string | number)[]; message: string }[] {
+  const ocpp = config.connections.ocpp;
+  if (!ocpp) return [];
+  const host = ocpp.host ?? '0.0.0.0';
+  // with tls.ca a charger without a password must show a client certificate naming it
+  if (isLoopbackHost(host) || ocpp.tls?.ca) return [];
+  const problems: { path: (string | number)[]; message: string }[] = [];
+  config.devices.forEach((d, i) => {
+    const { identity, password } = d as { identity?: unknown; password?: unknown };
+    if (!catalog.adapters.find((a) => a.id === d.adapter)?.needs?.includes('ocpp') || typeof identity !== 'string' || password !== undefined) return;
+    problems.push({
+      path: ['devices', i],
+      message: `charger "${identity}" has no password, but connections.ocpp listens on ${host} (not loopback), where anyone on the network could connect as it: set password (the charger sends it as HTTP Basic auth, user = identity), give chargers client certificates (connections.ocpp.tls.ca), or listen on 127.0.0.1`,
+    });
+  });
+  return problems;
 }

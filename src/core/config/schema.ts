@@ -63,6 +63,21 @@ export const LogSchema = StrictObject({
   }),
 });
 
+const TopicFilters = (description: string) => Type.Optional(Type.Array(Type.String({ minLength: 1 }), { default: [], description }));
+
+export const MqttUserSchema = StrictObject(
+  {
+    username: Type.String({ minLength: 1 }),
+    password: Type.String({ minLength: 1, description: 'Use ${VAR}' }),
+    devices: Type.Optional(
+      Type.Array(Id('A device id'), { default: [], description: 'The devices this client is: it may publish their state and receive their commands, but never send commands' }),
+    ),
+    publish: TopicFilters('Further topic filters this login may publish to (never another device’s commands)'),
+    subscribe: TopicFilters('Further topic filters this login may subscribe to'),
+  },
+  'A login of the embedded broker for one MQTT client',
+);
+
 export const MqttConnectionSchema = StrictObject({
   url: Type.Optional(Type.String({ description: 'mqtt://host:1883 or mqtts://…' })),
   username: Type.Optional(Type.String()),
@@ -70,10 +85,20 @@ export const MqttConnectionSchema = StrictObject({
   client_id: Type.Optional(Type.String()),
   ca: Type.Optional(Type.String({ description: 'CA certificate file for TLS' })),
   embedded: Type.Optional(
-    StrictObject({
-      host: Type.String({ default: '127.0.0.1' }),
-      port: Type.Integer({ minimum: 0, maximum: 65535, default: 1883 }),
-    }),
+    StrictObject(
+      {
+        host: Type.String({ default: '127.0.0.1', description: 'Listen address; off loopback every client needs a login' }),
+        port: Type.Integer({ minimum: 0, maximum: 65535, default: 1883 }),
+        max_packet_bytes: Type.Integer({
+          minimum: 1024,
+          maximum: 268_435_455,
+          default: 1024 * 1024,
+          description: 'Largest MQTT packet a logged-in client may send; bigger ones close its connection. Before its login is accepted a client may send 64 KiB in all',
+        }),
+        users: Type.Optional(Type.Array(MqttUserSchema, { default: [], description: 'One login per MQTT client (a Zigbee2MQTT bridge is one client for all its devices), each limited to its own topics' })),
+      },
+      'The in-process MQTT broker (aedes). connections.mqtt.username/password is the hub’s own login, allowed everything',
+    ),
   ),
 });
 
@@ -82,7 +107,19 @@ export const OcppConnectionSchema = StrictObject({
   port: Type.Integer({ minimum: 0, maximum: 65535, default: 9000 }),
   path: Type.String({ default: '/ocpp', description: 'Chargers dial ws://hub:port/<path>/<identity>' }),
   allow_unknown: Type.Boolean({ default: false }),
-  tls: Type.Optional(StrictObject({ cert: Type.String(), key: Type.String() })),
+  tls: Type.Optional(
+    StrictObject({
+      cert: Type.String({ description: 'Server certificate (PEM)' }),
+      key: Type.String({ description: 'Its private key (PEM)' }),
+      ca: Type.Optional(Type.String({ description: 'CA certificate (PEM) that signs chargers’ client certificates (security profile 3; subject CN = identity): a charger with one needs no password' })),
+    }),
+  ),
+  max_frame_bytes: Type.Integer({
+    minimum: 1024,
+    maximum: 100 * 1024 * 1024,
+    default: 256 * 1024,
+    description: 'Largest WebSocket message a charger may send; a bigger one closes its connection (1009)',
+  }),
 });
 
 export const ModbusConnectionSchema = StrictObject({

@@ -1,5 +1,6 @@
 import type { Clock, Logger, ModbusTransport, MqttTransport, OcppTransport, Transports } from '../../api/index.js';
 import { permanentError } from '../../api/index.js';
+import type { Catalog } from '../config/compose.js';
 import type { HubConfig } from '../config/schema.js';
 import { createModbusTransport } from './modbus.js';
 import { createMqttTransport } from './mqtt.js';
@@ -9,6 +10,8 @@ export interface TransportContext {
   config: HubConfig;
   log: Logger;
   clock: Clock;
+  /** Adapters of this build (the embedded MQTT broker reads each device's topics from them); without it, logins get only the topics listed in the YAML. */
+  catalog?: Catalog;
 }
 
 /** A shared transport with its lifecycle; the host stops them after the adapters. */

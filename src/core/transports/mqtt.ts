@@ -1,91 +1,23 @@
 import { readFileSync } from 'node:fs';
-import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { Aedes } from 'aedes';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger, MqttMessageHandler, MqttTransport } from '../../api/index.js';
 import { permanentError, retryableError } from '../../api/index.js';
 import type { Managed, TransportContext } from './index.js';
+import { brokerAccess, filterProblem, topicMatches } from './mqtt-access.js';
+import { startEmbeddedBroker, type EmbeddedBroker } from './mqtt-broker.js';
 
 /** The hub's own availability topic: `online` while connected, `offline` as last will (both retained). */
 export const hubStatusTopic = (siteId: string) => `homeflex/${siteId}/status`;
 
-/** MQTT topic filter matching with `+` (one level) and `#` (the rest); `$` topics never match a leading wildcard. */
-export function topicMatches(filter: string, topic: string): boolean {
-  if (filter === topic) return true;
-  const f = filter.split('/');
-  const t = topic.split('/');
-  if (topic.startsWith('$') && (f[0] === '+' || f[0] === '#')) return false;
-  for (let i = 0; i < f.length; i++) {
-    if (f[i] === '#') return i === f.length - 1;
-    if (i >= t.length) return false;
-    if (f[i] !== '+' && f[i] !== t[i]) return false;
-  }
-  return f.length === t.length;
-}
+export { topicMatches } from './mqtt-access.js';
+export { startEmbeddedBroker, type EmbeddedBroker } from './mqtt-broker.js';
 
 /** Checks a filter as a broker would, so a typo fails at subscribe time with the adapter's name in the stack. */
 function checkFilter(filter: string) {
-  const levels = filter.split('/');
-  const hashAt = levels.indexOf('#');
-  const bad = !filter
-    || (hashAt !== -1 && hashAt !== levels.length - 1)
-    || levels.some((l) => (l.includes('+') && l !== '+') || (l.includes('#') && l !== '#'));
-  if (bad) throw permanentError('bad_topic_filter', `"${filter}" is not a valid MQTT topic filter`);
-}
-
-export interface EmbeddedBroker {
-  /** Where clients reach it (127.0.0.1 when it listens on all interfaces). */
-  url: string;
-  port: number;
-  close(): Promise<void>;
-}
-
-/**
- * Starts the in-process broker (`connections.mqtt.embedded`): aedes on a plain TCP listener. With
- * `username` set, every client must log in with it, since devices on the LAN can reach the port.
- */
-export async function startEmbeddedBroker(options: { host: string; port: number; username?: string; password?: string; log: Logger }): Promise<EmbeddedBroker> {
-  const broker = await Aedes.createBroker({
-    heartbeatInterval: 3_600_000,
-    authenticate: (_client, username, password, done) => {
-      if (options.username === undefined) return done(null, true);
-      const ok = username === options.username && (password?.toString() ?? '') === (options.password ?? '');
-      if (ok) return done(null, true);
-      const err = Object.assign(new Error('bad user name or password'), { returnCode: 4 as const });
-      done(err, null);
-    },
-  });
-  broker.on('clientError', (client, err) => options.log.debug({ client: client?.id, err: err.message }, 'embedded broker: client error'));
-  broker.on('connectionError', (client, err) => options.log.debug({ client: client?.id, err: err.message }, 'embedded broker: connection error'));
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((socket) => {
-    // small MQTT packets must not wait for Nagle's algorithm (it adds ~40 ms to every command's round trip)
-    socket.setNoDelay(true);
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
-    broker.handle(socket);
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (err: NodeJS.ErrnoException) =>
-      reject(permanentError('broker_listen', `embedded MQTT broker cannot listen on ${options.host}:${options.port}: ${err.code ?? err.message}`, err)),
-    );
-    server.listen(options.port, options.host, () => resolve());
-  });
-  const port = (server.address() as AddressInfo).port;
-  const reachHost = options.host === '0.0.0.0' || options.host === '::' ? '127.0.0.1' : options.host.includes(':') ? `[${options.host}]` : options.host;
-  options.log.info({ host: options.host, port }, 'embedded MQTT broker listening');
-  return {
-    url: `mqtt://${reachHost}:${port}`,
-    port,
-    close: async () => {
-      // clients first (aedes ends their streams), then the listener
-      await new Promise<void>((resolve) => broker.close(() => resolve()));
-      // a half-open client (one refused at login) would otherwise hold server.close() open
-      for (const socket of sockets) socket.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
+  const why = filterProblem(filter);
+  if (why) throw permanentError('bad_topic_filter', `"${filter}" is not a valid MQTT topic filter`);
 }
 
 interface Subscription {
@@ -122,7 +54,9 @@ export class HubMqtt implements MqttTransport {
     let url = conf.url ?? 'mqtt://127.0.0.1:1883';
     if (conf.embedded) {
       try {
-        this.broker = await startEmbeddedBroker({ ...conf.embedded, username: conf.username, password: conf.password, log: this.log });
+        const { access } = brokerAccess(this.ctx.config, this.ctx.catalog ?? { adapters: [], plugins: [], tariffSources: [] });
+        const { host, port, max_packet_bytes: maxPacketBytes } = conf.embedded;
+        this.broker = await startEmbeddedBroker({ host, port, maxPacketBytes, access, log: this.log });
       } catch (err) {
         this.log.error({ err }, (err as Error).message);
         throw err;

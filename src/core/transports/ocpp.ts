@@ -2,6 +2,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server } f
 import { createServer as createHttpsServer } from 'node:https';
 import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { dirname, resolve } from 'node:path';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { RPCServer, createRPCError } from 'ocpp-rpc';
@@ -16,8 +17,16 @@ import {
 } from '../../api/index.js';
 import type { Managed, TransportContext } from './index.js';
 import { ocppSchemas, type OcppSchemas } from './ocpp-schema.js';
+import { isLoopbackHost } from './mqtt-access.js';
+import { RateLimitedLog } from './rate-log.js';
 
 const PROTOCOLS: OcppProtocol[] = ['ocpp1.6', 'ocpp2.0.1'];
+/**
+ * Largest WebSocket message a charger may send (ws closes the connection with 1009 beyond it). The
+ * biggest real frames are OCPP 2.0.1 NotifyReport pages (a few hundred bytes per variable; chargers
+ * page them by ItemsPerMessageGetReport) and 1.6 GetConfiguration answers (values up to 500 characters).
+ */
+export const DEFAULT_MAX_FRAME_BYTES = 256 * 1024;
 /** Transaction ids count seconds from here, so they stay unique across restarts without being stored. */
 const TX_EPOCH_S = Date.UTC(2024, 0, 1) / 1000;
 
@@ -47,15 +56,25 @@ function samePassword(expected: string, got: Buffer | undefined): boolean {
   return timingSafeEqual(digest(Buffer.from(expected, 'utf8')), digest(got));
 }
 
-function readTls(tls: { cert: string; key: string }) {
-  const read = (what: 'cert' | 'key') => {
+function readTls(tls: { cert: string; key: string; ca?: string }) {
+  const read = (what: 'cert' | 'key' | 'ca') => {
     try {
-      return readFileSync(tls[what]);
+      return readFileSync(tls[what]!);
     } catch (err) {
       throw permanentError('ocpp_tls', `connections.ocpp.tls.${what}: cannot read ${tls[what]}: ${(err as Error).message}`, err);
     }
   };
+  // with a CA, chargers may log in by client certificate (security profile 3); those without one still may use a password
+  if (tls.ca) return { cert: read('cert'), key: read('key'), ca: read('ca'), requestCert: true, rejectUnauthorized: false };
   return { cert: read('cert'), key: read('key') };
+}
+
+/** The identity a charger's client certificate proves (its subject CN), when the certificate is signed by tls.ca. */
+function certificateIdentity(req: IncomingMessage | undefined): string | undefined {
+  const socket = req?.socket as TLSSocket | undefined;
+  if (!socket?.encrypted || !socket.authorized) return undefined;
+  const cn = socket.getPeerCertificate()?.subject?.CN;
+  return typeof cn === 'string' ? cn : undefined;
 }
 
 /** Logs a message once per key until the key is forgotten. */
@@ -102,6 +121,10 @@ class Connection implements OcppConnection {
           this.log.error({ err }, 'OCPP close handler failed');
         }
       }
+    });
+    client.on('socketError', (err: Error & { code?: string }) => {
+      if (err.code !== 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') return;
+      this.once.log(`${identity}|toobig`, () => this.log.warn({ charger: identity }, `charger ${identity} sent a message larger than connections.ocpp.max_frame_bytes; its connection was closed (1009)`));
     });
     client.on('badMessage', ({ error }: { error: Error }) => {
       this.once.log(`${identity}|bad|${error.message}`, () => this.log.warn({ charger: identity, error: error.message }, `charger ${identity} sent a malformed frame (answered with an OCPP error): ${error.message}`));
@@ -176,10 +199,18 @@ class Connection implements OcppConnection {
 
 export interface OcppServerOptions {
   host: string;
+  /**
+   * Refuse chargers whose device has no password (default: when `host` is not loopback, where
+   * anyone on the network could dial in under a charger's identity).
+   */
+  requireAuth?: boolean;
+  /** Largest WebSocket message accepted from a charger. */
+  maxFrameBytes?: number;
   port: number;
   path: string;
   allowUnknown: boolean;
-  tls?: { cert: string; key: string };
+  /** Server certificate and key; `ca` signs chargers' client certificates (subject CN = identity). */
+  tls?: { cert: string; key: string; ca?: string };
   callTimeoutMs?: number;
   /** Seconds between WebSocket pings (0 = none). */
   pingIntervalS?: number;
@@ -197,13 +228,19 @@ export class OcppServer implements OcppTransport {
   private readonly claims = new Map<string, Claim>();
   private readonly unclaimed = new Set<RpcServerClient>();
   private readonly once = new Once();
+  /** Refusals of strangers (unknown identities, wrong passwords) at a bounded rate: an intruder may try many identities. */
+  private readonly refusals: RateLimitedLog;
+  private readonly requireAuth: boolean;
   private readonly schemas = ocppSchemas();
   private readonly listening: Promise<void>;
   private lastTxId = 0;
 
   constructor(private readonly options: OcppServerOptions, private readonly log: Logger, private readonly now: () => number = Date.now) {
+    this.requireAuth = options.requireAuth ?? !isLoopbackHost(options.host);
+    this.refusals = new RateLimitedLog({ perKeyMs: 10 * 60_000, windowMs: 10 * 60_000, maxPerWindow: 20 }, now);
     this.rpc = new RPCServer({
       protocols: PROTOCOLS,
+      wssOptions: { maxPayload: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES },
       // inbound frames are checked leniently by Connection.handle; strict mode would refuse real chargers
       strictMode: false,
       callTimeoutMs: options.callTimeoutMs ?? 30_000,
@@ -269,28 +306,42 @@ export class OcppServer implements OcppTransport {
   private admit(
     accept: (session?: Record<string, unknown>, protocol?: string | false) => void,
     reject: (code: number, message: string) => void,
-    hs: { identity: string; endpoint: string; password?: Buffer; protocols: Set<string>; remoteAddress?: string },
+    hs: { identity: string; endpoint: string; password?: Buffer; protocols: Set<string>; remoteAddress?: string; request?: IncomingMessage },
   ) {
     const { identity } = hs;
     const from = hs.remoteAddress;
+    const refuse = (key: string, fields: Record<string, unknown>, message: string) =>
+      this.refusals.log(`${identity}|${key}`, (held) => this.log.warn({ charger: identity, from, ...fields }, held ? `${message} (${held} more refusals not logged)` : message));
     if (normalisePath(hs.endpoint) !== normalisePath(this.options.path)) {
-      this.once.log(`${identity}|path|${hs.endpoint}`, () => this.log.warn({ charger: identity, path: hs.endpoint, from }, `charger ${identity} dialled path ${hs.endpoint}, expected ${this.options.path}: refused (404)`));
+      refuse(`path|${hs.endpoint}`, { path: hs.endpoint }, `charger ${identity} dialled path ${hs.endpoint}, expected ${this.options.path}: refused (404)`);
       return reject(404, 'Not found');
     }
     const claim = this.claims.get(identity);
     if (!claim && !this.options.allowUnknown) {
-      this.once.log(`${identity}|auth|unknown`, () => this.log.warn({ charger: identity, from }, `unknown charger identity "${identity}" refused (401); add a device with identity: ${identity} or set connections.ocpp.allow_unknown`));
+      refuse('unknown', {}, `unknown charger identity "${identity}" refused (401); add a device with identity: ${identity} or set connections.ocpp.allow_unknown`);
       return reject(401, 'Unauthorized');
     }
+    if (claim && claim.password === undefined && (this.requireAuth || this.options.tls?.ca)) {
+      // without a password, a client certificate signed by tls.ca naming this identity is the only proof
+      const proven = certificateIdentity(hs.request);
+      if (proven !== identity) {
+        const why = this.options.tls?.ca
+          ? `its device has no password and it presented no client certificate for CN=${identity} signed by connections.ocpp.tls.ca${proven ? ` (its certificate names ${proven})` : ''}`
+          : `its device has no password, and the OCPP port listens on ${this.options.host}, open to the network; set password for the device (or listen on 127.0.0.1)`;
+        refuse('nopassword', {}, `charger ${identity} refused (401): ${why}`);
+        return reject(401, 'Unauthorized');
+      }
+    }
     if (claim?.password !== undefined && !samePassword(claim.password, hs.password)) {
-      this.once.log(`${identity}|auth|password|${hs.password ? 'wrong' : 'none'}`, () => this.log.warn({ charger: identity, from }, `charger ${identity} refused (401): ${hs.password ? 'wrong password' : 'no password (Basic auth with the identity as user) was sent'}`));
+      refuse(`password|${hs.password ? 'wrong' : 'none'}`, {}, `charger ${identity} refused (401): ${hs.password ? 'wrong password' : 'no password (Basic auth with the identity as user) was sent'}`);
       return reject(401, 'Unauthorized');
     }
     const offered = [...hs.protocols];
     if (offered.length && !PROTOCOLS.some((p) => hs.protocols.has(p))) {
-      this.once.log(`${identity}|proto|${offered.join(',')}`, () => this.log.warn({ charger: identity, offered }, `charger ${identity} offers ${offered.join(', ')}; the hub speaks ${PROTOCOLS.join(', ')}: refused (400)`));
+      refuse(`proto|${offered.join(',')}`, { offered }, `charger ${identity} offers ${offered.join(', ')}; the hub speaks ${PROTOCOLS.join(', ')}: refused (400)`);
       return reject(400, 'Unsupported subprotocol');
     }
+    for (const key of ['unknown', 'nopassword', 'password|wrong', 'password|none']) this.refusals.forget(`${identity}|${key}`);
     this.once.forget(`${identity}|`);
     // no subprotocol offered at all: some chargers skip the header; they speak 1.6
     accept({ identity }, offered.length ? undefined : false);
@@ -353,7 +404,8 @@ export function createOcppTransport(ctx: TransportContext): Managed<OcppTranspor
       port: c.port ?? 9000,
       path: c.path ?? '/ocpp',
       allowUnknown: c.allow_unknown ?? false,
-      tls: c.tls ? { cert: resolve(base, c.tls.cert), key: resolve(base, c.tls.key) } : undefined,
+      maxFrameBytes: c.max_frame_bytes,
+      tls: c.tls ? { cert: resolve(base, c.tls.cert), key: resolve(base, c.tls.key), ca: c.tls.ca === undefined ? undefined : resolve(base, c.tls.ca) } : undefined,
     },
     ctx.log.child({ transport: 'ocpp' }),
     () => ctx.clock.now(),

@@ -66,7 +66,14 @@ describe('a second hub on the same site', () => {
     const first = run(file);
     await until(() => /homeflex is running/.test(first.output()), 'the first hub to start', 60_000);
     await until(() => connections.length > 0 && inverter.writes.length > 0, 'the first hub to drive the inverter', 30_000);
-    const lockOf = (d: string) => (existsSync(join(d, 'hub.lock')) ? readlinkSync(join(d, 'hub.lock')) : null);
+    // the lock is a symbolic link to a name that is no file: existsSync would follow it and say no
+    const lockOf = (d: string) => {
+      try {
+        return readlinkSync(join(d, 'hub.lock'));
+      } catch {
+        return null;
+      }
+    };
     const lock = lockOf(join(dir, 'data'));
 
     // loading the program alone (the same modules, tsx compiling them) takes this long on this machine now
@@ -95,7 +102,8 @@ describe('a second hub on the same site', () => {
     expect(third.output()).toMatch(/OCPP server cannot listen on 127\.0\.0\.1:\d+: .*EADDRINUSE/);
     expect(third.output()).not.toMatch(/"adapter":"modbus"/);
     // its lock was given back
-    expect(existsSync(join(dir, 'other-data', 'hub.lock'))).toBe(false);
+    expect(existsSync(join(dir, 'other-data', 'state.json')) || existsSync(join(dir, 'other-data'))).toBe(true);
+    expect(lockOf(join(dir, 'other-data'))).toBeNull();
 
     await sleep(1500);
     // the inverter saw only the first hub: no new connection since (the first hub keeps its one)
@@ -105,7 +113,7 @@ describe('a second hub on the same site', () => {
     expect(health.status).toBe('ok');
     first.proc.kill('SIGTERM');
     expect((await first.exited).code).toBe(0);
-    expect(existsSync(join(dir, 'data', 'hub.lock'))).toBe(false);
+    expect(lockOf(join(dir, 'data'))).toBeNull();
     // four starts of the program: on a loaded machine each takes a while to load
   }, 400_000);
 });

@@ -11,6 +11,7 @@ import type { HubConfig } from './core/config/schema.js';
 import { scaledClock, systemClock } from './core/clock.js';
 import { carsHomeAtStart } from '../plugins/demo/index.js';
 import { StoreError } from './core/store/state.js';
+import { storeCommand } from './core/store/cli.js';
 import { reportCommand } from './metering/report.js';
 import { forecastCheckCommand } from './forecast/cli.js';
 import { fitThermalCommand } from './core/thermal-fit-cli.js';
@@ -34,6 +35,8 @@ Usage:
   homeflex check-config FILE            validate a site file: every error with file:line:col, exit 1 on errors
   homeflex schema [--out FILE]          write the JSON Schema of the site file (for editor autocompletion)
   homeflex plan [--config FILE]         print the current site plan
+  homeflex store check [--config FILE]  list damaged meter data (file, offset, time range, records); exit 1 if any
+  homeflex store repair [--config FILE] move damaged ranges aside (nothing is deleted); both refuse while a hub runs
   homeflex report --from --to --by day|week|month|year [--device ID] [--csv] [--config FILE | --url URL]
                                         energy, cost and savings per period, asked of the running hub
   homeflex forecast-check --from --to [--json] [--config FILE | --url URL]
@@ -139,13 +142,19 @@ export const commands: Record<string, (argv: string[]) => Promise<number>> = {
           carsHomeAtStart(config, clock.now(), config.site.timezone);
         },
       });
-      await hub.start();
     } catch (err) {
       if (err instanceof ConfigError || err instanceof StoreError || err instanceof PortFlagError) {
         process.stderr.write(`${err.message}\n`);
         return 1;
       }
       throw err;
+    }
+    try {
+      await hub.start();
+    } catch (err) {
+      // the hub stopped what it had started; nothing else may keep this process (and its devices) going
+      process.stderr.write(`homeflex start: ${(err as Error).message}\n`);
+      process.exit(1);
     }
     await new Promise<void>((resolveStop) => {
       let signalled = false;
@@ -210,6 +219,7 @@ export const commands: Record<string, (argv: string[]) => Promise<number>> = {
   plan: (argv) => withSiteConfig(planCommand, argv),
 
   'forecast-check': (argv) => withSiteConfig(forecastCheckCommand, argv),
+  store: (argv) => withSiteConfig(storeCommand, argv),
 
   backtest: (argv) => backtestCommand(argv),
 

@@ -1,5 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync, statSync } from 'node:fs';
 import { resolve, dirname } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { dashboardPart } from '../../plugins/dashboard/part.js';
@@ -20,6 +20,8 @@ import { createLogger } from './logging.js';
 import { DeviceRegistry } from './registry.js';
 import { coreRoutes } from './routes.js';
 import type { HubPart, HubServices, PartFactory } from './services.js';
+import { DIR_MODE } from './store/atomic.js';
+import { StorageLock, StorageLockedError } from './store/lock.js';
 import { StateStore } from './store/state.js';
 import { createTransports, type HubTransports } from './transports/index.js';
 
@@ -155,10 +157,43 @@ export class Hub {
 
   private parts: HubPart[] = [];
   private transports?: HubTransports;
+  private lock?: StorageLock;
 
+  /**
+   * Takes the storage lock, opens the stores, binds every listener (HTTP, OCPP, embedded MQTT) and
+   * only then starts the adapters, so a hub that cannot have its site to itself never talks to a
+   * device. Any failure on the way stops whatever was started and rejects.
+   */
   async start(): Promise<void> {
-    mkdirSync(this.config.storage.dir, { recursive: true });
-    const state = await StateStore.open(this.config.storage.dir);
+    try {
+      await this.startAll();
+    } catch (err) {
+      // a refusal the message explains in full (storage locked) needs no stack trace
+      this.log.error(err instanceof StorageLockedError ? {} : { err }, `homeflex could not start: ${(err as Error).message}`);
+      await this.stop();
+      throw err;
+    }
+  }
+
+  private openStorageDir() {
+    const dir = this.config.storage.dir;
+    mkdirSync(dir, { recursive: true, mode: DIR_MODE });
+    const mode = statSync(dir).mode & 0o777;
+    if (mode & 0o077) {
+      // meter data and the state (limits, sessions) are nobody else's business on a shared machine
+      try {
+        chmodSync(dir, DIR_MODE);
+        this.log.info({ dir, was: mode.toString(8) }, 'storage directory made private to the hub user (0700)');
+      } catch (err) {
+        this.log.warn({ dir, err }, 'could not make the storage directory private (0700)');
+      }
+    }
+    this.lock = StorageLock.acquire(dir);
+  }
+
+  private async startAll(): Promise<void> {
+    this.openStorageDir();
+    const state = await StateStore.open(this.config.storage.dir, { log: this.log.child({ component: 'state' }) });
     this.services = {
       config: this.config,
       site: this.site,
@@ -175,6 +210,16 @@ export class Hub {
     process.on('unhandledRejection', this.onProcessError);
     const transports = (this.transports = createTransports({ config: this.config, log: this.log.child({ component: 'transport' }), clock: this.clock, catalog: this.catalog }));
     for (const make of PARTS) this.parts.push(await make(this.services));
+
+    // every listener is bound before any adapter runs: a port in use stops the start here
+    const routes: RouteModule[] = [coreRoutes, ...this.parts.flatMap((p) => (p.routes ? [p.routes] : []))];
+    this.http = await createHttpServer(this.services, routes);
+    try {
+      await this.http.listen({ host: this.config.http.host, port: this.config.http.port });
+    } catch (err) {
+      throw new Error(`HTTP cannot listen on ${this.config.http.host}:${this.config.http.port}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+    }
+    await transports.listen();
 
     for (const deviceConfig of this.config.devices) {
       const def = this.catalog.adapters.find((a) => a.id === deviceConfig.adapter)!;
@@ -234,9 +279,6 @@ export class Hub {
     }
 
     for (const part of this.parts) await part.start?.();
-    const routes: RouteModule[] = [coreRoutes, ...this.parts.flatMap((p) => (p.routes ? [p.routes] : []))];
-    this.http = await createHttpServer(this.services, routes);
-    await this.http.listen({ host: this.config.http.host, port: this.config.http.port });
     this.log.info({ url: this.url, devices: this.registry.all().length }, `homeflex is running for site ${this.site.id}`);
   }
 
@@ -280,6 +322,7 @@ export class Hub {
       await this.services?.state.flush().catch((err: unknown) => this.log.error({ err }, 'could not write the state file'));
       process.off('uncaughtException', this.onProcessError);
       process.off('unhandledRejection', this.onProcessError);
+      this.lock?.release();
       this.log.info('homeflex stopped');
     })();
     return this.stopping;

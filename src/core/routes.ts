@@ -66,19 +66,46 @@ export function deviceView(device: Device, hub: HubServices) {
   };
 }
 
+/** The state file and the meter store: whether writes succeed, and acknowledged data found damaged. */
+function storageHealth(hub: HubServices) {
+  const state = hub.state.health;
+  const meters = hub.metering?.store.health;
+  const problems: string[] = [];
+  if (!state.ok) problems.push(`the state file ${state.file} cannot be written since ${state.since} (${state.error}); changes are kept in memory and saved when it can`);
+  if (meters?.writeError) problems.push(`meter records cannot be stored since ${meters.writeError.since} (${meters.writeError.error}); meter writes answer store_unavailable`);
+  for (const d of meters?.damaged ?? []) {
+    problems.push(`${d.file}: ${d.length} damaged bytes at offset ${d.offset} (${d.records ?? 'unknown number of'} records, ${d.firstTime ?? '?'} to ${d.lastTime ?? '?'})${d.aside ? `, kept in ${d.aside}` : ''}`);
+  }
+  return {
+    status: problems.length ? 'degraded' : 'ok',
+    problems,
+    state: { writable: state.ok, error: state.error ?? null, since: state.since ?? null },
+    meters: meters
+      ? {
+          writable: !meters.writeError,
+          error: meters.writeError?.error ?? null,
+          since: meters.writeError?.since ?? null,
+          damaged: meters.damaged.map((d) => ({ kind: d.kind, file: d.file, offset: d.offset, bytes: d.length, records: d.records, first_time: d.firstTime, last_time: d.lastTime, kept_in: d.aside, detected_at: d.detectedAt })),
+        }
+      : null,
+  };
+}
+
 export const coreRoutes: RouteModule = (app, hub) => {
   app.get('/health', access('read'), async () => {
     const statuses = [...hub.adapterStatus.values()];
     const failed = statuses.filter((s) => s.status === 'failed').length;
+    const storage = storageHealth(hub);
     return {
       object: 'health',
-      status: failed ? 'degraded' : 'ok',
+      status: failed || storage.status !== 'ok' ? 'degraded' : 'ok',
       version: process.env.npm_package_version ?? '0.1.0',
       site_id: hub.site.id,
       time: new Date(hub.clock.now()).toISOString(),
       uptime_s: Math.round((Date.now() - hub.startedAt) / 1000),
       devices: { total: hub.registry.all().length, available: hub.registry.all().filter((d) => d.available).length },
       adapters: { running: statuses.filter((s) => s.status === 'running').length, failed },
+      storage,
     };
   });
 

@@ -186,6 +186,88 @@ export function scanFrames(buf: Buffer): { payloads: Buffer[]; goodLength: numbe
   return { payloads, goodLength: off };
 }
 
+/** A byte range of a log that holds no valid frame. */
+export interface BadRange {
+  offset: number;
+  length: number;
+}
+
+export interface LogScan {
+  /** Valid frames in order, with where each starts. */
+  frames: { offset: number; payload: Buffer }[];
+  /** Ranges followed by a valid frame: damaged acknowledged data (a flipped bit, a bad sector). */
+  damaged: BadRange[];
+  /** A last range with no valid frame after it: the torn end of an interrupted write, or damage to the last frame. */
+  tail: BadRange | null;
+}
+
+/** Whether a valid frame starts at `off`: a plausible length, a row batch header, and a matching CRC. */
+function frameAt(buf: Buffer, off: number): Buffer | null {
+  if (off + FRAME_HEADER + 12 > buf.length) return null;
+  const len = buf.readUInt32LE(off);
+  if (len < 12 || len > MAX_FRAME || off + FRAME_HEADER + len > buf.length) return null;
+  const p = off + FRAME_HEADER;
+  // cheap checks first, so that hunting for the next frame byte by byte rarely computes a CRC
+  if (buf[p] !== 1 || (buf[p + 1] !== 1 && buf[p + 1] !== 2) || buf[p + 2] !== 0 || buf[p + 3] !== 0) return null;
+  if (12 + buf.readUInt32LE(p + 4) * 37 > len) return null;
+  const payload = buf.subarray(p, p + len);
+  return crc32(payload) === buf.readUInt32LE(off + 4) ? payload : null;
+}
+
+/**
+ * Splits a log into its frames, stepping over damage: where a frame fails its checks, the next
+ * valid frame is searched for byte by byte (its header and CRC), and the bytes in between are
+ * reported as damaged. Bytes after the last valid frame are the `tail`.
+ */
+export function scanLog(buf: Buffer): LogScan {
+  const frames: LogScan['frames'] = [];
+  const damaged: BadRange[] = [];
+  let off = 0;
+  while (off < buf.length) {
+    const payload = frameAt(buf, off);
+    if (payload) {
+      frames.push({ offset: off, payload });
+      off += FRAME_HEADER + payload.length;
+      continue;
+    }
+    let next = -1;
+    for (let o = off + 1; o + FRAME_HEADER + 12 <= buf.length; o++) {
+      if (frameAt(buf, o)) {
+        next = o;
+        break;
+      }
+    }
+    if (next < 0) return { frames, damaged, tail: { offset: off, length: buf.length - off } };
+    damaged.push({ offset: off, length: next - off });
+    off = next;
+  }
+  return { frames, damaged, tail: null };
+}
+
+/** What a damaged range most likely held: the row count and times its first frame header states, when they look sane. */
+export function describeDamage(bytes: Buffer): { records: number | null; firstTime: number | null; lastTime: number | null } {
+  const none = { records: null, firstTime: null, lastTime: null };
+  if (bytes.length < FRAME_HEADER + 12) return none;
+  const len = bytes.readUInt32LE(0);
+  if (len < 12 || len > bytes.length - FRAME_HEADER) return none;
+  const payload = bytes.subarray(FRAME_HEADER, FRAME_HEADER + len);
+  const n = payload.readUInt32LE(4);
+  const records = payload[0] === 1 && 12 + n * 37 <= len ? n : null;
+  try {
+    const cols = decodeRows(payload);
+    let first = Infinity;
+    let last = -Infinity;
+    for (let i = 0; i < cols.n; i++) {
+      if (!(cols.start[i] > 0 && cols.end[i] >= cols.start[i] && cols.end[i] < 8.64e15)) return { ...none, records };
+      first = Math.min(first, cols.start[i]);
+      last = Math.max(last, cols.end[i]);
+    }
+    return cols.n ? { records: cols.n, firstTime: first, lastTime: last } : { ...none, records };
+  } catch {
+    return { ...none, records };
+  }
+}
+
 // ------------------------------------------------------------------ segments
 
 const SEG_MAGIC = Buffer.from('HFSEG001', 'latin1');
@@ -308,7 +390,12 @@ export function decodeSegmentHeader(read: (offset: number, length: number) => Bu
   if (len > MAX_FRAME) throw new CorruptDataError('segment header length is garbage');
   const headerBytes = read(SEG_MAGIC.length + 8, len);
   if (headerBytes.length !== len || crc32(headerBytes) !== fixed.readUInt32LE(12)) throw new CorruptDataError('segment header fails its checksum');
-  const header = JSON.parse(headerBytes.toString('utf8')) as SegmentHeader;
+  let header: SegmentHeader;
+  try {
+    header = JSON.parse(headerBytes.toString('utf8')) as SegmentHeader;
+  } catch {
+    throw new CorruptDataError('segment header is not readable JSON');
+  }
   // the sections always follow the header, buckets first; segments written before the header length
   // was settled correctly state offsets a few bytes short (intact data, each section still has its CRC)
   const { buckets, rows } = header.sections;
@@ -320,5 +407,9 @@ export function decodeSegmentHeader(read: (offset: number, length: number) => Bu
 export function readSection(read: (offset: number, length: number) => Buffer, ref: SectionRef, what: string): Buffer {
   const bytes = read(ref.offset, ref.length);
   if (bytes.length !== ref.length || crc32(bytes) !== ref.crc) throw new CorruptDataError(`${what} section fails its checksum`);
-  return inflateRawSync(bytes);
+  try {
+    return inflateRawSync(bytes);
+  } catch (err) {
+    throw new CorruptDataError(`${what} section does not inflate (${(err as Error).message})`);
+  }
 }

@@ -40,6 +40,7 @@ import {
 import { DEVICE_KINDS, dailyWindows, evBaseline, localIntakeAsExport, figures, hvacBaseline, localTimeOn, storageSavings, switchedBaseline, HVAC_SMOOTHING_BUCKETS, type DeviceKind, type SavingsFigures } from './savings.js';
 import { IntervalBuilder, type IntervalSet, type MeterStore, type WriteOutcome } from './store.js';
 import { replaySelfConsumption, type SelfConsumptionBattery } from '../optimiser/self-consumption.js';
+import type { ApiMeterCap } from './meter-cap.js';
 
 /** A device as metering sees it: the running device (capabilities) and its YAML entry, either may be missing. */
 export interface DeviceInfo {
@@ -57,6 +58,8 @@ export interface MeteringContext {
   /** Charging sessions the hub knows (plug-in times for the EV baseline). */
   sessions?: () => Record<string, { device_id: string; start: string; plug_in?: string }>;
   log?: Logger;
+  /** Caps the meters that only the API feeds (storage.max_api_meters). */
+  apiMeters?: ApiMeterCap;
 }
 
 export interface MeterBatch {
@@ -144,7 +147,9 @@ export class MeteringService {
         batch.failed_records.push({ record_num: i, record_reference_id: ref, error: err instanceof FieldError ? err.message : String(err) });
       }
     }
+    const capped = this.capApiMeters(ops, nums, batch);
     batch.records_accepted = ops.length;
+    if (!ops.length && capped) throw capped;
     if (!ops.length) return batch;
     const outcomes = await this.store.write(ops);
     this.tally(batch, outcomes, ops, nums);
@@ -152,6 +157,26 @@ export class MeteringService {
       throw new ApiError(503, 'store_unavailable', `no record could be stored: ${(outcomes.find((o) => typeof o === 'object') as { error: string }).error}`);
     }
     return batch;
+  }
+
+  /** Takes the records of API meters past storage.max_api_meters out of `ops` into the batch's failures; the error to answer when none is left. */
+  private capApiMeters(ops: RowOp[], nums: number[], batch: MeterBatch): ApiError | null {
+    const refused = this.ctx.apiMeters?.check(ops.map((o) => o.subject));
+    if (!refused?.size) return null;
+    let k = 0;
+    for (let i = 0; i < ops.length; i++) {
+      const why = refused.get(ops[i].subject);
+      if (why) {
+        batch.failed_records.push({ record_num: nums[i], record_reference_id: ops[i].ref, error: why });
+        continue;
+      }
+      ops[k] = ops[i];
+      nums[k++] = nums[i];
+    }
+    ops.length = nums.length = k;
+    batch.failed_records.sort((a, b) => a.record_num - b.record_num);
+    const first = refused.values().next().value as string;
+    return new ApiError(422, 'too_many_meters', first, { field: 'device_id', max_api_meters: this.ctx.apiMeters!.limit });
   }
 
   private tally(batch: MeterBatch, outcomes: WriteOutcome[], ops: RowOp[], nums: number[]) {
@@ -178,6 +203,8 @@ export class MeteringService {
     }
     const batch: MeterBatch = { id: newId('bat'), object: 'meter_batch', records_submitted: req.submitted, records_accepted: req.readings.length, records_processed: 0, failed_records: [...req.failed], ignored_records: [], intervals_created: 0 };
     if (!req.readings.length) return batch;
+    const capped = this.ctx.apiMeters?.check([req.subject]).get(req.subject);
+    if (capped) throw new ApiError(422, 'too_many_meters', capped, { field: 'device_id', max_api_meters: this.ctx.apiMeters!.limit });
     const flags = flagsOf(req.direction, req.tariffRate);
     const points = req.readings.map((r) => ({ time: r.time, valueWh: r.valueWh, session: req.session, ref: r.ref }));
     const indexByTime = new Map(req.readings.map((r) => [r.time, r.index]));

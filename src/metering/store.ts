@@ -1,20 +1,22 @@
-import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../api/index.js';
-import { fsyncDirSync, writeFileAtomicSync } from '../core/store/atomic.js';
+import { DIR_MODE, FILE_MODE, fsyncDirSync, writeFileAtomicSync } from '../core/store/atomic.js';
 import {
   CorruptDataError,
   FLAG_DELETE,
   decodeBuckets,
   decodeRows,
   decodeSegmentHeader,
+  describeDamage,
   emptyColumns,
   encodeRows,
   encodeSegment,
   frame,
   readSection,
-  scanFrames,
+  scanLog,
+  type LogScan,
   type BucketColumns,
   type RowColumns,
   type SegmentHeader,
@@ -48,6 +50,42 @@ export class MeterStoreError extends Error {
 
 export type WriteOutcome = Outcome | { error: string };
 
+/** Acknowledged data the store found damaged: where it was, what it held, where its bytes are kept. */
+export interface DamageReport {
+  kind: 'log' | 'segment';
+  /** The log or segment the damaged bytes were found in. */
+  file: string;
+  /** Byte offset and length of the damaged range in that file. */
+  offset: number;
+  length: number;
+  /** Records the damaged range held, where its frame header still tells (null: unknown). */
+  records: number | null;
+  /** Time range the lost records cover (from the damaged frame, else the good frames around it). */
+  firstTime: string | null;
+  lastTime: string | null;
+  /** Where the damaged bytes are kept (null: still in place, e.g. a read-only check). */
+  aside: string | null;
+  detectedAt: string;
+}
+
+/** How the meter store is doing, for /health. */
+export interface MeterStoreHealth {
+  ok: boolean;
+  /** The last write failed (full disk, no file descriptors) and none succeeded since. */
+  writeError: { error: string; since: string } | null;
+  damaged: DamageReport[];
+}
+
+const iso = (t: number | null | undefined) => (t === null || t === undefined || !Number.isFinite(t) ? null : new Date(t).toISOString());
+const DAMAGED_ASIDE = /^(\d{4}-\d{2})\.(seg|log)\.damaged-(\d+)(?:-\d+)?$/;
+
+/** `<file>.damaged-<offset>`, or with `-2`, `-3` … when damage at that offset was set aside before (never overwritten). */
+function asideName(file: string, offset: number): string {
+  let name = `${file}.damaged-${offset}`;
+  for (let n = 2; existsSync(name); n++) name = `${file}.damaged-${offset}-${n}`;
+  return name;
+}
+
 export interface MeterStoreOptions {
   /** Opens without changing any file (a torn log tail is skipped, not truncated); writes are refused. */
   readOnly?: boolean;
@@ -72,8 +110,11 @@ interface Partition {
   fh?: FileHandle;
   lastUsed: number;
   lastWrite: number;
-  /** Set when a failed write could not be rolled back: further writes are refused until restart. */
-  broken?: string;
+  /**
+   * Set while the partition must not be appended to (a failed write not yet rolled back, damage not
+   * yet moved aside); `retry` is tried again before the next write, so it heals by itself.
+   */
+  broken?: { reason: string; retry?: () => Promise<void> | void };
   sessions: Set<string>;
 }
 
@@ -109,6 +150,10 @@ export class MeterStore {
   private bucketCache = new Map<string, BucketColumns>();
   private closed = false;
   readonly problems: string[] = [];
+  /** Damage found since opening (and damaged ranges kept aside by earlier runs). */
+  readonly damage: DamageReport[] = [];
+  private writeFailure?: { error: string; since: number };
+  private formatPending = false;
   private readonly readOnly: boolean;
   private readonly maxLoadedRows: number;
   private readonly compactLogBytes: number;
@@ -131,8 +176,9 @@ export class MeterStore {
     const formatFile = join(this.dir, FORMAT_FILE);
     if (!existsSync(this.dir)) {
       if (this.readOnly) return;
-      mkdirSync(this.dir, { recursive: true });
+      mkdirSync(this.dir, { recursive: true, mode: DIR_MODE });
     }
+    this.tighten(this.dir, DIR_MODE);
     if (existsSync(formatFile)) {
       let format: { format?: string; version?: number };
       try {
@@ -143,7 +189,13 @@ export class MeterStore {
       if (format.format !== FORMAT.format) throw new MeterStoreError(`${this.dir} is not a homeflex meter store (${formatFile} says ${JSON.stringify(format.format)})`, formatFile);
       if ((format.version ?? 0) > FORMAT.version) throw new MeterStoreError(`${this.dir} was written by a newer homeflex (meter store version ${format.version}, this one reads ${FORMAT.version}); upgrade homeflex`, formatFile);
     } else if (!this.readOnly) {
-      writeFileAtomicSync(formatFile, JSON.stringify(FORMAT) + '\n');
+      try {
+        writeFileAtomicSync(formatFile, JSON.stringify(FORMAT) + '\n');
+      } catch (err) {
+        // a full disk must not keep the hub from starting: the file is written with the first record
+        this.formatPending = true;
+        this.options.log?.warn({ file: formatFile, err }, 'cannot write the meter store FORMAT file yet; retrying with the first write');
+      }
     }
     for (const entry of readdirSync(this.dir, { withFileTypes: true })) {
       if (!entry.isDirectory()) continue;
@@ -154,9 +206,16 @@ export class MeterStore {
         continue;
       }
       const sdir = join(this.dir, entry.name);
+      this.tighten(sdir, DIR_MODE);
       for (const name of readdirSync(sdir).sort()) {
-        if (name.endsWith('.tmp') && !this.readOnly) {
-          unlinkSync(join(sdir, name)); // an unfinished compaction; the log still holds its rows
+        if (name.endsWith('.tmp')) {
+          if (!this.readOnly) unlinkSync(join(sdir, name)); // an unfinished compaction; the log still holds its rows
+          continue;
+        }
+        this.tighten(join(sdir, name), FILE_MODE);
+        const aside = DAMAGED_ASIDE.exec(name);
+        if (aside) {
+          this.damage.push(this.asideReport(join(sdir, name), aside[2] as 'log' | 'seg', Number(aside[3])));
           continue;
         }
         const m = PART_FILE.exec(name);
@@ -191,12 +250,8 @@ export class MeterStore {
     try {
       p.seg = withFile(file, (read) => decodeSegmentHeader(read));
     } catch (err) {
-      // a damaged segment is moved aside, never overwritten, and the hub goes on with the rest
-      const aside = `${file}.damaged-${this.now()}`;
-      const message = `${file}: ${(err as Error).message}`;
-      if (!this.readOnly) renameSync(file, aside);
-      this.problems.push(`${message}${this.readOnly ? '' : `; moved to ${aside}`}`);
-      this.options.log?.error({ file, err }, 'meter segment damaged');
+      if (!(err instanceof CorruptDataError)) throw err;
+      this.segmentDamaged(p, 0, err);
       return;
     }
     for (const s of p.seg.sessions) this.indexSession(s, p);
@@ -208,31 +263,182 @@ export class MeterStore {
   private openLog(p: Partition) {
     const file = this.logFile(p);
     const buf = readFileSync(file);
-    const { payloads, goodLength } = scanFrames(buf);
-    if (goodLength < buf.length) {
-      const torn = buf.length - goodLength;
-      if (this.readOnly) {
-        this.problems.push(`${file}: the last ${torn} bytes are an incomplete write (skipped)`);
-      } else {
-        const aside = `${file}.torn-${this.now()}`;
-        writeFileSync(aside, buf.subarray(goodLength));
-        const fd = openSync(file, 'r+');
-        try {
-          ftruncateSync(fd, goodLength);
-          fsyncSync(fd);
-        } finally {
-          closeSync(fd);
-        }
-        this.problems.push(`${file}: removed an incomplete write of ${torn} bytes at its end (never acknowledged; kept in ${aside})`);
-        this.options.log?.warn({ file, bytes: torn, aside }, 'meter log had a torn tail from an interrupted write; truncated');
-      }
-    }
-    p.logSize = goodLength;
-    for (const payload of payloads) {
+    const scan = scanLog(buf);
+    p.logSize = buf.length;
+    if (scan.damaged.length || scan.tail) this.logDamaged(p, buf, scan);
+    for (const { payload } of scan.frames) {
       const cols = decodeRows(payload);
       p.logOps += cols.n;
       this.noteColumns(p, cols);
     }
+  }
+
+  /**
+   * A log with bytes that are no valid frame. A torn tail (an incomplete last frame: a write the
+   * crash interrupted, never acknowledged) is cut off and kept in `<log>.torn-<time>`. Any other
+   * bad range held acknowledged records: it is kept in `<log>.damaged-<offset>`, reported at error
+   * level and in health, and the log is rewritten with every valid frame, those after it included.
+   * Nothing is deleted; on a full disk the partition stays as it is (read from its valid frames,
+   * writes refused) and the move is tried again before its next write.
+   */
+  private logDamaged(p: Partition, buf: Buffer, scan: LogScan) {
+    const file = this.logFile(p);
+    const ranges = [...scan.damaged];
+    let torn: { offset: number; length: number } | null = null;
+    if (scan.tail) {
+      const t = scan.tail;
+      const len = t.length >= 4 ? buf.readUInt32LE(t.offset) : 0;
+      // a frame that says it is longer than what is there was cut short by a crash; a whole frame that fails its CRC was damaged
+      if (t.length < 8 || len === 0 || len > t.length - 8) torn = t;
+      else ranges.push(t);
+    }
+    const reports = ranges.map((r): DamageReport => {
+      const guess = describeDamage(buf.subarray(r.offset, r.offset + r.length));
+      const before = scan.frames.filter((f) => f.offset < r.offset).pop();
+      const after = scan.frames.find((f) => f.offset > r.offset);
+      const span = (payload: Buffer | undefined, which: 'first' | 'last') => {
+        if (!payload) return null;
+        const c = decodeRows(payload);
+        return which === 'last' ? Math.max(...c.end.subarray(0, c.n)) : Math.min(...c.start.subarray(0, c.n));
+      };
+      return {
+        kind: 'log',
+        file,
+        offset: r.offset,
+        length: r.length,
+        records: guess.records,
+        firstTime: iso(guess.firstTime ?? span(before?.payload, 'last')),
+        lastTime: iso(guess.lastTime ?? span(after?.payload, 'first')),
+        aside: null,
+        detectedAt: new Date(this.now()).toISOString(),
+      };
+    });
+    for (const r of reports) {
+      this.damage.push(r);
+      this.options.log?.error(
+        { file, offset: r.offset, bytes: r.length, records: r.records, first_time: r.firstTime, last_time: r.lastTime },
+        `meter log damaged: ${r.length} bytes at offset ${r.offset} of ${file} (${r.records ?? 'an unknown number of'} records, ${r.firstTime ?? '?'} to ${r.lastTime ?? '?'}) are unreadable; the records after them are kept`,
+      );
+      this.problems.push(`${file}: ${r.length} damaged bytes at offset ${r.offset} (${r.records ?? '?'} records, ${r.firstTime ?? '?'} to ${r.lastTime ?? '?'})`);
+    }
+    if (this.readOnly) {
+      if (torn) this.problems.push(`${file}: the last ${torn.length} bytes are an incomplete write (skipped)`);
+      return;
+    }
+    const repair = () => {
+      // keep every bad byte first, then rewrite the log from its valid frames
+      for (const r of reports) {
+        const aside = asideName(file, r.offset);
+        writeDurable(aside, buf.subarray(r.offset, r.offset + r.length));
+        writeDurable(`${aside}.json`, Buffer.from(JSON.stringify({ ...r, aside }, null, 1) + '\n'));
+        r.aside = aside;
+      }
+      let tornAside: string | undefined;
+      if (torn) {
+        tornAside = `${file}.torn-${this.now()}`;
+        writeDurable(tornAside, buf.subarray(torn.offset, torn.offset + torn.length));
+      }
+      const good = scan.frames.reduce((n, f) => n + 8 + f.payload.length, 0);
+      if (reports.length) {
+        const frames = Buffer.concat(scan.frames.map((f) => buf.subarray(f.offset, f.offset + 8 + f.payload.length)));
+        writeFileAtomicSync(file, frames);
+      } else {
+        const fd = openSync(file, 'r+');
+        try {
+          ftruncateSync(fd, good);
+          fsyncSync(fd);
+        } finally {
+          closeSync(fd);
+        }
+      }
+      p.logSize = good;
+      if (torn) {
+        this.problems.push(`${file}: removed an incomplete write of ${torn.length} bytes at its end (never acknowledged; kept in ${tornAside})`);
+        this.options.log?.warn({ file, bytes: torn.length, aside: tornAside }, 'meter log had a torn tail from an interrupted write; truncated');
+      }
+      for (const r of reports) this.options.log?.error({ file, aside: r.aside }, `damaged bytes of ${file} kept in ${r.aside}; delete that file once you have dealt with it (see homeflex store check)`);
+    };
+    try {
+      repair();
+    } catch (err) {
+      const reason = `${file} holds damaged or torn bytes that could not be moved aside yet (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); writes to it wait until they are`;
+      this.options.log?.error({ file, err }, reason);
+      p.broken = {
+        reason,
+        retry: async () => {
+          await p.fh?.close().catch(() => undefined);
+          p.fh = undefined;
+          repair();
+        },
+      };
+    }
+  }
+
+  /** A damaged segment (or one of its sections): moved aside whole, reported; the partition goes on with its log. */
+  private segmentDamaged(p: Partition, offset: number, err: unknown) {
+    const file = this.segFile(p);
+    const seg = p.seg;
+    const report: DamageReport = {
+      kind: 'segment',
+      file,
+      offset,
+      length: existsSync(file) ? statSync(file).size - offset : 0,
+      records: seg?.rows ?? null,
+      firstTime: iso(seg?.firstTime ?? monthStart(p.month)),
+      lastTime: iso(seg?.lastTime ?? monthStart(nextMonth(p.month))),
+      aside: null,
+      detectedAt: new Date(this.now()).toISOString(),
+    };
+    if (!this.readOnly) {
+      const aside = asideName(file, offset);
+      try {
+        renameSync(file, aside);
+        fsyncDirSync(p.dir);
+        report.aside = aside;
+        try {
+          writeDurable(`${aside}.json`, Buffer.from(JSON.stringify(report, null, 1) + '\n'));
+        } catch {
+          // the damaged bytes are kept; the description is a convenience
+        }
+      } catch (e) {
+        this.options.log?.error({ file, err: e }, `could not move the damaged segment ${file} aside`);
+      }
+    }
+    p.seg = null;
+    this.bucketCache.delete(file);
+    this.damage.push(report);
+    const message = `${file}: ${(err as Error).message}${report.aside ? `; moved to ${report.aside}` : ''}`;
+    this.problems.push(message);
+    this.options.log?.error(
+      { file, offset, records: report.records, first_time: report.firstTime, last_time: report.lastTime, aside: report.aside },
+      `meter segment damaged (${(err as Error).message}): ${report.records ?? 'an unknown number of'} records of ${p.subject}, ${report.firstTime} to ${report.lastTime}, are not readable${report.aside ? `; the file is kept in ${report.aside}` : ''}`,
+    );
+  }
+
+  /** A damaged range an earlier run set aside: described by its sidecar, else by its name. */
+  private asideReport(file: string, kind: 'log' | 'seg', offset: number): DamageReport {
+    try {
+      const r = JSON.parse(readFileSync(`${file}.json`, 'utf8')) as DamageReport;
+      return { ...r, aside: file };
+    } catch {
+      return { kind: kind === 'seg' ? 'segment' : 'log', file: file.replace(/\.damaged-\d+(-\d+)?$/, ''), offset, length: statSync(file).size, records: null, firstTime: null, lastTime: null, aside: file, detectedAt: statSync(file).mtime.toISOString() };
+    }
+  }
+
+  /** Makes a file or directory private to the hub's user (older versions left logs world-readable). */
+  private tighten(path: string, mode: number) {
+    if (this.readOnly) return;
+    try {
+      if (statSync(path).mode & 0o077) chmodSync(path, mode);
+    } catch {
+      // not ours to change; the hub still works
+    }
+  }
+
+  /** How the store is doing: damage found, and whether writes currently fail. */
+  get health(): MeterStoreHealth {
+    const writeError = this.writeFailure ? { error: this.writeFailure.error, since: new Date(this.writeFailure.since).toISOString() } : null;
+    return { ok: !writeError && this.damage.length === 0, writeError, damaged: [...this.damage] };
   }
 
   /** Keeps the session index and the register streams up to date with rows written to a partition. */
@@ -275,23 +481,34 @@ export class MeterStore {
     p.lastUsed = this.now();
     if (p.table) return p.table;
     let table: PartitionTable;
+    table = new PartitionTable();
     if (p.seg) {
       const seg = p.seg;
-      const cols = this.guard(p, () => withFile(this.segFile(p), (read) => decodeRows(readSection(read, seg.sections.rows, 'rows'))));
-      table = PartitionTable.fromColumns(cols);
-    } else table = new PartitionTable();
+      try {
+        table = PartitionTable.fromColumns(withFile(this.segFile(p), (read) => decodeRows(readSection(read, seg.sections.rows, 'rows'))));
+      } catch (err) {
+        if (!(err instanceof CorruptDataError)) throw err;
+        this.segmentDamaged(p, seg.sections.rows.offset, err);
+      }
+    }
     if (p.logSize > 0) {
-      const payloads = this.guard(p, () => {
+      const frames = this.guard(p, () => {
         const fd = openSync(this.logFile(p), 'r');
         try {
           const buf = Buffer.allocUnsafe(p.logSize);
-          const got = readSync(fd, buf, 0, p.logSize, 0);
-          return scanFrames(buf.subarray(0, got)).payloads;
+          let got = 0;
+          while (got < p.logSize) {
+            const n = readSync(fd, buf, got, p.logSize - got, got);
+            if (n === 0) break;
+            got += n;
+          }
+          // damage was reported when the log was opened; its valid frames are all read
+          return scanLog(buf.subarray(0, got)).frames;
         } finally {
           closeSync(fd);
         }
       });
-      for (const payload of payloads) table.applyColumns(decodeRows(payload));
+      for (const { payload } of frames) table.applyColumns(decodeRows(payload));
     }
     p.table = table;
     this.loadedRows += table.n;
@@ -352,7 +569,15 @@ export class MeterStore {
       [...groups].map(async ([p, idx]) => {
         const mine = idx.map((i) => ops[i]);
         try {
-          if (p.broken) throw new MeterStoreError(p.broken);
+          if (this.formatPending) {
+            writeFileAtomicSync(join(this.dir, FORMAT_FILE), JSON.stringify(FORMAT) + '\n');
+            this.formatPending = false;
+          }
+          if (p.broken?.retry) {
+            await p.broken.retry();
+            p.broken = undefined;
+          }
+          if (p.broken) throw new MeterStoreError(p.broken.reason);
           const table = this.load(p);
           const { outcomes: planned, effective } = table.plan(mine);
           if (effective.length) {
@@ -368,7 +593,7 @@ export class MeterStore {
         } catch (err) {
           const error = `not stored: ${(err as Error).message}`;
           idx.forEach((i) => (outcomes[i] = { error }));
-          this.options.log?.error({ err, subject: p.subject, month: p.month }, 'meter records could not be stored');
+          this.writeFailed(err, p);
         }
       }),
     );
@@ -380,12 +605,12 @@ export class MeterStore {
     if (!p.fh) {
       const fresh = !existsSync(p.dir);
       if (fresh) {
-        mkdirSync(p.dir, { recursive: true });
+        mkdirSync(p.dir, { recursive: true, mode: DIR_MODE });
         fsyncDirSync(this.dir);
       }
       const file = this.logFile(p);
       if (!existsSync(file)) {
-        closeSync(openSync(file, 'a'));
+        closeSync(openSync(file, 'a', FILE_MODE));
         fsyncDirSync(p.dir);
       }
       p.fh = await open(file, 'r+');
@@ -400,15 +625,34 @@ export class MeterStore {
       }
       await p.fh.datasync();
       p.logSize += bytes.length;
+      this.writeSucceeded();
     } catch (err) {
+      const rollback = async () => {
+        await p.fh!.truncate(p.logSize);
+        await p.fh!.datasync();
+      };
       try {
-        await p.fh.truncate(p.logSize);
-        await p.fh.datasync();
+        await rollback();
       } catch (err2) {
-        p.broken = `${this.logFile(p)} could not be written (${(err as Error).message}) nor rolled back (${(err2 as Error).message}); restart homeflex`;
+        // tried again before the next write to this partition, so it heals once the disk does
+        p.broken = { reason: `${this.logFile(p)} could not be written (${(err as Error).message}) nor rolled back yet (${(err2 as Error).message})`, retry: rollback };
       }
       throw err;
     }
+  }
+
+  private writeFailed(err: unknown, p: Partition) {
+    const error = `${(err as NodeJS.ErrnoException).code ?? 'error'}: ${(err as Error).message}`;
+    if (!this.writeFailure) {
+      this.writeFailure = { error, since: this.now() };
+      this.options.log?.error({ err, subject: p.subject, month: p.month }, 'meter records could not be stored; writes are refused with store_unavailable until the disk accepts them again');
+    } else this.writeFailure.error = error;
+  }
+
+  private writeSucceeded() {
+    if (!this.writeFailure) return;
+    this.options.log?.info({ failing_for_s: Math.round((this.now() - this.writeFailure.since) / 1000) }, 'meter records are stored again');
+    this.writeFailure = undefined;
   }
 
   /** Rewrites a partition as one segment and empties its log. */
@@ -439,18 +683,28 @@ export class MeterStore {
     for (let i = 0; i < rows.n; i++) if (rows.session[i] >= 0) sessions.add(rows.strings[rows.session[i]]);
     const header = { subject: p.subject, month: p.month, generation: (p.seg?.generation ?? 0) + 1, rows: rows.n, intervals, firstTime, lastTime, sessions: [...sessions], streams: [...streams.values()] };
     const bytes = encodeSegment(header, rows, buckets);
-    mkdirSync(p.dir, { recursive: true });
+    mkdirSync(p.dir, { recursive: true, mode: DIR_MODE });
     const file = this.segFile(p);
     const tmp = `${file}.tmp`;
-    const fd = openSync(tmp, 'w', 0o600);
+    const fd = openSync(tmp, 'w', FILE_MODE);
     try {
-      let off = 0;
-      while (off < bytes.length) off += writeSyncAll(fd, bytes, off);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
+      try {
+        let off = 0;
+        while (off < bytes.length) off += writeSyncAll(fd, bytes, off);
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      renameSync(tmp, file);
+    } catch (err) {
+      // a full disk must not also fill up with half-written segments; the log still holds the rows
+      try {
+        unlinkSync(tmp);
+      } catch {
+        // already gone
+      }
+      throw err;
     }
-    renameSync(tmp, file);
     fsyncDirSync(p.dir);
     // only now may the log go: until the rename is durable it is the only copy of its rows
     if (p.logSize > 0) {
@@ -518,6 +772,32 @@ export class MeterStore {
     }
   }
 
+  /**
+   * Reads every segment in full (both sections, against their checksums) so that damage that
+   * opening does not see is found too; logs were read whole when the store opened. Returns all
+   * damage known.
+   */
+  verify(): DamageReport[] {
+    for (const m of this.parts.values()) {
+      for (const p of m.values()) {
+        const seg = p.seg;
+        if (!seg) continue;
+        const file = this.segFile(p);
+        for (const [ref, what] of [[seg.sections.buckets, 'buckets'], [seg.sections.rows, 'rows']] as const) {
+          try {
+            withFile(file, (read) => (what === 'rows' ? decodeRows(readSection(read, ref, what)) : decodeBuckets(readSection(read, ref, what))));
+          } catch (err) {
+            if (!(err instanceof CorruptDataError)) throw err;
+            this.segmentDamaged(p, ref.offset, err);
+            this.unload(p);
+            break;
+          }
+        }
+      }
+    }
+    return [...this.damage];
+  }
+
   /** Compacts every partition that has a log (tests and benchmarks; the hub does it in the background). */
   compactAll(): Promise<void> {
     return this.exclusive(async () => {
@@ -568,6 +848,11 @@ export class MeterStore {
 
   has(subject: string): boolean {
     return this.parts.has(subject);
+  }
+
+  /** Every subject with a partition. */
+  subjectIds(): string[] {
+    return [...this.parts.keys()];
   }
 
   private partitionsFor(subject: string, start: number, end: number): Partition[] {
@@ -642,9 +927,15 @@ export class MeterStore {
         const cached = this.bucketCache.get(file);
         if (cached) b = cached;
         else {
-          b = this.guard(p, () => withFile(file, (read) => decodeBuckets(readSection(read, seg.sections.buckets, 'buckets'))));
-          if (this.bucketCache.size > 256) this.bucketCache.clear();
-          this.bucketCache.set(file, b);
+          try {
+            b = withFile(file, (read) => decodeBuckets(readSection(read, seg.sections.buckets, 'buckets')));
+            if (this.bucketCache.size > 256) this.bucketCache.clear();
+            this.bucketCache.set(file, b);
+          } catch (err) {
+            if (!(err instanceof CorruptDataError)) throw err;
+            this.segmentDamaged(p, seg.sections.buckets.offset, err);
+            b = this.load(p).buckets();
+          }
         }
       }
       for (let i = 0; i < b.n; i++) {
@@ -809,4 +1100,23 @@ function withFile<T>(file: string, fn: (read: (offset: number, length: number) =
   } finally {
     closeSync(fd);
   }
+}
+
+/** Writes a new file and makes it durable (damaged bytes kept aside must survive a crash). */
+function writeDurable(file: string, bytes: Buffer) {
+  // never over an existing file: what is kept aside stays as it was
+  const fd = openSync(file, 'wx', FILE_MODE);
+  try {
+    for (let off = 0; off < bytes.length; ) off += writeSyncAll(fd, bytes, off);
+    fsyncSync(fd);
+  } catch (err) {
+    closeSync(fd);
+    try {
+      unlinkSync(file);
+    } catch {
+      // gone
+    }
+    throw err;
+  }
+  closeSync(fd);
 }

@@ -110,6 +110,11 @@ export class PriceHistory {
       }
       if (meta) await writeFileAtomic(join(this.dir, 'meta.json'), JSON.stringify({ frozen_until: this.frozen } satisfies MetaFile));
     });
+    // a failed write (full disk) is written again with the next flush rather than forgotten
+    next.catch(() => {
+      for (const key of months) this.dirtyMonths.add(key);
+      if (meta) this.metaDirty = true;
+    });
     this.writing = next.catch(() => undefined);
     return next;
   }

@@ -69,6 +69,9 @@ export const HTTP_DEFAULTS = Object.fromEntries(
 
 export const StorageSchema = StrictObject({
   dir: Type.String({ default: './data', description: 'Where the hub keeps its state and meter records' }),
+  max_api_meters: Type.Optional(
+    Type.Integer({ minimum: 0, default: 200, description: 'Most meters the HTTP API may add that no device in this file names (each is a directory of meter records); past it such records are refused with 422 too_many_meters' }),
+  ),
 });
 
 export const LogSchema = StrictObject({

@@ -1,7 +1,8 @@
 import { existsSync, readFileSync, copyFileSync, mkdirSync, readdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { Low, type Adapter } from 'lowdb';
-import { writeFileAtomic } from './atomic.js';
+import { ApiError, type Logger } from '../../api/index.js';
+import { DIR_MODE, writeFileAtomic } from './atomic.js';
 
 /**
  * The hub's own state (devices seen, sessions, plans, imported tariffs, adapter memory) in one JSON
@@ -54,6 +55,57 @@ export const migrations: Record<number, (s: Record<string, unknown>) => Record<s
   },
 };
 
+/** Sections of the state and the shape each must have; a missing one is filled, a wrong one refused. */
+const SECTIONS: Record<Exclude<keyof HubState, 'schema_version'>, 'object' | ((v: Record<string, unknown>) => string | null)> = {
+  devices: 'object',
+  sessions: 'object',
+  plans: (v) => (v.history === undefined || Array.isArray(v.history) ? null : '"plans.history" must be a list'),
+  tariffs: (v) => (['imported', 'cache'].find((k) => v[k] !== undefined && !isPlainObject(v[k])) ? '"tariffs.imported" and "tariffs.cache" must be objects' : null),
+  kv: 'object',
+  overrides: 'object',
+  limits: 'object',
+};
+
+const isPlainObject = (v: unknown): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v);
+
+/**
+ * Fills the sections a state file lacks (a hand-edited or truncated file) with empty ones and
+ * refuses one of the wrong shape, naming the file and the section. Returns the sections filled.
+ */
+export function completeSections(state: Record<string, unknown>, file: string): string[] {
+  const filled: string[] = [];
+  const empty = emptyState() as unknown as Record<string, unknown>;
+  for (const [key, rule] of Object.entries(SECTIONS)) {
+    const v = state[key];
+    if (v === undefined || v === null) {
+      state[key] = empty[key];
+      filled.push(key);
+      continue;
+    }
+    if (!isPlainObject(v)) throw new StoreError(`${file}: section "${key}" must be an object, not ${Array.isArray(v) ? 'a list' : typeof v}. The file was not changed: fix or remove that section (an empty one is {}).`, file);
+    const problem = rule === 'object' ? null : rule(v);
+    if (problem) throw new StoreError(`${file}: section "${key}": ${problem}. The file was not changed.`, file);
+  }
+  const plans = state.plans as Record<string, unknown>;
+  plans.history ??= [];
+  const tariffs = state.tariffs as Record<string, unknown>;
+  tariffs.imported ??= {};
+  tariffs.cache ??= {};
+  return filled;
+}
+
+/** A write of the state file failed; the change is kept in memory and written when storage recovers. */
+export const stateUnavailable = (file: string, err: unknown) =>
+  new ApiError(503, 'store_unavailable', `the change is in force but could not be saved to ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); the hub saves it by itself as soon as the disk accepts writes again`);
+
+/** How a store is doing: ok, or failing since a time with the last error. */
+export interface StoreHealth {
+  ok: boolean;
+  error?: string;
+  since?: string;
+  file?: string;
+}
+
 export class StoreError extends Error {
   constructor(message: string, readonly file: string) {
     super(message);
@@ -81,8 +133,11 @@ class AtomicJsonFile implements Adapter<HubState> {
     if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed) || typeof (parsed as HubState).schema_version !== 'number') {
       throw new StoreError(`${this.file} is not a homeflex state file (no schema_version). It was not replaced.`, this.file);
     }
+    if ((parsed as HubState).schema_version >= STATE_VERSION) this.filled = completeSections(parsed as Record<string, unknown>, this.file);
     return parsed as HubState;
   }
+  /** Sections the last read had to fill in. */
+  filled: string[] = [];
   async write(data: HubState): Promise<void> {
     const text = JSON.stringify(data, null, 1);
     this.bytes = text.length;
@@ -98,8 +153,15 @@ class AtomicJsonFile implements Adapter<HubState> {
 export const MEMORY_WRITE_GAP_MS = 1000;
 export const MEMORY_WRITE_BYTES_PER_S = 100_000;
 
+/** Retry delays of a failed state write: 1 s doubling to 30 s. */
+export const RETRY_MIN_MS = 1000;
+export const RETRY_MAX_MS = 30_000;
+
 export class StateStore {
   readonly file: string;
+  private failure?: { error: string; since: number; attempts: number };
+  private retryTimer?: NodeJS.Timeout;
+  private readonly log?: Logger;
   private readonly db: Low<HubState>;
   private readonly adapter: AtomicJsonFile;
   private writing: Promise<void> = Promise.resolve();
@@ -111,19 +173,24 @@ export class StateStore {
   private lastMemoryWriteAt = -Infinity;
   private stopping = false;
 
-  private constructor(file: string) {
+  private constructor(file: string, log?: Logger) {
     this.file = file;
+    this.log = log;
     this.adapter = new AtomicJsonFile(file);
     this.db = new Low<HubState>(this.adapter, emptyState());
   }
 
   /** Opens (or creates) the state file in `dir`, migrating older versions after keeping a backup. */
-  static async open(dir: string): Promise<StateStore> {
-    mkdirSync(dir, { recursive: true });
-    const store = new StateStore(join(dir, 'state.json'));
+  static async open(dir: string, options: { log?: Logger } = {}): Promise<StateStore> {
+    mkdirSync(dir, { recursive: true, mode: DIR_MODE });
+    const store = new StateStore(join(dir, 'state.json'), options.log);
     // temporary files of writes a crash interrupted: the state file itself is whole, they are not
     for (const f of readdirSync(dir)) if (f.startsWith('.state.json.') && f.endsWith('.tmp')) unlinkSync(join(dir, f));
     await store.db.read();
+    if (store.adapter.filled.length) {
+      store.log?.warn({ file: store.file, sections: store.adapter.filled }, `${store.file} lacked the section(s) ${store.adapter.filled.join(', ')}; they start empty`);
+      store.dirty = true;
+    }
     const version = store.db.data.schema_version;
     if (version > STATE_VERSION) {
       throw new StoreError(`${store.file} has schema_version ${version}, newer than this homeflex understands (${STATE_VERSION}). Upgrade homeflex.`, store.file);
@@ -136,6 +203,7 @@ export class StateStore {
         if (!m) throw new StoreError(`${store.file}: no migration from schema_version ${v}`, store.file);
         s = m(s);
       }
+      completeSections(s, store.file);
       store.db.data = { ...emptyState(), ...(s as unknown as HubState) };
       await store.flush();
     }
@@ -146,18 +214,67 @@ export class StateStore {
     return this.db.data;
   }
 
-  /** Changes the state and writes it; writes are queued and never overlap. */
-  async update(fn: (s: HubState) => void): Promise<void> {
-    fn(this.db.data);
+  /**
+   * Changes the state and writes it; writes are queued and never overlap. When the write fails
+   * (full disk, no file descriptors) the change stays in force in memory, the store retries by
+   * itself with backoff and reports itself in `health`, and the promise rejects with a 503
+   * `store_unavailable` for callers that answer a client. Nobody has to catch it: a caller that
+   * does not wait (adapters' memory, bookkeeping) cannot crash the hub with it.
+   */
+  update(fn: (s: HubState) => void): Promise<void> {
+    try {
+      fn(this.db.data);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     this.dirty = true;
     const next = this.writing.then(async () => {
       if (!this.dirty) return;
       this.dirty = false;
-      await this.db.write();
+      try {
+        await this.db.write();
+      } catch (err) {
+        this.dirty = true;
+        this.failed(err);
+        throw stateUnavailable(this.file, err);
+      }
       this.writes++;
+      this.recovered();
     });
     this.writing = next.catch(() => undefined);
+    next.catch(() => undefined);
     return next;
+  }
+
+  private failed(err: unknown) {
+    const error = `${(err as NodeJS.ErrnoException).code ?? 'error'}: ${(err as Error).message}`;
+    if (!this.failure) {
+      this.failure = { error, since: Date.now(), attempts: 0 };
+      this.log?.error({ file: this.file, err }, `cannot write the state file ${this.file}; changes are kept in memory and saved when it can be written again (retrying)`);
+    } else this.failure.error = error;
+    this.failure.attempts++;
+    if (this.retryTimer || this.stopping) return;
+    const delay = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** Math.min(10, this.failure.attempts - 1));
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      if (this.dirty) void this.update(() => undefined);
+    }, delay);
+    this.retryTimer.unref();
+  }
+
+  private recovered() {
+    if (!this.failure) return;
+    const { since, attempts } = this.failure;
+    this.failure = undefined;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    this.log?.info({ file: this.file, failing_for_s: Math.round((Date.now() - since) / 1000), attempts }, `the state file ${this.file} is written again; the changes kept in memory are saved`);
+  }
+
+  /** Whether the last write of the state file succeeded; since when and why not. */
+  get health(): StoreHealth {
+    if (!this.failure) return { ok: true };
+    return { ok: false, error: this.failure.error, since: new Date(this.failure.since).toISOString(), file: this.file };
   }
 
   async flush(): Promise<void> {
@@ -184,10 +301,11 @@ export class StateStore {
         const timer = setTimeout(resolve, wait);
         this.releaseMemoryWrite = () => (clearTimeout(timer), resolve());
       }) : Promise.resolve();
+      // a failed write is the store's problem (it retries and reports itself), never the saving adapter's
       this.memoryWrite = due.then(() => {
         this.memoryWrite = this.releaseMemoryWrite = undefined;
         this.lastMemoryWriteAt = Date.now();
-        return this.update(() => undefined);
+        return this.update(() => undefined).catch(() => undefined);
       });
     }
     return this.memoryWrite;
@@ -196,6 +314,8 @@ export class StateStore {
   /** From now on `updateSoon` resolves at once; the hub calls `flush` when everything has stopped. */
   beginStop() {
     this.stopping = true;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
   }
 
   /** A key-value space of one adapter or plugin. */

@@ -37,6 +37,8 @@ export const transportFactories: TransportFactories = {
 };
 
 export interface HubTransports extends Transports {
+  /** Opens every listener the configuration names (OCPP server, embedded MQTT broker); rejects naming the one that cannot listen. */
+  listen(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -66,6 +68,20 @@ export function createTransports(ctx: TransportContext, factories: TransportFact
       const f = factories.modbus;
       if (!ctx.config.connections.modbus.some((m) => m.id === id) || !f) throw missing(`modbus (id "${id}")`);
       return once(`modbus:${id}`, () => f(ctx, id));
+    },
+    async listen() {
+      const c = ctx.config.connections;
+      if (c.ocpp && factories.ocpp) {
+        const f = factories.ocpp;
+        await once('ocpp', () => f(ctx)).ready();
+      }
+      if (c.mqtt?.embedded && factories.mqtt) {
+        const f = factories.mqtt;
+        const mqtt = once('mqtt', () => f(ctx)) as MqttTransport & { embeddedBroker?: () => Promise<string | undefined> };
+        if (mqtt.embeddedBroker && !(await mqtt.embeddedBroker())) {
+          throw permanentError('broker_listen', `the embedded MQTT broker cannot listen on ${c.mqtt.embedded.host ?? '127.0.0.1'}:${c.mqtt.embedded.port} (see the log line before)`);
+        }
+      }
     },
     async stop() {
       for (const [key, m] of [...made].reverse()) {

@@ -149,14 +149,10 @@ export const commands: Record<string, (argv: string[]) => Promise<number>> = {
       }
       throw err;
     }
-    try {
-      await hub.start();
-    } catch (err) {
-      // the hub stopped what it had started; nothing else may keep this process (and its devices) going
-      process.stderr.write(`homeflex start: ${(err as Error).message}\n`);
-      process.exit(1);
-    }
-    await new Promise<void>((resolveStop) => {
+    // signals are handled from the first moment: a stop asked for while the hub is still starting
+    // (HTTP answers before the adapters are up) waits for the start to settle, then stops it all
+    let starting: Promise<void> = Promise.resolve();
+    const stopped = new Promise<void>((resolveStop) => {
       let signalled = false;
       const onSignal = (sig: string) => {
         if (signalled) return process.exit(130); // a second signal: stop waiting
@@ -167,11 +163,20 @@ export const commands: Record<string, (argv: string[]) => Promise<number>> = {
           process.exit(1);
         }, 4500);
         hard.unref();
-        hub.stop().then(resolveStop, resolveStop);
+        starting.catch(() => undefined).then(() => hub.stop()).then(resolveStop, resolveStop);
       };
       process.once('SIGINT', () => onSignal('SIGINT'));
       process.once('SIGTERM', () => onSignal('SIGTERM'));
     });
+    try {
+      starting = hub.start();
+      await starting;
+    } catch (err) {
+      // the hub stopped what it had started; nothing else may keep this process (and its devices) going
+      process.stderr.write(`homeflex start: ${(err as Error).message}\n`);
+      process.exit(1);
+    }
+    await stopped;
     return 0;
   },
 

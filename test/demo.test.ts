@@ -97,7 +97,7 @@ describe('the demo, started at any hour', { timeout: 120_000 }, () => {
       const session = (await api('POST', `/costs/session/demo-ev-${new Date(end - 2 * 86_400_000).toISOString().slice(0, 10)}`, {})) as { total?: { energy: { value: number } } };
       expect(session.total?.energy.value ?? 0).toBeGreaterThan(15_000);
       // the base-load forecast comes from the house's own history
-      expect((plan as unknown as { forecasts: { base_load: string } }).forecasts.base_load).toMatch(/same weekday/);
+      expect((plan as unknown as { forecasts: { base_load: string } }).forecasts.base_load).toMatch(/recent days weighted/);
     });
   }
 });

@@ -117,7 +117,10 @@ ${devices}`;
       'homeassistant/binary_sensor/homeflex_home/house_connected/config',
       'homeassistant/sensor/homeflex_home/import_price/config',
     ]));
-    const siteState = JSON.parse(broker.sub('homeflex/home/site/state', { count: 1 })[0].payload);
+    // mosquitto_sub runs synchronously and holds this process (and the hub in it): wait for the state first
+    await until(() => obs.messages.some((m) => m.topic === 'homeflex/home/site/state'), 'the site state');
+    const siteMsgs = broker.sub('homeflex/home/site/state', { count: 1 });
+    const siteState = JSON.parse(siteMsgs[0].payload);
     expect(siteState).toMatchObject({ import_price: 0.3, export_price: 0.08 });
     // a flat tariff: every slot is as cheap as it gets, so the cheap period is now
     expect(Date.parse(siteState.next_cheap_start)).toBeGreaterThan(Date.now() - 60_000);

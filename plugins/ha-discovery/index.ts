@@ -230,9 +230,10 @@ export const haDiscovery = definePlugin<HaDiscoveryConfig>({
       const before = ctx.store.get<string[]>('config_topics') ?? [];
       await Promise.all(before.filter((t) => !now.has(t)).map((t) => publish(t, '', true)));
       await Promise.all(messages.map((m) => publish(m.topic, JSON.stringify(m.config), true)));
-      await ctx.store.set('config_topics', [...now]);
       lastAvailability = new Map();
       await publishStates();
+      // remembered for the next start's clean-up; the states need not wait for the disk
+      await ctx.store.set('config_topics', [...now]);
       ctx.log.info({ entities: messages.length }, 'published Home Assistant discovery');
     };
 
@@ -335,8 +336,19 @@ export const haDiscovery = definePlugin<HaDiscoveryConfig>({
       await publish(topics.deviceAvailability(d.id), a, true);
     };
 
+    /** The site's state, or undefined (logged) when a part cannot give its figures. */
+    const safeSiteState = () => {
+      try {
+        return siteState();
+      } catch (err) {
+        ctx.log.warn({ err }, 'could not make the site state for Home Assistant');
+        return undefined;
+      }
+    };
+
     async function publishStates() {
-      await publish(topics.siteState, JSON.stringify(siteState()), true);
+      const site = safeSiteState();
+      if (site) await publish(topics.siteState, JSON.stringify(site), true);
       for (const d of hub.registry.all()) {
         await publishAvailability(d);
         await publish(topics.deviceState(d.id), JSON.stringify(deviceState(d)), true);
@@ -369,7 +381,10 @@ export const haDiscovery = definePlugin<HaDiscoveryConfig>({
             if (!d) return;
             void publishAvailability(d).then(() => publish(topics.deviceState(d.id), JSON.stringify(deviceState(d)), true));
           }),
-          ctx.bus.on('plan.updated', () => void publish(topics.siteState, JSON.stringify(siteState()), true)),
+          ctx.bus.on('plan.updated', () => {
+            const site = safeSiteState();
+            if (site) void publish(topics.siteState, JSON.stringify(site), true);
+          }),
           ctx.clock.every(config.state_interval_s * 1000, () => void publishStates()),
         );
         void announce();

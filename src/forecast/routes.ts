@@ -1,5 +1,5 @@
 import { badRequest } from '../api/index.js';
-import type { RouteModule } from '../core/http.js';
+import { access, type RouteModule } from '../core/http.js';
 import { parseTime } from '../tariff/routes.js';
 import type { ForecastService } from './service.js';
 
@@ -11,7 +11,7 @@ const MAX_DAYS = 40;
 /** `GET /forecasts?start_time&end_time`: PV and base load as made, as now forecast and as measured, with errors by lead time. */
 export function forecastRoutes(service: ForecastService): RouteModule {
   return (app, hub) => {
-    app.get<{ Querystring: Record<string, unknown> }>('/forecasts', async (req) => {
+    app.get<{ Querystring: Record<string, unknown> }>('/forecasts', access('read'), async (req) => {
       const q = req.query ?? {};
       for (const k of Object.keys(q)) if (k !== 'start_time' && k !== 'end_time') throw badRequest(k, 'unknown field (allowed: start_time, end_time)');
       for (const k of ['start_time', 'end_time']) if (Array.isArray(q[k])) throw badRequest(k, 'given more than once');

@@ -25,13 +25,18 @@ const profiles = (ts: TsChargePoint) => ts.calls.filter((c) => c.action === 'Set
 describe('charging profiles are sent on change', () => {
   it('three re-plans that change nothing send one profile', async () => {
     const port = await freePort();
+    // a cheap window a few hours ahead: the car waits for it, so the plan's steps are at fixed wall-clock
+    // times and a re-plan a moment later holds the charger to exactly the same (a flat rate would make
+    // "charge now" steps that move with the moment of planning)
+    const berlinHour = Number(new Intl.DateTimeFormat('en-GB', { timeZone: 'Europe/Berlin', hour: '2-digit', hour12: false }).format(new Date()));
+    const hh = (h: number) => `${String(h % 24).padStart(2, '0')}:00`;
     th = await startHub(`
 site: { id: home, timezone: Europe/Berlin }
-tariffs: { import: { type: fixed, rate: 0.30 } }
+tariffs: { import: { type: time_of_use, rates: [ { from: "${hh(berlinHour + 3)}", to: "${hh(berlinHour + 6)}", rate: 0.10 }, { from: "${hh(berlinHour + 6)}", to: "${hh(berlinHour + 3)}", rate: 0.30 } ] } }
 connections:
   ocpp: { host: 127.0.0.1, port: ${port} }
 devices:
-  - { id: ev1, adapter: ocpp, identity: CP-RESEND, configure: false, boot_wait_s: 0.1, target: { energy_wh: 5000, leave_time: "07:00" } }
+  - { id: ev1, adapter: ocpp, identity: CP-RESEND, configure: false, boot_wait_s: 0.1, target: { energy_wh: 5000, leave_time: "${hh(berlinHour + 8)}" } }
 `);
     const ts = new TsChargePoint('CP-RESEND');
     peers.push(ts);

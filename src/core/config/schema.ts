@@ -56,7 +56,7 @@ export const HttpSchema = StrictObject({
     }),
   ),
   headers_timeout_ms: Type.Integer({ minimum: 1000, maximum: 600_000, default: 10_000, description: 'A client must send its request headers within this time, or the connection is closed' }),
-  request_timeout_ms: Type.Integer({ minimum: 1000, maximum: 3_600_000, default: 30_000, description: 'A client must send its whole request (headers and body) within this time' }),
+  request_timeout_ms: Type.Integer({ minimum: 1000, maximum: 3_600_000, default: 10_000, description: 'A client must send its whole request (headers and body) within this time (raise it for large bodies over slow links)' }),
   keep_alive_timeout_ms: Type.Integer({ minimum: 100, maximum: 600_000, default: 5_000, description: 'An idle kept-alive connection is closed after this time' }),
   max_connections: Type.Integer({ minimum: 8, maximum: 100_000, default: 256, description: 'Connections open at once; further ones are closed as they are accepted' }),
   max_connections_per_client: Type.Integer({ minimum: 1, maximum: 100_000, default: 32, description: 'Connections open at once from one LAN address (this machine and trusted_proxies excepted), so one client cannot take them all' }),

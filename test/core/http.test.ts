@@ -117,6 +117,6 @@ describe('HTTP server', () => {
     const base = { ...HTTP_DEFAULTS, trusted_proxies: ['127.0.0.1', '10.0.0.0/8', '::1', 'fd00::/8', 'proxy.lan', '10.0.0.0/33'] };
     expect(httpConfigProblems(base)).toEqual([{ path: ['http', 'trusted_proxies', 4], message: expect.stringContaining('"proxy.lan" is not an IP address or CIDR block') }]);
     expect(httpConfigProblems({ ...HTTP_DEFAULTS, trusted_proxies: ['10.0.0.0/33'] })[0].path).toEqual(['http', 'trusted_proxies', 0]);
-    expect(httpConfigProblems({ ...HTTP_DEFAULTS, headers_timeout_ms: 60_000 })).toEqual([{ path: ['http', 'headers_timeout_ms'], message: expect.stringContaining('request_timeout_ms (30000)') }]);
+    expect(httpConfigProblems({ ...HTTP_DEFAULTS, headers_timeout_ms: 60_000 })).toEqual([{ path: ['http', 'headers_timeout_ms'], message: expect.stringContaining('request_timeout_ms (10000)') }]);
   });
 });

@@ -38,6 +38,7 @@ Usage:
   homeflex store check [--config FILE]  list damaged meter data (file, offset, time range, records); exit 1 if any
   homeflex store repair [--config FILE] move damaged ranges aside (nothing is deleted); both refuse while a hub runs
   homeflex report --from --to --by day|week|month|year [--device ID] [--csv] [--config FILE | --url URL]
+  homeflex report --bill --month YYYY-MM [--csv] [--config FILE | --url URL]
                                         energy, cost and savings per period, asked of the running hub
   homeflex forecast-check --from --to [--json] [--config FILE | --url URL]
                                         PV and base-load forecast errors by lead time (MAE, bias), asked of the running hub

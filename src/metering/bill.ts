@@ -171,7 +171,8 @@ export function computeBill(inp: BillInputs): Bill {
           const span = { start: ps.toMillis(), end: ps.plus({ months: 1 }).toMillis() };
           if (span.start >= flows.start && span.end <= flows.start + flows.importWh.length * QUARTER_MS) {
             const top = monthPeaks(terms, flows, span)[0];
-            if (top) known[prev] = top.kw;
+            // a month the hub metered only in part: the operator's figure where it is higher
+            if (top) known[prev] = Math.max(top.kw, known[prev] ?? c.priorPeaksKw[prev] ?? 0);
           }
         }
       }
@@ -183,7 +184,7 @@ export function computeBill(inp: BillInputs): Bill {
         const top = (inp.driversAt?.(p.start, p.end) ?? []).filter((d) => d.kwh > 0).sort((a, b) => b.kwh - a.kwh)[0];
         if (top) drivers.push({ peakStart: p.start, deviceId: top.deviceId, kwh: r6(top.kwh), share: siteKwh > 0 ? r6(Math.min(1, top.kwh / siteKwh)) : 0 });
       }
-      const label = c.kind === 'monthly_peak' ? `capacity ${m.key}: mean peak ${r6(outcome.measureKw)} kW × ${c.pricePerKwYear}/kW-year ÷ 12` : `capacity ${m.key}: step ${outcome.step!.fromKw}–${outcome.step!.toKw ?? '∞'} kW (mean of the top ${c.days} daily peaks ${r6(outcome.measureKw)} kW)`;
+      const label = c.kind === 'monthly_peak' ? `${m.key}: mean peak ${r6(outcome.measureKw)} kW × ${c.pricePerKwYear}/kW-year ÷ 12` : `${m.key}: step ${outcome.step!.fromKw}–${outcome.step!.toKw ?? '∞'} kW (mean of the top ${c.days} daily peaks ${r6(outcome.measureKw)} kW)`;
       capacity.push({ label, month: m.key, amount: cents(outcome.charge * m.fraction), outcome, drivers });
     }
   }

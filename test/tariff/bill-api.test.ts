@@ -105,6 +105,20 @@ describe('GET /bill/{location_id}?month=', () => {
   });
 });
 
+describe("the dashboard's Costs view: the bill card's lines", () => {
+  it('are the API bill, part by part, summing to the total; the peak sentence names the EV', async () => {
+    // @ts-expect-error the page's modules are plain JavaScript
+    const view = (await import('../../plugins/dashboard/public/js/views/costs.js')) as { billLines: (b: object) => string[][]; peakSentences: (b: object) => string[] };
+    const { body } = await get('/bill/home?month=2026-01');
+    const rows = view.billLines(body);
+    expect(rows.map((r) => r[0])).toEqual(['Energy', 'Grid fee', 'Levy', 'Standing charge', 'Capacity charge', 'Net', 'VAT']);
+    const parts = rows.filter((r) => r[0] !== 'Net' && r[0] !== 'VAT').reduce((a, r) => a + Number(r[3]), 0);
+    expect(Math.round(parts * 100) / 100).toBe(83.19);
+    expect(Math.round((parts + Number(rows.find((r) => r[0] === 'VAT')![3])) * 100) / 100).toBe(body.total);
+    expect(view.peakSentences(body)).toEqual(['Peak 4.2 kW on 2026-01-14T18:00:00+01:00, driven by ev (86 % of the import then)']);
+  });
+});
+
 describe('GET /tariffs/rates with bill parts', () => {
   it('answers the all-in rate of each interval with its parts', async () => {
     const q = new URLSearchParams({ start_time: '2026-01-14T17:00:00Z', end_time: '2026-01-14T18:00:00Z' });

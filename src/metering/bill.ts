@@ -115,6 +115,49 @@ function walkQuarters(wh: Float64Array, start: EpochMs, window: TimeWindow, comp
   }
 }
 
+/**
+ * The capacity charge of each local month the window touches (with the fraction of the month inside
+ * it): this month's peaks from the flows; for a rolling mean, earlier months from the flows where
+ * they cover them, else `otherMonthsKw`, else the configured prior peaks.
+ */
+export function capacityOutcomes(terms: BillTerms, flows: QuarterFlows, window: TimeWindow, otherMonthsKw: Record<string, number> = {}): { month: string; fraction: number; outcome: CapacityOutcome }[] {
+  const c = terms.capacity;
+  if (!c) return [];
+  const known: Record<string, number> = { ...otherMonthsKw };
+  const flowsEnd = flows.start + flows.importWh.length * QUARTER_MS;
+  return calendarFractions(window, 'month', terms.timezone).map((m) => {
+    if (c.kind === 'monthly_peak') {
+      let prev = m.key;
+      for (let i = 1; i < c.averageMonths; i++) {
+        prev = previousMonth(prev);
+        const ps = DateTime.fromFormat(prev, 'yyyy-MM', { zone: terms.timezone });
+        const span = { start: ps.toMillis(), end: ps.plus({ months: 1 }).toMillis() };
+        if (span.start >= flows.start && span.end <= flowsEnd) {
+          const top = monthPeaks(terms, flows, span)[0];
+          // a month the hub metered only in part: the operator's figure where it is higher
+          if (top) known[prev] = Math.max(top.kw, known[prev] ?? c.priorPeaksKw[prev] ?? 0);
+        }
+      }
+    }
+    return { month: m.key, fraction: m.fraction, outcome: capacityChargeOfMonth(c, m.key, monthPeaks(terms, flows, m), known) };
+  });
+}
+
+/** Quarter flows from a net grid energy per quarter hour (+ = import). */
+export function flowsFromNet(start: EpochMs, net: ArrayLike<number>): QuarterFlows {
+  const f = { start, importWh: new Float64Array(net.length), exportWh: new Float64Array(net.length) };
+  for (let k = 0; k < net.length; k++) {
+    if (net[k] > 0) f.importWh[k] = net[k];
+    else f.exportWh[k] = -net[k];
+  }
+  return f;
+}
+
+/** The capacity charge of a window (net, unrounded; months pro rata by days): for comparing scenarios such as savings baselines. */
+export function capacityCost(terms: BillTerms, flows: QuarterFlows, window: TimeWindow): number {
+  return capacityOutcomes(terms, flows, window).reduce((a, x) => a + x.outcome.charge * x.fraction, 0);
+}
+
 /** The bill of `window` (lines rounded to the cent; net, VAT and total summed from the rounded lines, as a supplier's invoice). */
 export function computeBill(inp: BillInputs): Bill {
   const { window, terms, components, flows } = inp;
@@ -158,35 +201,16 @@ export function computeBill(inp: BillInputs): Bill {
 
   const capacity: Bill['capacity'] = [];
   const c = terms.capacity;
-  if (c) {
-    const known: Record<string, number> = { ...(inp.otherMonthsKw ?? {}) };
-    const months = calendarFractions(window, 'month', terms.timezone);
-    for (const m of months) {
-      // earlier months the flows cover count from the records
-      if (c.kind === 'monthly_peak') {
-        let prev = m.key;
-        for (let i = 1; i < c.averageMonths; i++) {
-          prev = previousMonth(prev);
-          const ps = DateTime.fromFormat(prev, 'yyyy-MM', { zone: terms.timezone });
-          const span = { start: ps.toMillis(), end: ps.plus({ months: 1 }).toMillis() };
-          if (span.start >= flows.start && span.end <= flows.start + flows.importWh.length * QUARTER_MS) {
-            const top = monthPeaks(terms, flows, span)[0];
-            // a month the hub metered only in part: the operator's figure where it is higher
-            if (top) known[prev] = Math.max(top.kw, known[prev] ?? c.priorPeaksKw[prev] ?? 0);
-          }
-        }
-      }
-      const peaks = monthPeaks(terms, flows, m);
-      const outcome: CapacityOutcome = capacityChargeOfMonth(c, m.key, peaks, known);
-      const drivers: PeakDriver[] = [];
-      for (const p of outcome.peaks) {
-        const siteKwh = (p.kw * (p.end - p.start)) / 3_600_000;
-        const top = (inp.driversAt?.(p.start, p.end) ?? []).filter((d) => d.kwh > 0).sort((a, b) => b.kwh - a.kwh)[0];
-        if (top) drivers.push({ peakStart: p.start, deviceId: top.deviceId, kwh: r6(top.kwh), share: siteKwh > 0 ? r6(Math.min(1, top.kwh / siteKwh)) : 0 });
-      }
-      const label = c.kind === 'monthly_peak' ? `${m.key}: mean peak ${r6(outcome.measureKw)} kW × ${c.pricePerKwYear}/kW-year ÷ 12` : `${m.key}: step ${outcome.step!.fromKw}–${outcome.step!.toKw ?? '∞'} kW (mean of the top ${c.days} daily peaks ${r6(outcome.measureKw)} kW)`;
-      capacity.push({ label, month: m.key, amount: cents(outcome.charge * m.fraction), outcome, drivers });
+  for (const { month, fraction, outcome } of capacityOutcomes(terms, flows, window, inp.otherMonthsKw)) {
+    if (!c) break;
+    const drivers: PeakDriver[] = [];
+    for (const p of outcome.peaks) {
+      const siteKwh = (p.kw * (p.end - p.start)) / 3_600_000;
+      const top = (inp.driversAt?.(p.start, p.end) ?? []).filter((d) => d.kwh > 0).sort((x, y) => y.kwh - x.kwh)[0];
+      if (top) drivers.push({ peakStart: p.start, deviceId: top.deviceId, kwh: r6(top.kwh), share: siteKwh > 0 ? r6(Math.min(1, top.kwh / siteKwh)) : 0 });
     }
+    const label = c.kind === 'monthly_peak' ? `${month}: mean peak ${r6(outcome.measureKw)} kW × ${c.pricePerKwYear}/kW-year ÷ 12` : `${month}: step ${outcome.step!.fromKw}–${outcome.step!.toKw ?? '∞'} kW (mean of the top ${c.days} daily peaks ${r6(outcome.measureKw)} kW)`;
+    capacity.push({ label, month, amount: cents(outcome.charge * fraction), outcome, drivers });
   }
 
   const energyLines = lines(energy);

@@ -119,6 +119,18 @@ describe("the dashboard's Costs view: the bill card's lines", () => {
   });
 });
 
+describe('site savings cost energy with the same bill', () => {
+  it('what the site paid includes the all-in rates and the capacity charge of its own peak', async () => {
+    const q = new URLSearchParams({ baseline: 'none', start_time: '2025-12-31T23:00:00Z', end_time: '2026-01-31T23:00:00Z' });
+    const { status, body } = await get(`/savings/home?${q}`);
+    expect(status).toBe(200);
+    // 373.8 kWh × (0.12 + 0.05 + 0.02) × 1.06 = 75.28332, + capacity 40.4 × 38 / 144 × 1.06 = 11.30078 → 86.5841
+    // (the bill's 88.18 adds the standing charge 1.50 × 1.06 = 1.59 and rounds each line to the cent)
+    expect(body.actual.cost).toBeCloseTo(86.5841, 4);
+    expect(body.measured_by).toBe('grid_meter');
+  });
+});
+
 describe('GET /tariffs/rates with bill parts', () => {
   it('answers the all-in rate of each interval with its parts', async () => {
     const q = new URLSearchParams({ start_time: '2026-01-14T17:00:00Z', end_time: '2026-01-14T18:00:00Z' });

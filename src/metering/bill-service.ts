@@ -1,8 +1,8 @@
 import { DateTime } from 'luxon';
 import { ApiError, type EpochMs, type TimeWindow } from '../api/index.js';
 import type { PriceLookup } from '../core/services.js';
-import type { Bill } from '../tariff/bill-model.js';
-import { computeBill, type QuarterFlows } from './bill.js';
+import type { Bill, CapacityOutcome } from '../tariff/bill-model.js';
+import { capacityOutcomes, computeBill, type QuarterFlows } from './bill.js';
 import { localIso } from './costs.js';
 import { BUCKET_MS, FLAG_EXPORT, locationSubject, subjectId, subjectKind } from './records.js';
 import type { MeterStore } from './store.js';
@@ -76,6 +76,24 @@ export function siteBill(src: BillSource, window: TimeWindow): { bill: Bill; mea
     });
   const bill = computeBill({ window: { start: a, end: b }, terms, components: lookup.components({ start: a, end: b }), flows, driversAt, warnings });
   return { bill, measuredBy };
+}
+
+/**
+ * For the planner: the capacity charge of the month holding `now` as it stands from the records so
+ * far — the peaks already reached (monthly_peak: the month's top interval; daily_peaks_step: each day's
+ * top interval) and the charge they set. Null without a capacity charge.
+ */
+export function capacitySoFar(src: BillSource, now: EpochMs): { month: string; start: EpochMs; end: EpochMs; outcome: CapacityOutcome } | null {
+  const terms = src.prices()?.terms?.();
+  const c = terms?.capacity;
+  if (!terms || !c) return null;
+  const zone = src.site.timezone;
+  const monthStart = DateTime.fromMillis(now, { zone }).startOf('month');
+  const from = c.kind === 'monthly_peak' ? monthStart.minus({ months: c.averageMonths - 1 }).toMillis() : monthStart.toMillis();
+  const end = Math.ceil(now / BUCKET_MS) * BUCKET_MS;
+  const { flows } = siteFlows(src, from, end);
+  const [m] = capacityOutcomes(terms, flows, { start: monthStart.toMillis(), end });
+  return m ? { month: m.month, start: monthStart.toMillis(), end, outcome: m.outcome } : null;
 }
 
 const iso = (t: EpochMs, zone: string) => localIso(t, zone);

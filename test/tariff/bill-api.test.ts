@@ -9,6 +9,7 @@ import { hubChecks } from '../../src/core/config/checks.js';
 import { loadConfigFile } from '../../src/core/config/load.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { Hub } from '../../src/core/host.js';
+import { capacitySoFar } from '../../src/metering/bill-service.js';
 import { reportCommand } from '../../src/metering/report.js';
 
 /**
@@ -116,6 +117,20 @@ describe("the dashboard's Costs view: the bill card's lines", () => {
     expect(Math.round(parts * 100) / 100).toBe(83.19);
     expect(Math.round((parts + Number(rows.find((r) => r[0] === 'VAT')![3])) * 100) / 100).toBe(body.total);
     expect(view.peakSentences(body)).toEqual(['Peak 4.2 kW on 2026-01-14T18:00:00+01:00, driven by ev (86 % of the import then)']);
+  });
+});
+
+describe('the capacity charge so far, for the planner', () => {
+  it('carries the peak already reached this month', () => {
+    const src = { store: hub.services.metering!.store, site: hub.services.site, prices: () => hub.services.tariffs };
+    // on 10 January the month's peak is still 0.5 kW, counted as the 2.5 kW minimum
+    const early = capacitySoFar(src, local('2026-01-10T00:00'))!;
+    expect(early.month).toBe('2026-01');
+    expect(early.outcome.monthKw).toBe(2.5);
+    // on 20 January the 4.2 kW quarter of the 14th is the peak to beat
+    const later = capacitySoFar(src, local('2026-01-20T00:00'))!;
+    expect(later.outcome.peaks).toEqual([{ kw: 4.2, start: peakAt, end: peakAt + Q }]);
+    expect(later.outcome.charge).toBeCloseTo((40.4 * 38) / 144, 9);
   });
 });
 

@@ -206,7 +206,7 @@ describeWithPeers(['chromium'], 'dashboard in a real browser', { timeout: 90_000
     // the month's bill, part by part (issue 17)
     await page.locator('.bill-table tfoot').waitFor();
     expect(await page.locator('.bill-table tfoot').textContent()).toMatch(/^Total[\d.,]+ kWh in€[\d.,]+$/);
-    expect(await page.locator('.bill-table tbody td:first-child').allTextContents()).toEqual(expect.arrayContaining(['Energy', 'Net', 'VAT']));
+    expect(await page.locator('.bill-table tbody td:first-child').allTextContents()).toEqual(expect.arrayContaining(['Energy', 'Net'])); // the demo's rates include VAT: no VAT line
     await page.locator('.sessions tbody tr').first().waitFor();
     expect(await page.locator('.sessions tbody').textContent()).toContain('demo-ev-');
     const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download CSV' }).click()]);

@@ -264,7 +264,7 @@ function billRows(b: BillJson): string[][] {
   for (const l of b.standing_charges) rows.push(['standing', l.name, `${Math.round(l.count * 1e4) / 1e4} ${l.per}${l.count === 1 ? '' : 's'}`, rate(l.rate), money(l.amount)]);
   for (const c of b.capacity_charges) rows.push(['capacity', c.description, '', '', money(c.amount)]);
   rows.push(['net', '', '', '', money(b.net)]);
-  rows.push(['VAT', `${b.vat_percent} %`, '', '', money(b.vat)]);
+  if (b.vat_percent) rows.push(['VAT', `${b.vat_percent} %`, '', '', money(b.vat)]);
   for (const l of b.export_earnings) rows.push(['export', l.label, l.kwh.toFixed(3), rate(l.rate), money(-l.amount)]);
   rows.push(['total', '', '', '', money(b.total)]);
   return rows;

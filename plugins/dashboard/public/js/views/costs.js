@@ -197,7 +197,8 @@ export function billLines(b, money = (v) => v.toFixed(2)) {
   for (const l of b.standing_charges ?? []) rows.push(['Standing charge', l.name, `${Math.round(l.count * 100) / 100} ${l.per}${l.count === 1 ? '' : 's'}`, money(l.amount)]);
   for (const c of b.capacity_charges ?? []) rows.push(['Capacity charge', c.description, '', money(c.amount)]);
   rows.push(['Net', '', '', money(b.net)]);
-  rows.push(['VAT', `${b.vat_percent} %`, '', money(b.vat)]);
+  // no VAT line where the rates include it (no tariffs.vat)
+  if (b.vat_percent) rows.push(['VAT', `${b.vat_percent} %`, '', money(b.vat)]);
   for (const l of b.export_earnings ?? []) rows.push(['Export', l.label, kwh(l.kwh), money(-l.amount)]);
   return rows;
 }

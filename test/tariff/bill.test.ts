@@ -94,6 +94,16 @@ describe('a Flemish month with a 4.2 kW peak (Fluvius capacity tariff)', () => {
     expect(d).toEqual([{ peakStart: peakAt, deviceId: 'ev', kwh: 0.9, share: 0.857143 }]);
   });
 
+  it('the rolling mean of a published Flemish example (Wikibooks "Energietransitie/Capaciteitstarief")', () => {
+    // May–April peaks 0.632, 4.6, 0.0, 1.028, 3.444, 4.164, 4.564, 6.0, 9.2, 5.0, 4.12, 4.88 kW; those under 2.5 count 2.5:
+    // 2.5 + 4.6 + 2.5 + 2.5 + 3.444 + 4.164 + 4.564 + 6.0 + 9.2 + 5.0 + 4.12 + 4.88 = 53.472; / 12 = 4.456 kW (1.782 × 2.5 kW, as the page says)
+    const c = billTerms({ capacity_charge: { type: 'monthly_peak', price_per_kw_year: 40.4 } }, s).capacity!;
+    const before = { '2024-05': 0.632, '2024-06': 4.6, '2024-07': 0, '2024-08': 1.028, '2024-09': 3.444, '2024-10': 4.164, '2024-11': 4.564, '2024-12': 6.0, '2025-01': 9.2, '2025-02': 5.0, '2025-03': 4.12 };
+    const out = capacityChargeOfMonth(c, '2025-04', [{ kw: 4.88, start: 0, end: QUARTER_MS }], before);
+    expect(out.measureKw).toBeCloseTo(4.456, 9);
+    expect(out.measureKw / 2.5).toBeCloseTo(1.782, 3);
+  });
+
   it('a month below the minimum counts 2.5 kW', () => {
     const c = billTerms({ capacity_charge: { type: 'monthly_peak', price_per_kw_year: 40.4, average_months: 1 } }, s).capacity!;
     // only this month (average_months 1): max(2.5, 1.8) = 2.5 kW; 40.4 / 12 × 2.5 = 8.4167

@@ -13,6 +13,7 @@ import { carsHomeAtStart } from '../plugins/demo/index.js';
 import { StoreError } from './core/store/state.js';
 import { storeCommand } from './core/store/cli.js';
 import { reportCommand } from './metering/report.js';
+import type { BillConfig } from './tariff/bill-config.js';
 import { forecastCheckCommand } from './forecast/cli.js';
 import { fitThermalCommand } from './core/thermal-fit-cli.js';
 import { planCommand } from './control/cli.js';
@@ -195,7 +196,7 @@ export const commands: Record<string, (argv: string[]) => Promise<number>> = {
         `${file}: OK\n` +
           `  site ${config.site.id} (${config.site.name}), ${config.site.timezone}, ${config.site.currency}\n` +
           `  http ${config.http.host}:${config.http.port}${config.http.token ? ' with token' : ''}\n` +
-          `  tariffs: import ${config.tariffs.import?.type ?? 'none'}, export ${config.tariffs.export?.type ?? 'none'}\n` +
+          `  tariffs: import ${config.tariffs.import?.type ?? 'none'}, export ${config.tariffs.export?.type ?? 'none'}${billSummary(config.tariffs)}\n` +
           `  devices: ${config.devices.length} (${[...byAdapter].map(([a, n]) => `${n} ${a}`).join(', ') || 'none'})\n` +
           `  plugins: ${config.plugins.map((p) => p.id).join(', ') || 'none'}\n`,
       );
@@ -282,4 +283,17 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   main(process.argv.slice(2)).then((code) => {
     process.exitCode = code;
   });
+}
+
+/** The bill parts of a site file in a few words for check-config ('' without any). */
+function billSummary(t: BillConfig): string {
+  const parts = [
+    t.vat !== undefined ? `VAT ${t.vat} %` : '',
+    t.grid_fees?.length ? `grid fees (${t.grid_fees.map((g) => g.operator ?? 'unnamed').join(', ')})` : '',
+    t.levies?.length ? `${t.levies.length} lev${t.levies.length === 1 ? 'y' : 'ies'}` : '',
+    t.standing_charges?.length ? `${t.standing_charges.length} standing charge${t.standing_charges.length === 1 ? '' : 's'}` : '',
+    t.capacity_charge ? `capacity charge ${t.capacity_charge.type}` : '',
+    t.export_rules ? 'export rules' : '',
+  ].filter(Boolean);
+  return parts.length ? `; bill: ${parts.join(', ')}` : '';
 }

@@ -13,6 +13,7 @@ import { carsHomeAtStart } from '../plugins/demo/index.js';
 import { StoreError } from './core/store/state.js';
 import { storeCommand } from './core/store/cli.js';
 import { reportCommand } from './metering/report.js';
+import type { BillConfig } from './tariff/bill-config.js';
 import { forecastCheckCommand } from './forecast/cli.js';
 import { fitThermalCommand } from './core/thermal-fit-cli.js';
 import { planCommand } from './control/cli.js';
@@ -38,6 +39,7 @@ Usage:
   homeflex store check [--config FILE]  list damaged meter data (file, offset, time range, records); exit 1 if any
   homeflex store repair [--config FILE] move damaged ranges aside (nothing is deleted); both refuse while a hub runs
   homeflex report --from --to --by day|week|month|year [--device ID] [--csv] [--config FILE | --url URL]
+  homeflex report --bill --month YYYY-MM [--csv] [--config FILE | --url URL]
                                         energy, cost and savings per period, asked of the running hub
   homeflex forecast-check --from --to [--json] [--config FILE | --url URL]
                                         PV and base-load forecast errors by lead time (MAE, bias), asked of the running hub
@@ -194,7 +196,7 @@ export const commands: Record<string, (argv: string[]) => Promise<number>> = {
         `${file}: OK\n` +
           `  site ${config.site.id} (${config.site.name}), ${config.site.timezone}, ${config.site.currency}\n` +
           `  http ${config.http.host}:${config.http.port}${config.http.token ? ' with token' : ''}\n` +
-          `  tariffs: import ${config.tariffs.import?.type ?? 'none'}, export ${config.tariffs.export?.type ?? 'none'}\n` +
+          `  tariffs: import ${config.tariffs.import?.type ?? 'none'}, export ${config.tariffs.export?.type ?? 'none'}${billSummary(config.tariffs)}\n` +
           `  devices: ${config.devices.length} (${[...byAdapter].map(([a, n]) => `${n} ${a}`).join(', ') || 'none'})\n` +
           `  plugins: ${config.plugins.map((p) => p.id).join(', ') || 'none'}\n`,
       );
@@ -281,4 +283,17 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   main(process.argv.slice(2)).then((code) => {
     process.exitCode = code;
   });
+}
+
+/** The bill parts of a site file in a few words for check-config ('' without any). */
+function billSummary(t: BillConfig): string {
+  const parts = [
+    t.vat !== undefined ? `VAT ${t.vat} %` : '',
+    t.grid_fees?.length ? `grid fees (${t.grid_fees.map((g) => g.operator ?? 'unnamed').join(', ')})` : '',
+    t.levies?.length ? `${t.levies.length} lev${t.levies.length === 1 ? 'y' : 'ies'}` : '',
+    t.standing_charges?.length ? `${t.standing_charges.length} standing charge${t.standing_charges.length === 1 ? '' : 's'}` : '',
+    t.capacity_charge ? `capacity charge ${t.capacity_charge.type}` : '',
+    t.export_rules ? 'export rules' : '',
+  ].filter(Boolean);
+  return parts.length ? `; bill: ${parts.join(', ')}` : '';
 }

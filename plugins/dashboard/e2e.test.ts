@@ -203,6 +203,10 @@ describeWithPeers(['chromium'], 'dashboard in a real browser', { timeout: 90_000
     // this month against no battery and the battery's own mode (issue 15.6)
     expect(await page.locator('.month-savings h3').textContent()).toBe('This month, whole site');
     expect(await page.locator('.month-savings-text').textContent()).toMatch(/^This month: €[\d.,]+ (saved|more than without a battery), (of which €[\d.,]+ more than the battery's own mode|€[\d.,]+ less than the battery's own mode would have saved)$/);
+    // the month's bill, part by part (issue 17)
+    await page.locator('.bill-table tfoot').waitFor();
+    expect(await page.locator('.bill-table tfoot').textContent()).toMatch(/^Total[\d.,]+ kWh in€[\d.,]+$/);
+    expect(await page.locator('.bill-table tbody td:first-child').allTextContents()).toEqual(expect.arrayContaining(['Energy', 'Net'])); // the demo's rates include VAT: no VAT line
     await page.locator('.sessions tbody tr').first().waitFor();
     expect(await page.locator('.sessions tbody').textContent()).toContain('demo-ev-');
     const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download CSV' }).click()]);

@@ -7,12 +7,17 @@ import type { ControlLoop } from '../control/loop.js';
 import type { ForecastService } from '../forecast/service.js';
 import type { DeviceRegistry } from './registry.js';
 import type { StateStore } from './store/state.js';
+import type { BillTerms, SlotComponents } from '../tariff/bill-model.js';
 
 /** Resolves the price series in force for a direction and window (tariff history for the past). */
 export interface PriceLookup {
   series(direction: Direction, window: TimeWindow): PriceSeries;
   /** Whether the direction's tariff source is failing, and the fallback standing in (for the plan's notes). */
   health?(direction: Direction): PriceSourceHealth;
+  /** The composed tariff (issue 17): every per-kWh part of the bill over a window (see src/tariff/bill-model.ts). */
+  components?(window: TimeWindow): SlotComponents[];
+  /** The bill's terms beyond per-kWh rates: VAT, standing charges, capacity charge, export rules. */
+  terms?(): BillTerms;
 }
 
 export interface PriceSourceHealth {

@@ -9,11 +9,15 @@ import type { HubConfig } from '../core/config/schema.js';
  */
 
 export const REPORT_USAGE = `homeflex report --from DATE --to DATE --by day|week|month|year [--device ID] [--csv] [--config FILE] [--url URL] [--token TOKEN]
+homeflex report --bill --month YYYY-MM [--csv] [--config FILE] [--url URL] [--token TOKEN]
 
   --from, --to   YYYY-MM-DD (site-local days, --to included) or RFC 3339 times (--to excluded)
   --by           period of each row
   --device       one device (or the site's location id); default: the site meter and every device
   --csv          comma-separated values instead of a table
+  --bill         the site's bill of --month: energy by tariff window, grid fees, levies, standing
+                 and capacity charges (with the peak that set it and the device that drove it), VAT,
+                 export earnings, total
   --config       the site file, to find the running hub's address and token (default: the demo)
   --url          the hub's address instead, e.g. http://127.0.0.1:8080; the token then comes from
                  --token or HOMEFLEX_TOKEN
@@ -64,6 +68,8 @@ export async function reportCommand(argv: string[], io: ReportIo): Promise<numbe
         by: { type: 'string' },
         device: { type: 'string' },
         csv: { type: 'boolean', default: false },
+        bill: { type: 'boolean', default: false },
+        month: { type: 'string' },
         config: { type: 'string', short: 'c' },
         url: { type: 'string' },
         token: { type: 'string' },
@@ -73,12 +79,20 @@ export async function reportCommand(argv: string[], io: ReportIo): Promise<numbe
     io.err(`${(err as Error).message}\n\n${REPORT_USAGE}`);
     return 2;
   }
-  const missing = (['from', 'to', 'by'] as const).filter((k) => !values[k]);
+  if (values.bill && !values.month) {
+    io.err(`homeflex report --bill needs --month YYYY-MM\n\n${REPORT_USAGE}`);
+    return 2;
+  }
+  if (values.month && !values.bill) {
+    io.err(`--month goes with --bill (for energy and cost by period use --from, --to and --by)\n`);
+    return 2;
+  }
+  const missing = values.bill ? [] : (['from', 'to', 'by'] as const).filter((k) => !values[k]);
   if (missing.length) {
     io.err(`homeflex report needs ${missing.map((m) => `--${m}`).join(', ')}\n\n${REPORT_USAGE}`);
     return 2;
   }
-  const by = values.by!.toLowerCase() as keyof typeof BY;
+  const by = (values.by ?? 'month').toLowerCase() as keyof typeof BY;
   if (!(by in BY)) {
     io.err(`--by ${values.by}: must be day, week, month or year\n`);
     return 2;
@@ -112,6 +126,12 @@ export async function reportCommand(argv: string[], io: ReportIo): Promise<numbe
       return json;
     };
 
+    if (values.bill) {
+      const loc = (await request('GET', '/meters')) as { location_id: string };
+      const bill = (await request('GET', `/bill/${encodeURIComponent(loc.location_id)}?month=${encodeURIComponent(values.month!)}`)) as unknown as BillJson;
+      io.out(values.csv ? billCsv(bill) : billText(bill));
+      return 0;
+    }
     const meters = (await request('GET', '/meters')) as { location_id: string; location_timezone: string; currency_code: string; data: { id: string; kind: string }[] };
     const tz = meters.location_timezone;
     const start = parseReportTime(values.from!, tz, false, '--from');
@@ -209,4 +229,66 @@ interface SiteSavings {
 export function siteSavingsLine(s: SiteSavings, currency: string): string {
   const vs = (x: number) => (x >= 0 ? `${money(x)} saved` : `${money(-x)} lost`);
   return `Site (${s.measured_by === 'grid_meter' ? 'grid meter' : 'device meters'}): paid ${money(s.actual_cost)} ${currency}; against no battery ${vs(s.savings_vs_none)}, against the battery's own mode ${vs(s.savings_vs_self_consumption)}`;
+}
+
+interface BillJson {
+  month?: string;
+  location_id: string;
+  location_timezone: string;
+  currency_code: string;
+  start_time: string;
+  end_time: string;
+  measured_by: string;
+  energy: { window: string; kwh: number; rate: number; amount: number }[];
+  grid_fees: { window: string; kwh: number; rate: number; amount: number }[];
+  levies: { name: string; kwh: number; rate: number; amount: number }[];
+  standing_charges: { name: string; per: string; count: number; rate: number; amount: number }[];
+  capacity_charges: { month: string; description: string; peaks: { kw: number; start_time: string; end_time: string; driven_by: { device_id: string; kwh: number; share: number } | null }[]; amount: number }[];
+  net: number;
+  vat_percent: number;
+  vat: number;
+  export_earnings: { label: string; kwh: number; rate: number; amount: number }[];
+  total: number;
+  import_kwh: number;
+  export_kwh: number;
+  warnings?: string[];
+}
+
+/** The bill's lines as (section, item, kWh or count, rate, amount) rows; the total last. */
+function billRows(b: BillJson): string[][] {
+  const rows: string[][] = [];
+  const rate = (x: number) => String(Math.round(x * 1e6) / 1e6);
+  for (const l of b.energy) rows.push(['energy', l.window, l.kwh.toFixed(3), rate(l.rate), money(l.amount)]);
+  for (const l of b.grid_fees) rows.push(['grid fee', l.window, l.kwh.toFixed(3), rate(l.rate), money(l.amount)]);
+  for (const l of b.levies) rows.push(['levy', l.name, l.kwh.toFixed(3), rate(l.rate), money(l.amount)]);
+  for (const l of b.standing_charges) rows.push(['standing', l.name, `${Math.round(l.count * 1e4) / 1e4} ${l.per}${l.count === 1 ? '' : 's'}`, rate(l.rate), money(l.amount)]);
+  for (const c of b.capacity_charges) rows.push(['capacity', c.description, '', '', money(c.amount)]);
+  rows.push(['net', '', '', '', money(b.net)]);
+  if (b.vat_percent) rows.push(['VAT', `${b.vat_percent} %`, '', '', money(b.vat)]);
+  for (const l of b.export_earnings) rows.push(['export', l.label, l.kwh.toFixed(3), rate(l.rate), money(-l.amount)]);
+  rows.push(['total', '', '', '', money(b.total)]);
+  return rows;
+}
+
+function billCsv(b: BillJson): string {
+  const head = `section,item,quantity,rate,amount_${b.currency_code}\n`;
+  return head + billRows(b).map((r) => r.map(csvField).join(',')).join('\n') + '\n';
+}
+
+function billText(b: BillJson): string {
+  const rows = billRows(b);
+  const head = ['', 'item', 'kWh / count', 'rate', b.currency_code];
+  const widths = head.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));
+  const line = (cells: string[]) => cells.map((x, c) => (c < 2 ? x.padEnd(widths[c]) : x.padStart(widths[c]))).join('  ').trimEnd() + '\n';
+  let out = `Bill ${b.month ?? `${b.start_time} to ${b.end_time}`} for ${b.location_id} (${b.location_timezone}), from the ${b.measured_by === 'grid_meter' ? 'grid meter' : 'device meters'}: imported ${b.import_kwh.toFixed(3)} kWh, exported ${b.export_kwh.toFixed(3)} kWh\n\n`;
+  out += line(head) + line(widths.map((w) => '-'.repeat(w)));
+  for (const r of rows) out += line(r);
+  for (const c of b.capacity_charges) {
+    for (const p of c.peaks) {
+      const d = p.driven_by ? `, driven by ${p.driven_by.device_id} (${p.driven_by.kwh.toFixed(3)} kWh, ${Math.round(p.driven_by.share * 100)} % of the site's import then)` : '';
+      out += `  capacity ${c.month}: peak ${p.kw} kW ${p.start_time} to ${p.end_time.slice(11)}${d}\n`;
+    }
+  }
+  for (const w of b.warnings ?? []) out += `  (${w})\n`;
+  return out;
 }

@@ -3,6 +3,7 @@ import { access, type RouteModule } from '../core/http.js';
 import { localIso } from './costs.js';
 import { DAY, subjectId, subjectKind } from './records.js';
 import { DEVICE_KINDS } from './savings.js';
+import { billView, monthWindow, siteBill } from './bill-service.js';
 import { SITE_BASELINES, isDeviceKind, parseCostQuery, parseWindow, type MeteringService, type SiteBaseline } from './service.js';
 
 /**
@@ -64,5 +65,17 @@ export const meteringRoutes = (metering: MeteringService): RouteModule => (app, 
       return metering.siteSavings(window, baseline as SiteBaseline);
     }
     return metering.savings(req.params.id, window, kind);
+  });
+
+  app.get<{ Params: { id: string }; Querystring: Record<string, unknown> }>('/bill/:id', access('read'), async (req) => {
+    const q = req.query ?? {};
+    for (const k of Object.keys(q)) if (!['month', 'start_time', 'end_time'].includes(k)) throw new ApiError(400, 'invalid_parameter', `querystring.${k}: unknown parameter (known: month, start_time, end_time)`, { field: `querystring.${k}` });
+    if (req.params.id !== hub.site.id) throw new ApiError(404, 'not_found', `no location "${req.params.id}" (known: ${hub.site.id}); the bill is the site's`, { field: 'id' });
+    const month = q.month === undefined ? undefined : String(q.month);
+    if (month !== undefined && (q.start_time !== undefined || q.end_time !== undefined)) throw new ApiError(400, 'invalid_parameter', 'querystring.month: give month or start_time/end_time, not both', { field: 'querystring.month' });
+    const window = month !== undefined ? monthWindow(month, hub.site.timezone, 'querystring.month') : parseWindow({ start_time: q.start_time, end_time: q.end_time }, false, 'querystring');
+    if (!window) throw new ApiError(400, 'invalid_parameter', 'querystring.month: is required (YYYY-MM), or start_time and end_time', { field: 'querystring.month' });
+    const { bill, measuredBy } = siteBill({ store: metering.store, site: hub.site, prices: () => hub.tariffs }, window);
+    return billView(bill, hub.site, measuredBy, month);
   });
 };

@@ -40,6 +40,7 @@ import {
 import { DEVICE_KINDS, dailyWindows, evBaseline, localIntakeAsExport, figures, hvacBaseline, localTimeOn, storageSavings, switchedBaseline, HVAC_SMOOTHING_BUCKETS, type DeviceKind, type SavingsFigures } from './savings.js';
 import { IntervalBuilder, type IntervalSet, type MeterStore, type WriteOutcome } from './store.js';
 import { replaySelfConsumption, type SelfConsumptionBattery } from '../optimiser/self-consumption.js';
+import { capacityCost, flowsFromNet } from './bill.js';
 import type { ApiMeterCap } from './meter-cap.js';
 
 /** A device as metering sees it: the running device (capabilities) and its YAML entry, either may be missing. */
@@ -640,9 +641,14 @@ export class MeteringService {
     }
     const hours = Array.from({ length: n }, () => BUCKET_MS / HOUR);
     const house = Array.from(gridNet, (wh, k) => wh - batteryNet[k]);
-    const none = settleBuckets(house, importRate, exportRate);
     const battery = this.batteryForReplay(batteries, infos);
-    const own = battery ? settleBuckets(replaySelfConsumption(battery, house, hours).gridWh, importRate, exportRate) : none;
+    // the same bill as GET /bill: the composed per-kWh rates above, and the capacity charge of each scenario's own peaks (with VAT)
+    const terms = this.ctx.prices()?.terms?.();
+    const withCapacity = <T extends { cost: number }>(c: T, net: ArrayLike<number>): T => (terms?.capacity ? { ...c, cost: c.cost + capacityCost(terms, flowsFromNet(a, net), span) * (1 + terms.vatPercent / 100) } : c);
+    actual = withCapacity(actual, gridNet);
+    const none = withCapacity(settleBuckets(house, importRate, exportRate), house);
+    const ownGrid = battery ? replaySelfConsumption(battery, house, hours).gridWh : undefined;
+    const own = ownGrid ? withCapacity(settleBuckets(ownGrid, importRate, exportRate), ownGrid) : none;
     if (batteries.length && !battery) warnings.push('the battery\'s size is not known (configure capacity_wh): the self-consumption baseline is the same as none');
     // shifted loads count in both baselines as their own baselines say
     const shifted = [...kinds].filter(([, k]) => k === 'ev' || k === 'switched_load' || k === 'hvac').map(([id]) => this.deviceSavings(id, window));

@@ -6,6 +6,7 @@ import type { HubServices } from '../core/services.js';
 import { energySchedule, InfeasibleScheduleError, type ScheduleDevice } from '../optimiser/schedule.js';
 import { NotEnoughPricesError, slotsByThreshold, slotsByTime, type PricePeriod, type Segment } from '../optimiser/slots.js';
 import { iso, MINUTE, seriesProblems } from './series.js';
+import type { BillTerms } from './bill-model.js';
 import type { TariffService } from './service.js';
 
 /** The longest window any endpoint accepts, as in the FlatPeak API. */
@@ -138,7 +139,8 @@ export function tariffRoutes(service: TariffService): RouteModule {
       const status = service.status(direction);
       // say where the answered slots come from: the imported series wins wherever it has slots
       const imported = service.imported(direction, window);
-      const fromImport = series.filter((s) => imported.some((i) => i.start <= s.start && s.end <= i.end && i.rate === s.rate)).length;
+      const energy = service.hasBill() ? service.energySeries(direction, window) : series;
+      const fromImport = energy.filter((s) => imported.some((i) => i.start <= s.start && s.end <= i.end && i.rate === s.rate)).length;
       const answered = fromImport === 0 ? status.type : fromImport === series.length ? 'imported' : 'mixed';
       const description = answered === 'imported' ? 'a series imported with PUT /api/v1/tariffs/rates' : answered === 'mixed' ? `an imported series where it has slots, ${status.description ?? 'nothing'} elsewhere` : status.description;
       return {
@@ -149,7 +151,8 @@ export function tariffRoutes(service: TariffService): RouteModule {
         next_update: status.next_update,
         request: q,
         source: { type: answered, description, configured_type: status.type, error: status.error, fallback: status.fallback },
-        data: series.map((s) => ({ valid_from: iso(s.start), valid_to: iso(s.end), tariff: { rate: s.rate, confidence: s.confidence } })),
+        data: service.hasBill() ? withComponents(service, direction, series) : series.map((s) => ({ valid_from: iso(s.start), valid_to: iso(s.end), tariff: { rate: s.rate, confidence: s.confidence } })),
+        ...(service.hasBill() ? { bill_terms: termsView(service.terms()) } : {}),
       };
     });
 
@@ -333,5 +336,41 @@ function parseShaving(value: unknown, imp: PriceSeries, exp: PriceSeries, device
   return {
     import: devices.some((d) => d.direction === 'IMPORT') ? level(imp, false) : undefined,
     export: devices.some((d) => d.direction === 'EXPORT') ? level(exp, true) : undefined,
+  };
+}
+
+const r9 = (x: number) => Math.round(x * 1e9) / 1e9;
+
+/** Each slot of the composed series with its parts (energy, grid fee and window, levies, VAT; export: the rule). */
+function withComponents(service: TariffService, direction: Direction, series: PriceSeries) {
+  if (!series.length) return [];
+  const parts = service.components({ start: series[0].start, end: series[series.length - 1].end });
+  let j = 0;
+  return series.map((s) => {
+    while (j < parts.length && parts[j].end <= s.start) j++;
+    const c = parts[j] && parts[j].start <= s.start ? parts[j] : undefined;
+    const base = { valid_from: iso(s.start), valid_to: iso(s.end), tariff: { rate: s.rate, confidence: s.confidence } };
+    if (!c) return { ...base, components: null };
+    return {
+      ...base,
+      components:
+        direction === 'IMPORT'
+          ? { energy: r9(c.energy), grid_fee: r9(c.gridFee), window: c.window, operator: c.operator, levies: c.levyParts.map((l) => ({ name: l.name, rate: l.rate })), vat_percent: c.vatPercent }
+          : { export_rate: c.exportSourceRate, paid: c.exportPaid },
+    };
+  });
+}
+
+function termsView(t: BillTerms) {
+  return {
+    vat_percent: t.vatPercent,
+    standing_charges: t.standingCharges.map((s) => ({ name: s.name, amount: s.amount, per: s.per, valid_from: s.validFrom ?? null, valid_to: s.validTo ?? null })),
+    capacity_charge:
+      t.capacity === null
+        ? null
+        : t.capacity.kind === 'monthly_peak'
+          ? { type: 'monthly_peak', price_per_kw_year: t.capacity.pricePerKwYear, minimum_kw: t.capacity.minimumKw, average_months: t.capacity.averageMonths, interval_minutes: t.capacity.intervalMinutes }
+          : { type: 'daily_peaks_step', days: t.capacity.days, interval_minutes: t.capacity.intervalMinutes, steps: t.capacity.steps.map((x) => ({ from_kw: x.fromKw, to_kw: x.toKw, per_month: x.perMonth })) },
+    export_rules: { no_pay_at_negative_price: t.exportRules.noPayAtNegativePrice, price_reference: t.exportRules.priceReference, max_export_w: t.exportRules.capW },
   };
 }

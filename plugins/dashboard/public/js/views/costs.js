@@ -184,6 +184,49 @@ function monthCard(s) {
   );
 }
 
+/**
+ * The bill's lines from GET /bill/{site}?month= as [section, item, quantity, amount]: energy and grid
+ * fees by tariff window, levies, standing and capacity charges, net, VAT, export earnings, total.
+ */
+export function billLines(b, money = (v) => v.toFixed(2)) {
+  const kwh = (v) => `${(Math.round(v * 1000) / 1000).toLocaleString('en')} kWh`;
+  const rows = [];
+  for (const l of b.energy ?? []) rows.push(['Energy', l.window, kwh(l.kwh), money(l.amount)]);
+  for (const l of b.grid_fees ?? []) rows.push(['Grid fee', l.window, kwh(l.kwh), money(l.amount)]);
+  for (const l of b.levies ?? []) rows.push(['Levy', l.name, kwh(l.kwh), money(l.amount)]);
+  for (const l of b.standing_charges ?? []) rows.push(['Standing charge', l.name, `${Math.round(l.count * 100) / 100} ${l.per}${l.count === 1 ? '' : 's'}`, money(l.amount)]);
+  for (const c of b.capacity_charges ?? []) rows.push(['Capacity charge', c.description, '', money(c.amount)]);
+  rows.push(['Net', '', '', money(b.net)]);
+  // no VAT line where the rates include it (no tariffs.vat)
+  if (b.vat_percent) rows.push(['VAT', `${b.vat_percent} %`, '', money(b.vat)]);
+  for (const l of b.export_earnings ?? []) rows.push(['Export', l.label, kwh(l.kwh), money(-l.amount)]);
+  return rows;
+}
+
+/** One sentence per capacity peak: how high, when, and which device drove it. */
+export function peakSentences(b, when = (t) => t) {
+  return (b.capacity_charges ?? []).flatMap((c) =>
+    c.peaks.map((p) => `Peak ${p.kw} kW on ${when(p.start_time)}${p.driven_by ? `, driven by ${p.driven_by.device_id} (${Math.round(p.driven_by.share * 100)} % of the import then)` : ''}`),
+  );
+}
+
+function billTable(b) {
+  const rows = billLines(b, fmt.money);
+  return h(
+    'div',
+    { class: 'table-wrap' },
+    h(
+      'table',
+      { class: 'compact bill-table' },
+      h('thead', null, h('tr', null, h('th', null, 'Part'), h('th', null, 'Item'), h('th', { class: 'num' }, 'Quantity'), h('th', { class: 'num' }, `Amount (${b.currency_code})`))),
+      h('tbody', null, rows.map((r) => h('tr', { class: r[0] === 'Net' || r[0] === 'VAT' ? 'subtotal' : null }, h('td', null, r[0]), h('td', null, r[1]), h('td', { class: 'num' }, r[2]), h('td', { class: 'num' }, r[3])))),
+      h('tfoot', null, h('tr', null, h('th', null, 'Total'), h('th', null, ''), h('th', { class: 'num' }, `${fmt.energy(b.import_kwh * 1000, 1)} in`), h('th', { class: 'num strong' }, fmt.money(b.total)))),
+    ),
+    peakSentences(b, (t) => fmt.dateTime(ms(t))).map((t) => h('p', { class: 'peak-note' }, t)),
+    (b.warnings ?? []).map((w) => h('p', { class: 'muted' }, w)),
+  );
+}
+
 /** Most sessions listed; older ones are in the period totals above. */
 const MAX_SESSIONS = 40;
 
@@ -220,6 +263,10 @@ export function costsView(root, app) {
   const tableCard = h('section', { class: 'card' });
   const savingsBox = h('section', { class: 'savings-grid' });
   const sessionsCard = h('section', { class: 'card sessions' });
+  const billCard = h('section', { class: 'card bill' });
+  const nowParts = fmt.parts(app.now());
+  const monthInput = h('input', { type: 'month', 'aria-label': 'Bill month', value: `${nowParts.year}-${String(nowParts.month).padStart(2, '0')}` });
+  monthInput.addEventListener('change', () => void loadBill(seq));
 
   const isoDate = (t) => {
     const p = fmt.parts(t);
@@ -253,6 +300,7 @@ export function costsView(root, app) {
     root,
     h('section', { class: 'card controls' }, h('div', { class: 'control-row' }, scopeSelect, aggButtons), h('div', { class: 'control-row' }, h('label', null, 'From ', fromInput), h('label', null, 'to ', toInput), csvButton)),
     tableCard,
+    billCard,
     h('h2', { class: 'section-title' }, 'Savings'),
     savingsBox,
     sessionsCard,
@@ -277,6 +325,21 @@ export function costsView(root, app) {
     }
     void loadSavings(mine);
     void loadSessions(mine);
+    void loadBill(mine);
+  }
+
+  /** The site's bill of the chosen month: what the supplier will bill, part by part. */
+  async function loadBill(mine) {
+    const title = h('div', { class: 'card-head' }, h('h2', null, 'Bill'), h('label', null, 'Month ', monthInput));
+    if (scope !== app.site.id) return replace(billCard, title, empty('The bill is the whole site\'s: choose the site above'));
+    try {
+      const b = await api.get(`/bill/${encodeURIComponent(app.site.id)}`, { month: monthInput.value });
+      if (mine !== seq) return;
+      replace(billCard, title, billTable(b));
+    } catch (err) {
+      if (mine !== seq) return;
+      replace(billCard, title, apiProblem('Bill', err));
+    }
   }
 
   async function loadSavings(mine) {

@@ -1,5 +1,5 @@
 import type { ConfigIssue, DeviceConfigBase, JsonSchema } from '../../src/api/index.js';
-import { evDefaultModeSchema, evTargetSchema, type EvDefaultMode } from '../../src/api/index.js';
+import { evChargeModeProperties, evDefaultModeSchema, evTargetSchema, type EvDefaultMode } from '../../src/api/index.js';
 
 
 export const MEASURANDS = ['Energy.Active.Import.Register', 'Power.Active.Import', 'Current.Import', 'SoC'];
@@ -75,6 +75,7 @@ export const ocppConfigSchema: JsonSchema = {
     },
     target: evTargetSchema,
     default_mode: evDefaultModeSchema,
+    ...evChargeModeProperties,
   },
 };
 

@@ -211,7 +211,7 @@ export class SurplusDispatcher {
   readonly grid: GridMeterSource;
   readonly pvLessLoad: PvMinusLoadSource;
   private readonly states = new Map<string, FollowerState>();
-  private readonly sent = new Map<string, { watts: number; phases: 1 | 3; until: EpochMs }>();
+  private readonly sent = new Map<string, { watts: number; phases: 1 | 3; until: EpochMs; at: EpochMs }>();
   private readonly switches = new Map<string, number>();
   private readonly views = new Map<string, FollowerView>();
   /** Devices whose last surplus limit failed, with the error: logged once, not every tick. */
@@ -335,7 +335,13 @@ export class SurplusDispatcher {
       this.noMeasurementTold = false;
     }
     // what the followers draw is part of the measured flow: add it back to get what they may share
-    const drawn = followers.reduce((a, f) => a + Math.max(0, f.device.caps.meter?.last('device')?.powerW ?? 0), 0);
+    // (a reading older than the last command is capped at what was commanded: the charger has been told to draw no more)
+    const drawn = followers.reduce((a, f) => {
+      const r = f.device.caps.meter?.last('device');
+      const w = Math.max(0, r?.powerW ?? 0);
+      const sent = this.sent.get(f.device.id);
+      return a + (sent && r && r.time <= sent.at ? Math.min(w, sent.watts) : w);
+    }, 0);
     let pool = measured ? measured.exportW + drawn - this.config.reserve_w : 0;
     const t = timingOf(this.config);
     for (const f of followers) {
@@ -360,7 +366,7 @@ export class SurplusDispatcher {
     if (last && last.watts === d.watts && last.phases === d.phases && last.until - now > validity / 2) return;
     try {
       await device.caps.charger.setLimit({ watts: d.watts, phases: d.phases, validUntil: now + validity });
-      this.sent.set(device.id, { watts: d.watts, phases: d.phases, until: now + validity });
+      this.sent.set(device.id, { watts: d.watts, phases: d.phases, until: now + validity, at: now });
       if (this.failing.delete(device.id)) this.log.info({ device: device.id }, `${device.id} takes its surplus limits again`);
       if (!last || last.watts !== d.watts || last.phases !== d.phases || prev.on !== d.state.on) this.log.info({ device: device.id, watts: d.watts, phases: d.phases }, `${device.id}: ${d.reason}`);
     } catch (err) {

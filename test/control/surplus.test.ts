@@ -166,3 +166,54 @@ describe('surplus dispatcher with a go-e stand-in (HTTP, manual clock)', () => {
     expect(standin.powerW()).toBe(0);
   }, 60_000);
 });
+
+describe('charge modes in the plan and the API', () => {
+  it('plans off as nothing, now at full power, pv from surplus only, minpv as its 1-phase minimum in every slot plus surplus', async () => {
+    const { parseConfig } = await import('../../src/core/config/load.js');
+    const { builtinCatalog } = await import('../../src/core/catalog.js');
+    const { buildSiteProblem } = await import('../../src/control/model.js');
+    const { EnergyHistory } = await import('../../src/control/history.js');
+    const config = parseConfig(`site: { id: home, timezone: Europe/Berlin }\ntariffs: { import: { type: fixed, rate: 0.3 } }\n`, 'site.yaml', { catalog: builtinCatalog, env: {} });
+    const charger = (switching: boolean): Device => ({
+      id: 'ev', name: 'ev', adapter: 'goe', available: true,
+      caps: { charger: { status: () => 'suspended_evse', session: () => undefined, evSocPct: () => undefined, setLimit: async () => {}, phases: 3, voltage: 230, minCurrentA: 6, maxCurrentA: 16, ...(switching ? { phaseSwitching: { activePhases: () => 3 as const } } : {}) } },
+    });
+    const problemOf = (mode: string, switching = true) => buildSiteProblem({ now: Date.parse('2026-06-01T10:00:00Z'), config, devices: [{ device: charger(switching), config: { charge_mode: mode }, settings: {} }], limits: new Map(), history: new EnergyHistory() });
+    const off = problemOf('off').problem.evs[0];
+    expect(off.sessions).toEqual([]);
+    const now = problemOf('now').problem.evs[0];
+    expect(now.limits!.setpointW!.every((w) => w === 11040)).toBe(true);
+    const pv = problemOf('pv');
+    expect(pv.problem.evs[0]).toMatchObject({ solarOnly: true, minPowerW: 1380, maxPowerW: 11040 });
+    expect(pv.notes.notes.join()).toMatch(/charge_mode pv/);
+    // without phase switching a 3-phase charger needs three phases' minimum
+    expect(problemOf('pv', false).problem.evs[0].minPowerW).toBe(4140);
+    const minpv = problemOf('minpv').problem;
+    expect(minpv.flows.find((f) => f.id === 'ev:min')!.powerW.every((w) => w === 1380)).toBe(true);
+    expect(minpv.evs[0]).toMatchObject({ solarOnly: true, maxPowerW: 11040 - 1380 });
+    // plan (the default) is the planner's own: no solar-only, three phases' minimum
+    expect(problemOf('plan', false).problem.evs[0].solarOnly).toBeUndefined();
+  });
+
+  it('PUT /devices/{id}/mode sets the mode (the dispatcher takes the charger), refuses an unknown one naming the field, DELETE returns to the YAML', async () => {
+    const { h, standin, live } = await siteWithGoe('pv', '');
+    const api = async (method: string, path: string, body?: unknown) => {
+      const r = await fetch(`${h.hub.url}/api/v1${path}`, { method, headers: body === undefined ? {} : { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+      return { status: r.status, body: (await r.json()) as Record<string, unknown> };
+    };
+    const bad = await api('PUT', '/devices/wallbox/mode', { mode: 'solar' });
+    expect(bad.status).toBe(400);
+    expect(bad.body).toMatchObject({ field: 'mode' });
+    const set = await api('PUT', '/devices/wallbox/mode', { mode: 'minpv' });
+    expect(set.status).toBe(200);
+    expect(set.body).toMatchObject({ charge_mode: 'minpv', overridden: ['charge_mode'] });
+    // no surplus at all: minpv still charges its minimum on one phase
+    await live(1, 0);
+    expect(standin.powerW()).toBe(1380);
+    const list = await api('GET', '/surplus');
+    expect((list.body.data as { id: string; mode: string }[])[0]).toMatchObject({ id: 'wallbox', mode: 'minpv' });
+    const back = await api('DELETE', '/devices/wallbox/mode');
+    expect(back.body).toMatchObject({ charge_mode: 'pv' });
+    expect((await api('PUT', '/devices/nope/mode', { mode: 'pv' })).status).toBe(404);
+  }, 60_000);
+});

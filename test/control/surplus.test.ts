@@ -217,3 +217,19 @@ describe('charge modes in the plan and the API', () => {
     expect((await api('PUT', '/devices/nope/mode', { mode: 'pv' })).status).toBe(404);
   }, 60_000);
 });
+
+describe('the plan on a charger that switches phases', () => {
+  it('sends a slot below three phases\' minimum on one phase (else the charger would be paused), and above it on three', async () => {
+    const { applySlot } = await import('../../src/control/apply.js');
+    const { createLogger } = await import('../../src/core/logging.js');
+    const sent: { watts: number; phases?: 1 | 3 }[] = [];
+    const device: Device = {
+      id: 'ev', name: 'ev', adapter: 'goe', available: true,
+      caps: { charger: { status: () => 'charging', session: () => undefined, evSocPct: () => undefined, setLimit: async (l) => void sent.push({ watts: l.watts, phases: l.phases }), phases: 3, voltage: 230, minCurrentA: 6, maxCurrentA: 16, phaseSwitching: { activePhases: () => 3 } } },
+    };
+    const slots = [0, 1, 2].map((i) => ({ start: i * 900_000, end: (i + 1) * 900_000 }));
+    const plan = { slots, devices: [{ id: 'ev', kind: 'ev', powerW: [2000, 5000, 0] }] } as never;
+    for (const k of [0, 1, 2]) await applySlot({ plan, k, devices: new Map([['ev', device]]), validUntil: slots[k].end + 900_000, sent: new Map(), log: createLogger({ level: 'silent' }), paused: new Set() });
+    expect(sent).toEqual([{ watts: 2000, phases: 1 }, { watts: 5000, phases: 3 }, { watts: 0, phases: 3 }]);
+  });
+});

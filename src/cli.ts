@@ -29,7 +29,7 @@ export const demoConfig = join(packageRoot, 'config', 'demo.yaml');
 const USAGE = `homeflex — self-hosted home-energy hub
 
 Usage:
-  homeflex start [--config FILE] [--speed N] [--port N] [--ocpp-port N] [--mqtt-port N] [--modbus-port N]
+  homeflex start [--config FILE] [--speed N] [--port N] [--ocpp-port N] [--mqtt-port N] [--modbus-port N] [--goe-port N]
                                         run the hub (the demo on simulated devices without --config);
                                         --speed runs the clock N times faster (simulations); the port
                                         flags move the HTTP, OCPP, embedded MQTT and simulated Modbus listeners
@@ -53,15 +53,16 @@ Usage:
 `;
 
 /** `start` flags that move a listener, so the demo (or any site) runs beside something on its ports. */
-const PORT_FLAGS = ['port', 'ocpp-port', 'modbus-port', 'mqtt-port'] as const;
+const PORT_FLAGS = ['port', 'ocpp-port', 'modbus-port', 'mqtt-port', 'goe-port'] as const;
 type PortFlags = Partial<Record<(typeof PORT_FLAGS)[number], number>>;
 
 class PortFlagError extends Error {}
 
 /**
- * `--port` (HTTP), `--ocpp-port` (the OCPP central system), `--mqtt-port` (the embedded broker) and
+ * `--port` (HTTP), `--ocpp-port` (the OCPP central system), `--mqtt-port` (the embedded broker),
  * `--modbus-port` (the simulated SunSpec inverter, and the Modbus TCP connections on this machine
- * that read it) over the site file's values.
+ * that read it) and `--goe-port` (the simulated go-e Charger, and the goe devices that read it) over
+ * the site file's values.
  */
 export function applyPortFlags(config: HubConfig, ports: PortFlags): void {
   if (ports.port !== undefined) config.http.port = ports.port;
@@ -83,6 +84,20 @@ export function applyPortFlags(config: HubConfig, ports: PortFlags): void {
       sim.port = modbusPort;
       for (const m of config.connections.modbus) {
         if (m.tcp && m.tcp.port === old && ['127.0.0.1', 'localhost', '::1', sim.host ?? '127.0.0.1'].includes(m.tcp.host)) m.tcp.port = modbusPort;
+      }
+    }
+  }
+  const goePort = ports['goe-port'];
+  if (goePort !== undefined) {
+    const sims = config.devices.filter((d) => d.adapter === 'goe_sim') as { port?: number }[];
+    if (!sims.length) throw new PortFlagError('--goe-port moves the simulated go-e Charger (a goe_sim device), and the site file has none');
+    if (goePort === 0) throw new PortFlagError('--goe-port must be a fixed port: the goe device dials it');
+    for (const sim of sims) {
+      const old = sim.port ?? 8091;
+      sim.port = goePort;
+      // the goe devices that read it on this machine follow
+      for (const d of config.devices as { adapter: string; host?: string }[]) {
+        if (d.adapter === 'goe' && typeof d.host === 'string') d.host = d.host.replace(new RegExp(`^(https?://)?(127\\.0\\.0\\.1|localhost):${old}(?=/|$)`), `$1$2:${goePort}`);
       }
     }
   }

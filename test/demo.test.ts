@@ -32,6 +32,7 @@ afterEach(async () => {
 async function startDemoAt(iso: string) {
   const clock = new ManualClock(iso);
   const modbus = await freePort();
+  const goe = await freePort();
   const hub = new Hub({
     configText: readFileSync(demoConfig, 'utf8'),
     configFile: demoConfig,
@@ -39,7 +40,7 @@ async function startDemoAt(iso: string) {
     logger: createLogger({ level: 'silent' }),
     override: (c) => {
       c.storage.dir = mkdtempSync(join(tmpdir(), 'homeflex-demo-'));
-      applyPortFlags(c, { port: 0, 'ocpp-port': 0, 'mqtt-port': 0, 'modbus-port': modbus });
+      applyPortFlags(c, { port: 0, 'ocpp-port': 0, 'mqtt-port': 0, 'modbus-port': modbus, 'goe-port': goe });
       carsHomeAtStart(c, clock.now(), c.site.timezone);
     },
   });

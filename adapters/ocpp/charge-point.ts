@@ -128,6 +128,8 @@ export class OcppChargePoint {
   private readonly logged = new Set<string>();
   private readonly waits = new Set<AbortController>();
   private readonly el: ChargerElectrics;
+  /** phase_switching: the numberPhases of the last profile the charger accepted. */
+  private phasesInUse?: 1 | 3;
 
   constructor(private readonly ctx: AdapterContext, private readonly config: OcppDeviceConfig, private readonly transport: OcppTransport) {
     this.el = { phases: config.phases, voltage: config.voltage, minCurrentA: config.min_current_a, maxCurrentA: config.max_current_a };
@@ -145,6 +147,7 @@ export class OcppChargePoint {
       minCurrentA: config.min_current_a,
       maxCurrentA: config.max_current_a,
       evCapacityWh: config.ev_capacity_wh,
+      ...(config.phase_switching && config.phases === 3 ? { phaseSwitching: { activePhases: () => this.phasesInUse } } : {}),
     };
     this.device = { id: config.id, name: config.name ?? config.id, adapter: 'ocpp', caps: { meter, charger }, available: false, error: 'not connected yet', circuit: config.circuit };
   }
@@ -696,9 +699,10 @@ export class OcppChargePoint {
       }
       const txId = purpose === 'TxProfile' ? open?.id : undefined;
       const params = conn.protocol === 'ocpp1.6' ? setChargingProfile16(spec, settings, this.config.connector, txId === undefined ? undefined : Number(txId)) : setChargingProfile201(spec, settings, this.config.connector, txId);
-      const key = JSON.stringify({ purpose, txId, unit: spec.rateUnit, validTo: spec.validTo, periods: spec.periods.map((p) => [spec.start + p.startPeriod * 1000, p.limit]) });
+      const key = JSON.stringify({ purpose, txId, unit: spec.rateUnit, validTo: spec.validTo, periods: spec.periods.map((p) => [spec.start + p.startPeriod * 1000, p.limit, p.numberPhases]) });
       if (key === this.acceptedProfile) return;
-      const head = JSON.stringify({ purpose, txId, unit: spec.rateUnit, kind: settings.kind });
+      // 6 A on one phase and 6 A on three are different profiles
+      const head = JSON.stringify({ purpose, txId, unit: spec.rateUnit, kind: settings.kind, phases: spec.periods[0]?.numberPhases });
       if (this.unchanged(head, spec, now)) return;
       // the same profile already on its way (setup and the plan can ask at once): wait for that answer
       if (this.inflight?.key === key) {
@@ -716,6 +720,7 @@ export class OcppChargePoint {
       if (status === 'Accepted') {
         this.acceptedProfile = key;
         this.acceptedSpec = { head, spec, sentAt: now };
+        if (this.config.phase_switching) this.phasesInUse = spec.periods[0]?.numberPhases === 1 ? 1 : 3;
         if (this.device.error?.startsWith('charging profile')) {
           this.device.error = undefined;
           this.stateChanged();

@@ -1,5 +1,5 @@
 import type { ConfigIssue, DeviceConfigBase, JsonSchema } from '../../src/api/index.js';
-import { evDefaultModeSchema, evTargetSchema, type EvDefaultMode } from '../../src/api/index.js';
+import { evChargeModeProperties, evDefaultModeSchema, evTargetSchema, type EvDefaultMode } from '../../src/api/index.js';
 
 
 export const MEASURANDS = ['Energy.Active.Import.Register', 'Power.Active.Import', 'Current.Import', 'SoC'];
@@ -10,6 +10,7 @@ export interface OcppDeviceConfig extends DeviceConfigBase {
   password?: string;
   connector: number;
   phases: 1 | 3;
+  phase_switching: boolean;
   voltage: number;
   min_current_a: number;
   max_current_a: number;
@@ -44,6 +45,7 @@ export const ocppConfigSchema: JsonSchema = {
     password: { type: 'string', minLength: 1, maxLength: 64, description: 'Security profile 1/2: HTTP Basic password (user = identity). Use ${VAR}.' },
     connector: { type: 'integer', minimum: 1, default: 1, description: 'Connector (1.6) or EVSE (2.0.1) this device is' },
     phases: { enum: [1, 3], default: 3, description: 'Phases the charger is wired with' },
+    phase_switching: { type: 'boolean', default: false, description: 'The charger switches between 1 and 3 phases by numberPhases in its charging profile (OCPP 1.6 and 2.0.1); needs phases: 3 and profile.number_phases' },
     voltage: { type: 'number', minimum: 100, maximum: 480, default: 230, description: 'Phase voltage (V)' },
     min_current_a: { type: 'number', minimum: 0, maximum: 80, default: 6, description: 'Below this current the car cannot charge: the hub pauses instead' },
     max_current_a: { type: 'number', minimum: 1, maximum: 80, default: 16 },
@@ -75,6 +77,7 @@ export const ocppConfigSchema: JsonSchema = {
     },
     target: evTargetSchema,
     default_mode: evDefaultModeSchema,
+    ...evChargeModeProperties,
   },
 };
 
@@ -82,6 +85,8 @@ export function checkOcppConfig(config: OcppDeviceConfig): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
   if (config.min_current_a > config.max_current_a) issues.push({ path: ['min_current_a'], message: `must not be above max_current_a (${config.max_current_a})` });
   if (config.target?.soc_pct !== undefined && config.ev_capacity_wh === undefined) issues.push({ path: ['target', 'soc_pct'], message: 'needs ev_capacity_wh (the car battery size) to turn a SoC target into energy' });
+  if (config.phase_switching && config.phases !== 3) issues.push({ path: ['phase_switching'], message: 'needs phases: 3 (a 1-phase installation has nothing to switch)' });
+  if (config.phase_switching && config.profile?.number_phases === false) issues.push({ path: ['profile', 'number_phases'], message: 'must not be false with phase_switching: the phases are switched by numberPhases' });
   const unknown = (config.measurands ?? []).filter((m) => !/^[A-Z][A-Za-z]*(\.[A-Za-z]+)*$/.test(m));
   if (unknown.length) issues.push({ path: ['measurands'], message: `not OCPP measurands: ${unknown.join(', ')}` });
   return issues;

@@ -1,6 +1,7 @@
 import { DateTime } from 'luxon';
 import {
   evDefaultModeSchema,
+  evChargeModeProperties,
   evTargetSchema,
   type EvDefaultMode,
   hhmmSchema,
@@ -98,6 +99,7 @@ export const simEv = defineAdapter<SimEvConfig>({
       failsafe_w: { type: 'number', minimum: 0, description: 'Power after the last limit expires (default: full power)' },
       target: evTargetSchema,
       default_mode: evDefaultModeSchema,
+      ...evChargeModeProperties,
       ...tickSchema,
     },
   },

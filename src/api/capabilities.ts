@@ -72,6 +72,7 @@ export interface EvTarget {
 export interface ChargerLimit {
   /** Total power limit in W (0 = pause). */
   watts: number;
+  /** Phases to charge on; a charger with `phaseSwitching` switches to them (else its installed phases are used). */
   phases?: 1 | 3;
   /** The device falls back to its safe default after this instant (OCPP validTo). */
   validUntil?: EpochMs;
@@ -91,6 +92,11 @@ export interface ChargerCap {
   maxCurrentA: number;
   /** Car battery size for SoC targets (Wh), if known. */
   evCapacityWh?: number;
+  /**
+   * Present when the charger switches between one and three phases by command (go-e `psm`, KEBA
+   * `x2`, OCPP `numberPhases`): `phases` is then what is installed, this what is in use now.
+   */
+  phaseSwitching?: { activePhases(): 1 | 3 | undefined };
 }
 
 export type StorageMode = 'auto' | 'charge' | 'discharge' | 'hold';

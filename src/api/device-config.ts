@@ -32,6 +32,25 @@ export const evDefaultModeSchema: JsonSchema = {
     'With no target: cheapest_fill = fill the car up in the cheapest slots, at the lowest priority (only with what every deadline leaves), never beyond the car; now = full power; off = do not charge',
 };
 
+/**
+ * How a charger charges, in evcc's words: `plan` = by its target or `default_mode` (homeflex's planner);
+ * `off`; `now` = full power; `minpv` = at least the minimum current, more from PV surplus; `pv` = only
+ * from PV surplus. `minpv` and `pv` follow the measured surplus every few seconds (the surplus dispatcher).
+ */
+export const EV_CHARGE_MODES = ['plan', 'off', 'now', 'minpv', 'pv'] as const;
+export type EvChargeMode = (typeof EV_CHARGE_MODES)[number];
+
+/** The `charge_mode` and `surplus_priority` keys of a charger's `devices[]` entry; every charger adapter uses these definitions. */
+export const evChargeModeProperties: Record<string, JsonSchema> = {
+  charge_mode: {
+    enum: [...EV_CHARGE_MODES],
+    default: 'plan',
+    description:
+      'plan = by the target or default_mode (the planner); off; now = full power; minpv = the minimum current always, more from PV surplus; pv = only from PV surplus (minpv and pv follow the measured surplus every few seconds, see surplus:)',
+  },
+  surplus_priority: { type: 'integer', minimum: 0, maximum: 100, default: 50, description: 'Surplus followers with a higher priority take the PV surplus first' },
+};
+
 const dailyHours = { type: 'number', minimum: 0, maximum: 24 } as const;
 
 /**

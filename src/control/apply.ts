@@ -47,7 +47,10 @@ export async function applySlot(opts: {
     } else if (dp.kind === 'ev' && d.caps.charger) {
       // the next steps go along, so a charger that takes schedules follows the plan by itself until validUntil
       const schedule = nextSteps(plan, dp, k, validUntil);
-      await send(d, 'a charging limit', () => d.caps.charger!.setLimit({ watts: Math.round(w), phases: d.caps.charger!.phases, validUntil, schedule }));
+      const ch = d.caps.charger;
+      // a charger that switches phases takes a power below three phases' minimum on one phase
+      const phases = ch.phaseSwitching && ch.phases === 3 && w > 0 && w < ch.minCurrentA * ch.voltage * 3 ? 1 : ch.phases;
+      await send(d, 'a charging limit', () => ch.setLimit({ watts: Math.round(w), phases, validUntil, schedule }));
     } else if (dp.kind === 'hvac' && d.caps.thermostat) {
       const setpoint = Math.round((dp.setpointC?.[k] ?? d.caps.thermostat.band.maxC) * 10) / 10;
       const mode = opts.paused.has(d.id) ? 'off' : undefined;

@@ -5,7 +5,8 @@ import { planSite, type LpSolver } from '../optimiser/site/index.js';
 import { applySlot, type SentState } from './apply.js';
 import { EnergyHistory } from './history.js';
 import { fromStored, type ExternalLimits, type StoredLimits } from './limits.js';
-import { buildSiteProblem, PLUGGED, type EffectiveSettings } from './model.js';
+import { buildSiteProblem, chargeModeOf, PLUGGED, type EffectiveSettings } from './model.js';
+import { SurplusDispatcher } from './surplus.js';
 import { loadSolver } from './solver.js';
 import { planView, type PlanRecord } from './view.js';
 
@@ -17,6 +18,7 @@ function yamlSettings(config: Record<string, unknown>): EffectiveSettings {
   if (config.target && typeof config.target === 'object') out.target = config.target as EffectiveSettings['target'];
   if (config.schedule && typeof config.schedule === 'object') out.schedule = config.schedule as EffectiveSettings['schedule'];
   if (config.comfort && typeof config.comfort === 'object') out.comfort = config.comfort as EffectiveSettings['comfort'];
+  if (typeof config.charge_mode === 'string') out.charge_mode = config.charge_mode as EffectiveSettings['charge_mode'];
   return out;
 }
 
@@ -47,9 +49,16 @@ export class ControlLoop {
   private readonly planState = new Map<string, string>();
   private stopped = false;
   private readonly log;
+  /** Follows measured PV surplus for chargers in charge_mode minpv or pv, between plans. */
+  readonly surplus: SurplusDispatcher;
 
   constructor(private readonly hub: HubServices, private readonly options: { solver?: () => Promise<LpSolver>; apply?: boolean } = {}) {
     this.log = hub.log.child({ component: 'control' });
+    // a paused charger is the plan's (which holds it at 0), whatever its mode
+    this.surplus = new SurplusDispatcher(hub, (id) => {
+      const settings = this.settings(id);
+      return settings.paused ? 'plan' : chargeModeOf(settings, this.hub.registry.entry(id)?.config ?? {});
+    });
   }
 
   get planner() {
@@ -100,11 +109,13 @@ export class ControlLoop {
     this.abort = new AbortController();
     await this.replan('start');
     void this.tickLoop(this.abort.signal);
+    if (this.options.apply !== false) this.surplus.start();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     this.abort?.abort(new Error('control stopping'));
+    this.surplus.stop();
     for (const u of this.unsubscribe.splice(0)) u();
     await this.running?.catch(() => undefined);
     await this.hub.state.kv('control').set('history', this.history.toJSON());
@@ -237,7 +248,10 @@ export class ControlLoop {
     const slotLen = this.planner.slot_minutes * MIN;
     const paused = new Set(Object.entries(rec.settings).filter(([, s]) => s.paused).map(([id]) => id));
     const before = new Map(this.failing);
-    await applySlot({ plan: rec.plan, k, devices: this.devicesById(), validUntil: rec.plan.slots[k].end + slotLen, sent: this.sent, log: this.log, paused, failing: this.failing });
+    // chargers that follow the surplus get their limits from the surplus dispatcher
+    const devices = this.devicesById();
+    for (const id of [...devices.keys()]) if (this.surplus.owns(id)) devices.delete(id);
+    await applySlot({ plan: rec.plan, k, devices, validUntil: rec.plan.slots[k].end + slotLen, sent: this.sent, log: this.log, paused, failing: this.failing });
     // a device that starts refusing (or refuses differently) is told once; one that takes commands again too
     for (const [id, message] of this.failing) {
       if (before.get(id) !== message) this.hub.bus.emit('notice', { kind: 'command_refused', severity: 'warning', deviceId: id, key: `refused:${id}`, title: `${id} refuses its commands`, message: `${id} did not take the plan's command: ${message}. It keeps its own mode until it does.` });

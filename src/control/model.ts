@@ -1,5 +1,5 @@
 import { DateTime } from 'luxon';
-import { EV_DEFAULT_MODES, hasCap, type Device, type EvDefaultMode, type Direction, type EpochMs, type PriceSeries } from '../api/index.js';
+import { EV_CHARGE_MODES, EV_DEFAULT_MODES, hasCap, type EvChargeMode, type Device, type EvDefaultMode, type Direction, type EpochMs, type PriceSeries } from '../api/index.js';
 import type { HubConfig } from '../core/config/schema.js';
 import type { PriceLookup } from '../core/services.js';
 import type { SiteForecasts } from '../forecast/service.js';
@@ -26,7 +26,13 @@ export interface EffectiveSettings {
   schedule?: ScheduleSetting;
   comfort?: { min_c: number; max_c: number };
   paused?: boolean;
+  /** A charger's charge mode (evcc's off, now, minpv, pv; or plan); YAML `charge_mode`, `PUT /devices/{id}/mode`. */
+  charge_mode?: EvChargeMode;
 }
+
+/** A charger's charge mode in force: the API's, else the YAML's, else `plan`. */
+export const chargeModeOf = (settings: EffectiveSettings, yaml: Record<string, unknown>): EvChargeMode =>
+  settings.charge_mode ?? EV_CHARGE_MODES.find((m) => m === yaml.charge_mode) ?? 'plan';
 
 export interface EvTargetSetting {
   energy_wh?: number;
@@ -266,9 +272,15 @@ export function buildSiteProblem(inputs: ModelInputs): { problem: SiteProblem; n
     } else if (d.caps.charger) {
       const ch = d.caps.charger;
       if (!PLUGGED.has(ch.status())) continue;
-      const target = settings.target;
-      const minW = ch.minCurrentA * ch.voltage * ch.phases;
+      const chargeMode = chargeModeOf(settings, yaml);
       const maxW = ch.maxCurrentA * ch.voltage * ch.phases;
+      // a charger that switches to one phase charges from one phase's minimum
+      const minW = ch.minCurrentA * ch.voltage * (ch.phaseSwitching ? 1 : ch.phases);
+      if (chargeMode !== 'plan') {
+        evs.push(modeModel(d.id, circuit, chargeMode, minW, maxW, now, limits, settings.paused === true, slots, flows, notes, ch.evCapacityWh ?? (typeof yaml.ev_capacity_wh === 'number' ? yaml.ev_capacity_wh : undefined), ch.session()?.energyWh ?? 0));
+        continue;
+      }
+      const target = settings.target;
       const soc = ch.evSocPct();
       const delivered = ch.session()?.energyWh ?? 0;
       const room = soc !== undefined && ch.evCapacityWh ? (((100 - soc) / 100) * ch.evCapacityWh) / EV_CHARGE_EFFICIENCY : undefined;
@@ -415,6 +427,31 @@ export function buildSiteProblem(inputs: ModelInputs): { problem: SiteProblem; n
     problem: { slots, importRate: imp.rates, exportRate: exp.rates, baseLoadW: base.powerW(slots), flows, grid, circuits, batteries, evs, hvacs, loads },
     notes,
   };
+}
+
+/**
+ * A charger in one of evcc's modes, as the plan sees it: `off` draws nothing, `now` full power, `pv`
+ * fills the car from surplus only, `minpv` draws its minimum in every slot (a fixed flow) and fills the
+ * rest from surplus. What minpv and pv draw from minute to minute is the surplus dispatcher's to say.
+ */
+function modeModel(id: string, circuit: string | undefined, mode: Exclude<EvChargeMode, 'plan'>, minW: number, maxW: number, now: EpochMs, limits: DeviceLimits | undefined, paused: boolean, slots: PlanSlot[], flows: FixedFlow[], notes: ModelNotes, capacityWh: number | undefined, deliveredWh: number): EvModel {
+  const roomWh = Math.max(0, (capacityWh ?? DEFAULT_CAR_CAPACITY_WH) / EV_CHARGE_EFFICIENCY - deliveredWh);
+  const fill: EvSession = { from: now, energyNeededWh: 0, roomWh, fill: true };
+  if (mode === 'off') {
+    notes.notes.push(`${id}: charge_mode off, not charging`);
+    return { id, circuit, minPowerW: minW, maxPowerW: maxW, sessions: [], limits };
+  }
+  if (mode === 'now') {
+    notes.notes.push(`${id}: charge_mode now, charging at full power`);
+    return { id, circuit, minPowerW: minW, maxPowerW: maxW, sessions: [fill], limits: paused ? limits : { ...limits, setpointW: slots.map((_, t) => limits?.setpointW?.[t] ?? maxW) } };
+  }
+  if (mode === 'minpv' && !paused) {
+    flows.push({ id: `${id}:min`, circuit, powerW: slots.map(() => minW) });
+    notes.notes.push(`${id}: charge_mode minpv, ${minW} W in every slot plus PV surplus (followed live every few seconds)`);
+    return { id, circuit, minPowerW: 0, maxPowerW: Math.max(0, maxW - minW), sessions: [{ ...fill, roomWh: Math.max(0, roomWh - minW * ((slots[slots.length - 1].end - now) / HOUR)) }], solarOnly: true, limits };
+  }
+  notes.notes.push(`${id}: charge_mode pv, only PV surplus from ${minW} W (followed live every few seconds)`);
+  return { id, circuit, minPowerW: minW, maxPowerW: maxW, sessions: [fill], solarOnly: true, limits };
 }
 
 /** The longitude of a time zone's standard meridian (15° per hour of its winter offset), when the site's is not configured. */

@@ -1,9 +1,9 @@
-import { ApiError, badRequest, type CapName, type Device } from '../api/index.js';
+import { ApiError, badRequest, EV_CHARGE_MODES, type CapName, type Device, type EvChargeMode } from '../api/index.js';
 import { access, type RouteModule } from '../core/http.js';
 import type { HubServices } from '../core/services.js';
 import { parseLimitsBody, type StoredLimits } from './limits.js';
 import type { ControlLoop } from './loop.js';
-import type { EffectiveSettings } from './model.js';
+import { chargeModeOf, type EffectiveSettings } from './model.js';
 import { parseScheduleBody } from './schedule.js';
 import { planView } from './view.js';
 
@@ -77,6 +77,7 @@ function controlView(loop: ControlLoop, hub: HubServices, d: Device) {
     schedule: eff.schedule ?? null,
     comfort: eff.comfort ?? (d.caps.thermostat ? { min_c: d.caps.thermostat.band.minC, max_c: d.caps.thermostat.band.maxC } : null),
     paused: eff.paused === true,
+    ...(d.caps.charger ? { charge_mode: chargeModeOf(eff, hub.registry.entry(d.id)?.config ?? {}) } : {}),
     overridden: Object.keys(over),
     plan_id: loop.latest?.id ?? null,
   };
@@ -153,6 +154,19 @@ export function controlRoutes(loop: ControlLoop): RouteModule {
       const merged = keys.length === 1 && keys[0] === 'charge_now' ? { ...(loop.settings(d.id).target ?? {}), ...target } : target;
       return override(d, (o) => (o.target = merged));
     });
+    app.put<{ Params: { id: string } }>('/devices/:id/mode', access('write'), async (req) => {
+      const d = device(req.params.id, 'charger', 'charge mode');
+      const b = objectBody(req.body);
+      onlyKeys(b, ['mode']);
+      const mode = b.mode;
+      if (typeof mode !== 'string' || !(EV_CHARGE_MODES as readonly string[]).includes(mode)) throw badRequest('mode', `must be one of ${EV_CHARGE_MODES.join(', ')}`);
+      return override(d, (o) => (o.charge_mode = mode as EvChargeMode));
+    });
+    app.delete<{ Params: { id: string } }>('/devices/:id/mode', access('write'), async (req) => {
+      const d = device(req.params.id, 'charger', 'charge mode');
+      return override(d, (o) => delete o.charge_mode);
+    });
+    app.get('/surplus', access('read'), async () => ({ object: 'list', data: loop.surplus.view() }));
     app.put<{ Params: { id: string } }>('/devices/:id/schedule', access('write'), async (req) => {
       const d = device(req.params.id, 'switch', 'run schedule');
       const schedule = parseScheduleBody(req.body);

@@ -10,6 +10,8 @@ import { simMqtt } from '../../plugins/sim-mqtt/index.js';
 import { forecastSourcesPlugin } from '../../plugins/forecasts/index.js';
 import { tariffProvidersPlugin } from '../../plugins/tariffs/index.js';
 import { tasmota } from '../../adapters/tasmota/index.js';
+import { goe } from '../../adapters/goe/index.js';
+import { goeSim } from '../../adapters/goe/sim.js';
 import { zigbee2mqtt } from '../../adapters/zigbee2mqtt/index.js';
 import { fileTariff } from '../tariff/sources/file.js';
 import { fixedTariff } from '../tariff/sources/fixed.js';
@@ -18,7 +20,7 @@ import type { Catalog } from './config/compose.js';
 
 /** Every adapter, plugin and tariff source this build of homeflex ships. */
 export const builtinCatalog: Catalog = {
-  adapters: [...simAdapters, ...ocppAdapters, ...modbusAdapters, tasmota, shelly, zigbee2mqtt, homeassistant],
+  adapters: [...simAdapters, ...ocppAdapters, ...modbusAdapters, tasmota, shelly, zigbee2mqtt, homeassistant, goe, goeSim],
   plugins: [tariffProvidersPlugin, haDiscovery, simMqtt, notifyPlugin, demoPlugin],
   tariffSources: [fixedTariff, timeOfUseTariff, fileTariff, ...(tariffProvidersPlugin.tariffSources ?? []), ...(demoPlugin.tariffSources ?? [])],
   forecastSources: forecastSourcesPlugin.forecastSources ?? [],

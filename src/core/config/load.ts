@@ -4,7 +4,7 @@ import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { LineCounter, parseDocument, isMap, isScalar, isSeq, visit, type Document, type Node, type Pair } from 'yaml';
 import type { JsonSchema } from '../../api/index.js';
 import { composeSchema, type Catalog } from './compose.js';
-import { HTTP_DEFAULTS, type HubConfig } from './schema.js';
+import { HTTP_DEFAULTS, SURPLUS_DEFAULTS, type HubConfig } from './schema.js';
 
 /** One problem in a configuration file, located by line, column and key path. */
 export interface ConfigProblem {
@@ -287,6 +287,7 @@ function withSections(data: Record<string, unknown>, file: string): HubConfig {
     storage: { dir: './data', ...(d.storage ?? {}) },
     log: { level: 'info', format: 'auto', ...(d.log ?? {}) },
     planner: { horizon_hours: 48, replan_minutes: 15, slot_minutes: 15, ...(d.planner ?? {}) },
+    surplus: { ...SURPLUS_DEFAULTS, ...(d.surplus ?? {}) },
     tariffs: (d.tariffs as HubConfig['tariffs']) ?? {},
     forecasts: { pv: [], ...((d.forecasts as Partial<HubConfig['forecasts']>) ?? {}) },
     connections: { modbus: [], ...(d.connections ?? {}) } as HubConfig['connections'],

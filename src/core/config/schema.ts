@@ -178,6 +178,36 @@ export const PlannerSchema = StrictObject({
   slot_minutes: Type.Union([Type.Literal(15), Type.Literal(30), Type.Literal(60)], { default: 15 }),
 });
 
+export const SurplusSchema = StrictObject(
+  {
+    interval_s: Type.Number({ minimum: 1, maximum: 60, default: 5, description: 'How often the surplus followers (chargers in charge_mode minpv or pv) follow the measured surplus (s)' }),
+    source: Type.Unsafe<'auto' | 'grid' | 'pv_minus_load'>({
+      type: 'string',
+      enum: ['auto', 'grid', 'pv_minus_load'],
+      default: 'auto',
+      description: 'Where the surplus is measured: grid = the export of a device with a grid meter channel (the best); pv_minus_load = measured PV less the measured house load; auto = grid when a grid meter reports, else pv_minus_load',
+    }),
+    enable_delay_s: Type.Number({ minimum: 0, maximum: 3600, default: 60, description: 'Surplus must be enough to start (or to add phases) for this long first (s)' }),
+    disable_delay_s: Type.Number({ minimum: 0, maximum: 3600, default: 180, description: 'Surplus must be too low to go on (or for the phases in use) for this long before stopping (or dropping phases) (s)' }),
+    phase_switch_delay_s: Type.Number({ minimum: 0, maximum: 86400, default: 300, description: 'At least this long between two phase switches of one charger (s), so a cloud does not toggle its contactor all day' }),
+    phase_hysteresis_w: Type.Number({ minimum: 0, maximum: 5000, default: 200, description: 'Three phases are kept until the surplus is this far below their minimum power (W)' }),
+    stop_hysteresis_w: Type.Number({ minimum: 0, maximum: 5000, default: 300, description: 'pv mode: grid import tolerated at the minimum current before the disable delay starts (W)' }),
+    reserve_w: Type.Number({ minimum: 0, maximum: 50000, default: 0, description: 'Export left to the grid (or the battery) before the followers take the rest (W)' }),
+  },
+  'The real-time dispatcher that shares measured PV surplus among chargers in charge_mode minpv or pv',
+);
+
+export const SURPLUS_DEFAULTS: Static<typeof SurplusSchema> = {
+  interval_s: 5,
+  source: 'auto',
+  enable_delay_s: 60,
+  disable_delay_s: 180,
+  phase_switch_delay_s: 300,
+  phase_hysteresis_w: 200,
+  stop_hysteresis_w: 300,
+  reserve_w: 0,
+};
+
 export const PvArraySchema = StrictObject(
   {
     id: Id('Array id, as the forecasts and GET /forecasts name it'),
@@ -224,6 +254,7 @@ export const HubSchemaBase = StrictObject({
   storage: Type.Optional(StorageSchema),
   log: Type.Optional(LogSchema),
   planner: Type.Optional(PlannerSchema),
+  surplus: Type.Optional(SurplusSchema),
   tariffs: Type.Optional(Type.Object({}, { additionalProperties: true })),
   forecasts: Type.Optional(Type.Object({}, { additionalProperties: true })),
   connections: Type.Optional(ConnectionsSchema),
@@ -238,6 +269,7 @@ export type ConnectionsConfig = Static<typeof ConnectionsSchema>;
 export type ModbusConnectionConfig = Static<typeof ModbusConnectionSchema>;
 export type PlannerConfig = Static<typeof PlannerSchema>;
 export type PvArrayConfig = Static<typeof PvArraySchema>;
+export type SurplusConfig = Static<typeof SurplusSchema>;
 export type LoadForecastConfig = Static<typeof LoadForecastSchema>;
 export type CalibrationConfig = Static<typeof CalibrationSchema>;
 
@@ -274,6 +306,7 @@ export interface HubConfig {
   storage: Static<typeof StorageSchema>;
   log: Static<typeof LogSchema>;
   planner: PlannerConfig;
+  surplus: SurplusConfig;
   tariffs: { import?: TariffConfig; export?: TariffConfig } & BillConfig;
   forecasts: ForecastsConfig;
   connections: ConnectionsConfig & { modbus: ModbusConnectionConfig[] };

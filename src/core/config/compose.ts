@@ -7,6 +7,31 @@ export interface Catalog {
   tariffSources: TariffSourceDefinition<any>[]; // eslint-disable-line @typescript-eslint/no-explicit-any
   /** Sources of `forecasts.source` (none: the hub's clear-sky and history forecasts only). */
   forecastSources?: ForecastSourceDefinition<any>[]; // eslint-disable-line @typescript-eslint/no-explicit-any
+  /** Plugins loaded from outside the build for one site file (`plugins[].package` / `.path`); also in `plugins`. */
+  external?: ExternalPlugin[];
+  /** Plugins the site file names by package or path that were refused, with the located reason. */
+  refused?: { index: number; key: 'package' | 'path'; spec: string; problem: { file: string; line: number; col: number; path: string; message: string } }[];
+}
+
+/** A plugin the site file names by package or folder, found and checked (src/core/plugins/external.ts). */
+export interface ExternalPlugin {
+  key: 'package' | 'path';
+  /** The package name or folder as the site file writes it. */
+  spec: string;
+  /** The folder it was loaded from. */
+  dir: string;
+  name: string;
+  version: string;
+  /** The homeflex SDK range its package.json declares. */
+  range: string;
+  def: PluginDefinition<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+}
+
+/** The plugin definition a `plugins[]` entry selects, by `id` (built in) or by `package` / `path`. */
+export function pluginFor(entry: { id?: unknown; package?: unknown; path?: unknown }, catalog: Catalog): PluginDefinition<any> | undefined { // eslint-disable-line @typescript-eslint/no-explicit-any
+  if (typeof entry.package === 'string') return catalog.external?.find((e) => e.key === 'package' && e.spec === entry.package)?.def;
+  if (typeof entry.path === 'string') return catalog.external?.find((e) => e.key === 'path' && e.spec === entry.path)?.def;
+  return (catalog.external ?? []).some((e) => e.def.id === entry.id) ? undefined : catalog.plugins.find((p) => p.id === entry.id);
 }
 
 const clone = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
@@ -105,19 +130,27 @@ export function composeSchema(catalog: Catalog): JsonSchema {
     },
   };
 
-  const pluginIds = catalog.plugins.map((p) => p.id);
-  const pluginBase = { id: { type: 'string', ...(pluginIds.length ? { enum: pluginIds } : { not: {} }), description: 'Which plugin to load' } };
+  const external = catalog.external ?? [];
+  const builtin = catalog.plugins.filter((p) => !external.some((e) => e.def === p));
+  const pluginIds = builtin.map((p) => p.id);
+  const pluginBase = {
+    id: { type: 'string', ...(pluginIds.length ? { enum: pluginIds } : { not: {} }), description: 'Which built-in plugin to load' },
+    package: { type: 'string', minLength: 1, description: 'An installed npm package that is a homeflex plugin (the hub never installs it)' },
+    path: { type: 'string', minLength: 1, description: 'A folder holding a homeflex plugin (its package.json), relative to this file' },
+    enabled: { type: 'boolean', default: true, description: 'false turns the plugin off (the dashboard runs unless turned off so)' },
+  };
+  const branch = (key: 'package' | 'path', spec: string): JsonSchema => ({ type: 'object', properties: { [key]: { const: spec } }, required: [key] });
   schema.properties.plugins = {
     type: 'array',
     default: [],
+    description: 'Plugins: built-in ones by id, others by package or path',
     items: {
       type: 'object',
-      required: ['id'],
       properties: pluginBase,
-      allOf: discriminated(
-        'id',
-        catalog.plugins.map((p) => [p.id, closedObject(pluginBase, { description: p.description, ...p.configSchema })]),
-      ),
+      allOf: [
+        ...discriminated('id', builtin.map((p) => [p.id, closedObject(pluginBase, { description: p.description, ...p.configSchema })])),
+        ...external.map((e) => ({ if: branch(e.key, e.spec), then: closedObject(pluginBase, { description: e.def.description, ...e.def.configSchema }) })),
+      ],
     },
   };
 

@@ -368,8 +368,10 @@ export class Hub {
       try {
         pluginRoutes.push(this.pluginRoutes(run));
       } catch (err) {
-        ctx.log.error({ err }, `plugin ${def.id} failed to add its routes`);
-        this.pluginFailed(who, err);
+        const where = this.catalog.external?.find((e) => e.def === def)?.where;
+        const message = `plugin ${def.id}${where ? ` (${where})` : ''} failed to add its routes: ${(err as Error)?.message ?? String(err)}`;
+        ctx.log.error({ err }, message);
+        this.pluginFailed(who, new Error(message, { cause: err }));
       }
     }
 
@@ -433,8 +435,10 @@ export class Hub {
         });
         if (this.pluginStatus.get(def.id)?.status === 'starting') this.pluginStatus.set(def.id, { source: this.pluginStatus.get(def.id)!.source, status: 'running' });
       } catch (err) {
-        ctx.log.error({ err }, `plugin ${def.id} failed: ${(err as Error)?.message ?? String(err)}`);
-        this.pluginFailed(who, err);
+        const where = this.catalog.external?.find((e) => e.def === def)?.where;
+        const message = `plugin ${def.id}${where ? ` (${where})` : ''} failed to start: ${(err as Error)?.message ?? String(err)}`;
+        ctx.log.error({ err }, message);
+        this.pluginFailed(who, new Error(message, { cause: err }));
       }
     }
 

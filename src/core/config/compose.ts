@@ -24,6 +24,8 @@ export interface ExternalPlugin {
   version: string;
   /** The homeflex SDK range its package.json declares. */
   range: string;
+  /** Where the site file names it: `site.yaml:12:5 plugins[1].path`. */
+  where: string;
   def: PluginDefinition<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 }
 
@@ -47,6 +49,9 @@ function closedObject(base: Record<string, unknown>, extra: JsonSchema): JsonSch
   if (required.length) out.required = required;
   return out;
 }
+
+/** `enum` of the values, or a schema nothing matches when there are none (an empty enum is not valid JSON Schema). */
+const oneOfOrNone = (values: string[]) => (values.length ? { enum: values } : { not: {} });
 
 /** One "if key == value then schema" branch per definition: editors and ajv both follow it. */
 function discriminated(key: string, branches: [string, JsonSchema][]): JsonSchema[] {
@@ -89,13 +94,13 @@ export function composeSchema(catalog: Catalog): JsonSchema {
     type: 'object',
     required: ['type'],
     description: 'Prices used where the source has none while it is failing (its last refresh failed, or its prices do not reach the present)',
-    properties: { type: { type: 'string', enum: fallbackSources.map((t) => t.type), description: 'fixed or time_of_use' } },
+    properties: { type: { type: 'string', ...oneOfOrNone(fallbackSources.map((t) => t.type)), description: 'fixed or time_of_use' } },
     allOf: discriminated('type', fallbackSources.map((t) => [t.type, closedObject({ type: { const: t.type } }, { description: t.description, ...t.configSchema })])),
   };
   const tariffSchema: JsonSchema = {
     type: 'object',
     required: ['type'],
-    properties: { type: { type: 'string', enum: tariffTypes, description: 'Which tariff source resolves the prices' } },
+    properties: { type: { type: 'string', ...oneOfOrNone(tariffTypes), description: 'Which tariff source resolves the prices' } },
     allOf: discriminated(
       'type',
       catalog.tariffSources.map((t) => [
@@ -122,7 +127,7 @@ export function composeSchema(catalog: Catalog): JsonSchema {
         type: 'object',
         required: ['type'],
         description: 'Where the PV forecast comes from; while it fails, the clear-sky forecast scaled by recent production stands in',
-        properties: { type: { type: 'string', enum: forecastSources.map((f) => f.type), description: 'Which forecast source' } },
+        properties: { type: { type: 'string', ...oneOfOrNone(forecastSources.map((f) => f.type)), description: 'Which forecast source' } },
         allOf: discriminated('type', forecastSources.map((f) => [f.type, closedObject({ type: { const: f.type } }, { description: f.description, ...f.configSchema })])),
       },
       calibration: clone(CalibrationSchema),

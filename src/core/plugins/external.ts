@@ -177,7 +177,7 @@ export async function loadSitePlugins(text: string, file: string, base: Catalog)
       refuse(`${label}: ${clash} (by the hub or an earlier plugin)`);
       continue;
     }
-    const ext: ExternalPlugin = { key: named.key, spec: named.spec, dir, name: pkg.name ?? named.spec, version: pkg.version ?? '0.0.0', range, def };
+    const ext: ExternalPlugin = { key: named.key, spec: named.spec, dir, name: pkg.name ?? named.spec, version: pkg.version ?? '0.0.0', range, def, where: `${display}:${named.line}:${named.col} plugins[${named.index}].${named.key}` };
     catalog.plugins.push(def);
     catalog.adapters.push(...(def.adapters ?? []));
     catalog.tariffSources.push(...(def.tariffSources ?? []));

@@ -155,7 +155,7 @@ export async function runAdapterContract(options: ContractOptions): Promise<Cont
   for (const bad of options.badConfigs ?? []) {
     await check(`config: refuses a bad entry at ${bad.path}`, () => {
       const want = `devices[0].${bad.path}`;
-      let problems: { line: number; path: string; message: string }[] = [];
+      let problems: { line: number; path: string; message: string }[];
       try {
         const loaded = parseConfig(siteText(def.id, bad.config), 'contract.yaml', { catalog, env: {} });
         problems = (def.check?.(loaded.devices[0] as never) ?? []).map((p) => ({ line: 0, path: `devices[0].${p.path.join('.')}`, message: p.message }));
@@ -291,7 +291,7 @@ async function unreachableChecks(
     try {
       await within(inst.start(abort.signal), startBudget, 'start()');
     } catch (err) {
-      if (!typed(err)) throw new Error(`start() rejected with an untyped error (use permanentError / retryableError): ${describe(err)}`);
+      if (!typed(err)) throw new Error(`start() rejected with an untyped error (use permanentError / retryableError): ${describe(err)}`, { cause: err });
       return `start rejected: ${describe(err)}`;
     }
     if (!(await until(() => inst!.devices.every((d) => !d.available), options.settleMs ?? 3_000))) throw new Error('start() resolved but the devices say available');
@@ -303,7 +303,7 @@ async function unreachableChecks(
       try {
         await sw.set(true);
       } catch (err) {
-        if (!typed(err)) throw new Error(`set() rejected with an untyped error: ${describe(err)}`);
+        if (!typed(err)) throw new Error(`set() rejected with an untyped error: ${describe(err)}`, { cause: err });
         return describe(err);
       }
       throw new Error('set(true) resolved although the device cannot be reached');

@@ -96,6 +96,26 @@ beforeAll(async () => {
   writeFileSync(join(dir, 'plugins/old/package.json'), JSON.stringify({ name: 'homeflex-plugin-old', version: '3.2.0', type: 'module', main: 'index.js', peerDependencies: { homeflex: '^2.0.0' } }));
   writeFileSync(join(dir, 'plugins/old/index.js'), `throw new Error('an SDK-mismatched plugin must not be imported');\n`);
 
+  // a plugin whose timer throws after a few ticks, and that probes whether the hub's view is read-only
+  mkdirSync(join(dir, 'plugins/ticker'));
+  writeFileSync(join(dir, 'plugins/ticker/package.json'), JSON.stringify({ name: 'homeflex-plugin-ticker', version: '0.0.1', type: 'module', engines: { homeflex: '^0.1.0' } }));
+  writeFileSync(
+    join(dir, 'plugins/ticker/index.js'),
+    `export const ticks = { n: 0 };
+     const attempt = (fn) => { try { fn(); return 'allowed'; } catch (err) { return err.constructor.name + ': ' + err.message; } };
+     export default { id: 'ticker', description: 'throws in its timer', configSchema: {},
+       routes(routes, ctx) {
+         routes.get('/probe', 'read', () => ({
+           ticks: ticks.n,
+           device_write: attempt(() => { ctx.hub.devices.get('dishwasher').available = false; }),
+           caps_write: attempt(() => { ctx.hub.devices.get('dishwasher').caps.switch.ratedPowerW = 1; }),
+           site_write: attempt(() => { ctx.hub.site.name = 'mine'; }),
+           plan_frozen: Object.isFrozen(ctx.hub.plan.latest() ?? {}),
+           still_available: ctx.hub.devices.get('dishwasher').available,
+         }));
+       },
+       create: (ctx) => ({ async start() { ctx.clock.every(50, () => { if (++ticks.n === 3) throw new Error('tick 3 went wrong'); }); } }) };\n`,
+  );
   socket = socketStandIn();
   socketUrl = await listen(socket.server);
   siteText = [
@@ -116,6 +136,7 @@ beforeAll(async () => {
     '    licence: ""',
     '  - path: ./plugins/old',
     '  - { id: dashboard, enabled: false }',
+    '  - path: ./plugins/ticker',
     '',
   ].join('\n');
   siteFile = join(dir, 'site.yaml');
@@ -196,6 +217,33 @@ describe('plugins from outside the build', () => {
       error: `site.yaml:${line}:5 plugins[2].path: plugin path "./plugins/old": homeflex-plugin-old@3.2.0 was built for homeflex SDK ^2.0.0, but this hub provides SDK 0.1.0; install a version of the plugin made for it`,
     });
     expect((await get('/api/v1/devices')).status).toBe(200);
+  });
+
+  it('marks a plugin whose timer throws failed, stops its timer, and runs on', async () => {
+    let ticker: { status: string; error: string | null } | undefined;
+    for (let i = 0; i < 100 && ticker?.status !== 'failed'; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      ticker = ((await get('/api/v1/plugins')).body.data as { id: string; status: string; error: string | null }[]).find((p) => p.id === 'ticker');
+    }
+    expect(ticker).toMatchObject({ status: 'failed', error: 'tick 3 went wrong' });
+    const probe = async () => (await get('/api/v1/plugins/ticker/probe')).body as Record<string, unknown>;
+    const first = await probe();
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await probe()).ticks).toBe(first.ticks);
+    expect(first.ticks).toBe(3);
+    expect((await get('/api/v1/devices/dishwasher')).body).toMatchObject({ available: true });
+  });
+
+  it('gives plugins a read-only view of the hub', async () => {
+    const probe = (await get('/api/v1/plugins/ticker/probe')).body;
+    expect(probe).toEqual({
+      ticks: 3,
+      device_write: 'TypeError: device dishwasher is read-only for plugins',
+      caps_write: 'TypeError: device dishwasher is read-only for plugins',
+      site_write: "TypeError: Cannot assign to read only property 'name' of object '#<Object>'",
+      plan_frozen: true,
+      still_available: true,
+    });
   });
 
   it('lets the site file turn the dashboard off', async () => {

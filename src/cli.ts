@@ -9,6 +9,7 @@ import { ConfigError, composeSchema, formatProblem, loadConfigFile, parseConfig 
 import { Hub } from './core/host.js';
 import { loadSitePlugins } from './core/plugins/external.js';
 import type { HubConfig } from './core/config/schema.js';
+import type { Catalog } from './core/config/compose.js';
 import { scaledClock, systemClock } from './core/clock.js';
 import { carsHomeAtStart } from '../plugins/demo/index.js';
 import { StoreError } from './core/store/state.js';
@@ -96,12 +97,25 @@ interface SiteCommandIo {
 
 /** Runs a command that reads the site file, printing its configuration errors as the other commands do. */
 async function withSiteConfig(command: (argv: string[], io: SiteCommandIo) => Promise<number>, argv: string[]): Promise<number> {
+  // the site files the command may read (arguments naming YAML files, or the demo) have their
+  // plugins named by package or path loaded first, so their adapters and keys are known
+  const catalogs = new Map<string, Catalog>();
+  for (const file of [demoConfig, ...argv.filter((a) => /\.ya?ml$/i.test(a) && existsSync(a))]) {
+    try {
+      catalogs.set(resolve(file), (await loadSitePlugins(readFileSync(file, 'utf8'), file, builtinCatalog)).catalog);
+    } catch {
+      // unreadable: loading it below says so
+    }
+  }
   try {
     return await command(argv, {
       out: (t) => process.stdout.write(t),
       err: (t) => process.stderr.write(t),
       defaultConfig: demoConfig,
-      loadConfig: (file) => loadConfigFile(file, { catalog: builtinCatalog, checks: hubChecks(builtinCatalog) }),
+      loadConfig: (file) => {
+        const catalog = catalogs.get(resolve(file)) ?? builtinCatalog;
+        return loadConfigFile(file, { catalog, checks: hubChecks(catalog) });
+      },
     });
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;

@@ -149,7 +149,7 @@ export class Hub {
    * with their place in the file and marked failed; the hub runs on without them), then makes the hub.
    */
   static async load(options: HubOptions): Promise<Hub> {
-    const file = options.configFile ?? 'config/demo.yaml';
+    const file = options.configFile ?? (options.configText !== undefined ? 'site.yaml' : 'config/demo.yaml');
     let text = options.configText;
     if (text === undefined) {
       try {

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -7,7 +7,9 @@ import { builtinCatalog } from './core/catalog.js';
 import { hubChecks } from './core/config/checks.js';
 import { ConfigError, composeSchema, formatProblem, loadConfigFile, parseConfig } from './core/config/load.js';
 import { Hub } from './core/host.js';
+import { loadSitePlugins } from './core/plugins/external.js';
 import type { HubConfig } from './core/config/schema.js';
+import type { Catalog } from './core/config/compose.js';
 import { scaledClock, systemClock } from './core/clock.js';
 import { carsHomeAtStart } from '../plugins/demo/index.js';
 import { StoreError } from './core/store/state.js';
@@ -34,7 +36,7 @@ Usage:
                                         --speed runs the clock N times faster (simulations); the port
                                         flags move the HTTP, OCPP, embedded MQTT and simulated Modbus listeners
   homeflex check-config FILE            validate a site file: every error with file:line:col, exit 1 on errors
-  homeflex schema [--out FILE]          write the JSON Schema of the site file (for editor autocompletion)
+  homeflex schema [--out FILE] [--config FILE]  write the JSON Schema of the site file (for editor autocompletion; with --config, its plugins' keys too)
   homeflex plan [--config FILE]         print the current site plan
   homeflex store check [--config FILE]  list damaged meter data (file, offset, time range, records); exit 1 if any
   homeflex store repair [--config FILE] move damaged ranges aside (nothing is deleted); both refuse while a hub runs
@@ -112,12 +114,25 @@ interface SiteCommandIo {
 
 /** Runs a command that reads the site file, printing its configuration errors as the other commands do. */
 async function withSiteConfig(command: (argv: string[], io: SiteCommandIo) => Promise<number>, argv: string[]): Promise<number> {
+  // the site files the command may read (arguments naming YAML files, or the demo) have their
+  // plugins named by package or path loaded first, so their adapters and keys are known
+  const catalogs = new Map<string, Catalog>();
+  for (const file of [demoConfig, ...argv.filter((a) => /\.ya?ml$/i.test(a) && existsSync(a))]) {
+    try {
+      catalogs.set(resolve(file), (await loadSitePlugins(readFileSync(file, 'utf8'), file, builtinCatalog)).catalog);
+    } catch {
+      // unreadable: loading it below says so
+    }
+  }
   try {
     return await command(argv, {
       out: (t) => process.stdout.write(t),
       err: (t) => process.stderr.write(t),
       defaultConfig: demoConfig,
-      loadConfig: (file) => loadConfigFile(file, { catalog: builtinCatalog, checks: hubChecks(builtinCatalog) }),
+      loadConfig: (file) => {
+        const catalog = catalogs.get(resolve(file)) ?? builtinCatalog;
+        return loadConfigFile(file, { catalog, checks: hubChecks(catalog) });
+      },
     });
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
@@ -151,7 +166,7 @@ export const commands: Record<string, (argv: string[]) => Promise<number>> = {
     let hub: Hub;
     try {
       const clock = speed ? scaledClock(speed) : systemClock;
-      hub = new Hub({
+      hub = await Hub.load({
         configFile,
         clock,
         override: (config) => {
@@ -204,16 +219,37 @@ export const commands: Record<string, (argv: string[]) => Promise<number>> = {
       return 2;
     }
     try {
-      const config = loadConfigFile(file, { catalog: builtinCatalog, checks: hubChecks(builtinCatalog) });
+      let text: string;
+      try {
+        text = readFileSync(file, 'utf8');
+      } catch (err) {
+        throw new ConfigError([{ file, line: 1, col: 1, path: '', message: `cannot read the file: ${(err as Error).message}` }]);
+      }
+      // plugins named by package or path are found and checked first: their keys join the schema
+      const site = await loadSitePlugins(text, file, builtinCatalog);
+      let config: HubConfig | undefined;
+      let problems = site.refused.map((r) => r.problem);
+      try {
+        config = parseConfig(text, file, { catalog: site.catalog, checks: hubChecks(site.catalog) });
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw err;
+        problems = [...problems, ...err.problems];
+      }
+      if (problems.length || !config) throw new ConfigError(problems.sort((a, b) => a.line - b.line || a.col - b.col));
       const byAdapter = new Map<string, number>();
       for (const d of config.devices) byAdapter.set(d.adapter, (byAdapter.get(d.adapter) ?? 0) + 1);
+      const pluginName = (p: HubConfig['plugins'][number]) => {
+        const ext = site.loaded.find((e) => (e.key === 'package' ? p.package : p.path) === e.spec && (p.package ?? p.path) !== undefined);
+        const name = ext ? `${ext.def.id} (${ext.name}@${ext.version}, SDK ${ext.range})` : String(p.id);
+        return p.enabled === false ? `${name} [disabled]` : name;
+      };
       process.stdout.write(
         `${file}: OK\n` +
           `  site ${config.site.id} (${config.site.name}), ${config.site.timezone}, ${config.site.currency}\n` +
           `  http ${config.http.host}:${config.http.port}${config.http.token ? ' with token' : ''}\n` +
           `  tariffs: import ${config.tariffs.import?.type ?? 'none'}, export ${config.tariffs.export?.type ?? 'none'}${billSummary(config.tariffs)}\n` +
           `  devices: ${config.devices.length} (${[...byAdapter].map(([a, n]) => `${n} ${a}`).join(', ') || 'none'})\n` +
-          `  plugins: ${config.plugins.map((p) => p.id).join(', ') || 'none'}\n`,
+          `  plugins: ${config.plugins.map(pluginName).join(', ') || 'none'}\n`,
       );
       return 0;
     } catch (err) {
@@ -227,8 +263,15 @@ export const commands: Record<string, (argv: string[]) => Promise<number>> = {
   },
 
   async schema(argv) {
-    const { values } = parseArgs({ args: argv, options: { out: { type: 'string', short: 'o' } } });
-    const text = JSON.stringify(composeSchema(builtinCatalog), null, 2) + '\n';
+    const { values } = parseArgs({ args: argv, options: { out: { type: 'string', short: 'o' }, config: { type: 'string', short: 'c' } } });
+    // with --config, the plugins that site file names by package or path add their keys
+    let catalog = builtinCatalog;
+    if (values.config) {
+      const site = await loadSitePlugins(readFileSync(values.config, 'utf8'), values.config, builtinCatalog);
+      for (const r of site.refused) process.stderr.write(`${formatProblem(r.problem)}\n`);
+      catalog = site.catalog;
+    }
+    const text = JSON.stringify(composeSchema(catalog), null, 2) + '\n';
     if (values.out) {
       writeFileSync(values.out, text);
       process.stderr.write(`wrote ${values.out}\n`);

@@ -393,7 +393,7 @@ export class SimChargePoint {
 
 // ---------------------------------------------------------------- the demo's simulated charge point
 
-interface SimOcppCpConfig extends DeviceConfigBase {
+export interface SimOcppCpConfig extends DeviceConfigBase {
   identity: string;
   password?: string;
   protocol: OcppProtocol;

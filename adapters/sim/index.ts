@@ -18,7 +18,7 @@ import {
   type StorageMode,
 } from '../../src/api/index.js';
 import { SimMeter } from './meter.js';
-import { baseLoadW, outdoorC, sunShare, thermalStep } from './physics.js';
+import { baseLoadW, outdoorC, sunShare, thermalStep } from '../../src/api/physics.js';
 
 const tickSchema = { tick_s: { type: 'number', minimum: 0.1, maximum: 3600, default: 10, description: 'Simulation step (s of hub clock time)' } };
 const HHMM = hhmmSchema;

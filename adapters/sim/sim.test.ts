@@ -7,7 +7,7 @@ import type { MeterReading } from '../../src/api/index.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { Hub } from '../../src/core/host.js';
 import { createLogger } from '../../src/core/logging.js';
-import { baseLoadW, sunShare, thermalStep } from './physics.js';
+import { baseLoadW, sunShare, thermalStep } from '../../src/api/physics.js';
 
 const silent = () => createLogger({ destination: new Writable({ write: (_c, _e, cb) => cb() }) });
 let hub: Hub | undefined;

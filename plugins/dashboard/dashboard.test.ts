@@ -12,6 +12,7 @@ import { ManualClock } from '../../src/core/clock.js';
 import { Hub } from '../../src/core/host.js';
 import { DeviceRegistry } from '../../src/core/registry.js';
 import type { HubServices } from '../../src/core/services.js';
+import { deviceView } from '../../src/core/routes.js';
 import { LiveFeed } from './live.js';
 
 const TOKEN = 'dashboard-test-token-0123456789';
@@ -183,7 +184,9 @@ describe('LiveFeed', () => {
     const registry = new DeviceRegistry();
     const clock = new ManualClock('2026-06-15T10:00:00Z');
     registry.add({ id: 'pv', name: 'Roof', adapter: 'sim_pv', caps: {}, available: true });
-    return { bus, registry, clock, site: { id: 'home', name: 'Home', timezone: 'UTC', currency: 'EUR' }, adapterStatus: new Map(), log: quiet } as unknown as HubServices;
+    const services = { bus, registry, clock, site: { id: 'home', name: 'Home', timezone: 'UTC', currency: 'EUR' }, adapterStatus: new Map(), log: quiet } as unknown as HubServices;
+    // the feed reads devices as the API shows them (the plugin hands it HubView.devices.json)
+    return Object.assign(services, { deviceJson: (id: string) => (registry.get(id) ? deviceView(registry.get(id)!, services) : undefined) });
   }
   async function serve(feed: LiveFeed) {
     const server = createServer((_req, res) => feed.open(res));

@@ -1,7 +1,14 @@
 import type { ServerResponse } from 'node:http';
-import type { HubEvents, MeterReading } from '../../src/api/index.js';
-import { deviceView } from '../../src/core/routes.js';
-import type { HubServices } from '../../src/core/services.js';
+import type { Clock, EventBus, HubEvents, MeterReading } from '../../src/api/index.js';
+
+/** What the feed reads of the hub: its events, the time, the site, and a device as the API shows it. */
+export interface LiveSource {
+  bus: Pick<EventBus, 'on'>;
+  clock: Pick<Clock, 'now'>;
+  site: { id: string };
+  /** The device's JSON as `GET /api/v1/devices/{id}` answers it, or undefined when it is gone. */
+  deviceJson(id: string): unknown;
+}
 
 export interface LiveFeedOptions {
   /** Meter readings are coalesced per device and channel and sent at most this often (ms). */
@@ -45,7 +52,7 @@ export class LiveFeed {
   private readonly keepaliveMs: number;
   readonly maxClients: number;
 
-  constructor(private readonly hub: HubServices, options: LiveFeedOptions = {}) {
+  constructor(private readonly hub: LiveSource, options: LiveFeedOptions = {}) {
     this.meterIntervalMs = options.meterIntervalMs ?? 2000;
     this.keepaliveMs = options.keepaliveMs ?? 15_000;
     this.maxClients = options.maxClients ?? 32;
@@ -128,8 +135,8 @@ export class LiveFeed {
     const ids = [...this.pendingDevices];
     this.pendingDevices.clear();
     for (const id of ids) {
-      const device = this.hub.registry.get(id);
-      this.write('device', device ? deviceView(device, this.hub) : { id, object: 'device', removed: true });
+      const device = this.hub.deviceJson(id);
+      this.write('device', device ?? { id, object: 'device', removed: true });
     }
   }
 

@@ -1,9 +1,5 @@
-import type { FastifyReply, FastifyRequest } from 'fastify';
 import { stringify } from 'yaml';
-import { ApiError } from '../../src/api/index.js';
-import { access, type RouteModule } from '../../src/core/http.js';
-import { redactConfig } from '../../src/core/routes.js';
-import type { HubPart, HubServices, PartFactory } from '../../src/core/services.js';
+import { ApiError, definePlugin, type PluginContext, type PluginReply, type PluginRequest } from '../../src/api/index.js';
 import { loadAssets, type Asset } from './assets.js';
 import { LiveFeed, type LiveFeedOptions } from './live.js';
 
@@ -23,7 +19,7 @@ const CONTENT_SECURITY_POLICY = [
   "frame-ancestors 'none'",
 ].join('; ');
 
-function serve(asset: Asset, req: FastifyRequest, reply: FastifyReply) {
+function serve(asset: Asset, req: PluginRequest, reply: PluginReply) {
   reply
     .header('content-type', asset.type)
     .header('etag', asset.etag)
@@ -39,58 +35,67 @@ function serve(asset: Asset, req: FastifyRequest, reply: FastifyReply) {
 }
 
 /** The site as the page needs it: names, zone, currency, limits, and each device's YAML (secrets redacted). */
-function dashboardInfo(hub: HubServices) {
-  const { site, http, planner } = hub.config;
+function dashboardInfo(ctx: PluginContext) {
+  const { site } = ctx.hub;
+  const config = ctx.hub.config() as { http?: { token?: unknown }; planner?: unknown };
   return {
     object: 'dashboard',
-    site: {
-      id: site.id,
-      name: site.name,
-      timezone: site.timezone,
-      currency: site.currency,
-      grid: { max_import_w: site.grid?.max_import_w ?? null, max_export_w: site.grid?.max_export_w ?? null },
-      circuits: site.circuits,
-    },
-    time: new Date(hub.clock.now()).toISOString(),
-    token_required_for_writes: Boolean(http.token),
-    planner,
-    devices: hub.registry.all().map((d) => {
-      const config = hub.registry.entry(d.id)?.config;
-      return { id: d.id, yaml: config ? stringify(redactConfig(config), { lineWidth: 100 }) : null };
+    site: { id: site.id, name: site.name, timezone: site.timezone, currency: site.currency, grid: site.grid, circuits: site.circuits },
+    time: new Date(ctx.clock.now()).toISOString(),
+    token_required_for_writes: Boolean(config.http?.token),
+    planner: config.planner,
+    devices: ctx.hub.devices.list().map((d) => {
+      const yaml = ctx.hub.devices.json(d.id)?.config;
+      return { id: d.id, yaml: yaml ? stringify(yaml, { lineWidth: 100 }) : null };
     }),
   };
 }
+
+/** One live feed per hub, made with the routes and started with the plugin. */
+const feeds = new WeakMap<PluginContext, LiveFeed>();
 
 /**
  * The web dashboard: serves the page at `/` (plain HTML, ES modules and CSS from `public/`, uPlot from
  * node_modules), a Server-Sent Events stream at `/api/v1/events`, and `/api/v1/dashboard`.
  * The page reads everything else from the hub's ordinary API, with the same bearer-token rules.
+ * Runs unless the site file turns it off: `plugins: [{ id: dashboard, enabled: false }]`.
  */
-export function dashboardPart(options: LiveFeedOptions = {}): PartFactory {
-  return (hub: HubServices): HubPart => {
-    const assets = loadAssets();
-    const feed = new LiveFeed(hub, options);
-    const routes: RouteModule = Object.assign(
-      (app: Parameters<RouteModule>[0]) => {
-        for (const asset of assets.values()) app.get(asset.path, access('public'), (req, reply) => serve(asset, req, reply));
-        app.get('/api/v1/dashboard', access('read'), async () => dashboardInfo(hub));
-        app.get('/api/v1/events', access('read'), (req, reply) => {
-          if (feed.clientCount >= feed.maxClients) {
-            throw new ApiError(503, 'too_many_streams', `at most ${feed.maxClients} event streams may be open at once; close another tab`);
-          }
-          reply.hijack();
-          feed.open(reply.raw);
-        });
-        // open streams would keep fastify.close() waiting for ever
-        app.addHook('preClose', async () => feed.stop());
-      },
-      { prefix: '' },
-    );
-    return {
-      name: 'dashboard',
-      routes,
-      start: async () => feed.start(),
-      stop: async () => feed.stop(),
-    };
+export function dashboardPlugin(options: LiveFeedOptions = {}) {
+  const feedFor = (ctx: PluginContext) => {
+    let feed = feeds.get(ctx);
+    if (!feed) {
+      feed = new LiveFeed({ bus: ctx.bus, clock: ctx.clock, site: ctx.site, deviceJson: (id) => ctx.hub.devices.json(id) }, options);
+      feeds.set(ctx, feed);
+    }
+    return feed;
   };
+  return definePlugin<Record<string, never>>({
+    id: 'dashboard',
+    description: 'The web dashboard at / (on by default; enabled: false turns it off)',
+    configSchema: { properties: {} },
+    enabledByDefault: true,
+    mountAtRoot: true,
+    routes(routes, ctx) {
+      const assets = loadAssets();
+      const feed = feedFor(ctx);
+      for (const asset of assets.values()) routes.get(asset.path, 'public', (req, reply) => serve(asset, req, reply));
+      routes.get('/api/v1/dashboard', 'read', async () => dashboardInfo(ctx));
+      routes.get('/api/v1/events', 'read', (_req, reply) => {
+        if (feed.clientCount >= feed.maxClients) {
+          throw new ApiError(503, 'too_many_streams', `at most ${feed.maxClients} event streams may be open at once; close another tab`);
+        }
+        reply.hijack();
+        feed.open(reply.raw);
+      });
+      // open streams would keep the HTTP server's close waiting for ever
+      routes.onClose(() => feed.stop());
+    },
+    create(ctx) {
+      const feed = feedFor(ctx);
+      return {
+        start: async () => feed.start(),
+        stop: async () => feed.stop(),
+      };
+    },
+  });
 }

@@ -1,7 +1,7 @@
 import { DateTime } from 'luxon';
 import type { EpochMs } from '../../src/api/index.js';
 // the demo's history follows the simulators' own physics, so forecasts from it match what they do next
-import { baseLoadW, sunShare } from '../../adapters/sim/physics.js';
+import { baseLoadW, sunShare } from '../../src/api/physics.js';
 
 /**
  * Days of meter history for the demo's simulated house, as a site would have sent them (FlatPeak

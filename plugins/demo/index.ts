@@ -8,10 +8,11 @@ interface DemoConfig {
   history_days: number;
 }
 
-/** What the plugin needs of the hub: its devices and surcharge, and the metering service to write to. */
-interface HubView {
-  config: { site: { latitude?: number }; devices: HistoryDevice[]; tariffs: { import?: { type: string; surcharge?: { fixed?: number; percentage?: number; vat?: number } } } };
-  metering?: { ingestIntervals(body: unknown): Promise<{ records_processed: number; failed_records: unknown[] }> };
+/** What the plugin reads of the site file: its devices, its location and the import tariff's surcharge. */
+interface SiteFile {
+  site: { latitude?: number };
+  devices: HistoryDevice[];
+  tariffs: { import?: { type: string; surcharge?: { fixed?: number; percentage?: number; vat?: number } } };
 }
 
 const Q = 15 * 60_000;
@@ -32,11 +33,13 @@ export const demoPlugin = definePlugin<DemoConfig>({
   },
   tariffSources: [demoDayAheadTariff],
   create(ctx, config) {
-    const hub = ctx.hub as HubView;
     return {
       async start() {
         const days = config.history_days ?? 7;
-        if (!days || ctx.store.get<EpochMs>('history_written_at') !== undefined || !hub.metering) return;
+        const meters = ctx.meters;
+        if (!days || ctx.store.get<EpochMs>('history_written_at') !== undefined || !meters) return;
+        // the site file's shape is the YAML contract; a copy, since the history writer labels what it reads
+        const hub = { config: structuredClone(ctx.hub.config()) as unknown as SiteFile };
         const to = Math.floor(ctx.clock.now() / Q) * Q;
         const from = to - days * DAY;
         const imp = hub.config.tariffs.import;
@@ -44,7 +47,7 @@ export const demoPlugin = definePlugin<DemoConfig>({
         const records = demoHistory({ siteId: ctx.site.id, timezone: ctx.site.timezone, latitude: hub.config.site.latitude ?? 50, devices: hub.config.devices, from, to, importRate });
         let stored = 0;
         for (let i = 0; i < records.length; i += 10_000) {
-          const batch = await hub.metering.ingestIntervals(records.slice(i, i + 10_000));
+          const batch = await meters.ingestIntervals(records.slice(i, i + 10_000));
           stored += batch.records_processed;
           if (batch.failed_records.length) ctx.log.warn({ failed: batch.failed_records.slice(0, 3) }, 'some demo history records were refused');
         }
@@ -64,7 +67,7 @@ const toMinutes = (s: string) => Number(s.slice(0, 2)) * 60 + Number(s.slice(3))
  * file (18:00 to 07:30 is 13.5 hours), and its charger's target `leave_time` moves with it. Applied
  * by `homeflex start` to a site with the demo plugin, before the adapters are created.
  */
-export function carsHomeAtStart(config: { devices: HistoryDevice[]; plugins: { id: string }[] }, now: EpochMs, timezone: string): void {
+export function carsHomeAtStart(config: { devices: HistoryDevice[]; plugins: { id?: string }[] }, now: EpochMs, timezone: string): void {
   if (!config.plugins.some((p) => p.id === 'demo')) return;
   const local = new Date(now).toLocaleTimeString('en-GB', { timeZone: timezone, hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
   const arrive = Math.floor(toMinutes(local) / 15) * 15 - 15 + 24 * 60;

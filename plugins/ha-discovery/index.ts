@@ -2,11 +2,13 @@ import { DateTime } from 'luxon';
 import {
   definePlugin,
   hasCap,
+  type DeepReadonly,
   type Device,
   type Direction,
+  type PlannedDevice as ApiPlannedDevice,
+  type PriceSlot,
   type MqttTransport,
   type PluginContext,
-  type PriceSeries,
   type SiteInfo,
   type TimeWindow,
 } from '../../src/api/index.js';
@@ -27,26 +29,8 @@ export interface HaDiscoveryConfig {
   state_interval_s: number;
 }
 
-/** What the plugin reads of the hub (HubServices); each part may be missing while it has not landed. */
-interface HubView {
-  registry: { all(): Device[]; get(id: string): Device | undefined };
-  tariffs?: { series(direction: Direction, window: TimeWindow): PriceSeries };
-  metering?: {
-    costs(objectId: string, q: { direction: Direction; aggregation: 'DAY' | 'MONTH'; includeTariff: boolean; window: TimeWindow }): { total: { tariff: { value: number } } };
-    savings(objectId: string, window: TimeWindow): { savings: number };
-  };
-  control?: { latest?: { createdAt: number; validUntil: number; plan: { status: string; slots: { start: number; end: number }[]; devices: PlannedDevice[] } } };
-}
-
 /** A device's part of the plan, as much as the plugin reads of it. */
-export interface PlannedDevice {
-  id: string;
-  kind?: string;
-  powerW: number[];
-  modes?: string[];
-  on?: boolean[];
-  setpointC?: number[];
-}
+export type PlannedDevice = DeepReadonly<ApiPlannedDevice>;
 
 /** A device's planned action in slot `k`, in words Home Assistant can show: "charge 3.2 kW", "hold", "on", "setpoint 23.5 °C". */
 export function actionAt(dp: PlannedDevice, k: number): string {
@@ -69,7 +53,7 @@ export function actionAt(dp: PlannedDevice, k: number): string {
 }
 
 /** The action now and the next different one with its start, or nulls when the plan does not say. */
-export function planActions(dp: PlannedDevice | undefined, slots: { start: number; end: number }[], now: number): { now: string | null; next: string | null; nextAt: number | null } {
+export function planActions(dp: PlannedDevice | undefined, slots: readonly { readonly start: number; readonly end: number }[], now: number): { now: string | null; next: string | null; nextAt: number | null } {
   const k = slots.findIndex((s) => s.start <= now && now < s.end);
   if (!dp || k < 0) return { now: null, next: null, nextAt: null };
   const current = actionAt(dp, k);
@@ -111,7 +95,7 @@ export const topicsFor = (siteId: string): Topics => {
 const controllable = (d: Device) => hasCap(d, 'switch') || hasCap(d, 'thermostat') || hasCap(d, 'charger') || hasCap(d, 'storage');
 
 /** Every discovery config for the site and its devices. Pure: the tests check it against Home Assistant's rules. */
-export function discoveryMessages(site: SiteInfo, devices: Device[], options: { prefix: string; node: string; hasTariffs: boolean; hasMetering: boolean; hasControl: boolean }): DiscoveryMessage[] {
+export function discoveryMessages(site: SiteInfo, devices: readonly Device[], options: { prefix: string; node: string; hasTariffs: boolean; hasMetering: boolean; hasControl: boolean }): DiscoveryMessage[] {
   const t = topicsFor(site.id);
   const node = options.node;
   const out: DiscoveryMessage[] = [];
@@ -184,7 +168,7 @@ export function discoveryMessages(site: SiteInfo, devices: Device[], options: { 
 }
 
 /** The import series' next cheap period: the first slot from now at or below min + ¼·(max − min) of the next 24 h. */
-export function nextCheapStart(series: PriceSeries, now: number): number | undefined {
+export function nextCheapStart(series: readonly PriceSlot[], now: number): number | undefined {
   const ahead = series.filter((s) => s.end > now && s.start < now + 86_400_000);
   if (!ahead.length) return undefined;
   const rates = ahead.map((s) => s.rate);
@@ -208,7 +192,7 @@ export const haDiscovery = definePlugin<HaDiscoveryConfig>({
     },
   },
   create(ctx: PluginContext, config) {
-    const hub = ctx.hub as HubView;
+    const hub = ctx.hub;
     const site = ctx.site;
     const node = config.node_id ?? discoveryId(`homeflex_${site.id}`);
     const prefix = config.discovery_prefix;
@@ -221,7 +205,7 @@ export const haDiscovery = definePlugin<HaDiscoveryConfig>({
       mqtt.publish(topic, payload, { retain, qos: 1 }).catch((err: Error) => ctx.log.debug({ topic, err: err.message }, 'could not publish'));
 
     const configs = () =>
-      discoveryMessages(site, hub.registry.all(), { prefix, node, hasTariffs: !!hub.tariffs, hasMetering: !!hub.metering, hasControl: !!hub.control });
+      discoveryMessages(site, hub.devices.list(), { prefix, node, hasTariffs: !!hub.prices, hasMetering: !!hub.costs, hasControl: !!hub.plan });
 
     const announce = async () => {
       const messages = configs();
@@ -238,11 +222,11 @@ export const haDiscovery = definePlugin<HaDiscoveryConfig>({
     };
 
     const plannedPower = (deviceId: string): number | null => {
-      const latest = hub.control?.latest;
+      const latest = hub.plan?.latest();
       if (!latest) return null;
       const now = ctx.clock.now();
-      const k = latest.plan.slots.findIndex((s) => s.start <= now && now < s.end);
-      const dp = latest.plan.devices.find((x) => x.id === deviceId);
+      const k = latest.slots.findIndex((s) => s.start <= now && now < s.end);
+      const dp = latest.devices.find((x) => x.id === deviceId);
       return k === -1 || !dp ? null : round(dp.powerW[k], 1);
     };
 
@@ -267,8 +251,8 @@ export const haDiscovery = definePlugin<HaDiscoveryConfig>({
       else if (d.caps.charger) s.soc_pct = d.caps.charger.evSocPct() ?? null;
       if (controllable(d)) {
         s.planned_power_w = plannedPower(d.id);
-        const latest = hub.control?.latest;
-        const a = planActions(latest?.plan.devices.find((x) => x.id === d.id), latest?.plan.slots ?? [], ctx.clock.now());
+        const latest = hub.plan?.latest();
+        const a = planActions(latest?.devices.find((x) => x.id === d.id), latest?.slots ?? [], ctx.clock.now());
         s.plan_action = a.now;
         s.next_action = a.next;
         s.next_action_at = a.nextAt === null ? null : new Date(a.nextAt).toISOString();
@@ -284,21 +268,22 @@ export const haDiscovery = definePlugin<HaDiscoveryConfig>({
       const monthStart = local.startOf('month');
       s.day_start = dayStart.toISO();
       s.month_start = monthStart.toISO();
-      if (hub.tariffs) {
-        const rateNow = (dir: Direction) => hub.tariffs!.series(dir, { start: now, end: now + 1 }).find((x) => x.start <= now && now < x.end)?.rate ?? null;
+      if (hub.prices) {
+        const prices = hub.prices;
+        const rateNow = (dir: Direction) => prices.series(dir, { start: now, end: now + 1 }).find((x) => x.start <= now && now < x.end)?.rate ?? null;
         s.import_price = rateNow('IMPORT');
         s.export_price = rateNow('EXPORT');
         // the price of the next slot (a different slot from the one in force now)
-        const importAhead = hub.tariffs.series('IMPORT', { start: now, end: now + 86_400_000 });
+        const importAhead = prices.series('IMPORT', { start: now, end: now + 86_400_000 });
         const nextSlot = importAhead.find((x) => x.start > now);
         s.price_next_start = nextSlot ? new Date(nextSlot.start).toISOString() : null;
         s.import_price_next = nextSlot?.rate ?? null;
-        s.export_price_next = nextSlot ? (hub.tariffs.series('EXPORT', { start: nextSlot.start, end: nextSlot.start + 1 }).find((x) => x.start <= nextSlot.start && nextSlot.start < x.end)?.rate ?? null) : null;
+        s.export_price_next = nextSlot ? (prices.series('EXPORT', { start: nextSlot.start, end: nextSlot.start + 1 }).find((x) => x.start <= nextSlot.start && nextSlot.start < x.end)?.rate ?? null) : null;
         const cheap = nextCheapStart(importAhead, now);
         s.next_cheap_start = cheap === undefined ? null : new Date(cheap).toISOString();
       }
-      if (hub.metering) {
-        const m = hub.metering;
+      if (hub.costs && hub.savings) {
+        const m = { costs: hub.costs, savings: hub.savings };
         const net = (window: TimeWindow, aggregation: 'DAY' | 'MONTH') => {
           try {
             const imp = m.costs(site.id, { direction: 'IMPORT', aggregation, includeTariff: false, window }).total.tariff.value;
@@ -321,10 +306,10 @@ export const haDiscovery = definePlugin<HaDiscoveryConfig>({
         s.savings_today = saved({ start: dayStart.toMillis(), end: now });
         s.savings_month = saved({ start: monthStart.toMillis(), end: now });
       }
-      if (hub.control) {
-        const latest = hub.control.latest;
-        s.plan_status = latest ? `${latest.plan.status}, valid until ${DateTime.fromMillis(latest.validUntil, { zone: site.timezone }).toFormat('HH:mm')}` : 'no plan yet';
-        s.plan_cost = latest ? round((latest.plan as { cost?: number }).cost ?? 0, 2) : null;
+      if (hub.plan) {
+        const latest = hub.plan.latest();
+        s.plan_status = latest ? `${latest.status}, valid until ${DateTime.fromMillis(latest.validUntil, { zone: site.timezone }).toFormat('HH:mm')}` : 'no plan yet';
+        s.plan_cost = latest ? round(latest.cost ?? 0, 2) : null;
       }
       return s;
     };
@@ -349,7 +334,7 @@ export const haDiscovery = definePlugin<HaDiscoveryConfig>({
     async function publishStates() {
       const site = safeSiteState();
       if (site) await publish(topics.siteState, JSON.stringify(site), true);
-      for (const d of hub.registry.all()) {
+      for (const d of hub.devices.list()) {
         await publishAvailability(d);
         await publish(topics.deviceState(d.id), JSON.stringify(deviceState(d)), true);
       }
@@ -368,7 +353,7 @@ export const haDiscovery = definePlugin<HaDiscoveryConfig>({
           }),
           mqtt.subscribe(`homeflex/${site.id}/device/+/switch/set`, (topic, p) => {
             const id = topic.split('/')[3];
-            const d = hub.registry.get(id);
+            const d = hub.devices.get(id);
             const cmd = p.toString().trim().toUpperCase();
             if (!d?.caps.switch || (cmd !== 'ON' && cmd !== 'OFF')) return ctx.log.warn({ topic, payload: cmd.slice(0, 20) }, 'ignored a switch command (unknown device or payload not ON/OFF)');
             d.caps.switch.set(cmd === 'ON').then(
@@ -377,7 +362,7 @@ export const haDiscovery = definePlugin<HaDiscoveryConfig>({
             );
           }),
           ctx.bus.on('device.state', ({ deviceId }) => {
-            const d = hub.registry.get(deviceId);
+            const d = hub.devices.get(deviceId);
             if (!d) return;
             void publishAvailability(d).then(() => publish(topics.deviceState(d.id), JSON.stringify(deviceState(d)), true));
           }),

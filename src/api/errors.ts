@@ -4,6 +4,14 @@
  */
 export type ErrorKind = 'permanent' | 'retryable';
 
+/**
+ * Brands that make `instanceof` work across copies of the SDK: a plugin installed with its own
+ * copy of homeflex (node_modules/homeflex) throws errors the hub must still recognise.
+ */
+const HOMEFLEX_ERROR = Symbol.for('homeflex.HomeflexError');
+const API_ERROR = Symbol.for('homeflex.ApiError');
+const branded = (value: unknown, brand: symbol) => typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[brand] === true;
+
 export class HomeflexError extends Error {
   readonly kind: ErrorKind;
   readonly code: string;
@@ -12,6 +20,10 @@ export class HomeflexError extends Error {
     this.name = 'HomeflexError';
     this.kind = kind;
     this.code = code;
+    Object.defineProperty(this, HOMEFLEX_ERROR, { value: true });
+  }
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return this === HomeflexError ? branded(value, HOMEFLEX_ERROR) : Function.prototype[Symbol.hasInstance].call(this, value);
   }
 }
 
@@ -36,6 +48,10 @@ export class ApiError extends Error {
     this.status = status;
     this.code = code;
     this.details = details;
+    Object.defineProperty(this, API_ERROR, { value: true });
+  }
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return this === ApiError ? branded(value, API_ERROR) : Function.prototype[Symbol.hasInstance].call(this, value);
   }
   get type(): 'invalid_request' | 'api_error' {
     return this.status >= 500 ? 'api_error' : 'invalid_request';

@@ -9,3 +9,5 @@ export * from './plugin.js';
 export * from './series.js';
 export * from './transports.js';
 export * from './device-config.js';
+export * from './hub-view.js';
+export * from './version.js';

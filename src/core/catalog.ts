@@ -3,6 +3,7 @@ import { modbusAdapters } from '../../adapters/modbus/index.js';
 import { ocppAdapters } from '../../adapters/ocpp/index.js';
 import { shelly } from '../../adapters/shelly/index.js';
 import { simAdapters } from '../../adapters/sim/index.js';
+import { dashboardPlugin } from '../../plugins/dashboard/part.js';
 import { demoPlugin } from '../../plugins/demo/index.js';
 import { haDiscovery } from '../../plugins/ha-discovery/index.js';
 import { notifyPlugin } from '../../plugins/notify/index.js';
@@ -21,7 +22,7 @@ import type { Catalog } from './config/compose.js';
 /** Every adapter, plugin and tariff source this build of homeflex ships. */
 export const builtinCatalog: Catalog = {
   adapters: [...simAdapters, ...ocppAdapters, ...modbusAdapters, tasmota, shelly, zigbee2mqtt, homeassistant, goe, goeSim],
-  plugins: [tariffProvidersPlugin, haDiscovery, simMqtt, notifyPlugin, demoPlugin],
+  plugins: [tariffProvidersPlugin, haDiscovery, simMqtt, notifyPlugin, demoPlugin, dashboardPlugin()],
   tariffSources: [fixedTariff, timeOfUseTariff, fileTariff, ...(tariffProvidersPlugin.tariffSources ?? []), ...(demoPlugin.tariffSources ?? [])],
   forecastSources: forecastSourcesPlugin.forecastSources ?? [],
 };

@@ -1,21 +1,22 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { chmodSync, mkdirSync, statSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { resolve, dirname } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { dashboardPart } from '../../plugins/dashboard/part.js';
 import { tariffPart } from '../tariff/part.js';
 import { meteringPart } from '../metering/part.js';
 import { controlPart } from '../control/part.js';
 import { forecastPart } from '../forecast/part.js';
-import type { AdapterInstance, Clock, Device, Logger, PluginInstance, SiteInfo } from '../api/index.js';
+import { ApiError, type AdapterInstance, type Clock, type Device, type Logger, type PartStatus, type PluginContext, type PluginDefinition, type PluginInstance, type PluginRoutes, type RouteAccessLevel, type SiteInfo } from '../api/index.js';
 import { HubBus } from './bus.js';
 import { builtinCatalog } from './catalog.js';
 import { systemClock } from './clock.js';
 import { hubChecks } from './config/checks.js';
-import type { Catalog } from './config/compose.js';
-import { loadConfigFile, parseConfig } from './config/load.js';
-import type { HubConfig } from './config/schema.js';
-import { createHttpServer, type RouteModule } from './http.js';
+import { pluginFor, type Catalog } from './config/compose.js';
+import { ConfigError, formatProblem, loadConfigFile, parseConfig } from './config/load.js';
+import type { HubConfig, PluginConfig } from './config/schema.js';
+import { access, createHttpServer, type RouteModule } from './http.js';
+import { createHubView } from './hub-view.js';
+import { loadSitePlugins } from './plugins/external.js';
 import { createLogger } from './logging.js';
 import { DeviceRegistry } from './registry.js';
 import { coreRoutes } from './routes.js';
@@ -37,13 +38,20 @@ export interface HubOptions {
   override?: (config: HubConfig) => void;
   /** Per adapter or plugin stop budget (ms). */
   stopTimeoutMs?: number;
+  /** With `configText`: resolve `storage.dir` relative to `configFile` as if the file had been read. */
+  storageBesideFile?: boolean;
+}
+
+/** Status of a plugin for /health: by plugin id (or by package / path when it was refused before it had one). */
+export interface PluginStatus extends PartStatus {
+  source: string;
 }
 
 /**
  * The hub's own parts (tariffs, metering, control, ...), created before the adapters so they hear
  * the first events, started after them, and stopped before them.
  */
-const PARTS: PartFactory[] = [dashboardPart(), tariffPart(), meteringPart, forecastPart(), controlPart()];
+const PARTS: PartFactory[] = [tariffPart(), meteringPart, forecastPart(), controlPart()];
 
 interface Running {
   kind: 'adapter' | 'plugin';
@@ -52,6 +60,26 @@ interface Running {
   instance: AdapterInstance | PluginInstance;
   abort: AbortController;
 }
+
+/** Who owns running code: an adapter (with its devices) or a plugin; what to undo when it fails. */
+interface Owner {
+  kind: string;
+  name: string;
+  ids: string[];
+  /** A plugin's timers and bus handlers, cancelled when it fails. */
+  disposers?: (() => void)[];
+  abort?: AbortController;
+}
+
+/** A plugin the site file enables, on its way to running. */
+interface PluginRun {
+  def: PluginDefinition<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  config: Record<string, unknown>;
+  who: Owner;
+  ctx: PluginContext;
+}
+
+const ROUTE_ACCESS: readonly RouteAccessLevel[] = ['public', 'read', 'write'];
 
 const withTimeout = <T>(p: Promise<T>, ms: number, what: string) =>
   new Promise<T>((resolve, reject) => {
@@ -63,7 +91,10 @@ const withTimeout = <T>(p: Promise<T>, ms: number, what: string) =>
   });
 
 /** Which adapter or plugin the running code belongs to, so late failures are blamed correctly. */
-const owner = new AsyncLocalStorage<{ kind: string; name: string; ids: string[] }>();
+const owner = new AsyncLocalStorage<Owner>();
+
+/** How the site file names a plugin, for /health. */
+const sourceOf = (entry: PluginConfig) => (entry.package !== undefined ? `package ${entry.package}` : entry.path !== undefined ? `path ${entry.path}` : 'built in');
 
 /** Secrets of a configuration (tokens, passwords) so the logger can scrub them from every line. */
 function secretsOf(value: unknown, out: string[] = []): string[] {
@@ -103,7 +134,7 @@ export class Hub {
       ? parseConfig(options.configText, options.configFile ?? 'site.yaml', loadOptions)
       : loadConfigFile(options.configFile ?? 'config/demo.yaml', loadOptions);
     options.override?.(this.config);
-    if (options.configFile && !options.configText) {
+    if (options.configFile && (options.configText === undefined || options.storageBesideFile)) {
       // storage.dir is relative to the configuration file, not to where the hub was started
       this.config.storage.dir = resolve(dirname(resolve(options.configFile)), this.config.storage.dir);
     }
@@ -113,23 +144,48 @@ export class Hub {
     this.stopTimeoutMs = options.stopTimeoutMs ?? 3000;
   }
 
+  /**
+   * Reads the site file, loads the plugins it names by package or path (refused ones are reported
+   * with their place in the file and marked failed; the hub runs on without them), then makes the hub.
+   */
+  static async load(options: HubOptions): Promise<Hub> {
+    const file = options.configFile ?? (options.configText !== undefined ? 'site.yaml' : 'config/demo.yaml');
+    let text = options.configText;
+    if (text === undefined) {
+      try {
+        text = readFileSync(file, 'utf8');
+      } catch (err) {
+        throw new ConfigError([{ file, line: 1, col: 1, path: '', message: `cannot read the file: ${(err as Error).message}` }]);
+      }
+    }
+    const site = await loadSitePlugins(text, file, options.catalog ?? builtinCatalog);
+    return new Hub({ ...options, configFile: file, configText: text, catalog: site.catalog, storageBesideFile: options.configText === undefined || options.storageBesideFile });
+  }
+
+  /** Plugins by id (refused ones by package or path) with their status, for /health. */
+  readonly pluginStatus = new Map<string, PluginStatus>();
+
   get site(): SiteInfo {
     const { id, name, timezone, currency } = this.config.site;
     return { id, name, timezone, currency };
   }
 
   /** The clock and bus an adapter sees: its timer callbacks and event handlers are blamed on it when they throw. */
-  private guarded(who: { kind: string; name: string; ids: string[] }): { clock: Clock; bus: HubBus } {
+  private guarded(who: Owner): { clock: Clock; bus: HubBus } {
     const guard = <A extends unknown[]>(fn: (...a: A) => void) => (...a: A) => {
       try {
-        fn(...a);
+        owner.run(who, () => fn(...a));
       } catch (err) {
         owner.run(who, () => this.blame(err));
       }
     };
-    const clock: Clock = { now: () => this.clock.now(), sleep: (ms, signal) => this.clock.sleep(ms, signal), every: (ms, fn) => this.clock.every(ms, guard(fn)) };
+    const keep = (undo: () => void) => {
+      who.disposers?.push(undo);
+      return undo;
+    };
+    const clock: Clock = { now: () => this.clock.now(), sleep: (ms, signal) => this.clock.sleep(ms, signal), every: (ms, fn) => keep(this.clock.every(ms, guard(fn))) };
     const bus = Object.create(this.bus) as HubBus;
-    bus.on = (topic, handler) => this.bus.on(topic, guard(handler));
+    bus.on = (topic, handler) => keep(this.bus.on(topic, guard(handler)));
     return { clock, bus };
   }
 
@@ -144,6 +200,7 @@ export class Hub {
       return;
     }
     this.log.error({ err, [who.kind]: who.name }, `${who.kind} ${who.name} failed`);
+    if (who.kind === 'plugin') this.pluginFailed(who, err);
     for (const id of who.ids) this.services.adapterStatus.set(id, { adapter: who.name, status: 'failed', error: String((err as Error)?.message ?? err) });
     for (const id of who.ids) {
       const d = this.registry.get(id);
@@ -153,6 +210,75 @@ export class Hub {
         this.bus.emit('device.state', { deviceId: id, available: false, error: d.error });
       }
     }
+  }
+
+  /** Marks a plugin failed, stops its timers and event handlers, and aborts its signal; the hub goes on. */
+  private pluginFailed(who: Owner, err: unknown) {
+    const entry = this.pluginStatus.get(who.name);
+    if (entry?.status === 'failed') return;
+    this.pluginStatus.set(who.name, { source: entry?.source ?? who.name, status: 'failed', error: String((err as Error)?.message ?? err) });
+    for (const undo of who.disposers?.splice(0) ?? []) {
+      try {
+        undo();
+      } catch {
+        // already gone
+      }
+    }
+    who.abort?.abort(new Error(`plugin ${who.name} failed`));
+  }
+
+  /** The plugins the site file enables: those it lists (not `enabled: false`) and built-ins that run unless turned off. */
+  private enabledPlugins(): { def: PluginDefinition<any>; entry: PluginConfig }[] { // eslint-disable-line @typescript-eslint/no-explicit-any
+    const out: { def: PluginDefinition<any>; entry: PluginConfig }[] = []; // eslint-disable-line @typescript-eslint/no-explicit-any
+    for (const entry of this.config.plugins) {
+      const def = pluginFor(entry, this.catalog);
+      if (!def) continue; // refused: reported when the hub started
+      if (entry.enabled === false) {
+        this.pluginStatus.set(def.id, { source: sourceOf(entry), status: 'disabled' });
+        continue;
+      }
+      out.push({ def, entry });
+    }
+    for (const def of this.catalog.plugins) {
+      if (def.enabledByDefault && !this.config.plugins.some((e) => pluginFor(e, this.catalog) === def)) out.push({ def, entry: { id: def.id } });
+    }
+    return out;
+  }
+
+  /** A plugin's routes as a route module under its prefix, each handler run as the plugin's code. */
+  private pluginRoutes(run: PluginRun): RouteModule {
+    const routes: { method: 'GET' | 'POST' | 'PUT' | 'DELETE'; path: string; level: RouteAccessLevel; handler: Parameters<PluginRoutes['get']>[2] }[] = [];
+    const closers: (() => void | Promise<void>)[] = [];
+    const add = (method: (typeof routes)[number]['method']) => (path: string, level: RouteAccessLevel, handler: Parameters<PluginRoutes['get']>[2]) => {
+      if (!ROUTE_ACCESS.includes(level)) throw new Error(`route ${method} ${path} must declare its access: 'public', 'read' or 'write' (got ${JSON.stringify(level)})`);
+      if (typeof path !== 'string' || !path.startsWith('/')) throw new Error(`route path ${JSON.stringify(path)} must start with /`);
+      routes.push({ method, path, level, handler });
+    };
+    const registrar: PluginRoutes = { get: add('GET'), post: add('POST'), put: add('PUT'), delete: add('DELETE'), onClose: (fn) => void closers.push(fn) };
+    owner.run(run.who, () => run.def.routes!(registrar, run.ctx, run.config));
+    const log = run.ctx.log;
+    const module: RouteModule = (app) => {
+      for (const r of routes) {
+        app.route({
+          method: r.method,
+          url: r.path,
+          ...access(r.level),
+          handler: (req, reply) =>
+            owner.run(run.who, async () => {
+              try {
+                return await r.handler(req as never, reply as never);
+              } catch (err) {
+                if (err instanceof ApiError) throw err;
+                log.error({ err, url: req.url }, `plugin ${run.def.id}: route ${r.method} ${r.path} failed`);
+                throw new ApiError(500, 'plugin_error', `plugin ${run.def.id} could not answer; the hub log has the details`);
+              }
+            }),
+        });
+      }
+      for (const close of closers) app.addHook('preClose', async () => close());
+    };
+    module.prefix = run.def.mountAtRoot ? '' : `/api/v1/plugins/${run.def.id}`;
+    return module;
   }
 
   private parts: HubPart[] = [];
@@ -209,10 +335,48 @@ export class Hub {
     process.on('uncaughtException', this.onProcessError);
     process.on('unhandledRejection', this.onProcessError);
     const transports = (this.transports = createTransports({ config: this.config, log: this.log.child({ component: 'transport' }), clock: this.clock, catalog: this.catalog }));
+    this.services.pluginStatus = this.pluginStatus;
     for (const make of PARTS) this.parts.push(await make(this.services));
 
+    // plugins refused at load (SDK range, not found): said where, and the hub goes on without them
+    for (const r of this.catalog.refused ?? []) {
+      this.log.error({ plugin: r.spec }, `plugin refused: ${formatProblem(r.problem)}`);
+      this.pluginStatus.set(r.spec, { source: `${r.key} ${r.spec}`, status: 'failed', error: formatProblem(r.problem) });
+    }
+    // each enabled plugin gets its context now, and adds its routes before the hub listens
+    const runs: PluginRun[] = [];
+    const pluginRoutes: RouteModule[] = [];
+    for (const { def, entry } of this.enabledPlugins()) {
+      const who: Owner = { kind: 'plugin', name: def.id, ids: [], disposers: [], abort: new AbortController() };
+      const { clock, bus } = this.guarded(who);
+      const { id: _id, package: _p, path: _path, enabled: _e, ...config } = entry;
+      const metering = this.services.metering;
+      const ctx: PluginContext = {
+        log: this.log.child({ plugin: def.id }),
+        bus,
+        clock,
+        site: this.site,
+        store: state.kv(`plugin:${def.id}`),
+        transports,
+        hub: createHubView(this.services, bus, this.pluginStatus),
+        ...(metering ? { meters: { ingestIntervals: (records: unknown) => metering.ingestIntervals(records) } } : {}),
+      };
+      const run: PluginRun = { def, config, who, ctx };
+      this.pluginStatus.set(def.id, { source: sourceOf(entry), status: 'starting' });
+      runs.push(run);
+      if (!def.routes) continue;
+      try {
+        pluginRoutes.push(this.pluginRoutes(run));
+      } catch (err) {
+        const where = this.catalog.external?.find((e) => e.def === def)?.where;
+        const message = `plugin ${def.id}${where ? ` (${where})` : ''} failed to add its routes: ${(err as Error)?.message ?? String(err)}`;
+        ctx.log.error({ err }, message);
+        this.pluginFailed(who, new Error(message, { cause: err }));
+      }
+    }
+
     // every listener is bound before any adapter runs: a port in use stops the start here
-    const routes: RouteModule[] = [coreRoutes, ...this.parts.flatMap((p) => (p.routes ? [p.routes] : []))];
+    const routes: RouteModule[] = [coreRoutes, ...this.parts.flatMap((p) => (p.routes ? [p.routes] : [])), ...pluginRoutes];
     this.http = await createHttpServer(this.services, routes);
     try {
       await this.http.listen({ host: this.config.http.host, port: this.config.http.port });
@@ -260,21 +424,21 @@ export class Hub {
       }
     }
 
-    for (const pluginConfig of this.config.plugins) {
-      const def = this.catalog.plugins.find((p) => p.id === pluginConfig.id)!;
-      if (!def.create) continue;
-      const log = this.log.child({ plugin: def.id });
+    for (const run of runs) {
+      const { def, who, ctx } = run;
+      if (this.pluginStatus.get(def.id)?.status === 'failed') continue;
       try {
-        const instance = await owner.run({ kind: 'plugin', name: def.id, ids: [] }, async () => {
-          const inst = await def.create!({ log, bus: this.bus, clock: this.clock, site: this.site, store: state.kv(`plugin:${def.id}`), transports, hub: this.services }, pluginConfig);
-          const abort = new AbortController();
-          this.running.push({ kind: 'plugin', name: def.id, ids: [], instance: inst, abort });
-          await withTimeout(inst.start?.(abort.signal) ?? Promise.resolve(), 10_000, `plugin ${def.id} start`);
-          return inst;
+        await owner.run(who, async () => {
+          const inst = (await def.create?.(ctx, run.config)) ?? {};
+          this.running.push({ kind: 'plugin', name: def.id, ids: [], instance: inst, abort: who.abort! });
+          await withTimeout(inst.start?.(who.abort!.signal) ?? Promise.resolve(), 10_000, `plugin ${def.id} start`);
         });
-        void instance;
+        if (this.pluginStatus.get(def.id)?.status === 'starting') this.pluginStatus.set(def.id, { source: this.pluginStatus.get(def.id)!.source, status: 'running' });
       } catch (err) {
-        log.error({ err }, `plugin ${def.id} failed`);
+        const where = this.catalog.external?.find((e) => e.def === def)?.where;
+        const message = `plugin ${def.id}${where ? ` (${where})` : ''} failed to start: ${(err as Error)?.message ?? String(err)}`;
+        ctx.log.error({ err }, message);
+        this.pluginFailed(who, new Error(message, { cause: err }));
       }
     }
 
@@ -317,6 +481,7 @@ export class Hub {
           this.log.warn({ err, [r.kind]: r.name }, `${r.kind} ${r.name} did not stop cleanly`);
         }
         for (const id of r.ids) this.services.adapterStatus.set(id, { adapter: r.name, status: 'stopped' });
+        if (r.kind === 'plugin' && this.pluginStatus.get(r.name)?.status === 'running') this.pluginStatus.set(r.name, { ...this.pluginStatus.get(r.name)!, status: 'stopped' });
       }
       await this.transports?.stop();
       await this.services?.state.flush().catch((err: unknown) => this.log.error({ err }, 'could not write the state file'));

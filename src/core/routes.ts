@@ -96,18 +96,26 @@ export const coreRoutes: RouteModule = (app, hub) => {
     const statuses = [...hub.adapterStatus.values()];
     const failed = statuses.filter((s) => s.status === 'failed').length;
     const storage = storageHealth(hub);
+    const plugins = [...(hub.pluginStatus ?? new Map()).entries()].map(([id, s]) => ({ id, source: s.source, status: s.status, error: s.error ?? null }));
+    const pluginsFailed = plugins.filter((p) => p.status === 'failed').length;
     return {
       object: 'health',
-      status: failed || storage.status !== 'ok' ? 'degraded' : 'ok',
+      status: failed || pluginsFailed || storage.status !== 'ok' ? 'degraded' : 'ok',
       version: process.env.npm_package_version ?? '0.1.0',
       site_id: hub.site.id,
       time: new Date(hub.clock.now()).toISOString(),
       uptime_s: Math.round((Date.now() - hub.startedAt) / 1000),
       devices: { total: hub.registry.all().length, available: hub.registry.all().filter((d) => d.available).length },
       adapters: { running: statuses.filter((s) => s.status === 'running').length, failed },
+      plugins: { running: plugins.filter((p) => p.status === 'running').length, failed: pluginsFailed, list: plugins },
       storage,
     };
   });
+
+  app.get('/plugins', access('read'), async () => ({
+    object: 'list',
+    data: [...(hub.pluginStatus ?? new Map()).entries()].map(([id, s]) => ({ object: 'plugin', id, source: s.source, status: s.status, error: s.error ?? null })),
+  }));
 
   app.get('/devices', access('read'), async () => ({ object: 'list', data: hub.registry.all().map((d) => deviceView(d, hub)) }));
 

@@ -46,6 +46,8 @@ export interface HubServices {
   /** Adapter instances by device id with their status, for /health and /devices. */
   adapterStatus: Map<string, { adapter: string; status: AdapterStatus; error?: string }>;
   startedAt: number;
+  /** Plugins by id (refused ones by package or path) with their status, for /health. */
+  pluginStatus?: Map<string, { source: string; status: 'starting' | 'running' | 'failed' | 'stopped' | 'disabled'; error?: string }>;
   /** Set by the tariff part (src/tariff). */
   tariffs?: PriceLookup;
   /** The adapters, plugins and tariff sources this hub was built with. */

@@ -4,7 +4,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { scheduleProblems, type ScheduleSetting } from '../../control/schedule.js';
 import { httpConfigProblems } from '../http.js';
 import type { ConfigCheck } from './load.js';
-import type { Catalog } from './compose.js';
+import { pluginFor, type Catalog } from './compose.js';
 import type { HubConfig } from './schema.js';
 import { brokerAccess, isLoopbackHost } from '../transports/mqtt-access.js';
 import { isCurrency, isTimeZone, zoneHint } from './zones.js';
@@ -53,6 +53,7 @@ export function hubChecks(catalog: Catalog): ConfigCheck[] {
     });
   };
   return [
+    (config) => pluginProblems(config, catalog),
     (config) => {
       const problems: Problems = [];
       // a zone luxon cannot resolve gives no local days at all: no prices, no plan
@@ -168,6 +169,34 @@ function ocppAuthProblems(config: HubConfig, catalog: Catalog): { path: (string 
       path: ['devices', i],
       message: `charger "${identity}" has no password, but connections.ocpp listens on ${host} (not loopback), where anyone on the network could connect as it: set password (the charger sends it as HTTP Basic auth, user = identity), give chargers client certificates (connections.ocpp.tls.ca), or listen on 127.0.0.1`,
     });
+  });
+  return problems;
+}
+
+/** `plugins[]`: each names one plugin (id, package or path), once; one named by package or path was loaded. */
+function pluginProblems(config: HubConfig, catalog: Catalog): Problems {
+  const problems: Problems = [];
+  const seen = new Map<string, number>();
+  if (!Array.isArray(config.plugins)) return problems;
+  config.plugins.forEach((entry, i) => {
+    if (!entry || typeof entry !== 'object') return;
+    const e = entry as { id?: unknown; package?: unknown; path?: unknown };
+    const given = (['id', 'package', 'path'] as const).filter((k) => e[k] !== undefined);
+    if (given.length !== 1) {
+      problems.push({ path: ['plugins', i], message: given.length ? `give one of id, package or path, not ${given.join(' and ')}` : 'missing required key "id" (a built-in plugin; or package / path for one from outside the build)' });
+      return;
+    }
+    if (e.id !== undefined) return; // the schema says whether the id is known
+    const key = given[0] as 'package' | 'path';
+    if ((catalog.refused ?? []).some((r) => r.key === key && r.spec === e[key])) return; // said where it was refused
+    const def = pluginFor(e, catalog);
+    if (!def) {
+      problems.push({ path: ['plugins', i, key], message: `plugin ${key} "${String(e[key])}" was not loaded (homeflex start and check-config load plugins named by package or path)` });
+      return;
+    }
+    const first = seen.get(def.id);
+    if (first !== undefined) problems.push({ path: ['plugins', i], message: `plugin "${def.id}" is named twice (first by plugins[${first}])` });
+    else seen.set(def.id, i);
   });
   return problems;
 }

@@ -8,6 +8,33 @@ export interface Catalog {
   tariffSources: TariffSourceDefinition<any>[]; // eslint-disable-line @typescript-eslint/no-explicit-any
   /** Sources of `forecasts.source` (none: the hub's clear-sky and history forecasts only). */
   forecastSources?: ForecastSourceDefinition<any>[]; // eslint-disable-line @typescript-eslint/no-explicit-any
+  /** Plugins loaded from outside the build for one site file (`plugins[].package` / `.path`); also in `plugins`. */
+  external?: ExternalPlugin[];
+  /** Plugins the site file names by package or path that were refused, with the located reason. */
+  refused?: { index: number; key: 'package' | 'path'; spec: string; problem: { file: string; line: number; col: number; path: string; message: string } }[];
+}
+
+/** A plugin the site file names by package or folder, found and checked (src/core/plugins/external.ts). */
+export interface ExternalPlugin {
+  key: 'package' | 'path';
+  /** The package name or folder as the site file writes it. */
+  spec: string;
+  /** The folder it was loaded from. */
+  dir: string;
+  name: string;
+  version: string;
+  /** The homeflex SDK range its package.json declares. */
+  range: string;
+  /** Where the site file names it: `site.yaml:12:5 plugins[1].path`. */
+  where: string;
+  def: PluginDefinition<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+}
+
+/** The plugin definition a `plugins[]` entry selects, by `id` (built in) or by `package` / `path`. */
+export function pluginFor(entry: { id?: unknown; package?: unknown; path?: unknown }, catalog: Catalog): PluginDefinition<any> | undefined { // eslint-disable-line @typescript-eslint/no-explicit-any
+  if (typeof entry.package === 'string') return catalog.external?.find((e) => e.key === 'package' && e.spec === entry.package)?.def;
+  if (typeof entry.path === 'string') return catalog.external?.find((e) => e.key === 'path' && e.spec === entry.path)?.def;
+  return (catalog.external ?? []).some((e) => e.def.id === entry.id) ? undefined : catalog.plugins.find((p) => p.id === entry.id);
 }
 
 const clone = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
@@ -23,6 +50,9 @@ function closedObject(base: Record<string, unknown>, extra: JsonSchema): JsonSch
   if (required.length) out.required = required;
   return out;
 }
+
+/** `enum` of the values, or a schema nothing matches when there are none (an empty enum is not valid JSON Schema). */
+const oneOfOrNone = (values: string[]) => (values.length ? { enum: values } : { not: {} });
 
 /** One "if key == value then schema" branch per definition: editors and ajv both follow it. */
 function discriminated(key: string, branches: [string, JsonSchema][]): JsonSchema[] {
@@ -65,13 +95,13 @@ export function composeSchema(catalog: Catalog): JsonSchema {
     type: 'object',
     required: ['type'],
     description: 'Prices used where the source has none while it is failing (its last refresh failed, or its prices do not reach the present)',
-    properties: { type: { type: 'string', enum: fallbackSources.map((t) => t.type), description: 'fixed or time_of_use' } },
+    properties: { type: { type: 'string', ...oneOfOrNone(fallbackSources.map((t) => t.type)), description: 'fixed or time_of_use' } },
     allOf: discriminated('type', fallbackSources.map((t) => [t.type, closedObject({ type: { const: t.type } }, { description: t.description, ...t.configSchema })])),
   };
   const tariffSchema: JsonSchema = {
     type: 'object',
     required: ['type'],
-    properties: { type: { type: 'string', enum: tariffTypes, description: 'Which tariff source resolves the prices' } },
+    properties: { type: { type: 'string', ...oneOfOrNone(tariffTypes), description: 'Which tariff source resolves the prices' } },
     allOf: discriminated(
       'type',
       catalog.tariffSources.map((t) => [
@@ -98,7 +128,7 @@ export function composeSchema(catalog: Catalog): JsonSchema {
         type: 'object',
         required: ['type'],
         description: 'Where the PV forecast comes from; while it fails, the clear-sky forecast scaled by recent production stands in',
-        properties: { type: { type: 'string', enum: forecastSources.map((f) => f.type), description: 'Which forecast source' } },
+        properties: { type: { type: 'string', ...oneOfOrNone(forecastSources.map((f) => f.type)), description: 'Which forecast source' } },
         allOf: discriminated('type', forecastSources.map((f) => [f.type, closedObject({ type: { const: f.type } }, { description: f.description, ...f.configSchema })])),
       },
       calibration: clone(CalibrationSchema),
@@ -106,19 +136,27 @@ export function composeSchema(catalog: Catalog): JsonSchema {
     },
   };
 
-  const pluginIds = catalog.plugins.map((p) => p.id);
-  const pluginBase = { id: { type: 'string', ...(pluginIds.length ? { enum: pluginIds } : { not: {} }), description: 'Which plugin to load' } };
+  const external = catalog.external ?? [];
+  const builtin = catalog.plugins.filter((p) => !external.some((e) => e.def === p));
+  const pluginIds = builtin.map((p) => p.id);
+  const pluginBase = {
+    id: { type: 'string', ...(pluginIds.length ? { enum: pluginIds } : { not: {} }), description: 'Which built-in plugin to load' },
+    package: { type: 'string', minLength: 1, description: 'An installed npm package that is a homeflex plugin (the hub never installs it)' },
+    path: { type: 'string', minLength: 1, description: 'A folder holding a homeflex plugin (its package.json), relative to this file' },
+    enabled: { type: 'boolean', default: true, description: 'false turns the plugin off (the dashboard runs unless turned off so)' },
+  };
+  const branch = (key: 'package' | 'path', spec: string): JsonSchema => ({ type: 'object', properties: { [key]: { const: spec } }, required: [key] });
   schema.properties.plugins = {
     type: 'array',
     default: [],
+    description: 'Plugins: built-in ones by id, others by package or path',
     items: {
       type: 'object',
-      required: ['id'],
       properties: pluginBase,
-      allOf: discriminated(
-        'id',
-        catalog.plugins.map((p) => [p.id, closedObject(pluginBase, { description: p.description, ...p.configSchema })]),
-      ),
+      allOf: [
+        ...discriminated('id', builtin.map((p) => [p.id, closedObject(pluginBase, { description: p.description, ...p.configSchema })])),
+        ...external.map((e) => ({ if: branch(e.key, e.spec), then: closedObject(pluginBase, { description: e.def.description, ...e.def.configSchema }) })),
+      ],
     },
   };
 

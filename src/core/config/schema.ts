@@ -294,8 +294,12 @@ export interface DeviceConfig {
   [key: string]: unknown;
 }
 
+/** A `plugins[]` entry: a built-in plugin by `id`, or one from outside the build by `package` or `path`. */
 export interface PluginConfig {
-  id: string;
+  id?: string;
+  package?: string;
+  path?: string;
+  enabled?: boolean;
   [key: string]: unknown;
 }
 

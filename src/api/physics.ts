@@ -1,3 +1,8 @@
+/**
+ * Simple physics of a simulated house (sun, base load, outdoor temperature, a 1R1C room), shared by
+ * the simulator adapters and the demo plugin's history; part of the SDK so that both depend on it
+ * and not on each other (DESIGN §1: adapters and plugins import src/api only).
+ */
 /** Physics of the simulated devices: plain functions so tests can check them directly. */
 
 const DAY = 86_400_000;

@@ -26,6 +26,7 @@ const meterEvent = (deviceId: string, r: MeterReading) => ({
   import_wh: r.importWh ?? null,
   export_wh: r.exportWh ?? null,
   session_reference_id: r.sessionId ?? null,
+  ...(r.phasesW ? { phases_w: r.phasesW } : {}),
 });
 
 /**

@@ -25,7 +25,7 @@ export function deviceView(device: Device, hub: HubServices) {
     state.meter = Object.fromEntries(
       caps.meter.channels.map((ch) => {
         const r = caps.meter!.last(ch);
-        return [ch, r ? { time: iso(r.time), power_w: r.powerW, import_wh: r.importWh, export_wh: r.exportWh, session_reference_id: r.sessionId } : null];
+        return [ch, r ? { time: iso(r.time), power_w: r.powerW, import_wh: r.importWh, export_wh: r.exportWh, session_reference_id: r.sessionId, ...(r.phasesW ? { phases_w: r.phasesW } : {}) } : null];
       }),
     );
   }

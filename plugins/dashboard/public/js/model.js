@@ -204,7 +204,6 @@ export function powerFlows(devices) {
     sum += p;
   }
   if (!known && grid === undefined) return undefined;
-  const measured = grid !== undefined;
   grid ??= sum;
   return { pvW: Math.max(0, pv), batteryW: battery, gridW: grid, homeW: Math.max(0, grid + Math.max(0, pv) - battery), gridMeasuredBy, gridPhasesW };
 }

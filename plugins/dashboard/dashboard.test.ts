@@ -279,3 +279,15 @@ describe('dashboard: power flows from a grid meter (issue 18)', () => {
     expect(gridSourceText(modelled, kw)).toBe('Grid estimated from the device meters (no grid meter)');
   });
 });
+
+describe('dashboard: one grid connection', () => {
+  it('a grid channel that is not the site meter (site_meter: false) is left out of the grid figure', async () => {
+    // @ts-expect-error the page's modules are plain JavaScript
+    const { powerFlows } = (await import('./public/js/model.js')) as { powerFlows: (d: object[]) => { gridW: number; gridMeasuredBy: string[] } };
+    const p1 = { id: 'p1', name: 'P1', capabilities: ['meter'], state: { meter: { grid: { power_w: 400, site_meter: true } } } };
+    const inverter = { id: 'inv', name: 'Garage inverter', capabilities: ['meter', 'storage'], state: { meter: { battery: { power_w: 0 }, grid: { power_w: 2500, site_meter: false } } } };
+    const f = powerFlows([p1, inverter]);
+    expect(f.gridW).toBe(400);
+    expect(f.gridMeasuredBy).toEqual(['P1']);
+  });
+});

@@ -6,6 +6,7 @@ import type { SiteForecasts } from '../forecast/service.js';
 import { clearSkyPvForecast, historyLoadForecast, learnedLoadForecast, standardProfileLoad, type PowerForecast } from '../optimiser/forecast/index.js';
 import type { BatteryModel, CircuitNode, DeviceLimits, EvModel, EvSession, FixedFlow, HvacModel, LoadRun, PlanSlot, SiteProblem, SwitchedLoadModel } from '../optimiser/site/index.js';
 import type { EnergyHistory } from './history.js';
+import { siteGridMeterId } from '../core/grid-meter.js';
 import { hoursFor, runWindow, type ScheduleSetting } from './schedule.js';
 import { perSlot, type ExternalLimits } from './limits.js';
 
@@ -188,8 +189,9 @@ export const isBaseLoadMeter = (d: Device) => hasCap(d, 'meter') && !d.caps.mete
  * device the plan knows (battery, PV, EV, switched loads, heating), each by its own meter; else
  * it is the sum of the base-load meters. History keys as `EnergyHistory` keeps them.
  */
-export function baseLoadSource(devices: Device[]): { grid: string[]; known: string[] } | { meters: string[] } {
-  const grid = devices.filter((d) => d.caps.meter?.channels.includes('grid')).map((d) => `${d.id}:grid`);
+export function baseLoadSource(devices: Device[], gridMeter?: string): { grid: string[]; known: string[] } | { meters: string[] } {
+  const siteMeter = siteGridMeterId(gridMeter, devices, devices.map((d) => d.id));
+  const grid = devices.filter((d) => d.id === siteMeter && d.caps.meter?.channels.includes('grid')).map((d) => `${d.id}:grid`);
   if (!grid.length) return { meters: devices.filter(isBaseLoadMeter).map((d) => d.id) };
   const known: string[] = [];
   for (const d of devices) {
@@ -417,7 +419,7 @@ export function buildSiteProblem(inputs: ModelInputs): { problem: SiteProblem; n
   }
 
   // ---------------------------------------------------------------- base load
-  const source = baseLoadSource(inputs.devices.map((x) => x.device));
+  const source = baseLoadSource(inputs.devices.map((x) => x.device), config.site.grid_meter);
   const history = 'grid' in source ? inputs.history.houseLoad(source.grid, source.known, now) : inputs.history.intervals(baseMeters, now);
   const historyDays = history.length / 96;
   const meanW = history.length ? history.reduce((a, r) => a + r.wh, 0) / (history.length / 4) : 0;

@@ -47,7 +47,8 @@ export function forecastPart(options: ForecastPartOptions = {}): PartFactory {
       if (!rec || !history) return;
       const devices = hub.registry.all();
       const pvDevices = devices.filter((d) => hasCap(d, 'pv')).map((d) => d.id);
-      const loadSource = baseLoadSource(devices);
+      const order = hub.config.devices.map((d) => d.id);
+      const loadSource = baseLoadSource([...devices].sort((a, b) => order.indexOf(a.id) - order.indexOf(b.id)), hub.config.site.grid_meter);
       const measured = (series: string, start: number, end: number) => {
         if (series === 'load' && 'grid' in loadSource) {
           const m = meanPowerW(history.houseLoad(loadSource.grid, loadSource.known, end), start, end);

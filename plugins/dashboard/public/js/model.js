@@ -188,7 +188,8 @@ export function powerFlows(devices) {
   let gridPhasesW;
   for (const d of devices) {
     const gridReading = d.state?.meter?.grid;
-    if (gridReading?.power_w !== undefined && gridReading?.power_w !== null) {
+    // a grid channel that is not the site's meter (an inverter's meter on a sub-circuit) is not the grid connection
+    if (gridReading?.power_w !== undefined && gridReading?.power_w !== null && gridReading.site_meter !== false) {
       grid = (grid ?? 0) + gridReading.power_w;
       gridMeasuredBy.push(d.name ?? d.id);
       gridPhasesW = gridMeasuredBy.length === 1 && Array.isArray(gridReading.phases_w) ? gridReading.phases_w : undefined;

@@ -17,6 +17,7 @@ import {
   type StorageMode,
 } from '../../src/api/index.js';
 import { SimMeter } from './meter.js';
+import { simP1Adapter } from './p1.js';
 import { baseLoadW, outdoorC, sunShare, thermalStep } from './physics.js';
 
 const tickSchema = { tick_s: { type: 'number', minimum: 0.1, maximum: 3600, default: 10, description: 'Simulation step (s of hub clock time)' } };
@@ -433,4 +434,4 @@ export const simSocket = defineAdapter<SimSocketConfig>({
   },
 });
 
-export const simAdapters = [simEv, simBattery, simPv, simLoad, simHvac, simSocket];
+export const simAdapters = [simEv, simBattery, simPv, simLoad, simHvac, simSocket, simP1Adapter];

@@ -67,7 +67,7 @@ export const shellyEm = defineAdapter<ShellyEmConfig>({
       generation: { enum: [1, 2], description: '1 = Shelly 3EM / EM (shellies/<id>/emeter/<i>/…), 2 = Pro 3EM / Pro EM (RPC over MQTT)' },
       topic: { type: 'string', pattern: '^[^+#]+$', description: 'Gen1: the device id after shellies/ (e.g. shellyem3-485519D732F4); Gen2: the MQTT topic prefix (e.g. shellypro3em-a0dd6ca0c27c)' },
       channel: { enum: ['grid', 'device'], default: 'grid', description: 'grid = it measures the supply (the site meter); device = a sub-meter of one load' },
-      meters: { type: 'array', items: { type: 'integer', minimum: 0, maximum: 5 }, minItems: 1, maxItems: 3, uniqueItems: true, description: 'Gen1: emeter indices that measure the supply (default 0, 1, 2 on a 3EM); Gen2 monophase (Pro EM): em1 ids (default 0)' },
+      meters: { type: 'array', items: { type: 'integer', minimum: 0, maximum: 5 }, minItems: 1, maxItems: 3, uniqueItems: true, description: 'Gen1: emeter indices that measure the supply (default: every emeter the device publishes); Gen2 monophase (Pro EM): em1 ids (default 0)' },
       poll_s: { type: 'number', minimum: 2, maximum: 3600, default: 10, description: 'Gen2: how often the hub asks EM.GetStatus / EMData.GetStatus besides the notifications' },
       stale_after_s: { type: 'number', minimum: 5, maximum: 3600, default: 120, description: 'Unavailable after this long without a reading (Gen1 publishes every 30 s by default)' },
     },
@@ -175,14 +175,15 @@ function gen2(ctx: AdapterContext, config: ShellyEmConfig, mqtt: MqttTransport, 
 
 function gen1(ctx: AdapterContext, config: ShellyEmConfig, mqtt: MqttTransport, meter: GridMeter) {
   const base = `shellies/${config.topic}`;
-  const meters = config.meters ?? [0, 1, 2];
+  // default: every emeter the device publishes (3 on a 3EM, 2 on an EM)
+  const meters = () => config.meters ?? emeters.flatMap((e, i) => (e ? [i] : []));
   const emeters: { power?: number; total?: number; total_returned?: number }[] = [];
   let pending: NodeJS.Timeout | undefined;
   // the device publishes every value of every emeter in one burst: the reading is made once the burst is in
   const settle = () => {
     clearTimeout(pending);
     pending = setTimeout(() => {
-      const values = gen1EmValues(emeters, meters);
+      const values = gen1EmValues(emeters, meters());
       if (values) meter.report(values);
     }, 150);
   };
@@ -194,7 +195,7 @@ function gen1(ctx: AdapterContext, config: ShellyEmConfig, mqtt: MqttTransport, 
       const v = num(p.toString());
       if (v === undefined) return meter.fault('malformed', `ignored ${topic} = "${p.toString().slice(0, 40)}": not a number`, { topic });
       emeters[i] = { ...emeters[i], [key]: v };
-      if (meters.includes(i)) settle();
+      if (!config.meters || config.meters.includes(i)) settle();
     }],
     [`${base}/online`, (_topic, p) => {
       if (p.toString().trim() === 'false') meter.linkDown('the device says it is offline (MQTT last will)');

@@ -1,4 +1,5 @@
 import { dsmr } from '../../adapters/dsmr/index.js';
+import { smaEm } from '../../adapters/sma-em/index.js';
 import { homeassistant } from '../../adapters/homeassistant/index.js';
 import { modbusAdapters } from '../../adapters/modbus/index.js';
 import { ocppAdapters } from '../../adapters/ocpp/index.js';
@@ -20,7 +21,7 @@ import type { Catalog } from './config/compose.js';
 
 /** Every adapter, plugin and tariff source this build of homeflex ships. */
 export const builtinCatalog: Catalog = {
-  adapters: [...simAdapters, ...ocppAdapters, ...modbusAdapters, tasmota, shelly, shellyEm, zigbee2mqtt, homeassistant, dsmr],
+  adapters: [...simAdapters, ...ocppAdapters, ...modbusAdapters, tasmota, shelly, shellyEm, zigbee2mqtt, homeassistant, dsmr, smaEm],
   plugins: [tariffProvidersPlugin, haDiscovery, simMqtt, notifyPlugin, demoPlugin],
   tariffSources: [fixedTariff, timeOfUseTariff, fileTariff, ...(tariffProvidersPlugin.tariffSources ?? []), ...(demoPlugin.tariffSources ?? [])],
   forecastSources: forecastSourcesPlugin.forecastSources ?? [],

@@ -1,7 +1,7 @@
 /**
  * A stand-in SMA Energy Meter's datagram, written from SMA's published protocol description
- * ("SMA Energy Meter — Protocol", EMETER-Protokoll-TI-en-10, §3 structure of the datagram and §4
- * OBIS identifiers): header "SMA\0", tag 0x02A0 with group 1, SMA Net 2 tag 0x0010 whose data start
+ * (the technical information "SMA Energy Meter Protocol", EMETER-Protokoll-TI-en-10: datagram
+ * structure and OBIS identifiers; section numbers not re-checked here): header "SMA\0", tag 0x02A0 with group 1, SMA Net 2 tag 0x0010 whose data start
  * with protocol 0x6069, SUSy id, serial number and ticker; then measured values as OBIS
  * `channel.measuredValue.type.tariff` (type 4 = current value, 4 bytes, unit 0.1 W; type 8 =
  * counter, 8 bytes, unit Ws); the end tag is four zero bytes. It shares no code with the adapter.

@@ -24,6 +24,7 @@ export class GridMeter {
   readonly device: Device;
   private reading?: MeterReading;
   private lastGood = 0;
+  private everRead = false;
   private stopWatch?: () => void;
   private readonly faults = new Map<string, { loggedAt: number; suppressed: number }>();
 
@@ -101,7 +102,8 @@ export class GridMeter {
     this.device.available = error === undefined;
     this.device.error = error;
     if (was !== this.device.available) {
-      if (this.device.available) this.ctx.log.info('meter reading again');
+      if (this.device.available) this.ctx.log.info(this.everRead ? 'meter reading again' : 'meter is reading');
+      if (this.device.available) this.everRead = true;
       else this.ctx.log.warn({ reason: error }, `meter unavailable: ${error}`);
       this.ctx.bus.emit('device.state', { deviceId: this.device.id, available: this.device.available, error });
       this.ctx.bus.emit(this.device.available ? 'device.connected' : 'device.disconnected', { deviceId: this.device.id });

@@ -206,7 +206,7 @@ describe('LiveFeed', () => {
     const meter = events.find((e) => e.event === 'meter')!.data as { data: { device_id: string; channel: string; power_w: number }[] };
     expect(meter.data).toEqual([
       { device_id: 'pv', channel: 'device', time: '2026-06-15T10:00:00.000Z', power_w: -2000, import_wh: null, export_wh: 10, session_reference_id: null },
-      { device_id: 'pv', channel: 'grid', time: '2026-06-15T10:00:00.000Z', power_w: 30, import_wh: null, export_wh: null, session_reference_id: null },
+      { device_id: 'pv', channel: 'grid', time: '2026-06-15T10:00:00.000Z', power_w: 30, import_wh: null, export_wh: null, session_reference_id: null, site_meter: true },
     ]);
     feed.stop();
   });

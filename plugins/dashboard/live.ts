@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import type { HubEvents, MeterReading } from '../../src/api/index.js';
 import { deviceView } from '../../src/core/routes.js';
+import { siteGridMeterId } from '../../src/core/grid-meter.js';
 import type { HubServices } from '../../src/core/services.js';
 
 export interface LiveFeedOptions {
@@ -18,7 +19,7 @@ const STUCK_CLIENT_BYTES = 1024 * 1024;
 
 const iso = (t: number) => new Date(t).toISOString();
 
-const meterEvent = (deviceId: string, r: MeterReading) => ({
+const meterEvent = (deviceId: string, r: MeterReading, siteMeter?: boolean) => ({
   device_id: deviceId,
   channel: r.channel ?? 'device',
   time: iso(r.time),
@@ -27,6 +28,7 @@ const meterEvent = (deviceId: string, r: MeterReading) => ({
   export_wh: r.exportWh ?? null,
   session_reference_id: r.sessionId ?? null,
   ...(r.phasesW ? { phases_w: r.phasesW } : {}),
+  ...(siteMeter !== undefined ? { site_meter: siteMeter } : {}),
 });
 
 /**
@@ -65,7 +67,10 @@ export class LiveFeed {
       bus.on('device.connected', deviceChanged),
       bus.on('device.disconnected', deviceChanged),
       bus.on('meter.reading', ({ deviceId, reading }) => {
-        if (this.clients.size) this.pendingMeter.set(`${deviceId}\u0000${reading.channel ?? 'device'}`, meterEvent(deviceId, reading));
+        if (!this.clients.size) return;
+        // a grid channel says whether it is the site's meter (site.grid_meter) or a sub-meter
+        const siteMeter = reading.channel === 'grid' ? (siteGridMeterId(this.hub.config?.site.grid_meter, this.hub.registry.all(), this.hub.config?.devices.map((d) => d.id)) ?? deviceId) === deviceId : undefined;
+        this.pendingMeter.set(`${deviceId}\u0000${reading.channel ?? 'device'}`, meterEvent(deviceId, reading, siteMeter));
       }),
       bus.on('plan.updated', (p: HubEvents['plan.updated']) => this.broadcast('plan', { plan_id: p.planId, created_at: iso(p.createdAt) })),
       bus.on('tariff.updated', (p: HubEvents['tariff.updated']) => this.broadcast('tariff', { direction: p.direction, source: p.source })),

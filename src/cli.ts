@@ -35,6 +35,7 @@ Usage:
                                         run the hub (the demo on simulated devices without --config);
                                         --speed runs the clock N times faster (simulations); the port
                                         flags move the HTTP, OCPP, embedded MQTT and simulated Modbus listeners
+                                        (--modbus-port N moves the simulated P1 meter to N+1)
   homeflex check-config FILE            validate a site file: every error with file:line:col, exit 1 on errors
   homeflex schema [--out FILE] [--config FILE]  write the JSON Schema of the site file (for editor autocompletion; with --config, its plugins' keys too)
   homeflex plan [--config FILE]         print the current site plan
@@ -86,6 +87,14 @@ export function applyPortFlags(config: HubConfig, ports: PortFlags): void {
       sim.port = modbusPort;
       for (const m of config.connections.modbus) {
         if (m.tcp && m.tcp.port === old && ['127.0.0.1', 'localhost', '::1', sim.host ?? '127.0.0.1'].includes(m.tcp.host)) m.tcp.port = modbusPort;
+      }
+    }
+    // the simulated P1 meter moves along, to the next port, with the dsmr devices that read it
+    for (const p1 of config.devices.filter((d) => d.adapter === 'sim_p1') as { port?: number }[]) {
+      const old = p1.port ?? 2323;
+      p1.port = modbusPort + 1;
+      for (const d of config.devices as { adapter: string; tcp?: { host: string; port: number } }[]) {
+        if (d.adapter === 'dsmr' && d.tcp?.port === old && ['127.0.0.1', 'localhost', '::1'].includes(d.tcp.host)) d.tcp.port = modbusPort + 1;
       }
     }
   }

@@ -56,12 +56,25 @@ async function startDemoAt(iso: string) {
   return { hub, clock, api };
 }
 
+/** The P1 meter's grid reading as GET /devices/p1 shows it, once the first telegram is in (the TCP link runs on real time). */
+async function measuredGrid(hub: Hub, clock: ManualClock) {
+  const end = Date.now() + 15_000;
+  for (;;) {
+    const r = await fetch(`${hub.url}/api/v1/devices/p1`);
+    const grid = ((await r.json()) as { state: { meter: { grid: { power_w: number; site_meter: boolean } | null } } }).state.meter.grid;
+    if (grid) return grid;
+    if (Date.now() > end) throw new Error('the simulated P1 meter sent no telegram the dsmr device read');
+    await clock.advance(5_000);
+    await new Promise((res) => setTimeout(res, 100));
+  }
+}
+
 describe('the demo, started at any hour', { timeout: 120_000 }, () => {
   // 06:48 (the hour the cars used to be leaving), early afternoon, late evening (Berlin, winter)
   // at 13:10 the midday price dip is on: charging at once is the cheapest, nothing to shift
   for (const [at, shifts] of [['2026-12-02T05:48:00Z', true], ['2026-12-02T12:10:00Z', false], ['2026-12-02T21:40:00Z', true]] as const) {
     it(`at ${at}: shifts against real prices, every car gets its target, history shows costs and savings`, async () => {
-      const { api, hub } = await startDemoAt(at);
+      const { api, hub, clock } = await startDemoAt(at);
       const plan = (await api('GET', '/plan')) as unknown as PlanView & { warnings: string[] };
       // a real price shape: cheap and dear periods, not one flat rate
       const rates = plan.import_rate as number[];
@@ -99,6 +112,12 @@ describe('the demo, started at any hour', { timeout: 120_000 }, () => {
       expect(session.total?.energy.value ?? 0).toBeGreaterThan(15_000);
       // the base-load forecast comes from the house's own history
       expect((plan as unknown as { forecasts: { base_load: string } }).forecasts.base_load).toMatch(/recent days weighted/);
+      // the simulated P1 meter is the site's grid meter, read over TCP by the dsmr adapter (issue 18)
+      const p1 = await measuredGrid(hub, clock);
+      expect(p1.site_meter).toBe(true);
+      expect(typeof p1.power_w).toBe('number');
+      const garage = ((await api('GET', '/devices/garage-battery')) as { state: { meter: { grid?: { site_meter: boolean } } } }).state.meter.grid;
+      if (garage) expect(garage.site_meter).toBe(false);
     });
   }
 });

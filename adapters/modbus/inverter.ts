@@ -353,7 +353,12 @@ export class ModbusInverter {
     if (this.channels.includes('battery')) emit('battery', { powerW: m('battery_power'), importWh: m('battery_charge_wh'), exportWh: m('battery_discharge_wh') });
     // PV power leaves the panels: out of the device, so negative
     if (this.channels.includes('pv')) emit('pv', { powerW: m('pv_power') === undefined ? undefined : -m('pv_power')!, exportWh: m('pv_energy_wh') });
-    if (this.channels.includes('grid')) emit('grid', { powerW: m('grid_power'), importWh: m('grid_import_wh'), exportWh: m('grid_export_wh') });
+    if (this.channels.includes('grid')) {
+      const phases = (['grid_power_l1', 'grid_power_l2', 'grid_power_l3'] as const).map(m);
+      const n = phases.findIndex((w) => w === undefined);
+      const phasesW = (n < 0 ? phases : phases.slice(0, n)) as number[];
+      emit('grid', { powerW: m('grid_power'), importWh: m('grid_import_wh'), exportWh: m('grid_export_wh'), ...(phasesW.length ? { phasesW } : {}) });
+    }
   }
 
   private storageState(): StorageState {

@@ -25,6 +25,9 @@ export const MEASURES = {
   grid_power: { unit: 'W', signed: true },
   grid_import_wh: { unit: 'Wh', signed: false },
   grid_export_wh: { unit: 'Wh', signed: false },
+  grid_power_l1: { unit: 'W', signed: true },
+  grid_power_l2: { unit: 'W', signed: true },
+  grid_power_l3: { unit: 'W', signed: true },
 } as const;
 export type MeasureName = keyof typeof MEASURES;
 

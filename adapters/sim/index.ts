@@ -19,6 +19,7 @@ import {
 } from '../../src/api/index.js';
 import { SimMeter } from './meter.js';
 import { baseLoadW, outdoorC, sunShare, thermalStep } from '../../src/api/physics.js';
+import { simP1Adapter } from './p1.js';
 
 const tickSchema = { tick_s: { type: 'number', minimum: 0.1, maximum: 3600, default: 10, description: 'Simulation step (s of hub clock time)' } };
 const HHMM = hhmmSchema;
@@ -435,4 +436,4 @@ export const simSocket = defineAdapter<SimSocketConfig>({
   },
 });
 
-export const simAdapters = [simEv, simBattery, simPv, simLoad, simHvac, simSocket];
+export const simAdapters = [simEv, simBattery, simPv, simLoad, simHvac, simSocket, simP1Adapter];

@@ -209,7 +209,7 @@ describe('LiveFeed', () => {
     const meter = events.find((e) => e.event === 'meter')!.data as { data: { device_id: string; channel: string; power_w: number }[] };
     expect(meter.data).toEqual([
       { device_id: 'pv', channel: 'device', time: '2026-06-15T10:00:00.000Z', power_w: -2000, import_wh: null, export_wh: 10, session_reference_id: null },
-      { device_id: 'pv', channel: 'grid', time: '2026-06-15T10:00:00.000Z', power_w: 30, import_wh: null, export_wh: null, session_reference_id: null },
+      { device_id: 'pv', channel: 'grid', time: '2026-06-15T10:00:00.000Z', power_w: 30, import_wh: null, export_wh: null, session_reference_id: null, site_meter: true },
     ]);
     feed.stop();
   });
@@ -257,5 +257,40 @@ describe('dashboard: the month savings card (issue 15.6)', () => {
     expect(monthSavingsText({ savings_vs_none: 23.4, savings_vs_self_consumption: 6.1 }, money)).toBe("This month: 23.40 € saved, of which 6.10 € more than the battery's own mode");
     expect(monthSavingsText({ savings_vs_none: 0.52, savings_vs_self_consumption: -0.64 }, money)).toBe("This month: 0.52 € saved, 0.64 € less than the battery's own mode would have saved");
     expect(monthSavingsText({ savings_vs_none: -1.5, savings_vs_self_consumption: -2 }, money)).toBe("This month: 1.50 € more than without a battery, 2.00 € less than the battery's own mode would have saved");
+  });
+});
+
+describe('dashboard: power flows from a grid meter (issue 18)', () => {
+  type Flows = { gridW: number; homeW: number; pvW: number; gridMeasuredBy: string[]; gridPhasesW?: number[] };
+  const load = async () =>
+    // @ts-expect-error the page's modules are plain JavaScript
+    (await import('./public/js/model.js')) as { powerFlows: (d: object[]) => Flows | undefined; gridSourceText: (f: Flows, p: (w: number) => string) => string };
+  const roof = { id: 'roof', name: 'Roof', capabilities: ['meter', 'pv'], state: { meter: { device: { power_w: -3000 } } } };
+  const heater = { id: 'heater', name: 'Heater', capabilities: ['meter', 'switch'], state: { meter: { device: { power_w: 2000 } } } };
+  const p1 = { id: 'p1', name: 'P1 meter', capabilities: ['meter'], state: { meter: { grid: { power_w: 400, phases_w: [1200, -500, -300] } } } };
+  const kw = (w: number) => `${(w / 1000).toFixed(1)} kW`;
+
+  it('shows the measured grid power and the house as grid + PV, not the sum of the device meters', async () => {
+    const { powerFlows, gridSourceText } = await load();
+    const measured = powerFlows([roof, heater, p1])!;
+    // the device meters alone say −1000 W (exporting); the P1 meter measures +400 W: the house has 1.4 kW nobody meters
+    expect(measured.gridW).toBe(400);
+    expect(measured.homeW).toBe(3400);
+    expect(gridSourceText(measured, kw)).toBe('Grid measured by P1 meter · L1 1.2 kW · L2 -0.5 kW · L3 -0.3 kW');
+    const modelled = powerFlows([roof, heater])!;
+    expect(modelled.gridW).toBe(-1000);
+    expect(gridSourceText(modelled, kw)).toBe('Grid estimated from the device meters (no grid meter)');
+  });
+});
+
+describe('dashboard: one grid connection', () => {
+  it('a grid channel that is not the site meter (site_meter: false) is left out of the grid figure', async () => {
+    // @ts-expect-error the page's modules are plain JavaScript
+    const { powerFlows } = (await import('./public/js/model.js')) as { powerFlows: (d: object[]) => { gridW: number; gridMeasuredBy: string[] } };
+    const p1 = { id: 'p1', name: 'P1', capabilities: ['meter'], state: { meter: { grid: { power_w: 400, site_meter: true } } } };
+    const inverter = { id: 'inv', name: 'Garage inverter', capabilities: ['meter', 'storage'], state: { meter: { battery: { power_w: 0 }, grid: { power_w: 2500, site_meter: false } } } };
+    const f = powerFlows([p1, inverter]);
+    expect(f.gridW).toBe(400);
+    expect(f.gridMeasuredBy).toEqual(['P1']);
   });
 });

@@ -134,6 +134,14 @@ describeWithPeers(['chromium'], 'dashboard in a real browser', { timeout: 90_000
     expect(await page.locator('.device[data-device="ev"] .badge').first().textContent()).toMatch(/charging|plugged in|waiting/);
     expect(await page.locator('.device[data-device="battery"] .gauge-text').textContent()).toMatch(/\d+ %/);
     expect(await page.locator('.device[data-device="living-ac"] .band-marker').textContent()).toMatch(/\d+(\.\d)? °C/);
+    // the power flows come from the simulated P1 meter, read by the dsmr adapter over TCP (issue 18):
+    // its telegrams follow the hub clock, the link real time, so the clock moves on a second at a time until one is in
+    await expect
+      .poll(async () => {
+        if (!hub.registry.get('p1')?.caps.meter?.last('grid')) await clock.advance(1000);
+        return page.locator('.flow-source').textContent();
+      }, { timeout: 30_000, interval: 500 })
+      .toMatch(/^Grid measured by Smart meter \(P1\) · L1 .* · L2 .* · L3 /);
     await shot(page, 'now');
   });
 

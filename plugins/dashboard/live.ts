@@ -8,6 +8,8 @@ export interface LiveSource {
   site: { id: string };
   /** The device's JSON as `GET /api/v1/devices/{id}` answers it, or undefined when it is gone. */
   deviceJson(id: string): unknown;
+  /** The device whose grid channel is the site's own meter (site.grid_meter or the first with a grid channel). */
+  siteMeterId?(): string | undefined;
 }
 
 export interface LiveFeedOptions {
@@ -25,7 +27,7 @@ const STUCK_CLIENT_BYTES = 1024 * 1024;
 
 const iso = (t: number) => new Date(t).toISOString();
 
-const meterEvent = (deviceId: string, r: MeterReading) => ({
+const meterEvent = (deviceId: string, r: MeterReading, siteMeter?: boolean) => ({
   device_id: deviceId,
   channel: r.channel ?? 'device',
   time: iso(r.time),
@@ -33,6 +35,8 @@ const meterEvent = (deviceId: string, r: MeterReading) => ({
   import_wh: r.importWh ?? null,
   export_wh: r.exportWh ?? null,
   session_reference_id: r.sessionId ?? null,
+  ...(r.phasesW ? { phases_w: r.phasesW } : {}),
+  ...(siteMeter !== undefined ? { site_meter: siteMeter } : {}),
 });
 
 /**
@@ -71,7 +75,10 @@ export class LiveFeed {
       bus.on('device.connected', deviceChanged),
       bus.on('device.disconnected', deviceChanged),
       bus.on('meter.reading', ({ deviceId, reading }) => {
-        if (this.clients.size) this.pendingMeter.set(`${deviceId}\u0000${reading.channel ?? 'device'}`, meterEvent(deviceId, reading));
+        if (!this.clients.size) return;
+        // a grid channel says whether it is the site's meter (site.grid_meter) or a sub-meter
+        const siteMeter = reading.channel === 'grid' ? (this.hub.siteMeterId?.() ?? deviceId) === deviceId : undefined;
+        this.pendingMeter.set(`${deviceId}\u0000${reading.channel ?? 'device'}`, meterEvent(deviceId, reading, siteMeter));
       }),
       bus.on('plan.updated', (p: HubEvents['plan.updated']) => this.broadcast('plan', { plan_id: p.planId, created_at: iso(p.createdAt) })),
       bus.on('tariff.updated', (p: HubEvents['tariff.updated']) => this.broadcast('tariff', { direction: p.direction, source: p.source })),

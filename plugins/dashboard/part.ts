@@ -1,5 +1,5 @@
 import { stringify } from 'yaml';
-import { ApiError, definePlugin, type PluginContext, type PluginReply, type PluginRequest } from '../../src/api/index.js';
+import { ApiError, definePlugin, siteGridMeterId, type PluginContext, type PluginReply, type PluginRequest } from '../../src/api/index.js';
 import { loadAssets, type Asset } from './assets.js';
 import { LiveFeed, type LiveFeedOptions } from './live.js';
 
@@ -54,6 +54,12 @@ function dashboardInfo(ctx: PluginContext) {
 /** One live feed per hub, made with the routes and started with the plugin. */
 const feeds = new WeakMap<PluginContext, LiveFeed>();
 
+/** The site's own grid meter as the hub books it (site.grid_meter, else the first device with a grid channel in YAML order). */
+function siteMeterOf(ctx: PluginContext): string | undefined {
+  const config = ctx.hub.config() as { site?: { grid_meter?: string }; devices?: readonly { id: string }[] };
+  return siteGridMeterId(config.site?.grid_meter, ctx.hub.devices.list(), (config.devices ?? []).map((d) => d.id));
+}
+
 /**
  * The web dashboard: serves the page at `/` (plain HTML, ES modules and CSS from `public/`, uPlot from
  * node_modules), a Server-Sent Events stream at `/api/v1/events`, and `/api/v1/dashboard`.
@@ -64,7 +70,7 @@ export function dashboardPlugin(options: LiveFeedOptions = {}) {
   const feedFor = (ctx: PluginContext) => {
     let feed = feeds.get(ctx);
     if (!feed) {
-      feed = new LiveFeed({ bus: ctx.bus, clock: ctx.clock, site: ctx.site, deviceJson: (id) => ctx.hub.devices.json(id) }, options);
+      feed = new LiveFeed({ bus: ctx.bus, clock: ctx.clock, site: ctx.site, deviceJson: (id) => ctx.hub.devices.json(id), siteMeterId: () => siteMeterOf(ctx) }, options);
       feeds.set(ctx, feed);
     }
     return feed;

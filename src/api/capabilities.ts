@@ -14,10 +14,12 @@ export interface MeterReading {
   importWh?: number;
   /** Cumulative energy out of the device (Wh). */
   exportWh?: number;
-  /** For devices that measure several flows (an inverter: 'battery', 'pv', 'grid'). Default 'device'. */
+  /** For devices that measure several flows (an inverter: 'battery', 'pv', 'grid'). Default 'device'. A `grid` reading is the site's own meter: + = import from the grid. */
   channel?: MeterChannel;
   /** The charging session the energy belongs to, when there is one. */
   sessionId?: string;
+  /** Signed power per phase L1, L2, L3 in W (+ = import), where the meter measures each phase (grid meters). */
+  phasesW?: number[];
 }
 
 export type MeterChannel = 'device' | 'battery' | 'pv' | 'grid' | 'load';

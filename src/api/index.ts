@@ -11,3 +11,4 @@ export * from './transports.js';
 export * from './device-config.js';
 export * from './hub-view.js';
 export * from './version.js';
+export * from './grid-meter.js';

@@ -14,10 +14,14 @@ export class EnergyHistory {
 
   constructor(private readonly keepDays = 35) {}
 
-  /** Adds the energy between this reading and the device's previous one, spread over the quarters it spans. */
+  /**
+   * Adds the energy between this reading and the device's previous one, spread over the quarters it
+   * spans. A channel other than `device` is kept as `<device>:<channel>` (a grid meter as `p1:grid`).
+   */
   add(deviceId: string, r: MeterReading) {
-    if ((r.channel ?? 'device') !== 'device' || r.importWh === undefined) return;
-    const key = deviceId;
+    const channel = r.channel ?? 'device';
+    if (r.importWh === undefined) return;
+    const key = channel === 'device' ? deviceId : `${deviceId}:${channel}`;
     const prev = this.last.get(key);
     const cur = { time: r.time, importWh: r.importWh, exportWh: r.exportWh ?? 0 };
     this.last.set(key, cur);
@@ -45,6 +49,17 @@ export class EnergyHistory {
     if (maps.some((m) => !m)) return [];
     const quarters = [...maps[0]!.keys()].filter((q) => q + QUARTER <= until && maps.every((m) => m!.has(q))).sort((a, b) => a - b);
     return quarters.map((q) => ({ start: q, end: q + QUARTER, wh: sign * maps.reduce((a, m) => a + m!.get(q)!, 0) }));
+  }
+
+  /**
+   * The house's own load per whole quarter: the grid meters' net import minus the net flows of the
+   * devices the plan knows (a quarter a device has no record of counts as zero for it), for the
+   * quarters every grid meter has.
+   */
+  houseLoad(gridKeys: readonly string[], knownKeys: readonly string[], until: number): EnergyInterval[] {
+    const grid = this.intervals(gridKeys, until);
+    const known = knownKeys.map((k) => this.buckets.get(k));
+    return grid.map((g) => ({ ...g, wh: known.reduce((a, m) => a - (m?.get(g.start) ?? 0), g.wh) }));
   }
 
   /** Energy a device drew in `[start, end)` (Wh), from whole or partial quarters. */

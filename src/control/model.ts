@@ -6,6 +6,7 @@ import type { SiteForecasts } from '../forecast/service.js';
 import { clearSkyPvForecast, historyLoadForecast, learnedLoadForecast, standardProfileLoad, type PowerForecast } from '../optimiser/forecast/index.js';
 import type { BatteryModel, CircuitNode, DeviceLimits, EvModel, EvSession, FixedFlow, HvacModel, LoadRun, PlanSlot, SiteProblem, SwitchedLoadModel } from '../optimiser/site/index.js';
 import type { EnergyHistory } from './history.js';
+import { siteGridMeterId } from '../api/grid-meter.js';
 import { hoursFor, runWindow, type ScheduleSetting } from './schedule.js';
 import { perSlot, type ExternalLimits } from './limits.js';
 
@@ -185,8 +186,29 @@ function deviceLimits(ext: ExternalLimits | undefined, slots: readonly PlanSlot[
   };
 }
 
-/** A meter that is none of the planned devices: what it measures is the house's base load. */
-export const isBaseLoadMeter = (d: Device) => hasCap(d, 'meter') && !d.caps.storage && !d.caps.charger && !d.caps.thermostat && !d.caps.switch && !d.caps.pv;
+/** A meter that is none of the planned devices and not the site's grid meter: what it measures is the house's base load. */
+export const isBaseLoadMeter = (d: Device) => hasCap(d, 'meter') && !d.caps.meter!.channels.includes('grid') && !d.caps.storage && !d.caps.charger && !d.caps.thermostat && !d.caps.switch && !d.caps.pv;
+
+/**
+ * Where the house's own load is measured. With a grid meter (a device with a `grid` channel: a P1
+ * meter, a Shelly 3EM at the supply, an inverter's meter) it is grid import − export minus every
+ * device the plan knows (battery, PV, EV, switched loads, heating), each by its own meter; else
+ * it is the sum of the base-load meters. History keys as `EnergyHistory` keeps them.
+ */
+export function baseLoadSource(devices: Device[], gridMeter?: string): { grid: string[]; known: string[] } | { meters: string[] } {
+  const siteMeter = siteGridMeterId(gridMeter, devices, devices.map((d) => d.id));
+  const grid = devices.filter((d) => d.id === siteMeter && d.caps.meter?.channels.includes('grid')).map((d) => `${d.id}:grid`);
+  if (!grid.length) return { meters: devices.filter(isBaseLoadMeter).map((d) => d.id) };
+  const known: string[] = [];
+  for (const d of devices) {
+    const m = d.caps.meter;
+    if (!m || !(d.caps.storage || d.caps.charger || d.caps.thermostat || d.caps.switch || d.caps.pv)) continue;
+    const own = m.channels.filter((c) => c === 'battery' || c === 'pv').map((c) => `${d.id}:${c}`);
+    if (own.length) known.push(...own);
+    else if (m.channels.includes('device')) known.push(d.id);
+  }
+  return { grid, known };
+}
 
 /**
  * Builds the site problem the optimiser solves, from the registry (devices and their caps'
@@ -409,19 +431,20 @@ export function buildSiteProblem(inputs: ModelInputs): { problem: SiteProblem; n
   }
 
   // ---------------------------------------------------------------- base load
-  const history = inputs.history.intervals(baseMeters, now);
+  const source = baseLoadSource(inputs.devices.map((x) => x.device), config.site.grid_meter);
+  const history = 'grid' in source ? inputs.history.houseLoad(source.grid, source.known, now) : inputs.history.intervals(baseMeters, now);
   const historyDays = history.length / 96;
   const meanW = history.length ? history.reduce((a, r) => a + r.wh, 0) / (history.length / 4) : 0;
   const annualKwh = historyDays >= 1 ? Math.round((meanW * 8760) / 1000) : (annualHint ?? 4000);
   const fallback = standardProfileLoad({ annualKwh, timezone: tz });
   const loadCfg = config.forecasts?.load;
   const outdoorC = loadCfg?.temperature !== false ? inputs.forecasts?.outdoorC?.bind(inputs.forecasts) : undefined;
-  const base = !baseMeters.length
+  const base = !baseMeters.length && !('grid' in source)
     ? fallback
     : loadCfg?.model === 'same_weekday'
       ? historyLoadForecast({ history, timezone: tz, fallback })
       : learnedLoadForecast({ history, timezone: tz, fallback, days: loadCfg?.days, halfLifeDays: loadCfg?.half_life_days, holidays: loadCfg?.holidays, outdoorC });
-  notes.forecasts.baseLoad = base.name;
+  notes.forecasts.baseLoad = 'grid' in source ? `${base.name}, learnt from the grid meter (${source.grid.map((k) => k.split(':')[0]).join(', ')}) less the planned devices` : base.name;
 
   return {
     problem: { slots, importRate: imp.rates, exportRate: exp.rates, baseLoadW: base.powerW(slots), flows, grid, circuits, batteries, evs, hvacs, loads },

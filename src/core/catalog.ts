@@ -1,7 +1,11 @@
+import { dsmr } from '../../adapters/dsmr/index.js';
+import { smaEm } from '../../adapters/sma-em/index.js';
 import { homeassistant } from '../../adapters/homeassistant/index.js';
+import { homeassistantMeter } from '../../adapters/homeassistant/meter.js';
 import { modbusAdapters } from '../../adapters/modbus/index.js';
 import { ocppAdapters } from '../../adapters/ocpp/index.js';
 import { shelly } from '../../adapters/shelly/index.js';
+import { shellyEm } from '../../adapters/shelly/em.js';
 import { simAdapters } from '../../adapters/sim/index.js';
 import { dashboardPlugin } from '../../plugins/dashboard/part.js';
 import { demoPlugin } from '../../plugins/demo/index.js';
@@ -21,7 +25,7 @@ import type { Catalog } from './config/compose.js';
 
 /** Every adapter, plugin and tariff source this build of homeflex ships. */
 export const builtinCatalog: Catalog = {
-  adapters: [...simAdapters, ...ocppAdapters, ...modbusAdapters, tasmota, shelly, zigbee2mqtt, homeassistant, goe, goeSim],
+  adapters: [...simAdapters, ...ocppAdapters, ...modbusAdapters, tasmota, shelly, shellyEm, zigbee2mqtt, homeassistant, homeassistantMeter, dsmr, smaEm, goe, goeSim],
   plugins: [tariffProvidersPlugin, haDiscovery, simMqtt, notifyPlugin, demoPlugin, dashboardPlugin()],
   tariffSources: [fixedTariff, timeOfUseTariff, fileTariff, ...(tariffProvidersPlugin.tariffSources ?? []), ...(demoPlugin.tariffSources ?? [])],
   forecastSources: forecastSourcesPlugin.forecastSources ?? [],

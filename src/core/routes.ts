@@ -1,6 +1,7 @@
 import { ApiError, type Device } from '../api/index.js';
 import { access, type RouteModule } from './http.js';
 import type { HubServices } from './services.js';
+import { siteGridMeterId } from '../api/grid-meter.js';
 
 const SECRET_KEYS = /pass(word)?|token|secret|api_?key/i;
 
@@ -13,6 +14,7 @@ export function redactConfig(value: unknown): unknown {
   return value;
 }
 
+
 const iso = (t: number | undefined) => (t === undefined ? undefined : new Date(t).toISOString());
 
 /** The JSON shape of a device in the API: identity, availability, and each capability's state. */
@@ -22,10 +24,12 @@ export function deviceView(device: Device, hub: HubServices) {
   const status = hub.adapterStatus.get(device.id);
   const state: Record<string, unknown> = {};
   if (caps.meter) {
+    // a grid channel is the site's meter, or a sub-meter when another device is (site.grid_meter)
+    const siteMeter = caps.meter.channels.includes('grid') ? siteGridMeterId(hub.config.site.grid_meter, hub.registry.all(), hub.config.devices.map((d) => d.id)) === device.id : undefined;
     state.meter = Object.fromEntries(
       caps.meter.channels.map((ch) => {
         const r = caps.meter!.last(ch);
-        return [ch, r ? { time: iso(r.time), power_w: r.powerW, import_wh: r.importWh, export_wh: r.exportWh, session_reference_id: r.sessionId } : null];
+        return [ch, r ? { time: iso(r.time), power_w: r.powerW, import_wh: r.importWh, export_wh: r.exportWh, session_reference_id: r.sessionId, ...(r.phasesW ? { phases_w: r.phasesW } : {}), ...(ch === 'grid' ? { site_meter: siteMeter } : {}) } : null];
       }),
     );
   }

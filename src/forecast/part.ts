@@ -1,7 +1,7 @@
 import { hasCap, type MeterReading } from '../api/index.js';
 import type { PartFactory } from '../core/services.js';
 import { EnergyHistory } from '../control/history.js';
-import { isBaseLoadMeter } from '../control/model.js';
+import { baseLoadSource } from '../control/model.js';
 import { meanPowerW } from '../optimiser/forecast/index.js';
 import { forecastRoutes } from './routes.js';
 import { ForecastService } from './service.js';
@@ -47,9 +47,14 @@ export function forecastPart(options: ForecastPartOptions = {}): PartFactory {
       if (!rec || !history) return;
       const devices = hub.registry.all();
       const pvDevices = devices.filter((d) => hasCap(d, 'pv')).map((d) => d.id);
-      const baseMeters = devices.filter(isBaseLoadMeter).map((d) => d.id);
+      const order = hub.config.devices.map((d) => d.id);
+      const loadSource = baseLoadSource([...devices].sort((a, b) => order.indexOf(a.id) - order.indexOf(b.id)), hub.config.site.grid_meter);
       const measured = (series: string, start: number, end: number) => {
-        const [ids, sign, from] = series === 'pv' ? [pvDevices, -1 as const, pvHistory] : series === 'load' ? [baseMeters, 1 as const, history] : [[series.slice(3)], -1 as const, pvHistory];
+        if (series === 'load' && 'grid' in loadSource) {
+          const m = meanPowerW(history.houseLoad(loadSource.grid, loadSource.known, end), start, end);
+          return m.coverage >= 0.9 ? m.powerW : undefined;
+        }
+        const [ids, sign, from] = series === 'pv' ? [pvDevices, -1 as const, pvHistory] : series === 'load' ? [(loadSource as { meters: string[] }).meters, 1 as const, history] : [[series.slice(3)], -1 as const, pvHistory];
         if (!ids.length) return undefined;
         const m = meanPowerW(from.intervals(ids, end, sign), start, end);
         return m.coverage >= 0.9 ? m.powerW : undefined;

@@ -7,6 +7,7 @@ import { MeteringService, type DeviceInfo } from './service.js';
 import { SessionRecorder } from './sessions.js';
 import { ApiMeterCap, DEFAULT_MAX_API_METERS } from './meter-cap.js';
 import { MeterStore } from './store.js';
+import { siteGridMeterId } from '../api/grid-meter.js';
 
 /** How often the store compacts quiet partitions and trims its memory (wall-clock). */
 const MAINTENANCE_MS = 10 * 60_000;
@@ -34,7 +35,8 @@ export const meteringPart: PartFactory = async (hub) => {
     return [...out.values()];
   };
   const apiMeters = new ApiMeterCap(store, hub.config.storage.max_api_meters ?? DEFAULT_MAX_API_METERS, () => devices().map((d) => d.id));
-  const metering = new MeteringService({ store, site: hub.site, prices: () => hub.tariffs, devices, sessions: () => hub.state.data.sessions, log, apiMeters });
+  const gridMeter = () => siteGridMeterId(hub.config.site.grid_meter, hub.registry.all(), hub.config.devices.map((d) => d.id));
+  const metering = new MeteringService({ store, site: hub.site, prices: () => hub.tariffs, devices, sessions: () => hub.state.data.sessions, log, apiMeters, gridMeter });
   hub.metering = metering;
   // subscribed now, before the adapters exist, so their first readings are heard
   const sessions = new SessionRecorder(hub.state);

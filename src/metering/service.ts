@@ -61,6 +61,8 @@ export interface MeteringContext {
   log?: Logger;
   /** Caps the meters that only the API feeds (storage.max_api_meters). */
   apiMeters?: ApiMeterCap;
+  /** The device whose `grid` channel is the site's meter; other grid channels are sub-meters (`device:grid`). */
+  gridMeter?: () => string | undefined;
 }
 
 export interface MeterBatch {
@@ -254,11 +256,13 @@ export class MeteringService {
   /**
    * An adapter's meter reading (bus event). Each cumulative counter becomes a register stream:
    * a point is stored at most once a minute, and at once when a charging session starts or ends,
-   * so intervals never mix two sessions. Channel `grid` is the site's meter (the location).
+   * so intervals never mix two sessions. Channel `grid` of the site's grid meter is the location;
+   * any other device's grid channel is a sub-meter of its own (`device:grid`).
    */
   onReading(deviceId: string, reading: MeterReading, kind: DeviceKind) {
     const channel = reading.channel ?? 'device';
-    const subject = channel === 'grid' ? locationSubject(this.site.id) : channel === 'device' ? deviceSubject(deviceId) : deviceSubject(`${deviceId}:${channel}`);
+    const siteMeter = channel === 'grid' && (this.ctx.gridMeter?.() ?? deviceId) === deviceId;
+    const subject = siteMeter ? locationSubject(this.site.id) : channel === 'device' ? deviceSubject(deviceId) : deviceSubject(`${deviceId}:${channel}`);
     const flowKind: DeviceKind = channel === 'battery' ? 'storage' : channel === 'pv' ? 'pv' : channel === 'device' ? kind : 'meter';
     for (const [value, direction] of [[reading.importWh, 'IMPORT'], [reading.exportWh, 'EXPORT']] as const) {
       if (value === undefined || !Number.isFinite(value) || value < 0) continue;
@@ -632,7 +636,8 @@ export class MeteringService {
       actual = { cost: imp.reduce((x, c) => x + c.cost, 0) - exp.reduce((x, c) => x + c.cost, 0), importWh: imp.reduce((x, c) => x + c.energyWh, 0), exportWh: exp.reduce((x, c) => x + c.energyWh, 0) };
     } else {
       gridNet = new Float64Array(n);
-      const subjects = this.store.subjects().map((x) => x.subject).filter((x) => subjectKind(x) === 'device');
+      // a sub-meter's grid channel measures flows the other meters already hold
+      const subjects = this.store.subjects().map((x) => x.subject).filter((x) => subjectKind(x) === 'device' && !subjectId(x).endsWith(':grid'));
       // a device metered by channels (a hybrid inverter's pv and battery) counts by its channels alone
       const channelled = new Set(subjects.filter((x) => subjectId(x).includes(':')).map((x) => subjectId(x).split(':')[0]));
       for (const sub of subjects) if (subjectId(sub).includes(':') || !channelled.has(subjectId(sub))) netOf(sub).forEach((wh, k) => (gridNet[k] += wh));

@@ -26,6 +26,20 @@ const rows = (m: MeteringService, subject: string) => {
 };
 
 describe('adapters’ meter readings', () => {
+  it('only the site’s grid meter books to the location; another device’s grid channel is its own sub-meter (issue 18)', async () => {
+    const store = await MeterStore.open(mkdtempSync(join(tmpdir(), 'hf-readings-')));
+    stores.push(store);
+    const m = new MeteringService({ store, site: { id: 'home', name: 'Home', timezone: 'Europe/Berlin', currency: 'EUR' }, prices: () => undefined, devices: () => [], gridMeter: () => 'p1' });
+    for (const k of [0, 6]) {
+      m.onReading('p1', { time: T0 + k * S, importWh: 1000 + k * 10, exportWh: 0, channel: 'grid' }, 'meter');
+      // a hybrid inverter's meter on the garage circuit: counters of another magnitude altogether
+      m.onReading('garage', { time: T0 + k * S, importWh: 500_000 + k, exportWh: 80_000, channel: 'grid' }, 'storage');
+    }
+    await m.settled();
+    expect(rows(m, locationSubject('home')).map((r) => [r.flow, r.wh])).toEqual([['IMPORT/IMPORT', 60]]);
+    expect(rows(m, deviceSubject('garage:grid')).map((r) => [r.flow, r.wh])).toEqual([['IMPORT/IMPORT', 6]]);
+  });
+
   it('stores a minute while energy flows, an hour while idle, and cuts at session changes', async () => {
     const m = await metering();
     let wh = 0;

@@ -84,6 +84,10 @@ export function hubChecks(catalog: Catalog): ConfigCheck[] {
           visited.add(cur.id);
         }
       });
+      const gridMeter = (config.site as { grid_meter?: string }).grid_meter;
+      if (gridMeter !== undefined && Array.isArray(config.devices) && !config.devices.some((d) => d?.id === gridMeter)) {
+        problems.push({ path: ['site', 'grid_meter'], message: `unknown device "${gridMeter}" (known: ${config.devices.map((d) => d?.id).join(', ') || 'none'})` });
+      }
       each<(typeof config.devices)[number]>(config.devices, (d, i) => {
         if (d.circuit !== undefined && !circuits.has(d.circuit)) {
           problems.push({ path: ['devices', i, 'circuit'], message: `unknown circuit "${d.circuit}" (known: ${[...circuits].join(', ') || 'none; add site.circuits'})` });

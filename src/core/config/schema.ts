@@ -35,6 +35,9 @@ export const SiteSchema = StrictObject({
     }),
   ),
   circuits: Type.Optional(Type.Array(CircuitSchema, { default: [] })),
+  grid_meter: Type.Optional(
+    Id('The device that meters the grid connection (a P1 meter, a Shelly 3EM at the supply, an inverter\'s meter); default: the first device with a grid channel. Other devices\' grid channels are booked as their own sub-meters'),
+  ),
   latitude: Type.Optional(Type.Number({ minimum: -90, maximum: 90 })),
   longitude: Type.Optional(Type.Number({ minimum: -180, maximum: 180 })),
 });

@@ -116,7 +116,8 @@ function applyMeters(readings) {
     const d = app.devices.get(r.device_id);
     if (!d) continue;
     d.state.meter ??= {};
-    d.state.meter[r.channel] = { time: r.time, power_w: r.power_w, import_wh: r.import_wh, export_wh: r.export_wh, session_reference_id: r.session_reference_id };
+    // what the device view said about the channel (site_meter) stays; the reading's values replace the old ones
+    d.state.meter[r.channel] = { ...d.state.meter[r.channel], time: r.time, power_w: r.power_w, import_wh: r.import_wh, export_wh: r.export_wh, session_reference_id: r.session_reference_id, phases_w: r.phases_w, ...(r.site_meter !== undefined ? { site_meter: r.site_meter } : {}) };
   }
   app.emit('meter');
 }

@@ -174,8 +174,9 @@ export function devicePowerW(d) {
 
 /**
  * Power flows of the site from the devices' meters: PV production, battery (+ charging), the
- * grid (+ importing; from a grid meter if there is one, otherwise the sum of every device) and
- * the house (everything that consumes).
+ * grid (+ importing; measured by a grid meter if there is one, otherwise the sum of every device)
+ * and the house (everything that consumes). `gridMeasuredBy` names the grid meters; `gridPhasesW`
+ * is the grid meter's per-phase power where exactly one meter reports it.
  */
 export function powerFlows(devices) {
   let pv = 0;
@@ -183,9 +184,18 @@ export function powerFlows(devices) {
   let sum = 0;
   let grid;
   let known = 0;
+  const gridMeasuredBy = [];
+  let gridPhasesW;
   for (const d of devices) {
     const gridReading = d.state?.meter?.grid;
-    if (gridReading?.power_w !== undefined && gridReading?.power_w !== null) grid = (grid ?? 0) + gridReading.power_w;
+    // a grid channel that is not the site's meter (an inverter's meter on a sub-circuit) is not the grid connection
+    if (gridReading?.power_w !== undefined && gridReading?.power_w !== null && gridReading.site_meter !== false) {
+      grid = (grid ?? 0) + gridReading.power_w;
+      gridMeasuredBy.push(d.name ?? d.id);
+      gridPhasesW = gridMeasuredBy.length === 1 && Array.isArray(gridReading.phases_w) ? gridReading.phases_w : undefined;
+      // a meter that only measures the grid is not a device drawing power of its own
+      if (deviceKind(d) === 'meter' && !d.state.meter.device) continue;
+    }
     const p = devicePowerW(d);
     if (p === undefined || p === null) continue;
     known++;
@@ -196,5 +206,12 @@ export function powerFlows(devices) {
   }
   if (!known && grid === undefined) return undefined;
   grid ??= sum;
-  return { pvW: Math.max(0, pv), batteryW: battery, gridW: grid, homeW: Math.max(0, grid + Math.max(0, pv) - battery) };
+  return { pvW: Math.max(0, pv), batteryW: battery, gridW: grid, homeW: Math.max(0, grid + Math.max(0, pv) - battery), gridMeasuredBy, gridPhasesW };
+}
+
+/** The line under the flows picture: where the grid figure comes from. */
+export function gridSourceText(flows, power) {
+  if (!flows.gridMeasuredBy?.length) return 'Grid estimated from the device meters (no grid meter)';
+  const phases = flows.gridPhasesW?.length ? ` · ${flows.gridPhasesW.map((w, i) => `L${i + 1} ${power(w)}`).join(' · ')}` : '';
+  return `Grid measured by ${flows.gridMeasuredBy.join(', ')}${phases}`;
 }

@@ -1,7 +1,7 @@
 // Now: the prices in force, where the power goes, and what each device does and why.
 import { h, replace, s } from '../dom.js';
 import * as fmt from '../format.js';
-import { ahead, deviceKind, devicePowerW, KIND_LABEL, planSlotIndex, powerFlows, priceBands, priceLevel, reasonText, slotAt } from '../model.js';
+import { ahead, deviceKind, devicePowerW, gridSourceText, KIND_LABEL, planSlotIndex, powerFlows, priceBands, priceLevel, reasonText, slotAt } from '../model.js';
 import { apiProblem, badge, bandBar, empty, flowDiagram, socBar, stat } from '../widgets.js';
 
 const LEVEL_BADGE = { cheap: ['cheap', 'good'], dear: ['dear', 'bad'], normal: ['normal', 'neutral'], flat: ['flat rate', 'neutral'] };
@@ -96,6 +96,8 @@ function upcoming(bands, now) {
 /** The flows card: the picture is kept and updated, or an empty state until the first reading. */
 function flowsCard() {
   const diagram = flowDiagram();
+  const source = h('p', { class: 'flow-source' });
+  const picture = h('div', null, diagram.el, source);
   const body = h('div');
   const el = h('section', { class: 'card flows' }, h('h2', null, 'Power flows'), body);
   let showing;
@@ -108,9 +110,10 @@ function flowsCard() {
         showing = 'empty';
         return;
       }
-      if (showing !== 'diagram') replace(body, diagram.el);
+      if (showing !== 'diagram') replace(body, picture);
       showing = 'diagram';
       diagram.update(flows);
+      source.textContent = gridSourceText(flows, fmt.power);
     },
   };
 }

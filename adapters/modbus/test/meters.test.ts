@@ -1,0 +1,100 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, expect, it } from 'vitest';
+import { ManualClock } from '../../../src/core/clock.js';
+import { ModbusInverter, type ModbusDeviceConfig } from '../inverter.js';
+import { loadProfile } from '../profile.js';
+import { adapterContext, deviceDefaults, tcpConnection } from './harness.js';
+import { emptyUnit, startPymodbus, type UnitImage } from './peers.js';
+import { describeWithPeers } from '../../../test/peers/system.js';
+
+/**
+ * SunSpec meters (models 201–204) read as the site's grid meter, against python3-pymodbus serving a
+ * meter-only register map laid out here from the SunSpec model JSON (test/fixtures/sunspec-models)
+ * by this file's own code: it shares nothing with the adapter's discovery or its models.json.
+ */
+
+interface ModelPoint {
+  name: string;
+  type: string;
+  size: number;
+}
+const model = (id: number) => JSON.parse(readFileSync(join(import.meta.dirname, 'fixtures', 'sunspec-models', `model_${id}.json`), 'utf8')) as { id: number; group: { points: ModelPoint[] } };
+
+/** Words of one value of a SunSpec type: integers two's complement, big-endian words; strings padded with NUL. */
+function encode(type: string, size: number, value: number | string): number[] {
+  if (typeof value === 'string') {
+    const bytes = Buffer.alloc(size * 2);
+    bytes.write(value, 'ascii');
+    return Array.from({ length: size }, (_, i) => bytes.readUInt16BE(i * 2));
+  }
+  if (size === 1) return [value < 0 ? 0x10000 + value : value];
+  const big = BigInt.asUintN(16 * size, BigInt(value));
+  return Array.from({ length: size }, (_, i) => Number((big >> BigInt(16 * (size - 1 - i))) & 0xffffn));
+}
+
+/** "Not implemented" per type (SunSpec: 0x8000 for int16, 0xFFFF for uint16, 0 for acc, 0x80000000 for int32 …). */
+function unimplemented(type: string, size: number): number[] {
+  if (type.startsWith('int') || type === 'sunssf') return [0x8000, ...Array(size - 1).fill(0)];
+  if (type.startsWith('acc') || type === 'string' || type === 'pad') return Array(size).fill(0);
+  return Array(size).fill(0xffff);
+}
+
+/** A register map: "SunS", then each model (ID, L, points laid out by size), then the end marker. */
+function sunspecMap(models: { id: number; values: Record<string, number | string> }[]): UnitImage {
+  const unit = emptyUnit();
+  let at = 40000;
+  const put = (words: number[]) => words.forEach((w) => unit.holding.set(at++, w));
+  put([0x5375, 0x6e53]);
+  for (const m of models) {
+    const points = model(m.id).group.points;
+    const length = points.slice(2).reduce((a, p) => a + p.size, 0);
+    put([m.id, length]);
+    for (const p of points.slice(2)) put(p.name in m.values ? encode(p.type, p.size, m.values[p.name]) : unimplemented(p.type, p.size));
+  }
+  put([0xffff, 0]);
+  return unit;
+}
+
+const common = { id: 1, values: { Mn: 'Carlo Gavazzi', Md: 'EM24DINAV53DISX', SN: 'KT2340123', Vr: 'A.17' } };
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+const meterDevice = (over: Partial<ModbusDeviceConfig>): ModbusDeviceConfig => ({ ...deviceDefaults, id: 'grid', adapter: 'modbus', connection: 'lan', profile: 'sunspec', ...over });
+
+describeWithPeers(['pymodbus'], 'SunSpec meters (201–204) as the grid meter, against python3-pymodbus', () => {
+  it('a three-phase meter (203) alone on its unit: net power (+ import), per-phase power and the import/export registers', async () => {
+    // exporting 2.35 kW in sum: L1 draws, L2 and L3 feed in (scale factor 0 here, −1 in the next test)
+    const m203 = { id: 203, values: { W: -2350, WphA: 1200, WphB: -1750, WphC: -1800, W_SF: 0, TotWhExp: 8_123_456, TotWhImp: 12_345_678, TotWh_SF: 0, Hz: 5001, Hz_SF: -2 } };
+    const peer = await startPymodbus(new Map([[3, sunspecMap([common, m203])]]), { tcp: true });
+    cleanups.push(() => peer.stop());
+    const clock = new ManualClock('2026-06-01T12:00:00Z');
+    const conn = tcpConnection(peer.port!, { clock, timeoutMs: 500 });
+    cleanups.push(() => conn.stop());
+    const ctx = adapterContext(conn, { clock });
+    const meter = new ModbusInverter(ctx, meterDevice({ unit: 3 }), loadProfile('sunspec'));
+    await meter.start();
+    cleanups.push(() => meter.stop());
+    expect(meter.sunspecMap()?.models.map((m) => m.id)).toEqual([1, 203]);
+    expect(meter.device.caps.storage).toBeUndefined();
+    expect(meter.device.caps.meter!.last('grid')).toMatchObject({ channel: 'grid', powerW: -2350, phasesW: [1200, -1750, -1800], importWh: 12_345_678, exportWh: 8_123_456 });
+    expect(meter.device.caps.meter!.last('battery')).toBeUndefined();
+  });
+
+  it('a single-phase meter (201) with scale factors: phase A only, values scaled', async () => {
+    const m201 = { id: 201, values: { W: 4321, WphA: 4321, W_SF: -1, TotWhExp: 15, TotWhImp: 98_765, TotWh_SF: 1 } };
+    const peer = await startPymodbus(new Map([[1, sunspecMap([common, m201])]]), { tcp: true });
+    cleanups.push(() => peer.stop());
+    const clock = new ManualClock('2026-06-01T12:00:00Z');
+    const conn = tcpConnection(peer.port!, { clock, timeoutMs: 500 });
+    cleanups.push(() => conn.stop());
+    const ctx = adapterContext(conn, { clock });
+    const meter = new ModbusInverter(ctx, meterDevice({ unit: 1 }), loadProfile('sunspec'));
+    await meter.start();
+    cleanups.push(() => meter.stop());
+    expect(meter.device.caps.meter!.last('grid')).toMatchObject({ powerW: 432.1, phasesW: [432.1], importWh: 987_650, exportWh: 150 });
+  });
+});

@@ -382,7 +382,9 @@ export function buildSiteProblem(inputs: ModelInputs): { problem: SiteProblem; n
       }
       notes.forecasts.pv.push(`${d.id}: ${forecast.name}`);
       // a hybrid inverter is already in the plan as a battery under its id: its PV is a flow of its own
-      flows.push({ id: d.caps.storage ? `${d.id}:pv` : d.id, circuit, powerW: forecast.powerW(slots).map((w) => -w) });
+      // an inverter that takes a power limit (or a socket that switches it off) is curtailable
+      const curtailable = d.caps.curtail && d.available ? (d.caps.curtail.steps === 'off' ? ({ steps: 'off' } as const) : true) : undefined;
+      flows.push({ id: d.caps.storage ? `${d.id}:pv` : d.id, circuit, powerW: forecast.powerW(slots).map((w) => -w), ...(curtailable ? { curtailable } : {}) });
     } else if (isBaseLoadMeter(d)) {
       baseMeters.push(d.id);
       if (typeof yaml.annual_kwh === 'number') annualHint = (annualHint ?? 0) + yaml.annual_kwh;

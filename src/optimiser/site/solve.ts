@@ -109,13 +109,22 @@ function objectiveOf(b: BuiltSite, x: Float64Array): number {
 }
 
 /**
+ * Whether the problem has what only the LP models: a capacity charge, unpaid-export slots, or
+ * curtailable production in a horizon where curtailing can pay (a negative rate or an export limit).
+ */
+function needsLp(p: SiteProblem): boolean {
+  if (p.peakCharge !== undefined || p.peakTiers !== undefined || p.avoidExport?.some(Boolean)) return true;
+  if (!p.flows.some((f) => f.curtailable)) return false;
+  return p.exportRate.some((r) => r < 0) || p.importRate.some((r) => r < 0) || p.grid.maxExportW.some((w) => Number.isFinite(w));
+}
+
+/**
  * Plans the site: what each controllable device does in every slot so that the house pays
  * least, within every limit. Pure: the solver is handed in.
  */
 export function planSite(problem: SiteProblem, solver: LpSolver): SitePlan {
   // the battery DP knows neither capacity charges nor curtailable production: those go to HiGHS
-  const lpOnly = problem.peakCharge !== undefined || problem.peakTiers !== undefined || problem.flows.some((f) => f.curtailable) || problem.avoidExport?.some(Boolean);
-  if (problem.options?.method !== 'lp' && !lpOnly) {
+  if (problem.options?.method !== 'lp' && !needsLp(problem)) {
     const fast = planBatteryOnly(problem);
     // the DP is exact where every slot's cost is convex; elsewhere the MILP proves its plan
     if (fast && (fast.status === 'optimal' || problem.options?.method === 'dp')) return fast;

@@ -385,11 +385,13 @@ export function buildSiteLp(problem: SiteProblem): BuiltSite {
     for (let t = 0; t < T; t++) {
       const prodKw = -kw(f.powerW[t]);
       if (!(prodKw > 1e-6)) continue;
+      // where a rate is negative, cutting is free: exporting even at −0.01 ct/kWh loses to it
+      const cost = exportRate[t] < 0 || importRate[t] < 0 ? 0 : curtailCost;
       if (off) {
-        cols[t] = lp.addCol(curtailCost * prodKw * dtH[t], 0, 1, 'binary');
+        cols[t] = lp.addCol(cost * prodKw * dtH[t], 0, 1, 'binary');
         termsOf(f.id)[t].terms.push([cols[t], prodKw]);
       } else {
-        cols[t] = lp.addCol(curtailCost * dtH[t], 0, prodKw);
+        cols[t] = lp.addCol(cost * dtH[t], 0, prodKw);
         termsOf(f.id)[t].terms.push([cols[t], 1]);
       }
     }

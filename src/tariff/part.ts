@@ -18,6 +18,7 @@ export function tariffPart(options: TariffPartOptions = {}): PartFactory {
       state: hub.state,
       storageDir: hub.config.storage.dir,
       tariffs: hub.config.tariffs,
+      pvKwp: (hub.config.forecasts?.pv ?? []).reduce((a, p) => a + (p.kwp ?? 0), 0),
       configSource: hub.config.source,
       sources: hub.catalog?.tariffSources ?? [],
       fetch: options.fetch,

@@ -6,6 +6,9 @@ import { isRetryable } from '../api/index.js';
 import type { PriceLookup, PriceSourceHealth } from '../core/services.js';
 import type { StateStore } from '../core/store/state.js';
 import type { TariffConfig } from '../core/config/schema.js';
+import { billTerms, gridFeeSeries, hasBill, inForce, levySpans, type BillConfig, type GridFeeSlot } from './bill-config.js';
+import type { BillTerms, ComposedTariff, SlotComponents } from './bill-model.js';
+import { composeComponents, composedExport, composedImport, type LevySpan } from './compose.js';
 import { PriceHistory } from './history.js';
 import { compactSeries, gapsIn, HOUR, overlaySeries, replaceRange, sliceSeries } from './series.js';
 
@@ -32,8 +35,10 @@ export interface TariffServiceOptions {
   state: StateStore;
   /** Where the price history lives (`<storage.dir>`). */
   storageDir: string;
-  /** `tariffs` of the site file. */
-  tariffs: { import?: TariffConfig; export?: TariffConfig };
+  /** `tariffs` of the site file: the energy sources, and the bill parts beside them (grid fees, levies, VAT, …). */
+  tariffs: { import?: TariffConfig; export?: TariffConfig } & BillConfig;
+  /** PV kWp of the site (forecasts.pv), for an export cap given in percent of kWp. */
+  pvKwp?: number;
   /** The site file (relative paths in tariff configs are relative to it). */
   configSource: string;
   sources: TariffSourceDefinition<any>[]; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -68,7 +73,7 @@ export interface SourceStatus {
  * it has slots, the configured tariff source fills the rest, and for the past the recorded history
  * of what was in force answers first (so costs keep the price of their time after a tariff change).
  */
-export class TariffService implements PriceLookup {
+export class TariffService implements PriceLookup, ComposedTariff {
   readonly site: SiteInfo;
   private readonly clock: Clock;
   private readonly bus: EventBus;
@@ -79,6 +84,8 @@ export class TariffService implements PriceLookup {
   readonly history: PriceHistory;
   private stopTick?: () => void;
   private refreshing = new Map<Direction, Promise<void>>();
+  /** The bill parts beyond energy; undefined = none configured (the series are the energy rates alone, as before). */
+  private readonly bill?: { terms: BillTerms; fees: (w: TimeWindow) => GridFeeSlot[]; config: BillConfig };
 
   constructor(private readonly options: TariffServiceOptions) {
     this.site = options.site;
@@ -87,6 +94,9 @@ export class TariffService implements PriceLookup {
     this.log = options.log;
     this.state = options.state;
     this.fetchFn = options.fetch ?? globalThis.fetch;
+    if (hasBill(options.tariffs)) {
+      this.bill = { terms: billTerms(options.tariffs, options.site, options.pvKwp), fees: gridFeeSeries(options.tariffs.grid_fees ?? [], options.site), config: options.tariffs };
+    }
     const { history, problems } = PriceHistory.open(join(options.storageDir, 'tariff-history'));
     this.history = history;
     for (const p of problems) this.log.error(p);
@@ -213,7 +223,7 @@ export class TariffService implements PriceLookup {
   private announce(direction: Direction, source: string) {
     const now = this.clock.now();
     const start = DateTime.fromMillis(now, { zone: this.site.timezone }).startOf('day').toMillis();
-    this.bus.emit('tariff.updated', { direction, source, series: this.live(direction, { start, end: start + 3 * 24 * HOUR }) });
+    this.bus.emit('tariff.updated', { direction, source, series: this.compose(direction, { start, end: start + 3 * 24 * HOUR }, (dir, w) => this.live(dir, w)) });
   }
 
   /**
@@ -256,10 +266,55 @@ export class TariffService implements PriceLookup {
   }
 
   /**
-   * The series in force for a direction and window: recorded history for the past (the live
-   * prices fill what was never recorded), live prices from the edge of the history on.
+   * The per-kWh series a consumer pays or earns: the energy rates with the bill's per-kWh parts
+   * composed in (IMPORT: energy + grid fee of the window + levies, then VAT; EXPORT: after the export
+   * rules). Without bill parts configured, the energy series as it is.
    */
   series(direction: Direction, window: TimeWindow): PriceSeries {
+    return this.compose(direction, window, (dir, w) => this.energySeries(dir, w));
+  }
+
+  private compose(direction: Direction, window: TimeWindow, energy: (direction: Direction, window: TimeWindow) => PriceSeries): PriceSeries {
+    const bill = this.bill;
+    if (!bill) return energy(direction, window);
+    if (direction === 'IMPORT') return composedImport(window, energy('IMPORT', window), bill.fees(window), this.levySpans(window), bill.terms);
+    const rules = bill.terms.exportRules;
+    const reference = rules.noPayAtNegativePrice && rules.priceReference === 'import' ? energy('IMPORT', window) : [];
+    return composedExport(window, reference, energy('EXPORT', window), bill.terms);
+  }
+
+  /** The levies in force over a window, cut to their validity. */
+  private levySpans(window: TimeWindow): LevySpan[] {
+    return levySpans(this.bill?.config.levies ?? [], window, this.site.timezone);
+  }
+
+  /** The bill's terms (VAT, standing charges, capacity charge, export rules); all empty without bill parts. */
+  terms(): BillTerms {
+    return this.bill?.terms ?? billTerms({}, this.site, this.options.pvKwp);
+  }
+
+  /** Whether bill parts beyond energy are configured. */
+  hasBill(): boolean {
+    return this.bill !== undefined;
+  }
+
+  /** Every per-kWh part of the bill over a window (energy from the history where recorded, as `series`). */
+  components(window: TimeWindow): SlotComponents[] {
+    if (window.end <= window.start) return [];
+    const terms = this.terms();
+    return composeComponents(window, this.energySeries('IMPORT', window), this.energySeries('EXPORT', window), this.bill?.fees(window) ?? [], this.levySpans(window), terms);
+  }
+
+  /** Whether a dated bill item is in force at `t` (site-local dates). */
+  inForce(item: { validFrom?: string; validTo?: string }, t: EpochMs): boolean {
+    return inForce(item, t, this.site.timezone);
+  }
+
+  /**
+   * The energy series in force for a direction and window: recorded history for the past (the live
+   * prices fill what was never recorded), live prices from the edge of the history on.
+   */
+  energySeries(direction: Direction, window: TimeWindow): PriceSeries {
     if (window.end <= window.start) return [];
     this.recordHistory();
     const edge = this.history.frozenUntil(direction) ?? -Infinity;

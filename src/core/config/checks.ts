@@ -1,3 +1,4 @@
+import { billProblems } from '../../tariff/bill-config.js';
 import { existsSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { scheduleProblems, type ScheduleSetting } from '../../control/schedule.js';
@@ -131,6 +132,9 @@ export function hubChecks(catalog: Catalog): ConfigCheck[] {
         }
         const fallbackSource = catalog.tariffSources.find((s) => s.type === fallback?.type);
         for (const p of fallbackSource?.check?.(fallback as never) ?? []) problems.push({ path: ['tariffs', dir, 'fallback', ...p.path], message: p.message });
+      });
+      each<'tariffs'>(config.tariffs ? ['tariffs'] : [], () => {
+        for (const p of billProblems(config.tariffs as never, config.site.timezone)) problems.push({ path: ['tariffs', ...p.path], message: p.message });
       });
       each<'forecasts'>(config.forecasts ? ['forecasts'] : [], () => problems.push(...forecastProblems(config, catalog)));
       return problems;

@@ -1,3 +1,4 @@
+import { billSchemaProperties } from '../../tariff/bill-config.js';
 import type { AdapterDefinition, ForecastSourceDefinition, JsonSchema, PluginDefinition, TariffSourceDefinition } from '../../api/index.js';
 import { CalibrationSchema, DeviceBaseProperties, HubSchemaBase, LoadForecastSchema, PvArraySchema } from './schema.js';
 
@@ -82,8 +83,8 @@ export function composeSchema(catalog: Catalog): JsonSchema {
   schema.properties.tariffs = {
     type: 'object',
     additionalProperties: false,
-    description: 'Import and export tariffs, each resolving to one price series',
-    properties: { import: tariffSchema, export: clone(tariffSchema) },
+    description: 'Import and export tariffs (each resolving to one energy price series) and the parts of the bill beside energy',
+    properties: { import: tariffSchema, export: clone(tariffSchema), ...clone(billSchemaProperties) },
   };
 
   const forecastSources = catalog.forecastSources ?? [];

@@ -1,3 +1,4 @@
+import type { BillConfig } from '../../tariff/bill-config.js';
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 
 /**
@@ -273,7 +274,7 @@ export interface HubConfig {
   storage: Static<typeof StorageSchema>;
   log: Static<typeof LogSchema>;
   planner: PlannerConfig;
-  tariffs: { import?: TariffConfig; export?: TariffConfig };
+  tariffs: { import?: TariffConfig; export?: TariffConfig } & BillConfig;
   forecasts: ForecastsConfig;
   connections: ConnectionsConfig & { modbus: ModbusConnectionConfig[] };
   devices: DeviceConfig[];

@@ -12,7 +12,7 @@ import { loadSolver } from '../src/control/solver.js';
  * spot prices. One results file per (home, scenario, forecast), written as each finishes:
  *
  *   node --import tsx bench/tariffs.ts [--homes 1,2] [--scenarios be,de] [--forecasts perfect,history]
- *        [--from 2025-04-01 --to 2025-07-01] [--out bench-results/tariffs]
+ *        [--from 2025-04-01 --to 2025-07-01] [--replan 180] [--out bench-results/tariffs]
  *   node --import tsx bench/tariffs.ts --table [--out DIR]     (markdown from the results files)
  */
 
@@ -61,6 +61,7 @@ async function main() {
       forecasts: { type: 'string', default: 'perfect,history' },
       from: { type: 'string', default: '2025-04-01' },
       to: { type: 'string', default: '2025-07-01' },
+      replan: { type: 'string', default: '180' },
       out: { type: 'string', default: join(packageRoot, 'bench-results', 'tariffs') },
       table: { type: 'boolean', default: false },
     },
@@ -87,10 +88,10 @@ async function main() {
         const t0 = Date.now();
         const results = await runTariffBacktest({ spot, load, pv }, {
           from, to, timezone: tz, battery, shape: scenario.shape, forecast, strategies: scenario.strategies,
-          pvArray: { kWp, latitude: 34.1, longitude: 17.6, tilt: 30, azimuth: 180 }, replanMinutes: 60, horizonHours: 36,
+          pvArray: { kWp, latitude: 34.1, longitude: 17.6, tilt: 30, azimuth: 180 }, replanMinutes: Number(values.replan), horizonHours: 36,
         }, solver);
         const cpu = process.cpuUsage(cpu0);
-        const record = { home, kWp, scenario: sc, label: scenario.label, forecast, from: values.from, to: values.to, battery, seconds: (Date.now() - t0) / 1000, cpuSeconds: (cpu.user + cpu.system) / 1e6, results };
+        const record = { home, kWp, scenario: sc, replanMinutes: Number(values.replan), label: scenario.label, forecast, from: values.from, to: values.to, battery, seconds: (Date.now() - t0) / 1000, cpuSeconds: (cpu.user + cpu.system) / 1e6, results };
         writeFileSync(join(out, `${home}-${sc}-${forecast}.json`), JSON.stringify(record, null, 1));
         console.log(`Building ${home} ${sc} ${forecast}: ${results.map((r) => `${r.name} ${r.total.toFixed(2)}`).join(', ')} (${record.cpuSeconds.toFixed(0)} s CPU)`);
       }

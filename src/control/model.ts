@@ -8,6 +8,7 @@ import type { BatteryModel, CircuitNode, DeviceLimits, EvModel, EvSession, Fixed
 import type { EnergyHistory } from './history.js';
 import { hoursFor, runWindow, type ScheduleSetting } from './schedule.js';
 import { perSlot, type ExternalLimits } from './limits.js';
+import { applyBillTerms, composedTariff } from './bill-terms.js';
 
 const MIN = 60_000;
 const HOUR = 3_600_000;
@@ -413,10 +414,19 @@ export function buildSiteProblem(inputs: ModelInputs): { problem: SiteProblem; n
       : learnedLoadForecast({ history, timezone: tz, fallback, days: loadCfg?.days, halfLifeDays: loadCfg?.half_life_days, holidays: loadCfg?.holidays, outdoorC });
   notes.forecasts.baseLoad = base.name;
 
-  return {
-    problem: { slots, importRate: imp.rates, exportRate: exp.rates, baseLoadW: base.powerW(slots), flows, grid, circuits, batteries, evs, hvacs, loads },
-    notes,
-  };
+  const problem: SiteProblem = { slots, importRate: imp.rates, exportRate: exp.rates, baseLoadW: base.powerW(slots), flows, grid, circuits, batteries, evs, hvacs, loads };
+  // the bill beyond per-kWh rates: capacity charges and export rules (issue 17)
+  const composed = composedTariff(inputs.prices);
+  const terms = composed?.terms();
+  if (composed && terms && (terms.capacity || terms.exportRules.capW !== null || terms.exportRules.noPayAtNegativePrice)) {
+    // the site's net import per quarter: every metered device's quarters summed (base meters, PV, battery, charger)
+    const byQuarter = new Map<number, number>();
+    for (const { device } of inputs.devices) for (const q of inputs.history.intervals([device.id], now)) byQuarter.set(q.start, (byQuarter.get(q.start) ?? 0) + q.wh);
+    const siteImport = [...byQuarter].sort((a, b) => a[0] - b[0]).map(([start, wh]) => ({ start, end: start + 15 * MIN, wh }));
+    const components = terms.exportRules.noPayAtNegativePrice ? composed.components(horizon) : undefined;
+    notes.notes.push(...applyBillTerms(problem, terms, { now, siteImport, components }));
+  }
+  return { problem, notes };
 }
 
 /** The longitude of a time zone's standard meridian (15° per hour of its winter offset), when the site's is not configured. */

@@ -192,17 +192,21 @@ export async function runTariffBacktest(data: { spot: Interval[]; load: Interval
           while (nextPlan <= st.start) nextPlan += o.replanMinutes * 60_000;
         }
         const k = plan.slots.findIndex((s) => s.start <= st.start && st.start < s.end);
-        const limit = plan.curtailment?.[0]?.limitW[k];
-        if (limit !== undefined && Number.isFinite(limit)) {
-          const cut = Math.max(0, pvKw - limit / 1000);
-          r.curtailedKwh += cut * 0.25;
-          pvKw -= cut;
-        }
         const bat = plan.devices.find((d) => d.kind === 'battery')!;
         const mode = bat.modes![k];
         const follow = clip(soc, pvKw - houseKw);
         const planned = clip(soc, bat.powerW[k] / 1000);
         batKw = mode === 'auto' ? follow : mode === 'hold' ? Math.max(0, follow) : mode === 'charge' ? Math.max(Math.max(0, follow), planned) : planned;
+        // where the plan curtails, the inverter's output is limited so that the site exports no more
+        // than the plan does (the limit follows the measured house, as the hub's 15-minute re-plans
+        // would): a forecast that was too high for the house then costs no imports
+        const limit = plan.curtailment?.[0]?.limitW[k];
+        const net = houseKw - pvKw + batKw;
+        if (limit !== undefined && Number.isFinite(limit) && net < 0) {
+          const cut = Math.min(pvKw, Math.max(0, -net - plan.exportW[k] / 1000));
+          r.curtailedKwh += cut * 0.25;
+          pvKw -= cut;
+        }
       }
       soc += batKw > 0 ? batKw * 0.25 * b.chargeEfficiency : (batKw * 0.25) / b.dischargeEfficiency;
       const net = houseKw - pvKw + batKw;

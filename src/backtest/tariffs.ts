@@ -192,21 +192,20 @@ export async function runTariffBacktest(data: { spot: Interval[]; load: Interval
           while (nextPlan <= st.start) nextPlan += o.replanMinutes * 60_000;
         }
         const k = plan.slots.findIndex((s) => s.start <= st.start && st.start < s.end);
+        // where the plan curtails, the inverter is limited to the plan's limit; but where the house
+        // then imports (its load was forecast too low, or the PV too high), the limit gives back what
+        // the house needs, as the hub's next 15-minute re-plan would from the measured flows
+        const limit = plan.curtailment?.[0]?.limitW[k];
+        const cut = limit !== undefined && Number.isFinite(limit) ? Math.max(0, pvKw - limit / 1000) : 0;
+        pvKw -= cut;
         const bat = plan.devices.find((d) => d.kind === 'battery')!;
         const mode = bat.modes![k];
         const follow = clip(soc, pvKw - houseKw);
         const planned = clip(soc, bat.powerW[k] / 1000);
         batKw = mode === 'auto' ? follow : mode === 'hold' ? Math.max(0, follow) : mode === 'charge' ? Math.max(Math.max(0, follow), planned) : planned;
-        // where the plan curtails, the inverter's output is limited so that the site exports no more
-        // than the plan does (the limit follows the measured house, as the hub's 15-minute re-plans
-        // would): a forecast that was too high for the house then costs no imports
-        const limit = plan.curtailment?.[0]?.limitW[k];
-        const net = houseKw - pvKw + batKw;
-        if (limit !== undefined && Number.isFinite(limit) && net < 0) {
-          const cut = Math.min(pvKw, Math.max(0, -net - plan.exportW[k] / 1000));
-          r.curtailedKwh += cut * 0.25;
-          pvKw -= cut;
-        }
+        const back = Math.min(cut, Math.max(0, houseKw - pvKw + batKw));
+        pvKw += back;
+        r.curtailedKwh += (cut - back) * 0.25;
       }
       soc += batKw > 0 ? batKw * 0.25 * b.chargeEfficiency : (batKw * 0.25) / b.dischargeEfficiency;
       const net = houseKw - pvKw + batKw;

@@ -35,6 +35,7 @@ export const modbusAdapter = defineAdapter<ModbusDeviceConfig>({
       poll_s: { type: 'number', minimum: 1, maximum: 3600, default: 10, description: 'Seconds between polls' },
       watchdog_s: { type: 'integer', minimum: 10, maximum: 86400, description: 'Revert time written to the inverter with each command; homeflex re-sends before it runs out (default: the profile\'s)' },
       pv_kwp: { type: 'number', exclusiveMinimum: 0, description: 'Peak power of the PV strings on this inverter; gives the device the pv capability' },
+      pv_rated_w: { type: 'number', exclusiveMinimum: 0, description: 'Rated AC power of the PV inverter (W): what a curtailment limit in % refers to where the inverter does not publish it (default pv_kwp × 1000)' },
       pv_tilt: { type: 'number', minimum: 0, maximum: 90 },
       pv_azimuth: { type: 'number', minimum: 0, maximum: 360 },
       invert: {
@@ -56,6 +57,8 @@ export const modbusAdapter = defineAdapter<ModbusDeviceConfig>({
       issues.push({ path: ['capacity_wh'], message: `profile ${p.id} reads no battery; remove capacity_wh or pick a battery profile` });
     }
     if (config.pv_kwp !== undefined && !p.measures.has('pv_power')) issues.push({ path: ['pv_kwp'], message: `profile ${p.id} reads no PV power` });
+    if (config.pv_rated_w !== undefined && config.pv_kwp === undefined) issues.push({ path: ['pv_rated_w'], message: 'needs pv_kwp (the device has no PV without it)' });
+    if (config.pv_rated_w !== undefined && !p.pvLimit) issues.push({ path: ['pv_rated_w'], message: `profile ${p.id} cannot limit PV power (no pv_limit)` });
     if (config.meter_unit !== undefined && ![...p.points.values()].some((x) => x.onMeter)) issues.push({ path: ['meter_unit'], message: `profile ${p.id} reads no separate meter unit` });
     if (config.soc_min_pct >= config.soc_max_pct) issues.push({ path: ['soc_min_pct'], message: `must be below soc_max_pct (${config.soc_max_pct})` });
     if (config.watchdog_s !== undefined && config.watchdog_s < 2 * config.poll_s) {

@@ -10,6 +10,7 @@ import {
   type MeterChannel,
   type MeterReading,
   type ModbusTransport,
+  type PvLimitCommand,
   type StorageCommand,
   type StorageMode,
   type StorageState,
@@ -46,6 +47,8 @@ export interface ModbusDeviceConfig extends DeviceConfigBase {
   pv_kwp?: number;
   pv_tilt?: number;
   pv_azimuth?: number;
+  /** Rated AC power of the PV inverter (W): what a limit in % is of, where the device does not say. */
+  pv_rated_w?: number;
   invert: ('battery_power' | 'grid_power' | 'pv_power')[];
   read_only: boolean;
 }
@@ -90,6 +93,8 @@ export class ModbusInverter {
   private measures = new Map<MeasureName, number | undefined>();
   private readings = new Map<MeterChannel, MeterReading>();
   private active?: ActiveCommand;
+  /** The PV power limit in force (curtailment), kept alive like a storage command. */
+  private activeLimit?: { cmd: PvLimitCommand; limitW: number; lastWriteAt: number; eachPoll: boolean };
   private mode: StorageMode = 'auto';
   /** homeflex itself wrote auto and nothing since: another auto changes nothing (and wears no flash). */
   private autoWritten = false;
@@ -142,7 +147,20 @@ export class ModbusInverter {
         powerW: () => this.measures.get('pv_power'),
         params: { kWp: config.pv_kwp, tilt: config.pv_tilt, azimuth: config.pv_azimuth },
       };
+      if (profile.pvLimit && !config.read_only) {
+        this.device.caps.curtail = {
+          ratedW: this.ratedW,
+          steps: 'limit',
+          limit: (cmd) => this.limitPv(cmd),
+          current: () => this.activeLimit?.limitW,
+        };
+      }
     }
+  }
+
+  /** The PV inverter's rated AC power (W): `pv_rated_w`, else the strings' peak power. */
+  get ratedW(): number {
+    return this.config.pv_rated_w ?? (this.config.pv_kwp ?? 0) * 1000;
   }
 
   get maxChargeW(): number {
@@ -177,6 +195,15 @@ export class ModbusInverter {
     this.stopTimer?.();
     this.stopTimer = undefined;
     await this.polling?.catch(() => undefined);
+    if (this.activeLimit && !this.config.read_only && this.device.available) {
+      try {
+        await this.serialised(() => this.applyVariants('pv limit release', this.profile.pvLimit!.release, this.commandLookup(0)));
+        this.ctx.log.info(`lifted the PV limit of ${this.config.id}`);
+      } catch (err) {
+        this.ctx.log.warn({ err: errorText(err) }, `could not lift the PV limit of ${this.config.id} on stop; the inverter's revert timer (${this.watchdogS} s) will`);
+      }
+    }
+    this.activeLimit = undefined;
     if (this.active && this.active.cmd.mode !== 'auto' && !this.config.read_only && this.device.available) {
       try {
         await this.serialised(() => this.applyMode('auto', 0));
@@ -244,7 +271,8 @@ export class ModbusInverter {
     const written = new Set<string>();
     const isPoint = (n: string) => this.profile.points.has(n);
     for (const alts of this.profile.measures.values()) for (const alt of alts) for (const n of alt.expr.names) read.add(n);
-    for (const variants of this.profile.modes.values()) {
+    const limits = this.profile.pvLimit ? [this.profile.pvLimit.limit, this.profile.pvLimit.release] : [];
+    for (const variants of [...this.profile.modes.values(), ...limits]) {
       for (const v of variants) {
         for (const n of v.when?.names ?? []) if (isPoint(n)) read.add(n);
         for (const w of v.writes) {
@@ -435,9 +463,11 @@ export class ModbusInverter {
   }
 
   /** Names a write value may use: the command's power, the device's limits, points and measures. */
-  private commandLookup(powerW: number) {
+  private commandLookup(powerW: number, limitW = 0) {
     const vars: Record<string, number> = {
       power: powerW,
+      limit_w: limitW,
+      rated_w: this.ratedW,
       watchdog_s: this.watchdogS,
       max_charge_w: this.maxChargeW,
       max_discharge_w: this.maxDischargeW,
@@ -448,13 +478,12 @@ export class ModbusInverter {
     return (name: string) => (name in vars ? vars[name] : this.lookup(name));
   }
 
-  /** The first variant of the mode whose points exist and whose values can be computed now. */
-  private pickVariant(mode: ModeName, powerW: number): { variant: ModeVariant; values: number[] } {
+  /** The first variant whose points exist and whose values can be computed now. */
+  private pickVariant(what: string, variants: ModeVariant[], lookup: (name: string) => number | undefined): { variant: ModeVariant; values: number[] } {
     const res = this.resolution;
     if (!res) throw retryableError('device_unavailable', `${this.config.id} has not been read yet`);
-    const lookup = this.commandLookup(powerW);
     const reasons: string[] = [];
-    for (const [i, variant] of this.profile.modes.get(mode)!.entries()) {
+    for (const [i, variant] of variants.entries()) {
       const missing = variant.writes.filter((w) => !res.points.has(w.point) || this.refused.has(w.point)).map((w) => w.point);
       if (missing.length) {
         reasons.push(`variant ${i + 1}: the device lacks ${missing.join(', ')}`);
@@ -472,11 +501,19 @@ export class ModbusInverter {
       }
       return { variant, values: values as number[] };
     }
-    throw permanentError('not_supported', `${this.config.id}: cannot set "${mode}" with profile ${this.profile.id}: ${reasons.join('; ')}`);
+    throw permanentError('not_supported', `${this.config.id}: cannot set "${what}" with profile ${this.profile.id}: ${reasons.join('; ')}`);
   }
 
   private async applyMode(mode: ModeName, powerW: number): Promise<ModeVariant> {
-    const { variant, values } = this.pickVariant(mode, powerW);
+    const variant = await this.applyVariants(mode, this.profile.modes.get(mode)!, this.commandLookup(powerW));
+    this.mode = mode;
+    this.autoWritten = mode === 'auto';
+    return variant;
+  }
+
+  /** Writes the first usable variant of `variants`, point by point. */
+  private async applyVariants(mode: string, variants: ModeVariant[], lookup: (name: string) => number | undefined): Promise<ModeVariant> {
+    const { variant, values } = this.pickVariant(mode, variants, lookup);
     const res = this.resolution!;
     for (const [i, w] of variant.writes.entries()) {
       const p = res.points.get(w.point)!;
@@ -499,9 +536,70 @@ export class ModbusInverter {
       // the next expression may read what was just written (SolarEdge: mode before limits)
       this.values.set(w.point, values[i]);
     }
-    this.mode = mode;
-    this.autoWritten = mode === 'auto';
     return variant;
+  }
+
+  /**
+   * Limits (or with `maxW` undefined, frees) the PV production. The limit goes with the
+   * inverter's revert timer (watchdog_s) and is re-sent before it runs out; at `validUntil` homeflex
+   * lifts it, and if homeflex goes silent the inverter's timer does.
+   */
+  async limitPv(cmd: PvLimitCommand): Promise<void> {
+    const where = this.config.id;
+    const spec = this.profile.pvLimit;
+    if (this.config.read_only) throw permanentError('read_only', `${where} is read_only: homeflex only reads it`);
+    if (!spec) throw permanentError('not_supported', `${where}: profile ${this.profile.id} has no pv_limit`);
+    if (cmd.maxW !== undefined && (!Number.isFinite(cmd.maxW) || cmd.maxW < 0)) throw permanentError('bad_command', `${where}: maxW must be a number of watts ≥ 0, got ${cmd.maxW}`);
+    if (cmd.validUntil !== undefined && cmd.validUntil <= this.ctx.clock.now()) throw permanentError('bad_command', `${where}: validUntil ${new Date(cmd.validUntil).toISOString()} is already past`);
+    if (this.stopped) throw permanentError('stopped', `${where} is stopped`);
+    if (!this.device.available) await this.pollOnce();
+    if (!this.device.available) throw retryableError('device_unavailable', `${where} is unavailable: ${this.device.error}`);
+    if (cmd.maxW === undefined) {
+      if (!this.activeLimit) return;
+      await this.serialised(async () => {
+        await this.applyVariants('pv limit release', spec.release, this.commandLookup(0));
+        this.activeLimit = undefined;
+      });
+      this.ctx.log.info(`${where}: PV limit lifted`);
+      return;
+    }
+    const limitW = Math.round(Math.min(cmd.maxW, this.ratedW || cmd.maxW));
+    await this.serialised(async () => {
+      let variant: ModeVariant;
+      try {
+        variant = await this.applyVariants('pv limit', spec.limit, this.commandLookup(0, limitW));
+      } catch (err) {
+        await this.applyVariants('pv limit release', spec.release, this.commandLookup(0)).catch(() => undefined);
+        this.activeLimit = undefined;
+        throw err;
+      }
+      this.activeLimit = { cmd, limitW, lastWriteAt: this.ctx.clock.now(), eachPoll: this.profile.refreshEachPoll || variant.refreshEachPoll };
+    });
+    this.ctx.log.info({ limitW, validUntil: cmd.validUntil }, `${where}: PV limited to ${limitW} W`);
+  }
+
+  /** Re-sends the PV limit before the inverter's revert timer runs out; lifts it when it expired. */
+  private async keepLimitAlive() {
+    const active = this.activeLimit;
+    const spec = this.profile.pvLimit;
+    if (!active || !spec || this.config.read_only) return;
+    const now = this.ctx.clock.now();
+    if (active.cmd.validUntil !== undefined && now >= active.cmd.validUntil) {
+      await this.serialised(async () => {
+        if (this.activeLimit !== active) return;
+        await this.applyVariants('pv limit release', spec.release, this.commandLookup(0));
+        this.activeLimit = undefined;
+      });
+      this.ctx.log.info(`${this.config.id}: PV limit expired at ${new Date(active.cmd.validUntil).toISOString()}; production is free again`);
+      return;
+    }
+    const due = active.eachPoll ? 0 : (this.watchdogS * 1000) / 2;
+    if (now - active.lastWriteAt < due) return;
+    await this.serialised(async () => {
+      if (this.activeLimit !== active) return;
+      await this.applyVariants('pv limit', spec.limit, this.commandLookup(0, active.limitW));
+      active.lastWriteAt = this.ctx.clock.now();
+    });
   }
 
   private sfExponent(key: string): number | undefined {
@@ -514,6 +612,7 @@ export class ModbusInverter {
 
   /** Re-sends a non-auto command before the inverter's watchdog expires; returns to auto when it ran out. */
   private async keepCommandAlive() {
+    await this.keepLimitAlive();
     const active = this.active;
     if (!active || this.config.read_only) return;
     const now = this.ctx.clock.now();

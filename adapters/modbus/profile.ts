@@ -38,7 +38,7 @@ export const MODES = ['auto', 'charge', 'discharge', 'hold'] as const;
 export type ModeName = (typeof MODES)[number];
 
 /** Names a write value may use besides the profile's points and measures. */
-export const COMMAND_VARIABLES = ['power', 'watchdog_s', 'max_charge_w', 'max_discharge_w', 'capacity_wh', 'soc_min_pct', 'soc_max_pct'] as const;
+export const COMMAND_VARIABLES = ['power', 'watchdog_s', 'max_charge_w', 'max_discharge_w', 'capacity_wh', 'soc_min_pct', 'soc_max_pct', 'limit_w', 'rated_w'] as const;
 
 export interface FixedPoint {
   kind: 'fixed';
@@ -108,6 +108,8 @@ export interface Profile {
   points: Map<string, ProfilePoint>;
   measures: Map<MeasureName, MeasureAlternative[]>;
   modes: Map<ModeName, ModeVariant[]>;
+  /** PV power limit (curtailment): how to set a limit of `limit_w` (W) and how to lift it. */
+  pvLimit?: { limit: ModeVariant[]; release: ModeVariant[] };
   quirks: string[];
 }
 
@@ -221,6 +223,13 @@ export const PROFILE_SCHEMA = {
       additionalProperties: false,
       properties: Object.fromEntries(MODES.map((m) => [m, { type: 'array', minItems: 1, items: variantSchema }])),
     },
+    pv_limit: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['limit', 'release'],
+      description: 'PV power limit (curtailment): `limit` writes a limit of limit_w watts (rated_w = the rated power), `release` lifts it',
+      properties: { limit: { type: 'array', minItems: 1, items: variantSchema }, release: { type: 'array', minItems: 1, items: variantSchema } },
+    },
   },
 } as const;
 
@@ -238,8 +247,10 @@ interface RawProfile {
   quirks: string[];
   points: Record<string, Record<string, unknown>>;
   measures: Partial<Record<MeasureName, unknown>>;
-  modes?: Partial<Record<ModeName, { when?: string | number; refresh_each_poll: boolean; writes: { point: string; value: string | number }[] }[]>>;
+  modes?: Partial<Record<ModeName, RawVariant[]>>;
+  pv_limit?: { limit: RawVariant[]; release: RawVariant[] };
 }
+type RawVariant = { when?: string | number; refresh_each_poll: boolean; writes: { point: string; value: string | number }[] };
 
 const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
 const validate = ajv.compile(PROFILE_SCHEMA);
@@ -409,25 +420,25 @@ export function parseProfile(text: string, source: string): Profile {
 
   const modes = new Map<ModeName, ModeVariant[]>();
   const knownInWrites = (n: string) => points.has(n) || (measureNames as string[]).includes(n) || (COMMAND_VARIABLES as readonly string[]).includes(n);
+  const compileVariants = (where: PathSeg[], variants: RawVariant[]): ModeVariant[] =>
+    variants.map((v, i) => {
+      const when = v.when !== undefined ? compileAt([...where, i, 'when'], v.when, knownInWrites) : undefined;
+      const writes: Write[] = [];
+      v.writes.forEach((w, j) => {
+        const p = points.get(w.point);
+        if (!p) problems.push(at([...where, i, 'writes', j, 'point'], `no point named "${w.point}"`));
+        else if (!p.writable) problems.push(at([...where, i, 'writes', j, 'point'], `point "${w.point}" is read-only (give it access: rw or w)`));
+        const value = compileAt([...where, i, 'writes', j, 'value'], w.value, knownInWrites);
+        if (value) writes.push({ point: w.point, value });
+      });
+      return { when, refreshEachPoll: v.refresh_each_poll, writes };
+    });
   for (const mode of MODES) {
     const variants = raw.modes?.[mode];
     if (!variants) continue;
-    modes.set(
-      mode,
-      variants.map((v, i) => {
-        const when = v.when !== undefined ? compileAt(['modes', mode, i, 'when'], v.when, knownInWrites) : undefined;
-        const writes: Write[] = [];
-        v.writes.forEach((w, j) => {
-          const p = points.get(w.point);
-          if (!p) problems.push(at(['modes', mode, i, 'writes', j, 'point'], `no point named "${w.point}"`));
-          else if (!p.writable) problems.push(at(['modes', mode, i, 'writes', j, 'point'], `point "${w.point}" is read-only (give it access: rw or w)`));
-          const value = compileAt(['modes', mode, i, 'writes', j, 'value'], w.value, knownInWrites);
-          if (value) writes.push({ point: w.point, value });
-        });
-        return { when, refreshEachPoll: v.refresh_each_poll, writes };
-      }),
-    );
+    modes.set(mode, compileVariants(['modes', mode], variants));
   }
+  const pvLimit = raw.pv_limit ? { limit: compileVariants(['pv_limit', 'limit'], raw.pv_limit.limit), release: compileVariants(['pv_limit', 'release'], raw.pv_limit.release) } : undefined;
   if (modes.size && !modes.has('auto')) problems.push(at(['modes'], 'a profile that commands the inverter must say how to return it to "auto"'));
   const hasMeter = [...points.values()].some((p) => p.onMeter);
   if (raw.meter_unit !== undefined && !hasMeter) problems.push(at(['meter_unit'], 'no point is "on: meter"'));
@@ -448,6 +459,7 @@ export function parseProfile(text: string, source: string): Profile {
     points,
     measures,
     modes,
+    pvLimit,
     quirks: raw.quirks,
   };
 }

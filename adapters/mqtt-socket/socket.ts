@@ -8,6 +8,7 @@ import {
   type MeterCap,
   type MeterReading,
   type MqttTransport,
+  type PvLimitCommand,
 } from '../../src/api/index.js';
 
 /**
@@ -23,10 +24,16 @@ export const socketProperties = {
   rated_power_w: { type: 'number', minimum: 0, default: 2000, description: 'Power of the appliance when on (W), for planning' },
   schedule: scheduleSchema,
   confirm_timeout_s: { type: 'number', minimum: 0.5, maximum: 60, default: 5, description: 'How long a switch command waits for the device to confirm' },
+  pv_kwp: {
+    type: 'number',
+    exclusiveMinimum: 0,
+    description: 'The socket feeds a micro-inverter of this peak power (kWp): the device is PV (measured as production, forecast) that the plan may switch off where exporting would cost money, instead of a switched load',
+  },
 };
 
 export interface SocketConfig extends DeviceConfigBase {
   rated_power_w: number;
+  pv_kwp?: number;
   schedule?: Record<string, unknown>;
   confirm_timeout_s: number;
 }
@@ -140,15 +147,62 @@ export class SocketDevice {
       circuit: config.circuit,
       available: false,
       error: 'no message from the device yet',
-      caps: {
-        meter: this.meter,
-        switch: {
-          isOn: () => this.on,
-          set: (on) => this.set(on),
-          ratedPowerW: config.rated_power_w,
-        },
-      },
+      caps: config.pv_kwp
+        ? {
+            // a micro-inverter's socket: production, and off as the only curtailment it has
+            meter: this.meter,
+            pv: { powerW: () => (this.powerW === undefined ? undefined : Math.abs(this.powerW)), params: { kWp: config.pv_kwp } },
+            curtail: { ratedW: config.pv_kwp * 1000, steps: 'off', limit: (cmd) => this.limitPv(cmd), current: () => (this.curtailedUntil !== undefined ? 0 : undefined) },
+          }
+        : {
+            meter: this.meter,
+            switch: {
+              isOn: () => this.on,
+              set: (on) => this.set(on),
+              ratedPowerW: config.rated_power_w,
+            },
+          },
     };
+  }
+
+  /** While homeflex holds a PV socket off: when it switches it back on by itself. */
+  private curtailedUntil?: number;
+  private cancelExpiry?: () => void;
+
+  /**
+   * A PV socket: any limit below the rated power that is 0 switches the micro-inverter off, no
+   * limit switches it on. The socket has no revert timer of its own, so the hub switches it back on
+   * at `validUntil` (and on stop); a hub that dies leaves it off until it runs again.
+   */
+  private async limitPv(cmd: PvLimitCommand): Promise<void> {
+    const off = cmd.maxW !== undefined && cmd.maxW <= 0;
+    if (!off) {
+      this.cancelExpiry?.();
+      this.cancelExpiry = undefined;
+      if (this.curtailedUntil === undefined && this.on !== false) return;
+      await this.set(true);
+      this.curtailedUntil = undefined;
+      return;
+    }
+    if (cmd.validUntil !== undefined && cmd.validUntil <= this.ctx.clock.now()) throw retryableError('bad_command', `${this.config.id}: validUntil is already past`);
+    if (this.on !== false) await this.set(false);
+    this.curtailedUntil = cmd.validUntil ?? Infinity;
+    this.cancelExpiry?.();
+    if (cmd.validUntil !== undefined) {
+      const abort = new AbortController();
+      this.cancelExpiry = () => abort.abort();
+      this.ctx.clock.sleep(cmd.validUntil - this.ctx.clock.now(), abort.signal).then(
+        () => {
+          this.cancelExpiry = undefined;
+          this.ctx.log.info(`${this.config.id}: PV curtailment expired; switching the micro-inverter back on`);
+          this.set(true).then(
+            () => (this.curtailedUntil = undefined),
+            (err: unknown) => this.ctx.log.warn({ err: String(err) }, `${this.config.id}: could not switch the micro-inverter back on`),
+          );
+        },
+        () => undefined,
+      );
+    }
   }
 
   /** Watches the hub's own broker link: the device is unreachable while it is down. */
@@ -163,6 +217,8 @@ export class SocketDevice {
 
   async stop() {
     this.stopWatch?.();
+    this.cancelExpiry?.();
+    if (this.curtailedUntil !== undefined) await this.set(true).catch(() => undefined);
     await this.register.save();
   }
 
@@ -228,7 +284,11 @@ export class SocketDevice {
     const reading: MeterReading = { time: this.ctx.clock.now(), channel: 'device' };
     if (this.powerW !== undefined) reading.powerW = this.powerW;
     const total = this.register.totalWh;
-    if (total !== undefined) reading.importWh = Math.round(total * 1000) / 1000;
+    if (this.config.pv_kwp) {
+      // a micro-inverter delivers: power out of the device is negative, its counter is export
+      if (reading.powerW !== undefined) reading.powerW = -Math.abs(reading.powerW);
+      if (total !== undefined) [reading.importWh, reading.exportWh] = [0, Math.round(total * 1000) / 1000];
+    } else if (total !== undefined) reading.importWh = Math.round(total * 1000) / 1000;
     this.meter.reading = reading;
     this.ctx.bus.emit('meter.reading', { deviceId: this.config.id, reading });
   }

@@ -182,6 +182,26 @@ export interface PvCap {
   params: PvParams;
 }
 
+/** A limit on what a PV inverter may produce: `maxW` undefined lifts it (full production). */
+export interface PvLimitCommand {
+  maxW?: number;
+  /** The inverter lifts the limit by itself after this instant (its revert timer; homeflex re-sends before). */
+  validUntil?: EpochMs;
+}
+
+/**
+ * PV production that can be cut (issue 17): a power limit on the inverter (SunSpec 123/704, a
+ * vendor register), or a micro-inverter's smart socket switched off (`steps: 'off'`: 0 or no limit).
+ */
+export interface CurtailCap {
+  /** What 100 % is (W): the inverter's rated AC power. */
+  ratedW: number;
+  steps: 'limit' | 'off';
+  limit(cmd: PvLimitCommand): Promise<void>;
+  /** The limit in force (W), undefined when production is free. */
+  current(): number | undefined;
+}
+
 export interface Capabilities {
   meter?: MeterCap;
   switch?: SwitchCap;
@@ -189,6 +209,7 @@ export interface Capabilities {
   storage?: StorageCap;
   thermostat?: ThermostatCap;
   pv?: PvCap;
+  curtail?: CurtailCap;
 }
 
 export type CapName = keyof Capabilities;

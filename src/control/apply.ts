@@ -65,6 +65,20 @@ export async function applySlot(opts: {
       if (!failed.includes(d.id)) sent.set(d.id, String(on));
     }
   }
+  // curtailable PV: a limit where the plan gives production up, lifted where it does not
+  for (const c of plan.curtailment ?? []) {
+    const d = opts.devices.get(c.id.replace(/:pv$/, ''));
+    if (!d || !d.available || !d.caps.curtail) continue;
+    const cap = d.caps.curtail;
+    const limitW = c.limitW[k];
+    if (!Number.isFinite(limitW)) {
+      if (cap.current() === undefined) continue;
+      await send(d, 'a PV limit release', () => cap.limit({}));
+    } else {
+      const maxW = cap.steps === 'off' ? 0 : Math.round(limitW);
+      await send(d, 'a PV limit', () => cap.limit({ maxW, validUntil }));
+    }
+  }
   void slot;
   return { commanded, failed };
 }

@@ -9,6 +9,7 @@ import type { EnergyHistory } from './history.js';
 import { siteGridMeterId } from '../api/grid-meter.js';
 import { hoursFor, runWindow, type ScheduleSetting } from './schedule.js';
 import { perSlot, type ExternalLimits } from './limits.js';
+import { applyBillTerms, composedTariff } from './bill-terms.js';
 
 const MIN = 60_000;
 const HOUR = 3_600_000;
@@ -416,7 +417,9 @@ export function buildSiteProblem(inputs: ModelInputs): { problem: SiteProblem; n
       }
       notes.forecasts.pv.push(`${d.id}: ${forecast.name}`);
       // a hybrid inverter is already in the plan as a battery under its id: its PV is a flow of its own
-      flows.push({ id: d.caps.storage ? `${d.id}:pv` : d.id, circuit, powerW: forecast.powerW(slots).map((w) => -w) });
+      // an inverter that takes a power limit (or a socket that switches it off) is curtailable
+      const curtailable = d.caps.curtail && d.available ? (d.caps.curtail.steps === 'off' ? ({ steps: 'off' } as const) : true) : undefined;
+      flows.push({ id: d.caps.storage ? `${d.id}:pv` : d.id, circuit, powerW: forecast.powerW(slots).map((w) => -w), ...(curtailable ? { curtailable } : {}) });
     } else if (isBaseLoadMeter(d)) {
       baseMeters.push(d.id);
       if (typeof yaml.annual_kwh === 'number') annualHint = (annualHint ?? 0) + yaml.annual_kwh;
@@ -446,10 +449,19 @@ export function buildSiteProblem(inputs: ModelInputs): { problem: SiteProblem; n
       : learnedLoadForecast({ history, timezone: tz, fallback, days: loadCfg?.days, halfLifeDays: loadCfg?.half_life_days, holidays: loadCfg?.holidays, outdoorC });
   notes.forecasts.baseLoad = 'grid' in source ? `${base.name}, learnt from the grid meter (${source.grid.map((k) => k.split(':')[0]).join(', ')}) less the planned devices` : base.name;
 
-  return {
-    problem: { slots, importRate: imp.rates, exportRate: exp.rates, baseLoadW: base.powerW(slots), flows, grid, circuits, batteries, evs, hvacs, loads },
-    notes,
-  };
+  const problem: SiteProblem = { slots, importRate: imp.rates, exportRate: exp.rates, baseLoadW: base.powerW(slots), flows, grid, circuits, batteries, evs, hvacs, loads };
+  // the bill beyond per-kWh rates: capacity charges and export rules (issue 17)
+  const composed = composedTariff(inputs.prices);
+  const terms = composed?.terms();
+  if (composed && terms && (terms.capacity || terms.exportRules.capW !== null || terms.exportRules.noPayAtNegativePrice)) {
+    // the site's net import per quarter: every metered device's quarters summed (base meters, PV, battery, charger)
+    const byQuarter = new Map<number, number>();
+    for (const { device } of inputs.devices) for (const q of inputs.history.intervals([device.id], now)) byQuarter.set(q.start, (byQuarter.get(q.start) ?? 0) + q.wh);
+    const siteImport = [...byQuarter].sort((a, b) => a[0] - b[0]).map(([start, wh]) => ({ start, end: start + 15 * MIN, wh }));
+    const components = terms.exportRules.noPayAtNegativePrice ? composed.components(horizon) : undefined;
+    notes.notes.push(...applyBillTerms(problem, terms, { now, siteImport, components }));
+  }
+  return { problem, notes };
 }
 
 /**

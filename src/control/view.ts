@@ -85,6 +85,10 @@ export function planView(rec: PlanRecord, site: { id: string; currency: string }
         .filter(([id]) => id !== site.id && !plan.nodes.some((n) => n.id === id))
         .map(([id, ext]) => ({ id, kind: 'device', external: ext })),
     ],
+    // issue 17: PV given up per slot and the limit sent (null = none), the monthly peak, the capacity step
+    ...(plan.curtailment ? { curtailment: plan.curtailment.map((c) => ({ id: c.id, curtail_w: c.curtailW, limit_w: watts(c.limitW) })) } : {}),
+    ...(plan.peak ? { peak: { peak_w: plan.peak.peakW, next_month_peak_w: plan.peak.nextMonthPeakW ?? null, cost: r4(plan.peak.cost) } } : {}),
+    ...(plan.tiers ? { capacity_step: { mean_top_days_w: plan.tiers.meanTopW, fee_per_month: r4(plan.tiers.feePerMonth), step: plan.tiers.tier } } : {}),
     warnings: plan.warnings,
     notes: rec.notes.notes,
     forecasts: { base_load: rec.notes.forecasts.baseLoad, pv: rec.notes.forecasts.pv, estimated_price_slots: rec.notes.estimatedPrices },

@@ -3,7 +3,7 @@ import { assetPath } from '../assets.js';
 import type { ValueType } from '../codec.js';
 
 /** The SunSpec models homeflex reads or writes; `models.json` holds their point layouts. */
-export const MODEL_IDS = [1, 101, 102, 103, 111, 112, 113, 124, 160, 201, 202, 203, 204, 211, 212, 213, 214, 701, 702, 704, 713, 714, 802] as const;
+export const MODEL_IDS = [1, 101, 102, 103, 111, 112, 113, 120, 121, 123, 124, 160, 201, 202, 203, 204, 211, 212, 213, 214, 701, 702, 704, 713, 714, 802] as const;
 
 export interface SunSpecPointDef {
   name: string;

@@ -1,3 +1,4 @@
+import { DateTime } from 'luxon';
 import { LpBuilder, type LpModel } from './lp.js';
 import { decay } from './thermal.js';
 import { cheapEnough, type SiteProblem } from './types.js';
@@ -71,6 +72,12 @@ export interface BuiltSite {
   costScale: number;
   penalties: { limit: number; shortfall: number; setpoint: number; fill: number };
   terminalValue: number[];
+  /** Curtailable flows: per slot the column of production given up (kW, or a binary for all-or-nothing), NONE where nothing to cut. */
+  curtail: { id: string; cols: number[]; off: boolean }[];
+  /** Peak charge: the billed peak of this month and of the next (kW columns), NONE when absent. */
+  peak: { month: number; next: number; floorKw: number[] };
+  /** Tiered peak fee: the mean of the top days (kW), the step binaries and the tier they start from. */
+  tiers?: { mean: number; steps: number[]; base: number };
 }
 
 const finite = (v: number | undefined) => v !== undefined && Number.isFinite(v);
@@ -365,7 +372,31 @@ export function buildSiteLp(problem: SiteProblem): BuiltSite {
   });
 
   // ---------------------------------------------------------------- fixed flows
-  for (const f of problem.flows) for (let t = 0; t < T; t++) termsOf(f.id)[t].constKw += kw(f.powerW[t]);
+  // Curtailable production: a column per slot for the part of the forecast given up. It costs a
+  // tie-break (so production is cut only where that pays: exporting would cost money, a limit or an
+  // unpaid export slot), and the lost export earnings follow from the balance by themselves.
+  const curtailCost = tieBreak ? EPS_TIME : 1e-7;
+  const curtail: BuiltSite['curtail'] = [];
+  for (const f of problem.flows) {
+    for (let t = 0; t < T; t++) termsOf(f.id)[t].constKw += kw(f.powerW[t]);
+    if (!f.curtailable) continue;
+    const off = typeof f.curtailable === 'object' && f.curtailable.steps === 'off';
+    const cols: number[] = new Array(T).fill(NONE);
+    for (let t = 0; t < T; t++) {
+      const prodKw = -kw(f.powerW[t]);
+      if (!(prodKw > 1e-6)) continue;
+      // where a rate is negative, cutting is free: exporting even at −0.01 ct/kWh loses to it
+      const cost = exportRate[t] < 0 || importRate[t] < 0 ? 0 : curtailCost;
+      if (off) {
+        cols[t] = lp.addCol(cost * prodKw * dtH[t], 0, 1, 'binary');
+        termsOf(f.id)[t].terms.push([cols[t], prodKw]);
+      } else {
+        cols[t] = lp.addCol(cost * dtH[t], 0, prodKw);
+        termsOf(f.id)[t].terms.push([cols[t], 1]);
+      }
+    }
+    curtail.push({ id: f.id, cols, off });
+  }
 
   // ---------------------------------------------------------------- grid connection and balance
   const g: number[] = [];
@@ -398,7 +429,9 @@ export function buildSiteLp(problem: SiteProblem): BuiltSite {
     const gMax = Math.max(0, Math.min(draw, kw(problem.grid.maxImportW[t])));
     const xMax = Math.max(0, Math.min(feed, kw(problem.grid.maxExportW[t])));
     g.push(lp.addCol(importRate[t] * dtH[t], 0, Math.max(0, gMax)));
-    x.push(lp.addCol(-exportRate[t] * dtH[t], 0, Math.max(0, xMax)));
+    // an unpaid or unwanted export slot: a kWh exported costs more than a kWh curtailed (tie-break)
+    const avoid = problem.avoidExport?.[t] ? 2 * curtailCost : 0;
+    x.push(lp.addCol((avoid - exportRate[t]) * dtH[t], 0, Math.max(0, xMax)));
     // overflow beyond a limit (penalised) exists only where what cannot be moved could break it
     const fixedKw = mustFlowKw(null, t);
     gOver.push(fixedKw > kw(problem.grid.maxImportW[t]) + 1e-9 ? lp.addCol((importRate[t] + penalties.limit) * dtH[t], 0, Infinity) : NONE);
@@ -449,6 +482,9 @@ export function buildSiteLp(problem: SiteProblem): BuiltSite {
     return { id: node.id, over, under };
   });
 
+  const peak = addPeakCharge(problem, lp, g, gOver, dtH);
+  const tiers = addPeakTiers(problem, lp, g, gOver, dtH);
+
   return {
     model: lp.build(),
     dtH,
@@ -467,7 +503,124 @@ export function buildSiteLp(problem: SiteProblem): BuiltSite {
     costScale: Math.max(costScale, 1e-3),
     penalties,
     terminalValue,
+    curtail,
+    peak,
+    tiers,
   };
+}
+
+const imported = (t: number, g: number[], gOver: number[], coef: number): [number, number][] => (gOver[t] !== NONE ? [[g[t], coef], [gOver[t], coef]] : [[g[t], coef]]);
+
+/**
+ * The monthly peak of slot-mean import (see PeakCharge for the amortisation). One column per
+ * billing month the horizon touches, bounded below by the peak that month is billed anyway, priced
+ * at the full monthly price per kW: `P ≥ import(t)` for every slot of the month. The offset takes
+ * the floor's charge back out, so the objective holds only what the plan adds to the bill.
+ *
+ * A slot's mean stands for the 15-minute means inside it: exact for 15-minute slots; for longer
+ * slots the billed 15-minute peak can be higher than the slot mean (the plan is then optimistic).
+ */
+function addPeakCharge(problem: SiteProblem, lp: LpBuilder, g: number[], gOver: number[], dtH: number[]): BuiltSite['peak'] {
+  const pc = problem.peakCharge;
+  if (!pc || !(pc.pricePerKwMonth > 0)) return { month: NONE, next: NONE, floorKw: [] };
+  const T = problem.slots.length;
+  const end = pc.monthEnd ?? Infinity;
+  const minKw = kw(Math.max(0, pc.minimumW ?? 0));
+  const floors = [Math.max(minKw, kw(pc.runningPeakW ?? 0)), Math.max(minKw, kw(pc.nextRunningPeakW ?? 0))];
+  const cols = [NONE, NONE];
+  for (let t = 0; t < T; t++) {
+    const m = problem.slots[t].start >= end ? 1 : 0;
+    if (cols[m] === NONE) {
+      cols[m] = lp.addCol(pc.pricePerKwMonth, floors[m], Infinity);
+      lp.offset -= pc.pricePerKwMonth * floors[m];
+    }
+    lp.addRow(-Infinity, 0, [...imported(t, g, gOver, 1), [cols[m], -1]]);
+  }
+  void dtH;
+  return { month: cols[0], next: cols[1], floorKw: floors };
+}
+
+/** The sum of the k largest of `values` (missing ones count as 0). */
+const topSum = (values: number[], k: number) => [...values].sort((a, b) => b - a).slice(0, k).reduce((a, v) => a + v, 0);
+
+/**
+ * The Norwegian stepped capacity fee. Hourly means: the energy imported in each clock hour of the
+ * site's zone (kWh = kW mean); per day the highest of them, `D_d ≥ E_h`; the sum of the top k days by
+ * the LP form of "sum of the k largest" (Ogryczak & Tamir): `S = k·u + Σ s_d`, `s_d ≥ D_d − u`,
+ * `s_d, u ≥ 0`, exact when minimised. The step fee needs binaries only for the tiers between the one
+ * the month has already reached (from the days past) and the highest the horizon could reach (every
+ * slot at its import limit): one per step, ordered `y_k ≥ y_{k+1}`, with `mean ≤ top of the base
+ * tier + Σ y_k · width_k` and each step's extra fee on its binary. Usually one or two binaries.
+ */
+function addPeakTiers(problem: SiteProblem, lp: LpBuilder, g: number[], gOver: number[], dtH: number[]): BuiltSite['tiers'] {
+  const pt = problem.peakTiers;
+  if (!pt || !pt.tiers.length) return undefined;
+  const tiers = pt.tiers;
+  for (let i = 1; i < tiers.length; i++) if (!(tiers[i].upToW > tiers[i - 1].upToW)) throw new Error('site problem: peakTiers.tiers must have increasing upToW');
+  const k = pt.topDays ?? 3;
+  const zone = pt.timezone ?? 'UTC';
+  const end = pt.monthEnd ?? Infinity;
+  const HOUR = 3_600_000;
+  // hours and days of the slots inside the month
+  const hours = new Map<number, { day: string; terms: [number, number][]; maxKwh: number; constKwh: number }>();
+  problem.slots.forEach((s, t) => {
+    if (s.start >= end) return;
+    const h = Math.floor(s.start / HOUR);
+    let hour = hours.get(h);
+    if (!hour) {
+      const day = DateTime.fromMillis(s.start, { zone }).toISODate()!;
+      hours.set(h, (hour = { day, terms: [], maxKwh: 0, constKwh: t === 0 ? kw(pt.currentHourWh ?? 0) : 0 }));
+    }
+    hour.terms.push(...imported(t, g, gOver, -dtH[t]));
+    hour.maxKwh += (lp.col(g[t]).upper + (gOver[t] !== NONE ? kw(Math.max(0, problem.baseLoadW[t])) : 0)) * dtH[t];
+  });
+  const past = new Map(Object.entries(pt.dailyPeaksW ?? {}).map(([d, w]) => [d, kw(w)]));
+  const days = new Map<string, number>();
+  const dayMax = new Map<string, number>(past);
+  for (const hour of hours.values()) {
+    if (!days.has(hour.day)) days.set(hour.day, lp.addCol(0, past.get(hour.day) ?? 0, Infinity));
+    // D_d − E_h ≥ energy already in the hour
+    lp.addRow(hour.constKwh, Infinity, [[days.get(hour.day)!, 1], ...hour.terms]);
+    dayMax.set(hour.day, Math.max(dayMax.get(hour.day) ?? 0, hour.constKwh + hour.maxKwh));
+  }
+  const u = lp.addCol(0, 0, Infinity);
+  // a crumb of cost keeps the mean (and with it each day's peak) tight, so the plan reports it
+  const mean = lp.addCol(1e-6, 0, Infinity);
+  const sumTerms: [number, number][] = [[u, k]];
+  for (const [day, lb] of past) {
+    if (days.has(day)) continue;
+    const sd = lp.addCol(0, 0, Infinity);
+    lp.addRow(lb, Infinity, [[sd, 1], [u, 1]]);
+    sumTerms.push([sd, 1]);
+  }
+  for (const col of days.values()) {
+    const sd = lp.addCol(0, 0, Infinity);
+    lp.addRow(0, Infinity, [[sd, 1], [u, 1], [col, -1]]);
+    sumTerms.push([sd, 1]);
+  }
+  // mean·k ≥ S, so the mean is at least the top-k mean (and the minimisation makes it equal)
+  lp.addRow(0, Infinity, [[mean, k], ...sumTerms.map(([c, v]) => [c, -v] as [number, number])]);
+  const lowMean = topSum([...dayMax.keys()].map((d) => (days.has(d) ? (past.get(d) ?? 0) : dayMax.get(d)!)), k) / k;
+  const highMean = topSum([...dayMax.values()], k) / k;
+  const tierOf = (meanKw: number) => {
+    const i = tiers.findIndex((tr) => meanKw <= kw(tr.upToW) + 1e-9);
+    return i < 0 ? tiers.length - 1 : i;
+  };
+  const base = tierOf(lowMean);
+  const top = tierOf(highMean);
+  lp.offset += tiers[base].feePerMonth;
+  const steps: number[] = [];
+  const capTerms: [number, number][] = [[mean, 1]];
+  for (let i = base + 1; i <= top; i++) {
+    const y = lp.addCol(tiers[i].feePerMonth - tiers[i - 1].feePerMonth, 0, 1, 'binary');
+    const upper = Number.isFinite(tiers[i].upToW) ? kw(tiers[i].upToW) : highMean + 1;
+    capTerms.push([y, -(upper - kw(tiers[i - 1].upToW))]);
+    if (steps.length) lp.addRow(0, Infinity, [[steps[steps.length - 1], 1], [y, -1]]);
+    steps.push(y);
+  }
+  const baseUpper = Number.isFinite(tiers[base].upToW) ? kw(tiers[base].upToW) : Infinity;
+  if (Number.isFinite(baseUpper)) lp.addRow(-Infinity, baseUpper, capTerms);
+  return { mean, steps, base };
 }
 
 export { NONE };

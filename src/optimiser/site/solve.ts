@@ -109,11 +109,22 @@ function objectiveOf(b: BuiltSite, x: Float64Array): number {
 }
 
 /**
+ * Whether the problem has what only the LP models: a capacity charge, unpaid-export slots, or
+ * curtailable production in a horizon where curtailing can pay (a negative rate or an export limit).
+ */
+function needsLp(p: SiteProblem): boolean {
+  if (p.peakCharge !== undefined || p.peakTiers !== undefined || p.avoidExport?.some(Boolean)) return true;
+  if (!p.flows.some((f) => f.curtailable)) return false;
+  return p.exportRate.some((r) => r < 0) || p.importRate.some((r) => r < 0) || p.grid.maxExportW.some((w) => Number.isFinite(w));
+}
+
+/**
  * Plans the site: what each controllable device does in every slot so that the house pays
  * least, within every limit. Pure: the solver is handed in.
  */
 export function planSite(problem: SiteProblem, solver: LpSolver): SitePlan {
-  if (problem.options?.method !== 'lp') {
+  // the battery DP knows neither capacity charges nor curtailable production: those go to HiGHS
+  if (problem.options?.method !== 'lp' && !needsLp(problem)) {
     const fast = planBatteryOnly(problem);
     // the DP is exact where every slot's cost is convex; elsewhere the MILP proves its plan
     if (fast && (fast.status === 'optimal' || problem.options?.method === 'dp')) return fast;
@@ -193,6 +204,7 @@ function emptyPlan(problem: SiteProblem, built: BuiltSite, name: string, status:
 
 /** Rounded to 0.1 (W, Wh); never −0, so plans compare and print cleanly. */
 const round1 = (v: number) => Math.round(v * 10) / 10 || 0;
+const kw = (w: number) => w / 1000;
 
 function extract(
   problem: SiteProblem,
@@ -264,6 +276,26 @@ function extract(
     }
     return { id: c.id, netW, maxImportW: c.maxImportW, maxExportW: c.maxExportW };
   });
+  const curtailment = b.curtail.map((c) => {
+    const flow = problem.flows.find((f) => f.id === c.id)!;
+    const curtailW = c.cols.map((col, t) => (col === NONE ? 0 : W(c.off ? val(col) * -kw(flow.powerW[t]) : val(col))));
+    // the limit to command: what is left of the forecast, or no limit where nothing is cut
+    const limitW = curtailW.map((cw, t) => (cw > 1 ? Math.max(0, round1(-flow.powerW[t] - cw)) : Infinity));
+    return { id: c.id, curtailW, limitW };
+  });
+  let peak: SitePlan['peak'];
+  if (b.peak.month !== NONE || b.peak.next !== NONE) {
+    const price = problem.peakCharge!.pricePerKwMonth;
+    const pMonth = b.peak.month !== NONE ? val(b.peak.month) : 0;
+    const pNext = b.peak.next !== NONE ? val(b.peak.next) : undefined;
+    const added = (b.peak.month !== NONE ? pMonth - b.peak.floorKw[0] : 0) + (pNext !== undefined ? pNext - b.peak.floorKw[1] : 0);
+    peak = { peakW: W(pMonth), nextMonthPeakW: pNext !== undefined ? W(pNext) : undefined, cost: Math.round(price * added * 1e6) / 1e6 };
+  }
+  let tiers: SitePlan['tiers'];
+  if (b.tiers) {
+    const tier = b.tiers.base + b.tiers.steps.filter((y) => val(y) > 0.5).length;
+    tiers = { meanTopW: W(val(b.tiers.mean)), feePerMonth: problem.peakTiers!.tiers[tier].feePerMonth, tier };
+  }
   const plan: SitePlan = {
     status,
     slots: problem.slots,
@@ -276,6 +308,9 @@ function extract(
     exportWh: Math.round(exportWh),
     devices,
     nodes,
+    ...(curtailment.length ? { curtailment } : {}),
+    ...(peak ? { peak } : {}),
+    ...(tiers ? { tiers } : {}),
     warnings,
     solver: { name: solver.name, columns: b.model.numCols, rows: b.model.numRows, integerColumns: solver.integerColumns, lpSolves: solver.lpSolves, rootIterations: solver.iterations, usedMip: solver.usedMip, gap: solver.gap },
   };

@@ -120,6 +120,12 @@ export interface FixedFlow {
   circuit?: string;
   /** Signed power per slot (W): + = consumption, − = production. */
   powerW: number[];
+  /**
+   * Production the plan may cut (a PV inverter with a power limit, a micro-inverter behind a
+   * switch): the plan chooses how much of the forecast production to give up per slot. With
+   * `steps: 'off'` the flow is all or nothing (a smart socket): one binary per slot where cutting pays.
+   */
+  curtailable?: boolean | { steps: 'off' };
 }
 
 /** A node of the energy tree: its limits apply to the net flow of everything below it. */
@@ -152,7 +158,61 @@ export interface SiteProblem {
    * the battery DP; the LP plans with the point forecast alone.
    */
   scenarios?: PlanScenario[];
+  /** Charges on peak import power (capacity tariffs); see PeakCharge and PeakTiers. */
+  peakCharge?: PeakCharge;
+  peakTiers?: PeakTiers;
+  /**
+   * Slots where export earns nothing or is unwanted (no feed-in payment at a negative spot price):
+   * the plan keeps export out of them wherever it can (curtailing, storing), at a tie-break cost.
+   */
+  avoidExport?: boolean[];
   options?: SiteOptions;
+}
+
+/**
+ * A charge on the month's highest slot-mean import power (Belgian/Flemish capacity tariff: the
+ * monthly peak of the 15-minute mean import, billed at least at `minimumW`).
+ *
+ * Amortisation: raising this month's billed peak by 1 kW costs `pricePerKwMonth` (the full monthly
+ * price), whenever in the month it happens; keeping under the peak already reached costs nothing.
+ * That is what the bill does: the peak that is billed is the month's maximum, so a kW above the
+ * running peak is billed in full at the month's end whichever day it occurs on. Under Flemish
+ * 12-month averaging the same holds in total: one kW more this month adds 1/12 kW to each of the
+ * next twelve monthly bills, so `pricePerKwMonth` = the annual price / 12.
+ */
+export interface PeakCharge {
+  /** Currency per kW of billed peak per month. */
+  pricePerKwMonth: number;
+  /** The highest slot-mean import already metered this month (W); default 0. */
+  runningPeakW?: number;
+  /** The billed peak is never below this (W), e.g. 2500 in Flanders; default 0. */
+  minimumW?: number;
+  /**
+   * The instant the billing month ends (epoch ms). Slots from then on belong to the next month:
+   * its peak starts from `nextRunningPeakW` (default `minimumW`) and is charged the same way.
+   */
+  monthEnd?: EpochMs;
+  /** The peak the next month is expected to reach anyway (W): its slots are free up to this. */
+  nextRunningPeakW?: number;
+}
+
+/**
+ * A stepped monthly fee by the mean of the three highest daily peaks of hourly mean import
+ * (Norwegian "kapasitetsledd"). Tiers are upper limits (W, increasing) with the fee of the step.
+ */
+export interface PeakTiers {
+  /** Steps in increasing order: the month's fee is that of the first step whose `upToW` the mean reaches no higher than. The last may be Infinity. */
+  tiers: { upToW: number; feePerMonth: number }[];
+  /** Days of the peak ("YYYY-MM-DD" in the site's zone) already reached this month, with their highest hourly mean import (W). Today's so far counts. */
+  dailyPeaksW?: Record<string, number>;
+  /** The site's IANA time zone, for days and hours (default UTC). */
+  timezone?: string;
+  /** Energy already imported in the hour the first slot falls in, before it (Wh). */
+  currentHourWh?: number;
+  /** How many top days count (default 3). */
+  topDays?: number;
+  /** The instant the billing month ends: later slots are not counted (documented approximation). */
+  monthEnd?: EpochMs;
 }
 
 export interface PlanScenario {
@@ -233,6 +293,11 @@ export interface SitePlan {
   exportWh: number;
   devices: DevicePlan[];
   nodes: NodeLoad[];
+  /** Curtailable production: how much of each flow's forecast the plan gives up (W) and the limit to command. */
+  curtailment?: { id: string; curtailW: number[]; limitW: number[] }[];
+  /** Capacity charges as planned: the billed peak (W) and its cost, the tier's mean and fee. */
+  peak?: { peakW: number; nextMonthPeakW?: number; cost: number };
+  tiers?: { meanTopW: number; feePerMonth: number; tier: number };
   /** Limits the plan could not keep (base load alone above a limit, for example). */
   warnings: string[];
   solver: {

@@ -23,6 +23,7 @@ import type { HubPart, HubServices, PartFactory } from './services.js';
 import { DIR_MODE } from './store/atomic.js';
 import { StorageLock, StorageLockedError } from './store/lock.js';
 import { StateStore } from './store/state.js';
+import { backupPart } from './store/backup-part.js';
 import { createTransports, type HubTransports } from './transports/index.js';
 
 export interface HubOptions {
@@ -43,7 +44,7 @@ export interface HubOptions {
  * The hub's own parts (tariffs, metering, control, ...), created before the adapters so they hear
  * the first events, started after them, and stopped before them.
  */
-const PARTS: PartFactory[] = [dashboardPart(), tariffPart(), meteringPart, forecastPart(), controlPart()];
+const PARTS: PartFactory[] = [dashboardPart(), tariffPart(), meteringPart, forecastPart(), controlPart(), backupPart];
 
 interface Running {
   kind: 'adapter' | 'plugin';
@@ -106,6 +107,7 @@ export class Hub {
     if (options.configFile && !options.configText) {
       // storage.dir is relative to the configuration file, not to where the hub was started
       this.config.storage.dir = resolve(dirname(resolve(options.configFile)), this.config.storage.dir);
+      if (this.config.storage.backup) this.config.storage.backup.dir = resolve(dirname(resolve(options.configFile)), this.config.storage.backup.dir);
     }
     this.log = options.logger ?? createLogger({ level: this.config.log.level, format: this.config.log.format, secrets: secretsOf(this.config) });
     this.clock = options.clock ?? systemClock;

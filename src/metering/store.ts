@@ -50,6 +50,19 @@ export class MeterStoreError extends Error {
 
 export type WriteOutcome = Outcome | { error: string };
 
+/** Files of the store as they were at one moment (see `MeterStore.snapshot`): read `size` bytes of each `fd`. */
+export interface MeterStoreSnapshot {
+  /** The store's format version. */
+  version: number;
+  /** Paths relative to the store's directory. */
+  files: { name: string; fd: number; size: number }[];
+  /** Closes the files and lets compaction run again. */
+  release(): void;
+}
+
+/** The meter store format version this homeflex writes (FORMAT in the store's directory). */
+export const METER_STORE_VERSION = 1;
+
 /** Acknowledged data the store found damaged: where it was, what it held, where its bytes are kept. */
 export interface DamageReport {
   kind: 'log' | 'segment';
@@ -124,7 +137,7 @@ interface StreamState {
 }
 
 const FORMAT_FILE = 'FORMAT';
-const FORMAT = { format: 'homeflex-meter-store', version: 1 };
+const FORMAT = { format: 'homeflex-meter-store', version: METER_STORE_VERSION };
 const PART_FILE = /^(\d{4}-\d{2})\.(seg|log)$/;
 
 const streamKey = (subject: string, flags: number) => `${subject}|${flowOf(flags)}`;
@@ -658,6 +671,8 @@ export class MeterStore {
   /** Rewrites a partition as one segment and empties its log. */
   private async compact(p: Partition) {
     if (p.broken || (p.logSize === 0 && p.seg)) return;
+    // a backup is reading the logs up to the sizes it noted: emptying one now would lose its rows
+    if (this.snapshotsOpen > 0) return;
     const table = this.load(p);
     const rows = table.liveColumns();
     const buckets = table.buckets();
@@ -796,6 +811,62 @@ export class MeterStore {
       }
     }
     return [...this.damage];
+  }
+
+  private snapshotsOpen = 0;
+
+  /**
+   * A consistent view of the store's files for a backup, taken between writes: every write
+   * acknowledged before the call is in it, none that starts after. Segments are held open (a
+   * compaction that replaces one leaves the open file as it was) and logs are read only up to their
+   * size at this moment; until `release`, no log is emptied by compaction (writes go on).
+   */
+  snapshot(): Promise<MeterStoreSnapshot> {
+    return this.exclusive(() => {
+      const files: MeterStoreSnapshot['files'] = [];
+      const opened: number[] = [];
+      let released = false;
+      this.snapshotsOpen++;
+      const release = () => {
+        if (released) return;
+        released = true;
+        this.snapshotsOpen--;
+        for (const fd of opened) {
+          try {
+            closeSync(fd);
+          } catch {
+            // already closed
+          }
+        }
+      };
+      try {
+        const formatFile = join(this.dir, FORMAT_FILE);
+        if (existsSync(formatFile)) {
+          const fd = openSync(formatFile, 'r');
+          opened.push(fd);
+          files.push({ name: FORMAT_FILE, fd, size: fstatSync(fd).size });
+        }
+        for (const months of this.parts.values()) {
+          for (const p of months.values()) {
+            const sub = p.dir.slice(this.dir.length + 1);
+            if (p.seg && existsSync(this.segFile(p))) {
+              const fd = openSync(this.segFile(p), 'r');
+              opened.push(fd);
+              files.push({ name: `${sub}/${p.month}.seg`, fd, size: fstatSync(fd).size });
+            }
+            if (p.logSize > 0) {
+              const fd = openSync(this.logFile(p), 'r');
+              opened.push(fd);
+              files.push({ name: `${sub}/${p.month}.log`, fd, size: p.logSize });
+            }
+          }
+        }
+      } catch (err) {
+        release();
+        throw err;
+      }
+      return { version: FORMAT.version, files, release };
+    });
   }
 
   /** Compacts every partition that has a log (tests and benchmarks; the hub does it in the background). */

@@ -108,6 +108,8 @@ export class Hub {
       // storage.dir is relative to the configuration file, not to where the hub was started
       this.config.storage.dir = resolve(dirname(resolve(options.configFile)), this.config.storage.dir);
       if (this.config.storage.backup) this.config.storage.backup.dir = resolve(dirname(resolve(options.configFile)), this.config.storage.backup.dir);
+      const tls = this.config.http.tls;
+      if (tls) this.config.http.tls = { cert: resolve(dirname(resolve(options.configFile)), tls.cert), key: resolve(dirname(resolve(options.configFile)), tls.key) };
     }
     this.log = options.logger ?? createLogger({ level: this.config.log.level, format: this.config.log.format, secrets: secretsOf(this.config) });
     this.clock = options.clock ?? systemClock;
@@ -297,7 +299,7 @@ export class Hub {
     const addr = this.http?.server.address();
     if (!addr || typeof addr === 'string') return '';
     const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-    return `http://${host}:${addr.port}`;
+    return `${this.config.http.tls ? 'https' : 'http'}://${host}:${addr.port}`;
   }
 
   /** Stops HTTP, then plugins and adapters in reverse start order, each within a bounded time. */

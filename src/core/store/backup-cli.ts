@@ -1,4 +1,9 @@
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { isIP } from 'node:net';
+import { once } from 'node:events';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { HubConfig } from '../config/schema.js';
@@ -52,6 +57,12 @@ export async function backupCommand(argv: string[], io: BackupCommandIo): Promis
   const env = io.env ?? process.env;
   let base = values.url;
   let token = values.token ?? env.HOMEFLEX_TOKEN;
+  let pinnedCert: Buffer | undefined;
+  if (base && values.config) {
+    // --url with the site file: its certificate still pins the hub's
+    const config = io.loadConfig(values.config);
+    if (config.http.tls) pinnedCert = readFileSync(resolve(dirname(resolve(values.config)), config.http.tls.cert));
+  }
   if (!base) {
     const configFile = values.config ?? io.defaultConfig;
     const config = io.loadConfig(configFile);
@@ -88,20 +99,29 @@ export async function backupCommand(argv: string[], io: BackupCommandIo): Promis
     }
     const host = config.http.host === '0.0.0.0' || config.http.host === '::' ? '127.0.0.1' : config.http.host;
     const scheme = config.http.tls ? 'https' : 'http';
+    // the hub's own certificate, by fingerprint: it need not name 127.0.0.1 nor come from a public CA
+    if (config.http.tls) pinnedCert = readFileSync(resolve(dirname(resolve(configFile)), config.http.tls.cert));
     base = `${scheme}://${host.includes(':') ? `[${host}]` : host}:${config.http.port}`;
     token ??= config.http.token;
   }
   const url = `${base.replace(/\/+$/, '')}/api/v1/backup`;
-  let res: Response;
+  let res: { status: number; body: AsyncIterable<Uint8Array> };
   try {
-    res = await fetch(url, { method: 'POST', headers: token ? { authorization: `Bearer ${token}` } : {} });
+    res = await postToHub(url, token, pinnedCert);
   } catch (err) {
     io.err(`no hub answers at ${base} (${(err as Error & { cause?: Error }).cause?.message ?? (err as Error).message})\n`);
     return 1;
   }
-  if (!res.ok || !res.body) {
-    const body = (await res.json().catch(() => ({}))) as { message?: string };
-    io.err(`POST ${url}: ${res.status} ${body.message ?? res.statusText}\n`);
+  if (res.status !== 200) {
+    const chunks: Buffer[] = [];
+    for await (const c of res.body) chunks.push(Buffer.from(c));
+    let message = '';
+    try {
+      message = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { message?: string }).message ?? '';
+    } catch {
+      // not JSON
+    }
+    io.err(`POST ${url}: ${res.status} ${message}\n`);
     return 1;
   }
   const tmp = `${out}.${process.pid}.tmp`;
@@ -178,4 +198,32 @@ export async function restoreCommand(argv: string[], io: BackupCommandIo): Promi
   } finally {
     lock.release();
   }
+}
+
+/**
+ * POSTs to the hub and answers its status and body stream. Over HTTPS with `pinned`, the hub must
+ * present exactly that certificate (the one its site file names), whatever name it was reached by;
+ * the token is sent only once it has.
+ */
+async function postToHub(url: string, token: string | undefined, pinned?: Buffer): Promise<{ status: number; body: AsyncIterable<Uint8Array> }> {
+  const u = new URL(url);
+  const headers = token ? { authorization: `Bearer ${token}` } : {};
+  let socket: TLSSocket | undefined;
+  if (u.protocol === 'https:') {
+    const want = pinned ? new X509Certificate(pinned).fingerprint256 : undefined;
+    const host = u.hostname.replace(/^\[|\]$/g, '');
+    socket = tlsConnect({ host, port: Number(u.port || 443), servername: isIP(host) ? undefined : host, rejectUnauthorized: !want });
+    await once(socket, 'secureConnect');
+    const got = socket.getPeerCertificate().fingerprint256;
+    if (want && got !== want) {
+      socket.destroy();
+      throw new Error(`the hub presented certificate ${got}, not the one in http.tls.cert (${want})`);
+    }
+  }
+  return new Promise((resolvePost, reject) => {
+    const target = { host: u.hostname.replace(/^\[|\]$/g, ''), port: Number(u.port || (socket ? 443 : 80)), path: `${u.pathname}${u.search}` };
+    const req = httpRequest({ ...target, method: 'POST', headers, ...(socket ? { createConnection: () => socket } : {}) }, (res) => resolvePost({ status: res.statusCode ?? 0, body: res }));
+    req.on('error', reject);
+    req.end();
+  });
 }

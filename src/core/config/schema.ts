@@ -81,6 +81,9 @@ export const StorageSchema = StrictObject({
   max_api_meters: Type.Optional(
     Type.Integer({ minimum: 0, default: 200, description: 'Most meters the HTTP API may add that no device in this file names (each is a directory of meter records); past it such records are refused with 422 too_many_meters' }),
   ),
+  minute_records_days: Type.Optional(
+    Type.Integer({ minimum: 1, maximum: 36500, description: 'Meter records finer than 15 minutes are kept this many days after their month ended, then rolled up to 15-minute records (energy and costs unchanged); unset: kept as recorded' }),
+  ),
   backup: Type.Optional(
     StrictObject(
       {

@@ -24,6 +24,7 @@ import { DIR_MODE } from './store/atomic.js';
 import { StorageLock, StorageLockedError } from './store/lock.js';
 import { StateStore } from './store/state.js';
 import { backupPart } from './store/backup-part.js';
+import { storageNoticePart } from './store/notices.js';
 import { createTransports, type HubTransports } from './transports/index.js';
 
 export interface HubOptions {
@@ -44,7 +45,7 @@ export interface HubOptions {
  * The hub's own parts (tariffs, metering, control, ...), created before the adapters so they hear
  * the first events, started after them, and stopped before them.
  */
-const PARTS: PartFactory[] = [dashboardPart(), tariffPart(), meteringPart, forecastPart(), controlPart(), backupPart];
+const PARTS: PartFactory[] = [dashboardPart(), tariffPart(), meteringPart, forecastPart(), controlPart(), backupPart, storageNoticePart];
 
 interface Running {
   kind: 'adapter' | 'plugin';

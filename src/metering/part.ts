@@ -5,6 +5,7 @@ import { meteringRoutes } from './routes.js';
 import type { DeviceKind } from './savings.js';
 import { MeteringService, type DeviceInfo } from './service.js';
 import { SessionRecorder } from './sessions.js';
+import { sessionFinishedNotice } from './session-notice.js';
 import { ApiMeterCap, DEFAULT_MAX_API_METERS } from './meter-cap.js';
 import { MeterStore } from './store.js';
 
@@ -52,6 +53,7 @@ export const meteringPart: PartFactory = async (hub) => {
     hub.bus.on('session.ended', ({ deviceId, sessionId }) => {
       metering.onSessionEnded(deviceId, sessionId);
       recordSession(deviceId);
+      void sessionFinishedNotice(hub, metering, deviceId, sessionId).catch((err: unknown) => log.warn({ err, device: deviceId, session: sessionId }, 'no session_finished notice'));
     }),
   ];
   let timer: NodeJS.Timeout | undefined;

@@ -19,8 +19,8 @@ export function nextRun(now: number, at: string, timezone: string): number {
 
 /** A snapshot of the running hub's storage: state as in memory, meter store between two writes. */
 async function hubSnapshot(hub: HubServices) {
-  // readings the adapters delivered are stored before the snapshot is taken
-  await hub.metering?.drain();
+  // readings the adapters handed over are stored before the snapshot is taken
+  await hub.metering?.settled();
   return takeSnapshot(hub.config.storage.dir, { state: hub.state.data, meters: hub.metering?.store, siteId: hub.site.id });
 }
 

@@ -25,6 +25,7 @@ import { StorageLock, StorageLockedError } from './store/lock.js';
 import { StateStore } from './store/state.js';
 import { backupPart } from './store/backup-part.js';
 import { storageNoticePart } from './store/notices.js';
+import { Discovery, configuredMatcher, discoveryRoutes } from './discovery.js';
 import { createTransports, type HubTransports } from './transports/index.js';
 
 export interface HubOptions {
@@ -101,6 +102,8 @@ export class Hub {
   constructor(options: HubOptions) {
     this.catalog = options.catalog ?? builtinCatalog;
     const loadOptions = { catalog: this.catalog, env: options.env, checks: hubChecks(this.catalog) };
+    this.loadOptions = loadOptions;
+    this.configFile = options.configFile && options.configText === undefined ? resolve(options.configFile) : undefined;
     this.config = options.configText !== undefined
       ? parseConfig(options.configText, options.configFile ?? 'site.yaml', loadOptions)
       : loadConfigFile(options.configFile ?? 'config/demo.yaml', loadOptions);
@@ -163,6 +166,10 @@ export class Hub {
   private parts: HubPart[] = [];
   private transports?: HubTransports;
   private lock?: StorageLock;
+  private readonly loadOptions: Parameters<typeof parseConfig>[2];
+  /** The site file the hub was started from (discovery's Add writes to it). */
+  private readonly configFile?: string;
+  discovery = new Discovery(() => false);
 
   /**
    * Takes the storage lock, opens the stores, binds every listener (HTTP, OCPP, embedded MQTT) and
@@ -213,11 +220,13 @@ export class Hub {
     };
     process.on('uncaughtException', this.onProcessError);
     process.on('unhandledRejection', this.onProcessError);
-    const transports = (this.transports = createTransports({ config: this.config, log: this.log.child({ component: 'transport' }), clock: this.clock, catalog: this.catalog }));
+    const discovery = (this.discovery = new Discovery(configuredMatcher(this.config), () => this.clock.now()));
+    const transports = (this.transports = createTransports({ config: this.config, log: this.log.child({ component: 'transport' }), clock: this.clock, catalog: this.catalog, onDiscovered: (f) => discovery.report(f) }));
     for (const make of PARTS) this.parts.push(await make(this.services));
 
     // every listener is bound before any adapter runs: a port in use stops the start here
-    const routes: RouteModule[] = [coreRoutes, ...this.parts.flatMap((p) => (p.routes ? [p.routes] : []))];
+    const discoveryHost = { configFile: this.configFile, check: (text: string, file: string) => parseConfig(text, file, this.loadOptions), addDevice: (c: HubConfig['devices'][number]) => this.addDevice(c) };
+    const routes: RouteModule[] = [coreRoutes, discoveryRoutes(discovery, discoveryHost), ...this.parts.flatMap((p) => (p.routes ? [p.routes] : []))];
     this.http = await createHttpServer(this.services, routes);
     try {
       await this.http.listen({ host: this.config.http.host, port: this.config.http.port });
@@ -226,44 +235,7 @@ export class Hub {
     }
     await transports.listen();
 
-    for (const deviceConfig of this.config.devices) {
-      const def = this.catalog.adapters.find((a) => a.id === deviceConfig.adapter)!;
-      const log = this.log.child({ adapter: def.id, device: deviceConfig.id });
-      const ids = [deviceConfig.id];
-      const markFailed = (err: unknown) => {
-        log.error({ err }, `adapter ${def.id} failed for device ${deviceConfig.id}`);
-        for (const id of ids) this.services.adapterStatus.set(id, { adapter: def.id, status: 'failed', error: String((err as Error)?.message ?? err) });
-      };
-      this.services.adapterStatus.set(deviceConfig.id, { adapter: def.id, status: 'starting' });
-      let instance: AdapterInstance;
-      try {
-        const who = { kind: 'adapter', name: def.id, ids };
-        const { clock, bus } = this.guarded(who);
-        instance = await owner.run(who, () =>
-          def.create({ log, bus, transports, store: state.kv(`device:${deviceConfig.id}`), clock, site: this.site }, deviceConfig),
-        );
-      } catch (err) {
-        markFailed(err);
-        continue;
-      }
-      for (const device of instance.devices) {
-        device.circuit ??= deviceConfig.circuit;
-        this.register(device, deviceConfig);
-        if (!ids.includes(device.id)) ids.push(device.id);
-      }
-      const abort = new AbortController();
-      this.running.push({ kind: 'adapter', name: def.id, ids, instance, abort });
-      try {
-        await owner.run({ kind: 'adapter', name: def.id, ids }, () => withTimeout(instance.start(abort.signal), 10_000, `adapter ${def.id} start`));
-        for (const id of ids) this.services.adapterStatus.set(id, { adapter: def.id, status: 'running' });
-      } catch (err) {
-        markFailed(err);
-        for (const d of instance.devices) {
-          d.available = false;
-          d.error = String((err as Error)?.message ?? err);
-        }
-      }
-    }
+    for (const deviceConfig of this.config.devices) await this.startDevice(deviceConfig, transports, state);
 
     for (const pluginConfig of this.config.plugins) {
       const def = this.catalog.plugins.find((p) => p.id === pluginConfig.id)!;
@@ -285,6 +257,57 @@ export class Hub {
 
     for (const part of this.parts) await part.start?.();
     this.log.info({ url: this.url, devices: this.registry.all().length }, `homeflex is running for site ${this.site.id}`);
+  }
+
+  /** Creates and starts the adapter of one device of the site file (at start, or added at run time). */
+  private async startDevice(deviceConfig: HubConfig['devices'][number], transports: HubTransports, state: StateStore): Promise<void> {
+    const def = this.catalog.adapters.find((a) => a.id === deviceConfig.adapter)!;
+    const log = this.log.child({ adapter: def.id, device: deviceConfig.id });
+    const ids = [deviceConfig.id];
+    const markFailed = (err: unknown) => {
+      log.error({ err }, `adapter ${def.id} failed for device ${deviceConfig.id}`);
+      for (const id of ids) this.services.adapterStatus.set(id, { adapter: def.id, status: 'failed', error: String((err as Error)?.message ?? err) });
+    };
+    this.services.adapterStatus.set(deviceConfig.id, { adapter: def.id, status: 'starting' });
+    let instance: AdapterInstance;
+    try {
+      const who = { kind: 'adapter', name: def.id, ids };
+      const { clock, bus } = this.guarded(who);
+      instance = await owner.run(who, () =>
+        def.create({ log, bus, transports, store: state.kv(`device:${deviceConfig.id}`), clock, site: this.site }, deviceConfig),
+      );
+    } catch (err) {
+      markFailed(err);
+      return;
+    }
+    for (const device of instance.devices) {
+      device.circuit ??= deviceConfig.circuit;
+      this.register(device, deviceConfig);
+      if (!ids.includes(device.id)) ids.push(device.id);
+    }
+    const abort = new AbortController();
+    this.running.push({ kind: 'adapter', name: def.id, ids, instance, abort });
+    try {
+      await owner.run({ kind: 'adapter', name: def.id, ids }, () => withTimeout(instance.start(abort.signal), 10_000, `adapter ${def.id} start`));
+      for (const id of ids) this.services.adapterStatus.set(id, { adapter: def.id, status: 'running' });
+    } catch (err) {
+      markFailed(err);
+      for (const d of instance.devices) {
+        d.available = false;
+        d.error = String((err as Error)?.message ?? err);
+      }
+    }
+  }
+
+  /**
+   * Adds a device to the running hub (discovery's Add, after the site file was written and checked):
+   * its adapter is created and started as at start-up, without a restart.
+   */
+  async addDevice(deviceConfig: HubConfig['devices'][number]): Promise<void> {
+    if (!this.transports || !this.services) throw new Error('the hub is not running');
+    if (this.config.devices.some((d) => d.id === deviceConfig.id)) throw new Error(`a device with id "${deviceConfig.id}" exists already`);
+    this.config.devices.push(deviceConfig);
+    await this.startDevice(deviceConfig, this.transports, this.services.state);
   }
 
   private register(device: Device, config: Record<string, unknown>) {

@@ -69,7 +69,8 @@ export function configuredMatcher(config: HubConfig) {
     config.devices.some((d) => {
       const c = d as Record<string, unknown>;
       if (source === 'ocpp') return d.adapter === 'ocpp' && c.identity === key;
-      return d.adapter === source && (c.topic === key || c.ieee_address === key || c.friendly_name === key);
+      if (source === 'zigbee2mqtt') return d.adapter === source && (c.friendly_name ?? c.name ?? d.id) === key;
+      return d.adapter === source && c.topic === key;
     });
 }
 

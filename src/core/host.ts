@@ -26,6 +26,7 @@ import { StateStore } from './store/state.js';
 import { backupPart } from './store/backup-part.js';
 import { storageNoticePart } from './store/notices.js';
 import { Discovery, configuredMatcher, discoveryRoutes } from './discovery.js';
+import { watchAnnouncements } from './discovery-mqtt.js';
 import { createTransports, type HubTransports } from './transports/index.js';
 
 export interface HubOptions {
@@ -234,6 +235,8 @@ export class Hub {
       throw new Error(`HTTP cannot listen on ${this.config.http.host}:${this.config.http.port}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
     }
     await transports.listen();
+    // devices announcing themselves on the site's broker (Tasmota, Shelly, Zigbee2MQTT) are listed as found
+    if (this.config.connections.mqtt) watchAnnouncements(transports.mqtt(), (f) => discovery.report(f));
 
     for (const deviceConfig of this.config.devices) await this.startDevice(deviceConfig, transports, state);
 

@@ -11,6 +11,8 @@ import { parseConfig } from '../../src/core/config/load.js';
 import { Discovery, MAX_DISCOVERED, appendDevice, deviceEntry } from '../../src/core/discovery.js';
 import { Hub } from '../../src/core/host.js';
 import { createLogger } from '../../src/core/logging.js';
+import { Mosquitto } from '../peers/mqtt.js';
+import { describeWithPeers } from '../peers/system.js';
 
 const quiet = () => createLogger({ destination: new Writable({ write: (_c, _e, cb) => cb() }), level: 'silent' });
 
@@ -140,4 +142,50 @@ describe('discovery', () => {
     const without = appendDevice('site: { id: home }\nconnections: { ocpp: { port: 9000 } }\n', { id: 'cp10', adapter: 'ocpp', identity: 'CP10' }, 'added');
     expect(() => parseConfig(without, 'site.yaml', { catalog: builtinCatalog, checks: hubChecks(builtinCatalog) })).toThrow(/has no password/);
   });
+});
+
+describeWithPeers(['mosquitto'], 'discovery on the MQTT broker', () => {
+  it('lists Tasmota, Shelly and Zigbee2MQTT devices announcing themselves, not the configured ones, and adds one', async () => {
+    const broker = await Mosquitto.start();
+    try {
+      const dir = mkdtempSync(join(tmpdir(), 'hf-discovery-mqtt-'));
+      const file = join(dir, 'site.yaml');
+      const site = `site: { id: home }\nhttp: { port: 0 }\nconnections:\n  mqtt: { url: "${broker.url}" }\ndevices:\n  # the dishwasher socket\n  - { id: dishwasher, adapter: tasmota, topic: tasmota_KNOWN }\n`;
+      writeFileSync(file, site);
+      const tasmota = (mac: string, t: string, dn: string) => JSON.stringify({ ip: '192.168.1.50', dn, fn: [dn], hn: `${t}-1234`, mac, md: 'Gosund SP111', ty: 0, if: 0, ofln: 'Offline', onln: 'Online', state: ['OFF', 'ON', 'TOGGLE', 'HOLD'], sw: '13.2.0', t, ft: '%prefix%/%topic%/', tp: ['cmnd', 'stat', 'tele'] });
+      broker.pub('tasmota/discovery/A1B2C3D4E5F6/config', tasmota('A1B2C3D4E5F6', 'tasmota_D4E5F6', 'Washer'), { retain: true });
+      broker.pub('tasmota/discovery/0A0B0C0D0E0F/config', tasmota('0A0B0C0D0E0F', 'tasmota_KNOWN', 'Dishwasher'), { retain: true });
+      broker.pub('zigbee2mqtt/bridge/devices', JSON.stringify([
+        { ieee_address: '0x00124b0000000001', type: 'Coordinator', friendly_name: 'Coordinator' },
+        { ieee_address: '0x84fd27fffe000001', type: 'EndDevice', friendly_name: 'living_trv', definition: { model: 'TS0601_thermostat', vendor: 'TuYa', description: 'Radiator valve', exposes: [{ type: 'climate' }, { type: 'numeric', name: 'battery' }] } },
+        { ieee_address: '0x84fd27fffe000002', type: 'EndDevice', friendly_name: 'door', definition: { model: 'SNZB-04', vendor: 'SONOFF', exposes: [{ type: 'binary', name: 'contact' }] } },
+      ]), { retain: true });
+      hub = new Hub({ configFile: file, logger: quiet(), override: (c) => void (c.storage.dir = join(dir, 'data')) });
+      await hub.start();
+      const api = `${hub.url}/api/v1`;
+      // announced while the hub runs
+      broker.pub('shellies/announce', JSON.stringify({ id: 'shellyplug-s-4022D8', model: 'SHPLG-S', mac: '4022D8', ip: '192.168.1.51', new_fw: false, fw_ver: '20230913-114008/v1.14.0-gcb84623' }));
+      broker.pub('shellyplus1pm-441793d69718/online', 'true', { retain: true });
+      const list = await until(async () => {
+        const r = (await (await fetch(`${api}/discovered`)).json()) as { data: { id: string; source: string; name: string; details: Record<string, unknown> }[] };
+        return r.data.length >= 4 ? r.data : undefined;
+      }, 10_000, 'four devices found');
+      expect(list.map((d) => d.id).sort()).toEqual(['shelly:shellyplug-s-4022D8', 'shelly:shellyplus1pm-441793d69718', 'tasmota:tasmota_D4E5F6', 'zigbee2mqtt:living_trv']);
+      expect(list.find((d) => d.source === 'tasmota')).toMatchObject({ name: 'Washer', details: { module: 'Gosund SP111', ip: '192.168.1.50', mac: 'A1B2C3D4E5F6' } });
+      expect(list.find((d) => d.source === 'zigbee2mqtt')).toMatchObject({ details: { vendor: 'TuYa', model: 'TS0601_thermostat' } });
+
+      const add = await fetch(`${api}/discovered/${encodeURIComponent('tasmota:tasmota_D4E5F6')}/add`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ id: 'washer', name: 'Washer' }) });
+      expect(add.status, await add.clone().text()).toBe(201);
+      const text = readFileSync(file, 'utf8');
+      expect(text.startsWith(site)).toBe(true);
+      expect(text.slice(site.length)).toMatch(/^  # added from the dashboard \(found by tasmota\) on [\d-]+\n  - id: washer\n    adapter: tasmota\n    name: Washer\n    topic: tasmota_D4E5F6\n$/);
+      await until(() => hub!.registry.get('washer'), 5_000, 'washer registered');
+      const after = (await (await fetch(`${api}/discovered`)).json()) as { data: { id: string }[] };
+      expect(after.data.map((d) => d.id)).not.toContain('tasmota:tasmota_D4E5F6');
+    } finally {
+      await hub?.stop();
+      hub = undefined;
+      await broker.stop();
+    }
+  }, 60_000);
 });

@@ -178,7 +178,7 @@ describeWithPeers(['mosquitto'], 'discovery on the MQTT broker', () => {
       expect(add.status, await add.clone().text()).toBe(201);
       const text = readFileSync(file, 'utf8');
       expect(text.startsWith(site)).toBe(true);
-      expect(text.slice(site.length)).toMatch(/^  # added from the dashboard \(found by tasmota\) on [\d-]+\n  - id: washer\n    adapter: tasmota\n    name: Washer\n    topic: tasmota_D4E5F6\n$/);
+      expect(text.slice(site.length)).toMatch(/^ {2}# added from the dashboard \(found by tasmota\) on [\d-]+\n {2}- id: washer\n {4}adapter: tasmota\n {4}name: Washer\n {4}topic: tasmota_D4E5F6\n$/);
       await until(() => hub!.registry.get('washer'), 5_000, 'washer registered');
       const after = (await (await fetch(`${api}/discovered`)).json()) as { data: { id: string }[] };
       expect(after.data.map((d) => d.id)).not.toContain('tasmota:tasmota_D4E5F6');

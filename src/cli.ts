@@ -14,6 +14,7 @@ import { scaledClock, systemClock } from './core/clock.js';
 import { carsHomeAtStart } from '../plugins/demo/index.js';
 import { StoreError } from './core/store/state.js';
 import { storeCommand } from './core/store/cli.js';
+import { backupCommand, restoreCommand } from './core/store/backup-cli.js';
 import { reportCommand } from './metering/report.js';
 import type { BillConfig } from './tariff/bill-config.js';
 import { forecastCheckCommand } from './forecast/cli.js';
@@ -41,6 +42,10 @@ Usage:
   homeflex plan [--config FILE]         print the current site plan
   homeflex store check [--config FILE]  list damaged meter data (file, offset, time range, records); exit 1 if any
   homeflex store repair [--config FILE] move damaged ranges aside (nothing is deleted); both refuse while a hub runs
+  homeflex backup --out FILE [--config FILE]
+                                        archive the state and meter records (asks the running hub if one is)
+  homeflex restore FILE [--config FILE | --dir DIR] [--replace]
+                                        restore a backup into the storage directory (the hub stopped)
   homeflex report --from --to --by day|week|month|year [--device ID] [--csv] [--config FILE | --url URL]
   homeflex report --bill --month YYYY-MM [--csv] [--config FILE | --url URL]
                                         energy, cost and savings per period, asked of the running hub
@@ -294,6 +299,8 @@ export const commands: Record<string, (argv: string[]) => Promise<number>> = {
 
   'forecast-check': (argv) => withSiteConfig(forecastCheckCommand, argv),
   store: (argv) => withSiteConfig(storeCommand, argv),
+  backup: (argv) => withSiteConfig(backupCommand, argv),
+  restore: (argv) => withSiteConfig(restoreCommand, argv),
 
   backtest: (argv) => backtestCommand(argv),
 

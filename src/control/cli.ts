@@ -54,7 +54,7 @@ export async function planCommand(argv: string[], io: PlanCommandIo): Promise<nu
   const host = config.http.host === '0.0.0.0' || config.http.host === '::' ? '127.0.0.1' : config.http.host;
   const print = (plan: PlanView) => io.out(values.json ? JSON.stringify(plan, null, 2) + '\n' : formatPlan(plan, config.site.timezone));
   if (config.http.port !== 0) {
-    const url = `http://${host.includes(':') ? `[${host}]` : host}:${config.http.port}/api/v1/plan`;
+    const url = `${config.http.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${config.http.port}/api/v1/plan`;
     let res: Response | undefined;
     try {
       res = await fetch(url, { headers: config.http.token ? { authorization: `Bearer ${config.http.token}` } : {}, signal: AbortSignal.timeout(3000) });

@@ -24,6 +24,10 @@ import type { HubPart, HubServices, PartFactory } from './services.js';
 import { DIR_MODE } from './store/atomic.js';
 import { StorageLock, StorageLockedError } from './store/lock.js';
 import { StateStore } from './store/state.js';
+import { backupPart } from './store/backup-part.js';
+import { storageNoticePart } from './store/notices.js';
+import { Discovery, configuredMatcher, discoveryRoutes } from './discovery.js';
+import { watchAnnouncements } from './discovery-mqtt.js';
 import { createTransports, type HubTransports } from './transports/index.js';
 
 export interface HubOptions {
@@ -51,7 +55,7 @@ export interface PluginStatus extends PartStatus {
  * The hub's own parts (tariffs, metering, control, ...), created before the adapters so they hear
  * the first events, started after them, and stopped before them.
  */
-const PARTS: PartFactory[] = [tariffPart(), meteringPart, forecastPart(), controlPart()];
+const PARTS: PartFactory[] = [tariffPart(), meteringPart, forecastPart(), controlPart(), backupPart, storageNoticePart];
 
 interface Running {
   kind: 'adapter' | 'plugin';
@@ -130,6 +134,8 @@ export class Hub {
   constructor(options: HubOptions) {
     this.catalog = options.catalog ?? builtinCatalog;
     const loadOptions = { catalog: this.catalog, env: options.env, checks: hubChecks(this.catalog) };
+    this.loadOptions = loadOptions;
+    this.configFile = options.configFile && options.configText === undefined ? resolve(options.configFile) : undefined;
     this.config = options.configText !== undefined
       ? parseConfig(options.configText, options.configFile ?? 'site.yaml', loadOptions)
       : loadConfigFile(options.configFile ?? 'config/demo.yaml', loadOptions);
@@ -137,6 +143,9 @@ export class Hub {
     if (options.configFile && (options.configText === undefined || options.storageBesideFile)) {
       // storage.dir is relative to the configuration file, not to where the hub was started
       this.config.storage.dir = resolve(dirname(resolve(options.configFile)), this.config.storage.dir);
+      if (this.config.storage.backup) this.config.storage.backup.dir = resolve(dirname(resolve(options.configFile)), this.config.storage.backup.dir);
+      const tls = this.config.http.tls;
+      if (tls) this.config.http.tls = { cert: resolve(dirname(resolve(options.configFile)), tls.cert), key: resolve(dirname(resolve(options.configFile)), tls.key) };
     }
     this.log = options.logger ?? createLogger({ level: this.config.log.level, format: this.config.log.format, secrets: secretsOf(this.config) });
     this.clock = options.clock ?? systemClock;
@@ -284,6 +293,10 @@ export class Hub {
   private parts: HubPart[] = [];
   private transports?: HubTransports;
   private lock?: StorageLock;
+  private readonly loadOptions: Parameters<typeof parseConfig>[2];
+  /** The site file the hub was started from (discovery's Add writes to it). */
+  private readonly configFile?: string;
+  discovery = new Discovery(() => false);
 
   /**
    * Takes the storage lock, opens the stores, binds every listener (HTTP, OCPP, embedded MQTT) and
@@ -334,7 +347,8 @@ export class Hub {
     };
     process.on('uncaughtException', this.onProcessError);
     process.on('unhandledRejection', this.onProcessError);
-    const transports = (this.transports = createTransports({ config: this.config, log: this.log.child({ component: 'transport' }), clock: this.clock, catalog: this.catalog }));
+    const discovery = (this.discovery = new Discovery(configuredMatcher(this.config), () => this.clock.now()));
+    const transports = (this.transports = createTransports({ config: this.config, log: this.log.child({ component: 'transport' }), clock: this.clock, catalog: this.catalog, onDiscovered: (f) => discovery.report(f) }));
     this.services.pluginStatus = this.pluginStatus;
     for (const make of PARTS) this.parts.push(await make(this.services));
 
@@ -376,7 +390,8 @@ export class Hub {
     }
 
     // every listener is bound before any adapter runs: a port in use stops the start here
-    const routes: RouteModule[] = [coreRoutes, ...this.parts.flatMap((p) => (p.routes ? [p.routes] : [])), ...pluginRoutes];
+    const discoveryHost = { configFile: this.configFile, check: (text: string, file: string) => parseConfig(text, file, this.loadOptions), addDevice: (c: HubConfig['devices'][number]) => this.addDevice(c) };
+    const routes: RouteModule[] = [coreRoutes, discoveryRoutes(discovery, discoveryHost), ...this.parts.flatMap((p) => (p.routes ? [p.routes] : [])), ...pluginRoutes];
     this.http = await createHttpServer(this.services, routes);
     try {
       await this.http.listen({ host: this.config.http.host, port: this.config.http.port });
@@ -384,45 +399,10 @@ export class Hub {
       throw new Error(`HTTP cannot listen on ${this.config.http.host}:${this.config.http.port}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
     }
     await transports.listen();
+    // devices announcing themselves on the site's broker (Tasmota, Shelly, Zigbee2MQTT) are listed as found
+    if (this.config.connections.mqtt) watchAnnouncements(transports.mqtt(), (f) => discovery.report(f));
 
-    for (const deviceConfig of this.config.devices) {
-      const def = this.catalog.adapters.find((a) => a.id === deviceConfig.adapter)!;
-      const log = this.log.child({ adapter: def.id, device: deviceConfig.id });
-      const ids = [deviceConfig.id];
-      const markFailed = (err: unknown) => {
-        log.error({ err }, `adapter ${def.id} failed for device ${deviceConfig.id}`);
-        for (const id of ids) this.services.adapterStatus.set(id, { adapter: def.id, status: 'failed', error: String((err as Error)?.message ?? err) });
-      };
-      this.services.adapterStatus.set(deviceConfig.id, { adapter: def.id, status: 'starting' });
-      let instance: AdapterInstance;
-      try {
-        const who = { kind: 'adapter', name: def.id, ids };
-        const { clock, bus } = this.guarded(who);
-        instance = await owner.run(who, () =>
-          def.create({ log, bus, transports, store: state.kv(`device:${deviceConfig.id}`), clock, site: this.site }, deviceConfig),
-        );
-      } catch (err) {
-        markFailed(err);
-        continue;
-      }
-      for (const device of instance.devices) {
-        device.circuit ??= deviceConfig.circuit;
-        this.register(device, deviceConfig);
-        if (!ids.includes(device.id)) ids.push(device.id);
-      }
-      const abort = new AbortController();
-      this.running.push({ kind: 'adapter', name: def.id, ids, instance, abort });
-      try {
-        await owner.run({ kind: 'adapter', name: def.id, ids }, () => withTimeout(instance.start(abort.signal), 10_000, `adapter ${def.id} start`));
-        for (const id of ids) this.services.adapterStatus.set(id, { adapter: def.id, status: 'running' });
-      } catch (err) {
-        markFailed(err);
-        for (const d of instance.devices) {
-          d.available = false;
-          d.error = String((err as Error)?.message ?? err);
-        }
-      }
-    }
+    for (const deviceConfig of this.config.devices) await this.startDevice(deviceConfig, transports, state);
 
     for (const run of runs) {
       const { def, who, ctx } = run;
@@ -446,6 +426,57 @@ export class Hub {
     this.log.info({ url: this.url, devices: this.registry.all().length }, `homeflex is running for site ${this.site.id}`);
   }
 
+  /** Creates and starts the adapter of one device of the site file (at start, or added at run time). */
+  private async startDevice(deviceConfig: HubConfig['devices'][number], transports: HubTransports, state: StateStore): Promise<void> {
+    const def = this.catalog.adapters.find((a) => a.id === deviceConfig.adapter)!;
+    const log = this.log.child({ adapter: def.id, device: deviceConfig.id });
+    const ids = [deviceConfig.id];
+    const markFailed = (err: unknown) => {
+      log.error({ err }, `adapter ${def.id} failed for device ${deviceConfig.id}`);
+      for (const id of ids) this.services.adapterStatus.set(id, { adapter: def.id, status: 'failed', error: String((err as Error)?.message ?? err) });
+    };
+    this.services.adapterStatus.set(deviceConfig.id, { adapter: def.id, status: 'starting' });
+    let instance: AdapterInstance;
+    try {
+      const who = { kind: 'adapter', name: def.id, ids };
+      const { clock, bus } = this.guarded(who);
+      instance = await owner.run(who, () =>
+        def.create({ log, bus, transports, store: state.kv(`device:${deviceConfig.id}`), clock, site: this.site }, deviceConfig),
+      );
+    } catch (err) {
+      markFailed(err);
+      return;
+    }
+    for (const device of instance.devices) {
+      device.circuit ??= deviceConfig.circuit;
+      this.register(device, deviceConfig);
+      if (!ids.includes(device.id)) ids.push(device.id);
+    }
+    const abort = new AbortController();
+    this.running.push({ kind: 'adapter', name: def.id, ids, instance, abort });
+    try {
+      await owner.run({ kind: 'adapter', name: def.id, ids }, () => withTimeout(instance.start(abort.signal), 10_000, `adapter ${def.id} start`));
+      for (const id of ids) this.services.adapterStatus.set(id, { adapter: def.id, status: 'running' });
+    } catch (err) {
+      markFailed(err);
+      for (const d of instance.devices) {
+        d.available = false;
+        d.error = String((err as Error)?.message ?? err);
+      }
+    }
+  }
+
+  /**
+   * Adds a device to the running hub (discovery's Add, after the site file was written and checked):
+   * its adapter is created and started as at start-up, without a restart.
+   */
+  async addDevice(deviceConfig: HubConfig['devices'][number]): Promise<void> {
+    if (!this.transports || !this.services) throw new Error('the hub is not running');
+    if (this.config.devices.some((d) => d.id === deviceConfig.id)) throw new Error(`a device with id "${deviceConfig.id}" exists already`);
+    this.config.devices.push(deviceConfig);
+    await this.startDevice(deviceConfig, this.transports, this.services.state);
+  }
+
   private register(device: Device, config: Record<string, unknown>) {
     this.registry.add(device, config);
     const now = new Date(this.clock.now()).toISOString();
@@ -459,7 +490,7 @@ export class Hub {
     const addr = this.http?.server.address();
     if (!addr || typeof addr === 'string') return '';
     const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-    return `http://${host}:${addr.port}`;
+    return `${this.config.http.tls ? 'https' : 'http'}://${host}:${addr.port}`;
   }
 
   /** Stops HTTP, then plugins and adapters in reverse start order, each within a bounded time. */

@@ -1,4 +1,6 @@
-import { timingSafeEqual, createHash } from 'node:crypto';
+import { timingSafeEqual, createHash, X509Certificate } from 'node:crypto';
+import { readFileSync, unwatchFile, watchFile } from 'node:fs';
+import { createSecureContext, type Server as TlsServer } from 'node:tls';
 import { BlockList, isIP, isIPv4, type Socket } from 'node:net';
 import { hostname } from 'node:os';
 import { Transform, type TransformCallback } from 'node:stream';
@@ -191,8 +193,15 @@ export async function createHttpServer(hub: HubServices, modules: RouteModule[])
   const proxies = proxyList(http.trusted_proxies ?? []);
   if (proxies.bad) throw new Error(`http.trusted_proxies[${proxies.bad.index}]: "${proxies.bad.entry}" is not an IP address or CIDR block`);
   const names = hubNames(http);
+  const tls = http.tls ? readTlsPair(http.tls) : undefined;
   const app = Fastify({
     logger: false,
+    ...(tls ? { https: { cert: tls.cert, key: tls.key } } : {}),
+    // X-Forwarded-For/-Proto/-Host count only from the proxies the site file names
+    trustProxy: (address: string) => {
+      const addr = plainAddress(address);
+      return isIP(addr) !== 0 && proxies.list.check(addr, isIPv4(addr) ? 'ipv4' : 'ipv6');
+    },
     bodyLimit: http.body_limit_bytes,
     // slow and idle clients: headers, the whole request and idle keep-alive each have a deadline,
     // checked every second (node's default is every 30 s)
@@ -206,6 +215,11 @@ export async function createHttpServer(hub: HubServices, modules: RouteModule[])
       void (reply as FastifyReply).status(status).send(errorBody(new ApiError(status, err.code === 'FST_ERR_BAD_URL' ? 'bad_url' : 'invalid_request', err.message)));
     },
   });
+  if (tls && http.tls) {
+    hub.log.info({ cert: http.tls.cert, fingerprint256: tls.fingerprint, valid_to: tls.validTo }, 'serving HTTPS');
+    const stop = watchTls(app.server as unknown as TlsServer, http.tls, tls.fingerprint, hub.log);
+    app.addHook('onClose', async () => stop());
+  }
   // over the caps, a connection is closed as it is accepted: idle sockets cannot use up the hub's
   // file descriptors, and one client cannot take every connection
   app.server.maxConnections = http.max_connections;
@@ -255,6 +269,16 @@ export async function createHttpServer(hub: HubServices, modules: RouteModule[])
     if (undeclared.length) hub.log.warn({ routes: undeclared }, 'HTTP routes that declare no access level need the token like writes');
   });
 
+  /** The Host a trusted proxy says the client asked for (X-Forwarded-Host), if any. */
+  const forwardedHost = (req: FastifyRequest): string | undefined => {
+    const fwd = req.headers['x-forwarded-host'];
+    if (fwd === undefined) return undefined;
+    const addr = plainAddress(req.socket.remoteAddress ?? '');
+    if (!isIP(addr) || !proxies.list.check(addr, isIPv4(addr) ? 'ipv4' : 'ipv6')) return undefined;
+    // several proxies in a row: the first one's (the client's) value
+    return String(Array.isArray(fwd) ? fwd[0] : fwd).split(',')[0].trim();
+  };
+
   /** A client on this machine that nobody forwarded: the only one trusted without a token. */
   const fromThisMachine = (req: FastifyRequest) => {
     const addr = plainAddress(req.socket.remoteAddress ?? '');
@@ -265,7 +289,7 @@ export async function createHttpServer(hub: HubServices, modules: RouteModule[])
 
   app.addHook('onRequest', async (req: FastifyRequest) => {
     // DNS rebinding: a page from evil.example resolving to this hub still says Host: evil.example
-    const authorities = [req.headers.host, absoluteFormAuthority(req.url)].filter((a): a is string => a !== undefined);
+    const authorities = [req.headers.host, absoluteFormAuthority(req.url), forwardedHost(req)].filter((a): a is string => a !== undefined);
     for (const authority of authorities) {
       if (!hostAllowed(authority, names)) {
         // the hub's own names stay out of the answer: after rebinding, the attacker's page reads it
@@ -282,7 +306,7 @@ export async function createHttpServer(hub: HubServices, modules: RouteModule[])
     } else if (!local) throw unauthorized(true);
     if (level === 'write') {
       const origin = req.headers.origin;
-      if (origin !== undefined && !sameSite(origin, req.headers.host, names)) {
+      if (origin !== undefined && !sameSite(origin, req.headers.host, names) && !(forwardedHost(req) !== undefined && sameSite(origin, forwardedHost(req), names))) {
         throw new ApiError(403, 'foreign_origin', `a change requested by a page from ${origin.slice(0, 100)} is refused: only the hub's own pages and programs that send no Origin may change it`);
       }
     }
@@ -311,4 +335,78 @@ export async function createHttpServer(hub: HubServices, modules: RouteModule[])
 
   for (const mod of modules) await app.register(async (scope) => mod(scope, hub), { prefix: mod.prefix ?? '/api/v1' });
   return app;
+}
+
+/** A certificate and key as read from their files, checked to belong together. */
+export function readTlsPair(files: { cert: string; key: string }): { cert: Buffer; key: Buffer; fingerprint: string; validTo: string } {
+  let cert: Buffer;
+  let key: Buffer;
+  try {
+    cert = readFileSync(files.cert);
+  } catch (err) {
+    throw new Error(`http.tls.cert: cannot read ${files.cert} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, { cause: err });
+  }
+  try {
+    key = readFileSync(files.key);
+  } catch (err) {
+    throw new Error(`http.tls.key: cannot read ${files.key} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, { cause: err });
+  }
+  let x509: X509Certificate;
+  try {
+    x509 = new X509Certificate(cert);
+  } catch (err) {
+    throw new Error(`http.tls.cert: ${files.cert} is not a PEM certificate (${(err as Error).message})`, { cause: err });
+  }
+  try {
+    createSecureContext({ cert, key });
+  } catch (err) {
+    throw new Error(`http.tls: the key ${files.key} does not fit the certificate ${files.cert} (${(err as Error).message})`, { cause: err });
+  }
+  return { cert, key, fingerprint: x509.fingerprint256, validTo: new Date(x509.validTo).toISOString() };
+}
+
+/** How often the certificate and key files are looked at for changes. */
+export const TLS_WATCH_MS = 2000;
+
+/**
+ * Watches the certificate and key files (polling their status, which also sees a renewal that
+ * replaces a symbolic link or renames a new file into place) and hands a changed pair to the server:
+ * connections opened from then on get the new certificate, open ones keep theirs. A pair that does
+ * not fit together yet (the certificate renewed, the key not yet written) is tried again at the next
+ * change; the old certificate stays in service meanwhile.
+ */
+export function watchTls(server: TlsServer, files: { cert: string; key: string }, fingerprint: string, log: HubServices['log'], intervalMs = TLS_WATCH_MS): () => void {
+  let current = fingerprint;
+  let timer: NodeJS.Timeout | undefined;
+  let failed: string | undefined;
+  const reload = () => {
+    clearTimeout(timer);
+    // the second file of a renewal usually follows within moments: load both once they settled
+    timer = setTimeout(() => {
+      try {
+        const pair = readTlsPair(files);
+        failed = undefined;
+        if (pair.fingerprint === current) return;
+        server.setSecureContext({ cert: pair.cert, key: pair.key });
+        log.info({ cert: files.cert, fingerprint256: pair.fingerprint, was: current, valid_to: pair.validTo }, 'HTTPS certificate reloaded; new connections get the new one');
+        current = pair.fingerprint;
+      } catch (err) {
+        const message = (err as Error).message;
+        if (message !== failed) log.error({ err }, `HTTPS certificate not reloaded, the previous one stays in service: ${message}`);
+        failed = message;
+      }
+    }, Math.min(500, intervalMs));
+    timer.unref();
+  };
+  const onChange = (now: { mtimeMs: number; ino: number; size: number }, prev: { mtimeMs: number; ino: number; size: number }) => {
+    if (now.mtimeMs !== prev.mtimeMs || now.ino !== prev.ino || now.size !== prev.size) reload();
+  };
+  const opts = { interval: intervalMs, persistent: false };
+  watchFile(files.cert, opts, onChange);
+  watchFile(files.key, opts, onChange);
+  return () => {
+    clearTimeout(timer);
+    unwatchFile(files.cert, onChange);
+    unwatchFile(files.key, onChange);
+  };
 }

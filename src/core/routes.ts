@@ -71,7 +71,7 @@ export function deviceView(device: Device, hub: HubServices) {
 }
 
 /** The state file and the meter store: whether writes succeed, and acknowledged data found damaged. */
-function storageHealth(hub: HubServices) {
+export function storageHealth(hub: HubServices) {
   const state = hub.state.health;
   const meters = hub.metering?.store.health;
   const problems: string[] = [];

@@ -55,7 +55,7 @@ export async function forecastCheckCommand(argv: string[], io: ForecastCheckIo):
       const config = io.loadConfig(file);
       if (!config.http.port) throw new CheckError(`${file}: http.port is 0 (chosen when the hub starts); pass --url with the address the hub logged`);
       const host = config.http.host === '0.0.0.0' || config.http.host === '::' ? '127.0.0.1' : config.http.host;
-      base = `http://${host.includes(':') ? `[${host}]` : host}:${config.http.port}`;
+      base = `${config.http.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${config.http.port}`;
       token ??= config.http.token;
       timezone = config.site.timezone;
     }

@@ -297,6 +297,8 @@ export interface SegmentHeader {
   sessions: string[];
   streams: StreamSummary[];
   sections: { rows: SectionRef; buckets: SectionRef };
+  /** When the month's minute-level records were rolled up to 15-minute ones (epoch ms); absent: never. */
+  rolled_up?: number;
 }
 
 /** 15-minute buckets of one partition: energy per bucket and flow (direction × tariff rate). */

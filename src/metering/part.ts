@@ -5,6 +5,7 @@ import { meteringRoutes } from './routes.js';
 import type { DeviceKind } from './savings.js';
 import { MeteringService, type DeviceInfo } from './service.js';
 import { SessionRecorder } from './sessions.js';
+import { sessionFinishedNotice } from './session-notice.js';
 import { ApiMeterCap, DEFAULT_MAX_API_METERS } from './meter-cap.js';
 import { MeterStore } from './store.js';
 import { siteGridMeterId } from '../api/grid-meter.js';
@@ -22,7 +23,8 @@ const kindOfDevice = (d: Device | undefined): DeviceKind =>
  */
 export const meteringPart: PartFactory = async (hub) => {
   const log = hub.log.child({ component: 'metering' });
-  const store = await MeterStore.open(join(hub.config.storage.dir, 'metering'), { log });
+  const days = hub.config.storage.minute_records_days;
+  const store = await MeterStore.open(join(hub.config.storage.dir, 'metering'), { log, rollUpAfterMs: days === undefined ? undefined : days * 86_400_000 });
   for (const problem of store.problems) log.warn(problem);
   for (const d of store.damage.filter((x) => x.aside && !store.problems.some((p) => p.startsWith(x.file)))) {
     log.error({ file: d.file, kept_in: d.aside, records: d.records, first_time: d.firstTime, last_time: d.lastTime }, `damaged meter data set aside earlier is still in ${d.aside}: its records are not in any query; delete the file once dealt with (homeflex store check lists it)`);
@@ -53,6 +55,7 @@ export const meteringPart: PartFactory = async (hub) => {
     hub.bus.on('session.ended', ({ deviceId, sessionId }) => {
       metering.onSessionEnded(deviceId, sessionId);
       recordSession(deviceId);
+      void sessionFinishedNotice(hub, metering, deviceId, sessionId).catch((err: unknown) => log.warn({ err, device: deviceId, session: sessionId }, 'no session_finished notice'));
     }),
   ];
   let timer: NodeJS.Timeout | undefined;

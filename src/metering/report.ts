@@ -106,7 +106,7 @@ export async function reportCommand(argv: string[], io: ReportIo): Promise<numbe
       const config = io.loadConfig(file);
       if (!config.http.port) throw new ReportError(`${file}: http.port is 0 (chosen when the hub starts); pass --url with the address the hub logged`);
       const host = config.http.host === '0.0.0.0' || config.http.host === '::' ? '127.0.0.1' : config.http.host;
-      base = `http://${host.includes(':') ? `[${host}]` : host}:${config.http.port}`;
+      base = `${config.http.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${config.http.port}`;
       token ??= config.http.token;
     }
     const api = `${base.replace(/\/+$/, '')}/api/v1`;

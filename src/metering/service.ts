@@ -156,7 +156,8 @@ export class MeteringService {
     if (!ops.length) return batch;
     const outcomes = await this.store.write(ops);
     this.tally(batch, outcomes, ops, nums);
-    if (batch.records_processed === 0 && outcomes.some((o) => typeof o === 'object')) {
+    // records refused for what they are (a rolled-up month) are listed; only a store that cannot write is 503
+    if (batch.records_processed === 0 && outcomes.some((o) => typeof o === 'object' && !o.refused)) {
       throw new ApiError(503, 'store_unavailable', `no record could be stored: ${(outcomes.find((o) => typeof o === 'object') as { error: string }).error}`);
     }
     return batch;
@@ -231,7 +232,7 @@ export class MeteringService {
       else batch.records_processed++;
     }
     batch.failed_records.sort((a, b) => a.record_num - b.record_num);
-    if (batch.records_processed === 0 && batch.failed_records.length && !req.failed.length && !result.refused.size) throw new ApiError(503, 'store_unavailable', `no reading could be stored: ${batch.failed_records[0].error}`);
+    if (batch.records_processed === 0 && batch.failed_records.length && !req.failed.length && !result.refused.size && !result.outcomes.some((o) => typeof o === 'object' && o.refused)) throw new ApiError(503, 'store_unavailable', `no reading could be stored: ${batch.failed_records[0].error}`);
     return batch;
   }
 

@@ -24,6 +24,7 @@ import {
 } from './codec.js';
 import type { RegisterPoint } from './cumulative.js';
 import { PartitionTable, type Outcome } from './partition.js';
+import { rollUpColumns } from './retention.js';
 import { BUCKET_MS, FLAG_REGISTER, MAX_RECORD_MS, flowOf, isRegister, monthOf, monthStart, monthsFor, nextMonth, type RowOp } from './records.js';
 
 /**
@@ -48,7 +49,21 @@ export class MeterStoreError extends Error {
   }
 }
 
-export type WriteOutcome = Outcome | { error: string };
+/** `refused`: the records were refused for what they are (not a store failure). */
+export type WriteOutcome = Outcome | { error: string; refused?: boolean };
+
+/** Files of the store as they were at one moment (see `MeterStore.snapshot`): read `size` bytes of each `fd`. */
+export interface MeterStoreSnapshot {
+  /** The store's format version. */
+  version: number;
+  /** Paths relative to the store's directory. */
+  files: { name: string; fd: number; size: number }[];
+  /** Closes the files and lets compaction run again. */
+  release(): void;
+}
+
+/** The meter store format version this homeflex writes (FORMAT in the store's directory). */
+export const METER_STORE_VERSION = 1;
 
 /** Acknowledged data the store found damaged: where it was, what it held, where its bytes are kept. */
 export interface DamageReport {
@@ -91,6 +106,8 @@ export interface MeterStoreOptions {
   readOnly?: boolean;
   /** Rows kept in memory over all loaded partitions before the least recently used are dropped. */
   maxLoadedRows?: number;
+  /** Months that ended longer ago than this are rolled up from minute-level to 15-minute records (unset: kept as recorded). */
+  rollUpAfterMs?: number;
   /** A partition whose log grows past this many bytes is compacted into its segment. */
   compactLogBytes?: number;
   log?: Logger;
@@ -124,7 +141,7 @@ interface StreamState {
 }
 
 const FORMAT_FILE = 'FORMAT';
-const FORMAT = { format: 'homeflex-meter-store', version: 1 };
+const FORMAT = { format: 'homeflex-meter-store', version: METER_STORE_VERSION };
 const PART_FILE = /^(\d{4}-\d{2})\.(seg|log)$/;
 
 const streamKey = (subject: string, flags: number) => `${subject}|${flowOf(flags)}`;
@@ -157,12 +174,14 @@ export class MeterStore {
   private readonly readOnly: boolean;
   private readonly maxLoadedRows: number;
   private readonly compactLogBytes: number;
+  private readonly rollUpAfterMs?: number;
   private readonly now: () => number;
 
   private constructor(readonly dir: string, private readonly options: MeterStoreOptions) {
     this.readOnly = options.readOnly ?? false;
     this.maxLoadedRows = options.maxLoadedRows ?? 1_000_000;
     this.compactLogBytes = options.compactLogBytes ?? 4 * 1024 * 1024;
+    this.rollUpAfterMs = options.rollUpAfterMs;
     this.now = options.now ?? Date.now;
   }
 
@@ -568,6 +587,13 @@ export class MeterStore {
     await Promise.all(
       [...groups].map(async ([p, idx]) => {
         const mine = idx.map((i) => ops[i]);
+        if (p.seg?.rolled_up) {
+          // minute-level records of this month were rolled up (storage.minute_records_days): a late
+          // record would be counted twice beside the quarter-hour rows that already hold it
+          const error = `not stored: ${p.month} of ${p.subject} is past storage.minute_records_days and was rolled up to 15-minute records on ${new Date(p.seg.rolled_up).toISOString()}; records of it are no longer taken`;
+          idx.forEach((i) => (outcomes[i] = { error, refused: true }));
+          return;
+        }
         try {
           if (this.formatPending) {
             writeFileAtomicSync(join(this.dir, FORMAT_FILE), JSON.stringify(FORMAT) + '\n');
@@ -655,9 +681,11 @@ export class MeterStore {
     this.writeFailure = undefined;
   }
 
-  /** Rewrites a partition as one segment and empties its log. */
-  private async compact(p: Partition) {
-    if (p.broken || (p.logSize === 0 && p.seg)) return;
+  /** Rewrites a partition as one segment and empties its log (`force`: also without a log; `rolledUp`: marks the segment rolled up then). */
+  private async compact(p: Partition, opts: { force?: boolean; rolledUp?: number } = {}) {
+    if (p.broken || (p.logSize === 0 && p.seg && !opts.force)) return;
+    // a backup is reading the logs up to the sizes it noted: emptying one now would lose its rows
+    if (this.snapshotsOpen > 0) return;
     const table = this.load(p);
     const rows = table.liveColumns();
     const buckets = table.buckets();
@@ -681,7 +709,8 @@ export class MeterStore {
     }
     const sessions = new Set<string>();
     for (let i = 0; i < rows.n; i++) if (rows.session[i] >= 0) sessions.add(rows.strings[rows.session[i]]);
-    const header = { subject: p.subject, month: p.month, generation: (p.seg?.generation ?? 0) + 1, rows: rows.n, intervals, firstTime, lastTime, sessions: [...sessions], streams: [...streams.values()] };
+    const rolledUp = opts.rolledUp ?? p.seg?.rolled_up;
+    const header = { subject: p.subject, month: p.month, generation: (p.seg?.generation ?? 0) + 1, rows: rows.n, intervals, firstTime, lastTime, sessions: [...sessions], streams: [...streams.values()], ...(rolledUp ? { rolled_up: rolledUp } : {}) };
     const bytes = encodeSegment(header, rows, buckets);
     mkdirSync(p.dir, { recursive: true, mode: DIR_MODE });
     const file = this.segFile(p);
@@ -755,6 +784,7 @@ export class MeterStore {
         }
       }
     }
+    if (thorough && this.rollUpAfterMs !== undefined) await this.rollUpOld(now);
     if (this.loadedRows <= this.maxLoadedRows) return;
     const loaded = all.filter((p) => p.table).sort((a, b) => a.lastUsed - b.lastUsed);
     for (const p of loaded) {
@@ -796,6 +826,95 @@ export class MeterStore {
       }
     }
     return [...this.damage];
+  }
+
+  private snapshotsOpen = 0;
+
+  /**
+   * A consistent view of the store's files for a backup, taken between writes: every write
+   * acknowledged before the call is in it, none that starts after. Segments are held open (a
+   * compaction that replaces one leaves the open file as it was) and logs are read only up to their
+   * size at this moment; until `release`, no log is emptied by compaction (writes go on).
+   */
+  snapshot(): Promise<MeterStoreSnapshot> {
+    return this.exclusive(() => {
+      const files: MeterStoreSnapshot['files'] = [];
+      const opened: number[] = [];
+      let released = false;
+      this.snapshotsOpen++;
+      const release = () => {
+        if (released) return;
+        released = true;
+        this.snapshotsOpen--;
+        for (const fd of opened) {
+          try {
+            closeSync(fd);
+          } catch {
+            // already closed
+          }
+        }
+      };
+      try {
+        const formatFile = join(this.dir, FORMAT_FILE);
+        if (existsSync(formatFile)) {
+          const fd = openSync(formatFile, 'r');
+          opened.push(fd);
+          files.push({ name: FORMAT_FILE, fd, size: fstatSync(fd).size });
+        }
+        for (const months of this.parts.values()) {
+          for (const p of months.values()) {
+            const sub = p.dir.slice(this.dir.length + 1);
+            if (p.seg && existsSync(this.segFile(p))) {
+              const fd = openSync(this.segFile(p), 'r');
+              opened.push(fd);
+              files.push({ name: `${sub}/${p.month}.seg`, fd, size: fstatSync(fd).size });
+            }
+            if (p.logSize > 0) {
+              const fd = openSync(this.logFile(p), 'r');
+              opened.push(fd);
+              files.push({ name: `${sub}/${p.month}.log`, fd, size: p.logSize });
+            }
+          }
+        }
+      } catch (err) {
+        release();
+        throw err;
+      }
+      return { version: FORMAT.version, files, release };
+    });
+  }
+
+  /**
+   * Rolls up the months that ended more than `rollUpAfterMs` ago and are not rolled up yet: their
+   * minute-level records become 15-minute records (see rollUpColumns); energy and costs stay the
+   * same. A month is looked at once: its segment then says it was rolled up.
+   */
+  private async rollUpOld(now: number) {
+    if (this.snapshotsOpen > 0 || this.rollUpAfterMs === undefined) return;
+    for (const months of this.parts.values()) {
+      for (const p of months.values()) {
+        if (p.broken || p.seg?.rolled_up || monthStart(nextMonth(p.month)) + this.rollUpAfterMs > now) continue;
+        try {
+          const wasLoaded = p.table !== undefined;
+          const before = this.load(p);
+          const n = before.liveRows;
+          const rolled = rollUpColumns(before.liveColumns());
+          this.unload(p);
+          p.table = PartitionTable.fromColumns(rolled);
+          this.loadedRows += p.table.n;
+          await this.compact(p, { force: true, rolledUp: now });
+          this.options.log?.info({ subject: p.subject, month: p.month, rows_before: n, rows_after: rolled.n }, `meter records of ${p.subject} in ${p.month} rolled up to 15 minutes (storage.minute_records_days)`);
+          if (!wasLoaded) this.unload(p);
+        } catch (err) {
+          this.options.log?.error({ err, subject: p.subject, month: p.month }, 'rolling up old meter records failed; they stay as they are');
+        }
+      }
+    }
+  }
+
+  /** Runs the roll-up of old months now (tests; the hub does it with its maintenance). */
+  rollUpNow(): Promise<void> {
+    return this.exclusive(() => this.rollUpOld(this.now()));
   }
 
   /** Compacts every partition that has a log (tests and benchmarks; the hub does it in the background). */

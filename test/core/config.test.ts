@@ -38,7 +38,7 @@ describe('configuration', () => {
     expect(problems.slice(0, 4)).toEqual([
       'site.yaml:4:13 site.currency: "euro" does not match the allowed form ^[A-Z]{3}$',
       'site.yaml:6:9 http.port: must be a whole number, got "eighty"',
-      'site.yaml:7:3 http.colour: unknown key "colour" (allowed: host, port, token, body_limit_bytes, json_max_depth, allowed_hosts, trusted_proxies, headers_timeout_ms, request_timeout_ms, keep_alive_timeout_ms, max_connections, max_connections_per_client)',
+      'site.yaml:7:3 http.colour: unknown key "colour" (allowed: host, port, token, body_limit_bytes, json_max_depth, allowed_hosts, trusted_proxies, headers_timeout_ms, request_timeout_ms, keep_alive_timeout_ms, max_connections, max_connections_per_client, tls)',
       'site.yaml:9:40 devices[0].phases: unknown value 2 (known: 1, 3)',
     ]);
   });

@@ -10,7 +10,7 @@ import { describe, it } from 'vitest';
  * `.ci/run` installs every peer and sets HOMEFLEX_REQUIRE_PEERS=1, which turns a missing peer into
  * a failing test, so CI never passes with interop tests silently skipped.
  */
-export type PeerName = 'mosquitto' | 'pymodbus' | 'socat' | 'chromium' | 'postgresql' | 'systemd' | 'root' | 'aiosmtpd';
+export type PeerName = 'mosquitto' | 'pymodbus' | 'socat' | 'chromium' | 'postgresql' | 'systemd' | 'root' | 'aiosmtpd' | 'openssl';
 
 interface PeerSpec {
   what: string;
@@ -72,6 +72,11 @@ const PEERS: Record<PeerName, PeerSpec> = {
       const r = spawnSync(SYSTEM_PYTHON, ['-c', 'import pymodbus'], { stdio: 'ignore', timeout: 20_000 });
       return r.status === 0 ? undefined : `${SYSTEM_PYTHON} cannot import pymodbus`;
     },
+  },
+  openssl: {
+    what: 'the openssl command (certificates made at test time for HTTPS)',
+    install: 'apt-get install openssl',
+    probe: needCommands('openssl'),
   },
   socat: {
     what: 'socat (pseudo-terminal pairs for Modbus RTU)',

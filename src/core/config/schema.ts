@@ -64,6 +64,15 @@ export const HttpSchema = StrictObject({
   keep_alive_timeout_ms: Type.Integer({ minimum: 100, maximum: 600_000, default: 5_000, description: 'An idle kept-alive connection is closed after this time' }),
   max_connections: Type.Integer({ minimum: 8, maximum: 100_000, default: 256, description: 'Connections open at once; further ones are closed as they are accepted' }),
   max_connections_per_client: Type.Integer({ minimum: 1, maximum: 100_000, default: 32, description: 'Connections open at once from one LAN address (this machine and trusted_proxies excepted), so one client cannot take them all' }),
+  tls: Type.Optional(
+    StrictObject(
+      {
+        cert: Type.String({ minLength: 1, description: 'PEM certificate chain file (relative to this file); reloaded when it changes' }),
+        key: Type.String({ minLength: 1, description: 'PEM private key file (relative to this file); reloaded when it changes' }),
+      },
+      'Serve HTTPS instead of HTTP with this certificate and key',
+    ),
+  ),
 });
 
 /** What `http` is when the file leaves keys (or the whole section) out: the schema's defaults. */
@@ -75,6 +84,19 @@ export const StorageSchema = StrictObject({
   dir: Type.String({ default: './data', description: 'Where the hub keeps its state and meter records' }),
   max_api_meters: Type.Optional(
     Type.Integer({ minimum: 0, default: 200, description: 'Most meters the HTTP API may add that no device in this file names (each is a directory of meter records); past it such records are refused with 422 too_many_meters' }),
+  ),
+  minute_records_days: Type.Optional(
+    Type.Integer({ minimum: 1, maximum: 36500, description: 'Meter records finer than 15 minutes are kept this many days after their month ended, then rolled up to 15-minute records (energy and costs unchanged); unset: kept as recorded' }),
+  ),
+  backup: Type.Optional(
+    StrictObject(
+      {
+        dir: Type.String({ minLength: 1, description: 'Folder the nightly backups go to (relative to this file); best on another disk' }),
+        keep: Type.Integer({ minimum: 1, maximum: 3650, default: 7, description: 'Nightly backups kept; older ones in the folder are deleted' }),
+        at: Type.String({ pattern: '^([01][0-9]|2[0-3]):[0-5][0-9]$', default: '03:30', description: 'Local time (site.timezone) the nightly backup is made, HH:MM' }),
+      },
+      'A backup of the state and meter records every night, e.g. backup: { dir: /mnt/usb/homeflex }',
+    ),
   ),
 });
 

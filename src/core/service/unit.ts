@@ -10,6 +10,8 @@ export interface UnitOptions {
   configFile: string;
   /** Absolute storage directory (the only place the service may write). */
   storageDir: string;
+  /** Absolute folder of the nightly backups (storage.backup.dir), also writable. */
+  backupDir?: string;
   user: string;
   group: string;
   /** The node binary and the arguments that run homeflex's CLI (`dist/src/cli.js`, or tsx + src/cli.ts in a checkout). */
@@ -54,7 +56,7 @@ KillMode=mixed
 SyslogIdentifier=homeflex
 # hardening: nothing but the storage directory is writable; no privilege can be gained
 ProtectSystem=strict
-ReadWritePaths=${o.storageDir}
+ReadWritePaths=${o.storageDir}${o.backupDir ? ` ${o.backupDir}` : ''}
 ProtectHome=read-only
 PrivateTmp=yes
 PrivateDevices=no
@@ -164,6 +166,7 @@ export async function installServiceCommand(argv: string[], io: InstallIo): Prom
   const unit = serviceUnit({
     configFile,
     storageDir,
+    backupDir: config.storage.backup ? resolve(dirname(configFile), config.storage.backup.dir) : undefined,
     user: values.user!,
     group: values.user!,
     node: process.execPath,

@@ -12,6 +12,23 @@ export interface TransportContext {
   clock: Clock;
   /** Adapters of this build (the embedded MQTT broker reads each device's topics from them); without it, logins get only the topics listed in the YAML. */
   catalog?: Catalog;
+  /** Told of devices found on a connection that no device of the site file is (discovery). */
+  onDiscovered?: (found: FoundDevice) => void;
+}
+
+/** A device a transport found that the site file does not configure. */
+export interface FoundDevice {
+  /** Where it was found: ocpp, tasmota, shelly, zigbee2mqtt, sunspec. */
+  source: string;
+  /** The adapter that would drive it. */
+  adapter: string;
+  /** Unique within the source (charger identity, MQTT topic, IEEE address). */
+  key: string;
+  name: string;
+  /** What is known of it (address, model, firmware …). */
+  details: Record<string, unknown>;
+  /** Device keys for the site file besides id and adapter (topics, identity). */
+  config?: Record<string, unknown>;
 }
 
 /** A shared transport with its lifecycle; the host stops them after the adapters. */

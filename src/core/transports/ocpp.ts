@@ -209,6 +209,8 @@ export interface OcppServerOptions {
   port: number;
   path: string;
   allowUnknown: boolean;
+  /** Told of every charger that dials in under an identity no device claims (discovery). */
+  onUnknown?: (charger: { identity: string; remoteAddress?: string; protocols: string[]; password: boolean }) => void;
   /** Server certificate and key; `ca` signs chargers' client certificates (subject CN = identity). */
   tls?: { cert: string; key: string; ca?: string };
   callTimeoutMs?: number;
@@ -317,6 +319,13 @@ export class OcppServer implements OcppTransport {
       return reject(404, 'Not found');
     }
     const claim = this.claims.get(identity);
+    if (!claim) {
+      try {
+        this.options.onUnknown?.({ identity, remoteAddress: from, protocols: [...hs.protocols], password: !!hs.password });
+      } catch (err) {
+        this.log.warn({ err }, 'discovery of an unknown charger failed');
+      }
+    }
     if (!claim && !this.options.allowUnknown) {
       refuse('unknown', {}, `unknown charger identity "${identity}" refused (401); add a device with identity: ${identity} or set connections.ocpp.allow_unknown`);
       return reject(401, 'Unauthorized');
@@ -404,6 +413,7 @@ export function createOcppTransport(ctx: TransportContext): Managed<OcppTranspor
       port: c.port ?? 9000,
       path: c.path ?? '/ocpp',
       allowUnknown: c.allow_unknown ?? false,
+      onUnknown: ctx.onDiscovered ? (ch) => ctx.onDiscovered!({ source: 'ocpp', adapter: 'ocpp', key: ch.identity, name: ch.identity, details: { identity: ch.identity, address: ch.remoteAddress ?? null, protocols: ch.protocols, sent_password: ch.password } }) : undefined,
       maxFrameBytes: c.max_frame_bytes,
       tls: c.tls ? { cert: resolve(base, c.tls.cert), key: resolve(base, c.tls.key), ca: c.tls.ca === undefined ? undefined : resolve(base, c.tls.ca) } : undefined,
     },

@@ -4,6 +4,7 @@ import { facts, h, replace } from '../dom.js';
 import * as fmt from '../format.js';
 import { deviceKind, KIND_LABEL } from '../model.js';
 import { badge, empty } from '../widgets.js';
+import { foundSection } from './found.js';
 
 function readings(app, d) {
   const meter = d.state?.meter;
@@ -79,7 +80,8 @@ function deviceSection(app, d) {
 export function devicesView(root, app) {
   const summary = h('div', { class: 'stats bar' });
   const list = h('div', { class: 'device-list' });
-  replace(root, summary, list);
+  const found = foundSection(app);
+  replace(root, summary, list, found.el);
   const sections = new Map();
   const render = () => {
     const devices = [...app.devices.values()];
@@ -105,5 +107,5 @@ export function devicesView(root, app) {
   };
   render();
   const offs = [app.on('devices', render), app.on('meter', render)];
-  return { destroy: () => offs.forEach((off) => off()) };
+  return { destroy: () => (offs.forEach((off) => off()), found.destroy()) };
 }

@@ -2,7 +2,7 @@ import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import type { PriceSeries, TimeWindow } from '../src/api/index.js';
+import { firstEndingAfter, type PriceSeries, type TimeWindow } from '../src/api/index.js';
 import { Hub } from '../src/core/host.js';
 import { createLogger } from '../src/core/logging.js';
 import { deviceSubject, flagsOf, type RowOp } from '../src/metering/records.js';
@@ -27,15 +27,8 @@ function quarterHourPrices(): PriceSeries {
 }
 
 function slice(series: PriceSeries, w: TimeWindow): PriceSeries {
-  let lo = 0;
-  let hi = series.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (series[mid].end <= w.start) lo = mid + 1;
-    else hi = mid;
-  }
   const out: PriceSeries = [];
-  for (let i = lo; i < series.length && series[i].start < w.end; i++) out.push(series[i]);
+  for (let i = firstEndingAfter(series, w.start); i < series.length && series[i].start < w.end; i++) out.push(series[i]);
   return out;
 }
 

@@ -1,6 +1,6 @@
+import { DAY } from '../../src/api/time.js';
 /** Physics of the simulated devices: plain functions so tests can check them directly. */
 
-const DAY = 86_400_000;
 
 /** Clear-sky PV output as a share of kWp at instant `t`, for a site at `latitude` (degrees). */
 export function sunShare(t: number, latitude: number, tzOffsetMin: number): number {

@@ -7,5 +7,8 @@ export * from './forecast.js';
 export * from './logger.js';
 export * from './plugin.js';
 export * from './series.js';
+export * from './time.js';
+export * from './surcharge.js';
+export * from './cron.js';
 export * from './transports.js';
 export * from './device-config.js';

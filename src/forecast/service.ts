@@ -1,6 +1,6 @@
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import cron, { type ScheduledTask } from 'node-cron';
-import { isRetryable, type Clock, type EpochMs, type ForecastPoint, type ForecastSource, type ForecastSourceDefinition, type Logger, type PvArraySpec, type SiteInfo } from '../api/index.js';
+import { DAY, entryAt, HOUR, isRetryable, type Clock, type EpochMs, type ForecastPoint, type ForecastSource, type ForecastSourceDefinition, type Logger, type PvArraySpec, type SiteInfo } from '../api/index.js';
 import type { HubConfig } from '../core/config/schema.js';
 import {
   arrayAcPowerW,
@@ -20,8 +20,6 @@ import {
 } from '../optimiser/forecast/index.js';
 import { ForecastStore } from './store.js';
 
-const HOUR = 3_600_000;
-const DAY = 24 * HOUR;
 
 /** What the site planner asks of the forecasts (src/control/model.ts). */
 export interface SiteForecasts {
@@ -294,14 +292,7 @@ export class ForecastService implements SiteForecasts {
   outdoorC(t: EpochMs): number | undefined {
     const w = this.source?.weather?.();
     if (!w?.length) return undefined;
-    let lo = 0;
-    let hi = w.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (w[mid].end <= t) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo < w.length && w[lo].start <= t ? w[lo].tempC : undefined;
+    return entryAt(w, t)?.tempC;
   }
 
   /**

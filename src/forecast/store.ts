@@ -1,8 +1,8 @@
 import { appendFile, mkdir, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ForecastSnapshot } from '../optimiser/forecast/index.js';
+import { DAY } from '../api/time.js';
 
-const DAY = 86_400_000;
 
 /** Measured mean power per equal step from `start` (W); null where nothing was measured. */
 export interface MeasuredSeries {

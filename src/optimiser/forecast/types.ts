@@ -1,4 +1,4 @@
-import type { EpochMs } from '../../api/series.js';
+import { firstEndingAfter, type EpochMs } from '../../api/series.js';
 
 /** A planning slot `[start, end)`. */
 export interface ForecastSlot {
@@ -39,17 +39,9 @@ export interface EnergyInterval {
 
 /** Mean power (W) of `history` over `[start, end)` and the share of that window it covers. */
 export function meanPowerW(history: readonly EnergyInterval[], start: EpochMs, end: EpochMs): { powerW: number; coverage: number } {
-  // binary search for the first interval that ends after `start`
-  let lo = 0;
-  let hi = history.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (history[mid].end <= start) lo = mid + 1;
-    else hi = mid;
-  }
   let wh = 0;
   let covered = 0;
-  for (let i = lo; i < history.length && history[i].start < end; i++) {
+  for (let i = firstEndingAfter(history, start); i < history.length && history[i].start < end; i++) {
     const r = history[i];
     const overlap = Math.min(end, r.end) - Math.max(start, r.start);
     if (overlap <= 0) continue;

@@ -10,5 +10,7 @@ export * from './series.js';
 export * from './time.js';
 export * from './surcharge.js';
 export * from './cron.js';
+export * from './yaml.js';
+export * from './availability.js';
 export * from './transports.js';
 export * from './device-config.js';

@@ -10,6 +10,7 @@ import {
   errorsByHorizon,
   fitPvCalibration,
   seriesForecast,
+  sumForecasts,
   withLearnedQuantiles,
   type CalibrationPair,
   type EnergyInterval,
@@ -202,15 +203,7 @@ export class ForecastService implements SiteForecasts {
   /** Sum of the source's forecasts of some arrays; NaN where any of them has no forecast. */
   private sourceForecast(arrayIds: string[]): PowerForecast {
     const parts = arrayIds.map((id) => seriesForecast(this.arrayPoints(id), id, nanForecast));
-    const sum = (lists: number[][], n: number) => Array.from({ length: n }, (_, i) => lists.reduce((a, l) => a + l[i], 0));
-    const forecast: PowerForecast = { name: this.source?.describe() ?? 'no source', powerW: (slots) => sum(parts.map((p) => p.powerW(slots)), slots.length) };
-    if (parts.some((p) => p.quantilesW)) {
-      forecast.quantilesW = (slots) => {
-        const qs = parts.map((p) => p.quantilesW?.(slots) ?? { p10: p.powerW(slots), p50: p.powerW(slots), p90: p.powerW(slots) });
-        return { p10: sum(qs.map((q) => q.p10), slots.length), p50: sum(qs.map((q) => q.p50), slots.length), p90: sum(qs.map((q) => q.p90), slots.length) };
-      };
-    }
-    return forecast;
+    return sumForecasts(parts, this.source?.describe() ?? 'no source');
   }
 
   /** The source where it has values, `fallback` elsewhere; says how many slots the fallback filled. */

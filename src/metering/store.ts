@@ -14,6 +14,7 @@ import {
   encodeRows,
   encodeSegment,
   frame,
+  grownColumn,
   readSection,
   scanLog,
   type LogScan,
@@ -1013,11 +1014,7 @@ export class IntervalBuilder {
   push(start: number, end: number, energy: number, flags: number, confidence: number, session: string | null, ref: string | null) {
     if (this.n === this.start.length) {
       const cap = this.n * 2;
-      const g = <T extends Float64Array | Float32Array | Uint8Array>(a: T, Type: { new (n: number): T }) => {
-        const b = new Type(cap);
-        b.set(a);
-        return b;
-      };
+      const g = <T extends Float64Array | Float32Array | Uint8Array>(a: T, Type: { new (n: number): T }) => grownColumn(a, Type, cap);
       this.start = g(this.start, Float64Array);
       this.end = g(this.end, Float64Array);
       this.energy = g(this.energy, Float64Array);

@@ -1,14 +1,15 @@
-import { cpSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { builtinCatalog } from '../../src/core/catalog.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { hubChecks } from '../../src/core/config/checks.js';
 import { loadConfigFile } from '../../src/core/config/load.js';
 import { Hub } from '../../src/core/host.js';
-import { createLogger } from '../../src/core/logging.js';
+import { ForecastStore } from '../../src/forecast/store.js';
+import { PriceHistory, TARIFF_HISTORY_VERSION } from '../../src/tariff/history.js';
+import { quietLog } from '../peers/http-server.js';
 
 /**
  * Upgrades (issue 16 item 7): a site file and the storage directory the v0.1.0 hub wrote with it
@@ -32,8 +33,6 @@ const V010_COSTS: Record<string, { IMPORT: [number, number]; EXPORT: [number, nu
 };
 /** Records per meter as v0.1.0 listed them (GET /meters). */
 const V010_RECORDS: Record<string, number> = { battery: 67, dishwasher: 120, ev: 10, house: 159, pv: 159 };
-
-const quiet = () => createLogger({ destination: new Writable({ write: (_c, _e, cb) => cb() }), level: 'warn' });
 
 /** A copy of the fixture in a fresh directory (the hub writes to its storage). */
 function copyFixture(): string {
@@ -64,7 +63,7 @@ describe('the v0.1.0 fixtures (issue 16 item 7)', { timeout: 60_000 }, () => {
   it('a hub on the v0.1.0 storage lists the same meters and answers the same costs', async () => {
     const dir = copyFixture();
     // a day after the records, so the simulated devices write nothing inside the window
-    hub = new Hub({ configFile: join(dir, 'site.yaml'), clock: new ManualClock('2026-12-03T12:00:00Z'), logger: quiet() });
+    hub = new Hub({ configFile: join(dir, 'site.yaml'), clock: new ManualClock('2026-12-03T12:00:00Z'), logger: quietLog });
     await hub.start();
 
     const meters = (await api('/meters')).data as { id: string; records: number }[];
@@ -82,5 +81,32 @@ describe('the v0.1.0 fixtures (issue 16 item 7)', { timeout: 60_000 }, () => {
     if (process.env.HOMEFLEX_PRINT_FIXTURE) console.log(JSON.stringify(costs));
     for (const [id, n] of Object.entries(V010_RECORDS)) expect(records[id], `records of ${id}`).toBe(n);
     expect(costs).toEqual(V010_COSTS);
+  });
+
+  it('after the hub opened it, every stored document carries its version; a newer one is refused', async () => {
+    const dir = copyFixture();
+    const storage = join(dir, 'storage');
+    // what v0.1.0 left without a version: the tariff history files and the forecast store
+    expect(JSON.parse(readFileSync(join(storage, 'tariff-history', 'meta.json'), 'utf8')).version).toBeUndefined();
+    expect(readdirSync(join(storage, 'forecasts'))).not.toContain('FORMAT');
+    hub = new Hub({ configFile: join(dir, 'site.yaml'), clock: new ManualClock('2026-12-03T12:00:00Z'), logger: quietLog });
+    await hub.start();
+    await hub.stop();
+    hub = undefined;
+    const json = (...p: string[]) => JSON.parse(readFileSync(join(storage, ...p), 'utf8')) as Record<string, unknown>;
+    expect(json('state.json').schema_version).toBe(2);
+    expect(json('metering', 'FORMAT')).toEqual({ format: 'homeflex-meter-store', version: 1 });
+    expect(json('forecasts', 'FORMAT')).toEqual({ format: 'homeflex-forecast-store', version: 1 });
+    const tariffFiles = readdirSync(join(storage, 'tariff-history')).filter((f) => f.endsWith('.json'));
+    expect(tariffFiles.sort()).toEqual(['export-2026-12.json', 'import-2026-12.json', 'meta.json']);
+    for (const f of tariffFiles) expect(json('tariff-history', f).version, f).toBe(TARIFF_HISTORY_VERSION);
+
+    // a newer homeflex's files are refused, naming the file, and nothing is set aside
+    const month = join(storage, 'tariff-history', 'import-2026-12.json');
+    writeFileSync(month, JSON.stringify({ ...json('tariff-history', 'import-2026-12.json'), version: 99 }));
+    expect(() => PriceHistory.open(join(storage, 'tariff-history'))).toThrow(`${month} was written by a newer homeflex (tariff history version 99, this one reads 1); upgrade homeflex`);
+    expect(readdirSync(join(storage, 'tariff-history')).filter((f) => f.includes('damaged'))).toEqual([]);
+    writeFileSync(join(storage, 'forecasts', 'FORMAT'), JSON.stringify({ format: 'homeflex-forecast-store', version: 99 }));
+    await expect(ForecastStore.open(join(storage, 'forecasts'), Date.parse('2026-12-03T12:00:00Z'))).rejects.toThrow('was written by a newer homeflex (homeflex-forecast-store version 99, this one reads 1)');
   });
 });

@@ -50,3 +50,12 @@ export function meanPowerW(history: readonly EnergyInterval[], start: EpochMs, e
   }
   return { powerW: covered > 0 ? (wh * 3_600_000) / covered : 0, coverage: covered / (end - start) };
 }
+
+/** Fills the slots a forecast had no value for (indices `missing` of `out`) from `fallback`, asked once; returns `out`. */
+export function fillFromFallback(out: number[], missing: readonly number[], slots: readonly ForecastSlot[], fallback: PowerForecast): number[] {
+  if (missing.length) {
+    const fb = fallback.powerW(missing.map((i) => slots[i]));
+    missing.forEach((i, k) => (out[i] = fb[k]));
+  }
+  return out;
+}

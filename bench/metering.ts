@@ -159,7 +159,7 @@ export async function run(): Promise<BenchSection> {
     rows.push({ name: `aggregation=NONE over one month (${raw.data.length.toLocaleString('en')} records priced one by one, JSON rows built)`, value: fmtMs(rawMs) });
     await year.close();
     notes.push(
-      'Records are kept per device and UTC month: an append-only log of CRC-framed batches (fsync before the answer) and a compacted, deflated segment with 15-minute buckets. Cost queries on the 15-minute grid read only the bucket sections; see README "Metering store".',
+      'Records are kept per device and UTC month: an append-only log of CRC-framed batches (fsync before the answer) and a compacted, deflated segment with 15-minute buckets. Cost queries on the 15-minute grid read only the bucket sections; see docs/storage.md, "Metering store".',
       `Load average when this section started: ${loadBefore.toFixed(1)}, when it ended: ${loadavg()[0].toFixed(1)} (in quieter runs the PUT took 40–60 ms and the cold MONTH query 75–150 ms; both grow with competing load and fsync latency).`,
     );
   } finally {

@@ -41,7 +41,7 @@ Usage:
                                         energy, cost and savings per period, asked of the running hub
   homeflex forecast-check --from --to [--json] [--config FILE | --url URL]
                                         PV and base-load forecast errors by lead time (MAE, bias), asked of the running hub
-  homeflex backtest --prices FILE ...   replay a period with rolling planning (see README)
+  homeflex backtest --prices FILE ...   replay a period with rolling planning (see docs/backtest.md)
   homeflex init [--out site.yaml] [--yes] [--timezone Z --import 0.30|DE-LU --export R ...]
                                         ask the few questions of a first site and write a commented site file
   homeflex install-service --config FILE [--user homeflex] [--out FILE] [--memory-max 1G]

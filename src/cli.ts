@@ -13,6 +13,7 @@ import { carsHomeAtStart } from '../plugins/demo/index.js';
 import { StoreError } from './core/store/state.js';
 import { storeCommand } from './core/store/cli.js';
 import { reportCommand } from './metering/report.js';
+import { openapiCommand } from './core/openapi.js';
 import { forecastCheckCommand } from './forecast/cli.js';
 import { fitThermalCommand } from './core/thermal-fit-cli.js';
 import { planCommand } from './control/cli.js';
@@ -34,6 +35,7 @@ Usage:
                                         flags move the HTTP, OCPP, embedded MQTT and simulated Modbus listeners
   homeflex check-config FILE            validate a site file: every error with file:line:col, exit 1 on errors
   homeflex schema [--out FILE]          write the JSON Schema of the site file (for editor autocompletion)
+  homeflex openapi [--out FILE]         write the OpenAPI document of the HTTP API (docs/openapi.json)
   homeflex plan [--config FILE]         print the current site plan
   homeflex store check [--config FILE]  list damaged meter data (file, offset, time range, records); exit 1 if any
   homeflex store repair [--config FILE] move damaged ranges aside (nothing is deleted); both refuse while a hub runs
@@ -218,6 +220,8 @@ export const commands: Record<string, (argv: string[]) => Promise<number>> = {
     } else process.stdout.write(text);
     return 0;
   },
+
+  openapi: (argv) => openapiCommand(argv, packageRoot),
 
   report: (argv) => withSiteConfig(reportCommand, argv),
 

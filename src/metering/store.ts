@@ -684,29 +684,9 @@ export class MeterStore {
     for (let i = 0; i < rows.n; i++) if (rows.session[i] >= 0) sessions.add(rows.strings[rows.session[i]]);
     const header = { subject: p.subject, month: p.month, generation: (p.seg?.generation ?? 0) + 1, rows: rows.n, intervals, firstTime, lastTime, sessions: [...sessions], streams: [...streams.values()] };
     const bytes = encodeSegment(header, rows, buckets);
-    mkdirSync(p.dir, { recursive: true, mode: DIR_MODE });
+    // temp file, fsync, rename, fsync of the directory; a failed write leaves no temp file (the log still holds the rows)
     const file = this.segFile(p);
-    const tmp = `${file}.tmp`;
-    const fd = openSync(tmp, 'w', FILE_MODE);
-    try {
-      try {
-        let off = 0;
-        while (off < bytes.length) off += writeSyncAll(fd, bytes, off);
-        fsyncSync(fd);
-      } finally {
-        closeSync(fd);
-      }
-      renameSync(tmp, file);
-    } catch (err) {
-      // a full disk must not also fill up with half-written segments; the log still holds the rows
-      try {
-        unlinkSync(tmp);
-      } catch {
-        // already gone
-      }
-      throw err;
-    }
-    fsyncDirSync(p.dir);
+    writeFileAtomicSync(file, bytes);
     // only now may the log go: until the rename is durable it is the only copy of its rows
     if (p.logSize > 0) {
       if (p.fh) {

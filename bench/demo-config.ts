@@ -1,14 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { demoConfig } from '../src/cli.js';
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
-  const { port } = srv.address() as AddressInfo;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
+import { freePort } from './hub-process.js';
 
 /**
  * The demo site with every fixed port (HTTP, OCPP, the simulated Modbus inverter) moved to one

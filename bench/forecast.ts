@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { DateTime } from 'luxon';
+import { entryAt } from '../src/api/index.js';
 import { readSeries, type Interval } from '../src/backtest/read.js';
 import { packageRoot } from '../src/cli.js';
 import { dayAheadErrors, historyLoadForecast, learnedLoadForecast, standardProfileLoad, type EnergyInterval, type ErrorSummary, type LearnedLoadOptions, type PowerForecast } from '../src/optimiser/forecast/index.js';
@@ -29,16 +30,7 @@ export function homes(dir = dataDir): Home[] {
 
 /** The value of a series of intervals at an instant. */
 function valueAt(series: Interval[]): (t: number) => number | undefined {
-  return (t) => {
-    let lo = 0;
-    let hi = series.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (series[mid].end <= t) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo < series.length && series[lo].start <= t ? series[lo].value : undefined;
-  };
+  return (t) => entryAt(series, t)?.value;
 }
 
 export type LoadModels = Record<string, Partial<LearnedLoadOptions> & { sameWeekday?: boolean; temperature?: boolean }>;

@@ -2,7 +2,7 @@ import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import type { PriceSeries, TimeWindow } from '../src/api/index.js';
+import { firstEndingAfter, type PriceSeries, type TimeWindow } from '../src/api/index.js';
 import { Hub } from '../src/core/host.js';
 import { createLogger } from '../src/core/logging.js';
 import { deviceSubject, flagsOf, type RowOp } from '../src/metering/records.js';
@@ -27,15 +27,8 @@ function quarterHourPrices(): PriceSeries {
 }
 
 function slice(series: PriceSeries, w: TimeWindow): PriceSeries {
-  let lo = 0;
-  let hi = series.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (series[mid].end <= w.start) lo = mid + 1;
-    else hi = mid;
-  }
   const out: PriceSeries = [];
-  for (let i = lo; i < series.length && series[i].start < w.end; i++) out.push(series[i]);
+  for (let i = firstEndingAfter(series, w.start); i < series.length && series[i].start < w.end; i++) out.push(series[i]);
   return out;
 }
 
@@ -166,7 +159,7 @@ export async function run(): Promise<BenchSection> {
     rows.push({ name: `aggregation=NONE over one month (${raw.data.length.toLocaleString('en')} records priced one by one, JSON rows built)`, value: fmtMs(rawMs) });
     await year.close();
     notes.push(
-      'Records are kept per device and UTC month: an append-only log of CRC-framed batches (fsync before the answer) and a compacted, deflated segment with 15-minute buckets. Cost queries on the 15-minute grid read only the bucket sections; see README "Metering store".',
+      'Records are kept per device and UTC month: an append-only log of CRC-framed batches (fsync before the answer) and a compacted, deflated segment with 15-minute buckets. Cost queries on the 15-minute grid read only the bucket sections; see docs/storage.md, "Metering store".',
       `Load average when this section started: ${loadBefore.toFixed(1)}, when it ended: ${loadavg()[0].toFixed(1)} (in quieter runs the PUT took 40–60 ms and the cold MONTH query 75–150 ms; both grow with competing load and fsync latency).`,
     );
   } finally {

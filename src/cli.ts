@@ -17,6 +17,7 @@ import { storeCommand } from './core/store/cli.js';
 import { backupCommand, restoreCommand } from './core/store/backup-cli.js';
 import { reportCommand } from './metering/report.js';
 import type { BillConfig } from './tariff/bill-config.js';
+import { openapiCommand } from './core/openapi.js';
 import { forecastCheckCommand } from './forecast/cli.js';
 import { fitThermalCommand } from './core/thermal-fit-cli.js';
 import { planCommand } from './control/cli.js';
@@ -39,6 +40,7 @@ Usage:
                                         (--modbus-port N moves the simulated P1 meter to N+1)
   homeflex check-config FILE            validate a site file: every error with file:line:col, exit 1 on errors
   homeflex schema [--out FILE] [--config FILE]  write the JSON Schema of the site file (for editor autocompletion; with --config, its plugins' keys too)
+  homeflex openapi [--out FILE]         write the OpenAPI document of the HTTP API (docs/openapi.json)
   homeflex plan [--config FILE]         print the current site plan
   homeflex store check [--config FILE]  list damaged meter data (file, offset, time range, records); exit 1 if any
   homeflex store repair [--config FILE] move damaged ranges aside (nothing is deleted); both refuse while a hub runs
@@ -51,7 +53,7 @@ Usage:
                                         energy, cost and savings per period, asked of the running hub
   homeflex forecast-check --from --to [--json] [--config FILE | --url URL]
                                         PV and base-load forecast errors by lead time (MAE, bias), asked of the running hub
-  homeflex backtest --prices FILE ...   replay a period with rolling planning (see README)
+  homeflex backtest --prices FILE ...   replay a period with rolling planning (see docs/backtest.md)
   homeflex init [--out site.yaml] [--yes] [--timezone Z --import 0.30|DE-LU --export R ...]
                                         ask the few questions of a first site and write a commented site file
   homeflex install-service --config FILE [--user homeflex] [--out FILE] [--memory-max 1G]
@@ -292,6 +294,8 @@ export const commands: Record<string, (argv: string[]) => Promise<number>> = {
     } else process.stdout.write(text);
     return 0;
   },
+
+  openapi: (argv) => openapiCommand(argv, packageRoot),
 
   report: (argv) => withSiteConfig(reportCommand, argv),
 

@@ -1,5 +1,4 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -9,20 +8,13 @@ import { Hub } from '../src/core/host.js';
 import { createLogger } from '../src/core/logging.js';
 import type { PlanView } from '../src/control/view.js';
 import { carsHomeAtStart } from '../plugins/demo/index.js';
+import { freePort } from './peers/mqtt.js';
 
 /**
  * The demo as `npm start` runs it (config/demo.yaml, the cars at home at start, the demo plugin's
  * prices and history), started at different hours of the day: the plan shifts against a real
  * price shape, no car is short of its target, and Costs, savings and sessions have history.
  */
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
-  const { port } = srv.address() as AddressInfo;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
 
 const running: Hub[] = [];
 afterEach(async () => {

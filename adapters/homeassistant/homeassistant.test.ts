@@ -1,15 +1,13 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { FakeHomeAssistant } from '../../test/peers/home-assistant.js';
 import { startHub } from '../../test/peers/hub.js';
 import { until } from '../../test/peers/mqtt.js';
 import { climateState, sensorWatts, sensorWh } from './index.js';
 import { websocketUrl } from './client.js';
+import { cleanupsAfterEach } from '../../test/peers/cleanups.js';
 
 const TOKEN = 'long-lived-token-abcdefghijklmnopqrstuvwxyz';
-const cleanups: (() => Promise<unknown> | unknown)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanups = cleanupsAfterEach();
 
 const acAttributes = {
   hvac_modes: ['off', 'cool', 'heat', 'heat_cool', 'dry', 'fan_only'],

@@ -7,6 +7,7 @@ import {
   type MeterCap,
   type MeterReading,
   type ThermostatState,
+  setAvailability,
 } from '../../src/api/index.js';
 import { EnergyRegister, num } from '../mqtt-socket/socket.js';
 import { checkThermostat, settleSetpoint, thermalModelOf, thermostatProperties, type ThermostatConfig } from '../thermostat-common/thermostat.js';
@@ -124,16 +125,7 @@ export const homeassistant = defineAdapter<HaConfig>({
       // after every (re)connect the states are read again before the device counts as available
       if (!client?.connected) synced = false;
       const error = client?.authError ?? (!client?.connected ? `not connected to Home Assistant${client?.lastError ? ` (${client.lastError})` : ''}` : !synced ? 'reading the states from Home Assistant' : missing ?? (entityState === 'unavailable' || entityState === 'unknown' ? `Home Assistant reports ${config.entity_id} as ${entityState}` : undefined));
-      const was = device.available;
-      device.available = error === undefined;
-      device.error = error;
-      if (was !== device.available) {
-        if (device.available) ctx.log.info('climate entity is available');
-        else ctx.log.warn({ reason: error }, 'climate entity is unavailable');
-        ctx.bus.emit('device.state', { deviceId: config.id, available: device.available, error });
-        // the plan leaves unavailable devices out: coming and going re-plans
-        ctx.bus.emit(device.available ? 'device.connected' : 'device.disconnected', { deviceId: config.id });
-      }
+      setAvailability(ctx, device, error, 'climate entity');
     };
 
     const applyClimate = (s: HaState) => {

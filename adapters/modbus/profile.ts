@@ -1,7 +1,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { basename, extname, join, resolve } from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
-import { LineCounter, parseDocument, isMap, isSeq, isScalar, type Document, type Node, type Pair } from 'yaml';
+import { LineCounter, parseDocument, type Document, type Node } from 'yaml';
+import { yamlNodeAt } from '../../src/api/yaml.js';
 import { assetPath } from './assets.js';
 import { registerCount, type ValueType, type WordOrder } from './codec.js';
 import { compile, ExpressionError, type Expression } from './expr.js';
@@ -258,18 +259,7 @@ const validate = ajv.compile(PROFILE_SCHEMA);
 type PathSeg = string | number;
 
 function locate(doc: Document, lines: LineCounter, path: PathSeg[]): string {
-  let node: unknown = doc.contents;
-  let best = node;
-  for (const seg of path) {
-    if (isMap(node)) {
-      const pair = node.items.find((p: Pair) => (isScalar(p.key) ? p.key.value : p.key) === seg);
-      if (!pair) break;
-      node = pair.value;
-    } else if (isSeq(node) && typeof seg === 'number') {
-      node = node.items[seg];
-    } else break;
-    if (node) best = node;
-  }
+  const best = yamlNodeAt(doc, path);
   const range = (best as Node | undefined)?.range;
   if (!range) return '1:1';
   const { line, col } = lines.linePos(range[0]);

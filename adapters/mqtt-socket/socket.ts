@@ -9,6 +9,7 @@ import {
   type MeterReading,
   type MqttTransport,
   type PvLimitCommand,
+  setAvailability,
 } from '../../src/api/index.js';
 
 /**
@@ -294,16 +295,7 @@ export class SocketDevice {
   }
 
   private refreshAvailability(force = false) {
-    const wasAvailable = this.device.available;
     const error = !this.brokerUp ? 'the hub is not connected to the MQTT broker' : this.online === false ? 'the socket is offline' : this.online === undefined ? 'no message from the device yet' : undefined;
-    this.device.available = error === undefined;
-    this.device.error = error;
-    if (wasAvailable !== this.device.available) {
-      if (this.device.available) this.ctx.log.info('socket is available');
-      else this.ctx.log.warn({ reason: error }, 'socket is unavailable');
-    }
-    if (force || wasAvailable !== this.device.available) this.ctx.bus.emit('device.state', { deviceId: this.config.id, available: this.device.available, error });
-    // the plan leaves unavailable devices out: coming and going re-plans
-    if (wasAvailable !== this.device.available) this.ctx.bus.emit(this.device.available ? 'device.connected' : 'device.disconnected', { deviceId: this.config.id });
+    setAvailability(this.ctx, this.device, error, 'socket', force);
   }
 }

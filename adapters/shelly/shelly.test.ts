@@ -2,20 +2,18 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { startHub } from '../../test/peers/hub.js';
 import { Mosquitto, observer, until } from '../../test/peers/mqtt.js';
 import { gen2SwitchStatus, wattMinutesToWh } from './index.js';
 import { describeWithPeers } from '../../test/peers/system.js';
+import { cleanupsAfterEach } from '../../test/peers/cleanups.js';
 
 const fixtures = join(import.meta.dirname, '..', '..', 'test', 'fixtures', 'mqtt-payloads', 'shelly');
 const plus1pm = JSON.parse(readFileSync(join(fixtures, 'shellyplus1pm-441793D69718.json'), 'utf8')) as { status: Record<string, unknown>; shelly: { id: string } };
 const plugS = JSON.parse(readFileSync(join(fixtures, 'shellyplug-s-4022D88349C4.json'), 'utf8')) as { settings: { mqtt: { id: string } }; status: { relays: { ison: boolean }[] } };
 
-const cleanups: (() => Promise<unknown> | unknown)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanups = cleanupsAfterEach();
 
 const site = (url: string, device: string) => `site: { id: home }\nconnections:\n  mqtt: { url: "${url}" }\ndevices:\n  - ${device}\n`;
 

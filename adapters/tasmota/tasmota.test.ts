@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { hasCap } from '../../src/api/index.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { startHub } from '../../test/peers/hub.js';
@@ -8,11 +8,9 @@ import { simSocket } from '../sim/index.js';
 import { tasmota, tasmotaEnergy, tasmotaTopics } from './index.js';
 import { TasmotaSimulator } from './simulator.js';
 import { describeWithPeers } from '../../test/peers/system.js';
+import { cleanupsAfterEach } from '../../test/peers/cleanups.js';
 
-const cleanups: (() => Promise<unknown> | unknown)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanups = cleanupsAfterEach();
 
 const site = (mqtt: string, devices: string) => `site: { id: home }\nconnections:\n  mqtt: ${mqtt}\ndevices:\n${devices}`;
 

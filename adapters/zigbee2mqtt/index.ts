@@ -7,6 +7,7 @@ import {
   type MeterCap,
   type MeterReading,
   type ThermostatState,
+  setAvailability,
 } from '../../src/api/index.js';
 import { num, parseJson, EnergyRegister } from '../mqtt-socket/socket.js';
 import { checkThermostat, settleSetpoint, thermalModelOf, thermostatProperties, type ThermostatConfig } from '../thermostat-common/thermostat.js';
@@ -192,16 +193,7 @@ export const zigbee2mqtt = defineAdapter<Z2mConfig>({
 
     const refresh = () => {
       const error = capsError ?? (!mqtt.connected ? 'the hub is not connected to the MQTT broker' : online === false ? 'Zigbee2MQTT says the device is offline' : !seenState ? 'no state from the device yet' : undefined);
-      const was = device.available;
-      device.available = error === undefined;
-      device.error = error;
-      if (was !== device.available) {
-        if (device.available) ctx.log.info('thermostat is available');
-        else ctx.log.warn({ reason: error }, 'thermostat is unavailable');
-        ctx.bus.emit('device.state', { deviceId: config.id, available: device.available, error });
-        // the plan leaves unavailable devices out: coming and going re-plans
-        ctx.bus.emit(device.available ? 'device.connected' : 'device.disconnected', { deviceId: config.id });
-      }
+      setAvailability(ctx, device, error, 'thermostat');
     };
 
     async function setSetpoint(asked: number, m?: HvacMode): Promise<void> {

@@ -1,12 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { settleSetpoint } from '../thermostat-common/thermostat.js';
 import { startHub } from '../../test/peers/hub.js';
 import { Mosquitto, freePort, observer, until } from '../../test/peers/mqtt.js';
 import { climateCapabilities, parseClimateState } from './index.js';
 import { describeWithPeers } from '../../test/peers/system.js';
+import { cleanupsAfterEach } from '../../test/peers/cleanups.js';
 
 const dir = join(import.meta.dirname, '..', '..', 'test', 'fixtures', 'mqtt-payloads', 'zigbee2mqtt');
 const devicesFile = join(dir, 'bridge-devices.json');
@@ -14,10 +15,7 @@ const bridgeDevices = JSON.parse(readFileSync(devicesFile, 'utf8')) as unknown[]
 const recorded = readFileSync(join(dir, 'bridge-payloads.txt'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { entity: string; service?: string; payload: string });
 const moesStates = recorded.filter((r) => r.entity === 'Moes thermo' && !r.service).map((r) => JSON.parse(r.payload) as Record<string, unknown>);
 
-const cleanups: (() => Promise<unknown> | unknown)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanups = cleanupsAfterEach();
 
 describe('zigbee2mqtt parsing of a real network', () => {
   it('reads the Moes BHT-002 climate features from bridge/devices exposes', () => {

@@ -1,6 +1,7 @@
 import { definePlugin, type EpochMs } from '../../src/api/index.js';
 import { demoHistory, type HistoryDevice } from './history.js';
 import { demoDayAheadTariff, householdRate, replayedPrice } from './prices.js';
+import { DAY } from '../../src/api/time.js';
 
 export { demoDayAheadTariff } from './prices.js';
 
@@ -16,7 +17,6 @@ interface SiteFile {
 }
 
 const Q = 15 * 60_000;
-const DAY = 86_400_000;
 
 /**
  * The demo: the `demo_day_ahead` tariff (real prices on today's dates), and at the first start

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { DateTime } from 'luxon';
-import { defineTariffSource, type EpochMs, type PriceSeries, type TimeWindow } from '../../src/api/index.js';
+import { applySurcharge, DAY, defineTariffSource, surchargeSchema, type EpochMs, type Surcharge, type PriceSeries, type TimeWindow } from '../../src/api/index.js';
 
 /**
  * The demo's prices: four real days of DE-LU day-ahead prices (15-minute products, EUR/MWh),
@@ -11,7 +11,6 @@ import { defineTariffSource, type EpochMs, type PriceSeries, type TimeWindow } f
 export const SAMPLE_DAYS = ['2026-04-14', '2026-04-15', '2026-04-16', '2026-04-17'];
 
 const QUARTER = 15 * 60_000;
-const DAY_MS = 86_400_000;
 
 function pricesPath(file: string): string {
   // compiled, this runs from dist/plugins/demo/, where tsc copies no data files
@@ -40,7 +39,7 @@ let sample: number[][] | undefined;
 export function replayedPrice(t: EpochMs, timezone: string): number {
   sample ??= loadSampleDays();
   const local = DateTime.fromMillis(t, { zone: timezone });
-  const dayNumber = Math.floor(Date.UTC(local.year, local.month - 1, local.day) / DAY_MS);
+  const dayNumber = Math.floor(Date.UTC(local.year, local.month - 1, local.day) / DAY);
   return sample[dayNumber % sample.length][local.hour * 4 + Math.floor(local.minute / 15)];
 }
 
@@ -61,11 +60,11 @@ function replayedDay(day: DateTime, timezone: string): ReplayedDay {
   if (!out) {
     sample ??= loadSampleDays();
     const end = day.plus({ days: 1 }).toMillis();
-    const quarters = sample[Math.floor(Date.UTC(day.year, day.month - 1, day.day) / DAY_MS) % sample.length];
+    const quarters = sample[Math.floor(Date.UTC(day.year, day.month - 1, day.day) / DAY) % sample.length];
     const prices: number[] = [];
     for (let t = start; t < end; t += QUARTER) {
       // a DST day (23 or 25 hours) follows the clock: the skipped hour is left out, the repeated one repeated
-      prices.push(end - start === DAY_MS ? quarters[(t - start) / QUARTER] : replayedPrice(t, timezone));
+      prices.push(end - start === DAY ? quarters[(t - start) / QUARTER] : replayedPrice(t, timezone));
     }
     out = { start, end, prices };
     if (dayCache.size > 2000) dayCache.clear();
@@ -88,35 +87,19 @@ export function replayedSeries(window: TimeWindow, timezone: string, rate: (whol
   return out;
 }
 
-interface Surcharge {
-  fixed?: number;
-  percentage?: number;
-  vat?: number;
-}
-
 interface DemoDayAheadConfig {
   surcharge?: Surcharge;
 }
 
 /** rate = (wholesale · (1 + percentage/100) + fixed) · (1 + vat/100), as the provider tariffs. */
-export const householdRate = (wholesale: number, s: Surcharge | undefined) =>
-  Math.round((wholesale * (1 + (s?.percentage ?? 0) / 100) + (s?.fixed ?? 0)) * (1 + (s?.vat ?? 0) / 100) * 1e6) / 1e6;
+export const householdRate = (wholesale: number, s: Surcharge | undefined) => applySurcharge(wholesale, s ?? {}, 6);
 
 export const demoDayAheadTariff = defineTariffSource<DemoDayAheadConfig>({
   type: 'demo_day_ahead',
   description: 'For the demo: four real days of DE-LU day-ahead prices (15 min) replayed onto every local date in a loop, with a surcharge',
   configSchema: {
     properties: {
-      surcharge: {
-        type: 'object',
-        additionalProperties: false,
-        description: 'rate = (wholesale·(1 + percentage/100) + fixed)·(1 + vat/100)',
-        properties: {
-          fixed: { type: 'number', description: 'Per kWh before VAT' },
-          percentage: { type: 'number', description: 'Percent of the wholesale price' },
-          vat: { type: 'number', minimum: 0, maximum: 100, description: 'VAT percent on the whole' },
-        },
-      },
+      surcharge: surchargeSchema,
     },
   },
   create(ctx, config) {
@@ -129,7 +112,7 @@ export const demoDayAheadTariff = defineTariffSource<DemoDayAheadConfig>({
       firstStart = ctx.clock.now();
       void ctx.cache.set('first_start', firstStart);
     }
-    const earliest = firstStart - 29 * DAY_MS;
+    const earliest = firstStart - 29 * DAY;
     return {
       series: (window) => (window.end <= earliest ? [] : replayedSeries({ start: Math.max(window.start, earliest), end: window.end }, ctx.site.timezone, (w) => householdRate(w, config.surcharge))),
       describe: () => `DE-LU day-ahead ${SAMPLE_DAYS[0]} to ${SAMPLE_DAYS.at(-1)} replayed onto today's dates (demo)`,

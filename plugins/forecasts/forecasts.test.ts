@@ -1,15 +1,15 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isRetryable, type AdapterStore, type ForecastSourceContext, type Logger, type PvArraySpec } from '../../src/api/index.js';
+import { describe, expect, it } from 'vitest';
+import { isRetryable, type AdapterStore, type ForecastSourceContext, type PvArraySpec } from '../../src/api/index.js';
 import { builtinCatalog } from '../../src/core/catalog.js';
 import { ManualClock, systemClock } from '../../src/core/clock.js';
 import { hubChecks } from '../../src/core/config/checks.js';
 import { parseConfig } from '../../src/core/config/load.js';
 import { fileForecast, forecastSolar, httpForecast, openMeteo, parseForecastSolar, parseHomeflexForecast, parseOpenMeteo, parseSolcast, solcast } from './sources.js';
+import { httpServerForTests, memoryStore, quietLog } from '../../test/peers/http-server.js';
 
 /**
  * The fixtures are built from each provider's DOCUMENTED example answer (shape and field names
@@ -77,25 +77,17 @@ describe('forecast parsers on the providers’ documented example answers', () =
 });
 
 describe('forecast sources against a local HTTP server: URLs, timeouts, retries, cache, outages', () => {
-  let server: Server;
   let base: string;
   let handler: (req: IncomingMessage, res: ServerResponse) => void = (_q, res) => res.end();
   const hits: { url: string; auth?: string }[] = [];
-  beforeAll(async () => {
-    server = createServer((req, res) => {
+  httpServerForTests(
+    (req, res) => {
       hits.push({ url: req.url ?? '', auth: req.headers.authorization });
       handler(req, res);
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  });
-  afterAll(() => new Promise<void>((r) => server.close(() => r())));
-
-  const quietLog: Logger = { trace() {}, debug() {}, info() {}, warn() {}, error() {}, fatal() {}, child: () => quietLog };
-  const store = (): AdapterStore => {
-    const m = new Map<string, unknown>();
-    return { get: <V>(k: string) => m.get(k) as V | undefined, set: async (k, v) => void m.set(k, JSON.parse(JSON.stringify(v))) };
-  };
+    },
+    (url) => (base = url),
+  );
+  const store = (): AdapterStore => memoryStore(true);
   const arrays: PvArraySpec[] = [
     { id: 'east', kwp: 4, tilt: 30, azimuth: 90, latitude: 52.52, longitude: 13.41 },
     { id: 'west', kwp: 2, tilt: 30, azimuth: 270, latitude: 52.52, longitude: 13.41 },

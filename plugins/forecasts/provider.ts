@@ -1,5 +1,6 @@
-import cron from 'node-cron';
 import {
+  cronIssues,
+  DAY,
   defineForecastSource,
   permanentError,
   retryableError,
@@ -76,16 +77,7 @@ const commonProperties: Record<string, JsonSchema> = {
   refresh_cron: { type: 'string', description: 'When to fetch a new forecast (cron, site time zone); the default suits the provider’s free tier' },
 };
 
-export function cronIssues(expr: string | undefined): ConfigIssue[] {
-  if (expr === undefined) return [];
-  const v = cron.validateDetailed(expr);
-  if (v.valid) return [];
-  const why = v.errors.map((e) => `${e.field}: ${e.message}`).join('; ');
-  return [{ path: ['refresh_cron'], message: `"${expr}" is not a cron expression (${why || 'use five fields: minute hour day month weekday'})` }];
-}
-
-const HOUR = 3_600_000;
-const DAY = 24 * HOUR;
+export { cronIssues };
 
 type CachedPoint = [start: number, end: number, w: number, p10: number | null, p90: number | null];
 type CachedWeather = [start: number, end: number, ghi: number, dni: number | null, dhi: number | null, tempC: number | null];

@@ -2,9 +2,9 @@ import { readFile } from 'node:fs/promises';
 import { DateTime } from 'luxon';
 import { defineForecastSource, permanentError, retryableError, type ForecastPoint, type PvArraySpec, type SiteInfo, type WeatherPoint } from '../../src/api/index.js';
 import { cronIssues, defineForecastProvider, finite, json, malformed, type ForecastProviderConfig, type ForecastRequest } from './provider.js';
+import { HOUR } from '../../src/api/time.js';
 
 const MIN = 60_000;
-const HOUR = 3_600_000;
 
 /** The site's coordinates: where the arrays are (they share one weather forecast). */
 function siteLocation(arrays: readonly PvArraySpec[]): { latitude: number; longitude: number } {

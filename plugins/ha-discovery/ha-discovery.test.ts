@@ -1,7 +1,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Device } from '../../src/api/index.js';
 import { TasmotaSimulator } from '../../adapters/tasmota/simulator.js';
 import { checkDiscovery } from '../../test/peers/ha-discovery-rules.js';
@@ -9,11 +9,9 @@ import { startHub } from '../../test/peers/hub.js';
 import { Mosquitto, observer, until } from '../../test/peers/mqtt.js';
 import { actionAt, discoveryId, discoveryMessages, nextCheapStart, planActions } from './index.js';
 import { describeWithPeers } from '../../test/peers/system.js';
+import { cleanupsAfterEach } from '../../test/peers/cleanups.js';
 
-const cleanups: (() => Promise<unknown> | unknown)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanups = cleanupsAfterEach();
 
 const site = { id: 'home', name: 'Home', timezone: 'Europe/Berlin', currency: 'EUR' };
 const dev = (id: string, caps: Device['caps']): Device => ({ id, name: id, adapter: 'x', caps, available: true });

@@ -1,11 +1,9 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { startHub } from '../../test/peers/hub.js';
 import { until } from '../../test/peers/mqtt.js';
+import { cleanupsAfterEach } from '../../test/peers/cleanups.js';
 
-const cleanups: (() => Promise<unknown> | unknown)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanups = cleanupsAfterEach();
 
 describe('sim-mqtt: the demo’s MQTT devices on the embedded broker', () => {
   it('needs a broker: its own URL or the embedded one', async () => {

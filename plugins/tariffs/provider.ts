@@ -1,8 +1,13 @@
 import { DateTime } from 'luxon';
-import cron from 'node-cron';
 import { fetchWithRetry } from '../shared/fetch.js';
 import {
+  applySurcharge,
+  cronIssues,
+  DAY,
   defineTariffSource,
+  firstEndingAfter,
+  surchargeSchema,
+  type Surcharge,
   permanentError,
   retryableError,
   type ConfigIssue,
@@ -26,11 +31,8 @@ export interface WholesaleSlot {
   price: number;
 }
 
-export interface Surcharge {
-  fixed?: number;
-  percentage?: number;
-  vat?: number;
-}
+/** The surcharge and its formula live in src/api (`applySurcharge`); re-exported for the provider modules. */
+export { applySurcharge, type Surcharge };
 
 export interface ProviderConfig {
   type: string;
@@ -41,13 +43,6 @@ export interface ProviderConfig {
   retries?: number;
   retry_delay_ms?: number;
   refresh_cron?: string;
-}
-
-/** rate = (wholesale·(1 + percentage/100) + fixed)·(1 + vat/100); the same formula as src/tariff/surcharge.ts. */
-export function applySurcharge(price: number, s: Surcharge | undefined): number {
-  if (!s) return price;
-  const net = price * (1 + (s.percentage ?? 0) / 100) + (s.fixed ?? 0);
-  return Math.round(net * (1 + (s.vat ?? 0) / 100) * 1e9) / 1e9;
 }
 
 /** A provider answered with something we cannot read: permanent until the provider changes. */
@@ -75,17 +70,6 @@ export interface ProviderSpec<C extends ProviderConfig> {
   check?(config: C): ConfigIssue[];
 }
 
-const surchargeSchema = {
-  type: 'object',
-  additionalProperties: false,
-  description: 'rate = (wholesale·(1 + percentage/100) + fixed)·(1 + vat/100)',
-  properties: {
-    fixed: { type: 'number', description: 'Per kWh before VAT, in the site currency' },
-    percentage: { type: 'number', description: 'Percent of the wholesale price' },
-    vat: { type: 'number', minimum: 0, maximum: 100, description: 'VAT percent on the whole' },
-  },
-};
-
 const commonProperties: Record<string, JsonSchema> = {
   surcharge: surchargeSchema,
   url: { type: 'string', pattern: '^https?://', description: "Base URL of the provider's API (default: the public one)" },
@@ -95,20 +79,11 @@ const commonProperties: Record<string, JsonSchema> = {
   refresh_cron: { type: 'string', default: '*/15 * * * *', description: 'When to look for new prices (cron, site time zone)' },
 };
 
-function cronIssues(expr: string | undefined): ConfigIssue[] {
-  if (expr === undefined) return [];
-  const v = cron.validateDetailed(expr);
-  if (v.valid) return [];
-  const why = v.errors.map((e) => `${e.field}: ${e.message}`).join('; ');
-  return [{ path: ['refresh_cron'], message: `"${expr}" is not a cron expression (${why || 'use five fields: minute hour day month weekday'})` }];
-}
-
 function fetchBody(ctx: TariffSourceContext, req: ProviderRequest, config: ProviderConfig, signal?: AbortSignal): Promise<string | undefined> {
   return fetchWithRetry(ctx, req, config, 'tariff', signal);
 }
 
 type CachedSlot = [start: number, end: number, price: number];
-const DAY = 86_400_000;
 
 /** Declares a provider tariff source. */
 export function defineProvider<C extends ProviderConfig>(spec: ProviderSpec<C>): TariffSourceDefinition<C> {
@@ -212,14 +187,8 @@ function mergeSlots(cached: CachedSlot[], fresh: WholesaleSlot[]): CachedSlot[] 
     kept.push(s);
   }
   const overlaps = (c: CachedSlot) => {
-    let lo = 0;
-    let hi = kept.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (kept[mid].end <= c[0]) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo < kept.length && kept[lo].start < c[1];
+    const i = firstEndingAfter(kept, c[0]);
+    return i < kept.length && kept[i].start < c[1];
   };
   const out: CachedSlot[] = cached.filter((c) => !overlaps(c));
   for (const s of kept) out.push([s.start, s.end, s.price]);

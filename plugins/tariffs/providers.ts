@@ -2,8 +2,8 @@ import { XMLParser } from 'fast-xml-parser';
 import { DateTime } from 'luxon';
 import { permanentError } from '../../src/api/index.js';
 import { defineProvider, malformed, perKwhFactor, slotsFromStarts, type ProviderConfig, type WholesaleSlot } from './provider.js';
+import { HOUR } from '../../src/api/time.js';
 
-const HOUR = 3_600_000;
 
 function json(body: string, provider: string): unknown {
   try {

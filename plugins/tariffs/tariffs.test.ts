@@ -1,9 +1,8 @@
 import { readFileSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AdapterStore, Logger, TariffSourceContext } from '../../src/api/index.js';
+import { describe, expect, it } from 'vitest';
+import type { AdapterStore, TariffSourceContext } from '../../src/api/index.js';
 import { isRetryable } from '../../src/api/index.js';
 import { builtinCatalog } from '../../src/core/catalog.js';
 import { ManualClock, systemClock } from '../../src/core/clock.js';
@@ -11,6 +10,7 @@ import { hubChecks } from '../../src/core/config/checks.js';
 import { parseConfig } from '../../src/core/config/load.js';
 import { applySurcharge } from './provider.js';
 import { awattar, energyCharts, entsoe, parseAwattar, parseEnergyCharts, parseEnerginet, parseEntsoe, parseNordpool, parseOctopus, parseTibber } from './providers.js';
+import { httpServerForTests, memoryStore, quietLog } from '../../test/peers/http-server.js';
 
 const FIX = join(import.meta.dirname, '..', '..', 'test', 'fixtures', 'tariffs');
 const fixture = (p: string) => readFileSync(join(FIX, p), 'utf8');
@@ -146,25 +146,17 @@ describe('provider tariffs in the site file', () => {
 
 /** A provider on 127.0.0.1 whose answers each test decides. */
 describe('fetching: timeouts, retries, cache, outages (local HTTP server)', () => {
-  let server: Server;
   let base: string;
   let handler: (req: IncomingMessage, res: ServerResponse) => void = (_q, res) => res.end();
   const hits: string[] = [];
-  beforeAll(async () => {
-    server = createServer((req, res) => {
+  httpServerForTests(
+    (req, res) => {
       hits.push(req.url ?? '');
       handler(req, res);
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  });
-  afterAll(() => new Promise<void>((r) => server.close(() => r())));
-
-  const quietLog: Logger = { trace() {}, debug() {}, info() {}, warn() {}, error() {}, fatal() {}, child: () => quietLog };
-  const store = (): AdapterStore => {
-    const m = new Map<string, unknown>();
-    return { get: <V>(k: string) => m.get(k) as V | undefined, set: async (k, v) => void m.set(k, v) };
-  };
+    },
+    (url) => (base = url),
+  );
+  const store = (): AdapterStore => memoryStore();
   const ctx = (cache: AdapterStore, now = '2025-10-26T12:00:00Z'): TariffSourceContext => ({
     log: quietLog,
     clock: { ...systemClock, now: new ManualClock(now).now.bind(new ManualClock(now)) },

@@ -49,7 +49,7 @@ export interface DeviceConfigBase {
 
 export interface AdapterDefinition<C extends DeviceConfigBase = DeviceConfigBase> {
   id: string;
-  /** One line for `homeflex schema`, the README's adapters table and error messages. */
+  /** One line for `homeflex schema`, the adapters table of docs/adapters.md and error messages. */
   description: string;
   /**
    * JSON Schema of the adapter's own keys in a `devices[]` entry (without `id`, `adapter`, `name`,

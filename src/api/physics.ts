@@ -3,9 +3,8 @@
  * the simulator adapters and the demo plugin's history; part of the SDK so that both depend on it
  * and not on each other (DESIGN §1: adapters and plugins import src/api only).
  */
-/** Physics of the simulated devices: plain functions so tests can check them directly. */
+import { DAY } from './time.js';
 
-const DAY = 86_400_000;
 
 /** Clear-sky PV output as a share of kWp at instant `t`, for a site at `latitude` (degrees). */
 export function sunShare(t: number, latitude: number, tzOffsetMin: number): number {

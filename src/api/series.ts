@@ -26,3 +26,44 @@ export interface TimeWindow {
   start: EpochMs;
   end: EpochMs;
 }
+
+/** Anything that covers `[start, end)`: price slots, meter intervals, forecast points. */
+export interface Span {
+  start: EpochMs;
+  end: EpochMs;
+}
+
+/**
+ * Index of the first entry of a sorted, non-overlapping list that ends after `t` (binary search);
+ * `list.length` if none does.
+ */
+export function firstEndingAfter(list: readonly { end: EpochMs }[], t: EpochMs): number {
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (list[mid].end <= t) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** The entry of a sorted, non-overlapping list that holds the instant `t`, if any. */
+export function entryAt<T extends Span>(list: readonly T[], t: EpochMs): T | undefined {
+  const i = firstEndingAfter(list, t);
+  return i < list.length && list[i].start <= t ? list[i] : undefined;
+}
+
+/**
+ * The sum over `[a, b)` of a per-interval quantity (energy of an interval, say), each interval
+ * counted pro rata by how much of it lies inside the window.
+ */
+export function proratedSum<T extends Span>(list: readonly T[], a: EpochMs, b: EpochMs, value: (x: T) => number): number {
+  let sum = 0;
+  for (let i = firstEndingAfter(list, a); i < list.length && list[i].start < b; i++) {
+    const x = list[i];
+    const overlap = Math.min(b, x.end) - Math.max(a, x.start);
+    if (overlap > 0) sum += (value(x) * overlap) / (x.end - x.start);
+  }
+  return sum;
+}

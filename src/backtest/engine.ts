@@ -1,4 +1,5 @@
 import { DateTime } from 'luxon';
+import { entryAt, firstEndingAfter, HOUR, proratedSum } from '../api/index.js';
 import { ratesForSlots, slotGrid } from '../control/model.js';
 import { clearSkyPvForecast, historyLoadForecast, standardProfileLoad, type EnergyInterval, type PvArray } from '../optimiser/forecast/index.js';
 import { planSite, powerToReach, roomStep, type EvSession, type LpSolver, type PlanSlot, type SitePlan, type SiteProblem } from '../optimiser/site/index.js';
@@ -141,37 +142,11 @@ interface Step {
   session: number;
 }
 
-const HOUR = 3_600_000;
-
 /** Value of an interval series at instant t (the interval containing it), by binary search. */
-function valueAt(series: readonly Interval[], t: number): Interval | undefined {
-  let lo = 0;
-  let hi = series.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (series[mid].end <= t) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo < series.length && series[lo].start <= t ? series[lo] : undefined;
-}
+const valueAt = (series: readonly Interval[], t: number): Interval | undefined => entryAt(series, t);
 
 /** kWh of an energy series inside [a, b), prorated. */
-function energyIn(series: readonly Interval[], a: number, b: number): number {
-  let lo = 0;
-  let hi = series.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (series[mid].end <= a) lo = mid + 1;
-    else hi = mid;
-  }
-  let e = 0;
-  for (let i = lo; i < series.length && series[i].start < b; i++) {
-    const r = series[i];
-    const overlap = Math.min(b, r.end) - Math.max(a, r.start);
-    if (overlap > 0) e += (r.value * overlap) / (r.end - r.start);
-  }
-  return e;
-}
+const energyIn = (series: readonly Interval[], a: number, b: number): number => proratedSum(series, a, b, (r) => r.value);
 
 /** The EV's stays over [from, to): daily from `arrive` to `leave` local time. */
 export function evSessions(ev: EvSpec, from: number, to: number, timezone: string): { from: number; until: number }[] {
@@ -385,18 +360,6 @@ export async function runBacktest(data: BacktestData, o: BacktestOptions, solver
   return { settlement: settle, strategies: results, endValuePerKwh, stepMinutes: { min: Math.min(...lens), max: Math.max(...lens) } };
 }
 
-
-/** The first index of a sorted interval list whose interval ends after `t`. */
-function firstEndingAfter<T extends { end: number }>(xs: readonly T[], t: number): number {
-  let lo = 0;
-  let hi = xs.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (xs[mid].end <= t) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
 
 /**
  * What homeflex knows at each plan: prices up to the last published auction, and load and PV

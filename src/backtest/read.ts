@@ -1,6 +1,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { DateTime } from 'luxon';
+import { entryAt, HOUR } from '../api/index.js';
 
 /** A value held over `[start, end)`: a rate (currency/kWh), an energy (kWh in the interval) or a temperature (°C). */
 export interface Interval {
@@ -27,7 +28,6 @@ export class InputError extends Error {
 }
 
 const isPrice = (role: Role) => role === 'import' || role === 'export';
-const HOUR = 3_600_000;
 
 /** Sorted intervals from a list of start times; the last one lasts as long as the one before. */
 function fromStarts(starts: number[], values: number[], where: string): Interval[] {
@@ -140,16 +140,7 @@ function replayByCalendar(data: Interval[], timezone: string, from: number, to: 
   const step = data[Math.min(1, data.length - 1)].end - data[Math.min(1, data.length - 1)].start;
   const first = DateTime.fromMillis(data[0].start, { zone: timezone }).year;
   const last = DateTime.fromMillis(data[data.length - 1].start, { zone: timezone }).year;
-  const find = (t: number) => {
-    let lo = 0;
-    let hi = data.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (data[mid].end <= t) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo < data.length && data[lo].start <= t ? data[lo] : undefined;
-  };
+  const find = (t: number) => entryAt(data, t);
   const out: Interval[] = [];
   for (let t = Math.floor(from / step) * step; t < to; t += step) {
     const local = DateTime.fromMillis(t, { zone: timezone });

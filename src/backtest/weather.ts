@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { DateTime } from 'luxon';
+import { HOUR, proratedSum } from '../api/index.js';
 import type { PlanSlot } from '../optimiser/site/index.js';
+import { prng } from '../optimiser/thermal-history.js';
 import { InputError, type Interval } from './read.js';
 
 /** A PV forecast as it was known at each instant: what a weather service would have answered then. */
@@ -10,36 +12,9 @@ export interface PvForecastArchive {
   powerW(issuedBy: number, slots: readonly PlanSlot[]): number[];
 }
 
-const HOUR = 3_600_000;
-
 /** Mean power (W) of kWh-per-interval values over a slot, prorated. */
 function meanW(series: readonly { start: number; end: number; value: number }[], a: number, b: number): number {
-  let lo = 0;
-  let hi = series.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (series[mid].end <= a) lo = mid + 1;
-    else hi = mid;
-  }
-  let kwh = 0;
-  for (let i = lo; i < series.length && series[i].start < b; i++) {
-    const r = series[i];
-    const overlap = Math.min(b, r.end) - Math.max(a, r.start);
-    if (overlap > 0) kwh += (r.value * overlap) / (r.end - r.start);
-  }
-  return (kwh * 1000 * HOUR) / (b - a);
-}
-
-/** mulberry32: a small seeded generator, so a synthetic forecast is the same on every run. */
-function mulberry32(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return (proratedSum(series, a, b, (r) => r.value) * 1000 * HOUR) / (b - a);
 }
 
 export interface SyntheticPvOptions {
@@ -61,7 +36,7 @@ export interface SyntheticPvOptions {
  */
 export function syntheticPvForecast(o: SyntheticPvOptions): PvForecastArchive & { factorOf(t: number): number } {
   const phi = o.phi ?? 0.6;
-  const rnd = mulberry32(o.seed ?? 1);
+  const rnd = prng(o.seed ?? 1).next;
   const gauss = () => Math.sqrt(-2 * Math.log(1 - rnd())) * Math.cos(2 * Math.PI * rnd());
   const factors = new Map<string, number>();
   if (o.pv.length) {

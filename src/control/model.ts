@@ -1,5 +1,5 @@
 import { DateTime } from 'luxon';
-import { EV_CHARGE_MODES, EV_DEFAULT_MODES, hasCap, type EvChargeMode, type Device, type EvDefaultMode, type Direction, type EpochMs, type PriceSeries } from '../api/index.js';
+import { entryAt, EV_CHARGE_MODES, EV_DEFAULT_MODES, firstEndingAfter, hasCap, HOUR, type EvChargeMode, type Device, type EvDefaultMode, type Direction, type EpochMs, type PriceSeries } from '../api/index.js';
 import type { HubConfig } from '../core/config/schema.js';
 import type { PriceLookup } from '../core/services.js';
 import type { SiteForecasts } from '../forecast/service.js';
@@ -12,7 +12,6 @@ import { perSlot, type ExternalLimits } from './limits.js';
 import { applyBillTerms, composedTariff } from './bill-terms.js';
 
 const MIN = 60_000;
-const HOUR = 3_600_000;
 /** AC charging loses about a tenth between the wall and the car's cells: turns SoC targets into metered energy. */
 export const EV_CHARGE_EFFICIENCY = 0.9;
 /** Charger states with a car plugged in: only then is an EV in the plan. */
@@ -92,28 +91,13 @@ function configuredFixedRate(config: HubConfig, direction: Direction): number | 
  * end tomorrow night, the plan runs 48 h.
  */
 export function ratesForSlots(series: PriceSeries, slots: readonly PlanSlot[], fallback?: number): { rates: number[]; estimated: number } {
-  const known = (t: number): number | undefined => {
-    let lo = 0;
-    let hi = series.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (series[mid].end <= t) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo < series.length && series[lo].start <= t ? series[lo].rate : undefined;
-  };
+  const known = (t: number): number | undefined => entryAt(series, t)?.rate;
   let estimated = 0;
   const rates = slots.map(({ start, end }) => {
     let acc = 0;
     let covered = 0;
     // the first entry that ends after the slot starts, by binary search (series may hold weeks)
-    let first = 0;
-    for (let hi = series.length; first < hi; ) {
-      const mid = (first + hi) >> 1;
-      if (series[mid].end <= start) first = mid + 1;
-      else hi = mid;
-    }
-    for (let i = first; i < series.length; i++) {
+    for (let i = firstEndingAfter(series, start); i < series.length; i++) {
       const s = series[i];
       if (s.end <= start) continue;
       if (s.start >= end) break;

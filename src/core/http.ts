@@ -25,6 +25,18 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     access?: RouteAccess;
   }
+  interface FastifyInstance {
+    /** Every route as declared (the OpenAPI document is generated from it: `homeflex openapi`). */
+    routeTable: RouteEntry[];
+  }
+}
+
+/** One declared route: method, full URL (fastify's `:param` syntax), access level and any JSON schemas. */
+export interface RouteEntry {
+  method: string;
+  url: string;
+  access: RouteAccess;
+  schema?: { body?: unknown; querystring?: unknown; params?: unknown; response?: unknown };
 }
 
 /** Route options declaring who may call the route, e.g. `app.get('/plan', access('read'), handler)`. */
@@ -262,8 +274,14 @@ export async function createHttpServer(hub: HubServices, modules: RouteModule[])
 
   // routes that declare no access are treated as writes; say so once, for whoever added them
   const undeclared: string[] = [];
+  const routeTable: RouteEntry[] = [];
+  app.decorate('routeTable', routeTable);
   app.addHook('onRoute', (route) => {
     if (!route.config?.access && route.method !== 'HEAD') undeclared.push(`${String(route.method)} ${route.url}`);
+    for (const method of [route.method].flat()) {
+      if (method === 'HEAD') continue;
+      routeTable.push({ method, url: route.url, access: route.config?.access ?? 'write', ...(route.schema ? { schema: route.schema as RouteEntry['schema'] } : {}) });
+    }
   });
   app.addHook('onReady', async () => {
     if (undeclared.length) hub.log.warn({ routes: undeclared }, 'HTTP routes that declare no access level need the token like writes');

@@ -2,9 +2,8 @@ import { badRequest } from '../api/index.js';
 import { access, type RouteModule } from '../core/http.js';
 import { parseTime } from '../tariff/routes.js';
 import type { ForecastService } from './service.js';
+import { DAY, HOUR } from '../api/time.js';
 
-const HOUR = 3_600_000;
-const DAY = 24 * HOUR;
 /** The longest window GET /forecasts answers: the store keeps the forecasts of the last 35 days. */
 const MAX_DAYS = 40;
 

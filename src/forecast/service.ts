@@ -1,6 +1,6 @@
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import cron, { type ScheduledTask } from 'node-cron';
-import { isRetryable, type Clock, type EpochMs, type ForecastPoint, type ForecastSource, type ForecastSourceDefinition, type Logger, type PvArraySpec, type SiteInfo } from '../api/index.js';
+import { DAY, entryAt, HOUR, isRetryable, type Clock, type EpochMs, type ForecastPoint, type ForecastSource, type ForecastSourceDefinition, type Logger, type PvArraySpec, type SiteInfo } from '../api/index.js';
 import type { HubConfig } from '../core/config/schema.js';
 import {
   arrayAcPowerW,
@@ -10,6 +10,7 @@ import {
   errorsByHorizon,
   fitPvCalibration,
   seriesForecast,
+  sumForecasts,
   withLearnedQuantiles,
   type CalibrationPair,
   type EnergyInterval,
@@ -20,8 +21,6 @@ import {
 } from '../optimiser/forecast/index.js';
 import { ForecastStore } from './store.js';
 
-const HOUR = 3_600_000;
-const DAY = 24 * HOUR;
 
 /** What the site planner asks of the forecasts (src/control/model.ts). */
 export interface SiteForecasts {
@@ -204,15 +203,7 @@ export class ForecastService implements SiteForecasts {
   /** Sum of the source's forecasts of some arrays; NaN where any of them has no forecast. */
   private sourceForecast(arrayIds: string[]): PowerForecast {
     const parts = arrayIds.map((id) => seriesForecast(this.arrayPoints(id), id, nanForecast));
-    const sum = (lists: number[][], n: number) => Array.from({ length: n }, (_, i) => lists.reduce((a, l) => a + l[i], 0));
-    const forecast: PowerForecast = { name: this.source?.describe() ?? 'no source', powerW: (slots) => sum(parts.map((p) => p.powerW(slots)), slots.length) };
-    if (parts.some((p) => p.quantilesW)) {
-      forecast.quantilesW = (slots) => {
-        const qs = parts.map((p) => p.quantilesW?.(slots) ?? { p10: p.powerW(slots), p50: p.powerW(slots), p90: p.powerW(slots) });
-        return { p10: sum(qs.map((q) => q.p10), slots.length), p50: sum(qs.map((q) => q.p50), slots.length), p90: sum(qs.map((q) => q.p90), slots.length) };
-      };
-    }
-    return forecast;
+    return sumForecasts(parts, this.source?.describe() ?? 'no source');
   }
 
   /** The source where it has values, `fallback` elsewhere; says how many slots the fallback filled. */
@@ -294,14 +285,7 @@ export class ForecastService implements SiteForecasts {
   outdoorC(t: EpochMs): number | undefined {
     const w = this.source?.weather?.();
     if (!w?.length) return undefined;
-    let lo = 0;
-    let hi = w.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (w[mid].end <= t) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo < w.length && w[lo].start <= t ? w[lo].tempC : undefined;
+    return entryAt(w, t)?.tempC;
   }
 
   /**

@@ -1,8 +1,9 @@
 import { appendFile, mkdir, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ForecastSnapshot } from '../optimiser/forecast/index.js';
+import { DAY } from '../api/time.js';
+import { checkStoreFormat } from '../core/store/format.js';
 
-const DAY = 86_400_000;
 
 /** Measured mean power per equal step from `start` (W); null where nothing was measured. */
 export interface MeasuredSeries {
@@ -37,6 +38,7 @@ export class ForecastStore {
   static async open(dir: string, now: number, options: { snapshotDays?: number; measuredDays?: number } = {}): Promise<ForecastStore> {
     const store = new ForecastStore(dir);
     await mkdir(dir, { recursive: true });
+    checkStoreFormat(dir, 'homeflex-forecast-store', 1);
     const oldest = now - (options.measuredDays ?? 400) * DAY;
     const oldestSnapshot = now - (options.snapshotDays ?? 35) * DAY;
     const months = (await readdir(dir)).filter((f) => /^\d{4}-\d{2}\.jsonl$/.test(f)).sort();

@@ -36,6 +36,15 @@ export class CorruptDataError extends Error {
 
 const pad8 = (n: number) => (n + 7) & ~7;
 
+type Column = Float64Array | Float32Array | Uint8Array | Int32Array;
+
+/** A copy of a column in a longer array of the same type (the rest zero). */
+export function grownColumn<T extends Column>(a: T, Type: { new (n: number): T }, cap: number): T {
+  const b = new Type(cap);
+  b.set(a);
+  return b;
+}
+
 export function emptyColumns(n: number): RowColumns {
   return {
     n,

@@ -1,5 +1,5 @@
 import { DateTime, IANAZone } from 'luxon';
-import type { EpochMs, PriceSeries, TimeWindow } from '../api/index.js';
+import { firstEndingAfter, type EpochMs, type PriceSeries, type TimeWindow } from '../api/index.js';
 import { BUCKET_MS, flowOf } from './records.js';
 import type { IntervalSet } from './store.js';
 
@@ -64,16 +64,7 @@ export function onBucketGrid(grid: readonly EpochMs[], series: readonly PriceSer
 }
 
 /** Index of the first slot that ends after `t`. */
-function firstSlotEndingAfter(series: PriceSeries, t: EpochMs): number {
-  let lo = 0;
-  let hi = series.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (series[mid].end <= t) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
+const firstSlotEndingAfter = (series: PriceSeries, t: EpochMs): number => firstEndingAfter(series, t);
 
 /** Index of the period of `grid` holding `t` (the last boundary at or before it). */
 function periodAt(grid: readonly EpochMs[], t: EpochMs): number {

@@ -1,4 +1,4 @@
-import { FLAG_DELETE, type BucketColumns, type RowColumns } from './codec.js';
+import { emptyColumns, FLAG_DELETE, grownColumn, type BucketColumns, type RowColumns } from './codec.js';
 import { BUCKET_MS, flowOf, isRegister, type RowOp } from './records.js';
 
 /** What became of one operation: stored (new or replacing), same as already stored, ignored (a forecast where an actual is kept), absent (delete of nothing). */
@@ -75,11 +75,7 @@ export class PartitionTable {
     let cap = this.start.length;
     while (cap < min) cap *= 2;
     if (cap === this.start.length) return;
-    const g = <T extends Float64Array | Float32Array | Uint8Array | Int32Array>(a: T, Type: { new (n: number): T }) => {
-      const b = new Type(cap);
-      b.set(a);
-      return b;
-    };
+    const g = <T extends Float64Array | Float32Array | Uint8Array | Int32Array>(a: T, Type: { new (n: number): T }) => grownColumn(a, Type, cap);
     this.start = g(this.start, Float64Array);
     this.end = g(this.end, Float64Array);
     this.value = g(this.value, Float64Array);
@@ -241,17 +237,7 @@ export class PartitionTable {
     for (let i = 0; i < this.n; i++) if (this.live[i]) order.push(i);
     order.sort((a, b) => this.start[a] - this.start[b] || this.flags[a] - this.flags[b] || this.end[a] - this.end[b]);
     const n = order.length;
-    const out: RowColumns = {
-      n,
-      start: new Float64Array(n),
-      end: new Float64Array(n),
-      value: new Float64Array(n),
-      confidence: new Float32Array(n),
-      flags: new Uint8Array(n),
-      session: new Int32Array(n),
-      ref: new Int32Array(n),
-      strings: [],
-    };
+    const out: RowColumns = emptyColumns(n);
     const remap = new Map<number, number>();
     const keep = (id: number) => {
       if (id < 0) return -1;

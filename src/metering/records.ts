@@ -1,14 +1,12 @@
 import type { Direction, EpochMs, TariffRate } from '../api/index.js';
+import { DAY, HOUR, MINUTE } from '../api/time.js';
+export { DAY, HOUR, MINUTE } from '../api/time.js';
 
 /**
  * Meter records as the store keeps them. A record belongs to a *subject*: a device (`d.<id>`), a
  * device's extra meter channel (`d.<id>:<channel>`), the site's grid connection (`l.<site id>`), or
  * a baseline profile written by the control loop (`b.<id>`).
  */
-
-export const MINUTE = 60_000;
-export const HOUR = 3_600_000;
-export const DAY = 86_400_000;
 /** Pre-aggregated buckets are this long; every local midnight of every modern time zone falls on this grid. */
 export const BUCKET_MS = 15 * MINUTE;
 /** Longest interval one record may cover; queries look this far back for records reaching into their window. */

@@ -14,6 +14,7 @@ import {
   encodeRows,
   encodeSegment,
   frame,
+  grownColumn,
   readSection,
   scanLog,
   type LogScan,
@@ -712,29 +713,9 @@ export class MeterStore {
     const rolledUp = opts.rolledUp ?? p.seg?.rolled_up;
     const header = { subject: p.subject, month: p.month, generation: (p.seg?.generation ?? 0) + 1, rows: rows.n, intervals, firstTime, lastTime, sessions: [...sessions], streams: [...streams.values()], ...(rolledUp ? { rolled_up: rolledUp } : {}) };
     const bytes = encodeSegment(header, rows, buckets);
-    mkdirSync(p.dir, { recursive: true, mode: DIR_MODE });
+    // temp file, fsync, rename, fsync of the directory; a failed write leaves no temp file (the log still holds the rows)
     const file = this.segFile(p);
-    const tmp = `${file}.tmp`;
-    const fd = openSync(tmp, 'w', FILE_MODE);
-    try {
-      try {
-        let off = 0;
-        while (off < bytes.length) off += writeSyncAll(fd, bytes, off);
-        fsyncSync(fd);
-      } finally {
-        closeSync(fd);
-      }
-      renameSync(tmp, file);
-    } catch (err) {
-      // a full disk must not also fill up with half-written segments; the log still holds the rows
-      try {
-        unlinkSync(tmp);
-      } catch {
-        // already gone
-      }
-      throw err;
-    }
-    fsyncDirSync(p.dir);
+    writeFileAtomicSync(file, bytes);
     // only now may the log go: until the rename is durable it is the only copy of its rows
     if (p.logSize > 0) {
       if (p.fh) {
@@ -1132,11 +1113,7 @@ export class IntervalBuilder {
   push(start: number, end: number, energy: number, flags: number, confidence: number, session: string | null, ref: string | null) {
     if (this.n === this.start.length) {
       const cap = this.n * 2;
-      const g = <T extends Float64Array | Float32Array | Uint8Array>(a: T, Type: { new (n: number): T }) => {
-        const b = new Type(cap);
-        b.set(a);
-        return b;
-      };
+      const g = <T extends Float64Array | Float32Array | Uint8Array>(a: T, Type: { new (n: number): T }) => grownColumn(a, Type, cap);
       this.start = g(this.start, Float64Array);
       this.end = g(this.end, Float64Array);
       this.energy = g(this.energy, Float64Array);

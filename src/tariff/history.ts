@@ -3,16 +3,25 @@ import { join } from 'node:path';
 import type { Direction, EpochMs, PriceSeries, TimeWindow } from '../api/index.js';
 import { writeFileAtomic } from '../core/store/atomic.js';
 import { replaceRange, seriesProblems, sliceSeries } from './series.js';
+import { NewerVersionError, storedVersion } from '../core/store/format.js';
 
 type StoredSlot = [start: EpochMs, end: EpochMs, rate: number, confidence: number];
 
+/**
+ * The version of the files below, stored in each. v0.1.0 wrote them without one: those are version 1
+ * and read as they are; a file of a newer version is refused.
+ */
+export const TARIFF_HISTORY_VERSION = 1;
+
 interface MonthFile {
+  version?: number;
   direction: Direction;
   month: string;
   slots: StoredSlot[];
 }
 
 interface MetaFile {
+  version?: number;
   frozen_until: Partial<Record<Direction, EpochMs>>;
 }
 
@@ -41,8 +50,11 @@ export class PriceHistory {
     const metaFile = join(dir, 'meta.json');
     if (existsSync(metaFile)) {
       try {
-        Object.assign(h.frozen, (JSON.parse(readFileSync(metaFile, 'utf8')) as MetaFile).frozen_until ?? {});
+        const meta = JSON.parse(readFileSync(metaFile, 'utf8')) as MetaFile;
+        storedVersion(metaFile, meta.version, TARIFF_HISTORY_VERSION, 'tariff history');
+        Object.assign(h.frozen, meta.frozen_until ?? {});
       } catch (err) {
+        if (err instanceof NewerVersionError) throw err;
         problems.push(`${metaFile}: ${(err as Error).message}; history is kept, recording restarts from now`);
       }
     }
@@ -52,12 +64,14 @@ export class PriceHistory {
       const file = join(dir, name);
       try {
         const doc = JSON.parse(readFileSync(file, 'utf8')) as MonthFile;
+        storedVersion(file, doc.version, TARIFF_HISTORY_VERSION, 'tariff history');
         const series = doc.slots.map(([start, end, rate, confidence]) => ({ start, end, rate, confidence }));
         const bad = seriesProblems(series);
         if (bad.length) throw new Error(`slot ${bad[0].index}: ${bad[0].message}`);
         const dir_ = m[1].toUpperCase() as Direction;
         h.slots[dir_] = replaceRange(h.slots[dir_], series, series[0]?.start ?? 0, series[series.length - 1]?.end ?? 0);
       } catch (err) {
+        if (err instanceof NewerVersionError) throw err;
         const aside = `${file}.damaged-${Date.now()}`;
         renameSync(file, aside);
         problems.push(`${file} could not be read (${(err as Error).message}); moved to ${aside}`);
@@ -105,10 +119,10 @@ export class PriceHistory {
         const start = Date.parse(`${month}-01T00:00:00Z`);
         const end = Date.UTC(new Date(start).getUTCFullYear(), new Date(start).getUTCMonth() + 1, 1);
         const slots = sliceSeries(this.slots[direction], { start, end }).map((s): StoredSlot => [s.start, s.end, s.rate, s.confidence]);
-        const doc: MonthFile = { direction, month, slots };
+        const doc: MonthFile = { version: TARIFF_HISTORY_VERSION, direction, month, slots };
         await writeFileAtomic(join(this.dir, `${direction.toLowerCase()}-${month}.json`), JSON.stringify(doc));
       }
-      if (meta) await writeFileAtomic(join(this.dir, 'meta.json'), JSON.stringify({ frozen_until: this.frozen } satisfies MetaFile));
+      if (meta) await writeFileAtomic(join(this.dir, 'meta.json'), JSON.stringify({ version: TARIFF_HISTORY_VERSION, frozen_until: this.frozen } satisfies MetaFile));
     });
     // a failed write (full disk) is written again with the next flush rather than forgotten
     next.catch(() => {

@@ -1,25 +1,13 @@
 import type { EpochMs, PriceSeries, PriceSlot, TimeWindow } from '../api/index.js';
+import { firstEndingAfter } from '../api/series.js';
+/** Index of the first slot whose end is after `t` (binary search, in src/api for plugins too). */
+export { firstEndingAfter };
+export { DAY, HOUR, MINUTE } from '../api/time.js';
 
 /**
  * Pure utilities on price series (sorted, non-overlapping `[start, end)` slots). No I/O, no clock:
  * the optimiser and the tariff service share them.
  */
-
-export const MINUTE = 60_000;
-export const HOUR = 3_600_000;
-export const DAY = 86_400_000;
-
-/** Index of the first slot whose end is after `t` (binary search); `series.length` if none. */
-export function firstEndingAfter(series: PriceSeries, t: EpochMs): number {
-  let lo = 0;
-  let hi = series.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (series[mid].end <= t) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
 
 /** The slots inside the window, the first and last cut to its edges. */
 export function sliceSeries(series: PriceSeries, window: TimeWindow): PriceSeries {

@@ -9,19 +9,13 @@ import { ManualClock } from '../core/clock.js';
 import type { TariffConfig } from '../core/config/schema.js';
 import { StateStore } from '../core/store/state.js';
 import { TariffService } from './service.js';
+import { joined } from '../../test/peers/series.js';
 
 const T = (s: string) => Date.parse(s);
 const H = 3_600_000;
 const quietLog: Logger = { trace() {}, debug() {}, info() {}, warn() {}, error() {}, fatal() {}, child: () => quietLog };
 const site = { id: 'home', name: 'Home', timezone: 'Europe/Berlin', currency: 'EUR' };
 const rates = (s: PriceSeries) => s.map((x) => [new Date(x.start).toISOString().slice(11, 16), new Date(x.end).toISOString().slice(11, 16), x.rate]);
-const joined = (s: PriceSeries) =>
-  s.reduce<PriceSeries>((out, x) => {
-    const prev = out[out.length - 1];
-    if (prev && prev.end === x.start && prev.rate === x.rate) out[out.length - 1] = { ...prev, end: x.end };
-    else out.push(x);
-    return out;
-  }, []);
 
 const dirs: string[] = [];
 afterEach(() => {

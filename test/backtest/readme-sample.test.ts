@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { main } from '../../src/cli.js';
 
 /**
- * The README's backtest command, read from README.md (so the two cannot drift), runs as written
+ * The documented backtest command, read from docs/backtest.md (so the two cannot drift), runs as written
  * on the sample shipped in samples/backtest/, from the repository root as a fresh clone has it.
  * Only `--out` is pointed at a temporary folder.
  */
@@ -13,8 +13,7 @@ import { main } from '../../src/cli.js';
 const ROOT = join(import.meta.dirname, '..', '..');
 
 function readmeBacktest(): string[] {
-  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
-  const section = readme.slice(readme.indexOf('\n## Backtest'));
+  const section = readFileSync(join(ROOT, 'docs', 'backtest.md'), 'utf8');
   const block = /```sh\n([\s\S]*?)```/.exec(section)![1];
   const command = block.replace(/\\\n/g, ' ').split('\n').find((l) => l.includes(' backtest '))!;
   const args = command.trim().split(/\s+/);
@@ -22,7 +21,7 @@ function readmeBacktest(): string[] {
   return args.slice(3);
 }
 
-describe('the README backtest on the shipped sample', { timeout: 180_000 }, () => {
+describe('the documented backtest on the shipped sample', { timeout: 180_000 }, () => {
   it('runs as written and writes its results', async () => {
     const args = readmeBacktest();
     // every file it names is in the repository, none outside it
@@ -42,8 +41,8 @@ describe('the README backtest on the shipped sample', { timeout: 180_000 }, () =
     }
     const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as { strategies: Record<string, { cost: number }> };
     const cost = (s: string) => summary.strategies[s].cost;
-    // the figures the README quotes for the sample
-    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8').replace(/\s+/g, ' ');
+    // the figures docs/backtest.md quotes for the sample
+    const readme = readFileSync(join(ROOT, 'docs', 'backtest.md'), 'utf8').replace(/\s+/g, ' ');
     for (const [s, label] of [['none', 'no battery'], ['self_consumption', 'self-consumption'], ['price_threshold', 'price thresholds'], ['homeflex', 'homeflex'], ['optimum', 'the optimum']] as const) {
       expect(readme, s).toContain(`${label} €${cost(s).toFixed(2)}`);
     }

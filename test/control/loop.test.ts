@@ -6,6 +6,7 @@ import { ManualClock } from '../../src/core/clock.js';
 import { Hub } from '../../src/core/host.js';
 import { createLogger } from '../../src/core/logging.js';
 import type { PlanView } from '../../src/control/view.js';
+import { hubApi, minuteStepper } from '../peers/api.js';
 
 const SITE = `
 site: { id: home, timezone: Europe/Berlin, currency: EUR, latitude: 50.1,
@@ -40,17 +41,9 @@ async function start(at = '2026-06-01T16:10:00Z') {
   await hub.start();
   const control = hub.services.control!;
   await control.settled();
-  const api = async (method: string, path: string, body?: unknown) => {
-    const r = await fetch(`${hub.url}/api/v1${path}`, { method, headers: body === undefined ? {} : { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
-    return { status: r.status, body: (await r.json()) as Record<string, unknown> };
-  };
+  const api = hubApi(() => hub.url);
   /** Moves the hub clock forward, letting the simulators tick and the loop re-plan. */
-  const advance = async (ms: number) => {
-    for (let left = ms; left > 0; left -= 60_000) {
-      await clock.advance(Math.min(60_000, left));
-      await control.settled();
-    }
-  };
+  const advance = minuteStepper(clock, control);
   return { hub, clock, control, api, advance, dir };
 }
 

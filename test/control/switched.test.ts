@@ -10,6 +10,7 @@ import { ConfigError, formatProblem, parseConfig } from '../../src/core/config/l
 import { Hub } from '../../src/core/host.js';
 import { createLogger } from '../../src/core/logging.js';
 import type { PlanView } from '../../src/control/view.js';
+import { hubApi } from '../peers/api.js';
 
 /**
  * The switched-systems settings (FlatPeak's guide) as a user writes them, in the YAML and over
@@ -65,10 +66,7 @@ function onPeriods(plan: PlanView, id: string): string[] {
 
 describe('switched loads: the guide settings from the YAML and over HTTP', () => {
   let hub: Hub;
-  const api = async (method: string, path: string, body?: unknown) => {
-    const r = await fetch(`${hub.url}/api/v1${path}`, { method, headers: body === undefined ? {} : { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
-    return { status: r.status, body: (await r.json()) as Record<string, unknown> };
-  };
+  const api = hubApi(() => hub.url);
   const plan = async () => (await api('GET', '/plan')).body as unknown as PlanView;
 
   beforeAll(async () => {

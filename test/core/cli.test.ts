@@ -1,9 +1,10 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createServer, type AddressInfo, type Server } from 'node:net';
+import { spawnCli } from '../peers/hub-process.js';
 
 const root = resolve(import.meta.dirname, '..', '..');
 const cli = ['--import', 'tsx', join(root, 'src', 'cli.ts')];
@@ -52,20 +53,15 @@ describe('homeflex CLI', () => {
     const [ocpp, modbus] = await freePorts(2);
     const t0 = Date.now();
     const flags = ['--port', '0', '--ocpp-port', String(ocpp), '--modbus-port', String(modbus), '--mqtt-port', '0'];
-    const child = spawn(process.execPath, [...cli, 'start', '--config', file, ...flags], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-    // a failed assertion must not leave the demo running
-    onTestFinished(() => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    });
-    let out = '';
-    child.stdout.on('data', (b) => (out += b));
-    child.stderr.on('data', (b) => (out += b));
+    // a failed assertion must not leave the demo running (spawnCli kills it)
+    const proc = spawnCli(['start', '--config', file, ...flags]);
+    const child = proc.child;
     let url: string | undefined;
     while (!url && Date.now() - t0 < 10_000) {
-      url = /"url":"(http:[^"]+)"/.exec(out)?.[1];
+      url = /"url":"(http:[^"]+)"/.exec(proc.out)?.[1];
       await new Promise((r) => setTimeout(r, 50));
     }
-    expect(url, out).toBeDefined();
+    expect(url, proc.out).toBeDefined();
     const health = await (await fetch(`${url}/api/v1/health`)).json();
     expect(health).toMatchObject({ status: 'ok', site_id: 'demo-home' });
     expect(Date.now() - t0).toBeLessThan(10_000);
@@ -78,7 +74,7 @@ describe('homeflex CLI', () => {
     const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
     expect(code).toBe(0);
     expect(Date.now() - s0).toBeLessThan(5000);
-    expect(out).toContain('homeflex stopped');
+    expect(proc.out).toContain('homeflex stopped');
   });
 
   it('refuses a port flag it cannot apply, saying why', () => {

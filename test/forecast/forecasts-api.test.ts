@@ -13,6 +13,7 @@ import { createLogger } from '../../src/core/logging.js';
 import type { PlanView } from '../../src/control/view.js';
 import { forecastCheckCommand } from '../../src/forecast/cli.js';
 import type { ForecastView } from '../../src/forecast/service.js';
+import { minuteStepper } from '../peers/api.js';
 
 /** Open-Meteo on 127.0.0.1, answering the documented example shape (test/fixtures/forecasts/README.md), or failing. */
 let server: Server;
@@ -62,12 +63,7 @@ async function start(at: string) {
     const r = await fetch(`${hub.url}/api/v1${path}`);
     return { status: r.status, body: (await r.json()) as Record<string, unknown> };
   };
-  const advance = async (ms: number) => {
-    for (let left = ms; left > 0; left -= 60_000) {
-      await clock.advance(Math.min(60_000, left));
-      await control.settled();
-    }
-  };
+  const advance = minuteStepper(clock, control);
   return { hub, clock, control, get, advance, dir };
 }
 

@@ -1,17 +1,15 @@
 import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Hub } from '../../src/core/host.js';
-import { createLogger } from '../../src/core/logging.js';
+import { quietLog } from '../peers/http-server.js';
 
 /**
  * Meters only the API feeds (device ids no device in the site file names) are accepted, up to
  * storage.max_api_meters: before, 2,000 made-up device ids in one batch made 2,000 directories.
  */
 
-const quiet = () => createLogger({ destination: new Writable({ write: (_c, _e, cb) => cb() }), level: 'warn' });
 let hub: Hub | undefined;
 afterEach(async () => {
   await hub?.stop();
@@ -24,7 +22,7 @@ async function start(storage: string) {
   const dir = mkdtempSync(join(tmpdir(), 'hf-api-meters-'));
   hub = new Hub({
     configText: `site: { id: home }\nhttp: { port: 0 }\nstorage: ${storage}\ndevices:\n  - { id: house, adapter: sim_load, tick_s: 3600 }\n`,
-    logger: quiet(),
+    logger: quietLog,
     override: (c) => void (c.storage.dir = dir),
   });
   await hub.start();

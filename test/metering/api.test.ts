@@ -1,15 +1,12 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
 import { Hub } from '../../src/core/host.js';
-import { createLogger } from '../../src/core/logging.js';
 import { deviceSubject } from '../../src/metering/records.js';
 import { MeterStore } from '../../src/metering/store.js';
-
-const quiet = () => createLogger({ destination: new Writable({ write: (_c, _e, cb) => cb() }), level: 'warn' });
+import { quietLog } from '../peers/http-server.js';
 
 let hub: Hub | undefined;
 afterEach(async () => {
@@ -25,7 +22,7 @@ tariffs:
 `;
 
 async function start(devices = '', clock = new ManualClock('2026-06-01T10:00:00Z'), dir = mkdtempSync(join(tmpdir(), 'hf-meter-api-')), site = SITE) {
-  hub = new Hub({ configText: site + (devices ? `devices:\n${devices}` : ''), clock, logger: quiet(), override: (c) => void (c.storage.dir = dir) });
+  hub = new Hub({ configText: site + (devices ? `devices:\n${devices}` : ''), clock, logger: quietLog, override: (c) => void (c.storage.dir = dir) });
   await hub.start();
   return { url: `${hub.url}/api/v1`, dir, clock };
 }

@@ -1,9 +1,10 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { flagsOf, deviceSubject, type RowOp } from '../../src/metering/records.js';
 import { MeterStore } from '../../src/metering/store.js';
+import { meterStoresAfterEach } from './stores.js';
 
 /**
  * A damaged byte in a meter log or segment loses only the records of the damaged range: the range
@@ -19,15 +20,7 @@ const put = (k: number): RowOp => ({ op: 'put', subject: ev, start: T0 + k * MIN
 /** Batch b holds records 10b .. 10b+9: one log frame each. */
 const batch = (b: number) => Array.from({ length: 10 }, (_, i) => put(b * 10 + i));
 
-const stores: MeterStore[] = [];
-const open = async (dir: string, opts = {}) => {
-  const s = await MeterStore.open(dir, opts);
-  stores.push(s);
-  return s;
-};
-afterEach(async () => {
-  for (const s of stores.splice(0)) await s.close();
-});
+const open = meterStoresAfterEach();
 
 const kept = (s: MeterStore) => {
   const set = s.intervals(ev, T0 - 86_400_000, T0 + 86_400_000, { labels: true });

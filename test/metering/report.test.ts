@@ -1,14 +1,13 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { builtinCatalog } from '../../src/core/catalog.js';
 import { hubChecks } from '../../src/core/config/checks.js';
 import { loadConfigFile } from '../../src/core/config/load.js';
 import { Hub } from '../../src/core/host.js';
-import { createLogger } from '../../src/core/logging.js';
 import { reportCommand } from '../../src/metering/report.js';
+import { quietLog } from '../peers/http-server.js';
 
 const SITE = `site: { id: home, timezone: Europe/Berlin, currency: EUR }
 http: { port: 0 }
@@ -32,7 +31,7 @@ async function run(argv: string[]) {
 
 async function startHub() {
   const dir = mkdtempSync(join(tmpdir(), 'hf-report-'));
-  hub = new Hub({ configText: SITE, logger: createLogger({ destination: new Writable({ write: (_c, _e, cb) => cb() }), level: 'warn' }), override: (c) => void (c.storage.dir = dir) });
+  hub = new Hub({ configText: SITE, logger: quietLog, override: (c) => void (c.storage.dir = dir) });
   await hub.start();
   const r = (device: string, start: string, hours: number, watts: number, extra = {}) => ({ device_id: device, units: 'W', value: watts, start_time: start, end_time: new Date(Date.parse(start) + hours * 3_600_000).toISOString(), ...extra });
   const res = await fetch(`${hub.url}/api/v1/meters/interval`, {

@@ -1,9 +1,10 @@
 import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { flagsOf, deviceSubject, type RowOp } from '../../src/metering/records.js';
 import { MeterStore } from '../../src/metering/store.js';
+import { meterStoresAfterEach } from './stores.js';
 
 const H = 3_600_000;
 const T0 = Date.UTC(2024, 7, 1);
@@ -12,15 +13,7 @@ const ev = deviceSubject('ev');
 
 const put = (start: number, end: number, value: number, extra: Partial<RowOp> = {}): RowOp => ({ op: 'put', subject: ev, start, end, flags: IMP, value, confidence: 1, session: null, ref: null, ...extra });
 
-const stores: MeterStore[] = [];
-const open = async (dir: string, opts = {}) => {
-  const s = await MeterStore.open(dir, opts);
-  stores.push(s);
-  return s;
-};
-afterEach(async () => {
-  for (const s of stores.splice(0)) await s.close();
-});
+const open = meterStoresAfterEach();
 
 const sum = (s: MeterStore, subject = ev, from = T0 - 40 * 24 * H, to = T0 + 400 * 24 * H) => {
   const set = s.intervals(subject, from, to);

@@ -13,7 +13,7 @@ import { sleep, until } from './helpers.js';
  * answer store_unavailable, it starts on the full disk, and it resumes by itself when space returns;
  * no acknowledged record is lost and no .tmp is left.
  *
- * HOMEFLEX_FULL_DISK_S sets how long the disk stays full (default 20 s; the figure in the README
+ * HOMEFLEX_FULL_DISK_S sets how long the disk stays full (default 20 s; the figure in docs/reliability.md
  * was measured with 300).
  */
 

@@ -1,4 +1,6 @@
+import { expect } from 'vitest';
 import type { Hub } from '../../src/core/host.js';
+import type { MeterStore } from '../../src/metering/store.js';
 
 /** JSON over the hub's real HTTP listener, as a client on this machine sends it. */
 export async function api(hub: Hub, method: string, path: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> & { data?: unknown } }> {
@@ -41,4 +43,14 @@ export function routesOf(tree: string): { method: string; url: string }[] {
     for (const method of m[3].split(',').map((s) => s.trim())) if (method !== 'HEAD') out.push({ method, url: path });
   }
   return out;
+}
+
+/** After a fuzz run: every stored interval of every meter holds a finite energy between 0 and 1 GWh. */
+export async function expectSaneMeterStore(hub: Hub): Promise<void> {
+  await hub.services.metering!.drain();
+  const store = hub.services.metering!.store as MeterStore;
+  for (const { subject } of store.subjects()) {
+    const set = store.intervals(subject, -Infinity, Infinity);
+    for (let i = 0; i < set.n; i++) expect(Number.isFinite(set.energy[i]) && set.energy[i] >= 0 && set.energy[i] <= 1e9, `${subject} ${set.energy[i]} Wh`).toBe(true);
+  }
 }

@@ -1,14 +1,13 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import mqtt from 'mqtt';
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { freePort } from '../peers/mqtt.js';
 import { sleep, until } from './helpers.js';
+import { spawnCli } from '../peers/hub-process.js';
 
-const root = resolve(import.meta.dirname, '..', '..');
 const MB = 1024 * 1024;
 
 /** Resident set size of a process (Linux), in bytes. */
@@ -78,15 +77,10 @@ devices:
   - { id: heater, adapter: tasmota, topic: tasmota_RSS, rated_power_w: 2000 }
 `,
     );
-    const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'src', 'cli.ts'), 'start', '--config', file], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-    onTestFinished(() => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    });
-    let out = '';
-    child.stdout.on('data', (b) => (out += b));
-    child.stderr.on('data', (b) => (out += b));
-    await until(() => /connected to MQTT broker/.test(out) && /"url":"http/.test(out), 'the hub to start with its broker', 90_000).catch((err: Error) => {
-      throw new Error(`${err.message}\n${out}`);
+    const proc = spawnCli(['start', '--config', file]);
+    const child = proc.child;
+    await until(() => /connected to MQTT broker/.test(proc.out) && /"url":"http/.test(proc.out), 'the hub to start with its broker', 90_000).catch((err: Error) => {
+      throw new Error(`${err.message}\n${proc.out}`);
     });
     await sleep(3000);
     const before = rssOf(child.pid!);
@@ -99,7 +93,7 @@ devices:
 
     expect(results.every((r) => r.closedEarly)).toBe(true);
     expect(growth).toBeLessThan(20 * MB);
-    expect(out).toMatch(/embedded MQTT broker closed a connection from 127\.0\.0\.1: it declared a packet of 209715205 bytes before its login was accepted/);
+    expect(proc.out).toMatch(/embedded MQTT broker closed a connection from 127\.0\.0\.1: it declared a packet of 209715205 bytes before its login was accepted/);
 
     // the broker still serves logins
     const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${brokerPort}`, { username: 'hub', password: 'hub-secret-pw', reconnectPeriod: 0 });

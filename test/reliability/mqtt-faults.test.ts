@@ -1,4 +1,4 @@
-import { afterEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { TasmotaSimulator } from '../../adapters/tasmota/simulator.js';
 import { ManualClock } from '../../src/core/clock.js';
 import type { PlanRecord } from '../../src/control/view.js';
@@ -6,6 +6,8 @@ import { startHub } from '../peers/hub.js';
 import { Mosquitto, until } from '../peers/mqtt.js';
 import { api, sleep } from './helpers.js';
 import { describeWithPeers } from '../peers/system.js';
+import { cleanupsAfterEach } from '../peers/cleanups.js';
+import { minuteStepper } from '../peers/api.js';
 
 /**
  * MQTT faults in a whole hub, on Debian's mosquitto: the broker restarted under a running plan, and
@@ -15,10 +17,7 @@ import { describeWithPeers } from '../peers/system.js';
  * commands and the metered energy are checked across them.
  */
 
-const cleanups: (() => Promise<unknown> | unknown)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanups = cleanupsAfterEach();
 
 const TOPIC = 'tasmota_REL01';
 
@@ -50,12 +49,7 @@ devices:
   h.hub.bus.on('plan.updated', () => plans.push(control.latest!));
   const heater = h.hub.registry.get('heater')!;
   await until(() => heater.available, 'the socket online');
-  const tick = async (ms: number) => {
-    for (let left = ms; left > 0; left -= 60_000) {
-      await clock.advance(Math.min(60_000, left));
-      await control.settled();
-    }
-  };
+  const tick = minuteStepper(clock, control);
   const replaceSim = async (totalKwh: number) => {
     sim = new TasmotaSimulator({ url: broker.url, topic: TOPIC, ratedPowerW: 2000, totalKwh, autoTele: false });
     await sim.start();

@@ -1,11 +1,12 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import mqtt from 'mqtt';
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { TsChargePoint } from '../../adapters/ocpp/test/harness.js';
 import { freePort } from '../peers/mqtt.js';
+import { spawnCli } from '../peers/hub-process.js';
 
 const root = resolve(import.meta.dirname, '..', '..');
 const cli = ['--import', 'tsx', join(root, 'src', 'cli.ts')];
@@ -17,27 +18,22 @@ async function startHub(yaml: string, env: Record<string, string>) {
   const dir = mkdtempSync(join(tmpdir(), 'homeflex-sec-'));
   const file = join(dir, 'site.yaml');
   writeFileSync(file, yaml.replace('STORAGE', JSON.stringify(join(dir, 'data'))));
-  const child = spawn(process.execPath, [...cli, 'start', '--config', file], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  // a failed assertion must not leave the hub running
-  onTestFinished(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  let out = '';
-  child.stdout.on('data', (b) => (out += b));
-  child.stderr.on('data', (b) => (out += b));
+  // a failed assertion must not leave the hub running (spawnCli kills it)
+  const proc = spawnCli(['start', '--config', file], { ...process.env, ...env });
+  const child = proc.child;
   const t0 = Date.now();
   let url: string | undefined;
   while (!url && Date.now() - t0 < 15_000 && child.exitCode === null) {
-    url = /"url":"(http:[^"]+)"/.exec(out)?.[1];
+    url = /"url":"(http:[^"]+)"/.exec(proc.out)?.[1];
     await new Promise((r) => setTimeout(r, 50));
   }
   return {
     url,
-    output: () => out,
+    output: () => proc.out,
     stop: async () => {
       child.kill('SIGTERM');
       if (child.exitCode === null) await new Promise((r) => child.on('exit', r));
-      return out;
+      return proc.out;
     },
   };
 }

@@ -1,11 +1,12 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { TasmotaSimulator } from '../../adapters/tasmota/simulator.js';
 import { StateStore } from '../../src/core/store/state.js';
 import { startHub } from '../peers/hub.js';
 import { freePort, until } from '../peers/mqtt.js';
+import { cleanupsAfterEach } from '../peers/cleanups.js';
 
 /**
  * Found by the soak bench (bench/soak.ts, 420 devices): every adapter's once-a-minute save rewrote
@@ -13,10 +14,7 @@ import { freePort, until } from '../peers/mqtt.js';
  * hub's CPU), and at stop 100 sockets each waited for their own write, past the 4.5 s stop budget.
  */
 
-const cleanups: (() => Promise<unknown> | unknown)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanups = cleanupsAfterEach();
 
 const onDisk = (dir: string) => JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')) as { kv: Record<string, Record<string, unknown>> };
 const settle = async () => {

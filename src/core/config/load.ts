@@ -3,6 +3,7 @@ import { basename } from 'node:path';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { LineCounter, parseDocument, isMap, isScalar, isSeq, visit, type Document, type Node, type Pair } from 'yaml';
 import type { JsonSchema } from '../../api/index.js';
+import { yamlNodeAt } from '../../api/yaml.js';
 import { composeSchema, type Catalog } from './compose.js';
 import { HTTP_DEFAULTS, SURPLUS_DEFAULTS, type HubConfig } from './schema.js';
 
@@ -63,19 +64,7 @@ interface Located {
 
 /** The YAML node at `path`, or the nearest ancestor that exists; `key` locates a map key instead. */
 function locate(loc: Located, path: PathSeg[], key?: string): { line: number; col: number } {
-  let node: unknown = loc.doc.contents;
-  let best: unknown = node;
-  for (const seg of path) {
-    if (isMap(node)) {
-      const pair = node.items.find((p: Pair) => (isScalar(p.key) ? p.key.value : p.key) === seg);
-      if (!pair) break;
-      node = pair.value;
-    } else if (isSeq(node) && typeof seg === 'number') {
-      node = node.items[seg];
-    } else break;
-    if (!node) break;
-    best = node;
-  }
+  let best = yamlNodeAt(loc.doc, path);
   if (key !== undefined && isMap(best)) {
     const pair = best.items.find((p: Pair) => (isScalar(p.key) ? p.key.value : p.key) === key);
     if (pair && (pair.key as Node).range) best = pair.key;

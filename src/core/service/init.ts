@@ -65,7 +65,7 @@ export function siteYaml(a: InitAnswers, tokenVar: string | undefined): string {
   const yamlString = (s: string) => JSON.stringify(s);
   const importLine = isZone(a.importTariff)
     ? `  # day-ahead prices of bidding zone ${a.importTariff} (EPEX via Energy-Charts), turned into your rate:\n  # rate = (market price + fees) × (1 + VAT/100)\n  import: { type: energy_charts, bzn: ${a.importTariff}, surcharge: { fixed: ${a.fees}, vat: ${a.vat} },\n            # used while the price service cannot be reached\n            fallback: { type: fixed, rate: ${Math.round((0.1 + a.fees) * (1 + a.vat / 100) * 100) / 100} } }`
-    : `  import: { type: fixed, rate: ${a.importTariff} }\n  # other types: time_of_use (rates by time of day), file (a CSV/JSON series), energy_charts, entsoe,\n  # awattar, nordpool, octopus, tibber (day-ahead and supplier prices): see docs and the README`;
+    : `  import: { type: fixed, rate: ${a.importTariff} }\n  # other types: time_of_use (rates by time of day), file (a CSV/JSON series), energy_charts, entsoe,\n  # awattar, nordpool, octopus, tibber (day-ahead and supplier prices): see docs/tariffs.md`;
   return `# homeflex site file, written by \`homeflex init\`. Check it with: homeflex check-config ${'<this file>'}
 # Every key is described by the JSON Schema (homeflex schema); unknown keys are errors.
 site:

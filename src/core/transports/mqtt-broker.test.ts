@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import mqtt from 'mqtt';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { TasmotaSimulator } from '../../../adapters/tasmota/simulator.js';
 import { startHub, type TestHub } from '../../../test/peers/hub.js';
 import { freePort, observer, sleep, until } from '../../../test/peers/mqtt.js';
@@ -9,11 +9,9 @@ import { builtinCatalog } from '../catalog.js';
 import { hubChecks } from '../config/checks.js';
 import { parseConfig } from '../config/load.js';
 import { brokerAccess, filterCovers, mayPublish, maySubscribe } from './mqtt-access.js';
+import { cleanupsAfterEach } from '../../../test/peers/cleanups.js';
 
-const cleanups: (() => Promise<unknown> | unknown)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanups = cleanupsAfterEach();
 
 const parse = (yaml: string) => parseConfig(yaml, 'site.yaml', { catalog: builtinCatalog, checks: hubChecks(builtinCatalog) });
 

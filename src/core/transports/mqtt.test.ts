@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Mosquitto, observer, recordingLogger, until } from '../../../test/peers/mqtt.js';
 import { builtinCatalog } from '../catalog.js';
 import { systemClock } from '../clock.js';
@@ -10,6 +10,7 @@ import type { HubConfig } from '../config/schema.js';
 import { createTransports } from './index.js';
 import { HubMqtt, topicMatches } from './mqtt.js';
 import { describeWithPeers } from '../../../test/peers/system.js';
+import { cleanupsAfterEach } from '../../../test/peers/cleanups.js';
 
 const contextFor = (mqttConf: Record<string, unknown>, log = recordingLogger().log) => ({
   config: { site: { id: 'home' }, connections: { mqtt: mqttConf, modbus: [] }, source: 'site.yaml' } as unknown as HubConfig,
@@ -17,10 +18,7 @@ const contextFor = (mqttConf: Record<string, unknown>, log = recordingLogger().l
   clock: systemClock,
 });
 
-const cleanups: (() => Promise<unknown> | unknown)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanups = cleanupsAfterEach();
 
 function hubMqtt(conf: Record<string, unknown>, log = recordingLogger()) {
   const t = new HubMqtt(contextFor(conf, log.log), log.log);

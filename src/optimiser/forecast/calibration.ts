@@ -1,7 +1,7 @@
 import { localClockOf } from './local-time.js';
 import { meanPowerW, type EnergyInterval, type ForecastQuantiles, type ForecastSlot, type PowerForecast } from './types.js';
+import { HOUR } from '../../api/time.js';
 
-const HOUR = 3_600_000;
 
 /** A forecast as it was made for a slot, and what was measured in it (mean W). */
 export interface CalibrationPair {

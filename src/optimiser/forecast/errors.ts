@@ -1,6 +1,6 @@
 import { ErrorAccumulator, type ErrorSummary } from './evaluate.js';
+import { HOUR } from '../../api/time.js';
 
-const HOUR = 3_600_000;
 
 /** A forecast as it was made: equal slots of `stepMs` from `start`, mean power (W) per slot. */
 export interface ForecastSnapshot {

@@ -1,8 +1,7 @@
 import { localClockOf } from './local-time.js';
 import type { EnergyInterval, ForecastSlot, PowerForecast } from './types.js';
+import { DAY, HOUR } from '../../api/time.js';
 
-const HOUR = 3_600_000;
-const DAY = 24 * HOUR;
 
 /** Mean absolute error, bias (forecast − actual) and mean actual over a set of slots, in W. */
 export interface ErrorSummary {

@@ -1,6 +1,6 @@
 import type { EpochMs } from '../../api/series.js';
 import { isoDateOfDay, localClockOf } from './local-time.js';
-import type { EnergyInterval, ForecastSlot, PowerForecast } from './types.js';
+import { fillFromFallback, type EnergyInterval, type ForecastSlot, type PowerForecast } from './types.js';
 
 const QUARTER = 900_000;
 const QUARTERS = 96;
@@ -146,11 +146,7 @@ export function learnedLoadForecast(options: LearnedLoadOptions): PowerForecast 
         if (wsum > 0) out[i] = Math.max(0, (acc + tempShift) / wsum);
         else missing.push(i);
       });
-      if (missing.length) {
-        const fb = options.fallback.powerW(missing.map((i) => slots[i]));
-        missing.forEach((i, k) => (out[i] = fb[k]));
-      }
-      return out;
+      return fillFromFallback(out, missing, slots, options.fallback);
     },
   };
 

@@ -1,6 +1,6 @@
 import { DateTime } from 'luxon';
 import { H25 } from './h25.js';
-import { meanPowerW, type EnergyInterval, type PowerForecast } from './types.js';
+import { fillFromFallback, meanPowerW, type EnergyInterval, type PowerForecast } from './types.js';
 
 const QUARTER = 900_000;
 
@@ -83,11 +83,7 @@ export function historyLoadForecast(options: HistoryLoadOptions): PowerForecast 
         if (n) out[i] = acc / n;
         else missing.push(i);
       });
-      if (missing.length) {
-        const fb = options.fallback.powerW(missing.map((i) => slots[i]));
-        missing.forEach((i, k) => (out[i] = fb[k]));
-      }
-      return out;
+      return fillFromFallback(out, missing, slots, options.fallback);
     },
   };
 }

@@ -1,7 +1,7 @@
 import { DateTime } from 'luxon';
+import { DAY } from '../../api/time.js';
 
 const QUARTER = 900_000;
-const DAY = 86_400_000;
 
 /** Wall-clock fields of an instant in a time zone. */
 export interface LocalClock {

@@ -1,8 +1,8 @@
 import { DateTime } from 'luxon';
 import { meanPowerW, type EnergyInterval, type ForecastSlot, type PowerForecast } from './types.js';
+import { DAY } from '../../api/time.js';
 
 const RAD = Math.PI / 180;
-const DAY = 86_400_000;
 
 export interface PvArray {
   kWp: number;

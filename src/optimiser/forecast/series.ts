@@ -1,21 +1,15 @@
 import type { ForecastQuantiles, ForecastSlot, PowerForecast } from './types.js';
 
 import type { ForecastPoint } from '../../api/forecast.js';
+import { firstEndingAfter } from '../../api/series.js';
 
 export type { ForecastPoint };
 
 /** Mean of a per-point value over a slot, and the share of the slot the points cover. */
 function overlapMean(points: readonly ForecastPoint[], slot: ForecastSlot, pick: (p: ForecastPoint) => number): { value: number; coverage: number } {
-  let lo = 0;
-  let hi = points.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (points[mid].end <= slot.start) lo = mid + 1;
-    else hi = mid;
-  }
   let acc = 0;
   let covered = 0;
-  for (let i = lo; i < points.length && points[i].start < slot.end; i++) {
+  for (let i = firstEndingAfter(points, slot.start); i < points.length && points[i].start < slot.end; i++) {
     const p = points[i];
     const overlap = Math.min(slot.end, p.end) - Math.max(slot.start, p.start);
     if (overlap <= 0) continue;

@@ -1,4 +1,4 @@
-import type { EpochMs } from '../../api/series.js';
+import { firstEndingAfter, type EpochMs } from '../../api/series.js';
 
 /** A planning slot `[start, end)`. */
 export interface ForecastSlot {
@@ -39,17 +39,9 @@ export interface EnergyInterval {
 
 /** Mean power (W) of `history` over `[start, end)` and the share of that window it covers. */
 export function meanPowerW(history: readonly EnergyInterval[], start: EpochMs, end: EpochMs): { powerW: number; coverage: number } {
-  // binary search for the first interval that ends after `start`
-  let lo = 0;
-  let hi = history.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (history[mid].end <= start) lo = mid + 1;
-    else hi = mid;
-  }
   let wh = 0;
   let covered = 0;
-  for (let i = lo; i < history.length && history[i].start < end; i++) {
+  for (let i = firstEndingAfter(history, start); i < history.length && history[i].start < end; i++) {
     const r = history[i];
     const overlap = Math.min(end, r.end) - Math.max(start, r.start);
     if (overlap <= 0) continue;
@@ -57,4 +49,13 @@ export function meanPowerW(history: readonly EnergyInterval[], start: EpochMs, e
     covered += overlap;
   }
   return { powerW: covered > 0 ? (wh * 3_600_000) / covered : 0, coverage: covered / (end - start) };
+}
+
+/** Fills the slots a forecast had no value for (indices `missing` of `out`) from `fallback`, asked once; returns `out`. */
+export function fillFromFallback(out: number[], missing: readonly number[], slots: readonly ForecastSlot[], fallback: PowerForecast): number[] {
+  if (missing.length) {
+    const fb = fallback.powerW(missing.map((i) => slots[i]));
+    missing.forEach((i, k) => (out[i] = fb[k]));
+  }
+  return out;
 }

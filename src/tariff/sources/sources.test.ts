@@ -10,6 +10,7 @@ import { ConfigError, formatProblem, parseConfig } from '../../core/config/load.
 import { fileTariff, readPriceFile } from './file.js';
 import { fixedTariff } from './fixed.js';
 import { checkRates, timeOfUseTariff, type TimeOfUseConfig } from './time_of_use.js';
+import { joined } from '../../../test/peers/series.js';
 
 const T = (s: string) => Date.parse(s);
 const quietLog: Logger = { trace() {}, debug() {}, info() {}, warn() {}, error() {}, fatal() {}, child: () => quietLog };
@@ -25,14 +26,6 @@ const ctx = (zone = 'Europe/Berlin'): TariffSourceContext => ({
   cache: memoryStore(),
 });
 const view = (s: PriceSeries) => s.map((x) => [new Date(x.start).toISOString().slice(0, 16), new Date(x.end).toISOString().slice(0, 16), x.rate]);
-/** Joins touching slots of equal rate so the tables stay short. */
-const joined = (s: PriceSeries) =>
-  s.reduce<PriceSeries>((out, x) => {
-    const prev = out[out.length - 1];
-    if (prev && prev.end === x.start && prev.rate === x.rate) out[out.length - 1] = { ...prev, end: x.end };
-    else out.push(x);
-    return out;
-  }, []);
 
 const dayNight: TimeOfUseConfig = {
   type: 'time_of_use',

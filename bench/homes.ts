@@ -13,7 +13,7 @@ import { loadSolver } from '../src/control/solver.js';
  * homeflex re-planning every 15 minutes with perfect, history and weather forecasts. One results
  * file per home, written after each part, so a run that is stopped resumes where it stopped:
  *
- *   node dist/bench/homes.js [--out DIR] [--homes 1,2,ausgrid] [--modes perfect,history,weather]
+ *   node dist/bench/homes.js [--out DIR] [--homes 1,2,ausgrid] [--modes perfect,history,weather]   (`baselines`: only none, self-consumption, thresholds, optimum)
  *   node dist/bench/homes.js --curve 1 --levels 0,0.05,0.1,0.14,0.2,0.3     (share of optimum vs PV forecast error)
  *   node dist/bench/homes.js --table                                          (markdown from the results files)
  */
@@ -75,6 +75,8 @@ interface Part {
   /** CPU time of this process (user + system): what the part costs on a machine that is not shared. */
   cpuSeconds?: number;
   nrmse?: number;
+  /** How the plan's battery slot was executed (see BacktestOptions.execution). */
+  execution?: string;
 }
 interface HomeResult {
   home: string;
@@ -93,7 +95,7 @@ async function runPart(home: Home, part: string, strategies: StrategyName[], ext
   const cpuSeconds = (used.user + used.system) / 1e6;
   const hf = r.strategies.find((s) => s.name === 'homeflex');
   process.stderr.write(`  ${home.id} ${part}: ${seconds.toFixed(1)} s wall, ${cpuSeconds.toFixed(1)} s CPU${hf ? `, ${hf.plans} plans` : ''}\n`);
-  return { cost: Object.fromEntries(r.strategies.map((s) => [s.name, s.cost])), plans: hf?.plans, seconds, cpuSeconds };
+  return { cost: Object.fromEntries(r.strategies.map((s) => [s.name, s.cost])), plans: hf?.plans, seconds, cpuSeconds, ...(hf ? { execution: extra.execution ?? 'rule' } : {}) };
 }
 
 function weatherFor(home: Home, nrmse: number) {
@@ -114,7 +116,7 @@ async function runHome(home: Home, outDir: string, modes: string[]) {
     save();
   }
   for (const mode of modes) {
-    if (result.parts[mode]) continue;
+    if (mode === 'baselines' || result.parts[mode]) continue;
     if (mode === 'weather') {
       const w = weatherFor(home, PUBLISHED_NRMSE);
       result.parts[mode] = { ...(await runPart(home, mode, ['homeflex'], { forecast: 'weather', pvForecastArchive: w.archive }, cache)), nrmse: w.nrmse };

@@ -83,7 +83,7 @@ export interface BacktestOptions {
    * first slot over PV scenarios drawn from those ratios; `point` plans with the forecast alone.
    */
   uncertainty?: 'point' | 'scenarios' | 'robust';
-  /** Robust mode: the quantile of the recent actual ÷ forecast PV ratios the plan assumes (default 0.8). */
+  /** Robust mode: the quantile of the recent actual ÷ forecast PV ratios the plan assumes (default 0.9). */
   robustQuantile?: number;
   /**
    * Base-load forecaster in the history and weather modes: `learned` (default, as the hub's
@@ -561,7 +561,7 @@ function planningContext(data: BacktestData, o: BacktestOptions, sessions: { fro
         // plan with the PV that the sunnier days of the recent past would bring: grid charging then
         // buys only what even such a day would leave short
         const sorted = [...pvRatios].sort((a, b) => a - b);
-        const k = sorted[Math.min(sorted.length - 1, Math.floor((o.robustQuantile ?? 0.8) * sorted.length))];
+        const k = sorted[Math.min(sorted.length - 1, Math.floor((o.robustQuantile ?? 0.9) * sorted.length))];
         pvW = pvW.map((w) => w * Math.max(1, k));
       }
       return {

@@ -13,7 +13,7 @@ import { loadSolver } from '../src/control/solver.js';
  * homeflex re-planning every 15 minutes with perfect, history and weather forecasts. One results
  * file per home, written after each part, so a run that is stopped resumes where it stopped:
  *
- *   node dist/bench/homes.js [--out DIR] [--homes 1,2,ausgrid] [--modes perfect,history,weather]
+ *   node dist/bench/homes.js [--out DIR] [--homes 1,2,ausgrid] [--modes perfect,history,weather]   (`baselines`: only none, self-consumption, thresholds, optimum)
  *   node dist/bench/homes.js --curve 1 --levels 0,0.05,0.1,0.14,0.2,0.3     (share of optimum vs PV forecast error)
  *   node dist/bench/homes.js --table                                          (markdown from the results files)
  */
@@ -75,6 +75,11 @@ interface Part {
   /** CPU time of this process (user + system): what the part costs on a machine that is not shared. */
   cpuSeconds?: number;
   nrmse?: number;
+  /** How the plan's battery slot was executed (see BacktestOptions.execution). */
+  execution?: string;
+  /** Base-load forecaster of the forecast modes. */
+  loadModel?: string;
+  robustQuantile?: number;
 }
 interface HomeResult {
   home: string;
@@ -93,7 +98,7 @@ async function runPart(home: Home, part: string, strategies: StrategyName[], ext
   const cpuSeconds = (used.user + used.system) / 1e6;
   const hf = r.strategies.find((s) => s.name === 'homeflex');
   process.stderr.write(`  ${home.id} ${part}: ${seconds.toFixed(1)} s wall, ${cpuSeconds.toFixed(1)} s CPU${hf ? `, ${hf.plans} plans` : ''}\n`);
-  return { cost: Object.fromEntries(r.strategies.map((s) => [s.name, s.cost])), plans: hf?.plans, seconds, cpuSeconds };
+  return { cost: Object.fromEntries(r.strategies.map((s) => [s.name, s.cost])), plans: hf?.plans, seconds, cpuSeconds, ...(hf ? { execution: extra.execution ?? 'rule', ...(extra.forecast !== 'perfect' ? { loadModel: extra.loadModel ?? 'learned', robustQuantile: extra.robustQuantile ?? 0.9 } : {}) } : {}) };
 }
 
 function weatherFor(home: Home, nrmse: number) {
@@ -104,6 +109,13 @@ function weatherFor(home: Home, nrmse: number) {
   return { archive, nrmse: pvNrmse(data.pv, archive, home.kWp, from, to) };
 }
 
+/**
+ * The forecast modes of the table run with the settings its first homes were measured with (the
+ * same-weekday base-load model, robust PV at the 80th percentile), so that a resumed run stays
+ * comparable; `--settings defaults` runs the backtest's current defaults (learned base load, 90th
+ * percentile) instead, best into another `--out`.
+ */
+let pinned: Partial<BacktestOptions> = { loadModel: 'same_weekday', robustQuantile: 0.8 };
 async function runHome(home: Home, outDir: string, modes: string[]) {
   const file = join(outDir, `${home.id}.json`);
   const result: HomeResult = existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : { home: home.id, label: home.label, parts: {} };
@@ -114,11 +126,11 @@ async function runHome(home: Home, outDir: string, modes: string[]) {
     save();
   }
   for (const mode of modes) {
-    if (result.parts[mode]) continue;
+    if (mode === 'baselines' || result.parts[mode]) continue;
     if (mode === 'weather') {
       const w = weatherFor(home, PUBLISHED_NRMSE);
-      result.parts[mode] = { ...(await runPart(home, mode, ['homeflex'], { forecast: 'weather', pvForecastArchive: w.archive }, cache)), nrmse: w.nrmse };
-    } else result.parts[mode] = await runPart(home, mode, ['homeflex'], { forecast: mode as 'perfect' | 'history' }, cache);
+      result.parts[mode] = { ...(await runPart(home, mode, ['homeflex'], { forecast: 'weather', pvForecastArchive: w.archive, ...pinned }, cache)), nrmse: w.nrmse };
+    } else result.parts[mode] = await runPart(home, mode, ['homeflex'], { forecast: mode as 'perfect' | 'history', ...(mode === 'history' ? pinned : {}) }, cache);
     save();
   }
 }
@@ -131,7 +143,7 @@ async function runCurve(home: Home, outDir: string, levels: number[]) {
     const key = level.toFixed(3);
     if (result[key]) continue;
     const w = weatherFor(home, level);
-    result[key] = { ...(await runPart(home, `weather ${key}`, ['homeflex'], { forecast: 'weather', pvForecastArchive: w.archive }, cache)), nrmse: w.nrmse };
+    result[key] = { ...(await runPart(home, `weather ${key}`, ['homeflex'], { forecast: 'weather', pvForecastArchive: w.archive, ...pinned }, cache)), nrmse: w.nrmse };
     writeFileSync(file, JSON.stringify(result, null, 1) + '\n');
   }
 }
@@ -174,9 +186,11 @@ function table(outDir: string): string {
 
 async function main() {
   const { values } = parseArgs({
-    options: { out: { type: 'string', default: join(packageRoot, 'results', 'homes') }, homes: { type: 'string' }, modes: { type: 'string', default: 'perfect,history,weather' }, curve: { type: 'string' }, levels: { type: 'string', default: '0,0.05,0.1,0.14,0.2,0.3' }, table: { type: 'boolean' } },
+    options: { out: { type: 'string', default: join(packageRoot, 'results', 'homes') }, homes: { type: 'string' }, modes: { type: 'string', default: 'perfect,history,weather' }, curve: { type: 'string' }, settings: { type: 'string', default: 'table' }, levels: { type: 'string', default: '0,0.05,0.1,0.14,0.2,0.3' }, table: { type: 'boolean' } },
   });
   const outDir = values.out!;
+  if (values.settings === 'defaults') pinned = {};
+  else if (values.settings !== 'table') throw new Error('--settings must be table or defaults');
   mkdirSync(outDir, { recursive: true });
   if (values.table) {
     process.stdout.write(table(outDir) + '\n');

@@ -1,7 +1,9 @@
 import { DateTime } from 'luxon';
 import { entryAt, firstEndingAfter, HOUR, proratedSum } from '../api/index.js';
 import { ratesForSlots, slotGrid } from '../control/model.js';
-import { clearSkyPvForecast, historyLoadForecast, standardProfileLoad, type EnergyInterval, type PvArray } from '../optimiser/forecast/index.js';
+import { clearSkyPvForecast, historyLoadForecast, learnedLoadForecast, standardProfileLoad, withRecentError, type EnergyInterval, type PvArray } from '../optimiser/forecast/index.js';
+import { firstSlotResponse } from '../optimiser/site/battery.js';
+import { batteryCommand, commandPowerW, type SelfConsumptionBattery } from '../optimiser/self-consumption.js';
 import { planSite, powerToReach, roomStep, type EvSession, type LpSolver, type PlanSlot, type SitePlan, type SiteProblem } from '../optimiser/site/index.js';
 import type { Interval } from './read.js';
 import type { PvForecastArchive } from './weather.js';
@@ -82,12 +84,27 @@ export interface BacktestOptions {
    * first slot over PV scenarios drawn from those ratios; `point` plans with the forecast alone.
    */
   uncertainty?: 'point' | 'scenarios' | 'robust';
-  /** Robust mode: the quantile of the recent actual ÷ forecast PV ratios the plan assumes (default 0.8). */
+  /** Robust mode: the quantile of the recent actual ÷ forecast PV ratios the plan assumes (default 0.9). */
   robustQuantile?: number;
-  /** Base-load forecasts by quarter-hour start, shared between runs over the same data (history and weather modes). */
+  /**
+   * Base-load forecaster in the history and weather modes: `learned` (default, as the hub's
+   * forecasts.load default: recent days weighted, by day type; re-made every local midnight) or
+   * `same_weekday` (the same weekday of the last four weeks).
+   */
+  loadModel?: 'learned' | 'same_weekday';
+  /**
+   * Hours over which the base-load forecast's error of the last hour fades out of the next slots
+   * (the hub knows what the house drew a moment ago); 0 = no correction.
+   */
+  loadCorrectionHours?: number;
+  /** Base-load forecasts by quarter-hour start, shared between runs over the same data (same_weekday model). */
   loadForecastCache?: Map<number, number>;
   /** Planner for the homeflex strategy: `dp` (default) or `auto` (as the hub: HiGHS where a slot is not convex), see SiteOptions.method. */
   planner?: 'dp' | 'auto' | 'lp';
+  /** Diagnostics: parts of the forecast taken from the actual data in forecast modes (to tell which part costs what). */
+  perfectParts?: ('load' | 'pv' | 'prices')[];
+  /** Experimental: how the plan's battery slot is executed against the actual house. */
+  execution?: 'rule' | 'modes' | 'value';
   /** Re-plan every this many minutes (homeflex strategy). */
   replanMinutes: number;
   slotMinutes: number;
@@ -237,6 +254,8 @@ function clipBattery(b: BatterySpec | undefined, socKwh: number, kw: number, h: 
   return 0;
 }
 
+const asSelfConsumption = (b: BatterySpec): SelfConsumptionBattery => ({ socMinWh: b.socMinWh, socMaxWh: b.socMaxWh, initialWh: b.initialWh, maxChargeW: b.chargeW, maxDischargeW: b.dischargeW, chargeEfficiency: b.chargeEfficiency, dischargeEfficiency: b.dischargeEfficiency });
+
 /** The battery covering the house's net flow by itself (an inverter in self-consumption mode). */
 const followHouse = (b: BatterySpec | undefined, s: DeviceState, netKw: number, h: number) => clipBattery(b, s.socKwh, -netKw, h);
 
@@ -270,6 +289,7 @@ export async function runBacktest(data: BacktestData, o: BacktestOptions, solver
   }
 
   const ctx = planningContext(data, o, sessions);
+  const scBattery = o.battery ? asSelfConsumption(o.battery) : undefined;
   const results: StrategyResult[] = [];
   const totalSteps = steps.length * names.filter((n) => n !== 'optimum').length + (names.includes('optimum') ? steps.length : 0);
   let done = 0;
@@ -314,15 +334,15 @@ export async function runBacktest(data: BacktestData, o: BacktestOptions, solver
         // the thermostat keeps the band edge if the plan's power would let the room leave it
         if (hv) a.hvacKw = Math.max(hv.powerW[k] / 1000, thermostatKw(state, st));
         if (bat) {
-          const mode = bat.modes![k];
           const house = houseKw + a.evKw + a.hvacKw;
-          // hold never discharges but still soaks up surplus; charge takes at least its power, more from surplus
-          const surplus = Math.max(0, followHouse(o.battery, state, house, st.h));
-          a.batteryKw =
-            mode === 'auto' ? followHouse(o.battery, state, house, st.h)
-            : mode === 'hold' ? surplus
-            : mode === 'charge' ? Math.max(surplus, clipBattery(o.battery, state.socKwh, bat.powerW[k] / 1000, st.h))
-            : clipBattery(o.battery, state.socKwh, bat.powerW[k] / 1000, st.h);
+          const exec = o.execution ?? 'rule';
+          const respond = exec !== 'modes' ? firstSlotResponse(plan) : undefined;
+          if (exec === 'value' && respond) a.batteryKw = clipBattery(o.battery, state.socKwh, respond(k, house, state.socKwh), st.h);
+          else {
+            // the hub's execution rule: a command from the plan, the inverter's own response to the actual house
+            const cmd = batteryCommand(scBattery!, bat, k, state.socKwh * 1000, respond);
+            a.batteryKw = commandPowerW(scBattery!, cmd, state.socKwh * 1000, house * 1000, st.h) / 1000;
+          }
         }
       } else {
         a.evKw = o.ev ? evAtOnce(state, st) : 0;
@@ -387,6 +407,7 @@ function planningContext(data: BacktestData, o: BacktestOptions, sessions: { fro
   const QUARTER = 900_000;
   const loadCache = o.loadForecastCache ?? new Map<number, number>();
   const pvCache = new Map<number, number>();
+  const learnedCache = new Map<number, number>();
   let refreshedDay = '';
   let refreshes = 0;
   /** Actual ÷ forecast PV energy of each of the last 28 days. */
@@ -397,9 +418,13 @@ function planningContext(data: BacktestData, o: BacktestOptions, sessions: { fro
     const sorted = [...pvRatios].sort((a, b) => a - b);
     return [0.1, 0.3, 0.5, 0.7, 0.9].map((q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]);
   };
+  /** The local day last refreshed, as instants (most plans fall inside it: no time-zone arithmetic then). */
+  let refreshedSpan = { from: 0, to: -1 };
   const refresh = (t: number) => {
+    if (t >= refreshedSpan.from && t < refreshedSpan.to) return;
     const local = DateTime.fromMillis(t, { zone: o.timezone });
     const day = local.toISODate()!;
+    refreshedSpan = { from: local.startOf('day').toMillis(), to: local.startOf('day').plus({ days: 1 }).toMillis() };
     if (day === refreshedDay) return;
     refreshedDay = day;
     const refreshedOnce = refreshes++ > 0;
@@ -422,9 +447,16 @@ function planningContext(data: BacktestData, o: BacktestOptions, sessions: { fro
     }
     // the base load of a slot is forecast once, at the first midnight that sees it inside the horizon
     // (the history forecaster looks at the same weekday of past weeks only, so later calls would agree)
-    const fresh = grid.filter((sl) => !loadCache.has(sl.start));
-    const loadW = fresh.length ? historyLoadForecast({ history, timezone: o.timezone, fallback: standardProfileLoad({ annualKwh, timezone: o.timezone }) }).powerW(fresh) : [];
-    fresh.forEach((sl, i) => loadCache.set(sl.start, loadW[i]));
+    const fallback = standardProfileLoad({ annualKwh, timezone: o.timezone });
+    if ((o.loadModel ?? 'learned') === 'learned') {
+      // recent days weigh more: every midnight re-forecasts the whole horizon, as the hub would
+      const loadW = learnedLoadForecast({ history: window(loadEnergy, midnight - 29 * 24 * HOUR, midnight, (x, end) => ({ ...x, end })), timezone: o.timezone, fallback }).powerW(grid);
+      grid.forEach((sl, i) => learnedCache.set(sl.start, loadW[i]));
+    } else {
+      const fresh = grid.filter((sl) => !loadCache.has(sl.start));
+      const loadW = fresh.length ? historyLoadForecast({ history, timezone: o.timezone, fallback }).powerW(fresh) : [];
+      fresh.forEach((sl, i) => loadCache.set(sl.start, loadW[i]));
+    }
     if (o.forecast === 'history') {
       const pvHistory = window(pvEnergy, midnight - 4 * 24 * HOUR, midnight, (x, end) => ({ ...x, end }));
       const pvW = o.pvArray ? clearSkyPvForecast({ array: o.pvArray, timezone: o.timezone, history: pvHistory }).powerW(grid) : grid.map(() => 0);
@@ -449,7 +481,7 @@ function planningContext(data: BacktestData, o: BacktestOptions, sessions: { fro
     problemAt(t: number, s: DeviceState, needKwh: number, roomKwh: number): SiteProblem {
       // prices: known to the horizon (perfect) or up to the end of the last published day-ahead auction
       let knownUntil = o.to + o.horizonHours * HOUR;
-      if (!perfect) {
+      if (!perfect && !o.perfectParts?.includes('prices')) {
         const day = dayAt(t);
         knownUntil = t >= day.release ? day.end2 : day.end1;
       }
@@ -464,8 +496,18 @@ function planningContext(data: BacktestData, o: BacktestOptions, sessions: { fro
         pvW = slots.map((sl) => meanW(data.pv, sl));
       } else {
         refresh(t);
-        baseLoadW = slots.map((sl) => cached(loadCache, sl));
+        const lc = (o.loadModel ?? 'learned') === 'learned' ? learnedCache : loadCache;
+        baseLoadW = slots.map((sl) => cached(lc, sl));
+        const tau = o.loadCorrectionHours ?? 0;
+        if (tau > 0) {
+          // what the house drew in the last hour against what was forecast for it
+          let fWh = 0;
+          for (let q = t - HOUR; q < t; q += QUARTER) fWh += (cached(lc, { start: q, end: q + QUARTER }) * QUARTER) / HOUR;
+          baseLoadW = withRecentError(baseLoadW, slots, t, { actualW: energyIn(data.load, t - HOUR, t) * 1000, forecastW: fWh }, tau);
+        }
         pvW = o.forecast === 'weather' && o.pvForecastArchive ? o.pvForecastArchive.powerW(t, slots) : slots.map((sl) => cached(pvCache, sl));
+        if (o.perfectParts?.includes('load')) baseLoadW = slots.map((sl) => meanW(data.load, sl));
+        if (o.perfectParts?.includes('pv')) pvW = slots.map((sl) => meanW(data.pv, sl));
       }
       const horizonEnd = slots[slots.length - 1].end;
       const evSess: EvSession[] = [];
@@ -482,7 +524,7 @@ function planningContext(data: BacktestData, o: BacktestOptions, sessions: { fro
         // plan with the PV that the sunnier days of the recent past would bring: grid charging then
         // buys only what even such a day would leave short
         const sorted = [...pvRatios].sort((a, b) => a - b);
-        const k = sorted[Math.min(sorted.length - 1, Math.floor((o.robustQuantile ?? 0.8) * sorted.length))];
+        const k = sorted[Math.min(sorted.length - 1, Math.floor((o.robustQuantile ?? 0.9) * sorted.length))];
         pvW = pvW.map((w) => w * Math.max(1, k));
       }
       return {

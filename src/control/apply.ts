@@ -1,5 +1,7 @@
 import type { Device, EpochMs, Logger } from '../api/index.js';
 import type { DevicePlan, SitePlan } from '../optimiser/site/index.js';
+import { firstSlotResponse } from '../optimiser/site/battery.js';
+import { batteryCommand } from '../optimiser/self-consumption.js';
 
 /** What was last sent to each device that keeps its state by itself (switches, thermostats). */
 export type SentState = Map<string, string>;
@@ -42,8 +44,14 @@ export async function applySlot(opts: {
     if (!d || !d.available) continue;
     const w = dp.powerW[k];
     if (dp.kind === 'battery' && d.caps.storage) {
-      const mode = dp.modes?.[k] ?? 'hold';
-      await send(d, 'a storage command', () => d.caps.storage!.command({ mode, powerW: mode === 'charge' || mode === 'discharge' ? Math.round(Math.abs(w)) : undefined, validUntil }));
+      // the execution rule the backtest measures: from the plan's value of stored energy at the charge the battery reports now
+      const p = d.caps.storage.params;
+      const pct = d.caps.storage.state().socPct;
+      // (a battery that does not report its charge gets the plan's own mode and power)
+      const known = pct !== undefined && Number.isFinite(pct);
+      const socWh = known ? (pct / 100) * p.capacityWh : 0;
+      const cmd = batteryCommand({ ...p, initialWh: socWh }, dp, k, socWh, known ? firstSlotResponse(plan) : undefined);
+      await send(d, 'a storage command', () => d.caps.storage!.command({ ...cmd, validUntil }));
     } else if (dp.kind === 'ev' && d.caps.charger) {
       // the next steps go along, so a charger that takes schedules follows the plan by itself until validUntil
       const schedule = nextSteps(plan, dp, k, validUntil);

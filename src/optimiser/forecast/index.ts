@@ -8,3 +8,4 @@ export { fitPvCalibration, calibratedForecast, pairsFromHistory, withLearnedQuan
 export { errorsByHorizon, asMadeSeries, HORIZONS, type ForecastSnapshot, type HorizonError } from './errors.js';
 export { dayAheadErrors, ErrorAccumulator, type ErrorSummary, type DayAheadOptions } from './evaluate.js';
 export { localClockOf, type LocalClock } from './local-time.js';
+export { withRecentError } from './recent.js';

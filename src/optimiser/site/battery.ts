@@ -290,6 +290,17 @@ function hedgedFirst(options: { stages: Stage[]; curves: Curve[]; weight: number
   return best;
 }
 
+/**
+ * For plans made by the DP: the battery's best power (kW, + = charge) in the first slot for the
+ * house's actual net power there (kW, + = draw), from the plan's own value of the energy left
+ * after the slot. What the plan would have done had it known the slot's load and PV. NaN where
+ * that flow is not feasible in the slot (a grid limit).
+ */
+const firstSlotResponses = new WeakMap<SitePlan, (k: number, houseKw: number, socKwh: number) => number>();
+export function firstSlotResponse(plan: SitePlan): ((k: number, houseKw: number, socKwh: number) => number) | undefined {
+  return firstSlotResponses.get(plan);
+}
+
 /** The plan of a battery-only site by exact dynamic programming, or undefined where the LP must do it. */
 export function planBatteryOnly(problem: SiteProblem): SitePlan | undefined {
   if (batteryOnlyObstacle(problem)) return undefined;
@@ -364,5 +375,14 @@ export function planBatteryOnly(problem: SiteProblem): SitePlan | undefined {
     solver: { name: convexified ? `battery DP (piecewise-linear value; ${convexified} slots where export pays more than import taken at their convex hull)` : 'battery DP (exact, piecewise-linear value)', columns: 0, rows: 0, integerColumns: 0, lpSolves: 0, rootIterations: 0, usedMip: false, gap: 0 },
   };
   explain(problem, plan);
+  if (!scenarios.length) {
+    const tieBreak = problem.options?.tieBreak ?? true;
+    firstSlotResponses.set(plan, (k: number, houseKwNow: number, s0: number) => {
+      const g = stage(problem, k, houseKwNow, dtH[k], T, tieBreak);
+      if (!g || !curves[k + 1]) return NaN;
+      const delta = bestNext(curves[k + 1], g, s0) - s0;
+      return delta >= 0 ? delta / (b.chargeEfficiency * dtH[k]) : (delta * b.dischargeEfficiency) / dtH[k];
+    });
+  }
   return plan;
 }

@@ -31,6 +31,16 @@ interface EventSubscription {
 }
 
 /** `http(s)://host:8123` or `ws(s)://…` to the WebSocket endpoint. */
+/** The config check of a Home Assistant `url`: no issue, or one at `url` saying what is wrong. */
+export function urlIssues(url: string | undefined): { path: string[]; message: string }[] {
+  try {
+    if (url !== undefined) websocketUrl(url);
+    return [];
+  } catch (err) {
+    return [{ path: ['url'], message: (err as Error).message }];
+  }
+}
+
 export function websocketUrl(url: string): string {
   const u = new URL(url);
   if (u.protocol === 'http:') u.protocol = 'ws:';

@@ -11,7 +11,7 @@ import {
 } from '../../src/api/index.js';
 import { EnergyRegister, num } from '../mqtt-socket/socket.js';
 import { checkThermostat, settleSetpoint, thermalModelOf, thermostatProperties, type ThermostatConfig } from '../thermostat-common/thermostat.js';
-import { acquireClient, websocketUrl, type HaState } from './client.js';
+import { acquireClient, urlIssues, websocketUrl, type HaState } from './client.js';
 
 export interface HaConfig extends ThermostatConfig {
   url: string;
@@ -77,11 +77,7 @@ export const homeassistant = defineAdapter<HaConfig>({
   },
   check: (config) => {
     const issues = checkThermostat(config);
-    try {
-      if (config.url !== undefined) websocketUrl(config.url);
-    } catch (err) {
-      issues.push({ path: ['url'], message: (err as Error).message });
-    }
+    issues.push(...urlIssues(config.url));
     return issues;
   },
   create(ctx, config) {

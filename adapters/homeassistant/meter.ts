@@ -1,6 +1,6 @@
 import { defineAdapter, type MeterChannel } from '../../src/api/index.js';
 import { GridMeter, type GridValues } from '../meter-common/grid-meter.js';
-import { acquireClient, websocketUrl, type HaState } from './client.js';
+import { acquireClient, urlIssues, websocketUrl, type HaState } from './client.js';
 import { sensorWatts, sensorWh } from './index.js';
 
 export interface HaMeterConfig {
@@ -46,11 +46,7 @@ export const homeassistantMeter = defineAdapter<HaMeterConfig>({
   check(config) {
     const issues = [];
     if (!config.power_entity && !config.phase_power_entities && !config.import_energy_entity) issues.push({ path: [], message: 'give at least power_entity, phase_power_entities or import_energy_entity' });
-    try {
-      if (config.url !== undefined) websocketUrl(config.url);
-    } catch (err) {
-      issues.push({ path: ['url'], message: (err as Error).message });
-    }
+    issues.push(...urlIssues(config.url));
     return issues;
   },
   create(ctx, config) {

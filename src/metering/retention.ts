@@ -1,4 +1,4 @@
-import type { RowColumns } from './codec.js';
+import { emptyColumns, type RowColumns } from './codec.js';
 import { BUCKET_MS, flowOf, isRegister } from './records.js';
 
 /**
@@ -57,17 +57,7 @@ export function rollUpColumns(rows: RowColumns): RowColumns {
   }
   const all = [...kept, ...quarters.values(), ...registers.values()].sort((a, b) => a.start - b.start || a.flags - b.flags || a.end - b.end);
   const n = all.length;
-  const out: RowColumns = {
-    n,
-    start: new Float64Array(n),
-    end: new Float64Array(n),
-    value: new Float64Array(n),
-    confidence: new Float32Array(n),
-    flags: new Uint8Array(n),
-    session: new Int32Array(n),
-    ref: new Int32Array(n),
-    strings,
-  };
+  const out: RowColumns = { ...emptyColumns(n), strings };
   all.forEach((o, i) => {
     out.start[i] = o.start;
     out.end[i] = o.end;

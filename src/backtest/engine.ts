@@ -1,7 +1,7 @@
 import { DateTime } from 'luxon';
 import { entryAt, firstEndingAfter, HOUR, proratedSum } from '../api/index.js';
 import { ratesForSlots, slotGrid } from '../control/model.js';
-import { clearSkyPvForecast, historyLoadForecast, learnedLoadForecast, standardProfileLoad, withRecentError, type EnergyInterval, type PvArray } from '../optimiser/forecast/index.js';
+import { clearSkyPvForecast, historyLoadForecast, learnedLoadForecast, standardProfileLoad, withRecentError, dailyPvRatio, ratioQuantile, robustPvFactor, ROBUST_DAYS, ROBUST_MIN_DAYS, type EnergyInterval, type PvArray } from '../optimiser/forecast/index.js';
 import { firstSlotResponse } from '../optimiser/site/battery.js';
 import { batteryCommand, commandPowerW, type SelfConsumptionBattery } from '../optimiser/self-consumption.js';
 import { planSite, powerToReach, roomStep, type EvSession, type LpSolver, type PlanSlot, type SitePlan, type SiteProblem } from '../optimiser/site/index.js';
@@ -414,9 +414,8 @@ function planningContext(data: BacktestData, o: BacktestOptions, sessions: { fro
   const pvRatios: number[] = [];
   /** PV scale factors of the scenarios: quantiles of the recent ratios, equally likely. */
   const scenarioScales = () => {
-    if ((o.uncertainty ?? 'robust') !== 'scenarios' || pvRatios.length < 3) return [];
-    const sorted = [...pvRatios].sort((a, b) => a - b);
-    return [0.1, 0.3, 0.5, 0.7, 0.9].map((q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]);
+    if ((o.uncertainty ?? 'robust') !== 'scenarios' || pvRatios.length < ROBUST_MIN_DAYS) return [];
+    return [0.1, 0.3, 0.5, 0.7, 0.9].map((q) => ratioQuantile(pvRatios, q));
   };
   /** The local day last refreshed, as instants (most plans fall inside it: no time-zone arithmetic then). */
   let refreshedSpan = { from: 0, to: -1 };
@@ -442,8 +441,9 @@ function planningContext(data: BacktestData, o: BacktestOptions, sessions: { fro
         forecastKwh = o.pvForecastArchive.powerW(yesterday, quarters).reduce((a, w) => a + (w * QUARTER) / HOUR / 1000, 0);
       } else for (let q = yesterday; q < midnight; q += QUARTER) forecastKwh += ((pvCache.get(q) ?? 0) * QUARTER) / HOUR / 1000;
       const actualKwh = energyIn(data.pv, yesterday, midnight);
-      if (forecastKwh > 0.2) pvRatios.push(Math.min(3, actualKwh / forecastKwh));
-      if (pvRatios.length > 28) pvRatios.shift();
+      const ratio = dailyPvRatio(actualKwh, forecastKwh);
+      if (ratio !== undefined) pvRatios.push(ratio);
+      if (pvRatios.length > ROBUST_DAYS) pvRatios.shift();
     }
     // the base load of a slot is forecast once, at the first midnight that sees it inside the horizon
     // (the history forecaster looks at the same weekday of past weeks only, so later calls would agree)
@@ -520,12 +520,11 @@ function planningContext(data: BacktestData, o: BacktestOptions, sessions: { fro
       const inf = slots.map(() => Infinity);
       const outdoor = (sl: PlanSlot) => (data.outdoor ? valueAt(data.outdoor, sl.start)?.value : undefined) ?? sinusoidC(sl.start, o.timezone, hv!.outdoorMinC ?? 20, hv!.outdoorMaxC ?? 32);
       const scales = perfect ? [] : scenarioScales();
-      if (!perfect && (o.uncertainty ?? 'robust') === 'robust' && pvRatios.length >= 3) {
+      if (!perfect && (o.uncertainty ?? 'robust') === 'robust' && pvRatios.length >= ROBUST_MIN_DAYS) {
         // plan with the PV that the sunnier days of the recent past would bring: grid charging then
-        // buys only what even such a day would leave short
-        const sorted = [...pvRatios].sort((a, b) => a - b);
-        const k = sorted[Math.min(sorted.length - 1, Math.floor((o.robustQuantile ?? 0.9) * sorted.length))];
-        pvW = pvW.map((w) => w * Math.max(1, k));
+        // buys only what even such a day would leave short (the hub does the same: src/control/model.ts)
+        const k = robustPvFactor(pvRatios, o.robustQuantile ?? 0.9);
+        pvW = pvW.map((w) => w * k);
       }
       return {
         slots,

@@ -3,7 +3,7 @@ import { entryAt, EV_CHARGE_MODES, EV_DEFAULT_MODES, firstEndingAfter, hasCap, H
 import type { HubConfig } from '../core/config/schema.js';
 import type { PriceLookup } from '../core/services.js';
 import type { SiteForecasts } from '../forecast/service.js';
-import { clearSkyPvForecast, historyLoadForecast, learnedLoadForecast, standardProfileLoad, type PowerForecast } from '../optimiser/forecast/index.js';
+import { clearSkyPvForecast, historyLoadForecast, learnedLoadForecast, ROBUST_MIN_DAYS, standardProfileLoad, type PowerForecast } from '../optimiser/forecast/index.js';
 import type { BatteryModel, CircuitNode, DeviceLimits, EvModel, EvSession, FixedFlow, HvacModel, LoadRun, PlanSlot, SiteProblem, SwitchedLoadModel } from '../optimiser/site/index.js';
 import type { EnergyHistory } from './history.js';
 import { siteGridMeterId } from '../api/grid-meter.js';
@@ -65,6 +65,8 @@ export interface ModelNotes {
   /** Slots whose price is a stand-in (repeated from the day before, or the configured fallback). */
   estimatedPrices: number;
   forecasts: { baseLoad: string; pv: string[] };
+  /** The factor the PV flows (`flows`) were planned with (`forecasts.uncertainty`); the forecasts are stored unscaled. */
+  pvScale?: { mode: 'robust' | 'point'; factor: number; quantile: number; days: number; flows: string[] };
 }
 
 /** The plan's slot grid: from now, aligned to `slotMinutes`, covering `horizonHours`. */
@@ -415,6 +417,22 @@ export function buildSiteProblem(inputs: ModelInputs): { problem: SiteProblem; n
     notes.forecasts.pv.push(`array ${a.id}: ${a.forecast.name}`);
     notes.notes.push(...a.notes);
     flows.push({ id: `pv:${a.id}`, powerW: a.forecast.powerW(slots).map((w) => -w) });
+  }
+
+  // plan PV robustly: scaled by a high quantile of recent days' measured ÷ forecast (as the backtest does)
+  const pvFlows = flows.filter((f) => f.powerW.some((w) => w < 0));
+  const scale = pvFlows.length ? inputs.forecasts?.pvScale?.(now) : undefined;
+  if (scale) {
+    for (const f of pvFlows) f.powerW = f.powerW.map((w) => w * scale.factor);
+    notes.pvScale = { mode: scale.mode, factor: scale.factor, quantile: scale.quantile, days: scale.ratios.length, flows: pvFlows.map((f) => f.id) };
+    if (scale.mode === 'robust') {
+      const pct = Math.round(scale.quantile * 100);
+      notes.notes.push(
+        scale.ratios.length >= ROBUST_MIN_DAYS
+          ? `PV planned robustly: forecast × ${scale.factor.toFixed(2)} (the ${pct}th percentile of measured ÷ forecast PV over the last ${scale.ratios.length} days, at least 1)`
+          : `PV planned with the forecast as it is (× 1): robust scaling needs ${ROBUST_MIN_DAYS} days of measured and forecast PV, ${scale.ratios.length} known`,
+      );
+    }
   }
 
   // ---------------------------------------------------------------- base load

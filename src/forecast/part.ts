@@ -60,7 +60,10 @@ export function forecastPart(options: ForecastPartOptions = {}): PartFactory {
         return m.coverage >= 0.9 ? m.powerW : undefined;
       };
       const { problem, notes } = rec;
-      const pvW = problem.slots.map((_, i) => -problem.flows.reduce((a, f) => a + (f.powerW[i] ?? 0), 0));
+      // the PV forecast is stored as forecast, not as planned: robust planning's scale is taken out
+      const scale = notes.pvScale;
+      const unscaled = (id: string) => (scale && scale.factor > 0 && scale.flows.includes(id) ? 1 / scale.factor : 1);
+      const pvW = problem.slots.map((_, i) => -problem.flows.reduce((a, f) => a + (f.powerW[i] ?? 0) * unscaled(f.id), 0));
       await service.recordPlan({
         now: rec.createdAt,
         slots: problem.slots,

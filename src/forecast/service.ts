@@ -1,11 +1,15 @@
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import cron, { type ScheduledTask } from 'node-cron';
+import { DateTime } from 'luxon';
 import { DAY, entryAt, HOUR, isRetryable, type Clock, type EpochMs, type ForecastPoint, type ForecastSource, type ForecastSourceDefinition, type Logger, type PvArraySpec, type SiteInfo } from '../api/index.js';
 import type { HubConfig } from '../core/config/schema.js';
 import {
   arrayAcPowerW,
   asMadeSeries,
   calibratedForecast,
+  dailyPvRatio,
+  ROBUST_DAYS,
+  robustPvFactor,
   clearSkyPvForecast,
   errorsByHorizon,
   fitPvCalibration,
@@ -30,6 +34,17 @@ export interface SiteForecasts {
   unmeteredArrays(now: EpochMs): { id: string; forecast: PowerForecast; notes: string[] }[];
   /** Forecast outdoor temperature (°C) at an instant, where the source forecasts weather. */
   outdoorC?(t: EpochMs): number | undefined;
+  /** The factor the PV flows are planned with (`forecasts.uncertainty`), from the stored forecasts and measurements. */
+  pvScale?(now: EpochMs): PvScale;
+}
+
+/** How the PV forecast is scaled for planning, and from what. */
+export interface PvScale {
+  mode: 'robust' | 'point';
+  factor: number;
+  quantile: number;
+  /** Measured ÷ forecast PV of the last known days, oldest first. */
+  ratios: number[];
 }
 
 export interface ForecastHealth {
@@ -280,6 +295,53 @@ export class ForecastService implements SiteForecasts {
     if (!this.source) return `source ${type} is not running (${this.lastError ?? 'not created'})`;
     if (this.lastError) return `source ${type} is failing (${this.lastError}) and its last forecast ends`;
     return `source ${type} has no forecast for part of the horizon`;
+  }
+
+  /**
+   * Measured ÷ forecast PV energy of each of the last {@link ROBUST_DAYS} whole local days before
+   * `now` (oldest first), as the backtest computes them: the forecast is the one stored last before
+   * the day began (the day-ahead forecast; where it does not reach an hour, the forecast in force
+   * then), the measurement is the site's PV; a day with an hour missing either is left out.
+   */
+  dailyPvRatios(now: EpochMs): number[] {
+    const store = this.store;
+    if (!store) return [];
+    const tz = this.options.site.timezone;
+    const today = DateTime.fromMillis(now, { zone: tz }).startOf('day');
+    const ratios: number[] = [];
+    for (let d = ROBUST_DAYS; d >= 1; d--) {
+      const from = today.minus({ days: d }).toMillis();
+      const to = today.minus({ days: d - 1 }).toMillis();
+      const snaps = store.snapshotsOf('pv', from, to);
+      if (!snaps.length) continue;
+      const dayAhead = asMadeSeries(snaps.filter((x) => x.madeAt <= from), from, to, HOUR);
+      const inForce = asMadeSeries(snaps, from, to, HOUR);
+      let forecastWh = 0;
+      let actualWh = 0;
+      let complete = true;
+      for (let i = 0; i < dayAhead.length && complete; i++) {
+        const f = dayAhead[i].forecastW ?? inForce[i].forecastW;
+        const a = store.measuredW('pv', dayAhead[i].start, dayAhead[i].end);
+        if (f === null || a === undefined) complete = false;
+        else {
+          forecastWh += f;
+          actualWh += a;
+        }
+      }
+      if (!complete) continue;
+      const r = dailyPvRatio(actualWh / 1000, forecastWh / 1000);
+      if (r !== undefined) ratios.push(r);
+    }
+    return ratios;
+  }
+
+  pvScale(now: EpochMs): PvScale {
+    const u = this.options.config.forecasts.uncertainty;
+    const mode = u?.pv ?? 'robust';
+    const quantile = u?.robust_quantile ?? 0.9;
+    if (mode === 'point') return { mode, factor: 1, quantile, ratios: [] };
+    const ratios = this.dailyPvRatios(now);
+    return { mode, factor: robustPvFactor(ratios, quantile), quantile, ratios };
   }
 
   outdoorC(t: EpochMs): number | undefined {

@@ -1,6 +1,6 @@
 import { billSchemaProperties } from '../../tariff/bill-config.js';
 import type { AdapterDefinition, ForecastSourceDefinition, JsonSchema, PluginDefinition, TariffSourceDefinition } from '../../api/index.js';
-import { CalibrationSchema, DeviceBaseProperties, HubSchemaBase, LoadForecastSchema, PvArraySchema } from './schema.js';
+import { CalibrationSchema, DeviceBaseProperties, HubSchemaBase, LoadForecastSchema, PvArraySchema, PvUncertaintySchema } from './schema.js';
 
 export interface Catalog {
   adapters: AdapterDefinition<any>[]; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -133,6 +133,7 @@ export function composeSchema(catalog: Catalog): JsonSchema {
       },
       calibration: clone(CalibrationSchema),
       load: clone(LoadForecastSchema),
+      uncertainty: clone(PvUncertaintySchema),
     },
   };
 

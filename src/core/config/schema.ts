@@ -271,6 +271,14 @@ export const CalibrationSchema = StrictObject(
   'Learning the PV forecast’s error from the measured production',
 );
 
+export const PvUncertaintySchema = StrictObject(
+  {
+    pv: Type.Unsafe<'robust' | 'point'>({ type: 'string', enum: ['robust', 'point'], default: 'robust', description: 'robust: plan with the PV forecast × the robust_quantile of the last 28 days’ measured ÷ forecast daily PV (at least 1, once 3 days are known), so grid charging is bought only for what a sunnier day would leave short; point: plan with the forecast as it is' }),
+    robust_quantile: Type.Number({ minimum: 0, maximum: 1, default: 0.9, description: 'Which quantile of the recent daily ratios scales the PV forecast (robust)' }),
+  },
+  'How the planner treats the PV forecast’s error',
+);
+
 /** The hub schema with placeholders for devices, tariffs and plugins, which compose.ts fills. */
 export const HubSchemaBase = StrictObject({
   $schema: Type.Optional(Type.String()),
@@ -297,6 +305,7 @@ export type PvArrayConfig = Static<typeof PvArraySchema>;
 export type SurplusConfig = Static<typeof SurplusSchema>;
 export type LoadForecastConfig = Static<typeof LoadForecastSchema>;
 export type CalibrationConfig = Static<typeof CalibrationSchema>;
+export type PvUncertaintyConfig = Static<typeof PvUncertaintySchema>;
 
 /** `forecasts`: the site's PV arrays, where their forecast comes from, and how the load is forecast. */
 export interface ForecastsConfig {
@@ -304,6 +313,7 @@ export interface ForecastsConfig {
   source?: { type: string; [key: string]: unknown };
   calibration?: CalibrationConfig;
   load?: LoadForecastConfig;
+  uncertainty?: PvUncertaintyConfig;
 }
 
 export interface TariffConfig {

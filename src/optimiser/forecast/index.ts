@@ -9,3 +9,4 @@ export { errorsByHorizon, asMadeSeries, HORIZONS, type ForecastSnapshot, type Ho
 export { dayAheadErrors, ErrorAccumulator, type ErrorSummary, type DayAheadOptions } from './evaluate.js';
 export { localClockOf, type LocalClock } from './local-time.js';
 export { withRecentError } from './recent.js';
+export { dailyPvRatio, ratioQuantile, robustPvFactor, ROBUST_DAYS, ROBUST_MIN_DAYS, ROBUST_RATIO_CAP } from './robust.js';

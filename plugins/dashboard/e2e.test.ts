@@ -80,7 +80,7 @@ function demoHub(clock: ManualClock, hostile = true): Hub {
     configText: hostile ? demoWithHostileDevice() : readFileSync(join(ROOT, 'config', 'demo.yaml'), 'utf8'),
     configFile: join(ROOT, 'config', 'demo.yaml'),
     clock,
-    logger: createLogger({ level: 'fatal' }),
+    logger: createLogger({ level: 'silent' }),
     override: (c) => {
       c.storage.dir = mkdtempSync(join(tmpdir(), 'homeflex-e2e-'));
       // tests run side by side: every listener on a port chosen at run time (the inverter's must be fixed)

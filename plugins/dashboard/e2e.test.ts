@@ -333,6 +333,14 @@ describeWithPeers(['chromium'], 'dashboard in a real browser', { timeout: 90_000
         if (view === 'devices') await page.locator('details[data-device="ev"] summary').click();
         found.push(...(await axeViolations(page)).map((v) => `${scheme} #${view}: ${v}`));
       }
+      // the token dialog, opened from the keyboard, checked while open, and closed with Escape
+      await page.locator('#token-button').focus();
+      await page.keyboard.press('Enter');
+      await page.locator('#token-dialog').waitFor();
+      expect(await page.evaluate('document.activeElement?.id')).toBe('token-input');
+      found.push(...(await axeViolations(page)).map((v) => `${scheme} token dialog: ${v}`));
+      await page.keyboard.press('Escape');
+      await page.locator('#token-dialog').waitFor({ state: 'hidden' });
     }
     await page.emulateMedia({ colorScheme: 'light' });
     expect(found, `axe-core violations:\n${found.join('\n')}`).toEqual([]);
@@ -341,7 +349,7 @@ describeWithPeers(['chromium'], 'dashboard in a real browser', { timeout: 90_000
   it('the keyboard alone reaches every view from the navigation and opens it with Enter', async () => {
     await page.goto(`${hub.url}/#now`);
     await page.locator(VIEW_READY.now).waitFor();
-    const views = await page.locator('#tabs a').evaluateAll((links) => links.map((a) => (a as HTMLElement).dataset.view!));
+    const views = await page.locator('#tabs a').evaluateAll((links) => links.map((a) => a.getAttribute('data-view')!));
     expect(views).toEqual(Object.keys(VIEW_READY));
     for (const view of views) {
       // from the top of the page, Tab until the view's link has the focus (bounded: a trap fails here)

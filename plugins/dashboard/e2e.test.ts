@@ -1,5 +1,4 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,6 +10,7 @@ import { ManualClock } from '../../src/core/clock.js';
 import { carsHomeAtStart } from '../demo/index.js';
 import { Hub } from '../../src/core/host.js';
 import { createLogger } from '../../src/core/logging.js';
+import { axeViolations } from '../../test/peers/axe.js';
 import { describeWithPeers } from '../../test/peers/system.js';
 
 /**
@@ -92,9 +92,6 @@ function demoHub(clock: ManualClock, hostile = true): Hub {
 
 const TOKEN = 'e2e-dashboard-token-0123456789';
 
-/** axe-core's engine, injected into the page under test (a script tag, so the page's own modules are untouched). */
-const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
-
 /** What each view shows once its data is in, so axe checks the view as a user sees it, not its loading state. */
 const VIEW_READY: Record<string, string> = {
   now: '.device[data-device="ev"] .power',
@@ -103,17 +100,6 @@ const VIEW_READY: Record<string, string> = {
   control: '.control[data-device="ev"] input[name="amount"]',
   devices: 'details[data-device="ev"]',
 };
-
-interface AxeViolation { id: string; impact: string | null; help: string; nodes: { target: unknown[] }[] }
-
-/** axe-core's violations on the page as it stands (WCAG 2.x A and AA, plus best practice), one line per element. */
-async function axeViolations(page: Page): Promise<string[]> {
-  // the dashboard's Content-Security-Policy (script-src 'self') rightly refuses an inline script tag: the
-  // engine goes in through the browser's debugging protocol instead, which the page's policy does not govern
-  if (!(await page.evaluate('typeof window.axe !== "undefined"'))) await page.evaluate(`${AXE_SOURCE}\n;void 0`);
-  const violations = (await page.evaluate(`axe.run(document, { resultTypes: ['violations'], runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa', 'best-practice'] } }).then((r) => r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => ({ target: n.target })) })))`)) as AxeViolation[];
-  return violations.flatMap((v) => v.nodes.map((n) => `${v.id} (${v.impact}) at ${JSON.stringify(n.target)}: ${v.help}`));
-}
 
 const shot = (page: Page, name: string) => page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
 

@@ -335,6 +335,10 @@ describeWithPeers(['chromium'], 'dashboard in a real browser', { timeout: 90_000
   it('the keyboard alone reaches every view from the navigation and opens it with Enter', async () => {
     await page.goto(`${hub.url}/#now`);
     await page.locator(VIEW_READY.now).waitFor();
+    // what a screen reader reads, in its order: the site's name as the page's heading, the views, then the view
+    const tree = await page.locator('body').ariaSnapshot();
+    const at = ['- banner', '- heading "Demo home" [level=1]', '- navigation "Views"', '- main', '- heading "Prices now" [level=2]'].map((line) => tree.indexOf(line));
+    expect(at.every((i, n) => i >= 0 && (n === 0 || i > at[n - 1]!)), `accessibility tree out of order:\n${tree.slice(0, 1500)}`).toBe(true);
     const views = await page.locator('#tabs a').evaluateAll((links) => links.map((a) => a.getAttribute('data-view')!));
     expect(views).toEqual(Object.keys(VIEW_READY));
     for (const view of views) {

@@ -8,6 +8,7 @@ import { chromium } from 'playwright-core';
 import { afterEach, expect, it } from 'vitest';
 import { Hub } from '../../src/core/host.js';
 import { createLogger } from '../../src/core/logging.js';
+import { axeViolations } from '../../test/peers/axe.js';
 import { CHROMIUM_PATH, describeWithPeers } from '../../test/peers/system.js';
 
 /**
@@ -66,6 +67,9 @@ describeWithPeers(['chromium'], 'discovery in the dashboard', { timeout: 90_000 
     await found.waitFor({ timeout: 20_000 });
     await expect(page.getByRole('heading', { name: /Found, not configured/ }).isVisible()).resolves.toBe(true);
     await expect(found.textContent()).resolves.toMatch(/WB-7731.*OCPP charger.*address\s*127\.0\.0\.1/s);
+    // the found section and its Add form pass axe-core (labels, names, contrast, heading order)
+    const violations = await axeViolations(page);
+    expect(violations, `axe-core violations:\n${violations.join('\n')}`).toEqual([]);
     // the id field is labelled and reached by keyboard
     const idField = page.getByLabel('Device id');
     await idField.fill('garage');

@@ -10,6 +10,7 @@ import { ManualClock } from '../../src/core/clock.js';
 import { carsHomeAtStart } from '../demo/index.js';
 import { Hub } from '../../src/core/host.js';
 import { createLogger } from '../../src/core/logging.js';
+import { axeViolations } from '../../test/peers/axe.js';
 import { describeWithPeers } from '../../test/peers/system.js';
 
 /**
@@ -90,6 +91,15 @@ function demoHub(clock: ManualClock, hostile = true): Hub {
 }
 
 const TOKEN = 'e2e-dashboard-token-0123456789';
+
+/** What each view shows once its data is in, so axe checks the view as a user sees it, not its loading state. */
+const VIEW_READY: Record<string, string> = {
+  now: '.device[data-device="ev"] .power',
+  plan: '.forecast-card .forecast-chart canvas',
+  costs: '.sessions tbody tr',
+  control: '.control[data-device="ev"] input[name="amount"]',
+  devices: 'details[data-device="ev"]',
+};
 
 const shot = (page: Page, name: string) => page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
 
@@ -296,6 +306,58 @@ describeWithPeers(['chromium'], 'dashboard in a real browser', { timeout: 90_000
     await page.locator('details[data-device="hostile"]').click();
     expect(await page.locator('details[data-device="hostile"] .yaml').textContent()).toContain('onerror');
     expect(await page.evaluate('window.__pwned')).toBeUndefined();
+  });
+
+  it('every view passes axe-core (labels, contrast, names, landmarks), light and dark', async () => {
+    const found: string[] = [];
+    for (const scheme of ['light', 'dark'] as const) {
+      await page.emulateMedia({ colorScheme: scheme });
+      for (const [view, ready] of Object.entries(VIEW_READY)) {
+        await page.goto(`${hub.url}/#${view}`);
+        await page.locator(ready).first().waitFor();
+        // an open section too: the devices view's details are part of it
+        if (view === 'devices') await page.locator('details[data-device="ev"] summary').click();
+        found.push(...(await axeViolations(page)).map((v) => `${scheme} #${view}: ${v}`));
+      }
+      // the token dialog, opened from the keyboard, checked while open, and closed with Escape
+      await page.locator('#token-button').focus();
+      await page.keyboard.press('Enter');
+      await page.locator('#token-dialog').waitFor();
+      expect(await page.evaluate('document.activeElement?.id')).toBe('token-input');
+      found.push(...(await axeViolations(page)).map((v) => `${scheme} token dialog: ${v}`));
+      await page.keyboard.press('Escape');
+      await page.locator('#token-dialog').waitFor({ state: 'hidden' });
+    }
+    await page.emulateMedia({ colorScheme: 'light' });
+    expect(found, `axe-core violations:\n${found.join('\n')}`).toEqual([]);
+  });
+
+  it('the keyboard alone reaches every view from the navigation and opens it with Enter', async () => {
+    await page.goto(`${hub.url}/#now`);
+    await page.locator(VIEW_READY.now).waitFor();
+    // what a screen reader reads, in its order: the site's name as the page's heading, the views, then the view
+    const tree = await page.locator('body').ariaSnapshot();
+    const at = ['- banner', '- heading "Demo home" [level=1]', '- navigation "Views"', '- main', '- heading "Prices now" [level=2]'].map((line) => tree.indexOf(line));
+    expect(at.every((i, n) => i >= 0 && (n === 0 || i > at[n - 1]!)), `accessibility tree out of order:\n${tree.slice(0, 1500)}`).toBe(true);
+    const views = await page.locator('#tabs a').evaluateAll((links) => links.map((a) => a.getAttribute('data-view')!));
+    expect(views).toEqual(Object.keys(VIEW_READY));
+    for (const view of views) {
+      // from the top of the page, Tab until the view's link has the focus (bounded: a trap fails here)
+      await page.evaluate('document.activeElement?.blur(); window.scrollTo(0, 0)');
+      await page.locator('body').focus();
+      let reached = false;
+      for (let i = 0; i < 20 && !reached; i++) {
+        await page.keyboard.press('Tab');
+        reached = await page.evaluate(`document.activeElement?.matches('#tabs a[data-view="${view}"]') === true`);
+      }
+      expect(reached, `Tab reaches the ${view} link`).toBe(true);
+      // the focus is visible where it is
+      expect(await page.evaluate('getComputedStyle(document.activeElement).outlineStyle'), view).not.toBe('none');
+      await page.keyboard.press('Enter');
+      await page.locator(VIEW_READY[view]!).first().waitFor();
+      expect(await page.locator(`#tabs a[data-view="${view}"]`).getAttribute('aria-current')).toBe('page');
+      expect(await page.locator('#view').getAttribute('data-view')).toBe(view);
+    }
   });
 
   it('logged no console errors, page errors or failed requests', () => {

@@ -202,11 +202,18 @@ let live;
 function route() {
   const name = (window.location.hash.replace(/^#\/?/, '') || 'now').split('/')[0];
   const view = VIEWS[name] ?? VIEWS.now;
-  for (const a of document.querySelectorAll('#tabs a')) a.toggleAttribute('aria-current', a.dataset.view === (VIEWS[name] ? name : 'now'));
+  // aria-current="page", not a bare attribute: an empty value means false to a screen reader
+  for (const a of document.querySelectorAll('#tabs a')) {
+    if (a.dataset.view === (VIEWS[name] ? name : 'now')) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
   current?.destroy?.();
   const container = document.getElementById('view');
   replace(container);
   container.dataset.view = VIEWS[name] ? name : 'now';
+  // the view's name in the title: what a screen reader announces after a switch of view
+  const link = document.querySelector(`#tabs a[data-view="${container.dataset.view}"]`);
+  if (app.site) document.title = `${link?.textContent ?? ''} · ${app.site.name} · homeflex`;
   current = view(container, app);
 }
 

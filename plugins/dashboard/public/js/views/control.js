@@ -160,7 +160,7 @@ function deviceControl(app, d, ctl, ctlError, done) {
   const el = h(
     'article',
     { class: ['card', 'control', `kind-${kind}`], dataset: { device: d.id } },
-    h('header', null, h('span', { class: 'kind-dot' }), h('h3', { class: 'device-name' }, d.name), h('span', { class: 'muted' }, KIND_LABEL[kind]), badges),
+    h('header', null, h('span', { class: 'kind-dot' }), h('h2', { class: 'device-name' }, d.name), h('span', { class: 'muted' }, KIND_LABEL[kind]), badges),
     planned,
     ctlError ? apiProblem('Settings', ctlError) : null,
     sections,

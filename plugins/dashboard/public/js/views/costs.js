@@ -220,7 +220,7 @@ function billTable(b) {
       { class: 'compact bill-table' },
       h('thead', null, h('tr', null, h('th', null, 'Part'), h('th', null, 'Item'), h('th', { class: 'num' }, 'Quantity'), h('th', { class: 'num' }, `Amount (${b.currency_code})`))),
       h('tbody', null, rows.map((r) => h('tr', { class: r[0] === 'Net' || r[0] === 'VAT' ? 'subtotal' : null }, h('td', null, r[0]), h('td', null, r[1]), h('td', { class: 'num' }, r[2]), h('td', { class: 'num' }, r[3])))),
-      h('tfoot', null, h('tr', null, h('th', null, 'Total'), h('th', null, ''), h('th', { class: 'num' }, `${fmt.energy(b.import_kwh * 1000, 1)} in`), h('th', { class: 'num strong' }, fmt.money(b.total)))),
+      h('tfoot', null, h('tr', null, h('th', null, 'Total'), h('td', null, ''), h('th', { class: 'num' }, `${fmt.energy(b.import_kwh * 1000, 1)} in`), h('th', { class: 'num strong' }, fmt.money(b.total)))),
     ),
     peakSentences(b, (t) => fmt.dateTime(ms(t))).map((t) => h('p', { class: 'peak-note' }, t)),
     (b.warnings ?? []).map((w) => h('p', { class: 'muted' }, w)),

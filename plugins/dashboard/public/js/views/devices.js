@@ -53,8 +53,8 @@ function deviceSection(app, d) {
     h(
       'div',
       { class: 'detail-body' },
-      h('div', null, info, h('h4', null, 'Last readings'), table),
-      h('div', null, h('h4', null, 'Configuration'), yaml ? h('pre', { class: 'yaml' }, h('code', null, yaml)) : h('p', { class: 'muted' }, 'Not configured by the site file (found at run time).')),
+      h('div', null, info, h('h2', { class: 'sub' }, 'Last readings'), table),
+      h('div', null, h('h2', { class: 'sub' }, 'Configuration'), yaml ? h('pre', { class: 'yaml' }, h('code', null, yaml)) : h('p', { class: 'muted' }, 'Not configured by the site file (found at run time).')),
     ),
   );
   const update = (dev) => {

@@ -19,7 +19,7 @@ export function foundSection(app) {
   const list = h('div', { class: 'found-list' });
   const note = h('div', { class: 'found-note', role: 'status' });
   const count = h('span');
-  const el = h('section', { class: 'card found', 'aria-labelledby': 'found-title', hidden: true }, h('h3', { id: 'found-title' }, 'Found, not configured ', count), note, list);
+  const el = h('section', { class: 'card found', 'aria-labelledby': 'found-title', hidden: true }, h('h2', { id: 'found-title' }, 'Found, not configured ', count), note, list);
   let timer;
   let destroyed = false;
 

@@ -9,10 +9,13 @@ const money = (v: number, currency: string) => `${v.toFixed(2)} ${currency}`;
  * until the session's last readings are stored.
  */
 export async function sessionFinishedNotice(hub: HubServices, metering: MeteringService, deviceId: string, sessionId: string): Promise<void> {
-  // let the metering's own flush of the session's last readings (scheduled by onSessionEnded) run
-  // first; forcing one here with metering.settled() made a session that a new transaction closed
-  // lose its records' session tag (test/reliability/ocpp-faults.test.ts) — a race to look into
+  // one tick first, so the metering's own flush of the session's last readings (scheduled by
+  // onSessionEnded) starts before this waits for it: forcing a flush synchronously at session end
+  // made a session that a new transaction closed lose its records' session tag
+  // (test/reliability/ocpp-faults.test.ts), and not waiting at all read the store mid-write
+  // (test/metering/api.test.ts) — an ordering race in the metering service still to look into
   await new Promise((r) => setImmediate(r));
+  await metering.settled();
   const currency = hub.site.currency;
   const stored = hub.state.data.sessions[sessionId];
   let energyWh = stored?.energy_wh ?? 0;

@@ -1,13 +1,11 @@
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Notice } from '../../src/api/index.js';
 import { Hub } from '../../src/core/host.js';
-import { createLogger } from '../../src/core/logging.js';
+import { quietLog } from '../peers/http-server.js';
 
-const quiet = () => createLogger({ destination: new Writable({ write: (_c, _e, cb) => cb() }), level: 'silent' });
 
 let hub: Hub | undefined;
 afterEach(async () => {
@@ -22,7 +20,7 @@ tariffs:
 `;
 
 async function start(dir: string) {
-  hub = new Hub({ configText: SITE, logger: quiet(), override: (c) => void (c.storage.dir = dir) });
+  hub = new Hub({ configText: SITE, logger: quietLog, override: (c) => void (c.storage.dir = dir) });
   const notices: Notice[] = [];
   hub.bus.on('notice', (n) => void notices.push(n));
   await hub.start();

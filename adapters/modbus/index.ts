@@ -3,6 +3,7 @@ import { defineAdapter, type ConfigIssue, type DeviceConfigBase } from '../../sr
 import { ModbusInverter, type ModbusDeviceConfig } from './inverter.js';
 import { loadProfile, ProfileError, shippedProfileIds, type Profile } from './profile.js';
 import { SunSpecInverterSim, type SimVariant } from './sim/inverter-sim.js';
+import { probeSunSpec } from './sunspec/probe.js';
 import { clearSkyPvW } from './sim/sun.js';
 
 const profileProblems = (ref: string): { profile?: Profile; issues: ConfigIssue[] } => {
@@ -73,6 +74,17 @@ export const modbusAdapter = defineAdapter<ModbusDeviceConfig>({
       start: () => inverter.start(),
       stop: () => inverter.stop(),
     };
+  },
+  probeModbus: (transport, unit) => probeSunSpec((address, count) => transport.readHolding(unit, address, count), transport.id, unit),
+  modbusUnits(config) {
+    let profile: Profile | undefined;
+    try {
+      profile = loadProfile(config.profile);
+    } catch {
+      // a broken profile is reported by check(); the unit given is all that is known
+    }
+    const unit = config.unit ?? profile?.defaultUnit ?? 1;
+    return { connection: config.connection, units: [...new Set([unit, config.meter_unit ?? profile?.meterUnit ?? unit])] };
   },
 });
 

@@ -2,7 +2,7 @@ import type { Device } from './capabilities.js';
 import type { Clock } from './clock.js';
 import type { EventBus } from './events.js';
 import type { Logger } from './logger.js';
-import type { Transports } from './transports.js';
+import type { FoundDevice, ModbusTransport, Transports } from './transports.js';
 
 /** A JSON Schema object (draft 2020-12 subset that ajv understands). */
 export type JsonSchema = Record<string, unknown>;
@@ -72,6 +72,14 @@ export interface AdapterDefinition<C extends DeviceConfigBase = DeviceConfigBase
    * tests: not a device of the house, so it is left out where devices are listed (savings, report).
    */
   simulatesPeer?: boolean;
+  /**
+   * Discovery on the site's Modbus connections (`connections.modbus[].discover`): what this adapter
+   * would drive at one unit id, or undefined when nothing of its kind answers there. Timeouts and a
+   * lost connection are thrown (the host moves on to the next unit or connection).
+   */
+  probeModbus?(transport: ModbusTransport, unit: number): Promise<FoundDevice | undefined>;
+  /** The Modbus connection and unit ids a configured device of this adapter occupies: never probed, never listed as found. */
+  modbusUnits?(config: C): { connection: string; units: number[] } | undefined;
 }
 
 /** Topic filters of one device's own MQTT client (see `AdapterDefinition.mqttClient`). */

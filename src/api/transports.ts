@@ -72,6 +72,21 @@ export interface OcppConnection {
   close(): Promise<void>;
 }
 
+/** A device found on a connection or broker that the site file does not configure (discovery). */
+export interface FoundDevice {
+  /** Where it was found: ocpp, tasmota, shelly, zigbee2mqtt, sunspec. */
+  source: string;
+  /** The adapter that would drive it. */
+  adapter: string;
+  /** Unique within the source (charger identity, MQTT topic, IEEE address, "<connection>:<unit>"). */
+  key: string;
+  name: string;
+  /** What is known of it (address, model, firmware …). */
+  details: Record<string, unknown>;
+  /** Device keys for the site file besides id and adapter (topics, identity, connection and unit). */
+  config?: Record<string, unknown>;
+}
+
 /**
  * One Modbus connection (TCP or an RTU bus), requests queued so they never overlap. Addresses are
  * 0-based protocol addresses. Failures are `HomeflexError`s: `modbus_exception` (a

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { isMap, isScalar, isSeq, parseDocument, stringify } from 'yaml';
-import { ApiError } from '../api/index.js';
+import { ApiError, type AdapterDefinition } from '../api/index.js';
+import { occupiedModbusUnits } from './discovery-modbus.js';
 import { ConfigError, formatProblem } from './config/load.js';
 import type { HubConfig } from './config/schema.js';
 import { access, isLoopbackHost, type RouteModule } from './http.js';
@@ -64,14 +65,19 @@ export class Discovery {
 }
 
 /** Whether the site already has a device for what was found. */
-export function configuredMatcher(config: HubConfig) {
-  return (source: string, key: string) =>
-    config.devices.some((d) => {
+export function configuredMatcher(config: HubConfig, adapters: readonly AdapterDefinition<any>[] = []) { // eslint-disable-line @typescript-eslint/no-explicit-any
+  return (source: string, key: string) => {
+    if (source === 'sunspec') {
+      const at = key.lastIndexOf(':');
+      return occupiedModbusUnits(config, adapters).get(key.slice(0, at))?.has(Number(key.slice(at + 1))) === true;
+    }
+    return config.devices.some((d) => {
       const c = d as Record<string, unknown>;
       if (source === 'ocpp') return d.adapter === 'ocpp' && c.identity === key;
       if (source === 'zigbee2mqtt') return d.adapter === source && (c.friendly_name ?? c.name ?? d.id) === key;
       return d.adapter === source && c.topic === key;
     });
+  };
 }
 
 /**

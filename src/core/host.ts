@@ -28,6 +28,7 @@ import { backupPart } from './store/backup-part.js';
 import { storageNoticePart } from './store/notices.js';
 import { Discovery, configuredMatcher, discoveryRoutes } from './discovery.js';
 import { watchAnnouncements } from './discovery-mqtt.js';
+import { watchModbusUnits } from './discovery-modbus.js';
 import { createTransports, type HubTransports } from './transports/index.js';
 
 export interface HubOptions {
@@ -297,6 +298,7 @@ export class Hub {
   /** The site file the hub was started from (discovery's Add writes to it). */
   private readonly configFile?: string;
   discovery = new Discovery(() => false);
+  private stopModbusDiscovery?: () => void;
 
   /**
    * Takes the storage lock, opens the stores, binds every listener (HTTP, OCPP, embedded MQTT) and
@@ -347,7 +349,7 @@ export class Hub {
     };
     process.on('uncaughtException', this.onProcessError);
     process.on('unhandledRejection', this.onProcessError);
-    const discovery = (this.discovery = new Discovery(configuredMatcher(this.config), () => this.clock.now()));
+    const discovery = (this.discovery = new Discovery(configuredMatcher(this.config, this.catalog.adapters), () => this.clock.now()));
     const transports = (this.transports = createTransports({ config: this.config, log: this.log.child({ component: 'transport' }), clock: this.clock, catalog: this.catalog, onDiscovered: (f) => discovery.report(f) }));
     this.services.pluginStatus = this.pluginStatus;
     for (const make of PARTS) this.parts.push(await make(this.services));
@@ -403,6 +405,8 @@ export class Hub {
     if (this.config.connections.mqtt) watchAnnouncements(transports.mqtt(), (f) => discovery.report(f));
 
     for (const deviceConfig of this.config.devices) await this.startDevice(deviceConfig, transports, state);
+    // SunSpec devices on the site's Modbus connections that no device uses are listed as found
+    this.stopModbusDiscovery = watchModbusUnits({ config: this.config, adapters: this.catalog.adapters, modbus: (id) => transports.modbus(id), clock: this.clock, log: this.log.child({ component: 'discovery' }), report: (f) => discovery.report(f) });
 
     for (const run of runs) {
       const { def, who, ctx } = run;
@@ -496,6 +500,7 @@ export class Hub {
   /** Stops HTTP, then plugins and adapters in reverse start order, each within a bounded time. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
+      this.stopModbusDiscovery?.();
       // adapters' memory saved while stopping goes into the one write at the end (waiting in turn made 100 sockets miss the stop budget)
       this.services?.state.beginStop();
       await this.http?.close().catch((err: unknown) => this.log.warn({ err }, 'HTTP server did not close cleanly'));

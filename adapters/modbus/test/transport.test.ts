@@ -92,6 +92,21 @@ describe('Modbus TCP connection', () => {
     expect(await conn.readHolding(1, 40000, 2)).toEqual([0x5375, 0x6e53]);
   });
 
+  it('keeps the socket open through timeouts at unit ids that never answered while another unit does (discovery), and reopens it when the live unit falls silent', async () => {
+    const sim = new SunSpecInverterSim({ units: [1] });
+    const port = await sim.listen(0);
+    cleanups.push(() => sim.close());
+    const conn = tcpConnection(port, { timeoutMs: 150 });
+    cleanups.push(() => conn.stop());
+    expect(await conn.readHolding(1, 40000, 2)).toEqual([0x5375, 0x6e53]);
+    for (const unit of [2, 126, 200, 240, 3]) expect((await caught(conn.readHolding(unit, 40000, 2))).code).toBe('modbus_timeout');
+    expect(conn.connected).toBe(true);
+    // the live unit stops answering: three timeouts in a row and the socket is reopened
+    sim.silent = true;
+    for (let i = 0; i < 3; i++) expect((await caught(conn.readHolding(1, 40000, 2))).code).toBe('modbus_timeout');
+    expect(conn.connected).toBe(false);
+  });
+
   it('reconnects after the server restarts, waiting out its backoff between attempts and logging down and back once', async () => {
     const clock = new ManualClock();
     const log = captureLogger();

@@ -16,20 +16,9 @@ export interface TransportContext {
   onDiscovered?: (found: FoundDevice) => void;
 }
 
-/** A device a transport found that the site file does not configure. */
-export interface FoundDevice {
-  /** Where it was found: ocpp, tasmota, shelly, zigbee2mqtt, sunspec. */
-  source: string;
-  /** The adapter that would drive it. */
-  adapter: string;
-  /** Unique within the source (charger identity, MQTT topic, IEEE address). */
-  key: string;
-  name: string;
-  /** What is known of it (address, model, firmware …). */
-  details: Record<string, unknown>;
-  /** Device keys for the site file besides id and adapter (topics, identity). */
-  config?: Record<string, unknown>;
-}
+/** A device a transport found that the site file does not configure (defined in the SDK: adapters' probes answer it too). */
+export type { FoundDevice } from '../../api/index.js';
+import type { FoundDevice } from '../../api/index.js';
 
 /** A shared transport with its lifecycle; the host stops them after the adapters. */
 export interface Managed<T> {

@@ -63,6 +63,8 @@ export class ModbusConnection implements ModbusTransport {
   private down = false;
   private everOpened = false;
   private consecutiveTimeouts = 0;
+  /** Units that answered on this connection: a timeout at a unit never heard from, while others answer, says nothing about the socket. */
+  private readonly answered = new Set<number>();
   private stopped = false;
   private lastFrameEnd = 0;
 
@@ -144,6 +146,7 @@ export class ModbusConnection implements ModbusTransport {
         op.then(resolve, reject);
       });
       this.consecutiveTimeouts = 0;
+      this.answered.add(req.unit);
       if (req.functionCode !== 16 && (!Array.isArray(result) || result.length !== req.count)) {
         throw retryableError('modbus_bad_response', `modbus ${this.id} unit ${req.unit}: asked for ${req.count} registers at ${req.address}, got ${Array.isArray(result) ? result.length : 'none'}`);
       }
@@ -162,13 +165,15 @@ export class ModbusConnection implements ModbusTransport {
     const e = err as { modbusCode?: number; errno?: string; message?: string };
     if (typeof e.modbusCode === 'number') {
       this.consecutiveTimeouts = 0;
+      this.answered.add(req.unit);
       return new ModbusExceptionError({ connection: this.id, ...req }, e.modbusCode);
     }
     const span = req.count > 1 ? `registers ${req.address}-${req.address + req.count - 1}` : `register ${req.address}`;
     const where = `modbus ${this.id} unit ${req.unit} (${req.functionCode === 16 ? 'writing' : 'reading'} ${span})`;
     if (e.errno === 'ETIMEDOUT' || e.message === 'Timed out') {
-      this.consecutiveTimeouts += 1;
-      // a TCP peer that went away without closing answers nobody; a dead unit next to live ones does not count
+      // a TCP peer that went away without closing answers nobody; a dead unit next to live ones does not
+      // count, nor one that never answered while others do (discovery looking at absent unit ids)
+      if (this.answered.has(req.unit) || this.answered.size === 0) this.consecutiveTimeouts += 1;
       if (this.config.tcp && this.consecutiveTimeouts >= this.reopenAfterTimeouts) {
         this.consecutiveTimeouts = 0;
         this.log.debug({ timeouts: this.reopenAfterTimeouts }, 'no answers on this socket: reopening it');

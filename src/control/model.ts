@@ -3,7 +3,7 @@ import { entryAt, EV_CHARGE_MODES, EV_DEFAULT_MODES, firstEndingAfter, hasCap, H
 import type { HubConfig } from '../core/config/schema.js';
 import type { PriceLookup } from '../core/services.js';
 import type { SiteForecasts } from '../forecast/service.js';
-import { clearSkyPvForecast, historyLoadForecast, learnedLoadForecast, ROBUST_MIN_DAYS, standardProfileLoad, type PowerForecast } from '../optimiser/forecast/index.js';
+import { clearSkyPvForecast, historyLoadForecast, learnedLoadForecast, ROBUST_MIN_DAYS, standardProfileLoad, type EnergyInterval, type PowerForecast } from '../optimiser/forecast/index.js';
 import type { BatteryModel, CircuitNode, DeviceLimits, EvModel, EvSession, FixedFlow, HvacModel, LoadRun, PlanSlot, SiteProblem, SwitchedLoadModel } from '../optimiser/site/index.js';
 import type { EnergyHistory } from './history.js';
 import { siteGridMeterId } from '../api/grid-meter.js';
@@ -195,6 +195,24 @@ export function baseLoadSource(devices: Device[], gridMeter?: string): { grid: s
     else if (m.channels.includes('device')) known.push(d.id);
   }
   return { grid, known };
+}
+
+/**
+ * The site's net import per quarter (Wh, + = import) for the peak reached so far: the grid meter's
+ * own quarters where the site has one; otherwise every metered flow summed — each device's own
+ * channels (`device`, and an inverter's `battery` and `pv`, kept as `<id>:<channel>`).
+ */
+export function siteNetImport(history: ModelInputs['history'], devices: readonly Device[], source: ReturnType<typeof baseLoadSource>, now: number): EnergyInterval[] {
+  if ('grid' in source) return history.intervals(source.grid, now);
+  const byQuarter = new Map<number, number>();
+  for (const d of devices) {
+    for (const channel of d.caps.meter?.channels ?? []) {
+      if (channel === 'grid') continue;
+      const key = channel === 'device' ? d.id : `${d.id}:${channel}`;
+      for (const q of history.intervals([key], now)) byQuarter.set(q.start, (byQuarter.get(q.start) ?? 0) + q.wh);
+    }
+  }
+  return [...byQuarter].sort((a, b) => a[0] - b[0]).map(([start, wh]) => ({ start, end: start + 15 * MIN, wh }));
 }
 
 /**
@@ -456,10 +474,7 @@ export function buildSiteProblem(inputs: ModelInputs): { problem: SiteProblem; n
   const composed = composedTariff(inputs.prices);
   const terms = composed?.terms();
   if (composed && terms && (terms.capacity || terms.exportRules.capW !== null || terms.exportRules.noPayAtNegativePrice)) {
-    // the site's net import per quarter: every metered device's quarters summed (base meters, PV, battery, charger)
-    const byQuarter = new Map<number, number>();
-    for (const { device } of inputs.devices) for (const q of inputs.history.intervals([device.id], now)) byQuarter.set(q.start, (byQuarter.get(q.start) ?? 0) + q.wh);
-    const siteImport = [...byQuarter].sort((a, b) => a[0] - b[0]).map(([start, wh]) => ({ start, end: start + 15 * MIN, wh }));
+    const siteImport = siteNetImport(inputs.history, inputs.devices.map((x) => x.device), source, now);
     const components = terms.exportRules.noPayAtNegativePrice ? composed.components(horizon) : undefined;
     notes.notes.push(...applyBillTerms(problem, terms, { now, siteImport, components }));
   }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Device, MeterChannel, MeterReading } from '../../src/api/index.js';
-import { baseLoadSource, buildSiteProblem } from '../../src/control/model.js';
+import { baseLoadSource, buildSiteProblem, siteNetImport } from '../../src/control/model.js';
 import { EnergyHistory } from '../../src/control/history.js';
 import { builtinCatalog } from '../../src/core/catalog.js';
 import { hubChecks } from '../../src/core/config/checks.js';
@@ -63,5 +63,40 @@ describe('the base load learns from the grid meter', () => {
 
   it('without a grid meter the base-load meters are summed as before', () => {
     expect(baseLoadSource([roof, fridge])).toEqual({ meters: ['fridge'] });
+  });
+});
+
+describe("the peak reached so far this month (capacity charges)", () => {
+  const start = Date.parse('2026-06-01T00:00:00Z');
+  const now = start + 14 * 24 * HOUR;
+
+  it('is read from the grid meter where the site has one (it was 0 W: the meter is kept under p1:grid)', () => {
+    const h = history(start, 14);
+    const quarters = siteNetImport(h, [p1, roof], baseLoadSource([p1, roof]), now);
+    expect(quarters.length).toBe(14 * 96);
+    // the grid meter's highest quarter: 800 W of house load with no PV (200 Wh a quarter)
+    expect(Math.max(...quarters.map((q) => q.wh))).toBeCloseTo(200, 6);
+    // at noon the site exported 1200 W
+    expect(quarters.find((q) => q.start === start + 12 * HOUR)!.wh).toBeCloseTo(-300, 6);
+  });
+
+  it("without a grid meter it sums each device's own channels, an inverter's battery and PV included", () => {
+    const inverter: Device = { id: 'inv', name: 'Inverter', adapter: 'modbus', available: true, caps: { meter: meter(['battery', 'pv']) } };
+    const h = new EnergyHistory();
+    let batIn = 0;
+    let pvOut = 0;
+    let fridgeIn = 0;
+    for (let t = start; t <= start + 2 * HOUR; t += HOUR / 4) {
+      h.add('inv', { time: t, channel: 'battery', importWh: batIn, exportWh: 0 });
+      h.add('inv', { time: t, channel: 'pv', importWh: 0, exportWh: pvOut });
+      h.add('fridge', { time: t, channel: 'device', importWh: fridgeIn, exportWh: 0 });
+      batIn += 3000 / 4; // charging at 3 kW
+      pvOut += 1000 / 4; // 1 kW of PV
+      fridgeIn += 100 / 4;
+    }
+    const quarters = siteNetImport(h, [inverter, fridge], baseLoadSource([inverter, fridge]), start + 2 * HOUR);
+    expect(quarters.length).toBe(8);
+    // 3000 − 1000 + 100 W for a quarter
+    for (const q of quarters) expect(q.wh).toBeCloseTo(525, 6);
   });
 });

@@ -133,6 +133,15 @@ devices:
     await live(0.5, 4300);
     expect([standin.phasesInUse, standin.setCurrentA, standin.powerW()]).toEqual([3, 6, 4140]);
     expect(standin.phaseChanges.map(([, p]) => p)).toEqual([1, 3]);
+
+    // the wallbox goes quiet: unavailable once stale_after_s (60 s) has passed, logged once
+    for (let i = 0; i < 14; i++) await clock.advance(5000);
+    await until(() => !device.available, 'unavailable when openWB stops publishing');
+    expect(device.error).toMatch(/no value from the wallbox/);
+    await clock.advance(5000);
     await sleep(50);
+    expect(h.states.filter((s) => s.deviceId === 'wallbox' && !s.available)).toHaveLength(1);
+    await standin.publishAll();
+    await until(() => device.available, 'available again');
   }, 60_000);
 });

@@ -85,4 +85,21 @@ describe('surplus dispatcher with a KEBA P30 stand-in (UDP, manual clock)', () =
     expect(standin.commands.filter(([, c]) => c === 'ena 0')).toEqual([]);
     expect(standin.received.filter((r) => !r.accepted)).toEqual([]);
   }, 180_000);
+
+  it('PV only on a KEBA: disabled below the 1-phase minimum, starts at 1.5 kW after the enable delay on one phase, disabled again after the disable delay', async () => {
+    const { standin, live } = await siteWithKeba('pv');
+    // a P30 left enabled charges at its own Curr user (63 A, capped by Curr HW): pv disables it at once
+    await live(0.5, 800);
+    expect(standin.enableUser).toBe(0);
+    expect(standin.powerW()).toBe(0);
+    await live(0.8, 1500);
+    expect(standin.powerW()).toBe(0);
+    await live(0.5, 1500);
+    expect([standin.enableUser, standin.activePhases(), standin.powerW()]).toEqual([1, 1, 1380]);
+    await live(2.8, 500);
+    expect(standin.powerW()).toBe(1380);
+    await live(0.5, 500);
+    expect([standin.enableUser, standin.powerW()]).toEqual([0, 0]);
+    expect(standin.received.filter((r) => !r.accepted)).toEqual([]);
+  }, 120_000);
 });

@@ -62,6 +62,25 @@ devices:
     await until(() => charger.evSocPct() === 46, 'back');
   }, 30_000);
 
+  it('an OCPP charger takes the car battery from capacity_entity, so a soc_pct target needs no ev_capacity_wh', async () => {
+    const ha = new FakeHomeAssistant(TOKEN);
+    await ha.start();
+    cleanups.push(() => ha.stop());
+    ha.setState('sensor.car_soc', '55', { unit_of_measurement: '%' });
+    ha.setState('sensor.car_capacity', '64000', { unit_of_measurement: 'Wh' });
+    const h = await startHub(`site: { id: home, timezone: Europe/Berlin }
+connections: { ocpp: { host: 127.0.0.1, port: 0 } }
+devices:
+  - { id: cp, adapter: ocpp, identity: CP1, target: { soc_pct: 80, leave_time: "07:00" },
+      soc_entity: sensor.car_soc, capacity_entity: sensor.car_capacity, homeassistant: { url: "${ha.url}", token: "${TOKEN}" } }
+`);
+    cleanups.push(() => h.stop());
+    const charger = h.hub.registry.get('cp')!.caps.charger!;
+    await until(() => charger.evCapacityWh === 64000, 'capacity in Wh from Home Assistant');
+    // no charge point connected: its status is unknown, so no car and no SoC
+    expect(charger.evSocPct()).toBeUndefined();
+  }, 20_000);
+
   it('refuses soc_entity without a Home Assistant to read it from, naming the key', async () => {
     await expect(startHub(`site: { id: home }\ndevices:\n  - { id: wallbox, adapter: keba, host: 127.0.0.1, soc_entity: sensor.car_soc }\n`)).rejects.toThrow(/homeassistant.*soc_entity \/ capacity_entity need homeassistant/s);
   });

@@ -28,6 +28,7 @@ import {
   type RateUnit,
 } from './profiles.js';
 import type { OcppDeviceConfig } from './schema.js';
+import { CarSoc } from '../homeassistant/car-soc.js';
 
 /** A charging session as the adapter keeps it (persisted, so a hub restart adopts it). */
 export interface OpenSession {
@@ -130,6 +131,8 @@ export class OcppChargePoint {
   private readonly el: ChargerElectrics;
   /** phase_switching: the numberPhases of the last profile the charger accepted. */
   private phasesInUse?: 1 | 3;
+  /** soc_entity: the car's SoC (and battery) from Home Assistant, preferred to what the charger reports. */
+  private readonly car?: CarSoc;
 
   constructor(private readonly ctx: AdapterContext, private readonly config: OcppDeviceConfig, private readonly transport: OcppTransport) {
     this.el = { phases: config.phases, voltage: config.voltage, minCurrentA: config.min_current_a, maxCurrentA: config.max_current_a };
@@ -137,16 +140,20 @@ export class OcppChargePoint {
     this.closedIds = ctx.store.get<string[]>('closed_tx') ?? [];
     this.sessionBaseWh = ctx.store.get<number>('session_base_wh') ?? 0;
     const meter: MeterCap = { channels: ['device'], last: () => this.reading };
+    this.car = CarSoc.of(ctx, config);
+    const car = this.car;
     const charger: ChargerCap = {
       status: () => this.status,
       session: () => this.publicSession(),
-      evSocPct: () => this.socPct,
+      evSocPct: () => (car ? (this.status === 'available' || this.status === 'unknown' ? undefined : car.socPct()) : this.socPct),
       setLimit: (limit) => this.setLimit(limit),
       phases: config.phases,
       voltage: config.voltage,
       minCurrentA: config.min_current_a,
       maxCurrentA: config.max_current_a,
-      evCapacityWh: config.ev_capacity_wh,
+      get evCapacityWh() {
+        return car?.capacityWh() ?? config.ev_capacity_wh;
+      },
       ...(config.phase_switching && config.phases === 3 ? { phaseSwitching: { activePhases: () => this.phasesInUse } } : {}),
     };
     this.device = { id: config.id, name: config.name ?? config.id, adapter: 'ocpp', caps: { meter, charger }, available: false, error: 'not connected yet', circuit: config.circuit };
@@ -156,6 +163,7 @@ export class OcppChargePoint {
 
   async start(): Promise<void> {
     this.releaseClaim = this.transport.claim(this.config.identity, { password: this.config.password }, (c) => this.attach(c));
+    this.car?.start();
     await this.transport.ready();
     if (this.session) this.ctx.log.info({ transaction: this.session.id }, `transaction ${this.session.id} was running when the hub stopped; it is adopted when the charger reports it`);
   }
@@ -168,6 +176,7 @@ export class OcppChargePoint {
     const saved = this.sessionUnsaved ? this.persistSession() : undefined;
     saved?.catch((err: unknown) => this.ctx.log.error({ err }, `could not save the session of charger ${this.config.identity}`));
     await this.conn?.close();
+    await this.car?.stop();
   }
 
   get connection(): OcppConnection | undefined {

@@ -1,11 +1,12 @@
 import type { ConfigIssue, DeviceConfigBase, JsonSchema } from '../../src/api/index.js';
 import { evChargeModeProperties, evDefaultModeSchema, evTargetSchema, type EvDefaultMode } from '../../src/api/index.js';
+import { carSocIssues, carSocProperties, type CarSocConfig } from '../homeassistant/car-soc.js';
 
 
 export const MEASURANDS = ['Energy.Active.Import.Register', 'Power.Active.Import', 'Current.Import', 'SoC'];
 
 /** An OCPP charger's `devices[]` entry. */
-export interface OcppDeviceConfig extends DeviceConfigBase {
+export interface OcppDeviceConfig extends DeviceConfigBase, CarSocConfig {
   identity: string;
   password?: string;
   connector: number;
@@ -78,13 +79,15 @@ export const ocppConfigSchema: JsonSchema = {
     target: evTargetSchema,
     default_mode: evDefaultModeSchema,
     ...evChargeModeProperties,
+    ...carSocProperties,
   },
 };
 
 export function checkOcppConfig(config: OcppDeviceConfig): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
   if (config.min_current_a > config.max_current_a) issues.push({ path: ['min_current_a'], message: `must not be above max_current_a (${config.max_current_a})` });
-  if (config.target?.soc_pct !== undefined && config.ev_capacity_wh === undefined) issues.push({ path: ['target', 'soc_pct'], message: 'needs ev_capacity_wh (the car battery size) to turn a SoC target into energy' });
+  if (config.target?.soc_pct !== undefined && config.ev_capacity_wh === undefined && config.capacity_entity === undefined) issues.push({ path: ['target', 'soc_pct'], message: 'needs ev_capacity_wh (the car battery size) or capacity_entity to turn a SoC target into energy' });
+  issues.push(...carSocIssues(config));
   if (config.phase_switching && config.phases !== 3) issues.push({ path: ['phase_switching'], message: 'needs phases: 3 (a 1-phase installation has nothing to switch)' });
   if (config.phase_switching && config.profile?.number_phases === false) issues.push({ path: ['profile', 'number_phases'], message: 'must not be false with phase_switching: the phases are switched by numberPhases' });
   const unknown = (config.measurands ?? []).filter((m) => !/^[A-Z][A-Za-z]*(\.[A-Za-z]+)*$/.test(m));

@@ -12,6 +12,7 @@ import {
 } from '../../src/api/index.js';
 import { asRecord, str, type TriggerableMessage } from './dialect.js';
 import { changeConfiguration, readConfiguration } from './ocpp16.js';
+import { profileIdOf } from './entries.js';
 import type { OcppDeviceConfig } from './schema.js';
 import { SessionBook } from './sessions.js';
 import { SmartCharging } from './smart-charging.js';
@@ -48,7 +49,7 @@ export class OcppChargePoint implements StationMember {
         this.stateChanged();
       },
       logOnce,
-    }, config.profile.id + config.connector - 1);
+    }, profileIdOf(config));
     const meter: MeterCap = { channels: ['device'], last: () => this.sessions.lastReading() };
     const charger: ChargerCap = {
       status: () => this.chargerStatus,

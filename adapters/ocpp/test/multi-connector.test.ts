@@ -202,6 +202,10 @@ devices:
     expect(found).toHaveLength(2);
     expect(found[0]).toMatch(/^site\.yaml:6:\d+ devices\[1\]\.password: must be the password of devices\[0\] \("a"\)/);
     expect(found[1]).toMatch(/^site\.yaml:6:\d+ devices\[1\]\.meter_interval_s: must be the same as in devices\[0\] \("a"\) \(60\): meter_interval_s is a setting of the whole charger "TWIN"/);
+    // connector 2 uses profile.id + 1 = 1002, which connector 1 was given by hand
+    expect(problems(`${head}  - { id: a, adapter: ocpp, identity: TWIN, profile: { id: 1002 } }\n  - { id: b, adapter: ocpp, identity: TWIN, connector: 2 }\n`)).toEqual([
+      expect.stringMatching(/^site\.yaml:6:\d+ devices\[1\]\.profile\.id: gives chargingProfileId 1002 \(profile\.id \+ connector − 1\), as devices\[0\] \("a"\) does/),
+    ]);
     expect(problems(`${head}  - { id: a, adapter: ocpp, identity: TWIN, profile: { purpose: ChargePointMaxProfile } }\n  - { id: b, adapter: ocpp, identity: TWIN, connector: 2 }\n`)[0]).toMatch(/devices\[0\]\.profile\.purpose: ChargePointMaxProfile limits the whole charger "TWIN"/);
   });
 });

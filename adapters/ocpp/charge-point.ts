@@ -10,7 +10,7 @@ import {
   type OcppConnection,
   type OcppTransport,
 } from '../../src/api/index.js';
-import { asRecord, str, type TriggerableMessage } from './dialect.js';
+import { asRecord, logOncePer, str, type TriggerableMessage } from './dialect.js';
 import { changeConfiguration, readConfiguration } from './ocpp16.js';
 import { profileIdOf } from './entries.js';
 import type { OcppDeviceConfig } from './schema.js';
@@ -32,10 +32,10 @@ export class OcppChargePoint implements StationMember {
   private readonly smart: SmartCharging;
   private station?: ChargeStation;
   private chargerStatus: ChargerStatus = 'unknown';
-  private readonly logged = new Set<string>();
+  private readonly logOnce = logOncePer();
 
   constructor(readonly ctx: AdapterContext, readonly config: OcppDeviceConfig, private readonly transport: OcppTransport) {
-    const logOnce = (key: string, fn: () => void) => this.logOnce(key, fn);
+    const logOnce = this.logOnce;
     this.sessions = new SessionBook(ctx, config.id, config, logOnce);
     this.smart = new SmartCharging(ctx, config, {
       link: () => this.requireStation().link(),
@@ -91,13 +91,6 @@ export class OcppChargePoint implements StationMember {
 
   get connection(): OcppConnection | undefined {
     return this.station?.connection;
-  }
-
-  private logOnce(key: string, fn: () => void) {
-    if (this.logged.has(key)) return;
-    if (this.logged.size > 1000) this.logged.clear();
-    this.logged.add(key);
-    fn();
   }
 
   private stateChanged() {

@@ -1,5 +1,5 @@
 import type { ChargerStatus, EpochMs, Logger, OcppConnection, OcppProtocol } from '../../src/api/index.js';
-import type { ChargingScheduleSpec, ProfileSettings, RateUnit } from './profiles.js';
+import { ocppTime, type ChargingScheduleSpec, type ProfileSettings, type RateUnit } from './profiles.js';
 import type { OcppDeviceConfig } from './schema.js';
 import type { SessionBook } from './sessions.js';
 
@@ -51,8 +51,8 @@ export interface StationPort {
   readonly facts: ChargerFacts;
   now(): EpochMs;
   logOnce(key: string, fn: () => void): void;
-  /** Boot told who the charger is: configure it once the reply went out. */
-  booted(label: string): void;
+  /** Boot told who the charger is: configure it once the reply went out. Returns the BootNotification answer (both versions' shape). */
+  booted(label: string, who: Pick<ChargerFacts, 'vendor' | 'model' | 'firmware'>): { status: 'Accepted'; currentTime: string; interval: number };
   /** A setup step failed: log it and go on (use as `.catch(station.failed('what'))`). */
   failed(what: string): (err: unknown) => undefined;
   /** Runs `fn` after the current reply went out (a call sent from inside a handler would race the reply). */
@@ -83,7 +83,20 @@ export interface ConnectorPort {
 export const asRecord = (v: unknown): Record<string, unknown> => (v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {});
 export const str = (v: unknown) => (typeof v === 'string' ? v : v === undefined || v === null ? undefined : String(v));
 
-/** Answers the charger's notifications the hub has nothing to do with. */
-export function answerEmpty(conn: OcppConnection, actions: string[]) {
-  for (const action of actions) conn.handle(action, () => ({}));
+/** A log-once filter: `once(key, fn)` runs `fn` the first time a key is seen (forgetting all after 1000 keys). */
+export function logOncePer(): (key: string, fn: () => void) => void {
+  const seen = new Set<string>();
+  return (key, fn) => {
+    if (seen.has(key)) return;
+    if (seen.size > 1000) seen.clear();
+    seen.add(key);
+    fn();
+  };
+}
+
+/** What both versions answer alike: Heartbeat (the hub's time), DataTransfer (no vendor extensions), and notifications the hub has nothing to do with. */
+export function answerCommon(conn: OcppConnection, station: StationPort, emptyReplies: string[]) {
+  conn.handle('Heartbeat', () => ({ currentTime: ocppTime(station.now()) }));
+  conn.handle('DataTransfer', () => ({ status: 'UnknownVendorId' }));
+  for (const action of emptyReplies) conn.handle(action, () => ({}));
 }

@@ -1,7 +1,7 @@
 import { OcppCallError, type ChargerStatus, type OcppConnection } from '../../src/api/index.js';
-import { answerEmpty, asRecord, str, type ConnectorPort, type OcppDialect, type StationPort } from './dialect.js';
+import { answerCommon, asRecord, str, type ConnectorPort, type OcppDialect, type StationPort } from './dialect.js';
 import { readMeterValues16, type SampleReading } from './measurands.js';
-import { ocppTime, setChargingProfile16, type RateUnit } from './profiles.js';
+import { setChargingProfile16, type RateUnit } from './profiles.js';
 
 /** OCPP 1.6J: connectors by connectorId (0 = the charge point), numeric transaction ids the hub assigns. */
 
@@ -29,13 +29,8 @@ function readings(c: ConnectorPort, meterValue: unknown): SampleReading[] {
 function answer(conn: OcppConnection, station: StationPort) {
   conn.handle('BootNotification', (p) => {
     const b = asRecord(p);
-    station.facts.vendor = str(b.chargePointVendor);
-    station.facts.model = str(b.chargePointModel);
-    station.facts.firmware = str(b.firmwareVersion);
-    station.booted('charger');
-    return { status: 'Accepted', currentTime: ocppTime(station.now()), interval: station.settings.heartbeat_s };
+    return station.booted('charger', { vendor: str(b.chargePointVendor), model: str(b.chargePointModel), firmware: str(b.firmwareVersion) });
   });
-  conn.handle('Heartbeat', () => ({ currentTime: ocppTime(station.now()) }));
   conn.handle('StatusNotification', (p) => {
     const s = asRecord(p);
     const connectorId = Number(s.connectorId);
@@ -103,8 +98,7 @@ function answer(conn: OcppConnection, station: StationPort) {
     c.sessions.ingest(readings(c, s.meterValue), txId, connectorId);
     return {};
   });
-  conn.handle('DataTransfer', () => ({ status: 'UnknownVendorId' }));
-  answerEmpty(conn, EMPTY_REPLY);
+  answerCommon(conn, station, EMPTY_REPLY);
 }
 
 /** 1.6 GetConfiguration: the keys that shape charging profiles and metering, kept in the station's facts. */

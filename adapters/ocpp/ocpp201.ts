@@ -1,7 +1,7 @@
 import { OcppCallError, type ChargerStatus, type OcppConnection } from '../../src/api/index.js';
-import { answerEmpty, asRecord, str, type OcppDialect, type StationPort } from './dialect.js';
+import { answerCommon, asRecord, str, type OcppDialect, type StationPort } from './dialect.js';
 import { readMeterValues201 } from './measurands.js';
-import { ocppTime, setChargingProfile201 } from './profiles.js';
+import { setChargingProfile201 } from './profiles.js';
 
 /** OCPP 2.0.1: EVSEs by evseId (0 = the station), transactions the station names and tells as TransactionEvents. */
 
@@ -26,13 +26,8 @@ const EMPTY_REPLY = ['NotifyEvent', 'NotifyReport', 'SecurityEventNotification',
 function answer(conn: OcppConnection, station: StationPort) {
   conn.handle('BootNotification', (p) => {
     const cs = asRecord(asRecord(p).chargingStation);
-    station.facts.vendor = str(cs.vendorName);
-    station.facts.model = str(cs.model);
-    station.facts.firmware = str(cs.firmwareVersion);
-    station.booted('charging station');
-    return { status: 'Accepted', currentTime: ocppTime(station.now()), interval: station.settings.heartbeat_s };
+    return station.booted('charging station', { vendor: str(cs.vendorName), model: str(cs.model), firmware: str(cs.firmwareVersion) });
   });
-  conn.handle('Heartbeat', () => ({ currentTime: ocppTime(station.now()) }));
   conn.handle('StatusNotification', (p) => {
     const s = asRecord(p);
     const c = station.connector(Number(s.evseId));
@@ -93,9 +88,8 @@ function answer(conn: OcppConnection, station: StationPort) {
     c.sessions.ingest(readMeterValues201(s.meterValue, c.config.energy_unit), undefined, evseId);
     return {};
   });
-  conn.handle('DataTransfer', () => ({ status: 'UnknownVendorId' }));
   conn.handle('NotifyEVChargingNeeds', () => ({ status: 'Rejected' }));
-  answerEmpty(conn, EMPTY_REPLY);
+  answerCommon(conn, station, EMPTY_REPLY);
 }
 
 const sampledData = (name: string, value: string) => ({ component: { name: 'SampledDataCtrlr' }, variable: { name }, attributeValue: value });

@@ -1,7 +1,8 @@
 import { permanentError, retryableError, type AdapterContext, type OcppConnection, type OcppTransport } from '../../src/api/index.js';
-import type { ChargerFacts, ConnectorPort, OcppDialect, StationPort } from './dialect.js';
+import { logOncePer, type ChargerFacts, type ConnectorPort, type OcppDialect, type StationPort } from './dialect.js';
 import { ocpp16 } from './ocpp16.js';
 import { ocpp201 } from './ocpp201.js';
+import { ocppTime } from './profiles.js';
 import type { OcppDeviceConfig } from './schema.js';
 
 /** A connector's device as the station drives it (implemented by OcppChargePoint). */
@@ -54,7 +55,6 @@ export class ChargeStation implements StationPort {
   private configuredConn?: OcppConnection;
   private releaseClaim?: () => void;
   private stopped = false;
-  private readonly logged = new Set<string>();
   private readonly waits = new Set<AbortController>();
 
   constructor(
@@ -120,12 +120,7 @@ export class ChargeStation implements StationPort {
     this.members.clear();
   }
 
-  logOnce(key: string, fn: () => void) {
-    if (this.logged.has(key)) return;
-    if (this.logged.size > 1000) this.logged.clear();
-    this.logged.add(key);
-    fn();
-  }
+  readonly logOnce = logOncePer();
 
   now() {
     return this.ctx.clock.now();
@@ -173,10 +168,12 @@ export class ChargeStation implements StationPort {
     });
   }
 
-  booted(label: string) {
+  booted(label: string, who: Pick<ChargerFacts, 'vendor' | 'model' | 'firmware'>) {
+    Object.assign(this.facts, who);
     this.log.info({ vendor: this.facts.vendor, model: this.facts.model, firmware: this.facts.firmware }, `${label} ${this.identity} booted: ${this.facts.vendor ?? '?'} ${this.facts.model ?? '?'}`);
     const conn = this.conn;
     if (conn) this.afterReply(() => this.setup(conn));
+    return { status: 'Accepted' as const, currentTime: ocppTime(this.now()), interval: this.settings.heartbeat_s };
   }
 
   private attach(conn: OcppConnection) {

@@ -44,7 +44,7 @@ export const ocppConfigSchema: JsonSchema = {
   properties: {
     identity: { type: 'string', minLength: 1, maxLength: 48, pattern: '^[^/\\s]+$', description: 'Charge point identity: the last segment of the URL it dials (ws://hub:port/ocpp/<identity>)' },
     password: { type: 'string', minLength: 1, maxLength: 64, description: 'Security profile 1/2: HTTP Basic password (user = identity). Use ${VAR}.' },
-    connector: { type: 'integer', minimum: 1, default: 1, description: 'Connector (1.6) or EVSE (2.0.1) this device is' },
+    connector: { type: 'integer', minimum: 1, default: 1, description: 'Connector (1.6) or EVSE (2.0.1) this device is; a charger with several has one entry per connector, all with its identity' },
     phases: { enum: [1, 3], default: 3, description: 'Phases the charger is wired with' },
     phase_switching: { type: 'boolean', default: false, description: 'The charger switches between 1 and 3 phases by numberPhases in its charging profile (OCPP 1.6 and 2.0.1); needs phases: 3 and profile.number_phases' },
     voltage: { type: 'number', minimum: 100, maximum: 480, default: 230, description: 'Phase voltage (V)' },
@@ -71,7 +71,7 @@ export const ocppConfigSchema: JsonSchema = {
         stack_level: { type: 'integer', minimum: 0, maximum: 100, default: 1, description: 'Some chargers accept only 0' },
         rate_unit: { enum: ['auto', 'A', 'W'], default: 'auto', description: 'auto = A unless the charger allows only power' },
         kind: { enum: ['Absolute', 'Relative'], default: 'Absolute', description: 'Relative sends only the current limit (Wallbox)' },
-        id: { type: 'integer', minimum: 1, default: 1001, description: 'chargingProfileId the hub uses' },
+        id: { type: 'integer', minimum: 1, default: 1001, description: 'chargingProfileId the hub uses on connector 1; connector n uses id + n − 1 (a charger holds one profile per id)' },
         max_periods: { type: 'integer', minimum: 1, maximum: 1000, description: 'Periods per schedule (default: the charger’s ChargingScheduleMaxPeriods)' },
         number_phases: { type: 'boolean', default: true, description: 'Send numberPhases in every period' },
       },

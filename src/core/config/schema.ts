@@ -201,6 +201,14 @@ export const PlannerSchema = StrictObject({
   horizon_hours: Type.Number({ minimum: 1, maximum: 168, default: 48 }),
   replan_minutes: Type.Number({ minimum: 1, maximum: 1440, default: 15 }),
   slot_minutes: Type.Union([Type.Literal(15), Type.Literal(30), Type.Literal(60)], { default: 15 }),
+  time_limit_s: Type.Optional(
+    Type.Number({
+      minimum: 1,
+      maximum: 3600,
+      default: 60,
+      description: 'A plan not made within this time (s) is given up: the previous plan, shifted to now, stays in force until the next re-plan',
+    }),
+  ),
 });
 
 export const SurplusSchema = StrictObject(

@@ -40,7 +40,8 @@ export class ControlLoop {
   private solver?: LpSolver;
   readonly thread?: PlanThread;
   private readonly sent: SentState = new Map();
-  private readonly failing = new Map<string, string>();
+  /** Devices that refuse their commands, with why (GET /metrics counts them). */
+  readonly failing = new Map<string, string>();
   /** EV shortfalls already told (Wh), so a notice goes out once per matter. */
   private readonly toldShortfall = new Map<string, number>();
   private readonly unsubscribe: (() => void)[] = [];
@@ -51,6 +52,8 @@ export class ControlLoop {
   /** What of each device the plan depends on (available, a car plugged in), to re-plan when it changes. */
   private readonly planState = new Map<string, string>();
   private stopped = false;
+  /** Counted for GET /metrics: plans adopted, of them stand-ins (a plan not solved in time), and devices starting to refuse commands. */
+  readonly counts = { plans: 0, standIns: 0, commandFailures: 0 };
   /** The plan being made (replan), so the next waits for it. */
   private planning: Promise<unknown> = Promise.resolve();
   private readonly log;
@@ -257,6 +260,7 @@ export class ControlLoop {
     const shifted = previous && shiftedPlan(previous, now, note);
     if (!shifted) return undefined;
     this.log.warn({ trigger, previous: previous.id }, note);
+    this.counts.standIns++;
     const record: PlanRecord = { ...shifted, id: `plan_${now.toString(36)}_${Math.floor(Math.random() * 36 ** 4).toString(36)}`, createdAt: now, validUntil: now + this.planner.replan_minutes * MIN + this.planner.slot_minutes * MIN, trigger, solveMs: err.limitMs };
     return this.adopt(record, trigger, now);
   }
@@ -264,6 +268,7 @@ export class ControlLoop {
   /** Keeps a new plan: stores it, announces it and applies its first slot. */
   private async adopt(record: PlanRecord, trigger: string, now: EpochMs): Promise<PlanRecord> {
     this.latest = record;
+    this.counts.plans++;
     this.log.info({ trigger, status: record.plan.status, cost: record.plan.cost, solve_ms: Math.round(record.solveMs), warnings: record.plan.warnings.length }, 'new plan');
     for (const w of record.plan.warnings) this.log.warn({ plan: record.id }, w);
     this.noticeShortfalls(record);
@@ -299,6 +304,7 @@ export class ControlLoop {
     await applySlot({ plan: rec.plan, k, devices, validUntil: rec.plan.slots[k].end + slotLen, sent: this.sent, log: this.log, paused, failing: this.failing });
     // a device that starts refusing (or refuses differently) is told once; one that takes commands again too
     for (const [id, message] of this.failing) {
+      if (before.get(id) !== message) this.counts.commandFailures++;
       if (before.get(id) !== message) this.hub.bus.emit('notice', { kind: 'command_refused', severity: 'warning', deviceId: id, key: `refused:${id}`, title: `${id} refuses its commands`, message: `${id} did not take the plan's command: ${message}. It keeps its own mode until it does.` });
     }
     for (const id of before.keys()) {

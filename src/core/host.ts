@@ -1,3 +1,4 @@
+import { metricsPart } from './metrics.js';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { chmodSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { resolve, dirname } from 'node:path';
@@ -55,7 +56,7 @@ export interface PluginStatus extends PartStatus {
  * The hub's own parts (tariffs, metering, control, ...), created before the adapters so they hear
  * the first events, started after them, and stopped before them.
  */
-const PARTS: PartFactory[] = [tariffPart(), meteringPart, forecastPart(), controlPart(), backupPart, storageNoticePart];
+const PARTS: PartFactory[] = [tariffPart(), meteringPart, forecastPart(), controlPart(), backupPart, storageNoticePart, metricsPart];
 
 interface Running {
   kind: 'adapter' | 'plugin';

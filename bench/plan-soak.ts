@@ -84,7 +84,9 @@ export async function run(): Promise<BenchSection> {
     const endpoint = `ws://127.0.0.1:${ocppPort}/ocpp`;
     const runtime = npmStartRuntime();
     const t0 = Date.now();
-    hub = spawnHub(file, { root: ROOT, nodeArgs: [...runtime.flags, '--expose-gc', '--import', pathToFileURL(join(packageRoot, 'dist', 'bench', 'soak-probe.js')).href], env: runtime.env, ipc: true });
+    // BENCH_PLANSOAK_HUB_NODE_ARGS: extra node flags for the hub, e.g. --cpu-prof when looking into a problem
+    const extraArgs = (process.env.BENCH_PLANSOAK_HUB_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    hub = spawnHub(file, { root: ROOT, nodeArgs: [...runtime.flags, ...extraArgs, '--expose-gc', '--import', pathToFileURL(join(packageRoot, 'dist', 'bench', 'soak-probe.js')).href], env: runtime.env, ipc: true });
     const { pid, child } = hub;
     const started = await waitHealthy(hub, url, t0, `${CHARGERS} chargers`, 120_000);
     await sleep(3000);

@@ -1,4 +1,5 @@
 import { metricsPart } from './metrics.js';
+import { startTelemetry } from './telemetry.js';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { chmodSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { resolve, dirname } from 'node:path';
@@ -293,6 +294,7 @@ export class Hub {
 
   private parts: HubPart[] = [];
   private transports?: HubTransports;
+  private stopTelemetry?: () => void;
   private lock?: StorageLock;
   private readonly loadOptions: Parameters<typeof parseConfig>[2];
   /** The site file the hub was started from (discovery's Add writes to it). */
@@ -404,6 +406,8 @@ export class Hub {
     if (this.config.connections.mqtt) watchAnnouncements(transports.mqtt(), (f) => discovery.report(f));
 
     for (const deviceConfig of this.config.devices) await this.startDevice(deviceConfig, transports, state);
+    // device states and meter readings under homeflex/<site>/telemetry/… (docs/telemetry.md)
+    if (this.config.connections.mqtt?.telemetry) this.stopTelemetry = startTelemetry(transports.mqtt(), this.services);
 
     for (const run of runs) {
       const { def, who, ctx } = run;
@@ -499,6 +503,7 @@ export class Hub {
     this.stopping ??= (async () => {
       // adapters' memory saved while stopping goes into the one write at the end (waiting in turn made 100 sockets miss the stop budget)
       this.services?.state.beginStop();
+      this.stopTelemetry?.();
       await this.http?.close().catch((err: unknown) => this.log.warn({ err }, 'HTTP server did not close cleanly'));
       for (const part of [...this.parts].reverse()) {
         await withTimeout(part.stop?.() ?? Promise.resolve(), this.stopTimeoutMs, `${part.name} stop`).catch((err: unknown) =>

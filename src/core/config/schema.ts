@@ -132,6 +132,9 @@ export const MqttConnectionSchema = StrictObject({
   password: Type.Optional(Type.String()),
   client_id: Type.Optional(Type.String()),
   ca: Type.Optional(Type.String({ description: 'CA certificate file for TLS' })),
+  telemetry: Type.Optional(
+    Type.Boolean({ default: false, description: 'Publish every device state and meter reading, retained, under homeflex/<site>/telemetry/… (docs/telemetry.md)' }),
+  ),
   embedded: Type.Optional(
     StrictObject(
       {

@@ -72,6 +72,16 @@ describe('the planning thread', () => {
     expect(second.plan.devices).toEqual(first.plan.devices);
   });
 
+  it('stops at once while a plan is being solved: the plan is given up with an error', async () => {
+    const t = thread();
+    const pending = t.plan(carPark(60), 120_000);
+    const failed = expect(pending).rejects.toThrow(/planning thread is stopped/);
+    await new Promise((r) => setTimeout(r, 300));
+    await t.close();
+    await failed;
+    await expect(t.plan(exampleSite(1), 1000)).rejects.toThrow(/stopped/);
+  });
+
   it('answers a failing plan with its error and keeps planning', async () => {
     const t = thread();
     const bad = exampleSite(1);

@@ -104,13 +104,18 @@ devices:
   - { id: house, adapter: sim_load, annual_kwh: 4000, tick_s: 60 }
 `;
 
+async function startHub() {
+  const clock = new ManualClock('2026-06-01T10:00:00Z');
+  const dir = mkdtempSync(join(tmpdir(), 'homeflex-plan-thread-'));
+  const hub = new Hub({ configText: SITE, clock, logger: createLogger({ level: 'silent' }), override: (c) => ((c.storage.dir = dir), (c.http.port = 0)) });
+  hubs.push(hub);
+  await hub.start();
+  return { hub, clock };
+}
+
 describe('a plan not made in time', () => {
   it('is replaced by the previous plan shifted to now, with a note', async () => {
-    const clock = new ManualClock('2026-06-01T10:00:00Z');
-    const dir = mkdtempSync(join(tmpdir(), 'homeflex-plan-thread-'));
-    const hub = new Hub({ configText: SITE, clock, logger: createLogger({ level: 'silent' }), override: (c) => ((c.storage.dir = dir), (c.http.port = 0)) });
-    hubs.push(hub);
-    await hub.start();
+    const { hub, clock } = await startHub();
     const control = hub.services.control!;
     await control.settled();
     const first = control.latest!;
@@ -144,11 +149,7 @@ describe('a plan not made in time', () => {
   });
 
   it('shifts nothing it should not: a plan with no slot left stands in for nothing', async () => {
-    const clock = new ManualClock('2026-06-01T10:00:00Z');
-    const dir = mkdtempSync(join(tmpdir(), 'homeflex-plan-thread-'));
-    const hub = new Hub({ configText: SITE, clock, logger: createLogger({ level: 'silent' }), override: (c) => ((c.storage.dir = dir), (c.http.port = 0)) });
-    hubs.push(hub);
-    await hub.start();
+    const { hub } = await startHub();
     await hub.services.control!.settled();
     const rec = hub.services.control!.latest!;
     expect(shiftedPlan(rec, rec.plan.slots[rec.plan.slots.length - 1].end + 1, 'late')).toBeUndefined();

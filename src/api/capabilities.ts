@@ -215,9 +215,9 @@ export interface HotWaterTank {
   /** Standing losses (W per K above the room the tank stands in). */
   lossWPerK: number;
   ambientC: number;
-  /** Heat drawn per day (kWh) and its shape over the day: [local "HH:MM", kWh] taps, scaled to the daily total. */
+  /** Heat drawn per day (kWh) and its shape over the day: [local "HH:MM", kWh] taps, scaled to the daily total (default: EU 814/2013 profile M). */
   drawKwhPerDay: number;
-  drawProfile: [string, number][];
+  drawProfile?: [string, number][];
   heater: 'heat_pump' | 'resistive';
   /** The heater's electric power (W): the heat pump's for `heat_pump`, the element's for `resistive`. */
   heaterW: number;

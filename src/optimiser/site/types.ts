@@ -120,7 +120,7 @@ export interface HeatPumpModel {
   maxElectricW: number;
   tank?: TankModel;
   /** Space heating: the HVAC room model in heat mode (its `copPerSlot` from the outdoor temperature). */
-  space?: Omit<HvacModel, 'id' | 'circuit' | 'mode' | 'limits'>;
+  space?: Omit<HvacModel, 'id' | 'circuit' | 'mode' | 'limits' | 'maxElectricW'>;
   limits?: DeviceLimits;
 }
 

@@ -1,6 +1,7 @@
 import { planBatteryOnly } from './battery.js';
 import { buildSiteLp, NONE, type BuiltSite } from './build.js';
 import { explain } from './explain.js';
+import { sgReadyPlan } from './heatpump.js';
 import type { LpResult, LpSession, LpSolver } from './lp.js';
 import type { DevicePlan, PlanStatus, SitePlan, SiteProblem } from './types.js';
 
@@ -276,6 +277,10 @@ function extract(
       energyWh: powerW.reduce((a, p, t) => a + p * b.dtH[t], 0),
     });
   });
+  for (const d of devices) {
+    const hp = d.kind === 'heatpump' ? problem.heatPumps?.find((x) => x.id === d.id) : undefined;
+    if (hp?.sgReady) d.sgReady = sgReadyPlan(d, hp, problem.importRate, hp.sgReady);
+  }
   problem.loads.forEach((l, i) => {
     const cols = b.loads[i];
     const on = cols.on.map((c) => val(c) > 0.5);

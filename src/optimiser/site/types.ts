@@ -121,6 +121,8 @@ export interface HeatPumpModel {
   tank?: TankModel;
   /** Space heating: the HVAC room model in heat mode (its `copPerSlot` from the outdoor temperature). */
   space?: Omit<HvacModel, 'id' | 'circuit' | 'mode' | 'limits' | 'maxElectricW'>;
+  /** Driven by SG-Ready: the plan says which state per slot (see `sgReadyPlan`). */
+  sgReady?: { allowBlock: boolean; boostState: 3 | 4 };
   limits?: DeviceLimits;
 }
 
@@ -307,6 +309,8 @@ export interface DevicePlan {
   spaceW?: number[];
   /** Heat pump: degree-hours the tank is below its minimum. */
   tankShortKh?: number;
+  /** SG-Ready heat pump: the state per slot that makes it follow the plan (1 blocked … 4 forced on). */
+  sgReady?: (1 | 2 | 3 | 4)[];
   energyWh: number;
 }
 

@@ -153,6 +153,8 @@ export interface ThermalModel {
   maxElectricW: number;
   /** Mean internal and solar gains, W. */
   gainsW?: number;
+  /** A heat pump: heating COP from the outdoor temperature, eta · T_sink / (T_sink − T_outdoor) in kelvin, instead of `cop`. */
+  copCurve?: { sinkC: number; eta: number };
 }
 
 export interface ThermostatState {

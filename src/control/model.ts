@@ -361,6 +361,8 @@ export function buildSiteProblem(inputs: ModelInputs): { problem: SiteProblem; n
         gainsW: slots.map(() => model.gainsW ?? 0),
         minC: slots.map(() => band.minC),
         maxC: slots.map(() => band.maxC),
+        // a heat pump behind the thermostat: its COP follows the outdoor temperature
+        ...(model.copCurve && mode === 'heat' ? { copPerSlot: outdoor.map((o) => heatingCop(o, model.copCurve!.sinkC, model.copCurve!.eta)) } : {}),
         limits,
       });
     } else if (d.caps.heatPump) {

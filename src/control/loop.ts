@@ -68,6 +68,8 @@ export class ControlLoop {
       const settings = this.settings(id);
       return settings.paused ? 'plan' : chargeModeOf(settings, this.hub.registry.entry(id)?.config ?? {});
     });
+    // a heat pump the surplus let go takes the plan's state again at once
+    this.surplus.onRelease = () => void this.applyCurrent().catch((err: unknown) => this.log.warn({ err }, 'could not apply the plan'));
   }
 
   get planner() {

@@ -1,4 +1,4 @@
-import { ApiError, badRequest, EV_CHARGE_MODES, type CapName, type Device, type EvChargeMode } from '../api/index.js';
+import { ApiError, badRequest, EV_CHARGE_MODES, EvTargetSchema, parseFragment, pathText, type CapName, type Device, type EvChargeMode, type EvTarget, type Parsed } from '../api/index.js';
 import { access, type RouteModule } from '../core/http.js';
 import type { HubServices } from '../core/services.js';
 import { parseLimitsBody, type StoredLimits } from './limits.js';
@@ -6,8 +6,6 @@ import type { ControlLoop } from './loop.js';
 import { chargeModeOf, type EffectiveSettings } from './model.js';
 import { parseScheduleBody } from './schedule.js';
 import { planView } from './view.js';
-
-const HHMM = /^([01]\d|2[0-3]):[0-5]\d$/;
 
 type Body = Record<string, unknown>;
 
@@ -34,24 +32,19 @@ const bool = (b: Body, k: string) => {
   return v;
 };
 
-/** `PUT /devices/{id}/target`: EVerest's OptimizerTarget in homeflex's words. */
-export function parseTarget(body: unknown): NonNullable<EffectiveSettings['target']> {
+/** The first problem of a body as the API's 400 (`field: message`). */
+function bodyOrThrow<T>(parsed: Parsed<T>): T {
+  if (parsed.ok) return parsed.value;
+  const issue = parsed.issues[0];
+  throw badRequest(pathText(issue.path) || 'body', issue.message);
+}
+
+/** `PUT /devices/{id}/target`: the EV target, in the schema the YAML's `target` has too. */
+export function parseTarget(body: unknown): EvTarget {
   const b = objectBody(body);
-  onlyKeys(b, ['energy_wh', 'soc_pct', 'leave_time', 'price_limit', 'solar_only', 'charge_now']);
-  if (!Object.keys(b).length) throw badRequest('body', 'give at least one of energy_wh, soc_pct, leave_time, price_limit, solar_only, charge_now');
-  const leave = b.leave_time;
-  if (leave !== undefined && (typeof leave !== 'string' || (!HHMM.test(leave) && Number.isNaN(Date.parse(leave))))) throw badRequest('leave_time', 'must be "HH:MM" (local time) or an RFC 3339 time');
-  if (b.energy_wh !== undefined && b.soc_pct !== undefined) throw badRequest('soc_pct', 'give energy_wh or soc_pct, not both');
-  if (b.price_limit !== undefined && (typeof b.price_limit !== 'number' || !Number.isFinite(b.price_limit))) throw badRequest('price_limit', 'must be a rate in the site currency per kWh');
-  const target = {
-    energy_wh: num(b, 'energy_wh', 0, 1_000_000),
-    soc_pct: num(b, 'soc_pct', 0, 100),
-    leave_time: leave as string | undefined,
-    price_limit: b.price_limit as number | undefined,
-    solar_only: bool(b, 'solar_only'),
-    charge_now: bool(b, 'charge_now'),
-  };
-  return Object.fromEntries(Object.entries(target).filter(([, v]) => v !== undefined));
+  const target = bodyOrThrow(parseFragment(EvTargetSchema, b));
+  if (!Object.keys(target).length) throw badRequest('body', `give at least one of ${Object.keys(EvTargetSchema.properties).join(', ')}`);
+  return target;
 }
 
 /** `PUT /devices/{id}/comfort`: the band the room must stay in. */

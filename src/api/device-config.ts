@@ -1,5 +1,5 @@
 import type { JsonSchema } from './adapter.js';
-import { configSchema, Enum, HHMM_PATTERN, StrictObject, Type, type Static } from './fragment.js';
+import { configSchema, Enum, Hhmm, HHMM_PATTERN, StrictObject, Type, type Static } from './fragment.js';
 
 /** `HH:MM`, local time of the site. */
 export const hhmmSchema = { type: 'string', pattern: HHMM_PATTERN } as const;
@@ -65,7 +65,7 @@ export const EvChargeModeProperties = {
 };
 export const evChargeModeProperties: Record<string, JsonSchema> = Object.fromEntries(Object.entries(EvChargeModeProperties).map(([k, v]) => [k, configSchema(v)]));
 
-const dailyHours = { type: 'number', minimum: 0, maximum: 24 } as const;
+const DailyHours = () => Type.Number({ minimum: 0, maximum: 24 });
 
 /**
  * The `schedule` key of a switched load (a socket, a relay), which the planner reads, and the body
@@ -74,28 +74,29 @@ const dailyHours = { type: 'number', minimum: 0, maximum: 24 } as const;
  * an absolute price threshold. What a schema cannot say (at least hours or max_rate, end_by inside
  * the window, hours that fit) is checked by the control part.
  */
-export const switchedScheduleSchema: JsonSchema = {
-  type: 'object',
-  additionalProperties: false,
-  description: 'Switched-load settings: daily "on" hours within a window and/or an end-by time, optionally in one block, and/or on whenever the import rate is at or below max_rate',
-  properties: {
-    hours: {
-      description: 'Daily "on" hours: a number, or {weekday, weekend} (the day the window starts)',
-      anyOf: [
-        dailyHours,
-        { type: 'object', additionalProperties: false, required: ['weekday', 'weekend'], properties: { weekday: dailyHours, weekend: dailyHours } },
-      ],
-    },
-    window: {
-      type: 'object',
-      additionalProperties: false,
-      required: ['from', 'to'],
-      description: 'Daily window (local time); crosses midnight when to is before from; to = from is a whole day. Default: the whole local day',
-      properties: { from: hhmmSchema, to: hhmmSchema },
-    },
-    end_by: { ...hhmmSchema, description: 'The daily hours must be done by this local time (ends the window; without a window, the 24 h before it)' },
-    continuous: { type: 'boolean', description: 'The daily hours in one unbroken block' },
-    max_rate: { type: 'number', description: 'Also on whenever the import rate is at or below this (within the window, if one is set)' },
-    default_start: { ...hhmmSchema, description: 'When the load would start without homeflex (the savings baseline); default the window start' },
+export const SwitchedScheduleSchema = StrictObject(
+  {
+    hours: Type.Optional(
+      Type.Union([DailyHours(), StrictObject({ weekday: DailyHours(), weekend: DailyHours() })], {
+        description: 'Daily "on" hours: a number, or {weekday, weekend} (the day the window starts)',
+      }),
+    ),
+    window: Type.Optional(
+      StrictObject(
+        { from: Hhmm(), to: Hhmm() },
+        { description: 'Daily window (local time); crosses midnight when to is before from; to = from is a whole day. Default: the whole local day' },
+      ),
+    ),
+    end_by: Type.Optional(Hhmm({ description: 'The daily hours must be done by this local time (ends the window; without a window, the 24 h before it)' })),
+    continuous: Type.Optional(Type.Boolean({ description: 'The daily hours in one unbroken block' })),
+    max_rate: Type.Optional(Type.Number({ description: 'Also on whenever the import rate is at or below this (within the window, if one is set)' })),
+    default_start: Type.Optional(Hhmm({ description: 'When the load would start without homeflex (the savings baseline); default the window start' })),
   },
-};
+  {
+    description:
+      'Switched-load settings: daily "on" hours within a window and/or an end-by time, optionally in one block, and/or on whenever the import rate is at or below max_rate',
+  },
+);
+export type SwitchedSchedule = Static<typeof SwitchedScheduleSchema>;
+/** `SwitchedScheduleSchema` as plain JSON Schema. */
+export const switchedScheduleSchema: JsonSchema = configSchema(SwitchedScheduleSchema);

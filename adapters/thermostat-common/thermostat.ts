@@ -1,40 +1,26 @@
-import type { ConfigIssue, DeviceConfigBase, ThermalModel } from '../../src/api/index.js';
+import { Enum, StrictObject, Type, type ConfigIssue, type DeviceConfigBase, type Static, type ThermalModel } from '../../src/api/index.js';
 
 /**
  * What the real-thermostat adapters (zigbee2mqtt, homeassistant) share: the comfort band and the
  * optional 1R1C model keys, named as in `sim_hvac` so that the planner reads them the same way.
  */
-export const thermostatProperties = {
-  comfort: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['min_c', 'max_c'],
-    description: 'The band the plan keeps the room in (°C); pre-heating and pre-cooling stay inside it',
-    properties: { min_c: { type: 'number', minimum: -10, maximum: 40 }, max_c: { type: 'number', minimum: -10, maximum: 40 } },
-  },
-  mode: { enum: ['heat', 'cool'], default: 'heat', description: 'What the device does for the plan: heat or cool' },
-  r_k_per_kw: { type: 'number', exclusiveMinimum: 0, description: 'Thermal resistance to outdoors (K/kW), e.g. learned with thermal-fit' },
-  c_kwh_per_k: { type: 'number', exclusiveMinimum: 0, description: 'Heat capacity of the room (kWh/K)' },
-  cop: { type: 'number', exclusiveMinimum: 0, default: 3, description: 'Heat moved per electrical energy' },
-  max_electric_w: { type: 'number', exclusiveMinimum: 0, description: 'Electrical power while running (W)' },
-  gains_w: { type: 'number', description: 'Mean internal and solar gains (W)' },
-  outdoor_min_c: { type: 'number', description: 'Outdoor forecast for the plan: daily minimum (°C), as for sim_hvac' },
-  outdoor_max_c: { type: 'number', description: 'Outdoor forecast for the plan: daily maximum (°C, at 15:00 local)' },
-  confirm_timeout_s: { type: 'number', minimum: 1, maximum: 600, default: 15, description: 'How long a setpoint change waits for the device to report it' },
+export const ThermostatProperties = {
+  comfort: StrictObject(
+    { min_c: Type.Number({ minimum: -10, maximum: 40 }), max_c: Type.Number({ minimum: -10, maximum: 40 }) },
+    { description: 'The band the plan keeps the room in (°C); pre-heating and pre-cooling stay inside it' },
+  ),
+  mode: Enum(['heat', 'cool'], { default: 'heat', description: 'What the device does for the plan: heat or cool' }),
+  r_k_per_kw: Type.Optional(Type.Number({ exclusiveMinimum: 0, description: 'Thermal resistance to outdoors (K/kW), e.g. learned with thermal-fit' })),
+  c_kwh_per_k: Type.Optional(Type.Number({ exclusiveMinimum: 0, description: 'Heat capacity of the room (kWh/K)' })),
+  cop: Type.Number({ exclusiveMinimum: 0, default: 3, description: 'Heat moved per electrical energy' }),
+  max_electric_w: Type.Optional(Type.Number({ exclusiveMinimum: 0, description: 'Electrical power while running (W)' })),
+  gains_w: Type.Optional(Type.Number({ description: 'Mean internal and solar gains (W)' })),
+  outdoor_min_c: Type.Optional(Type.Number({ description: 'Outdoor forecast for the plan: daily minimum (°C), as for sim_hvac' })),
+  outdoor_max_c: Type.Optional(Type.Number({ description: 'Outdoor forecast for the plan: daily maximum (°C, at 15:00 local)' })),
+  confirm_timeout_s: Type.Number({ minimum: 1, maximum: 600, default: 15, description: 'How long a setpoint change waits for the device to report it' }),
 };
-
-export interface ThermostatConfig extends DeviceConfigBase {
-  comfort: { min_c: number; max_c: number };
-  mode: 'heat' | 'cool';
-  r_k_per_kw?: number;
-  c_kwh_per_k?: number;
-  cop: number;
-  max_electric_w?: number;
-  gains_w?: number;
-  outdoor_min_c?: number;
-  outdoor_max_c?: number;
-  confirm_timeout_s: number;
-}
+export const ThermostatConfigSchema = Type.Object(ThermostatProperties);
+export type ThermostatConfig = DeviceConfigBase & Static<typeof ThermostatConfigSchema>;
 
 const MODEL_KEYS = ['r_k_per_kw', 'c_kwh_per_k', 'max_electric_w'] as const;
 

@@ -30,21 +30,28 @@ export const Hhmm = (options: SchemaOptions = {}) => Type.String({ ...options, p
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
+/** Plain forms already made, by the schema's `properties`: a shared part (the switched-load schedule) stays one object. */
+const plainByProperties = new WeakMap<object, JsonSchema>();
+
 /** The plain JSON Schema of a fragment: what `configSchema` holds and `homeflex schema` writes. */
 export function configSchema(schema: TSchema | JsonSchema): JsonSchema {
-  const plain = JSON.parse(JSON.stringify(schema)) as JsonSchema;
-  const visit = (node: unknown): void => {
-    if (Array.isArray(node)) return node.forEach(visit);
-    if (!isRecord(node)) return;
+  const plainOf = (node: unknown): unknown => {
+    if (Array.isArray(node)) return node.map(plainOf);
+    if (!isRecord(node)) return node;
     const props = node.properties;
-    if (isRecord(props) && Array.isArray(node.required)) {
-      const required = (node.required as string[]).filter((k) => !(isRecord(props[k]) && 'default' in props[k]));
-      if (required.length) node.required = required;
-      else delete node.required;
+    const shared = isRecord(props) ? plainByProperties.get(props) : undefined;
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(node)) out[k] = plainOf(v);
+    if (isRecord(props) && Array.isArray(out.required)) {
+      const required = (out.required as string[]).filter((k) => !(isRecord(props[k]) && 'default' in props[k]));
+      if (required.length) out.required = required;
+      else delete out.required;
     }
-    for (const v of Object.values(node)) visit(v);
+    // the same schema used again (wrapped in Type.Optional, which copies its top) gives the same object
+    return shared && JSON.stringify(shared) === JSON.stringify(out) ? shared : out;
   };
-  visit(plain);
+  const plain = plainOf(schema) as JsonSchema;
+  if (isRecord(schema.properties) && !plainByProperties.has(schema.properties)) plainByProperties.set(schema.properties, plain);
   return plain;
 }
 

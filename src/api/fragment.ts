@@ -115,7 +115,8 @@ function issueOf(e: ValueError): ConfigIssue {
     }
   }
   const type = typeNames[e.type];
-  if (type) return { path, message: `must be a ${type}, got ${show(e.value)}` };
+  if (type === 'object' && !path.length) return { path, message: 'must be a JSON object' };
+  if (type) return { path, message: `must be ${/^[aeiou]/.test(type) ? 'an' : 'a'} ${type}, got ${show(e.value)}` };
   const bound = bounds[e.type];
   if (bound) return { path, message: `must be ${bound[0]} ${String(s[bound[1]])} (got ${show(e.value)})` };
   return { path, message: e.message };

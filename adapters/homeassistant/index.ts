@@ -1,5 +1,8 @@
 import {
+  configSchema,
   defineAdapter,
+  Type,
+  type Static,
   permanentError,
   retryableError,
   type Device,
@@ -10,16 +13,21 @@ import {
   setAvailability,
 } from '../../src/api/index.js';
 import { EnergyRegister, num } from '../mqtt-socket/socket.js';
-import { checkThermostat, settleSetpoint, thermalModelOf, thermostatProperties, type ThermostatConfig } from '../thermostat-common/thermostat.js';
+import { checkThermostat, settleSetpoint, thermalModelOf, ThermostatProperties, type ThermostatConfig } from '../thermostat-common/thermostat.js';
 import { acquireClient, urlIssues, websocketUrl, type HaState } from './client.js';
 
-export interface HaConfig extends ThermostatConfig {
-  url: string;
-  token: string;
-  entity_id: string;
-  power_entity?: string;
-  energy_entity?: string;
-}
+const Entity = (pattern: string, description: string) => Type.String({ pattern, description });
+const ENTITY = '^[a-z_]+\\.[a-z0-9_]+$';
+
+const HaConfigSchema = Type.Object({
+  url: Type.String({ description: 'Home Assistant address, e.g. http://homeassistant.local:8123' }),
+  token: Type.String({ minLength: 10, description: 'A long-lived access token (Profile → Security), e.g. ${HA_TOKEN}' }),
+  entity_id: Entity('^climate\\.[a-z0-9_]+$', 'The climate entity, e.g. climate.living_room'),
+  power_entity: Type.Optional(Entity(ENTITY, 'Optional sensor of the unit’s electric power (W or kW)')),
+  energy_entity: Type.Optional(Entity(ENTITY, 'Optional sensor of the unit’s energy (kWh or Wh, total_increasing)')),
+  ...ThermostatProperties,
+});
+export type HaConfig = ThermostatConfig & Static<typeof HaConfigSchema>;
 
 /** What a Home Assistant climate entity says, in homeflex's terms. */
 export function climateState(s: HaState): ThermostatState & { haMode: string } {
@@ -59,22 +67,10 @@ class HaMeter implements MeterCap {
   }
 }
 
-const ENTITY = { type: 'string', pattern: '^[a-z_]+\\.[a-z0-9_]+$' };
-
 export const homeassistant = defineAdapter<HaConfig>({
   id: 'homeassistant',
   description: 'A climate entity of Home Assistant (any HVAC it integrates), over its WebSocket API',
-  configSchema: {
-    required: ['url', 'token', 'entity_id', 'comfort'],
-    properties: {
-      url: { type: 'string', description: 'Home Assistant address, e.g. http://homeassistant.local:8123' },
-      token: { type: 'string', minLength: 10, description: 'A long-lived access token (Profile → Security), e.g. ${HA_TOKEN}' },
-      entity_id: { ...ENTITY, pattern: '^climate\\.[a-z0-9_]+$', description: 'The climate entity, e.g. climate.living_room' },
-      power_entity: { ...ENTITY, description: 'Optional sensor of the unit’s electric power (W or kW)' },
-      energy_entity: { ...ENTITY, description: 'Optional sensor of the unit’s energy (kWh or Wh, total_increasing)' },
-      ...thermostatProperties,
-    },
-  },
+  configSchema: configSchema(HaConfigSchema),
   check: (config) => {
     const issues = checkThermostat(config);
     issues.push(...urlIssues(config.url));

@@ -1,6 +1,9 @@
 import {
   retryableError,
   switchedScheduleSchema,
+  SwitchedScheduleSchema,
+  Type,
+  type Static,
   type AdapterContext,
   type AdapterStore,
   type DeviceConfigBase,
@@ -21,23 +24,20 @@ import {
 /** Switched-load settings, the same keys as `sim_socket` and the API (the planner reads them from any socket). */
 export const scheduleSchema = switchedScheduleSchema;
 
-export const socketProperties = {
-  rated_power_w: { type: 'number', minimum: 0, default: 2000, description: 'Power of the appliance when on (W), for planning' },
-  schedule: scheduleSchema,
-  confirm_timeout_s: { type: 'number', minimum: 0.5, maximum: 60, default: 5, description: 'How long a switch command waits for the device to confirm' },
-  pv_kwp: {
-    type: 'number',
-    exclusiveMinimum: 0,
-    description: 'The socket feeds a micro-inverter of this peak power (kWp): the device is PV (measured as production, forecast) that the plan may switch off where exporting would cost money, instead of a switched load',
-  },
+/** The keys every MQTT smart socket has in its `devices[]` entry (its adapter adds its own). */
+export const SocketProperties = {
+  rated_power_w: Type.Number({ minimum: 0, default: 2000, description: 'Power of the appliance when on (W), for planning' }),
+  schedule: Type.Optional(SwitchedScheduleSchema),
+  confirm_timeout_s: Type.Number({ minimum: 0.5, maximum: 60, default: 5, description: 'How long a switch command waits for the device to confirm' }),
+  pv_kwp: Type.Optional(
+    Type.Number({
+      exclusiveMinimum: 0,
+      description: 'The socket feeds a micro-inverter of this peak power (kWp): the device is PV (measured as production, forecast) that the plan may switch off where exporting would cost money, instead of a switched load',
+    }),
+  ),
 };
-
-export interface SocketConfig extends DeviceConfigBase {
-  rated_power_w: number;
-  pv_kwp?: number;
-  schedule?: Record<string, unknown>;
-  confirm_timeout_s: number;
-}
+export const SocketConfigSchema = Type.Object(SocketProperties);
+export type SocketConfig = DeviceConfigBase & Static<typeof SocketConfigSchema>;
 
 /**
  * A cumulative Wh register that never goes backwards although the device's own counter does

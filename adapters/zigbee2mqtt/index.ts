@@ -1,5 +1,8 @@
 import {
+  configSchema,
   defineAdapter,
+  Type,
+  type Static,
   permanentError,
   retryableError,
   type Device,
@@ -10,12 +13,14 @@ import {
   setAvailability,
 } from '../../src/api/index.js';
 import { num, parseJson, EnergyRegister } from '../mqtt-socket/socket.js';
-import { checkThermostat, settleSetpoint, thermalModelOf, thermostatProperties, type ThermostatConfig } from '../thermostat-common/thermostat.js';
+import { checkThermostat, settleSetpoint, thermalModelOf, ThermostatProperties, type ThermostatConfig } from '../thermostat-common/thermostat.js';
 
-export interface Z2mConfig extends ThermostatConfig {
-  friendly_name?: string;
-  base_topic: string;
-}
+const Z2mConfigSchema = Type.Object({
+  friendly_name: Type.Optional(Type.String({ minLength: 1, description: 'The device’s friendly name in Zigbee2MQTT (default: name, else id)' })),
+  base_topic: Type.String({ default: 'zigbee2mqtt', pattern: '^[^+#]+$', description: 'Zigbee2MQTT base_topic' }),
+  ...ThermostatProperties,
+});
+export type Z2mConfig = ThermostatConfig & Static<typeof Z2mConfigSchema>;
 
 /** One numeric property of a Zigbee2MQTT expose, with its range. */
 export interface NumericProp {
@@ -141,14 +146,7 @@ export const zigbee2mqtt = defineAdapter<Z2mConfig>({
   id: 'zigbee2mqtt',
   needs: ['mqtt'],
   description: 'Zigbee thermostat or TRV through Zigbee2MQTT: temperature, setpoint and mode',
-  configSchema: {
-    required: ['comfort'],
-    properties: {
-      friendly_name: { type: 'string', minLength: 1, description: 'The device’s friendly name in Zigbee2MQTT (default: name, else id)' },
-      base_topic: { type: 'string', default: 'zigbee2mqtt', pattern: '^[^+#]+$', description: 'Zigbee2MQTT base_topic' },
-      ...thermostatProperties,
-    },
-  },
+  configSchema: configSchema(Z2mConfigSchema),
   check: checkThermostat,
   // the bridge is one MQTT client for all its devices: it publishes under base_topic, and only the hub sends this device's set/get
   mqttClient: (config) => {

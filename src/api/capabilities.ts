@@ -57,20 +57,6 @@ export interface ChargingSession {
   idTag?: string;
 }
 
-/** EVerest's OptimizerTarget, in homeflex's units. */
-export interface EvTarget {
-  /** Energy still to add (Wh). */
-  energyWh?: number;
-  /** Charge until this state of charge (%), needs the car's SoC and battery capacity. */
-  socPct?: number;
-  /** When the car leaves: an instant. */
-  leaveTime?: EpochMs;
-  /** Always charge while the import rate is at or below this (currency/kWh). */
-  priceLimit?: number;
-  /** Charge only from PV surplus. */
-  solarOnly?: boolean;
-}
-
 export interface ChargerLimit {
   /** Total power limit in W (0 = pause). */
   watts: number;

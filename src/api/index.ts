@@ -17,3 +17,5 @@ export * from './device-config.js';
 export * from './hub-view.js';
 export * from './version.js';
 export * from './grid-meter.js';
+export * from './fragment.js';
+export * from './http-bodies.js';

@@ -1,5 +1,5 @@
 import { DateTime } from 'luxon';
-import { entryAt, EV_CHARGE_MODES, EV_DEFAULT_MODES, firstEndingAfter, hasCap, HOUR, type EvChargeMode, type Device, type EvDefaultMode, type Direction, type EpochMs, type PriceSeries } from '../api/index.js';
+import { entryAt, EV_CHARGE_MODES, EV_DEFAULT_MODES, firstEndingAfter, hasCap, HOUR, type EvChargeMode, type Device, type EvDefaultMode, type EvTarget, type Direction, type EpochMs, type PriceSeries } from '../api/index.js';
 import type { HubConfig } from '../core/config/schema.js';
 import type { PriceLookup } from '../core/services.js';
 import type { SiteForecasts } from '../forecast/service.js';
@@ -35,16 +35,8 @@ export interface EffectiveSettings {
 export const chargeModeOf = (settings: EffectiveSettings, yaml: Record<string, unknown>): EvChargeMode =>
   settings.charge_mode ?? EV_CHARGE_MODES.find((m) => m === yaml.charge_mode) ?? 'plan';
 
-export interface EvTargetSetting {
-  energy_wh?: number;
-  soc_pct?: number;
-  /** "HH:MM" local time, or an RFC 3339 instant. */
-  leave_time?: string;
-  price_limit?: number;
-  solar_only?: boolean;
-  /** Full power now, until the car leaves (the dashboard's "charge now"). */
-  charge_now?: boolean;
-}
+/** A charger's target in force: the YAML's `target` or the API's (one schema, `EvTargetSchema`). */
+export type EvTargetSetting = EvTarget;
 
 export type { ScheduleSetting } from './schedule.js';
 
@@ -317,6 +309,11 @@ export function buildSiteProblem(inputs: ModelInputs): { problem: SiteProblem; n
         until = target?.leave_time ? leaveInstant(target.leave_time, now, tz) : undefined;
       } catch (err) {
         notes.notes.push(`${d.id}: ${(err as Error).message}; planning to the horizon end`);
+      }
+      // a departure instant already past (a YAML target written for one day) sets no deadline
+      if (until !== undefined && until <= now) {
+        notes.notes.push(`${d.id}: leave_time ${target?.leave_time} has passed; planning to the horizon end`);
+        until = undefined;
       }
       let need = 0;
       const mode: EvDefaultMode | undefined = target ? undefined : EV_DEFAULT_MODES.find((m) => m === yaml.default_mode) ?? DEFAULT_EV_MODE;

@@ -17,3 +17,4 @@ export * from './device-config.js';
 export * from './hub-view.js';
 export * from './version.js';
 export * from './grid-meter.js';
+export * from './device-kind.js';

@@ -18,3 +18,4 @@ export * from './hub-view.js';
 export * from './version.js';
 export * from './grid-meter.js';
 export * from './device-kind.js';
+export * from './confirm.js';

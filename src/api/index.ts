@@ -19,3 +19,4 @@ export * from './version.js';
 export * from './grid-meter.js';
 export * from './device-kind.js';
 export * from './confirm.js';
+export * from './csv.js';

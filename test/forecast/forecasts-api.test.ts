@@ -1,19 +1,16 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { builtinCatalog } from '../../src/core/catalog.js';
-import { ManualClock } from '../../src/core/clock.js';
 import { hubChecks } from '../../src/core/config/checks.js';
 import { loadConfigFile } from '../../src/core/config/load.js';
-import { Hub } from '../../src/core/host.js';
-import { createLogger } from '../../src/core/logging.js';
 import type { PlanView } from '../../src/control/view.js';
 import { forecastCheckCommand } from '../../src/forecast/cli.js';
 import type { ForecastView } from '../../src/forecast/service.js';
 import { minuteStepper } from '../peers/api.js';
+import { quietHubs } from '../peers/hub.js';
 
 /** Open-Meteo on 127.0.0.1, answering the documented example shape (test/fixtures/forecasts/README.md), or failing. */
 let server: Server;
@@ -26,10 +23,7 @@ beforeAll(async () => {
 });
 afterAll(() => new Promise<void>((r) => server.close(() => r())));
 
-const running: Hub[] = [];
-afterEach(async () => {
-  for (const h of running.splice(0)) await h.stop();
-});
+const hubOf = quietHubs('homeflex-forecasts-');
 
 const site = (url: string) => `
 site: { id: home, timezone: Europe/Berlin, currency: EUR, latitude: 52.52, longitude: 13.41 }
@@ -49,11 +43,7 @@ forecasts:
 `;
 
 async function start(at: string) {
-  const clock = new ManualClock(at);
-  const dir = mkdtempSync(join(tmpdir(), 'homeflex-forecasts-'));
-  const hub = new Hub({ configText: site(weatherUrl), clock, logger: createLogger({ level: 'silent' }), override: (c) => ((c.storage.dir = dir), (c.http.port = 0)) });
-  running.push(hub);
-  await hub.start();
+  const { hub, clock, dir } = await hubOf(site(weatherUrl), { at });
   const control = hub.services.control!;
   const forecasts = hub.services.forecasts!;
   await forecasts.refresh().catch(() => undefined);

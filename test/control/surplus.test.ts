@@ -1,15 +1,13 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { GoeStandin } from '../../adapters/goe/standin.js';
 import type { Device } from '../../src/api/index.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { followSurplus, type FollowerSpec, type FollowerState, type FollowerTiming } from '../../src/control/surplus.js';
 import { startHub, type TestHub } from '../peers/hub.js';
 import { until } from '../peers/mqtt.js';
+import { cleanupsAfterEach } from '../peers/cleanups.js';
 
-const cleanups: (() => Promise<unknown> | unknown)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanups = cleanupsAfterEach();
 
 const S = 1000;
 const MIN = 60 * S;

@@ -1,12 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { ManualClock } from '../../../src/core/clock.js';
 import { ModbusInverter, type ModbusDeviceConfig } from '../inverter.js';
 import { loadProfile } from '../profile.js';
 import { adapterContext, deviceDefaults, tcpConnection } from './harness.js';
 import { emptyUnit, startPymodbus, type UnitImage } from './peers.js';
 import { describeWithPeers } from '../../../test/peers/system.js';
+import { cleanupsAfterEach } from '../../../test/peers/cleanups.js';
 
 /**
  * SunSpec meters (models 201–204) read as the site's grid meter, against python3-pymodbus serving a
@@ -58,10 +59,7 @@ function sunspecMap(models: { id: number; values: Record<string, number | string
 
 const common = { id: 1, values: { Mn: 'Carlo Gavazzi', Md: 'EM24DINAV53DISX', SN: 'KT2340123', Vr: 'A.17' } };
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanups = cleanupsAfterEach();
 
 const meterDevice = (over: Partial<ModbusDeviceConfig>): ModbusDeviceConfig => ({ ...deviceDefaults, id: 'grid', adapter: 'modbus', connection: 'lan', profile: 'sunspec', ...over });
 

@@ -20,3 +20,4 @@ export * from './grid-meter.js';
 export * from './device-kind.js';
 export * from './confirm.js';
 export * from './csv.js';
+export * from './timeout.js';

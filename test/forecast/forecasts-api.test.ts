@@ -3,14 +3,12 @@ import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { builtinCatalog } from '../../src/core/catalog.js';
-import { hubChecks } from '../../src/core/config/checks.js';
-import { loadConfigFile } from '../../src/core/config/load.js';
 import type { PlanView } from '../../src/control/view.js';
 import { forecastCheckCommand } from '../../src/forecast/cli.js';
 import type { ForecastView } from '../../src/forecast/service.js';
 import { minuteStepper } from '../peers/api.js';
 import { quietHubs } from '../peers/hub.js';
+import { runCommand } from '../peers/cli-run.js';
 
 /** Open-Meteo on 127.0.0.1, answering the documented example shape (test/fixtures/forecasts/README.md), or failing. */
 let server: Server;
@@ -89,15 +87,7 @@ describe('forecast sources in the live hub', () => {
     expect(pv.data.find((d) => d.start_time.startsWith('2026-06-21T12:00'))!.latest_w).toBeGreaterThan(1000);
 
     // forecast-check prints the same table from the running hub
-    let out = '';
-    let err = '';
-    const code = await forecastCheckCommand(['--from', '2026-06-21T00:00:00Z', '--to', '2026-06-22T00:00:00Z', '--url', hub.url], {
-      out: (t) => void (out += t),
-      err: (t) => void (err += t),
-      defaultConfig: 'none.yaml',
-      loadConfig: (f) => loadConfigFile(f, { catalog: builtinCatalog, checks: hubChecks(builtinCatalog) }),
-      env: {},
-    });
+    const { code, out, err } = await runCommand(forecastCheckCommand, ['--from', '2026-06-21T00:00:00Z', '--to', '2026-06-22T00:00:00Z', '--url', hub.url], { env: {} });
     expect(err).toBe('');
     expect(code).toBe(0);
     expect(out).toContain('PV source: Open-Meteo weather, hourly');

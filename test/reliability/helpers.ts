@@ -1,4 +1,5 @@
 import { expect } from 'vitest';
+import type { PlanRecord } from '../../src/control/view.js';
 import type { Hub } from '../../src/core/host.js';
 import type { MeterStore } from '../../src/metering/store.js';
 
@@ -85,4 +86,11 @@ export function requestCounter(device: { readRegisters: (...a: never[]) => unkno
       }
     },
   };
+}
+
+/** Every plan the hub's control loop makes from now on, in order (`plan.updated`). */
+export function recordPlans(hub: Hub): PlanRecord[] {
+  const plans: PlanRecord[] = [];
+  hub.bus.on('plan.updated', () => plans.push(hub.services.control!.latest!));
+  return plans;
 }

@@ -1,9 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { SunSpecInverterSim } from '../../adapters/modbus/sim/inverter-sim.js';
 import { ManualClock } from '../../src/core/clock.js';
-import type { PlanRecord } from '../../src/control/view.js';
 import { startHub } from '../peers/hub.js';
-import { requestCounter, sleep } from './helpers.js';
+import { recordPlans, requestCounter, sleep } from './helpers.js';
 
 /**
  * Modbus faults in a whole hub: an inverter that stops answering for ten minutes, one that answers
@@ -41,8 +40,7 @@ devices:
   );
   cleanups.push(() => h.stop());
   const control = h.hub.services.control!;
-  const plans: PlanRecord[] = [];
-  h.hub.bus.on('plan.updated', () => plans.push(control.latest!));
+  const plans = recordPlans(h.hub);
   /** Moves the hub's clock and lets the polls it started finish over real TCP (`wait`: a silent unit on the same queue takes its timeout). */
   const step = async (ms: number, wait = 0) => {
     await clock.advance(ms);

@@ -1,10 +1,9 @@
 import { expect, it } from 'vitest';
 import { TasmotaSimulator } from '../../adapters/tasmota/simulator.js';
 import { ManualClock } from '../../src/core/clock.js';
-import type { PlanRecord } from '../../src/control/view.js';
 import { startHub } from '../peers/hub.js';
 import { Mosquitto, until } from '../peers/mqtt.js';
-import { api, meteredWh, sleep } from './helpers.js';
+import { api, meteredWh, recordPlans, sleep } from './helpers.js';
 import { describeWithPeers } from '../peers/system.js';
 import { cleanupsAfterEach } from '../peers/cleanups.js';
 import { minuteStepper } from '../peers/api.js';
@@ -45,8 +44,7 @@ devices:
   );
   cleanups.push(() => h.stop());
   const control = h.hub.services.control!;
-  const plans: PlanRecord[] = [];
-  h.hub.bus.on('plan.updated', () => plans.push(control.latest!));
+  const plans = recordPlans(h.hub);
   const heater = h.hub.registry.get('heater')!;
   await until(() => heater.available, 'the socket online');
   const tick = minuteStepper(clock, control);

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { DateTime } from 'luxon';
-import { decodeText, HOUR, proratedSum } from '../api/index.js';
+import { decodeText, HOUR, partitionPoint, proratedSum } from '../api/index.js';
 import type { PlanSlot } from '../optimiser/site/index.js';
 import { prng } from '../optimiser/thermal-history.js';
 import { csvRows, InputError, type Interval } from './read.js';
@@ -138,13 +138,7 @@ export function readPvForecastArchive(file: string, timezone: string): PvForecas
   return {
     describe: `PV forecast archive ${file} (${issues.length} issues)`,
     powerW(issuedBy, slots) {
-      let lo = 0;
-      let hi = issues.length;
-      while (lo < hi) {
-        const mid = (lo + hi) >> 1;
-        if (issues[mid] <= issuedBy) lo = mid + 1;
-        else hi = mid;
-      }
+      const lo = partitionPoint(issues.length, (i) => issues[i] <= issuedBy);
       // before the first issue nothing was known: no PV expected
       if (lo === 0) return slots.map(() => 0);
       const s = series.get(issues[lo - 1])!;

@@ -10,8 +10,8 @@ import { siteGridMeterId } from '../api/grid-meter.js';
 import { hoursFor, runWindow, type ScheduleSetting } from './schedule.js';
 import { perSlot, type ExternalLimits } from './limits.js';
 import { applyBillTerms, composedTariff } from './bill-terms.js';
+import { MINUTE } from '../api/time.js';
 
-const MIN = 60_000;
 /** AC charging loses about a tenth between the wall and the car's cells: turns SoC targets into metered energy. */
 export const EV_CHARGE_EFFICIENCY = 0.9;
 /** Charger states with a car plugged in: only then is an EV in the plan. */
@@ -71,11 +71,11 @@ export interface ModelNotes {
 
 /** The plan's slot grid: from now, aligned to `slotMinutes`, covering `horizonHours`. */
 export function slotGrid(now: EpochMs, slotMinutes: number, horizonHours: number): PlanSlot[] {
-  const len = slotMinutes * MIN;
+  const len = slotMinutes * MINUTE;
   const end = Math.ceil((now + horizonHours * HOUR) / len) * len;
   let boundary = Math.floor(now / len) * len + len;
   // a first slot of under a minute is merged into the next
-  if (boundary - now < MIN) boundary += len;
+  if (boundary - now < MINUTE) boundary += len;
   const slots: PlanSlot[] = [{ start: now, end: Math.min(boundary, end) }];
   for (let t = boundary; t < end; t += len) slots.push({ start: t, end: t + len });
   return slots;
@@ -459,7 +459,7 @@ export function buildSiteProblem(inputs: ModelInputs): { problem: SiteProblem; n
     // the site's net import per quarter: every metered device's quarters summed (base meters, PV, battery, charger)
     const byQuarter = new Map<number, number>();
     for (const { device } of inputs.devices) for (const q of inputs.history.intervals([device.id], now)) byQuarter.set(q.start, (byQuarter.get(q.start) ?? 0) + q.wh);
-    const siteImport = [...byQuarter].sort((a, b) => a[0] - b[0]).map(([start, wh]) => ({ start, end: start + 15 * MIN, wh }));
+    const siteImport = [...byQuarter].sort((a, b) => a[0] - b[0]).map(([start, wh]) => ({ start, end: start + 15 * MINUTE, wh }));
     const components = terms.exportRules.noPayAtNegativePrice ? composed.components(horizon) : undefined;
     notes.notes.push(...applyBillTerms(problem, terms, { now, siteImport, components }));
   }

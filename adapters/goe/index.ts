@@ -1,5 +1,6 @@
 import {
   configSchema,
+  Confirmations,
   defineAdapter,
   Enum,
   EvChargeModeProperties,
@@ -137,7 +138,8 @@ class GoeCharger {
   private readonly readings = new Map<string, MeterReading>();
   private stopPoll?: () => void;
   private unsubscribe: (() => void)[] = [];
-  private readonly pendingResults = new Map<string, { resolve: (text: string) => void; timer: NodeJS.Timeout }>();
+  /** MQTT writes waiting for the charger's `<key>/result` answer. */
+  private readonly results: Confirmations<{ key: string; text: string }>;
   private polling = false;
   /** MQTT: the charger's `mcc` said it is not on the broker (its retained values are stale). */
   private leftBroker = false;
@@ -145,6 +147,7 @@ class GoeCharger {
 
   constructor(private readonly ctx: AdapterContext, private readonly config: GoeConfig) {
     this.sessionSeq = ctx.store.get<number>('session_seq') ?? 0;
+    this.results = new Confirmations(ctx.clock);
     const switching = config.phase_switching && config.phases === 3;
     this.car = CarSoc.of(ctx, config);
     const car = this.car;
@@ -188,8 +191,7 @@ class GoeCharger {
       stop: async () => {
         this.stopPoll?.();
         for (const u of this.unsubscribe.splice(0)) u();
-        for (const p of this.pendingResults.values()) clearTimeout(p.timer);
-        this.pendingResults.clear();
+        this.results.cancel(retryableError('stopped', `go-e ${this.config.id}: adapter stopping`));
         await this.car?.stop();
       },
     };
@@ -323,28 +325,16 @@ class GoeCharger {
         this.apply({ [key]: value });
       }),
       mqtt.subscribe(`${base}/+/result`, (topic, payload) => {
-        const key = topic.slice(base.length + 1, -'/result'.length);
-        const p = this.pendingResults.get(key);
-        if (!p) return;
-        this.pendingResults.delete(key);
-        clearTimeout(p.timer);
-        p.resolve(payload.toString());
+        this.results.report({ key: topic.slice(base.length + 1, -'/result'.length), text: payload.toString() });
       }),
     );
   }
 
   private async mqttSet(key: string, value: number) {
     const mqtt = this.ctx.transports.mqtt();
-    const result = new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pendingResults.delete(key);
-        reject(retryableError('goe_no_result', `go-e ${this.config.id}: no answer on ${this.mqttBase}/${key}/result within ${this.config.timeout_ms} ms (firmware before 051.5, or MQTT writes not allowed: api key mcr)`));
-      }, this.config.timeout_ms);
-      this.pendingResults.set(key, { resolve, timer });
-    });
-    result.catch(() => undefined);
+    const result = this.results.expect((r) => r.key === key, this.config.timeout_ms, () => retryableError('goe_no_result', `go-e ${this.config.id}: no answer on ${this.mqttBase}/${key}/result within ${this.config.timeout_ms} ms (firmware before 051.5, or MQTT writes not allowed: api key mcr)`));
     await mqtt.publish(`${this.mqttBase}/${key}/set`, JSON.stringify(value), { qos: 1 });
-    const text = await result;
+    const { text } = await result;
     if (text.trim() !== 'success') throw permanentError('goe_refused', `go-e ${this.config.id} refused ${key}=${value}: ${text.slice(0, 200)}`);
   }
 }

@@ -1,5 +1,7 @@
 import {
   configSchema,
+  Confirmations,
+  SECOND,
   defineAdapter,
   Type,
   type Static,
@@ -85,7 +87,8 @@ export const homeassistant = defineAdapter<HaConfig>({
     const metered = config.power_entity !== undefined || config.energy_entity !== undefined;
     const meter = new HaMeter();
     const register = new EnergyRegister(ctx.store);
-    const waiters: { check: () => boolean; resolve: () => void }[] = [];
+    // a state change of the climate entity is reported; each waiter checks what it expects
+    const confirmations = new Confirmations(ctx.clock);
     let conn: ReturnType<typeof acquireClient> | undefined;
     let synced = false;
     const cleanups: (() => void)[] = [];
@@ -124,11 +127,7 @@ export const homeassistant = defineAdapter<HaConfig>({
       entityState = s.state;
       attributes = s.attributes ?? {};
       climate = climateState(s);
-      for (const w of [...waiters]) {
-        if (!w.check()) continue;
-        waiters.splice(waiters.indexOf(w), 1);
-        w.resolve();
-      }
+      confirmations.report();
     };
     const applySensor = (s: HaState) => {
       const reading: MeterReading = { ...(meter.reading ?? {}), time: ctx.clock.now(), channel: 'device' };
@@ -160,7 +159,7 @@ export const homeassistant = defineAdapter<HaConfig>({
       }
       const targetMode = haMode ?? climate.haMode;
       const limits = { min: num(attributes.min_temp), max: num(attributes.max_temp), step: num(attributes.target_temp_step) };
-      let check: () => boolean = () => false;
+      let check: () => boolean;
       if (targetMode === 'off') {
         await client.callService('climate', 'set_hvac_mode', { hvac_mode: 'off' }, config.entity_id);
         check = () => climate?.haMode === 'off';
@@ -171,33 +170,16 @@ export const homeassistant = defineAdapter<HaConfig>({
         if (targetMode === 'heat_cool') data = config.mode === 'cool' ? { target_temp_low: band.minC, target_temp_high: c } : { target_temp_low: c, target_temp_high: band.maxC };
         else data = { temperature: c };
         if (haMode !== undefined && haMode !== climate.haMode) data.hvac_mode = haMode;
-        const confirmed = new Promise<void>((resolve, reject) => {
-          check = targetMode === 'heat_cool'
-            ? () => climate?.haMode === targetMode && num(attributes.target_temp_low) === data.target_temp_low && num(attributes.target_temp_high) === data.target_temp_high
-            : () => climate?.haMode === targetMode && climate?.setpointC === c;
-          const waiter = { check, resolve: () => (clearTimeout(timer), resolve()) };
-          const timer = setTimeout(() => {
-            waiters.splice(waiters.indexOf(waiter), 1);
-            reject(retryableError('no_confirmation', `${config.id}: Home Assistant accepted ${JSON.stringify(data)} but ${config.entity_id} did not show it within ${config.confirm_timeout_s} s`));
-          }, config.confirm_timeout_s * 1000);
-          waiters.push(waiter);
-        });
-        confirmed.catch(() => undefined);
+        check = targetMode === 'heat_cool'
+          ? () => climate?.haMode === targetMode && num(attributes.target_temp_low) === data.target_temp_low && num(attributes.target_temp_high) === data.target_temp_high
+          : () => climate?.haMode === targetMode && climate?.setpointC === c;
+        const confirmed = confirmations.expect(check, config.confirm_timeout_s * SECOND, () => retryableError('no_confirmation', `${config.id}: Home Assistant accepted ${JSON.stringify(data)} but ${config.entity_id} did not show it within ${config.confirm_timeout_s} s`));
         await client.callService('climate', 'set_temperature', data, config.entity_id);
         if (!check()) await confirmed;
         ctx.log.info({ ...data }, 'setpoint changed');
         return;
       }
-      if (!check()) {
-        await new Promise<void>((resolve, reject) => {
-          const waiter = { check, resolve: () => (clearTimeout(timer), resolve()) };
-          const timer = setTimeout(() => {
-            waiters.splice(waiters.indexOf(waiter), 1);
-            reject(retryableError('no_confirmation', `${config.id}: ${config.entity_id} did not turn off within ${config.confirm_timeout_s} s`));
-          }, config.confirm_timeout_s * 1000);
-          waiters.push(waiter);
-        });
-      }
+      if (!check()) await confirmations.expect(check, config.confirm_timeout_s * SECOND, () => retryableError('no_confirmation', `${config.id}: ${config.entity_id} did not turn off within ${config.confirm_timeout_s} s`));
       ctx.log.info('turned off');
     }
 

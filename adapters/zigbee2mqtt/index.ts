@@ -1,5 +1,7 @@
 import {
   configSchema,
+  Confirmations,
+  SECOND,
   defineAdapter,
   Type,
   type Static,
@@ -169,7 +171,7 @@ export const zigbee2mqtt = defineAdapter<Z2mConfig>({
     let seenState = false;
     const meter = new ClimateMeter();
     const register = new EnergyRegister(ctx.store);
-    const waiters: { check: (s: ThermostatState) => boolean; resolve: () => void }[] = [];
+    const confirmations = new Confirmations<ThermostatState>(ctx.clock);
     const warned = new Set<string>();
 
     const device: Device = {
@@ -211,18 +213,11 @@ export const zigbee2mqtt = defineAdapter<Z2mConfig>({
         want = settleSetpoint(asked, band, prop);
         payload[prop.property] = want;
       }
-      const confirmed = new Promise<void>((resolve, reject) => {
-        const waiter = {
-          check: (s: ThermostatState) => (want === undefined || s.setpointC === want) && (payload.system_mode === undefined || s.mode === m),
-          resolve: () => (clearTimeout(timer), resolve()),
-        };
-        const timer = setTimeout(() => {
-          waiters.splice(waiters.indexOf(waiter), 1);
-          reject(retryableError('no_confirmation', `${config.id}: sent ${JSON.stringify(payload)}, but the device did not report it within ${config.confirm_timeout_s} s (sleepy devices report later)`));
-        }, config.confirm_timeout_s * 1000);
-        waiters.push(waiter);
-      });
-      confirmed.catch(() => undefined);
+      const confirmed = confirmations.expect(
+        (st) => (want === undefined || st.setpointC === want) && (payload.system_mode === undefined || st.mode === m),
+        config.confirm_timeout_s * SECOND,
+        () => retryableError('no_confirmation', `${config.id}: sent ${JSON.stringify(payload)}, but the device did not report it within ${config.confirm_timeout_s} s (sleepy devices report later)`),
+      );
       await mqtt.publish(`${topic}/set`, JSON.stringify(payload), { qos: 1 });
       await confirmed;
       ctx.log.info({ setpointC: want, mode: m }, 'setpoint changed');
@@ -241,11 +236,7 @@ export const zigbee2mqtt = defineAdapter<Z2mConfig>({
       state = { ...state, ...Object.fromEntries(Object.entries(r.state).filter(([, v]) => v !== undefined)) };
       seenState = true;
       if (online === undefined) online = true;
-      for (const w of [...waiters]) {
-        if (!w.check(state)) continue;
-        waiters.splice(waiters.indexOf(w), 1);
-        w.resolve();
-      }
+      confirmations.report(state);
       if (r.powerW !== undefined || r.energyKwh !== undefined) {
         const reading: MeterReading = { time: ctx.clock.now(), channel: 'device' };
         if (r.powerW !== undefined) reading.powerW = r.powerW;

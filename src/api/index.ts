@@ -19,3 +19,7 @@ export * from './version.js';
 export * from './grid-meter.js';
 export * from './fragment.js';
 export * from './http-bodies.js';
+export * from './device-kind.js';
+export * from './confirm.js';
+export * from './csv.js';
+export * from './timeout.js';

@@ -10,8 +10,8 @@ import { siteGridMeterId } from '../api/grid-meter.js';
 import { hoursFor, runWindow, type ScheduleSetting } from './schedule.js';
 import { perSlot, type ExternalLimits } from './limits.js';
 import { applyBillTerms, composedTariff } from './bill-terms.js';
+import { MINUTE } from '../api/time.js';
 
-const MIN = 60_000;
 /** AC charging loses about a tenth between the wall and the car's cells: turns SoC targets into metered energy. */
 export const EV_CHARGE_EFFICIENCY = 0.9;
 /** Charger states with a car plugged in: only then is an EV in the plan. */
@@ -63,11 +63,11 @@ export interface ModelNotes {
 
 /** The plan's slot grid: from now, aligned to `slotMinutes`, covering `horizonHours`. */
 export function slotGrid(now: EpochMs, slotMinutes: number, horizonHours: number): PlanSlot[] {
-  const len = slotMinutes * MIN;
+  const len = slotMinutes * MINUTE;
   const end = Math.ceil((now + horizonHours * HOUR) / len) * len;
   let boundary = Math.floor(now / len) * len + len;
   // a first slot of under a minute is merged into the next
-  if (boundary - now < MIN) boundary += len;
+  if (boundary - now < MINUTE) boundary += len;
   const slots: PlanSlot[] = [{ start: now, end: Math.min(boundary, end) }];
   for (let t = boundary; t < end; t += len) slots.push({ start: t, end: t + len });
   return slots;
@@ -204,7 +204,7 @@ export function siteNetImport(history: ModelInputs['history'], devices: readonly
       for (const q of history.intervals([key], now)) byQuarter.set(q.start, (byQuarter.get(q.start) ?? 0) + q.wh);
     }
   }
-  return [...byQuarter].sort((a, b) => a[0] - b[0]).map(([start, wh]) => ({ start, end: start + 15 * MIN, wh }));
+  return [...byQuarter].sort((a, b) => a[0] - b[0]).map(([start, wh]) => ({ start, end: start + 15 * MINUTE, wh }));
 }
 
 /**

@@ -30,6 +30,21 @@ export const isRegister = (flags: number) => (flags & FLAG_REGISTER) !== 0;
 export const flowOf = (flags: number) => flags & 7;
 
 /**
+ * The six energy flows by name, `FLOW[direction][tariff rate]` = the flow's index (`flowOf`):
+ * `FLOW.EXPORT.IMPORT` is energy supplied to the premises (a battery's discharge), valued at the
+ * import rate; `FLOW.IMPORT.LOCAL` is energy taken in from the premises' own PV, free.
+ */
+export const FLOW: Readonly<Record<Direction, Readonly<Record<TariffRate, number>>>> = Object.fromEntries(
+  DIRECTIONS.map((d) => [d, Object.fromEntries(TARIFF_RATES.map((r) => [r, flagsOf(d, r)]))]),
+) as Record<Direction, Record<TariffRate, number>>;
+/** Every flow of one direction (any tariff rate), e.g. all the energy a device took in. */
+export const FLOWS_OF: Readonly<Record<Direction, ReadonlySet<number>>> = {
+  IMPORT: new Set(TARIFF_RATES.map((r) => FLOW.IMPORT[r])),
+  EXPORT: new Set(TARIFF_RATES.map((r) => FLOW.EXPORT[r])),
+};
+export const ALL_FLOWS: ReadonlySet<number> = new Set([...FLOWS_OF.IMPORT, ...FLOWS_OF.EXPORT]);
+
+/**
  * One operation on the store. `put` stores an interval (value = energy in Wh over `[start, end)`) or
  * a register point (`start === end`, value = register reading in Wh); `del` removes the row with the
  * same key (cumulative readings arriving out of order re-split an interval).

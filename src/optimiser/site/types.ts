@@ -280,11 +280,12 @@ export interface SiteOptions {
 /** Why a device does what it does in a slot. */
 export type PlanReason = 'price' | 'limit' | 'comfort' | 'deadline' | 'solar' | 'setpoint' | 'idle';
 
-export type DeviceKind = 'battery' | 'ev' | 'hvac' | 'load' | 'heatpump';
+/** What a planned device is to the optimiser (metering's `DeviceKind` is another, finer classification). */
+export type PlannedDeviceKind = 'battery' | 'ev' | 'hvac' | 'load' | 'heatpump';
 
 export interface DevicePlan {
   id: string;
-  kind: DeviceKind;
+  kind: PlannedDeviceKind;
   /** Planned mean power per slot (W): + = draw, − = deliver. */
   powerW: number[];
   reasons: PlanReason[];

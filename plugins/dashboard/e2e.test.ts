@@ -278,10 +278,11 @@ describeWithPeers(['chromium'], 'dashboard in a real browser', { timeout: 90_000
     const dishwasher = page.locator('.control[data-device="dishwasher"]');
     await dishwasher.getByRole('button', { name: 'Pause' }).click();
     await dishwasher.getByRole('button', { name: 'Resume' }).waitFor();
-    expect((await planOf()).devices.find((d) => d.id === 'dishwasher')?.paused).toBe(true);
+    // the button turns as soon as the live feed says the setting changed; the plan follows from the planning thread
+    await expect.poll(async () => (await planOf()).devices.find((d) => d.id === 'dishwasher')?.paused, { timeout: 10_000 }).toBe(true);
     await dishwasher.getByRole('button', { name: 'Resume' }).click();
     await dishwasher.getByRole('button', { name: 'Pause' }).waitFor();
-    expect((await planOf()).devices.find((d) => d.id === 'dishwasher')?.paused).toBeUndefined();
+    await expect.poll(async () => (await planOf()).devices.find((d) => d.id === 'dishwasher')?.paused, { timeout: 10_000 }).toBeUndefined();
 
     // back to the site file's target
     await ev.getByRole('button', { name: 'use the site file again' }).click();

@@ -38,7 +38,8 @@ import {
   type RowOp,
 } from './records.js';
 import { DEVICE_KINDS, dailyWindows, evBaseline, localIntakeAsExport, figures, hvacBaseline, localTimeOn, storageSavings, switchedBaseline, HVAC_SMOOTHING_BUCKETS, type DeviceKind, type SavingsFigures } from './savings.js';
-import { IntervalBuilder, type IntervalSet, type MeterStore, type WriteOutcome } from './store.js';
+import { IntervalBuilder, type IntervalSet, type WriteOutcome } from './store.js';
+import type { MeterRecordStore } from './store-api.js';
 import { replaySelfConsumption, type SelfConsumptionBattery } from '../optimiser/self-consumption.js';
 import { capacityCost, flowsFromNet } from './bill.js';
 import type { ApiMeterCap } from './meter-cap.js';
@@ -51,7 +52,7 @@ export interface DeviceInfo {
 }
 
 export interface MeteringContext {
-  store: MeterStore;
+  store: MeterRecordStore;
   site: SiteInfo;
   /** The tariff part's price lookup, once there is one. */
   prices: () => PriceLookup | undefined;
@@ -112,7 +113,7 @@ const num = (v: unknown): number | undefined => (typeof v === 'number' && Number
  * answers cost and savings questions about them with the tariff in force at the time.
  */
 export class MeteringService {
-  readonly store: MeterStore;
+  readonly store: MeterRecordStore;
   private readonly streams = new Map<string, { subject: string; flags: number; committed?: RegisterPoint; pending?: RegisterPoint }>();
   private readonly outbox: { subject: string; flags: number; point: RegisterPoint }[] = [];
   private flushLoop?: Promise<void>;

@@ -269,17 +269,22 @@ export class PgMeterStore implements MeterRecordStore {
     let delay = 100;
     for (;;) {
       let client: pg.PoolClient | undefined;
+      // a server dying under a checked-out connection is also emitted on it: the query's rejection tells
+      const onError = () => undefined;
       try {
         client = await this.pool.connect();
+        client.on('error', onError);
         await client.query('BEGIN');
         const out = await fn(client);
         await client.query('COMMIT');
+        client.off('error', onError);
         client.release();
         this.succeeded();
         return out;
       } catch (err) {
         if (client) {
           await client.query('ROLLBACK').catch(() => undefined);
+          client.off('error', onError);
           // a connection that failed is thrown away, not handed to the next write
           client.release(isConnectionError(err) ? (err as Error) : undefined);
         }

@@ -1,9 +1,13 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
+import { builtinCatalog } from '../../src/core/catalog.js';
+import { hubChecks } from '../../src/core/config/checks.js';
+import { loadConfigFile } from '../../src/core/config/load.js';
 import { Hub } from '../../src/core/host.js';
+import { migrateStoreCommand } from '../../src/metering/migrate.js';
 import { PgMeterStore } from '../../src/metering/pg-store.js';
 import { deviceSubject } from '../../src/metering/records.js';
 import { quietLog } from '../peers/http-server.js';
@@ -49,6 +53,16 @@ async function startHub(kind: 'files' | 'postgres', opts: { dir?: string; site?:
   await hub.start();
   hubs.push(hub);
   return { hub, url: `${hub.url}/api/v1`, dir };
+}
+
+function cliIo() {
+  const out: string[] = [];
+  const err: string[] = [];
+  return {
+    out,
+    err,
+    io: { out: (t: string) => void out.push(t), err: (t: string) => void err.push(t), defaultConfig: '', loadConfig: (file: string) => loadConfigFile(file, { catalog: builtinCatalog, checks: hubChecks(builtinCatalog) }) },
+  };
 }
 
 async function stopHubs() {
@@ -194,5 +208,38 @@ describeWithPeers(['postgresql'], 'the PostgreSQL meter store against a real ser
     await store.close();
     expect(acked.size).toBeGreaterThanOrEqual(400);
     for (const [t, v] of acked) expect(stored.get(t), iso(t)).toBe(v);
+  }, 120_000);
+
+  it('migrate-store moves a file store into PostgreSQL and back, with the same answers', async () => {
+    const filesHub = await startHub('files', { site: 'loc_home' });
+    await feed(filesHub.url);
+    const before = await answers(filesHub.url);
+    await stopHubs();
+    const site = SITE('loc_home').replace('http: { port: 0 }\n', '');
+    // a site id no other test uses: the database is shared by the tests of this file
+    const config = join(filesHub.dir, 'site.yaml');
+    writeFileSync(config, site.replace('id: loc_home', 'id: loc_mig') + `storage: { dir: ${filesHub.dir} }\n`);
+    // the records were written as loc_home: the migration keeps subjects, the site id is the config's
+    const cli = cliIo();
+    expect(await migrateStoreCommand(['--to', 'postgres', '--url', server.url, '--config', config], cli.io), cli.err.join('')).toBe(0);
+    expect(cli.out.join('')).toMatch(/rows of 5 meter\(s\) copied and compared/);
+    // into a store that already holds the site's records: refused, nothing changed
+    const again = cliIo();
+    expect(await migrateStoreCommand(['--to', 'postgres', '--url', server.url, '--config', config], again.io)).toBe(1);
+    expect(again.err.join('')).toMatch(/already holds meter records of 5 meter\(s\)/);
+    const pgHub = await startHub('postgres', { site: 'loc_mig' });
+    const onPg = await answers(pgHub.url.replace('loc_home', 'loc_mig'));
+    await stopHubs();
+    const strip = (x: unknown) => JSON.parse(JSON.stringify(x).replaceAll('loc_mig', 'loc_home'));
+    expect(strip(onPg)).toEqual(before);
+    // and back into an empty storage directory
+    const back = mkdtempSync(join(tmpdir(), 'hf-pgstore-'));
+    const config2 = join(back, 'site.yaml');
+    writeFileSync(config2, site.replace('id: loc_home', 'id: loc_mig') + `storage: { dir: ${back} }\n`);
+    const cli2 = cliIo();
+    expect(await migrateStoreCommand(['--to', 'files', '--url', server.url, '--config', config2], cli2.io), cli2.err.join('')).toBe(0);
+    const filesAgain = await startHub('files', { dir: back, site: 'loc_mig' });
+    expect(strip(await answers(filesAgain.url))).toEqual(before);
+    await stopHubs();
   }, 120_000);
 });

@@ -125,9 +125,20 @@ export class PgMeterStore implements MeterRecordStore {
     return this.options.siteId;
   }
 
+  /** Whether the database holds records of a site. */
+  async siteExists(siteId: string): Promise<boolean> {
+    const r = await this.pool.query<{ ok: boolean }>('SELECT EXISTS (SELECT 1 FROM meter_records WHERE site_id = $1) AS ok', [siteId]);
+    return r.rows[0].ok;
+  }
+
+  /** Another site's records in the same database, read-only (close it after use). */
+  openSite(siteId: string): Promise<PgMeterStore> {
+    return PgMeterStore.open({ ...this.options, siteId, readOnly: true, log: undefined });
+  }
+
   /** Connects, runs the schema migrations and loads the site's rows. Fails with the server's answer when it cannot. */
   static async open(options: PgMeterStoreOptions): Promise<PgMeterStore> {
-    const pool = new pg.Pool({ connectionString: options.url, max: 4, connectionTimeoutMillis: 5_000, idleTimeoutMillis: 30_000, application_name: `homeflex ${options.siteId}` });
+    const pool = new pg.Pool({ connectionString: options.url, max: 4, connectionTimeoutMillis: 5_000, idleTimeoutMillis: 30_000, allowExitOnIdle: true, application_name: `homeflex ${options.siteId}` });
     // a server going away later is a failed query, not an uncaught error
     pool.on('error', (err) => options.log?.debug({ err }, 'idle PostgreSQL connection lost'));
     const store = new PgMeterStore(pool, options);

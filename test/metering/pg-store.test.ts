@@ -165,6 +165,17 @@ describeWithPeers(['postgresql'], 'the PostgreSQL meter store against a real ser
     expect(JSON.stringify(ca.body)).toContain('111');
     expect(JSON.stringify(ca.body)).not.toContain('222');
     expect(JSON.stringify(cb.body)).toContain('222');
+    // hub a answers for site b's meters as hub b does: `device@site`, and the site's own location id
+    const noId = (x: unknown) => JSON.parse(JSON.stringify(x, (k, v) => (k === 'id' ? undefined : v)));
+    const across = await call('POST', `${a.url}/costs/interval/heatpump@loc_b?aggregation=DAY`, w);
+    expect(across.status).toBe(200);
+    expect(noId(across.body)).toEqual(noId((await call('POST', `${b.url}/costs/interval/heatpump?aggregation=DAY`, w)).body));
+    expect(JSON.stringify(across.body)).toContain('222');
+    const site = await call('POST', `${a.url}/costs/interval/loc_b?aggregation=DAY`, w);
+    expect(site.status).toBe(200);
+    expect(noId(site.body)).toEqual(noId((await call('POST', `${b.url}/costs/interval/loc_b?aggregation=DAY`, w)).body));
+    // a site the database does not hold is not found
+    expect((await call('POST', `${a.url}/costs/interval/loc_nowhere`, w)).status).toBe(404);
     await stopHubs();
   }, 60_000);
 

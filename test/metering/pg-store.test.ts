@@ -8,6 +8,7 @@ import { hubChecks } from '../../src/core/config/checks.js';
 import { loadConfigFile } from '../../src/core/config/load.js';
 import { Hub } from '../../src/core/host.js';
 import { migrateStoreCommand } from '../../src/metering/migrate.js';
+import { reportCommand } from '../../src/metering/report.js';
 import { PgMeterStore } from '../../src/metering/pg-store.js';
 import { deviceSubject } from '../../src/metering/records.js';
 import { quietLog } from '../peers/http-server.js';
@@ -174,6 +175,15 @@ describeWithPeers(['postgresql'], 'the PostgreSQL meter store against a real ser
     const site = await call('POST', `${a.url}/costs/interval/loc_b?aggregation=DAY`, w);
     expect(site.status).toBe(200);
     expect(noId(site.body)).toEqual(noId((await call('POST', `${b.url}/costs/interval/loc_b?aggregation=DAY`, w)).body));
+    // homeflex report --sites: each site's meter, asked of hub a
+    const loc = (site: string, wh: number) => ({ location_id: site, units: 'WH', value: wh, start_time: iso(T0), end_time: iso(T0 + H) });
+    expect((await call('PUT', `${a.url}/meters/interval`, [loc('loc_a', 3000)])).body.records_processed).toBe(1);
+    expect((await call('PUT', `${b.url}/meters/interval`, [loc('loc_b', 5000)])).body.records_processed).toBe(1);
+    const rep = cliIo();
+    const code = await reportCommand(['--from', '2026-05-30', '--to', '2026-05-31', '--by', 'day', '--sites', 'loc_a,loc_b', '--csv', '--url', a.hub.url], { ...rep.io, env: {} });
+    expect(code, rep.err.join('')).toBe(0);
+    const csv = rep.out.join('').trim().split('\n');
+    expect(csv.filter((l) => /,[35]\.000,/.test(l)).map((l) => l.split(',').slice(1, 3).join(' '))).toEqual(['loc_a 3.000', 'loc_b 5.000']);
     // a site the database does not hold is not found
     expect((await call('POST', `${a.url}/costs/interval/loc_nowhere`, w)).status).toBe(404);
     await stopHubs();

@@ -10,7 +10,9 @@ import { Hub } from '../../src/core/host.js';
 import { migrateStoreCommand } from '../../src/metering/migrate.js';
 import { reportCommand } from '../../src/metering/report.js';
 import { PgMeterStore } from '../../src/metering/pg-store.js';
-import { deviceSubject } from '../../src/metering/records.js';
+import { deviceSubject, flagsOf, type RowOp } from '../../src/metering/records.js';
+import { MeterStore } from '../../src/metering/store.js';
+import type { MeterRecordStore } from '../../src/metering/store-api.js';
 import { quietLog } from '../peers/http-server.js';
 import { startPostgres, type PgServer } from '../peers/postgres.js';
 import { describeWithPeers } from '../peers/system.js';
@@ -263,4 +265,31 @@ describeWithPeers(['postgresql'], 'the PostgreSQL meter store against a real ser
     expect(strip(await answers(filesAgain.url))).toEqual(before);
     await stopHubs();
   }, 120_000);
+
+  it('rolls up old months as the file store does, keeps them rolled up after reopening, and refuses late records of them', async () => {
+    const now = () => Date.UTC(2026, 5, 15);
+    const ops: RowOp[] = [];
+    for (let i = 0; i < 600; i++) ops.push({ op: 'put', subject: deviceSubject('ev'), start: Date.UTC(2026, 3, 3) + i * 60_000, end: Date.UTC(2026, 3, 3) + (i + 1) * 60_000, flags: flagsOf('IMPORT', 'IMPORT'), value: 10 + (i % 13), confidence: 1, session: null, ref: null });
+    const opts = { rollUpAfterMs: 30 * 86_400_000, now };
+    const files = await MeterStore.open(mkdtempSync(join(tmpdir(), 'hf-pgstore-')), opts);
+    const pgStore = await PgMeterStore.open({ url: server.url, siteId: 'loc_roll', ...opts });
+    const dump = (st: MeterRecordStore) => {
+      const set = st.intervals(deviceSubject('ev'), -Infinity, Infinity);
+      return Array.from({ length: set.n }, (_, k) => [set.start[k], set.end[k], Math.round(set.energy[k] * 1e6)]);
+    };
+    for (const st of [files, pgStore]) {
+      expect(await st.write(ops)).toEqual(ops.map(() => 'stored'));
+      await st.rollUpNow();
+    }
+    expect(dump(pgStore)).toEqual(dump(files));
+    expect(dump(pgStore)).toHaveLength(40);
+    const late = await pgStore.write([{ ...ops[0], value: 99 }]);
+    expect(late[0]).toMatchObject({ refused: true, error: expect.stringMatching(/2026-04 of d\.ev .* rolled up to 15-minute records/) });
+    await pgStore.close();
+    await files.close();
+    const again = await PgMeterStore.open({ url: server.url, siteId: 'loc_roll', ...opts });
+    expect(dump(again)).toHaveLength(40);
+    expect((await again.write([{ ...ops[0], value: 99 }]))[0]).toMatchObject({ refused: true });
+    await again.close();
+  }, 60_000);
 });

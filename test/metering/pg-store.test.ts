@@ -292,4 +292,23 @@ describeWithPeers(['postgresql'], 'the PostgreSQL meter store against a real ser
     expect((await again.write([{ ...ops[0], value: 99 }]))[0]).toMatchObject({ refused: true });
     await again.close();
   }, 60_000);
+
+  it('a write while the server restarts waits for it (within write_wait_s) and is acknowledged once committed', async () => {
+    const store = await PgMeterStore.open({ url: server.url, siteId: 'loc_wait', writeWaitMs: 60_000 });
+    const op: RowOp = { op: 'put', subject: deviceSubject('heatpump'), start: T0, end: T0 + H, flags: flagsOf('IMPORT', 'IMPORT'), value: 777, confidence: 1, session: null, ref: null };
+    await server.kill();
+    let settled = false;
+    const writing = store.write([op]).finally(() => (settled = true));
+    await new Promise((r) => setTimeout(r, 1500));
+    // still waiting: not acknowledged, not refused
+    expect(settled).toBe(false);
+    expect(store.health.writeError?.error).toMatch(/is not reachable/);
+    await server.start();
+    expect(await writing).toEqual(['stored']);
+    expect(store.health.writeError).toBeNull();
+    await store.close();
+    const again = await PgMeterStore.open({ url: server.url, siteId: 'loc_wait', readOnly: true });
+    expect(again.intervals(deviceSubject('heatpump'), -Infinity, Infinity).energy[0]).toBe(777);
+    await again.close();
+  }, 90_000);
 });

@@ -13,13 +13,14 @@ import {
   type Device,
   type MeterReading,
 } from '../../src/api/index.js';
+import { CarSoc, carSocIssues, carSocProperties, type CarSocConfig } from '../homeassistant/car-soc.js';
 
 /**
  * go-e Charger (HOME+, HOMEfix, Gemini; hardware V3 and later) through its local API v2: the HTTP API
  * (`GET /api/status?filter=…`, `GET /api/set?key=<json>`) or the MQTT API (`<prefix><serial>/<key>`,
  * writes on `…/<key>/set`, answers on `…/<key>/result`). Keys as in go-e's api keys list.
  */
-export interface GoeConfig extends DeviceConfigBase {
+export interface GoeConfig extends DeviceConfigBase, CarSocConfig {
   transport: 'http' | 'mqtt';
   host?: string;
   serial?: string;
@@ -119,6 +120,7 @@ export const goe = defineAdapter<GoeConfig>({
       target: evTargetSchema,
       default_mode: evDefaultModeSchema,
       ...evChargeModeProperties,
+      ...carSocProperties,
     },
   },
   check(config) {
@@ -126,6 +128,7 @@ export const goe = defineAdapter<GoeConfig>({
     if (config.transport === 'mqtt' && !config.serial) issues.push({ path: ['serial'], message: 'transport: mqtt needs the charger serial number (its topics are <topic_prefix><serial>/<key>)' });
     if (config.transport !== 'mqtt' && !config.host) issues.push({ path: ['host'], message: 'transport: http needs the charger address (host)' });
     if (config.min_current_a > config.max_current_a) issues.push({ path: ['min_current_a'], message: `is above max_current_a (${config.max_current_a})` });
+    issues.push(...carSocIssues(config));
     return issues;
   },
   mqttClient: (config) => {
@@ -152,10 +155,13 @@ class GoeCharger {
   private polling = false;
   /** MQTT: the charger's `mcc` said it is not on the broker (its retained values are stale). */
   private leftBroker = false;
+  private readonly car?: CarSoc;
 
   constructor(private readonly ctx: AdapterContext, private readonly config: GoeConfig) {
     this.sessionSeq = ctx.store.get<number>('session_seq') ?? 0;
     const switching = config.phase_switching && config.phases === 3;
+    this.car = CarSoc.of(ctx, config);
+    const car = this.car;
     this.device = {
       id: config.id,
       name: config.name ?? config.id,
@@ -167,13 +173,15 @@ class GoeCharger {
         charger: {
           status: () => (this.available ? goeStatus(this.keys) : 'unavailable'),
           session: () => this.session,
-          evSocPct: () => undefined,
+          evSocPct: () => (this.keys.car !== undefined && this.keys.car !== 1 && this.keys.car !== null ? car?.socPct() : undefined),
           setLimit: (limit) => this.setLimit(limit),
           phases: config.phases,
           voltage: config.voltage,
           minCurrentA: config.min_current_a,
           maxCurrentA: config.max_current_a,
-          evCapacityWh: config.ev_capacity_wh,
+          get evCapacityWh() {
+            return car?.capacityWh() ?? config.ev_capacity_wh;
+          },
           ...(switching ? { phaseSwitching: { activePhases: () => (this.keys.psm === undefined && this.keys.pnp === undefined ? undefined : goeActivePhases(this.keys, config.phases)) } } : {}),
         },
       },
@@ -184,6 +192,7 @@ class GoeCharger {
     return {
       devices: [this.device],
       start: async () => {
+        this.car?.start();
         if (this.config.transport === 'mqtt') this.startMqtt();
         else {
           await this.poll();
@@ -195,6 +204,7 @@ class GoeCharger {
         for (const u of this.unsubscribe.splice(0)) u();
         for (const p of this.pendingResults.values()) clearTimeout(p.timer);
         this.pendingResults.clear();
+        await this.car?.stop();
       },
     };
   }

@@ -1,5 +1,6 @@
 import { defineAdapter } from '../../src/api/index.js';
 import { OcppChargePoint } from './charge-point.js';
+import { checkOcppEntries } from './entries.js';
 import { MEASURANDS, checkOcppConfig, ocppConfigSchema, type OcppDeviceConfig } from './schema.js';
 import { simOcppChargePoint } from './sim.js';
 
@@ -37,6 +38,7 @@ export const ocppAdapter = defineAdapter<OcppDeviceConfig>({
   description: 'EV charger speaking OCPP 1.6J or 2.0.1 that dials into the hub (connections.ocpp)',
   configSchema: ocppConfigSchema,
   check: checkOcppConfig,
+  checkEntries: checkOcppEntries,
   needs: ['ocpp'],
   create(ctx, config) {
     const chargePoint = new OcppChargePoint(ctx, withDefaults(config), ctx.transports.ocpp());

@@ -1,11 +1,12 @@
 import type { ConfigIssue, DeviceConfigBase, JsonSchema } from '../../src/api/index.js';
 import { evChargeModeProperties, evDefaultModeSchema, evTargetSchema, type EvDefaultMode } from '../../src/api/index.js';
+import { carSocIssues, carSocProperties, type CarSocConfig } from '../homeassistant/car-soc.js';
 
 
 export const MEASURANDS = ['Energy.Active.Import.Register', 'Power.Active.Import', 'Current.Import', 'SoC'];
 
 /** An OCPP charger's `devices[]` entry. */
-export interface OcppDeviceConfig extends DeviceConfigBase {
+export interface OcppDeviceConfig extends DeviceConfigBase, CarSocConfig {
   identity: string;
   password?: string;
   connector: number;
@@ -43,7 +44,7 @@ export const ocppConfigSchema: JsonSchema = {
   properties: {
     identity: { type: 'string', minLength: 1, maxLength: 48, pattern: '^[^/\\s]+$', description: 'Charge point identity: the last segment of the URL it dials (ws://hub:port/ocpp/<identity>)' },
     password: { type: 'string', minLength: 1, maxLength: 64, description: 'Security profile 1/2: HTTP Basic password (user = identity). Use ${VAR}.' },
-    connector: { type: 'integer', minimum: 1, default: 1, description: 'Connector (1.6) or EVSE (2.0.1) this device is' },
+    connector: { type: 'integer', minimum: 1, default: 1, description: 'Connector (1.6) or EVSE (2.0.1) this device is; a charger with several has one entry per connector, all with its identity' },
     phases: { enum: [1, 3], default: 3, description: 'Phases the charger is wired with' },
     phase_switching: { type: 'boolean', default: false, description: 'The charger switches between 1 and 3 phases by numberPhases in its charging profile (OCPP 1.6 and 2.0.1); needs phases: 3 and profile.number_phases' },
     voltage: { type: 'number', minimum: 100, maximum: 480, default: 230, description: 'Phase voltage (V)' },
@@ -70,7 +71,7 @@ export const ocppConfigSchema: JsonSchema = {
         stack_level: { type: 'integer', minimum: 0, maximum: 100, default: 1, description: 'Some chargers accept only 0' },
         rate_unit: { enum: ['auto', 'A', 'W'], default: 'auto', description: 'auto = A unless the charger allows only power' },
         kind: { enum: ['Absolute', 'Relative'], default: 'Absolute', description: 'Relative sends only the current limit (Wallbox)' },
-        id: { type: 'integer', minimum: 1, default: 1001, description: 'chargingProfileId the hub uses' },
+        id: { type: 'integer', minimum: 1, default: 1001, description: 'chargingProfileId the hub uses on connector 1; connector n uses id + n − 1 (a charger holds one profile per id)' },
         max_periods: { type: 'integer', minimum: 1, maximum: 1000, description: 'Periods per schedule (default: the charger’s ChargingScheduleMaxPeriods)' },
         number_phases: { type: 'boolean', default: true, description: 'Send numberPhases in every period' },
       },
@@ -78,13 +79,15 @@ export const ocppConfigSchema: JsonSchema = {
     target: evTargetSchema,
     default_mode: evDefaultModeSchema,
     ...evChargeModeProperties,
+    ...carSocProperties,
   },
 };
 
 export function checkOcppConfig(config: OcppDeviceConfig): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
   if (config.min_current_a > config.max_current_a) issues.push({ path: ['min_current_a'], message: `must not be above max_current_a (${config.max_current_a})` });
-  if (config.target?.soc_pct !== undefined && config.ev_capacity_wh === undefined) issues.push({ path: ['target', 'soc_pct'], message: 'needs ev_capacity_wh (the car battery size) to turn a SoC target into energy' });
+  if (config.target?.soc_pct !== undefined && config.ev_capacity_wh === undefined && config.capacity_entity === undefined) issues.push({ path: ['target', 'soc_pct'], message: 'needs ev_capacity_wh (the car battery size) or capacity_entity to turn a SoC target into energy' });
+  issues.push(...carSocIssues(config));
   if (config.phase_switching && config.phases !== 3) issues.push({ path: ['phase_switching'], message: 'needs phases: 3 (a 1-phase installation has nothing to switch)' });
   if (config.phase_switching && config.profile?.number_phases === false) issues.push({ path: ['profile', 'number_phases'], message: 'must not be false with phase_switching: the phases are switched by numberPhases' });
   const unknown = (config.measurands ?? []).filter((m) => !/^[A-Z][A-Za-z]*(\.[A-Za-z]+)*$/.test(m));

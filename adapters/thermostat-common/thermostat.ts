@@ -21,6 +21,15 @@ export const thermostatProperties = {
   outdoor_min_c: { type: 'number', description: 'Outdoor forecast for the plan: daily minimum (°C), as for sim_hvac' },
   outdoor_max_c: { type: 'number', description: 'Outdoor forecast for the plan: daily maximum (°C, at 15:00 local)' },
   confirm_timeout_s: { type: 'number', minimum: 1, maximum: 600, default: 15, description: 'How long a setpoint change waits for the device to report it' },
+  heat_pump: {
+    type: 'object',
+    additionalProperties: false,
+    description: 'The heating is a heat pump: its COP follows the outdoor temperature (docs/heat-pumps.md) instead of the fixed cop',
+    properties: {
+      flow_c: { type: 'number', minimum: 20, maximum: 75, default: 35, description: 'Heating flow temperature (°C): 35 floor heating, 45-55 radiators' },
+      cop_eta: { type: 'number', exclusiveMinimum: 0, maximum: 1, default: 0.4, description: 'Share of the Carnot COP the heat pump reaches' },
+    },
+  },
 };
 
 export interface ThermostatConfig extends DeviceConfigBase {
@@ -34,6 +43,7 @@ export interface ThermostatConfig extends DeviceConfigBase {
   outdoor_min_c?: number;
   outdoor_max_c?: number;
   confirm_timeout_s: number;
+  heat_pump?: { flow_c?: number; cop_eta?: number };
 }
 
 const MODEL_KEYS = ['r_k_per_kw', 'c_kwh_per_k', 'max_electric_w'] as const;
@@ -43,6 +53,7 @@ export function checkThermostat(config: ThermostatConfig): ConfigIssue[] {
   if (config.comfort && config.comfort.min_c >= config.comfort.max_c) issues.push({ path: ['comfort', 'min_c'], message: `must be below comfort.max_c (${config.comfort.max_c})` });
   if ((config.outdoor_min_c === undefined) !== (config.outdoor_max_c === undefined)) issues.push({ path: [config.outdoor_min_c === undefined ? 'outdoor_min_c' : 'outdoor_max_c'], message: 'give both outdoor_min_c and outdoor_max_c' });
   else if (config.outdoor_min_c !== undefined && config.outdoor_min_c > config.outdoor_max_c!) issues.push({ path: ['outdoor_min_c'], message: `must not be above outdoor_max_c (${config.outdoor_max_c})` });
+  if (config.heat_pump && config.mode === 'cool') issues.push({ path: ['heat_pump'], message: 'a COP curve for heating needs mode: heat' });
   const given = MODEL_KEYS.filter((k) => config[k] !== undefined);
   if (given.length && given.length < MODEL_KEYS.length) {
     const missing = MODEL_KEYS.filter((k) => config[k] === undefined);
@@ -54,7 +65,8 @@ export function checkThermostat(config: ThermostatConfig): ConfigIssue[] {
 /** The thermal model when the YAML gives one (all of R, C and electric power), else undefined. */
 export function thermalModelOf(config: ThermostatConfig): ThermalModel | undefined {
   if (config.r_k_per_kw === undefined || config.c_kwh_per_k === undefined || config.max_electric_w === undefined) return undefined;
-  return { rKPerKw: config.r_k_per_kw, cKwhPerK: config.c_kwh_per_k, cop: config.cop, maxElectricW: config.max_electric_w, gainsW: config.gains_w };
+  const curve = config.heat_pump ? { copCurve: { sinkC: config.heat_pump.flow_c ?? 35, eta: config.heat_pump.cop_eta ?? 0.4 } } : {};
+  return { rKPerKw: config.r_k_per_kw, cKwhPerK: config.c_kwh_per_k, cop: config.cop, maxElectricW: config.max_electric_w, gainsW: config.gains_w, ...curve };
 }
 
 /**

@@ -62,6 +62,11 @@ export interface AdapterDefinition<C extends DeviceConfigBase = DeviceConfigBase
   /** Checks the schema cannot express; paths are relative to the device entry. */
   check?(config: C): ConfigIssue[];
   /**
+   * Checks across this adapter's entries (two entries claiming one thing): gets them all with their
+   * index in `devices[]`; each issue names the entry it is about, its path relative to that entry.
+   */
+  checkEntries?(entries: { index: number; config: C }[]): (ConfigIssue & { index: number })[];
+  /**
    * MQTT adapters: the topics the device itself uses as a client of the broker. The embedded
    * broker gives a login that lists this device (`connections.mqtt.embedded.users[].devices`)
    * these rights, and lets only the hub's login publish to the device's `commands`.

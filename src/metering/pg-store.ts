@@ -1,5 +1,6 @@
 import pg from 'pg';
 import type { Logger } from '../api/index.js';
+import { WriteTimes } from '../core/store/write-times.js';
 import type { RowColumns } from './codec.js';
 import type { RegisterPoint } from './cumulative.js';
 import { PartitionTable } from './partition.js';
@@ -222,8 +223,11 @@ export class PgMeterStore implements MeterRecordStore {
   }
 
   write(ops: readonly RowOp[]): Promise<WriteOutcome[]> {
-    return this.exclusive(() => this.writeNow(ops));
+    return this.exclusive(() => this.writeTimes.time(() => this.writeNow(ops)));
   }
+
+  /** How long writes took, waiting for an unreachable server included (GET /metrics). */
+  readonly writeTimes = new WriteTimes();
 
   async writeNow(ops: readonly RowOp[]): Promise<WriteOutcome[]> {
     if (this.options.readOnly) throw new MeterStoreError('the meter store was opened read-only');

@@ -1,3 +1,4 @@
+import type { WriteTimes } from '../core/store/write-times.js';
 import type { RegisterPoint } from './cumulative.js';
 import type { RowOp } from './records.js';
 import type { DamageReport, IntervalSet, MeterStoreHealth, WriteOutcome } from './store.js';
@@ -25,6 +26,8 @@ export interface MeterRecordStore {
   readonly damage: DamageReport[];
   /** How the store is doing, for /health. */
   readonly health: MeterStoreHealth;
+  /** How long writes took (GET /metrics). */
+  readonly writeTimes: WriteTimes;
   /** Runs `fn` alone: no other write or maintenance runs meanwhile. */
   exclusive<T>(fn: () => Promise<T> | T): Promise<T>;
   /** Stores rows durably; resolves once they are, with what became of each. */

@@ -108,6 +108,15 @@ export function hubChecks(catalog: Catalog): ConfigCheck[] {
           for (const p of scheduleProblems(schedule as ScheduleSetting)) problems.push({ path: ['devices', i, 'schedule', ...p.path], message: p.message });
         }
       });
+      // checks across one adapter's entries (an OCPP charger's connectors: one entry per identity and connector)
+      for (const adapter of catalog.adapters) {
+        if (!adapter.checkEntries || !Array.isArray(config.devices)) continue;
+        const entries = config.devices.flatMap((d, index) => (d && typeof d === 'object' && d.adapter === adapter.id ? [{ index, config: d as never }] : []));
+        if (entries.length < 2) continue;
+        each<'entries'>(['entries'], () => {
+          for (const p of adapter.checkEntries!(entries)) problems.push({ path: ['devices', p.index, ...p.path], message: p.message });
+        });
+      }
       return problems;
     },
     (config) => {

@@ -48,7 +48,7 @@ const kw = (w: number) => w / 1000;
 /** Why a problem cannot take the fast path (for tests and the plan's solver note), or undefined. */
 export function batteryOnlyObstacle(problem: SiteProblem): string | undefined {
   if (problem.batteries.length !== 1) return 'not exactly one battery';
-  if (problem.evs.length || problem.hvacs.length || problem.loads.length) return 'other controllable devices';
+  if (problem.evs.length || problem.hvacs.length || problem.loads.length || problem.heatPumps?.length) return 'other controllable devices';
   if (problem.circuits.length) return 'circuits';
   const b = problem.batteries[0];
   if (b.limits?.setpointW?.some((v) => v !== undefined && Number.isFinite(v))) return 'battery setpoints';

@@ -88,6 +88,20 @@ export const StorageSchema = StrictObject({
   minute_records_days: Type.Optional(
     Type.Integer({ minimum: 1, maximum: 36500, description: 'Meter records finer than 15 minutes are kept this many days after their month ended, then rolled up to 15-minute records (energy and costs unchanged); unset: kept as recorded' }),
   ),
+  meters: Type.Optional(
+    StrictObject(
+      {
+        postgres: StrictObject(
+          {
+            url: Type.String({ minLength: 1, pattern: '^postgres(ql)?://', description: 'postgresql://user:password@host:5432/database (write ${VAR} to take the password from the environment); a unix socket directory as ?host=/run/postgresql' }),
+            write_wait_s: Type.Number({ minimum: 0, maximum: 600, default: 10, description: 'How long a meter write waits for an unreachable server before it is refused with store_unavailable' }),
+          },
+          'Meter records in a PostgreSQL database (several hubs may share one, each under its site id); see docs/postgres.md',
+        ),
+      },
+      'Where meter records are kept: unset = files under storage.dir/metering',
+    ),
+  ),
   backup: Type.Optional(
     StrictObject(
       {

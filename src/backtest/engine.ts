@@ -1,7 +1,7 @@
 import { DateTime } from 'luxon';
 import { entryAt, firstEndingAfter, HOUR, proratedSum } from '../api/index.js';
 import { ratesForSlots, slotGrid } from '../control/model.js';
-import { clearSkyPvForecast, DEFAULT_LOAD_PLAN_QUANTILE, historyLoadForecast, learnedLoadForecast, standardProfileLoad, withRecentError, dailyPvRatio, ratioQuantile, robustPvFactor, ROBUST_DAYS, ROBUST_MIN_DAYS, type EnergyInterval, type PvArray } from '../optimiser/forecast/index.js';
+import { clearSkyPvForecast, historyLoadForecast, learnedLoadForecast, standardProfileLoad, withRecentError, dailyPvRatio, ratioQuantile, robustPvFactor, ROBUST_DAYS, ROBUST_MIN_DAYS, type EnergyInterval, type PvArray } from '../optimiser/forecast/index.js';
 import { firstSlotResponse } from '../optimiser/site/battery.js';
 import { batteryCommand, commandPowerW, type SelfConsumptionBattery } from '../optimiser/self-consumption.js';
 import { planSite, powerToReach, roomStep, type EvSession, type LpSolver, type PlanSlot, type SitePlan, type SiteProblem } from '../optimiser/site/index.js';
@@ -93,10 +93,11 @@ export interface BacktestOptions {
    */
   loadModel?: 'learned' | 'same_weekday';
   /**
-   * Learned model: the weighted quantile of the past days' load it forecasts (default 0.5, the
-   * median, as the hub's `forecasts.load.plan_quantile`), or `mean` for their weighted mean.
+   * Experiment (not the hub's behaviour): the learned model forecasts this weighted quantile of the
+   * past days' load instead of their weighted mean (the hub's). The median was measured in issue 15
+   * and not kept (docs/backtest.md, "Where it still loses").
    */
-  loadQuantile?: number | 'mean';
+  loadQuantile?: number;
   /**
    * Hours over which the base-load forecast's error of the last hour fades out of the next slots
    * (the hub knows what the house drew a moment ago); 0 = no correction.
@@ -455,7 +456,7 @@ function planningContext(data: BacktestData, o: BacktestOptions, sessions: { fro
     const fallback = standardProfileLoad({ annualKwh, timezone: o.timezone });
     if ((o.loadModel ?? 'learned') === 'learned') {
       // recent days weigh more: every midnight re-forecasts the whole horizon, as the hub would
-      const loadW = learnedLoadForecast({ history: window(loadEnergy, midnight - 29 * 24 * HOUR, midnight, (x, end) => ({ ...x, end })), timezone: o.timezone, fallback, quantile: o.loadQuantile === 'mean' ? undefined : (o.loadQuantile ?? DEFAULT_LOAD_PLAN_QUANTILE) }).powerW(grid);
+      const loadW = learnedLoadForecast({ history: window(loadEnergy, midnight - 29 * 24 * HOUR, midnight, (x, end) => ({ ...x, end })), timezone: o.timezone, fallback, quantile: o.loadQuantile }).powerW(grid);
       grid.forEach((sl, i) => learnedCache.set(sl.start, loadW[i]));
     } else {
       const fresh = grid.filter((sl) => !loadCache.has(sl.start));

@@ -3,7 +3,7 @@ import { entryAt, EV_CHARGE_MODES, EV_DEFAULT_MODES, firstEndingAfter, hasCap, H
 import type { HubConfig } from '../core/config/schema.js';
 import type { PriceLookup } from '../core/services.js';
 import type { SiteForecasts } from '../forecast/service.js';
-import { clearSkyPvForecast, DEFAULT_LOAD_PLAN_QUANTILE, historyLoadForecast, learnedLoadForecast, ROBUST_MIN_DAYS, standardProfileLoad, type PowerForecast } from '../optimiser/forecast/index.js';
+import { clearSkyPvForecast, historyLoadForecast, learnedLoadForecast, ROBUST_MIN_DAYS, standardProfileLoad, type PowerForecast } from '../optimiser/forecast/index.js';
 import type { BatteryModel, CircuitNode, DeviceLimits, EvModel, EvSession, FixedFlow, HvacModel, LoadRun, PlanSlot, SiteProblem, SwitchedLoadModel } from '../optimiser/site/index.js';
 import type { EnergyHistory } from './history.js';
 import { siteGridMeterId } from '../api/grid-meter.js';
@@ -448,7 +448,7 @@ export function buildSiteProblem(inputs: ModelInputs): { problem: SiteProblem; n
     ? fallback
     : loadCfg?.model === 'same_weekday'
       ? historyLoadForecast({ history, timezone: tz, fallback })
-      : learnedLoadForecast({ history, timezone: tz, fallback, days: loadCfg?.days, halfLifeDays: loadCfg?.half_life_days, holidays: loadCfg?.holidays, outdoorC, quantile: loadCfg?.plan_quantile === 'mean' ? undefined : (loadCfg?.plan_quantile ?? DEFAULT_LOAD_PLAN_QUANTILE) });
+      : learnedLoadForecast({ history, timezone: tz, fallback, days: loadCfg?.days, halfLifeDays: loadCfg?.half_life_days, holidays: loadCfg?.holidays, outdoorC });
   notes.forecasts.baseLoad = 'grid' in source ? `${base.name}, learnt from the grid meter (${source.grid.map((k) => k.split(':')[0]).join(', ')}) less the planned devices` : base.name;
 
   const problem: SiteProblem = { slots, importRate: imp.rates, exportRate: exp.rates, baseLoadW: base.powerW(slots), flows, grid, circuits, batteries, evs, hvacs, loads };

@@ -61,28 +61,6 @@ describe('the base load learns from the grid meter', () => {
     expect(notes.forecasts.baseLoad).toMatch(/learnt from the grid meter \(p1\)/);
   });
 
-  it('plans a typical evening (the median of the past days), or their mean with forecasts.load.plan_quantile: mean', () => {
-    // every third evening 19:00–20:00 the house draws 3 kW more
-    const spiky = (t: number) => house(t) + (new Date(t).getUTCHours() === 19 && Math.floor((t - start) / (24 * HOUR)) % 3 === 0 ? 3000 : 0);
-    const h = new EnergyHistory();
-    let imp = 0;
-    for (let t = start; t <= now; t += HOUR / 4) {
-      h.add('p1', { time: t, channel: 'grid', powerW: spiky(t), importWh: imp, exportWh: 0 });
-      imp += spiky(t) / 4;
-    }
-    const devices = [{ device: p1, config: {}, settings: {} }];
-    const at19 = (c: typeof config) => {
-      const { problem, notes } = buildSiteProblem({ now, config: c, devices, limits: new Map(), history: h });
-      return { w: problem.baseLoadW[problem.slots.findIndex((s) => s.start === now + 19 * HOUR)], name: notes.forecasts.baseLoad };
-    };
-    const median = at19(config);
-    expect(median.w).toBeCloseTo(800, 0);
-    expect(median.name).toMatch(/median/);
-    const meanConfig = parseConfig('site: { id: home, timezone: UTC, latitude: 52.5, longitude: 13.4 }\ntariffs: { import: { type: fixed, rate: 0.3 } }\nforecasts: { load: { plan_quantile: mean } }\n', 'site.yaml', { catalog: builtinCatalog, checks: hubChecks(builtinCatalog) });
-    expect(at19(meanConfig).w).toBeGreaterThan(1100);
-    expect(() => parseConfig('site: { id: home, timezone: UTC }\ntariffs: { import: { type: fixed, rate: 0.3 } }\nforecasts: { load: { plan_quantile: 2 } }\n', 'site.yaml', { catalog: builtinCatalog })).toThrow(/plan_quantile/);
-  });
-
   it('without a grid meter the base-load meters are summed as before', () => {
     expect(baseLoadSource([roof, fridge])).toEqual({ meters: ['fridge'] });
   });

@@ -255,7 +255,6 @@ export const LoadForecastSchema = StrictObject(
     model: Type.Unsafe<'learned' | 'same_weekday'>({ type: 'string', enum: ['learned', 'same_weekday'], default: 'learned', description: 'learned: recent days weighted by age and day type (and outdoor temperature where it explains the load); same_weekday: the mean of the same weekday over the last 4 weeks' }),
     days: Type.Integer({ minimum: 7, maximum: 35, default: 28, description: 'Days of meter history to learn from' }),
     half_life_days: Type.Number({ minimum: 1, maximum: 60, default: 5, description: 'A past day weighs half as much every this many days' }),
-    plan_quantile: Type.Union([Type.Number({ minimum: 0.05, maximum: 0.95 }), Type.Literal('mean')], { default: 0.5, description: 'learned model: forecast (and plan with) this weighted quantile of the past days’ load at each clock time (0.5: the median, a typical day); mean: their weighted mean' }),
     temperature: Type.Boolean({ default: true, description: 'Use the weather source’s temperature forecast where it explains the daily load (R² ≥ 0.3)' }),
     holidays: Type.Array(Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}$' }), { default: [], description: 'Public holidays (YYYY-MM-DD), treated as Sundays' }),
   },

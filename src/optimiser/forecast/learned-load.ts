@@ -5,14 +5,6 @@ import { fillFromFallback, type EnergyInterval, type ForecastSlot, type PowerFor
 const QUARTER = 900_000;
 const QUARTERS = 96;
 
-/**
- * The quantile of the past days' load the hub plans with by default (`forecasts.load.plan_quantile`):
- * the weighted median, a typical day. On CityLearn Building 1, 2025, hourly plans, history
- * forecasts: 94.7 % of the optimum's savings with the weighted mean, 94.9 % with the median
- * (docs/backtest.md).
- */
-export const DEFAULT_LOAD_PLAN_QUANTILE = 0.5;
-
 export interface LearnedLoadOptions {
   /** Metered base load of the house, sorted by start. */
   history: readonly EnergyInterval[];

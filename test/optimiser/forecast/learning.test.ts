@@ -16,7 +16,6 @@ import {
   seriesForecast,
   standardProfileLoad,
   withLearnedQuantiles,
-  DEFAULT_LOAD_PLAN_QUANTILE,
   type CalibrationPair,
   type EnergyInterval,
   type ForecastSnapshot,
@@ -146,7 +145,7 @@ describe('learned base load', () => {
     expect(weightedQuantile([5, 1, 3], [1, 1, 1], 0.1)).toBe(1);
   });
 
-  it('quantile: a few days with a big evening load move the mean, not the median a plan takes by default', () => {
+  it('quantile: a few days with a big evening load move the weighted mean, not the weighted median', () => {
     // 28 days at 400 W, every fourth evening (18:00–19:00) a 4 kW appliance
     const history: EnergyInterval[] = [];
     for (let t = at('2026-02-01T00:00'); t < at('2026-03-01T00:00'); t += 900_000) {
@@ -157,7 +156,7 @@ describe('learned base load', () => {
     const fallback = standardProfileLoad({ annualKwh: 4000, timezone: tz });
     const evening = hourSlots('2026-03-01T18:00', 1);
     const mean = learnedLoadForecast({ history, timezone: tz, fallback }).powerW(evening)[0];
-    const median = learnedLoadForecast({ history, timezone: tz, fallback, quantile: DEFAULT_LOAD_PLAN_QUANTILE });
+    const median = learnedLoadForecast({ history, timezone: tz, fallback, quantile: 0.5 });
     expect(mean).toBeGreaterThan(700);
     expect(median.powerW(evening)[0]).toBeCloseTo(400, 6);
     expect(median.name).toMatch(/median/);

@@ -85,6 +85,8 @@ interface Part {
   /** Base-load forecaster of the forecast modes. */
   loadModel?: string;
   robustQuantile?: number;
+  /** Learned base-load model: the quantile of the past days' load it forecasts, where not their weighted mean (an experiment). */
+  loadQuantile?: number;
 }
 interface HomeResult {
   home: string;
@@ -103,7 +105,7 @@ async function runPart(home: Home, part: string, strategies: StrategyName[], ext
   const cpuSeconds = (used.user + used.system) / 1e6;
   const hf = r.strategies.find((s) => s.name === 'homeflex');
   process.stderr.write(`  ${home.id} ${part}: ${seconds.toFixed(1)} s wall, ${cpuSeconds.toFixed(1)} s CPU${hf ? `, ${hf.plans} plans` : ''}\n`);
-  return { cost: Object.fromEntries(r.strategies.map((s) => [s.name, s.cost])), plans: hf?.plans, seconds, cpuSeconds, ...(hf ? { execution: extra.execution ?? 'rule', ...(extra.forecast !== 'perfect' ? { loadModel: extra.loadModel ?? 'learned', robustQuantile: extra.robustQuantile ?? 0.9 } : {}) } : {}) };
+  return { cost: Object.fromEntries(r.strategies.map((s) => [s.name, s.cost])), plans: hf?.plans, seconds, cpuSeconds, ...(hf ? { execution: extra.execution ?? 'rule', ...(extra.forecast !== 'perfect' ? { loadModel: extra.loadModel ?? 'learned', robustQuantile: extra.robustQuantile ?? 0.9, ...(extra.loadQuantile !== undefined ? { loadQuantile: extra.loadQuantile } : {}) } : {}) } : {}) };
 }
 
 function weatherFor(home: Home, nrmse: number) {

@@ -8,7 +8,7 @@ import type { BatteryModel, CircuitNode, DeviceLimits, EvModel, EvSession, Fixed
 import type { EnergyHistory } from './history.js';
 import { siteGridMeterId } from '../api/grid-meter.js';
 import { hoursFor, runWindow, type ScheduleSetting } from './schedule.js';
-import { perSlot, type ExternalLimits } from './limits.js';
+import { perSlotUntil, type ExternalLimits } from './limits.js';
 import { applyBillTerms, composedTariff } from './bill-terms.js';
 
 const MIN = 60_000;
@@ -166,10 +166,10 @@ function outdoorForecast(config: Record<string, unknown>, slots: readonly PlanSl
 function deviceLimits(ext: ExternalLimits | undefined, slots: readonly PlanSlot[], paused: boolean): DeviceLimits | undefined {
   if (!ext && !paused) return undefined;
   return {
-    maxImportW: perSlot(ext?.import, slots, 'min'),
-    maxExportW: perSlot(ext?.export, slots, 'min'),
+    maxImportW: perSlotUntil(ext?.import, ext?.validUntil, slots, 'min'),
+    maxExportW: perSlotUntil(ext?.export, ext?.validUntil, slots, 'min'),
     // a paused device holds still: power 0 in every slot
-    setpointW: paused ? slots.map(() => 0) : perSlot(ext?.setpoints, slots, 'at_start'),
+    setpointW: paused ? slots.map(() => 0) : perSlotUntil(ext?.setpoints, ext?.validUntil, slots, 'at_start'),
   };
 }
 
@@ -251,12 +251,12 @@ export function buildSiteProblem(inputs: ModelInputs): { problem: SiteProblem; n
   const siteLimits = inputs.limits.get(config.site.id);
   const cap = (configured: number | undefined, external: (number | undefined)[]) => external.map((e) => Math.min(configured ?? Infinity, e ?? Infinity));
   const grid = {
-    maxImportW: cap(config.site.grid?.max_import_w, perSlot(siteLimits?.import, slots, 'min')),
-    maxExportW: cap(config.site.grid?.max_export_w, perSlot(siteLimits?.export, slots, 'min')),
+    maxImportW: cap(config.site.grid?.max_import_w, perSlotUntil(siteLimits?.import, siteLimits?.validUntil, slots, 'min', config.site.grid?.fallback_import_w)),
+    maxExportW: cap(config.site.grid?.max_export_w, perSlotUntil(siteLimits?.export, siteLimits?.validUntil, slots, 'min', config.site.grid?.fallback_export_w)),
   };
   const circuits: CircuitNode[] = config.site.circuits.map((c) => {
     const ext = inputs.limits.get(c.id);
-    return { id: c.id, parent: c.parent, maxImportW: cap(c.max_import_w, perSlot(ext?.import, slots, 'min')), maxExportW: cap(c.max_export_w, perSlot(ext?.export, slots, 'min')) };
+    return { id: c.id, parent: c.parent, maxImportW: cap(c.max_import_w, perSlotUntil(ext?.import, ext?.validUntil, slots, 'min', c.fallback_import_w)), maxExportW: cap(c.max_export_w, perSlotUntil(ext?.export, ext?.validUntil, slots, 'min', c.fallback_export_w)) };
   });
 
   // ---------------------------------------------------------------- devices

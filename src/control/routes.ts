@@ -125,8 +125,10 @@ export function controlRoutes(loop: ControlLoop): RouteModule {
       const stored = parseLimitsBody(req.body, kind === 'device', hub.clock.now());
       await hub.state.update((s) => {
         const merged = { ...((s.limits[req.params.id] as StoredLimits | undefined) ?? {}), ...stored };
+        // valid_until belongs to each PUT: without it the limits hold for ever, as before
+        if (!stored.valid_until) delete merged.valid_until;
         for (const k of ['schedule_import', 'schedule_export', 'schedule_setpoints'] as const) if (merged[k]?.length === 0) delete merged[k];
-        if (Object.keys(merged).length === 1) delete s.limits[req.params.id];
+        if (!merged.schedule_import && !merged.schedule_export && !merged.schedule_setpoints) delete s.limits[req.params.id];
         else s.limits[req.params.id] = merged;
       });
       hub.bus.emit('limits.changed', { nodeId: req.params.id });

@@ -147,9 +147,9 @@ export interface HubProcess {
  * Starts `node [nodeArgs] dist/src/cli.js start --config <configFile>` and tallies its log; `ipc`
  * opens a message channel to the child (for a probe loaded with `--import`).
  */
-export function spawnHub(configFile: string, options: { nodeArgs?: string[]; env?: Record<string, string>; ipc?: boolean } = {}): HubProcess {
+export function spawnHub(configFile: string, options: { nodeArgs?: string[]; env?: Record<string, string>; ipc?: boolean; root?: string } = {}): HubProcess {
   const stdio: StdioOptions = options.ipc ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe'];
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), join(packageRoot, 'dist', 'src', 'cli.js'), 'start', '--config', configFile], {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), join(options.root ?? packageRoot, 'dist', 'src', 'cli.js'), 'start', '--config', configFile], {
     stdio,
     env: { ...process.env, ...options.env },
   });

@@ -13,6 +13,7 @@ import { run as mqttBench } from './mqtt.js';
 import { run as optimiserBench } from './optimiser.js';
 import { run as forecastBench } from './forecast.js';
 import { run as soakBench } from './soak.js';
+import { run as planSoakBench } from './plan-soak.js';
 import { run as billBench } from './bill.js';
 
 /** Every benchmark section, in the order they appear in BENCHMARKS.md. */
@@ -29,6 +30,8 @@ const SECTIONS: { id: string; run: () => Promise<BenchSection>; optIn?: { env: s
   { id: 'bill', run: billBench },
   // 30 minutes: runs only when named (`npm run bench -- soak`) or with BENCH_SOAK_MINUTES set; a full run keeps its last figures
   { id: 'soak', run: soakBench, optIn: { env: 'BENCH_SOAK_MINUTES', heading: '## Soak' } },
+  // a few minutes with 500 chargers: only when named (`npm run bench -- plansoak`) or with BENCH_PLANSOAK_MINUTES set
+  { id: 'plansoak', run: planSoakBench, optIn: { env: 'BENCH_PLANSOAK_MINUTES', heading: '## Planning off the event loop' } },
 ];
 
 const out = join(packageRoot, 'BENCHMARKS.md');

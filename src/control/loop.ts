@@ -1,13 +1,14 @@
 import { performance } from 'node:perf_hooks';
 import type { Device, EpochMs } from '../api/index.js';
 import type { HubServices } from '../core/services.js';
-import { planSite, type LpSolver } from '../optimiser/site/index.js';
+import { planSite, type LpSolver, type SitePlan, type SiteProblem } from '../optimiser/site/index.js';
 import { applySlot, type SentState } from './apply.js';
 import { EnergyHistory } from './history.js';
 import { fromStored, type ExternalLimits, type StoredLimits } from './limits.js';
 import { buildSiteProblem, chargeModeOf, PLUGGED, type EffectiveSettings } from './model.js';
 import { SurplusDispatcher } from './surplus.js';
-import { loadSolver } from './solver.js';
+import { PlanThread, PlanTimeout } from './plan-thread.js';
+import { shiftedPlan } from './shift.js';
 import { planView, type PlanRecord } from './view.js';
 
 const MIN = 60_000;
@@ -35,9 +36,12 @@ export class ControlLoop {
   latest?: PlanRecord;
   /** Why the last attempt to plan failed, when it did (shown by GET /plan). */
   lastError?: { at: EpochMs; message: string; since: EpochMs; told: boolean };
+  /** The planner in-process (a solver handed in: tests, `homeflex plan`), else in its own thread. */
   private solver?: LpSolver;
+  readonly thread?: PlanThread;
   private readonly sent: SentState = new Map();
-  private readonly failing = new Map<string, string>();
+  /** Devices that refuse their commands, with why (GET /metrics counts them). */
+  readonly failing = new Map<string, string>();
   /** EV shortfalls already told (Wh), so a notice goes out once per matter. */
   private readonly toldShortfall = new Map<string, number>();
   private readonly unsubscribe: (() => void)[] = [];
@@ -48,12 +52,17 @@ export class ControlLoop {
   /** What of each device the plan depends on (available, a car plugged in), to re-plan when it changes. */
   private readonly planState = new Map<string, string>();
   private stopped = false;
+  /** Counted for GET /metrics: plans adopted, of them stand-ins (a plan not solved in time), and devices starting to refuse commands. */
+  readonly counts = { plans: 0, standIns: 0, commandFailures: 0 };
+  /** The plan being made (replan), so the next waits for it. */
+  private planning: Promise<unknown> = Promise.resolve();
   private readonly log;
   /** Follows measured PV surplus for chargers in charge_mode minpv or pv, between plans. */
   readonly surplus: SurplusDispatcher;
 
   constructor(private readonly hub: HubServices, private readonly options: { solver?: () => Promise<LpSolver>; apply?: boolean } = {}) {
     this.log = hub.log.child({ component: 'control' });
+    if (!options.solver) this.thread = new PlanThread({ log: this.log });
     // a paused charger is the plan's (which holds it at 0), whatever its mode
     this.surplus = new SurplusDispatcher(hub, (id) => {
       const settings = this.settings(id);
@@ -79,7 +88,8 @@ export class ControlLoop {
   }
 
   async start(): Promise<void> {
-    this.solver = await (this.options.solver ?? loadSolver)();
+    if (this.options.solver) this.solver = await this.options.solver();
+    else this.thread!.warm();
     this.history.restore(this.hub.state.kv('control').get('history'));
     const { bus } = this.hub;
     this.unsubscribe.push(
@@ -117,6 +127,8 @@ export class ControlLoop {
     this.abort?.abort(new Error('control stopping'));
     this.surplus.stop();
     for (const u of this.unsubscribe.splice(0)) u();
+    // a plan being solved is given up: the hub stops now, not when HiGHS is done
+    await this.thread?.close();
     await this.running?.catch(() => undefined);
     await this.hub.state.kv('control').set('history', this.history.toJSON());
   }
@@ -179,17 +191,25 @@ export class ControlLoop {
     return new Map(this.hub.registry.all().map((d) => [d.id, d]));
   }
 
-  /** Makes a new plan now, stores it, announces it and applies its first slot. */
-  async replan(trigger: string): Promise<PlanRecord | undefined> {
-    if (!this.solver) return undefined;
+  /**
+   * Makes a new plan, stores it, announces it and applies its first slot. Plans are made one at a
+   * time, in the order asked, each from what is known when its turn comes: a plan solved in the
+   * planning thread never replaces a newer one.
+   */
+  replan(trigger: string): Promise<PlanRecord | undefined> {
+    const turn = this.planning.then(() => this.replanNow(trigger));
+    this.planning = turn.catch(() => undefined);
+    return turn;
+  }
+
+  private async replanNow(trigger: string): Promise<PlanRecord | undefined> {
+    if (!this.solver && !this.thread) return undefined;
     const now = this.hub.clock.now();
     const devices = this.hub.registry.all().map((device) => ({ device, config: this.hub.registry.entry(device.id)?.config ?? {}, settings: this.settings(device.id) }));
     let record: PlanRecord;
     try {
       const { problem, notes } = buildSiteProblem({ now, config: this.hub.config, devices, prices: this.hub.tariffs, limits: this.externalLimits(), history: this.history, forecasts: this.hub.forecasts });
-      const t0 = performance.now();
-      const plan = planSite(problem, this.solver);
-      const solveMs = performance.now() - t0;
+      const { plan, solveMs } = await this.solve(problem);
       const nextReplan = now + this.planner.replan_minutes * MIN;
       record = {
         id: `plan_${now.toString(36)}_${Math.floor(Math.random() * 36 ** 4).toString(36)}`,
@@ -204,6 +224,8 @@ export class ControlLoop {
         external: { ...(this.hub.state.data.limits as Record<string, StoredLimits>) },
       };
     } catch (err) {
+      const stale = err instanceof PlanTimeout ? await this.standIn(err, trigger, now) : undefined;
+      if (stale || this.stopped) return stale;
       const message = (err as Error).message;
       if (this.lastError?.message !== message) this.log.error({ err, trigger }, `could not plan: ${message}`);
       const since = this.lastError?.since ?? now;
@@ -218,7 +240,35 @@ export class ControlLoop {
       if (this.lastError.told) this.hub.bus.emit('notice', { kind: 'plan_failed', severity: 'info', key: 'plan', resolved: true, title: 'Planning works again', message: `homeflex made a plan again (${trigger}).` });
     }
     this.lastError = undefined;
+    return this.adopt(record, trigger, now);
+  }
+
+  /** Plans in the planning thread, or in-process when a solver was handed in. */
+  private async solve(problem: SiteProblem): Promise<{ plan: SitePlan; solveMs: number }> {
+    if (this.solver) {
+      const t0 = performance.now();
+      const plan = planSite(problem, this.solver);
+      return { plan, solveMs: performance.now() - t0 };
+    }
+    return this.thread!.plan(problem, (this.planner.time_limit_s ?? 60) * 1000);
+  }
+
+  /** The previous plan shifted to now, for a plan that was not solved within its time limit. */
+  private async standIn(err: PlanTimeout, trigger: string, now: EpochMs): Promise<PlanRecord | undefined> {
+    const previous = this.latest;
+    const note = `${err.message} (${trigger}): the plan of ${previous ? new Date(previous.createdAt).toISOString() : '-'} is kept, shifted to now`;
+    const shifted = previous && shiftedPlan(previous, now, note);
+    if (!shifted) return undefined;
+    this.log.warn({ trigger, previous: previous.id }, note);
+    this.counts.standIns++;
+    const record: PlanRecord = { ...shifted, id: `plan_${now.toString(36)}_${Math.floor(Math.random() * 36 ** 4).toString(36)}`, createdAt: now, validUntil: now + this.planner.replan_minutes * MIN + this.planner.slot_minutes * MIN, trigger, solveMs: err.limitMs };
+    return this.adopt(record, trigger, now);
+  }
+
+  /** Keeps a new plan: stores it, announces it and applies its first slot. */
+  private async adopt(record: PlanRecord, trigger: string, now: EpochMs): Promise<PlanRecord> {
     this.latest = record;
+    this.counts.plans++;
     this.log.info({ trigger, status: record.plan.status, cost: record.plan.cost, solve_ms: Math.round(record.solveMs), warnings: record.plan.warnings.length }, 'new plan');
     for (const w of record.plan.warnings) this.log.warn({ plan: record.id }, w);
     this.noticeShortfalls(record);
@@ -254,6 +304,7 @@ export class ControlLoop {
     await applySlot({ plan: rec.plan, k, devices, validUntil: rec.plan.slots[k].end + slotLen, sent: this.sent, log: this.log, paused, failing: this.failing });
     // a device that starts refusing (or refuses differently) is told once; one that takes commands again too
     for (const [id, message] of this.failing) {
+      if (before.get(id) !== message) this.counts.commandFailures++;
       if (before.get(id) !== message) this.hub.bus.emit('notice', { kind: 'command_refused', severity: 'warning', deviceId: id, key: `refused:${id}`, title: `${id} refuses its commands`, message: `${id} did not take the plan's command: ${message}. It keeps its own mode until it does.` });
     }
     for (const id of before.keys()) {

@@ -1,3 +1,5 @@
+import { metricsPart } from './metrics.js';
+import { startTelemetry } from './telemetry.js';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { chmodSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { resolve, dirname } from 'node:path';
@@ -56,7 +58,7 @@ export interface PluginStatus extends PartStatus {
  * The hub's own parts (tariffs, metering, control, ...), created before the adapters so they hear
  * the first events, started after them, and stopped before them.
  */
-const PARTS: PartFactory[] = [tariffPart(), meteringPart, forecastPart(), controlPart(), backupPart, storageNoticePart];
+const PARTS: PartFactory[] = [tariffPart(), meteringPart, forecastPart(), controlPart(), backupPart, storageNoticePart, metricsPart];
 
 interface Running {
   kind: 'adapter' | 'plugin';
@@ -293,6 +295,7 @@ export class Hub {
 
   private parts: HubPart[] = [];
   private transports?: HubTransports;
+  private stopTelemetry?: () => void;
   private lock?: StorageLock;
   private readonly loadOptions: Parameters<typeof parseConfig>[2];
   /** The site file the hub was started from (discovery's Add writes to it). */
@@ -407,6 +410,8 @@ export class Hub {
     for (const deviceConfig of this.config.devices) await this.startDevice(deviceConfig, transports, state);
     // SunSpec devices on the site's Modbus connections that no device uses are listed as found
     this.stopModbusDiscovery = watchModbusUnits({ config: this.config, adapters: this.catalog.adapters, modbus: (id) => transports.modbus(id), clock: this.clock, log: this.log.child({ component: 'discovery' }), report: (f) => discovery.report(f) });
+    // device states and meter readings under homeflex/<site>/telemetry/… (docs/telemetry.md)
+    if (this.config.connections.mqtt?.telemetry) this.stopTelemetry = startTelemetry(transports.mqtt(), this.services);
 
     for (const run of runs) {
       const { def, who, ctx } = run;
@@ -503,6 +508,7 @@ export class Hub {
       this.stopModbusDiscovery?.();
       // adapters' memory saved while stopping goes into the one write at the end (waiting in turn made 100 sockets miss the stop budget)
       this.services?.state.beginStop();
+      this.stopTelemetry?.();
       await this.http?.close().catch((err: unknown) => this.log.warn({ err }, 'HTTP server did not close cleanly'));
       for (const part of [...this.parts].reverse()) {
         await withTimeout(part.stop?.() ?? Promise.resolve(), this.stopTimeoutMs, `${part.name} stop`).catch((err: unknown) =>

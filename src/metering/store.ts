@@ -3,6 +3,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../api/index.js';
 import { DIR_MODE, FILE_MODE, fsyncDirSync, writeFileAtomicSync } from '../core/store/atomic.js';
+import { WriteTimes } from '../core/store/write-times.js';
 import {
   CorruptDataError,
   FLAG_DELETE,
@@ -564,8 +565,11 @@ export class MeterStore {
 
   /** Stores rows durably; resolves once they are fsync'd, with what became of each. */
   write(ops: readonly RowOp[]): Promise<WriteOutcome[]> {
-    return this.exclusive(() => this.writeNow(ops));
+    return this.exclusive(() => this.writeTimes.time(() => this.writeNow(ops)));
   }
+
+  /** How long acknowledged writes took, from the append to the fsync (GET /metrics). */
+  readonly writeTimes = new WriteTimes();
 
   /** `write` for code already running inside `exclusive`. */
   async writeNow(ops: readonly RowOp[]): Promise<WriteOutcome[]> {

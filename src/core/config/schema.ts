@@ -136,6 +136,9 @@ export const MqttConnectionSchema = StrictObject({
   password: Type.Optional(Type.String()),
   client_id: Type.Optional(Type.String()),
   ca: Type.Optional(Type.String({ description: 'CA certificate file for TLS' })),
+  telemetry: Type.Optional(
+    Type.Boolean({ default: false, description: 'Publish every device state and meter reading, retained, under homeflex/<site>/telemetry/… (docs/telemetry.md)' }),
+  ),
   embedded: Type.Optional(
     StrictObject(
       {
@@ -215,6 +218,14 @@ export const PlannerSchema = StrictObject({
   horizon_hours: Type.Number({ minimum: 1, maximum: 168, default: 48 }),
   replan_minutes: Type.Number({ minimum: 1, maximum: 1440, default: 15 }),
   slot_minutes: Type.Union([Type.Literal(15), Type.Literal(30), Type.Literal(60)], { default: 15 }),
+  time_limit_s: Type.Optional(
+    Type.Number({
+      minimum: 1,
+      maximum: 3600,
+      default: 60,
+      description: 'A plan not made within this time (s) is given up: the previous plan, shifted to now, stays in force until the next re-plan',
+    }),
+  ),
 });
 
 export const SurplusSchema = StrictObject(

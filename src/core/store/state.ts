@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { Low, type Adapter } from 'lowdb';
 import { ApiError, type Logger } from '../../api/index.js';
 import { DIR_MODE, writeFileAtomic } from './atomic.js';
+import { WriteTimes } from './write-times.js';
 
 /**
  * The hub's own state (devices seen, sessions, plans, imported tariffs, adapter memory) in one JSON
@@ -168,6 +169,8 @@ export class StateStore {
   private dirty = false;
   /** How many times the file was written (for diagnostics and tests). */
   writes = 0;
+  /** How long the writes took (GET /metrics). */
+  readonly writeTimes = new WriteTimes();
   private memoryWrite?: Promise<void>;
   private releaseMemoryWrite?: () => void;
   private lastMemoryWriteAt = -Infinity;
@@ -232,7 +235,7 @@ export class StateStore {
       if (!this.dirty) return;
       this.dirty = false;
       try {
-        await this.db.write();
+        await this.writeTimes.time(() => this.db.write());
       } catch (err) {
         this.dirty = true;
         this.failed(err);

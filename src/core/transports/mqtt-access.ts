@@ -107,7 +107,8 @@ export function brokerAccess(config: HubConfig, catalog: Catalog): { access: Bro
   }
   const mqttDevices = [...clientTopics].filter(([, v]) => v.topics).map(([id]) => id);
 
-  const commands = [`homeflex/${config.site.id}/status`];
+  // the hub's status and its telemetry (telemetryTopics in mqtt.ts) are the hub's word: no other login may publish them
+  const commands = [`homeflex/${config.site.id}/status`, `homeflex/${config.site.id}/telemetry/#`];
   for (const { topics } of clientTopics.values()) for (const c of topics?.commands ?? []) if (!commands.includes(c)) commands.push(c);
 
   const logins: BrokerAccess['logins'] = [];

@@ -11,6 +11,17 @@ import { startEmbeddedBroker, type EmbeddedBroker } from './mqtt-broker.js';
 /** The hub's own availability topic: `online` while connected, `offline` as last will (both retained). */
 export const hubStatusTopic = (siteId: string) => `homeflex/${siteId}/status`;
 
+/** The telemetry topics of a site (docs/telemetry.md): only the hub may publish under them. */
+export const telemetryTopics = (siteId: string) => {
+  const base = `homeflex/${siteId}/telemetry`;
+  return {
+    /** Filter of every telemetry topic, for the broker's access model. */
+    all: `${base}/#`,
+    state: (deviceId: string) => `${base}/${deviceId}/state`,
+    meter: (deviceId: string, channel: string) => `${base}/${deviceId}/meter/${channel}`,
+  };
+};
+
 export { topicMatches } from './mqtt-access.js';
 export { startEmbeddedBroker, type EmbeddedBroker } from './mqtt-broker.js';
 

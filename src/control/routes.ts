@@ -1,6 +1,7 @@
 import { ApiError, badRequest, EV_CHARGE_MODES, type CapName, type Device, type EvChargeMode } from '../api/index.js';
 import { access, type RouteModule } from '../core/http.js';
 import type { HubServices } from '../core/services.js';
+import { flexibilityOf } from './flexibility.js';
 import { parseLimitsBody, type StoredLimits } from './limits.js';
 import type { ControlLoop } from './loop.js';
 import { chargeModeOf, type EffectiveSettings } from './model.js';
@@ -109,6 +110,11 @@ export function controlRoutes(loop: ControlLoop): RouteModule {
         throw new ApiError(503, 'no_plan', `no plan${why}`);
       }
       return { ...planView(loop.latest, hub.site), ...(loop.lastError ? { stale: true, error: loop.lastError.message } : {}) };
+    });
+
+    app.get('/flexibility', access('read'), async () => {
+      if (!loop.latest) throw new ApiError(503, 'no_plan', `no plan${loop.lastError ? `: ${loop.lastError.message}` : ' yet (the hub is starting)'}, so no flexibility`);
+      return flexibilityOf(loop.latest, hub.site.id, hub.config.site.grid?.max_import_w, hub.config.planner.slot_minutes);
     });
 
     app.get('/limits', access('read'), async () => ({ object: 'list', data: Object.entries(hub.state.data.limits ?? {}).map(([id, l]) => ({ id, ...(l as StoredLimits) })) }));

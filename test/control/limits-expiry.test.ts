@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
 import { Hub } from '../../src/core/host.js';
 import { createLogger } from '../../src/core/logging.js';
+import type { Flexibility } from '../../src/control/flexibility.js';
 import type { PlanView } from '../../src/control/view.js';
 import { hubApi } from '../peers/api.js';
 
@@ -52,7 +53,7 @@ describe('limits with valid_until', () => {
       const at = Date.parse(s.start_time);
       expect(site[t]).toBe(at < Date.parse('2026-06-01T23:00:00Z') ? 6000 : 3000);
       expect(garage[t]).toBe(at < Date.parse('2026-06-02T01:00:00Z') ? 5000 : 2000);
-      expect(plan.import_w[t]).toBeLessThanOrEqual(site[t] + 1);
+      expect(plan.import_w[t]).toBeLessThanOrEqual(site[t]! + 1);
     });
     // a PUT without valid_until: the old contract, the last entry holds for ever
     const forever = await api('PUT', '/limits/home', { schedule_import: [{ timestamp: '2026-06-01T21:00:00Z', total_power_W: 6000 }] });
@@ -71,5 +72,27 @@ describe('limits with valid_until', () => {
     expect(past.status).toBe(400);
     expect(String(past.body.message)).toMatch(/not in the future/);
     expect((await api('GET', '/limits')).body.data).toEqual([]);
+  });
+});
+
+describe('GET /flexibility', () => {
+  it('says what the hub needs by when: the EV target before its leave time, min/max/planned import per slot', async () => {
+    const { api } = await start('2026-06-01T21:00:00Z');
+    // a parent's tight limit must not shrink what the hub says it could use
+    await api('PUT', '/limits/home', { schedule_import: [{ timestamp: '2026-06-01T21:00:00Z', total_power_W: 1000 }], valid_until: '2026-06-01T22:00:00Z' });
+    const { status, body } = await api('GET', '/flexibility');
+    expect(status).toBe(200);
+    const flex = body as unknown as Flexibility;
+    const plan = (await api('GET', '/plan')).body as unknown as PlanView;
+    expect(flex).toMatchObject({ object: 'flexibility', site_id: 'home', plan_id: plan.id, slot_minutes: 15 });
+    expect(flex.needs).toEqual([{ device_id: 'ev', energy_wh: 15000, from: '2026-06-01T21:00:00.000Z', deadline: '2026-06-02T05:30:00.000Z', max_w: 11040 }]);
+    expect(flex.slots.length).toBe(plan.slots.length);
+    flex.slots.forEach((s, t) => {
+      expect(s.start_time).toBe(plan.slots[t].start_time);
+      expect(s.planned_w).toBeCloseTo(plan.import_w[t]!, 0);
+      expect(s.min_w).toBeGreaterThanOrEqual(0);
+      // the car (11 kW) is plugged in until 05:30Z; the site's own connection caps it at 11 kW
+      if (Date.parse(s.end_time) <= Date.parse('2026-06-02T05:30:00Z')) expect(s.max_w).toBe(11000);
+    });
   });
 });

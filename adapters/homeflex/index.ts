@@ -85,8 +85,10 @@ class ChildHub {
     try {
       const flex = parseFlexibility(await this.request('GET', '/flexibility'));
       this.flex = flex;
-      const changedNeeds = JSON.stringify(flex.needs) !== this.signature;
-      this.signature = JSON.stringify(flex.needs);
+      // a new car or deadline re-plans the parent at once; energy delivered meanwhile is taken at its next regular re-plan
+      const signature = JSON.stringify(flex.needs.map((n) => [n.deviceId, n.until]));
+      const changedNeeds = signature !== this.signature;
+      this.signature = signature;
       const becameAvailable = setAvailability(this.ctx, this.device, undefined, `child hub ${this.config.id} (${this.config.url})`);
       // new needs re-plan the parent (availability changes do so by themselves)
       if (changedNeeds && !becameAvailable) this.ctx.bus.emit('target.changed', { deviceId: this.device.id });

@@ -118,8 +118,11 @@ export const inForce = (list: LimitEntry[] | undefined, t: EpochMs): number | un
 /**
  * `perSlot` for limits that may expire: slots from `validUntil` on take `fallback` instead (a slot
  * that straddles it takes the smaller of both for a limit, the schedule's value for a setpoint).
+ * Without any external entry the fallback holds throughout: a child hub is safe from its start,
+ * before its parent has said anything.
  */
 export function perSlotUntil(list: LimitEntry[] | undefined, validUntil: EpochMs | undefined, slots: readonly { start: EpochMs; end: EpochMs }[], how: 'min' | 'at_start', fallback?: number): (number | undefined)[] {
+  if (!list?.length) return slots.map(() => fallback);
   const values = perSlot(list, slots, how);
   if (validUntil === undefined) return values;
   const low = (a: number | undefined, b: number | undefined) => (a === undefined ? b : b === undefined ? a : Math.min(a, b));

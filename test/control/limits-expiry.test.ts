@@ -64,6 +64,10 @@ describe('limits with valid_until', () => {
 
   it('refuses a valid_until that is not a zoned RFC 3339 time or is already past, naming the field', async () => {
     const { api } = await start('2026-06-01T21:00:00Z');
+    // before any external limit, the configured fallbacks hold (a child hub whose parent has not spoken yet)
+    const fresh = (await api('GET', '/plan')).body as unknown as PlanView;
+    expect(limitsOf(fresh, 'home').every((w) => w === 3000)).toBe(true);
+    expect(limitsOf(fresh, 'garage').every((w) => w === 2000)).toBe(true);
     const imp = [{ timestamp: '2026-06-01T21:00:00Z', total_power_W: 6000 }];
     const bad = await api('PUT', '/limits/home', { schedule_import: imp, valid_until: '23:00' });
     expect(bad.status).toBe(400);

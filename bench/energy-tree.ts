@@ -7,6 +7,10 @@
  * the parent's limit.
  *
  *   node --import tsx bench/energy-tree.ts [--children 4] [--cars 30] [--minutes 120]
+ *
+ * The simulated chargers wait for a command before they draw (failsafe_w 0, as a managed car park's
+ * chargers with a default profile of 0 W); FAILSAFE_W=11040 has them draw full power until the hub
+ * first commands them, as a charger without one does.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -32,7 +36,7 @@ const tariffs = `tariffs:
 const child = (i: number) => `site: { id: floor-${i}, timezone: Europe/Berlin, currency: EUR, grid: { max_import_w: ${CARS * 11040}, fallback_import_w: ${Math.floor(LIMIT_W / CHILDREN / 2)} } }
 http: { port: 0, token: ${TOKEN} }
 ${tariffs}devices:
-${Array.from({ length: CARS }, (_, k) => `  - { id: ev${k}, adapter: sim_ev, arrive: "18:00", leave: "07:30", arrival_soc_pct: ${20 + (k % 5) * 10}, tick_s: 60, target: { energy_wh: ${10000 + (k % 4) * 5000}, leave_time: "${k % 2 ? '07:30' : '09:00'}" } }`).join('\n')}
+${Array.from({ length: CARS }, (_, k) => `  - { id: ev${k}, adapter: sim_ev, arrive: "18:00", leave: "07:30", arrival_soc_pct: ${20 + (k % 5) * 10}, tick_s: 60, failsafe_w: ${process.env.FAILSAFE_W ?? 0}, target: { energy_wh: ${10000 + (k % 4) * 5000}, leave_time: "${k % 2 ? '07:30' : '09:00'}" } }`).join('\n')}
 `;
 const parent = (urls: string[]) => `site: { id: building, timezone: Europe/Berlin, currency: EUR, grid: { max_import_w: ${LIMIT_W} } }
 http: { port: 0 }
@@ -80,6 +84,7 @@ for (let m = 0; m < MINUTES; m++) {
   }
   s.limitW = Math.max(s.limitW, limit);
   s.plannedW = Math.max(s.plannedW, planned);
+  if (m < 3) console.error(`minute ${m}: metered ${Math.round(metered)} W, limits ${limit} W`);
   s.meteredSum += metered;
   s.samples++;
   slots.set(slotStart, s);

@@ -9,9 +9,9 @@ import { deviceSubject, flagsOf, type RowOp } from '../src/metering/records.js';
 import { MeteringService } from '../src/metering/service.js';
 import { MeterStore } from '../src/metering/store.js';
 import { fmtMs, median, type BenchSection } from './types.js';
+import { MINUTE } from '../src/api/time.js';
 
-const MIN = 60_000;
-const QUARTER = 15 * MIN;
+const QUARTER = 15 * MINUTE;
 const YEAR_START = Date.parse('2025-01-01T00:00:00+01:00');
 const YEAR_END = Date.parse('2026-01-01T00:00:00+01:00');
 const SITE = { id: 'home', name: 'Home', timezone: 'Europe/Berlin', currency: 'EUR' };
@@ -46,8 +46,8 @@ function apiRecords(device: string, from: number, count: number) {
     tariff_rate: 'IMPORT',
     units: 'W',
     value: 800 + ((i * 37) % 1500),
-    start_time: new Date(from + i * MIN).toISOString(),
-    end_time: new Date(from + (i + 1) * MIN).toISOString(),
+    start_time: new Date(from + i * MINUTE).toISOString(),
+    end_time: new Date(from + (i + 1) * MINUTE).toISOString(),
     record_reference_id: `${device}-${i}`,
   }));
 }
@@ -70,7 +70,7 @@ export async function run(): Promise<BenchSection> {
     const putMs: number[] = [];
     try {
       for (let r = 0; r < 15; r++) {
-        const body = JSON.stringify(apiRecords(`http${r}`, YEAR_START + r * 10_000 * MIN, 10_000));
+        const body = JSON.stringify(apiRecords(`http${r}`, YEAR_START + r * 10_000 * MINUTE, 10_000));
         const t0 = process.hrtime.bigint();
         const res = await fetch(`${hub.url}/api/v1/meters/interval`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body });
         const answer = (await res.json()) as { records_processed: number };
@@ -88,7 +88,7 @@ export async function run(): Promise<BenchSection> {
     const ingestDir = join(root, 'ingest');
     const store = await MeterStore.open(ingestDir);
     const service = new MeteringService({ store, site: SITE, prices: () => lookup, devices: () => [] });
-    const batches = Array.from({ length: 30 }, (_, b) => apiRecords(`dev${b % 10}`, YEAR_START + Math.floor(b / 10) * 10_000 * MIN, 10_000));
+    const batches = Array.from({ length: 30 }, (_, b) => apiRecords(`dev${b % 10}`, YEAR_START + Math.floor(b / 10) * 10_000 * MINUTE, 10_000));
     const t0 = process.hrtime.bigint();
     for (const batch of batches) await service.ingestIntervals(batch);
     const ingestS = Number(process.hrtime.bigint() - t0) / 1e9;
@@ -101,7 +101,7 @@ export async function run(): Promise<BenchSection> {
     let year = await MeterStore.open(yearDir);
     const flags = flagsOf('IMPORT', 'IMPORT');
     const subject = deviceSubject('heatpump');
-    const total = (YEAR_END - YEAR_START) / MIN;
+    const total = (YEAR_END - YEAR_START) / MINUTE;
     // a heat pump's minutes: on/off cycles with a noisy draw, energies in mWh as meters report them
     let seed = 12345;
     const noise = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
@@ -109,10 +109,10 @@ export async function run(): Promise<BenchSection> {
     for (let k = 0; k < total; k += 10_000) {
       const ops: RowOp[] = [];
       for (let i = k; i < Math.min(total, k + 10_000); i++) {
-        const start = YEAR_START + i * MIN;
+        const start = YEAR_START + i * MINUTE;
         const on = Math.floor(i / 20) % 3 !== 0;
         const value = on ? Math.round((25 + 8 * noise()) * 1000) / 1000 : Math.round(0.3 * noise() * 1000) / 1000;
-        ops.push({ op: 'put', subject, start, end: start + MIN, flags, value, confidence: 1, session: null, ref: null });
+        ops.push({ op: 'put', subject, start, end: start + MINUTE, flags, value, confidence: 1, session: null, ref: null });
       }
       await year.write(ops);
     }
@@ -149,7 +149,7 @@ export async function run(): Promise<BenchSection> {
     rows.push({ name: 'memory while doing so', value: `RSS ${mb(memAfter.rss)} (${memAfter.rss >= memBefore.rss ? '+' : ''}${mb(memAfter.rss - memBefore.rss)}), heap ${mb(memAfter.heapUsed)} (${memAfter.heapUsed >= memBefore.heapUsed ? '+' : ''}${mb(memAfter.heapUsed - memBefore.heapUsed)}); rows held in memory: ${year.rowsInMemory}` });
     // the slow path: a window off the 15-minute grid reads the edge records, not only buckets
     const r0 = process.hrtime.bigint();
-    cold.costs('heatpump', { direction: 'IMPORT', aggregation: 'MONTH', includeTariff: true, window: { start: YEAR_START + 7 * MIN, end: YEAR_END - 7 * MIN } });
+    cold.costs('heatpump', { direction: 'IMPORT', aggregation: 'MONTH', includeTariff: true, window: { start: YEAR_START + 7 * MINUTE, end: YEAR_END - 7 * MINUTE } });
     const raggedMs = Number(process.hrtime.bigint() - r0) / 1e6;
     // and everything from rows: all 12 partitions loaded
     const l0 = process.hrtime.bigint();

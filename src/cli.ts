@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { builtinCatalog } from './core/catalog.js';
 import { hubChecks } from './core/config/checks.js';
-import { ConfigError, composeSchema, formatProblem, loadConfigFile, parseConfig } from './core/config/load.js';
+import { ConfigError, composeSchema, formatProblem, loadConfigFile, parseConfig, readSiteFile } from './core/config/load.js';
 import { Hub } from './core/host.js';
 import { loadSitePlugins } from './core/plugins/external.js';
 import type { HubConfig } from './core/config/schema.js';
@@ -235,12 +235,7 @@ export const commands: Record<string, (argv: string[]) => Promise<number>> = {
       return 2;
     }
     try {
-      let text: string;
-      try {
-        text = readFileSync(file, 'utf8');
-      } catch (err) {
-        throw new ConfigError([{ file, line: 1, col: 1, path: '', message: `cannot read the file: ${(err as Error).message}` }]);
-      }
+      const text = readSiteFile(file);
       // plugins named by package or path are found and checked first: their keys join the schema
       const site = await loadSitePlugins(text, file, builtinCatalog);
       let config: HubConfig | undefined;

@@ -9,6 +9,7 @@ import { createLogger } from '../src/core/logging.js';
 import type { PlanView } from '../src/control/view.js';
 import { carsHomeAtStart } from '../plugins/demo/index.js';
 import { freePort } from './peers/mqtt.js';
+import { hubApi } from './peers/api.js';
 
 /**
  * The demo as `npm start` runs it (config/demo.yaml, the cars at home at start, the demo plugin's
@@ -41,10 +42,8 @@ async function startDemoAt(iso: string) {
   // a minute of simulated time: the cars plug in, every device reports, the loop re-plans
   for (let i = 0; i < 6; i++) await clock.advance(10_000);
   await hub.services.control!.settled();
-  const api = async (method: string, path: string, body?: unknown) => {
-    const r = await fetch(`${hub.url}/api/v1${path}`, { method, headers: body === undefined ? {} : { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
-    return (await r.json()) as Record<string, unknown>;
-  };
+  const request = hubApi(() => hub.url);
+  const api = async (method: string, path: string, body?: unknown) => (await request(method, path, body)).body;
   return { hub, clock, api };
 }
 

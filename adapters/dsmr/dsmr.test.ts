@@ -4,11 +4,12 @@ import { createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { startHub } from '../../test/peers/hub.js';
 import { sleep, until } from '../../test/peers/mqtt.js';
 import { describeWithPeers } from '../../test/peers/system.js';
 import { TelegramFramer, crc16, gridValues, parseTelegram } from './telegram.js';
+import { cleanupsAfterEach } from '../../test/peers/cleanups.js';
 
 // The stand-ins below (socat's pseudo-terminal, a TCP server) send the fixture bytes and nothing else:
 // they share no code with the adapter. See fixtures/README.md for where each telegram comes from.
@@ -26,10 +27,7 @@ function withOwnCrc(text: string) {
   return `${body}${c.toString(16).toUpperCase().padStart(4, '0')}\r\n`;
 }
 
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanups = cleanupsAfterEach();
 
 describe('DSMR telegrams', () => {
   it('CRC-16 is CRC-16/ARC (check value of "123456789" is BB3D)', () => {

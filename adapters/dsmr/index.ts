@@ -1,18 +1,29 @@
 import { connect, type Socket } from 'node:net';
-import { defineAdapter, type AdapterContext, type ConfigIssue } from '../../src/api/index.js';
+import { configSchema, defineAdapter, Enum, StrictObject, Type, type AdapterContext, type ConfigIssue, type DeviceConfigBase, type Static } from '../../src/api/index.js';
 import { GridMeter } from '../meter-common/grid-meter.js';
 import { TelegramFramer, gridValues, parseTelegram } from './telegram.js';
 
-export interface DsmrConfig {
-  id: string;
-  adapter: string;
-  name?: string;
-  circuit?: string;
-  serial?: { path: string; baud: number; format: '8N1' | '7E1' };
-  tcp?: { host: string; port: number };
-  stale_after_s: number;
-  require_crc: boolean;
-}
+export const DsmrConfigSchema = Type.Object({
+  serial: Type.Optional(
+    StrictObject(
+      {
+        path: Type.String({ minLength: 1, description: 'e.g. /dev/ttyUSB0 or /dev/serial/by-id/usb-FTDI_…' }),
+        baud: Enum([9600, 115200], { type: 'integer', default: 115200, description: '115200 for DSMR 4 and 5, e-MUCS, Sweden and Luxembourg; 9600 for DSMR 2.2 and 3' }),
+        format: Enum(['8N1', '7E1'], { default: '8N1', description: '8N1 for DSMR 4 and later; 7E1 for DSMR 2.2 and 3' }),
+      },
+      { description: 'A P1 cable on this machine' },
+    ),
+  ),
+  tcp: Type.Optional(
+    StrictObject(
+      { host: Type.String({ minLength: 1 }), port: Type.Integer({ minimum: 1, maximum: 65535 }) },
+      { description: 'A P1 dongle or ser2net that streams the raw telegrams over TCP' },
+    ),
+  ),
+  stale_after_s: Type.Number({ minimum: 5, maximum: 3600, default: 60, description: 'The meter counts as unavailable after this long without a good telegram (a meter sends one every 1 s (DSMR 5) or 10 s)' }),
+  require_crc: Type.Boolean({ default: false, description: 'Refuse telegrams without a CRC (set this for DSMR 4 and later, so a DSMR 3 style end line cannot slip a garbled telegram through)' }),
+});
+export type DsmrConfig = DeviceConfigBase & Static<typeof DsmrConfigSchema>;
 
 /** A byte source that ends: a serial port or a TCP connection. */
 interface Link {
@@ -24,30 +35,7 @@ interface Link {
 export const dsmr = defineAdapter<DsmrConfig>({
   id: 'dsmr',
   description: 'DSMR / P1 smart meter (NL, BE e-MUCS, LU, SE HAN) on a serial port or over TCP (ser2net, P1 Wi-Fi dongles): the site grid meter',
-  configSchema: {
-    properties: {
-      serial: {
-        type: 'object',
-        additionalProperties: false,
-        required: ['path'],
-        description: 'A P1 cable on this machine',
-        properties: {
-          path: { type: 'string', minLength: 1, description: 'e.g. /dev/ttyUSB0 or /dev/serial/by-id/usb-FTDI_…' },
-          baud: { type: 'integer', enum: [9600, 115200], default: 115200, description: '115200 for DSMR 4 and 5, e-MUCS, Sweden and Luxembourg; 9600 for DSMR 2.2 and 3' },
-          format: { enum: ['8N1', '7E1'], default: '8N1', description: '8N1 for DSMR 4 and later; 7E1 for DSMR 2.2 and 3' },
-        },
-      },
-      tcp: {
-        type: 'object',
-        additionalProperties: false,
-        required: ['host', 'port'],
-        description: 'A P1 dongle or ser2net that streams the raw telegrams over TCP',
-        properties: { host: { type: 'string', minLength: 1 }, port: { type: 'integer', minimum: 1, maximum: 65535 } },
-      },
-      stale_after_s: { type: 'number', minimum: 5, maximum: 3600, default: 60, description: 'The meter counts as unavailable after this long without a good telegram (a meter sends one every 1 s (DSMR 5) or 10 s)' },
-      require_crc: { type: 'boolean', default: false, description: 'Refuse telegrams without a CRC (set this for DSMR 4 and later, so a DSMR 3 style end line cannot slip a garbled telegram through)' },
-    },
-  },
+  configSchema: configSchema(DsmrConfigSchema),
   check(config: DsmrConfig): ConfigIssue[] {
     if (!config.serial === !config.tcp) return [{ path: [], message: 'give exactly one of serial: { path } (a P1 cable) or tcp: { host, port } (a P1 dongle or ser2net)' }];
     return [];

@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { hasCap, type Device } from '../../src/api/index.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { startHub } from '../../test/peers/hub.js';
@@ -6,11 +6,9 @@ import { Mosquitto, until } from '../../test/peers/mqtt.js';
 import { describeWithPeers } from '../../test/peers/system.js';
 import { goeActivePhases, goeCommand, goeStatus } from './index.js';
 import { GoeStandin } from './standin.js';
+import { cleanupsAfterEach } from '../../test/peers/cleanups.js';
 
-const cleanups: (() => Promise<unknown> | unknown)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanups = cleanupsAfterEach();
 
 const cfg = { phases: 3 as const, phase_switching: true, min_current_a: 6, max_current_a: 16, voltage: 230 };
 

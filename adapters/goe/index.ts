@@ -1,8 +1,12 @@
 import {
+  configSchema,
+  Confirmations,
   defineAdapter,
-  evChargeModeProperties,
-  evDefaultModeSchema,
-  evTargetSchema,
+  Enum,
+  EvChargeModeProperties,
+  EvDefaultModeSchema,
+  EvTargetSchema,
+  Type,
   permanentError,
   retryableError,
   type AdapterContext,
@@ -12,32 +16,34 @@ import {
   type DeviceConfigBase,
   type Device,
   type MeterReading,
+  type Static,
 } from '../../src/api/index.js';
-import { CarSoc, carSocIssues, carSocProperties, type CarSocConfig } from '../homeassistant/car-soc.js';
+import { CarSoc, carSocIssues, CarSocProperties } from '../homeassistant/car-soc.js';
 
 /**
  * go-e Charger (HOME+, HOMEfix, Gemini; hardware V3 and later) through its local API v2: the HTTP API
  * (`GET /api/status?filter=…`, `GET /api/set?key=<json>`) or the MQTT API (`<prefix><serial>/<key>`,
  * writes on `…/<key>/set`, answers on `…/<key>/result`). Keys as in go-e's api keys list.
  */
-export interface GoeConfig extends DeviceConfigBase, CarSocConfig {
-  transport: 'http' | 'mqtt';
-  host?: string;
-  serial?: string;
-  topic_prefix: string;
-  poll_s: number;
-  timeout_ms: number;
-  phases: 1 | 3;
-  phase_switching: boolean;
-  min_current_a: number;
-  max_current_a: number;
-  voltage: number;
-  ev_capacity_wh?: number;
-  target?: Record<string, unknown>;
-  default_mode: string;
-  charge_mode: string;
-  surplus_priority: number;
-}
+export const GoeConfigSchema = Type.Object({
+  transport: Enum(['http', 'mqtt'], { default: 'http', description: 'http = poll the local HTTP API v2 (enable it in the go-e app); mqtt = the MQTT API on connections.mqtt (enable MQTT and writes in the app)' }),
+  host: Type.Optional(Type.String({ minLength: 1, description: 'http: the charger address, e.g. 192.168.1.50 or http://go-echarger_012345' })),
+  serial: Type.Optional(Type.String({ pattern: '^[^/+#]+$', description: 'mqtt: the charger serial number as in its topics (go-eCharger/<serial>/…)' })),
+  topic_prefix: Type.String({ default: 'go-eCharger/', description: 'mqtt: the topic prefix (api key mtp), ending in /' }),
+  poll_s: Type.Number({ minimum: 1, maximum: 300, default: 5, description: 'http: status poll interval (s); go-e advise at most one request a second' }),
+  timeout_ms: Type.Integer({ minimum: 200, maximum: 60000, default: 3000, description: 'Answer timeout of one request (ms)' }),
+  phases: Enum([1, 3], { default: 3, description: 'Phases wired to the charger' }),
+  phase_switching: Type.Boolean({ default: true, description: 'Switch between 1 and 3 phases by command (api key psm); needs a 3-phase connection and firmware with psm' }),
+  min_current_a: Type.Number({ minimum: 6, maximum: 32, default: 6 }),
+  max_current_a: Type.Number({ minimum: 6, maximum: 32, default: 16, description: '16 for the 11 kW variant, 32 for 22 kW (api key var)' }),
+  voltage: Type.Number({ minimum: 100, maximum: 260, default: 230 }),
+  ev_capacity_wh: Type.Optional(Type.Number({ minimum: 1000, description: 'Car battery (Wh), for SoC targets and the most a fill adds' })),
+  target: Type.Optional(EvTargetSchema),
+  default_mode: EvDefaultModeSchema,
+  ...EvChargeModeProperties,
+  ...CarSocProperties,
+});
+export type GoeConfig = DeviceConfigBase & Static<typeof GoeConfigSchema>;
 
 /** The keys the adapter reads (HTTP `filter`, MQTT topics). */
 export const GOE_READ_KEYS = ['alw', 'amp', 'car', 'err', 'eto', 'frc', 'nrg', 'psm', 'pnp', 'wh'] as const;
@@ -103,26 +109,7 @@ const httpBase = (host: string) => (/^https?:\/\//.test(host) ? host.replace(/\/
 export const goe = defineAdapter<GoeConfig>({
   id: 'goe',
   description: 'go-e Charger (HOME+, HOMEfix, Gemini) over its local HTTP API v2 or MQTT API: start/stop, current limit, 1-/3-phase switching, meter',
-  configSchema: {
-    properties: {
-      transport: { enum: ['http', 'mqtt'], default: 'http', description: 'http = poll the local HTTP API v2 (enable it in the go-e app); mqtt = the MQTT API on connections.mqtt (enable MQTT and writes in the app)' },
-      host: { type: 'string', minLength: 1, description: 'http: the charger address, e.g. 192.168.1.50 or http://go-echarger_012345' },
-      serial: { type: 'string', pattern: '^[^/+#]+$', description: 'mqtt: the charger serial number as in its topics (go-eCharger/<serial>/…)' },
-      topic_prefix: { type: 'string', default: 'go-eCharger/', description: 'mqtt: the topic prefix (api key mtp), ending in /' },
-      poll_s: { type: 'number', minimum: 1, maximum: 300, default: 5, description: 'http: status poll interval (s); go-e advise at most one request a second' },
-      timeout_ms: { type: 'integer', minimum: 200, maximum: 60000, default: 3000, description: 'Answer timeout of one request (ms)' },
-      phases: { enum: [1, 3], default: 3, description: 'Phases wired to the charger' },
-      phase_switching: { type: 'boolean', default: true, description: 'Switch between 1 and 3 phases by command (api key psm); needs a 3-phase connection and firmware with psm' },
-      min_current_a: { type: 'number', minimum: 6, maximum: 32, default: 6 },
-      max_current_a: { type: 'number', minimum: 6, maximum: 32, default: 16, description: '16 for the 11 kW variant, 32 for 22 kW (api key var)' },
-      voltage: { type: 'number', minimum: 100, maximum: 260, default: 230 },
-      ev_capacity_wh: { type: 'number', minimum: 1000, description: 'Car battery (Wh), for SoC targets and the most a fill adds' },
-      target: evTargetSchema,
-      default_mode: evDefaultModeSchema,
-      ...evChargeModeProperties,
-      ...carSocProperties,
-    },
-  },
+  configSchema: configSchema(GoeConfigSchema),
   check(config) {
     const issues = [];
     if (config.transport === 'mqtt' && !config.serial) issues.push({ path: ['serial'], message: 'transport: mqtt needs the charger serial number (its topics are <topic_prefix><serial>/<key>)' });
@@ -151,7 +138,8 @@ class GoeCharger {
   private readonly readings = new Map<string, MeterReading>();
   private stopPoll?: () => void;
   private unsubscribe: (() => void)[] = [];
-  private readonly pendingResults = new Map<string, { resolve: (text: string) => void; timer: NodeJS.Timeout }>();
+  /** MQTT writes waiting for the charger's `<key>/result` answer. */
+  private readonly results: Confirmations<{ key: string; text: string }>;
   private polling = false;
   /** MQTT: the charger's `mcc` said it is not on the broker (its retained values are stale). */
   private leftBroker = false;
@@ -159,6 +147,7 @@ class GoeCharger {
 
   constructor(private readonly ctx: AdapterContext, private readonly config: GoeConfig) {
     this.sessionSeq = ctx.store.get<number>('session_seq') ?? 0;
+    this.results = new Confirmations(ctx.clock);
     const switching = config.phase_switching && config.phases === 3;
     this.car = CarSoc.of(ctx, config);
     const car = this.car;
@@ -202,8 +191,7 @@ class GoeCharger {
       stop: async () => {
         this.stopPoll?.();
         for (const u of this.unsubscribe.splice(0)) u();
-        for (const p of this.pendingResults.values()) clearTimeout(p.timer);
-        this.pendingResults.clear();
+        this.results.cancel(retryableError('stopped', `go-e ${this.config.id}: adapter stopping`));
         await this.car?.stop();
       },
     };
@@ -337,28 +325,16 @@ class GoeCharger {
         this.apply({ [key]: value });
       }),
       mqtt.subscribe(`${base}/+/result`, (topic, payload) => {
-        const key = topic.slice(base.length + 1, -'/result'.length);
-        const p = this.pendingResults.get(key);
-        if (!p) return;
-        this.pendingResults.delete(key);
-        clearTimeout(p.timer);
-        p.resolve(payload.toString());
+        this.results.report({ key: topic.slice(base.length + 1, -'/result'.length), text: payload.toString() });
       }),
     );
   }
 
   private async mqttSet(key: string, value: number) {
     const mqtt = this.ctx.transports.mqtt();
-    const result = new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pendingResults.delete(key);
-        reject(retryableError('goe_no_result', `go-e ${this.config.id}: no answer on ${this.mqttBase}/${key}/result within ${this.config.timeout_ms} ms (firmware before 051.5, or MQTT writes not allowed: api key mcr)`));
-      }, this.config.timeout_ms);
-      this.pendingResults.set(key, { resolve, timer });
-    });
-    result.catch(() => undefined);
+    const result = this.results.expect((r) => r.key === key, this.config.timeout_ms, () => retryableError('goe_no_result', `go-e ${this.config.id}: no answer on ${this.mqttBase}/${key}/result within ${this.config.timeout_ms} ms (firmware before 051.5, or MQTT writes not allowed: api key mcr)`));
     await mqtt.publish(`${this.mqttBase}/${key}/set`, JSON.stringify(value), { qos: 1 });
-    const text = await result;
+    const { text } = await result;
     if (text.trim() !== 'success') throw permanentError('goe_refused', `go-e ${this.config.id} refused ${key}=${value}: ${text.slice(0, 200)}`);
   }
 }

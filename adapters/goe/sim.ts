@@ -1,15 +1,16 @@
 import { DateTime } from 'luxon';
-import { defineAdapter, hhmmSchema, type DeviceConfigBase } from '../../src/api/index.js';
+import { configSchema, defineAdapter, Hhmm, Type, type DeviceConfigBase, type Static } from '../../src/api/index.js';
 import { GoeStandin } from './standin.js';
 
-interface GoeSimConfig extends DeviceConfigBase {
-  host: string;
-  port: number;
-  serial: string;
-  arrive: string;
-  leave: string;
-  tick_s: number;
-}
+const GoeSimConfigSchema = Type.Object({
+  host: Type.String({ default: '127.0.0.1' }),
+  port: Type.Integer({ minimum: 1, maximum: 65535, default: 8091 }),
+  serial: Type.String({ default: '000001' }),
+  arrive: Hhmm({ default: '08:00', description: 'Local time the car plugs in' }),
+  leave: Hhmm({ default: '18:00', description: 'Local time the car leaves' }),
+  tick_s: Type.Number({ minimum: 0.1, maximum: 600, default: 10 }),
+});
+type GoeSimConfig = DeviceConfigBase & Static<typeof GoeSimConfigSchema>;
 
 /**
  * The demo's go-e Charger: the go-e stand-in of the tests (written from go-e's API v2 documents, no
@@ -21,16 +22,7 @@ export const goeSim = defineAdapter<GoeSimConfig>({
   id: 'goe_sim',
   simulatesPeer: true,
   description: 'Simulated go-e Charger serving the local HTTP API v2 (read it with a goe device), with a car that plugs in and leaves every day',
-  configSchema: {
-    properties: {
-      host: { type: 'string', default: '127.0.0.1' },
-      port: { type: 'integer', minimum: 1, maximum: 65535, default: 8091 },
-      serial: { type: 'string', default: '000001' },
-      arrive: { ...hhmmSchema, default: '08:00', description: 'Local time the car plugs in' },
-      leave: { ...hhmmSchema, default: '18:00', description: 'Local time the car leaves' },
-      tick_s: { type: 'number', minimum: 0.1, maximum: 600, default: 10 },
-    },
-  },
+  configSchema: configSchema(GoeSimConfigSchema),
   create(ctx, config) {
     const unit = new GoeStandin({ now: () => ctx.clock.now(), serial: config.serial });
     const minutes = (hhmm: string) => Number(hhmm.slice(0, 2)) * 60 + Number(hhmm.slice(3));

@@ -1,4 +1,5 @@
-import type { AdapterContext, JsonSchema } from '../../src/api/index.js';
+import { Type } from '@sinclair/typebox';
+import { configSchema, type AdapterContext, type JsonSchema } from '../../src/api/index.js';
 import { num } from '../mqtt-socket/socket.js';
 import { acquireClient, urlIssues, websocketUrl, type HaState } from './client.js';
 import { sensorWh } from './index.js';
@@ -10,23 +11,25 @@ export interface CarSocConfig {
   homeassistant?: { url: string; token: string };
 }
 
-const ENTITY = { type: 'string', pattern: '^[a-z_]+\\.[a-z0-9_]+$' };
+const entity = (description: string) => Type.Optional(Type.String({ pattern: '^[a-z_]+\\.[a-z0-9_]+$', description }));
 
-/** The keys a charger adapter adds to take its car's SoC from Home Assistant. */
-export const carSocProperties: Record<string, JsonSchema> = {
-  soc_entity: { ...ENTITY, description: 'Home Assistant entity with the car’s state of charge (%), e.g. sensor.id4_battery_level; used by soc_pct targets and fills (needs homeassistant)' },
-  capacity_entity: { ...ENTITY, description: 'Home Assistant entity with the car’s usable battery size (kWh or Wh); else ev_capacity_wh' },
-  homeassistant: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['url', 'token'],
-    description: 'The Home Assistant instance that has soc_entity (one WebSocket connection per url + token, shared with the homeassistant adapters)',
-    properties: {
-      url: { type: 'string', description: 'Home Assistant address, e.g. http://homeassistant.local:8123' },
-      token: { type: 'string', minLength: 10, description: 'A long-lived access token, e.g. ${HA_TOKEN}' },
-    },
-  },
+/** The keys a charger adapter adds to take its car's SoC from Home Assistant (TypeBox: they go into a TypeBox config schema as they are). */
+export const CarSocProperties = {
+  soc_entity: entity('Home Assistant entity with the car’s state of charge (%), e.g. sensor.id4_battery_level; used by soc_pct targets and fills (needs homeassistant)'),
+  capacity_entity: entity('Home Assistant entity with the car’s usable battery size (kWh or Wh); else ev_capacity_wh'),
+  homeassistant: Type.Optional(
+    Type.Object(
+      {
+        url: Type.String({ description: 'Home Assistant address, e.g. http://homeassistant.local:8123' }),
+        token: Type.String({ minLength: 10, description: 'A long-lived access token, e.g. ${HA_TOKEN}' }),
+      },
+      { additionalProperties: false, description: 'The Home Assistant instance that has soc_entity (one WebSocket connection per url + token, shared with the homeassistant adapters)' },
+    ),
+  ),
 };
+
+/** The same keys as plain JSON Schema, for adapters whose schema is written by hand. */
+export const carSocProperties: Record<string, JsonSchema> = configSchema(Type.Object(CarSocProperties)).properties as Record<string, JsonSchema>;
 
 /** Config problems of the car keys, for an adapter's `check`. */
 export function carSocIssues(config: CarSocConfig): { path: string[]; message: string }[] {

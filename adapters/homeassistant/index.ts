@@ -1,5 +1,10 @@
 import {
+  configSchema,
+  Confirmations,
+  SECOND,
   defineAdapter,
+  Type,
+  type Static,
   permanentError,
   retryableError,
   type Device,
@@ -10,16 +15,21 @@ import {
   setAvailability,
 } from '../../src/api/index.js';
 import { EnergyRegister, num } from '../mqtt-socket/socket.js';
-import { checkThermostat, settleSetpoint, thermalModelOf, thermostatProperties, type ThermostatConfig } from '../thermostat-common/thermostat.js';
+import { checkThermostat, settleSetpoint, thermalModelOf, ThermostatProperties, type ThermostatConfig } from '../thermostat-common/thermostat.js';
 import { acquireClient, urlIssues, websocketUrl, type HaState } from './client.js';
 
-export interface HaConfig extends ThermostatConfig {
-  url: string;
-  token: string;
-  entity_id: string;
-  power_entity?: string;
-  energy_entity?: string;
-}
+const Entity = (pattern: string, description: string) => Type.String({ pattern, description });
+const ENTITY = '^[a-z_]+\\.[a-z0-9_]+$';
+
+const HaConfigSchema = Type.Object({
+  url: Type.String({ description: 'Home Assistant address, e.g. http://homeassistant.local:8123' }),
+  token: Type.String({ minLength: 10, description: 'A long-lived access token (Profile → Security), e.g. ${HA_TOKEN}' }),
+  entity_id: Entity('^climate\\.[a-z0-9_]+$', 'The climate entity, e.g. climate.living_room'),
+  power_entity: Type.Optional(Entity(ENTITY, 'Optional sensor of the unit’s electric power (W or kW)')),
+  energy_entity: Type.Optional(Entity(ENTITY, 'Optional sensor of the unit’s energy (kWh or Wh, total_increasing)')),
+  ...ThermostatProperties,
+});
+export type HaConfig = ThermostatConfig & Static<typeof HaConfigSchema>;
 
 /** What a Home Assistant climate entity says, in homeflex's terms. */
 export function climateState(s: HaState): ThermostatState & { haMode: string } {
@@ -59,22 +69,10 @@ class HaMeter implements MeterCap {
   }
 }
 
-const ENTITY = { type: 'string', pattern: '^[a-z_]+\\.[a-z0-9_]+$' };
-
 export const homeassistant = defineAdapter<HaConfig>({
   id: 'homeassistant',
   description: 'A climate entity of Home Assistant (any HVAC it integrates), over its WebSocket API',
-  configSchema: {
-    required: ['url', 'token', 'entity_id', 'comfort'],
-    properties: {
-      url: { type: 'string', description: 'Home Assistant address, e.g. http://homeassistant.local:8123' },
-      token: { type: 'string', minLength: 10, description: 'A long-lived access token (Profile → Security), e.g. ${HA_TOKEN}' },
-      entity_id: { ...ENTITY, pattern: '^climate\\.[a-z0-9_]+$', description: 'The climate entity, e.g. climate.living_room' },
-      power_entity: { ...ENTITY, description: 'Optional sensor of the unit’s electric power (W or kW)' },
-      energy_entity: { ...ENTITY, description: 'Optional sensor of the unit’s energy (kWh or Wh, total_increasing)' },
-      ...thermostatProperties,
-    },
-  },
+  configSchema: configSchema(HaConfigSchema),
   check: (config) => {
     const issues = checkThermostat(config);
     issues.push(...urlIssues(config.url));
@@ -89,7 +87,8 @@ export const homeassistant = defineAdapter<HaConfig>({
     const metered = config.power_entity !== undefined || config.energy_entity !== undefined;
     const meter = new HaMeter();
     const register = new EnergyRegister(ctx.store);
-    const waiters: { check: () => boolean; resolve: () => void }[] = [];
+    // a state change of the climate entity is reported; each waiter checks what it expects
+    const confirmations = new Confirmations(ctx.clock);
     let conn: ReturnType<typeof acquireClient> | undefined;
     let synced = false;
     const cleanups: (() => void)[] = [];
@@ -128,11 +127,7 @@ export const homeassistant = defineAdapter<HaConfig>({
       entityState = s.state;
       attributes = s.attributes ?? {};
       climate = climateState(s);
-      for (const w of [...waiters]) {
-        if (!w.check()) continue;
-        waiters.splice(waiters.indexOf(w), 1);
-        w.resolve();
-      }
+      confirmations.report();
     };
     const applySensor = (s: HaState) => {
       const reading: MeterReading = { ...(meter.reading ?? {}), time: ctx.clock.now(), channel: 'device' };
@@ -164,7 +159,7 @@ export const homeassistant = defineAdapter<HaConfig>({
       }
       const targetMode = haMode ?? climate.haMode;
       const limits = { min: num(attributes.min_temp), max: num(attributes.max_temp), step: num(attributes.target_temp_step) };
-      let check: () => boolean = () => false;
+      let check: () => boolean;
       if (targetMode === 'off') {
         await client.callService('climate', 'set_hvac_mode', { hvac_mode: 'off' }, config.entity_id);
         check = () => climate?.haMode === 'off';
@@ -175,33 +170,16 @@ export const homeassistant = defineAdapter<HaConfig>({
         if (targetMode === 'heat_cool') data = config.mode === 'cool' ? { target_temp_low: band.minC, target_temp_high: c } : { target_temp_low: c, target_temp_high: band.maxC };
         else data = { temperature: c };
         if (haMode !== undefined && haMode !== climate.haMode) data.hvac_mode = haMode;
-        const confirmed = new Promise<void>((resolve, reject) => {
-          check = targetMode === 'heat_cool'
-            ? () => climate?.haMode === targetMode && num(attributes.target_temp_low) === data.target_temp_low && num(attributes.target_temp_high) === data.target_temp_high
-            : () => climate?.haMode === targetMode && climate?.setpointC === c;
-          const waiter = { check, resolve: () => (clearTimeout(timer), resolve()) };
-          const timer = setTimeout(() => {
-            waiters.splice(waiters.indexOf(waiter), 1);
-            reject(retryableError('no_confirmation', `${config.id}: Home Assistant accepted ${JSON.stringify(data)} but ${config.entity_id} did not show it within ${config.confirm_timeout_s} s`));
-          }, config.confirm_timeout_s * 1000);
-          waiters.push(waiter);
-        });
-        confirmed.catch(() => undefined);
+        check = targetMode === 'heat_cool'
+          ? () => climate?.haMode === targetMode && num(attributes.target_temp_low) === data.target_temp_low && num(attributes.target_temp_high) === data.target_temp_high
+          : () => climate?.haMode === targetMode && climate?.setpointC === c;
+        const confirmed = confirmations.expect(check, config.confirm_timeout_s * SECOND, () => retryableError('no_confirmation', `${config.id}: Home Assistant accepted ${JSON.stringify(data)} but ${config.entity_id} did not show it within ${config.confirm_timeout_s} s`));
         await client.callService('climate', 'set_temperature', data, config.entity_id);
         if (!check()) await confirmed;
         ctx.log.info({ ...data }, 'setpoint changed');
         return;
       }
-      if (!check()) {
-        await new Promise<void>((resolve, reject) => {
-          const waiter = { check, resolve: () => (clearTimeout(timer), resolve()) };
-          const timer = setTimeout(() => {
-            waiters.splice(waiters.indexOf(waiter), 1);
-            reject(retryableError('no_confirmation', `${config.id}: ${config.entity_id} did not turn off within ${config.confirm_timeout_s} s`));
-          }, config.confirm_timeout_s * 1000);
-          waiters.push(waiter);
-        });
-      }
+      if (!check()) await confirmations.expect(check, config.confirm_timeout_s * SECOND, () => retryableError('no_confirmation', `${config.id}: ${config.entity_id} did not turn off within ${config.confirm_timeout_s} s`));
       ctx.log.info('turned off');
     }
 

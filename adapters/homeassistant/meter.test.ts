@@ -1,13 +1,11 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { startHub } from '../../test/peers/hub.js';
 import { FakeHomeAssistant } from '../../test/peers/home-assistant.js';
 import { sleep, until } from '../../test/peers/mqtt.js';
+import { cleanupsAfterEach } from '../../test/peers/cleanups.js';
 
 const TOKEN = 'test-token-0123456789abcdef';
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanups = cleanupsAfterEach();
 
 const yaml = (url: string, extra = '') => `site: { id: home }
 devices:

@@ -1,25 +1,22 @@
-import { defineAdapter, type MeterChannel } from '../../src/api/index.js';
+import { configSchema, defineAdapter, Enum, Type, type DeviceConfigBase, type MeterChannel, type Static } from '../../src/api/index.js';
 import { GridMeter, type GridValues } from '../meter-common/grid-meter.js';
 import { acquireClient, urlIssues, websocketUrl, type HaState } from './client.js';
 import { sensorWatts, sensorWh } from './index.js';
 
-export interface HaMeterConfig {
-  id: string;
-  adapter: string;
-  name?: string;
-  circuit?: string;
-  url: string;
-  token: string;
-  channel: 'grid' | 'device';
-  power_entity?: string;
-  phase_power_entities?: string[];
-  import_energy_entity?: string;
-  export_energy_entity?: string;
-  invert_power: boolean;
-  stale_after_s: number;
-}
+const Entity = (description?: string) => Type.String({ pattern: '^[a-z_]+\\.[a-z0-9_]+$', ...(description ? { description } : {}) });
 
-const ENTITY = { type: 'string', pattern: '^[a-z_]+\\.[a-z0-9_]+$' };
+export const HaMeterConfigSchema = Type.Object({
+  url: Type.String({ description: 'Home Assistant address, e.g. http://homeassistant.local:8123' }),
+  token: Type.String({ minLength: 10, description: 'A long-lived access token (Profile → Security), e.g. ${HA_TOKEN}' }),
+  channel: Enum(['grid', 'device'], { default: 'grid', description: 'grid = the sensors measure the grid connection (+ = import); device = one load' }),
+  power_entity: Type.Optional(Entity('Net power sensor (W or kW), + = import unless invert_power')),
+  phase_power_entities: Type.Optional(Type.Array(Entity(), { minItems: 1, maxItems: 3, description: 'Net power per phase L1, L2, L3 (W or kW); without power_entity their sum is the power' })),
+  import_energy_entity: Type.Optional(Entity('Energy imported (kWh, Wh or MWh, total_increasing)')),
+  export_energy_entity: Type.Optional(Entity('Energy exported (kWh, Wh or MWh, total_increasing)')),
+  invert_power: Type.Boolean({ default: false, description: 'The power sensors count export as positive (many inverter integrations do)' }),
+  stale_after_s: Type.Number({ minimum: 10, maximum: 86400, default: 600, description: 'Unavailable after this long without a state change (Home Assistant sends only changes)' }),
+});
+export type HaMeterConfig = DeviceConfigBase & Static<typeof HaMeterConfigSchema>;
 
 /**
  * Any Home Assistant sensors as a meter: power (W or kW, one or per phase) and import / export energy
@@ -29,20 +26,7 @@ const ENTITY = { type: 'string', pattern: '^[a-z_]+\\.[a-z0-9_]+$' };
 export const homeassistantMeter = defineAdapter<HaMeterConfig>({
   id: 'homeassistant-meter',
   description: 'Home Assistant sensors (power, per-phase power, import/export energy) as the grid meter or a sub-meter, over its WebSocket API',
-  configSchema: {
-    required: ['url', 'token'],
-    properties: {
-      url: { type: 'string', description: 'Home Assistant address, e.g. http://homeassistant.local:8123' },
-      token: { type: 'string', minLength: 10, description: 'A long-lived access token (Profile → Security), e.g. ${HA_TOKEN}' },
-      channel: { enum: ['grid', 'device'], default: 'grid', description: 'grid = the sensors measure the grid connection (+ = import); device = one load' },
-      power_entity: { ...ENTITY, description: 'Net power sensor (W or kW), + = import unless invert_power' },
-      phase_power_entities: { type: 'array', items: ENTITY, minItems: 1, maxItems: 3, description: 'Net power per phase L1, L2, L3 (W or kW); without power_entity their sum is the power' },
-      import_energy_entity: { ...ENTITY, description: 'Energy imported (kWh, Wh or MWh, total_increasing)' },
-      export_energy_entity: { ...ENTITY, description: 'Energy exported (kWh, Wh or MWh, total_increasing)' },
-      invert_power: { type: 'boolean', default: false, description: 'The power sensors count export as positive (many inverter integrations do)' },
-      stale_after_s: { type: 'number', minimum: 10, maximum: 86400, default: 600, description: 'Unavailable after this long without a state change (Home Assistant sends only changes)' },
-    },
-  },
+  configSchema: configSchema(HaMeterConfigSchema),
   check(config) {
     const issues = [];
     if (!config.power_entity && !config.phase_power_entities && !config.import_energy_entity) issues.push({ path: [], message: 'give at least power_entity, phase_power_entities or import_energy_entity' });

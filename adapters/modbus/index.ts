@@ -1,7 +1,8 @@
 import { DateTime } from 'luxon';
-import { defineAdapter, type ConfigIssue, type DeviceConfigBase } from '../../src/api/index.js';
-import { ModbusInverter, type ModbusDeviceConfig } from './inverter.js';
-import { loadProfile, ProfileError, shippedProfileIds, type Profile } from './profile.js';
+import { configSchema, defineAdapter, Enum, Type, type ConfigIssue, type DeviceConfigBase, type Static } from '../../src/api/index.js';
+import { ModbusConfigSchema, type ModbusDeviceConfig } from './config.js';
+import { ModbusInverter } from './inverter.js';
+import { loadProfile, ProfileError, type Profile } from './profile.js';
 import { SunSpecInverterSim, type SimVariant } from './sim/inverter-sim.js';
 import { probeSunSpec } from './sunspec/probe.js';
 import { clearSkyPvW } from './sim/sun.js';
@@ -19,36 +20,7 @@ const profileProblems = (ref: string): { profile?: Profile; issues: ConfigIssue[
 export const modbusAdapter = defineAdapter<ModbusDeviceConfig>({
   id: 'modbus',
   description: 'Battery and hybrid inverters over Modbus TCP or RTU, by register profile: SunSpec (auto-discovered), Victron GX, SolarEdge StorEdge, Huawei SUN2000, Sungrow SH, GoodWe ET/EH, Fronius GEN24',
-  configSchema: {
-    required: ['connection', 'profile'],
-    properties: {
-      connection: { type: 'string', description: 'The connections.modbus[] id the device is behind' },
-      unit: { type: 'integer', minimum: 0, maximum: 255, description: 'Modbus unit id (default: the profile\'s, usually 1)' },
-      profile: { type: 'string', minLength: 1, description: `Register profile: ${safeProfileIds().join(', ')}; or the path of your own .yaml profile` },
-      meter_unit: { type: 'integer', minimum: 0, maximum: 255, description: 'Unit id of the grid meter when it answers on its own unit (Fronius: 200)' },
-      capacity_wh: { type: 'number', exclusiveMinimum: 0, description: 'Usable battery capacity (Wh); gives the device the storage capability' },
-      max_charge_w: { type: 'number', minimum: 0, description: 'Charge power limit for commands and planning (default capacity_wh / 2)' },
-      max_discharge_w: { type: 'number', minimum: 0, description: 'Discharge power limit for commands and planning (default capacity_wh / 2)' },
-      soc_min_pct: { type: 'number', minimum: 0, maximum: 100, default: 5 },
-      soc_max_pct: { type: 'number', minimum: 0, maximum: 100, default: 100 },
-      charge_efficiency: { type: 'number', exclusiveMinimum: 0, maximum: 1, default: 0.95 },
-      discharge_efficiency: { type: 'number', exclusiveMinimum: 0, maximum: 1, default: 0.95 },
-      poll_s: { type: 'number', minimum: 1, maximum: 3600, default: 10, description: 'Seconds between polls' },
-      watchdog_s: { type: 'integer', minimum: 10, maximum: 86400, description: 'Revert time written to the inverter with each command; homeflex re-sends before it runs out (default: the profile\'s)' },
-      pv_kwp: { type: 'number', exclusiveMinimum: 0, description: 'Peak power of the PV strings on this inverter; gives the device the pv capability' },
-      pv_rated_w: { type: 'number', exclusiveMinimum: 0, description: 'Rated AC power of the PV inverter (W): what a curtailment limit in % refers to where the inverter does not publish it (default pv_kwp × 1000)' },
-      pv_tilt: { type: 'number', minimum: 0, maximum: 90 },
-      pv_azimuth: { type: 'number', minimum: 0, maximum: 360 },
-      invert: {
-        type: 'array',
-        uniqueItems: true,
-        default: [],
-        items: { enum: ['battery_power', 'grid_power', 'pv_power'] },
-        description: 'Flip the sign of these measures (firmware that disagrees with its own documentation)',
-      },
-      read_only: { type: 'boolean', default: false, description: 'Only read; refuse every command' },
-    },
-  },
+  configSchema: configSchema(ModbusConfigSchema),
   check(config) {
     const issues: ConfigIssue[] = [];
     const { profile, issues: profileIssues } = profileProblems(config.profile);
@@ -88,28 +60,21 @@ export const modbusAdapter = defineAdapter<ModbusDeviceConfig>({
   },
 });
 
-function safeProfileIds(): string[] {
-  try {
-    return shippedProfileIds();
-  } catch {
-    return [];
-  }
-}
-
-interface SunSpecSimConfig extends DeviceConfigBase {
-  host: string;
-  port: number;
-  unit: number;
-  variant: SimVariant;
-  capacity_wh: number;
-  initial_soc_pct: number;
-  max_charge_w: number;
-  max_discharge_w: number;
-  min_reserve_pct: number;
-  pv_kwp: number;
-  latitude: number;
-  tick_s: number;
-}
+const SunSpecSimConfigSchema = Type.Object({
+  host: Type.String({ default: '127.0.0.1' }),
+  port: Type.Integer({ minimum: 1, maximum: 65535, default: 1502 }),
+  unit: Type.Integer({ minimum: 1, maximum: 247, default: 1 }),
+  variant: Enum(['legacy', 'der'] satisfies SimVariant[], { default: 'legacy', description: 'legacy: models 1, 103, 160, 124, 203, 802; der: 1, 701, 702, 704, 713, 714, 203' }),
+  capacity_wh: Type.Number({ minimum: 100, default: 10000 }),
+  initial_soc_pct: Type.Number({ minimum: 0, maximum: 100, default: 50 }),
+  max_charge_w: Type.Number({ minimum: 0, default: 5000 }),
+  max_discharge_w: Type.Number({ minimum: 0, default: 5000 }),
+  min_reserve_pct: Type.Number({ minimum: 0, maximum: 100, default: 5 }),
+  pv_kwp: Type.Number({ minimum: 0, default: 4 }),
+  latitude: Type.Number({ minimum: -90, maximum: 90, default: 50 }),
+  tick_s: Type.Number({ minimum: 0.1, maximum: 60, default: 2 }),
+});
+type SunSpecSimConfig = DeviceConfigBase & Static<typeof SunSpecSimConfigSchema>;
 
 /**
  * The demo's SunSpec battery inverter: a Modbus TCP server on the hub's machine. It makes no device
@@ -119,22 +84,7 @@ export const sunspecSimAdapter = defineAdapter<SunSpecSimConfig>({
   id: 'sunspec_sim',
   simulatesPeer: true,
   description: 'Simulated SunSpec hybrid inverter (PV, battery, grid meter, model 124 controls) served on Modbus TCP; read it with a modbus device',
-  configSchema: {
-    properties: {
-      host: { type: 'string', default: '127.0.0.1' },
-      port: { type: 'integer', minimum: 1, maximum: 65535, default: 1502 },
-      unit: { type: 'integer', minimum: 1, maximum: 247, default: 1 },
-      variant: { enum: ['legacy', 'der'], default: 'legacy', description: 'legacy: models 1, 103, 160, 124, 203, 802; der: 1, 701, 702, 704, 713, 714, 203' },
-      capacity_wh: { type: 'number', minimum: 100, default: 10000 },
-      initial_soc_pct: { type: 'number', minimum: 0, maximum: 100, default: 50 },
-      max_charge_w: { type: 'number', minimum: 0, default: 5000 },
-      max_discharge_w: { type: 'number', minimum: 0, default: 5000 },
-      min_reserve_pct: { type: 'number', minimum: 0, maximum: 100, default: 5 },
-      pv_kwp: { type: 'number', minimum: 0, default: 4 },
-      latitude: { type: 'number', minimum: -90, maximum: 90, default: 50 },
-      tick_s: { type: 'number', minimum: 0.1, maximum: 60, default: 2 },
-    },
-  },
+  configSchema: configSchema(SunSpecSimConfigSchema),
   create(ctx, config) {
     const sim = new SunSpecInverterSim(
       {

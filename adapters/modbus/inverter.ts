@@ -5,7 +5,6 @@ import {
   retryableError,
   type AdapterContext,
   type Device,
-  type DeviceConfigBase,
   type MeterCap,
   type MeterChannel,
   type MeterReading,
@@ -29,29 +28,9 @@ import {
   type Resolution,
 } from './registers.js';
 import { describeMap, discoverSunSpec, type SunSpecMap } from './sunspec/discovery.js';
+import type { ModbusDeviceConfig } from './config.js';
 
-export interface ModbusDeviceConfig extends DeviceConfigBase {
-  connection: string;
-  unit?: number;
-  profile: string;
-  meter_unit?: number;
-  capacity_wh?: number;
-  max_charge_w?: number;
-  max_discharge_w?: number;
-  soc_min_pct: number;
-  soc_max_pct: number;
-  charge_efficiency: number;
-  discharge_efficiency: number;
-  poll_s: number;
-  watchdog_s?: number;
-  pv_kwp?: number;
-  pv_tilt?: number;
-  pv_azimuth?: number;
-  /** Rated AC power of the PV inverter (W): what a limit in % is of, where the device does not say. */
-  pv_rated_w?: number;
-  invert: ('battery_power' | 'grid_power' | 'pv_power')[];
-  read_only: boolean;
-}
+export type { ModbusDeviceConfig } from './config.js';
 
 /** Exceptions that say "this register does not exist here", as opposed to "I cannot answer now". */
 const unsupported = (err: unknown): err is ModbusExceptionError =>

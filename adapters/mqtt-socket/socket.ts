@@ -1,6 +1,11 @@
 import {
+  Confirmations,
+  SECOND,
   retryableError,
   switchedScheduleSchema,
+  SwitchedScheduleSchema,
+  Type,
+  type Static,
   type AdapterContext,
   type AdapterStore,
   type DeviceConfigBase,
@@ -21,23 +26,20 @@ import {
 /** Switched-load settings, the same keys as `sim_socket` and the API (the planner reads them from any socket). */
 export const scheduleSchema = switchedScheduleSchema;
 
-export const socketProperties = {
-  rated_power_w: { type: 'number', minimum: 0, default: 2000, description: 'Power of the appliance when on (W), for planning' },
-  schedule: scheduleSchema,
-  confirm_timeout_s: { type: 'number', minimum: 0.5, maximum: 60, default: 5, description: 'How long a switch command waits for the device to confirm' },
-  pv_kwp: {
-    type: 'number',
-    exclusiveMinimum: 0,
-    description: 'The socket feeds a micro-inverter of this peak power (kWp): the device is PV (measured as production, forecast) that the plan may switch off where exporting would cost money, instead of a switched load',
-  },
+/** The keys every MQTT smart socket has in its `devices[]` entry (its adapter adds its own). */
+export const SocketProperties = {
+  rated_power_w: Type.Number({ minimum: 0, default: 2000, description: 'Power of the appliance when on (W), for planning' }),
+  schedule: Type.Optional(SwitchedScheduleSchema),
+  confirm_timeout_s: Type.Number({ minimum: 0.5, maximum: 60, default: 5, description: 'How long a switch command waits for the device to confirm' }),
+  pv_kwp: Type.Optional(
+    Type.Number({
+      exclusiveMinimum: 0,
+      description: 'The socket feeds a micro-inverter of this peak power (kWp): the device is PV (measured as production, forecast) that the plan may switch off where exporting would cost money, instead of a switched load',
+    }),
+  ),
 };
-
-export interface SocketConfig extends DeviceConfigBase {
-  rated_power_w: number;
-  pv_kwp?: number;
-  schedule?: Record<string, unknown>;
-  confirm_timeout_s: number;
-}
+export const SocketConfigSchema = Type.Object(SocketProperties);
+export type SocketConfig = DeviceConfigBase & Static<typeof SocketConfigSchema>;
 
 /**
  * A cumulative Wh register that never goes backwards although the device's own counter does
@@ -129,7 +131,8 @@ export class SocketDevice {
   private powerW: number | undefined;
   private readonly meter = new SocketMeter();
   readonly register: EnergyRegister;
-  private waiters: { want: boolean; resolve: () => void }[] = [];
+  /** Switch commands waiting for the socket to report the state they asked for. */
+  private readonly confirmations: Confirmations<boolean>;
   private stopWatch?: () => void;
   private brokerUp = true;
 
@@ -141,6 +144,7 @@ export class SocketDevice {
     private readonly command: (on: boolean) => Promise<void>,
   ) {
     this.register = new EnergyRegister(ctx.store);
+    this.confirmations = new Confirmations<boolean>(ctx.clock);
     this.device = {
       id: config.id,
       name: config.name ?? config.id,
@@ -226,15 +230,7 @@ export class SocketDevice {
   private async set(on: boolean): Promise<void> {
     if (!this.mqtt.connected) throw retryableError('mqtt_offline', `${this.config.id}: the hub is not connected to the MQTT broker`);
     if (this.online === false) throw retryableError('device_offline', `${this.config.id}: the socket is offline (its last will said so)`);
-    const confirmed = new Promise<void>((resolve, reject) => {
-      const waiter = { want: on, resolve: () => (clearTimeout(timer), resolve()) };
-      const timer = setTimeout(() => {
-        this.waiters = this.waiters.filter((w) => w !== waiter);
-        reject(retryableError('no_confirmation', `${this.config.id}: the socket did not confirm switching ${on ? 'on' : 'off'} within ${this.config.confirm_timeout_s} s`));
-      }, this.config.confirm_timeout_s * 1000);
-      this.waiters.push(waiter);
-    });
-    confirmed.catch(() => undefined);
+    const confirmed = this.confirmations.expect((reported) => reported === on, this.config.confirm_timeout_s * SECOND, () => retryableError('no_confirmation', `${this.config.id}: the socket did not confirm switching ${on ? 'on' : 'off'} within ${this.config.confirm_timeout_s} s`));
     await this.command(on);
     await confirmed;
     this.ctx.log.info({ on }, `switched ${on ? 'on' : 'off'}`);
@@ -243,8 +239,7 @@ export class SocketDevice {
   reportSwitch(on: boolean) {
     const changed = on !== this.on;
     this.on = on;
-    for (const w of this.waiters.filter((x) => x.want === on)) w.resolve();
-    this.waiters = this.waiters.filter((x) => x.want !== on);
+    this.confirmations.report(on);
     // a switch report proves the device is there even before its availability topic arrives
     if (this.online === undefined) this.online = true;
     if (changed || !this.device.available) this.refreshAvailability(true);

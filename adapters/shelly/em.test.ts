@@ -1,21 +1,19 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { startHub } from '../../test/peers/hub.js';
 import { Mosquitto, observer, sleep, until } from '../../test/peers/mqtt.js';
 import { describeWithPeers } from '../../test/peers/system.js';
 import { gen1EmValues, gen2EmValues } from './em.js';
+import { cleanupsAfterEach } from '../../test/peers/cleanups.js';
 
 // Recorded whole-device dumps of a real Pro 3EM (Gen2) and a real 3EM (Gen1); see test/fixtures/mqtt-payloads/LICENSE-NOTE.md.
 const fixtures = join(import.meta.dirname, '..', '..', 'test', 'fixtures', 'mqtt-payloads', 'shelly');
 const pro3em = JSON.parse(readFileSync(join(fixtures, 'shellypro3em-A0DD6CA0C27C.json'), 'utf8')) as { shelly: { id: string }; status: Record<string, Record<string, unknown>> };
 const em3 = JSON.parse(readFileSync(join(fixtures, 'shellyem3-485519D732F4.json'), 'utf8')) as { settings: { mqtt: { id: string } }; status: { emeters: { power: number; total: number; total_returned: number }[] } };
 
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanups = cleanupsAfterEach();
 
 describe('Shelly EM readings', () => {
   it('Pro 3EM (em:0 + emdata:0 of a real GetStatus): net power per phase and the Wh totals', () => {

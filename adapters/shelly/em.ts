@@ -1,20 +1,24 @@
-import { defineAdapter, type AdapterContext, type MeterChannel, type MqttTransport } from '../../src/api/index.js';
+import { configSchema, defineAdapter, Enum, Type, type AdapterContext, type DeviceConfigBase, type MeterChannel, type MqttTransport, type Static } from '../../src/api/index.js';
 import { GridMeter, type GridValues } from '../meter-common/grid-meter.js';
 import { ShellyRpc } from './index.js';
 
-export interface ShellyEmConfig {
-  id: string;
-  adapter: string;
-  name?: string;
-  circuit?: string;
-  generation: 1 | 2;
-  topic: string;
-  channel: 'grid' | 'device';
+export const ShellyEmConfigSchema = Type.Object({
+  generation: Enum([1, 2], { description: '1 = Shelly 3EM / EM (shellies/<id>/emeter/<i>/…), 2 = Pro 3EM / Pro EM (RPC over MQTT)' }),
+  topic: Type.String({ pattern: '^[^+#]+$', description: 'Gen1: the device id after shellies/ (e.g. shellyem3-485519D732F4); Gen2: the MQTT topic prefix (e.g. shellypro3em-a0dd6ca0c27c)' }),
+  channel: Enum(['grid', 'device'], { default: 'grid', description: 'grid = it measures the supply (the site meter); device = a sub-meter of one load' }),
   /** Gen1: which `emeter/<i>` measure the supply (3EM: 0, 1, 2; EM: usually 0). Gen2 monophase: which `em1:<i>`. */
-  meters?: number[];
-  poll_s: number;
-  stale_after_s: number;
-}
+  meters: Type.Optional(
+    Type.Array(Type.Integer({ minimum: 0, maximum: 5 }), {
+      minItems: 1,
+      maxItems: 3,
+      uniqueItems: true,
+      description: 'Gen1: emeter indices that measure the supply (default: every emeter the device publishes); Gen2 monophase (Pro EM): em1 ids (default 0)',
+    }),
+  ),
+  poll_s: Type.Number({ minimum: 2, maximum: 3600, default: 10, description: 'Gen2: how often the hub asks EM.GetStatus / EMData.GetStatus besides the notifications' }),
+  stale_after_s: Type.Number({ minimum: 5, maximum: 3600, default: 120, description: 'Unavailable after this long without a reading (Gen1 publishes every 30 s by default)' }),
+});
+export type ShellyEmConfig = DeviceConfigBase & Static<typeof ShellyEmConfigSchema>;
 
 type Status = Record<string, Record<string, unknown>>;
 const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : typeof v === 'string' && v.trim() !== '' && Number.isFinite(Number(v)) ? Number(v) : undefined);
@@ -61,17 +65,7 @@ export const shellyEm = defineAdapter<ShellyEmConfig>({
   id: 'shelly-em',
   needs: ['mqtt'],
   description: 'Shelly Pro 3EM, Pro EM (Gen2 RPC over MQTT), 3EM and EM (Gen1 MQTT topics): grid meter with net power per phase',
-  configSchema: {
-    required: ['topic', 'generation'],
-    properties: {
-      generation: { enum: [1, 2], description: '1 = Shelly 3EM / EM (shellies/<id>/emeter/<i>/…), 2 = Pro 3EM / Pro EM (RPC over MQTT)' },
-      topic: { type: 'string', pattern: '^[^+#]+$', description: 'Gen1: the device id after shellies/ (e.g. shellyem3-485519D732F4); Gen2: the MQTT topic prefix (e.g. shellypro3em-a0dd6ca0c27c)' },
-      channel: { enum: ['grid', 'device'], default: 'grid', description: 'grid = it measures the supply (the site meter); device = a sub-meter of one load' },
-      meters: { type: 'array', items: { type: 'integer', minimum: 0, maximum: 5 }, minItems: 1, maxItems: 3, uniqueItems: true, description: 'Gen1: emeter indices that measure the supply (default: every emeter the device publishes); Gen2 monophase (Pro EM): em1 ids (default 0)' },
-      poll_s: { type: 'number', minimum: 2, maximum: 3600, default: 10, description: 'Gen2: how often the hub asks EM.GetStatus / EMData.GetStatus besides the notifications' },
-      stale_after_s: { type: 'number', minimum: 5, maximum: 3600, default: 120, description: 'Unavailable after this long without a reading (Gen1 publishes every 30 s by default)' },
-    },
-  },
+  configSchema: configSchema(ShellyEmConfigSchema),
   mqttClient: (config, site) => {
     if (config.generation === 1) {
       const base = `shellies/${config.topic}`;

@@ -1,11 +1,13 @@
-import { defineAdapter, permanentError, retryableError, type AdapterContext, type MqttTransport } from '../../src/api/index.js';
-import { SocketDevice, num, parseJson, socketProperties, type SocketConfig } from '../mqtt-socket/socket.js';
+import { configSchema, defineAdapter, Enum, permanentError, Type, type Static, retryableError, type AdapterContext, type MqttTransport } from '../../src/api/index.js';
+import { SocketDevice, num, parseJson, SocketProperties, type SocketConfig } from '../mqtt-socket/socket.js';
 
-export interface ShellyConfig extends SocketConfig {
-  generation: 1 | 2;
-  topic: string;
-  relay: number;
-}
+const ShellyConfigSchema = Type.Object({
+  generation: Enum([1, 2], { description: '1 = Gen1 (shellies/<id>/relay/…), 2 = Gen2, Gen3, Gen4 (RPC over MQTT)' }),
+  topic: Type.String({ pattern: '^[^+#]+$', description: 'Gen1: the device id after shellies/ (e.g. shellyplug-s-4022D8); Gen2+: the MQTT topic prefix (e.g. shellyplus1pm-441793d69718)' }),
+  relay: Type.Integer({ minimum: 0, maximum: 15, default: 0, description: 'Relay / switch component index' }),
+  ...SocketProperties,
+});
+export type ShellyConfig = SocketConfig & Static<typeof ShellyConfigSchema>;
 
 /** Shelly Gen1 reports energy in watt-minutes. */
 export const wattMinutesToWh = (wm: number) => wm / 60;
@@ -80,15 +82,7 @@ export const shelly = defineAdapter<ShellyConfig>({
   id: 'shelly',
   needs: ['mqtt'],
   description: 'Shelly smart socket or relay over MQTT (Gen1 topics or Gen2+ RPC): switch and energy meter',
-  configSchema: {
-    required: ['topic', 'generation'],
-    properties: {
-      generation: { enum: [1, 2], description: '1 = Gen1 (shellies/<id>/relay/…), 2 = Gen2, Gen3, Gen4 (RPC over MQTT)' },
-      topic: { type: 'string', pattern: '^[^+#]+$', description: 'Gen1: the device id after shellies/ (e.g. shellyplug-s-4022D8); Gen2+: the MQTT topic prefix (e.g. shellyplus1pm-441793d69718)' },
-      relay: { type: 'integer', minimum: 0, maximum: 15, default: 0, description: 'Relay / switch component index' },
-      ...socketProperties,
-    },
-  },
+  configSchema: configSchema(ShellyConfigSchema),
   // Gen1 listens on shellies/<id>/…/command and the broadcast shellies/command; Gen2+ on <prefix>/rpc and answers on the hub's src
   mqttClient: (config, site) => {
     if (config.generation === 1) {

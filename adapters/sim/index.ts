@@ -1,12 +1,16 @@
 import { DateTime } from 'luxon';
 import {
-  evDefaultModeSchema,
-  evChargeModeProperties,
-  evTargetSchema,
-  type EvDefaultMode,
-  hhmmSchema,
-  switchedScheduleSchema,
+  configSchema,
   defineAdapter,
+  Enum,
+  EvChargeModeProperties,
+  EvDefaultModeSchema,
+  EvTargetSchema,
+  Hhmm,
+  StrictObject,
+  SwitchedScheduleSchema,
+  Type,
+  type Static,
   type AdapterContext,
   type AdapterInstance,
   type ChargerLimit,
@@ -21,8 +25,7 @@ import { SimMeter } from './meter.js';
 import { baseLoadW, outdoorC, sunShare, thermalStep } from '../../src/api/physics.js';
 import { simP1Adapter } from './p1.js';
 
-const tickSchema = { tick_s: { type: 'number', minimum: 0.1, maximum: 3600, default: 10, description: 'Simulation step (s of hub clock time)' } };
-const HHMM = hhmmSchema;
+const tickSchema = { tick_s: Type.Number({ minimum: 0.1, maximum: 3600, default: 10, description: 'Simulation step (s of hub clock time)' }) };
 
 const localHour = (ctx: AdapterContext, t = ctx.clock.now()) => {
   const d = DateTime.fromMillis(t, { zone: ctx.site.timezone });
@@ -69,41 +72,27 @@ const device = (config: DeviceConfigBase, adapter: string, caps: Device['caps'])
 });
 
 // ---------------------------------------------------------------- EV and charger
-interface SimEvConfig extends DeviceConfigBase {
-  capacity_wh: number;
-  max_current_a: number;
-  min_current_a: number;
-  phases: 1 | 3;
-  voltage: number;
-  arrive: string;
-  leave: string;
-  arrival_soc_pct: number;
-  failsafe_w?: number;
-  target?: Record<string, unknown>;
-  default_mode: EvDefaultMode;
-  tick_s: number;
-}
+const SimEvConfigSchema = Type.Object({
+  capacity_wh: Type.Number({ minimum: 1000, default: 60000, description: 'Car battery (Wh)' }),
+  max_current_a: Type.Number({ minimum: 6, maximum: 80, default: 16 }),
+  min_current_a: Type.Number({ minimum: 0, maximum: 32, default: 6 }),
+  phases: Enum([1, 3], { default: 3 }),
+  voltage: Type.Number({ default: 230 }),
+  arrive: Hhmm({ default: '18:00', description: 'Local time the car plugs in' }),
+  leave: Hhmm({ default: '07:30', description: 'Local time the car leaves' }),
+  arrival_soc_pct: Type.Number({ minimum: 0, maximum: 100, default: 30 }),
+  failsafe_w: Type.Optional(Type.Number({ minimum: 0, description: 'Power after the last limit expires (default: full power)' })),
+  target: Type.Optional(EvTargetSchema),
+  default_mode: EvDefaultModeSchema,
+  ...EvChargeModeProperties,
+  ...tickSchema,
+});
+type SimEvConfig = DeviceConfigBase & Static<typeof SimEvConfigSchema>;
 
 export const simEv = defineAdapter<SimEvConfig>({
   id: 'sim_ev',
   description: 'Simulated EV charger with a car that plugs in and leaves every day',
-  configSchema: {
-    properties: {
-      capacity_wh: { type: 'number', minimum: 1000, default: 60000, description: 'Car battery (Wh)' },
-      max_current_a: { type: 'number', minimum: 6, maximum: 80, default: 16 },
-      min_current_a: { type: 'number', minimum: 0, maximum: 32, default: 6 },
-      phases: { enum: [1, 3], default: 3 },
-      voltage: { type: 'number', default: 230 },
-      arrive: { ...HHMM, default: '18:00', description: 'Local time the car plugs in' },
-      leave: { ...HHMM, default: '07:30', description: 'Local time the car leaves' },
-      arrival_soc_pct: { type: 'number', minimum: 0, maximum: 100, default: 30 },
-      failsafe_w: { type: 'number', minimum: 0, description: 'Power after the last limit expires (default: full power)' },
-      target: evTargetSchema,
-      default_mode: evDefaultModeSchema,
-      ...evChargeModeProperties,
-      ...tickSchema,
-    },
-  },
+  configSchema: configSchema(SimEvConfigSchema),
   create(ctx, config) {
     const meter = new SimMeter(ctx, config.id);
     const maxW = config.max_current_a * config.voltage * config.phases;
@@ -176,32 +165,22 @@ export const simEv = defineAdapter<SimEvConfig>({
 });
 
 // ---------------------------------------------------------------- home battery
-interface SimBatteryConfig extends DeviceConfigBase {
-  capacity_wh: number;
-  initial_soc_pct: number;
-  soc_min_pct: number;
-  max_charge_w: number;
-  max_discharge_w: number;
-  charge_efficiency: number;
-  discharge_efficiency: number;
-  tick_s: number;
-}
+const SimBatteryConfigSchema = Type.Object({
+  capacity_wh: Type.Number({ minimum: 100, default: 10000 }),
+  initial_soc_pct: Type.Number({ minimum: 0, maximum: 100, default: 50 }),
+  soc_min_pct: Type.Number({ minimum: 0, maximum: 100, default: 5 }),
+  max_charge_w: Type.Number({ minimum: 0, default: 5000 }),
+  max_discharge_w: Type.Number({ minimum: 0, default: 5000 }),
+  charge_efficiency: Type.Number({ exclusiveMinimum: 0, maximum: 1, default: 0.95 }),
+  discharge_efficiency: Type.Number({ exclusiveMinimum: 0, maximum: 1, default: 0.95 }),
+  ...tickSchema,
+});
+type SimBatteryConfig = DeviceConfigBase & Static<typeof SimBatteryConfigSchema>;
 
 export const simBattery = defineAdapter<SimBatteryConfig>({
   id: 'sim_battery',
   description: 'Simulated home battery with inverter; in auto mode it covers the house from the other devices’ meters',
-  configSchema: {
-    properties: {
-      capacity_wh: { type: 'number', minimum: 100, default: 10000 },
-      initial_soc_pct: { type: 'number', minimum: 0, maximum: 100, default: 50 },
-      soc_min_pct: { type: 'number', minimum: 0, maximum: 100, default: 5 },
-      max_charge_w: { type: 'number', minimum: 0, default: 5000 },
-      max_discharge_w: { type: 'number', minimum: 0, default: 5000 },
-      charge_efficiency: { type: 'number', exclusiveMinimum: 0, maximum: 1, default: 0.95 },
-      discharge_efficiency: { type: 'number', exclusiveMinimum: 0, maximum: 1, default: 0.95 },
-      ...tickSchema,
-    },
-  },
+  configSchema: configSchema(SimBatteryConfigSchema),
   create(ctx, config) {
     const meter = new SimMeter(ctx, config.id);
     let socWh = ctx.store.get<number>('soc_wh') ?? (config.initial_soc_pct / 100) * config.capacity_wh;
@@ -265,24 +244,18 @@ export const simBattery = defineAdapter<SimBatteryConfig>({
 });
 
 // ---------------------------------------------------------------- PV
-interface SimPvConfig extends DeviceConfigBase {
-  kwp: number;
-  latitude: number;
-  cloudiness: number;
-  tick_s: number;
-}
+const SimPvConfigSchema = Type.Object({
+  kwp: Type.Number({ exclusiveMinimum: 0, default: 6 }),
+  latitude: Type.Number({ minimum: -90, maximum: 90, default: 50 }),
+  cloudiness: Type.Number({ minimum: 0, maximum: 1, default: 0.2, description: 'Mean share of output lost to clouds' }),
+  ...tickSchema,
+});
+type SimPvConfig = DeviceConfigBase & Static<typeof SimPvConfigSchema>;
 
 export const simPv = defineAdapter<SimPvConfig>({
   id: 'sim_pv',
   description: 'Simulated PV array following a clear-sky sun curve',
-  configSchema: {
-    properties: {
-      kwp: { type: 'number', exclusiveMinimum: 0, default: 6 },
-      latitude: { type: 'number', minimum: -90, maximum: 90, default: 50 },
-      cloudiness: { type: 'number', minimum: 0, maximum: 1, default: 0.2, description: 'Mean share of output lost to clouds' },
-      ...tickSchema,
-    },
-  },
+  configSchema: configSchema(SimPvConfigSchema),
   create(ctx, config) {
     const meter = new SimMeter(ctx, config.id);
     let powerW = 0;
@@ -299,15 +272,13 @@ export const simPv = defineAdapter<SimPvConfig>({
 });
 
 // ---------------------------------------------------------------- house base load
-interface SimLoadConfig extends DeviceConfigBase {
-  annual_kwh: number;
-  tick_s: number;
-}
+const SimLoadConfigSchema = Type.Object({ annual_kwh: Type.Number({ minimum: 0, default: 3500 }), ...tickSchema });
+type SimLoadConfig = DeviceConfigBase & Static<typeof SimLoadConfigSchema>;
 
 export const simLoad = defineAdapter<SimLoadConfig>({
   id: 'sim_load',
   description: 'Simulated house base load (not controllable) with morning and evening peaks',
-  configSchema: { properties: { annual_kwh: { type: 'number', minimum: 0, default: 3500 }, ...tickSchema } },
+  configSchema: configSchema(SimLoadConfigSchema),
   create(ctx, config) {
     const meter = new SimMeter(ctx, config.id);
     let powerW = 0;
@@ -321,46 +292,26 @@ export const simLoad = defineAdapter<SimLoadConfig>({
 });
 
 // ---------------------------------------------------------------- air conditioner
-interface SimHvacConfig extends DeviceConfigBase {
-  r_k_per_kw: number;
-  c_kwh_per_k: number;
-  cop: number;
-  max_electric_w: number;
-  gains_w: number;
-  outdoor_min_c: number;
-  outdoor_max_c: number;
-  initial_c: number;
-  setpoint_c: number;
-  mode: 'cool' | 'heat';
-  comfort: { min_c: number; max_c: number };
-  tick_s: number;
-}
+const SimHvacConfigSchema = Type.Object({
+  r_k_per_kw: Type.Number({ exclusiveMinimum: 0, default: 5 }),
+  c_kwh_per_k: Type.Number({ exclusiveMinimum: 0, default: 3 }),
+  cop: Type.Number({ exclusiveMinimum: 0, default: 3 }),
+  max_electric_w: Type.Number({ exclusiveMinimum: 0, default: 1500 }),
+  gains_w: Type.Number({ default: 600 }),
+  outdoor_min_c: Type.Number({ default: 23 }),
+  outdoor_max_c: Type.Number({ default: 35 }),
+  initial_c: Type.Number({ default: 24.5 }),
+  setpoint_c: Type.Number({ default: 24 }),
+  mode: Enum(['cool', 'heat'], { default: 'cool' }),
+  comfort: StrictObject({ min_c: Type.Number(), max_c: Type.Number() }, { default: { min_c: 22, max_c: 25 } }),
+  ...tickSchema,
+});
+type SimHvacConfig = DeviceConfigBase & Static<typeof SimHvacConfigSchema>;
 
 export const simHvac = defineAdapter<SimHvacConfig>({
   id: 'sim_hvac',
   description: 'Simulated air conditioner or heat pump with a first-order room model and a thermostat',
-  configSchema: {
-    properties: {
-      r_k_per_kw: { type: 'number', exclusiveMinimum: 0, default: 5 },
-      c_kwh_per_k: { type: 'number', exclusiveMinimum: 0, default: 3 },
-      cop: { type: 'number', exclusiveMinimum: 0, default: 3 },
-      max_electric_w: { type: 'number', exclusiveMinimum: 0, default: 1500 },
-      gains_w: { type: 'number', default: 600 },
-      outdoor_min_c: { type: 'number', default: 23 },
-      outdoor_max_c: { type: 'number', default: 35 },
-      initial_c: { type: 'number', default: 24.5 },
-      setpoint_c: { type: 'number', default: 24 },
-      mode: { enum: ['cool', 'heat'], default: 'cool' },
-      comfort: {
-        type: 'object',
-        additionalProperties: false,
-        required: ['min_c', 'max_c'],
-        properties: { min_c: { type: 'number' }, max_c: { type: 'number' } },
-        default: { min_c: 22, max_c: 25 },
-      },
-      ...tickSchema,
-    },
-  },
+  configSchema: configSchema(SimHvacConfigSchema),
   check: (config) => (config.comfort && config.comfort.min_c >= config.comfort.max_c ? [{ path: ['comfort', 'min_c'], message: `must be below comfort.max_c (${config.comfort.max_c})` }] : []),
   create(ctx, config) {
     const meter = new SimMeter(ctx, config.id);
@@ -399,24 +350,18 @@ export const simHvac = defineAdapter<SimHvacConfig>({
 });
 
 // ---------------------------------------------------------------- smart socket
-interface SimSocketConfig extends DeviceConfigBase {
-  rated_power_w: number;
-  initially_on: boolean;
-  schedule?: Record<string, unknown>;
-  tick_s: number;
-}
+const SimSocketConfigSchema = Type.Object({
+  rated_power_w: Type.Number({ minimum: 0, default: 2000 }),
+  initially_on: Type.Boolean({ default: false }),
+  schedule: Type.Optional(SwitchedScheduleSchema),
+  ...tickSchema,
+});
+type SimSocketConfig = DeviceConfigBase & Static<typeof SimSocketConfigSchema>;
 
 export const simSocket = defineAdapter<SimSocketConfig>({
   id: 'sim_socket',
   description: 'Simulated smart socket with an appliance of fixed power behind it',
-  configSchema: {
-    properties: {
-      rated_power_w: { type: 'number', minimum: 0, default: 2000 },
-      initially_on: { type: 'boolean', default: false },
-      schedule: switchedScheduleSchema,
-      ...tickSchema,
-    },
-  },
+  configSchema: configSchema(SimSocketConfigSchema),
   create(ctx, config) {
     const meter = new SimMeter(ctx, config.id);
     let on = config.initially_on;

@@ -1,12 +1,13 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { DateTime } from 'luxon';
-import { defineAdapter, type DeviceConfigBase, type MeterChannel } from '../../src/api/index.js';
+import { configSchema, defineAdapter, Type, type DeviceConfigBase, type MeterChannel, type Static } from '../../src/api/index.js';
 
-interface SimP1Config extends DeviceConfigBase {
-  host: string;
-  port: number;
-  tick_s: number;
-}
+const SimP1ConfigSchema = Type.Object({
+  host: Type.String({ default: '127.0.0.1' }),
+  port: Type.Integer({ minimum: 0, maximum: 65535, default: 2323, description: 'TCP port the telegrams are served on' }),
+  tick_s: Type.Number({ minimum: 0.1, maximum: 60, default: 5, description: 'A telegram every this many seconds of hub time (a real DSMR 5 meter: 1 s)' }),
+});
+type SimP1Config = DeviceConfigBase & Static<typeof SimP1ConfigSchema>;
 
 /** CRC-16/ARC over the telegram from "/" to "!", as the P1 companion standard asks (the demo's meter computes its own). */
 function telegramCrc(text: string): string {
@@ -31,13 +32,7 @@ export const simP1Adapter = defineAdapter<SimP1Config>({
   id: 'sim_p1',
   simulatesPeer: true,
   description: 'Simulated DSMR 5.0 smart meter serving P1 telegrams over TCP (the demo’s grid meter); read it with a dsmr device',
-  configSchema: {
-    properties: {
-      host: { type: 'string', default: '127.0.0.1' },
-      port: { type: 'integer', minimum: 0, maximum: 65535, default: 2323, description: 'TCP port the telegrams are served on' },
-      tick_s: { type: 'number', minimum: 0.1, maximum: 60, default: 5, description: 'A telegram every this many seconds of hub time (a real DSMR 5 meter: 1 s)' },
-    },
-  },
+  configSchema: configSchema(SimP1ConfigSchema),
   create(ctx, config) {
     const power = new Map<string, Map<MeterChannel, number>>();
     const unsubscribe = ctx.bus.on('meter.reading', ({ deviceId, reading }) => {

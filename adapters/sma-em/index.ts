@@ -1,20 +1,17 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { networkInterfaces } from 'node:os';
-import { defineAdapter } from '../../src/api/index.js';
+import { configSchema, defineAdapter, Type, type DeviceConfigBase, type Static } from '../../src/api/index.js';
 import { GridMeter } from '../meter-common/grid-meter.js';
 import { emeterValues, parseDatagram } from './speedwire.js';
 
-export interface SmaEmConfig {
-  id: string;
-  adapter: string;
-  name?: string;
-  circuit?: string;
-  serial?: number;
-  interface?: string;
-  group: string;
-  port: number;
-  stale_after_s: number;
-}
+export const SmaEmConfigSchema = Type.Object({
+  serial: Type.Optional(Type.Integer({ minimum: 1, maximum: 4294967295, description: 'The meter’s serial number (on its label and in the log); needed where several SMA meters multicast on the LAN' })),
+  interface: Type.Optional(Type.String({ minLength: 1, description: 'The network interface (name such as eth0, or its IPv4 address) to receive the multicast on; default: the OS’s choice' })),
+  group: Type.String({ default: '239.12.255.254', description: 'Speedwire multicast group' }),
+  port: Type.Integer({ minimum: 1, maximum: 65535, default: 9522 }),
+  stale_after_s: Type.Number({ minimum: 2, maximum: 3600, default: 30, description: 'Unavailable after this long without a datagram (the meter sends one every second or faster)' }),
+});
+export type SmaEmConfig = DeviceConfigBase & Static<typeof SmaEmConfigSchema>;
 
 /** The IPv4 address of an interface given by name (eth0) or address; undefined = let the OS choose. */
 function interfaceAddress(spec: string | undefined): string | undefined {
@@ -27,15 +24,7 @@ function interfaceAddress(spec: string | undefined): string | undefined {
 export const smaEm = defineAdapter<SmaEmConfig>({
   id: 'sma-em',
   description: 'SMA Energy Meter / Sunny Home Manager 2.0 (Speedwire multicast, OBIS channels): the site grid meter with net power per phase',
-  configSchema: {
-    properties: {
-      serial: { type: 'integer', minimum: 1, maximum: 4294967295, description: 'The meter’s serial number (on its label and in the log); needed where several SMA meters multicast on the LAN' },
-      interface: { type: 'string', minLength: 1, description: 'The network interface (name such as eth0, or its IPv4 address) to receive the multicast on; default: the OS’s choice' },
-      group: { type: 'string', default: '239.12.255.254', description: 'Speedwire multicast group' },
-      port: { type: 'integer', minimum: 1, maximum: 65535, default: 9522 },
-      stale_after_s: { type: 'number', minimum: 2, maximum: 3600, default: 30, description: 'Unavailable after this long without a datagram (the meter sends one every second or faster)' },
-    },
-  },
+  configSchema: configSchema(SmaEmConfigSchema),
   create(ctx, config) {
     const meter = new GridMeter(ctx, config, 'sma-em', config.stale_after_s * 1000);
     let socket: Socket | undefined;

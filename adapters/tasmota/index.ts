@@ -1,12 +1,14 @@
-import { defineAdapter, type AdapterContext } from '../../src/api/index.js';
-import { SocketDevice, num, parseJson, socketProperties, type SocketConfig } from '../mqtt-socket/socket.js';
+import { configSchema, defineAdapter, Type, type AdapterContext, type Static } from '../../src/api/index.js';
+import { SocketDevice, num, parseJson, SocketProperties, type SocketConfig } from '../mqtt-socket/socket.js';
 
-export interface TasmotaConfig extends SocketConfig {
-  topic: string;
-  full_topic: string;
-  relay: number;
-  tele_period_s: number;
-}
+const TasmotaConfigSchema = Type.Object({
+  topic: Type.String({ pattern: '^[^/+#]+$', description: 'The device Topic, e.g. tasmota_6A1B2C' }),
+  full_topic: Type.String({ default: '%prefix%/%topic%/', pattern: '%prefix%', description: 'The device FullTopic, as set in Tasmota' }),
+  relay: Type.Integer({ minimum: 1, maximum: 32, default: 1, description: 'Which relay (POWER1…POWER32); 1 on single sockets' }),
+  tele_period_s: Type.Integer({ minimum: 10, maximum: 3600, default: 30, description: 'TelePeriod the hub sets: seconds between energy reports' }),
+  ...SocketProperties,
+});
+export type TasmotaConfig = SocketConfig & Static<typeof TasmotaConfigSchema>;
 
 /** The three topic roots of a Tasmota device under its FullTopic (default `%prefix%/%topic%/`). */
 export function tasmotaTopics(config: Pick<TasmotaConfig, 'topic' | 'full_topic'>) {
@@ -39,16 +41,7 @@ export const tasmota = defineAdapter<TasmotaConfig>({
   id: 'tasmota',
   needs: ['mqtt'],
   description: 'Tasmota smart socket over MQTT: switch and energy meter',
-  configSchema: {
-    required: ['topic'],
-    properties: {
-      topic: { type: 'string', pattern: '^[^/+#]+$', description: 'The device Topic, e.g. tasmota_6A1B2C' },
-      full_topic: { type: 'string', default: '%prefix%/%topic%/', pattern: '%prefix%', description: 'The device FullTopic, as set in Tasmota' },
-      relay: { type: 'integer', minimum: 1, maximum: 32, default: 1, description: 'Which relay (POWER1…POWER32); 1 on single sockets' },
-      tele_period_s: { type: 'integer', minimum: 10, maximum: 3600, default: 30, description: 'TelePeriod the hub sets: seconds between energy reports' },
-      ...socketProperties,
-    },
-  },
+  configSchema: configSchema(TasmotaConfigSchema),
   check: (config) => (config.full_topic !== undefined && !config.full_topic.includes('%topic%') ? [{ path: ['full_topic'], message: 'must contain %topic%' }] : []),
   // a Tasmota also listens on its group topic (default tasmotas): a command there reaches every socket
   mqttClient: (config) => {

@@ -1,8 +1,9 @@
-import { afterEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { startHub } from '../../test/peers/hub.js';
 import { Mosquitto, until } from '../../test/peers/mqtt.js';
 import { describeWithPeers } from '../../test/peers/system.js';
 import { TasmotaSimulator } from './simulator.js';
+import { cleanupsAfterEach } from '../../test/peers/cleanups.js';
 
 /**
  * A micro-inverter behind a Tasmota socket (`pv_kwp`): production with the right sign, and
@@ -10,10 +11,7 @@ import { TasmotaSimulator } from './simulator.js';
  * back on by itself. Against Debian mosquitto.
  */
 
-const cleanups: (() => Promise<unknown> | unknown)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanups = cleanupsAfterEach();
 
 describeWithPeers(['mosquitto'], 'a micro-inverter socket (tasmota) as curtailable PV', () => {
   it('reads production as export, switches off for a curtailment and back on when it expires', async () => {

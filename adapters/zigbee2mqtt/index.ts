@@ -1,5 +1,10 @@
 import {
+  configSchema,
+  Confirmations,
+  SECOND,
   defineAdapter,
+  Type,
+  type Static,
   permanentError,
   retryableError,
   type Device,
@@ -10,12 +15,14 @@ import {
   setAvailability,
 } from '../../src/api/index.js';
 import { num, parseJson, EnergyRegister } from '../mqtt-socket/socket.js';
-import { checkThermostat, settleSetpoint, thermalModelOf, thermostatProperties, type ThermostatConfig } from '../thermostat-common/thermostat.js';
+import { checkThermostat, settleSetpoint, thermalModelOf, ThermostatProperties, type ThermostatConfig } from '../thermostat-common/thermostat.js';
 
-export interface Z2mConfig extends ThermostatConfig {
-  friendly_name?: string;
-  base_topic: string;
-}
+const Z2mConfigSchema = Type.Object({
+  friendly_name: Type.Optional(Type.String({ minLength: 1, description: 'The device’s friendly name in Zigbee2MQTT (default: name, else id)' })),
+  base_topic: Type.String({ default: 'zigbee2mqtt', pattern: '^[^+#]+$', description: 'Zigbee2MQTT base_topic' }),
+  ...ThermostatProperties,
+});
+export type Z2mConfig = ThermostatConfig & Static<typeof Z2mConfigSchema>;
 
 /** One numeric property of a Zigbee2MQTT expose, with its range. */
 export interface NumericProp {
@@ -141,14 +148,7 @@ export const zigbee2mqtt = defineAdapter<Z2mConfig>({
   id: 'zigbee2mqtt',
   needs: ['mqtt'],
   description: 'Zigbee thermostat or TRV through Zigbee2MQTT: temperature, setpoint and mode',
-  configSchema: {
-    required: ['comfort'],
-    properties: {
-      friendly_name: { type: 'string', minLength: 1, description: 'The device’s friendly name in Zigbee2MQTT (default: name, else id)' },
-      base_topic: { type: 'string', default: 'zigbee2mqtt', pattern: '^[^+#]+$', description: 'Zigbee2MQTT base_topic' },
-      ...thermostatProperties,
-    },
-  },
+  configSchema: configSchema(Z2mConfigSchema),
   check: checkThermostat,
   // the bridge is one MQTT client for all its devices: it publishes under base_topic, and only the hub sends this device's set/get
   mqttClient: (config) => {
@@ -171,7 +171,7 @@ export const zigbee2mqtt = defineAdapter<Z2mConfig>({
     let seenState = false;
     const meter = new ClimateMeter();
     const register = new EnergyRegister(ctx.store);
-    const waiters: { check: (s: ThermostatState) => boolean; resolve: () => void }[] = [];
+    const confirmations = new Confirmations<ThermostatState>(ctx.clock);
     const warned = new Set<string>();
 
     const device: Device = {
@@ -213,18 +213,11 @@ export const zigbee2mqtt = defineAdapter<Z2mConfig>({
         want = settleSetpoint(asked, band, prop);
         payload[prop.property] = want;
       }
-      const confirmed = new Promise<void>((resolve, reject) => {
-        const waiter = {
-          check: (s: ThermostatState) => (want === undefined || s.setpointC === want) && (payload.system_mode === undefined || s.mode === m),
-          resolve: () => (clearTimeout(timer), resolve()),
-        };
-        const timer = setTimeout(() => {
-          waiters.splice(waiters.indexOf(waiter), 1);
-          reject(retryableError('no_confirmation', `${config.id}: sent ${JSON.stringify(payload)}, but the device did not report it within ${config.confirm_timeout_s} s (sleepy devices report later)`));
-        }, config.confirm_timeout_s * 1000);
-        waiters.push(waiter);
-      });
-      confirmed.catch(() => undefined);
+      const confirmed = confirmations.expect(
+        (st) => (want === undefined || st.setpointC === want) && (payload.system_mode === undefined || st.mode === m),
+        config.confirm_timeout_s * SECOND,
+        () => retryableError('no_confirmation', `${config.id}: sent ${JSON.stringify(payload)}, but the device did not report it within ${config.confirm_timeout_s} s (sleepy devices report later)`),
+      );
       await mqtt.publish(`${topic}/set`, JSON.stringify(payload), { qos: 1 });
       await confirmed;
       ctx.log.info({ setpointC: want, mode: m }, 'setpoint changed');
@@ -243,11 +236,7 @@ export const zigbee2mqtt = defineAdapter<Z2mConfig>({
       state = { ...state, ...Object.fromEntries(Object.entries(r.state).filter(([, v]) => v !== undefined)) };
       seenState = true;
       if (online === undefined) online = true;
-      for (const w of [...waiters]) {
-        if (!w.check(state)) continue;
-        waiters.splice(waiters.indexOf(w), 1);
-        w.resolve();
-      }
+      confirmations.report(state);
       if (r.powerW !== undefined || r.energyKwh !== undefined) {
         const reading: MeterReading = { time: ctx.clock.now(), channel: 'device' };
         if (r.powerW !== undefined) reading.powerW = r.powerW;

@@ -1,5 +1,4 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -10,6 +9,7 @@ import { Hub } from '../../src/core/host.js';
 import { createLogger } from '../../src/core/logging.js';
 import { axeViolations } from '../../test/peers/axe.js';
 import { CHROMIUM_PATH, describeWithPeers } from '../../test/peers/system.js';
+import { freePort } from '../../test/peers/mqtt.js';
 
 /**
  * The discovery flow as a user does it (issue 20 item 2): a charger dials in under an identity no
@@ -21,13 +21,6 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
 });
 
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 
 describeWithPeers(['chromium'], 'discovery in the dashboard', { timeout: 90_000 }, () => {
   it('shows a charger dialling in as found, not configured; Add writes it into the site file and it comes online', async () => {

@@ -152,6 +152,11 @@ describeWithPeers(['chromium'], 'dashboard in a real browser', { timeout: 90_000
         return page.locator('.flow-source').textContent();
       }, { timeout: 30_000, interval: 500 })
       .toMatch(/^Grid measured by Smart meter \(P1\) · L1 .* · L2 .* · L3 /);
+    // the SG-Ready heat pump (issue 18): its state as the relays report it, and the tank's measured temperature in its band
+    const heatPump = page.locator('.device[data-device="heatpump"]');
+    await expect.poll(() => heatPump.locator('.badge').first().textContent(), { timeout: 20_000 }).toMatch(/^SG-Ready [1-4]: (blocked|normal|recommended|forced)$/);
+    await expect.poll(() => heatPump.textContent(), { timeout: 20_000 }).toMatch(/hot water \d+(\.\d)? °C \(45(\.0)? °C–60(\.0)? °C, 200 l\)/);
+    expect(await heatPump.locator('.band-marker').textContent()).toMatch(/\d+(\.\d)? °C/);
     await shot(page, 'now');
   });
 

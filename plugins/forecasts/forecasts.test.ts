@@ -9,7 +9,7 @@ import { ManualClock, systemClock } from '../../src/core/clock.js';
 import { hubChecks } from '../../src/core/config/checks.js';
 import { parseConfig } from '../../src/core/config/load.js';
 import { fileForecast, forecastSolar, httpForecast, openMeteo, parseForecastSolar, parseHomeflexForecast, parseOpenMeteo, parseSolcast, solcast } from './sources.js';
-import { httpServerForTests, memoryStore, quietLog } from '../../test/peers/http-server.js';
+import { busyThen, httpServerForTests, memoryStore, quietLog } from '../../test/peers/http-server.js';
 
 /**
  * The fixtures are built from each provider's DOCUMENTED example answer (shape and field names
@@ -138,13 +138,7 @@ describe('forecast sources against a local HTTP server: URLs, timeouts, retries,
 
   it('retries a provider that fails twice, then succeeds', async () => {
     hits.length = 0;
-    let n = 0;
-    handler = (_q, res) => {
-      if (++n <= 2) {
-        res.statusCode = 503;
-        res.end('busy');
-      } else res.end(fixture('homeflex-forecast.json'));
-    };
+    handler = busyThen(2, () => fixture('homeflex-forecast.json'));
     const src = httpForecast.create(ctx(store()), { type: 'http', url: `${base}/pv.json`, retries: 3, retry_delay_ms: 5, headers: { authorization: 'Bearer abc' } });
     await src.refresh!();
     expect(hits).toHaveLength(3);

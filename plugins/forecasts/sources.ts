@@ -2,9 +2,8 @@ import { readFile } from 'node:fs/promises';
 import { DateTime } from 'luxon';
 import { defineForecastSource, permanentError, retryableError, type ForecastPoint, type PvArraySpec, type SiteInfo, type WeatherPoint } from '../../src/api/index.js';
 import { cronIssues, defineForecastProvider, finite, json, malformed, type ForecastProviderConfig, type ForecastRequest } from './provider.js';
-import { HOUR } from '../../src/api/time.js';
+import { HOUR, MINUTE } from '../../src/api/time.js';
 
-const MIN = 60_000;
 
 /** The site's coordinates: where the arrays are (they share one weather forecast). */
 function siteLocation(arrays: readonly PvArraySpec[]): { latitude: number; longitude: number } {
@@ -51,7 +50,7 @@ export function parseOpenMeteo(body: string, resolution: 'hourly' | 'minutely_15
   const dni = col('direct_normal_irradiance', false);
   const dhi = col('diffuse_radiation', false);
   const temp = col('temperature_2m', false);
-  const step = resolution === 'hourly' ? HOUR : 15 * MIN;
+  const step = resolution === 'hourly' ? HOUR : 15 * MINUTE;
   const at = (t: unknown, i: number): number => {
     if (finite(t)) return t * 1000;
     if (typeof t === 'string' && /^\d{4}-\d\d-\d\dT\d\d:\d\d/.test(t)) return Date.parse(`${t.slice(0, 16)}:00Z`) - offsetMs;
@@ -155,7 +154,7 @@ export interface SolcastConfig extends ForecastProviderConfig {
 function periodMs(p: unknown, i: number): number {
   const m = typeof p === 'string' ? /^PT(\d+)M$/.exec(p) : null;
   if (!m || Number(m[1]) <= 0) throw malformed('solcast', `forecasts[${i}].period is "${String(p)}", expected PT<minutes>M`);
-  return Number(m[1]) * MIN;
+  return Number(m[1]) * MINUTE;
 }
 
 /** `{forecasts: [{pv_estimate, pv_estimate10, pv_estimate90, period_end, period}]}`, kW over the period ending at period_end. */

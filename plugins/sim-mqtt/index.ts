@@ -2,6 +2,7 @@ import { DateTime } from 'luxon';
 import { definePlugin } from '../../src/api/index.js';
 import { TasmotaSimulator } from '../../adapters/tasmota/simulator.js';
 import { Z2mRoomSimulator } from '../../adapters/zigbee2mqtt/simulator.js';
+import { HeatPumpSimulator } from '../../adapters/sg-ready/simulator.js';
 
 /**
  * Simulated MQTT hardware for the demo: Tasmota sockets and Zigbee2MQTT air-conditioner
@@ -26,6 +27,7 @@ export interface SimMqttConfig {
     initial_c: number;
     setpoint_c: number;
   }[];
+  heatpump: { topic: string; power_w: number; cop: number; volume_l: number; initial_c: number; draw_kwh_per_day: number }[];
 }
 
 export const simMqtt = definePlugin<SimMqttConfig>({
@@ -47,6 +49,24 @@ export const simMqtt = definePlugin<SimMqttConfig>({
             topic: { type: 'string', pattern: '^[^/+#]+$' },
             rated_power_w: { type: 'number', minimum: 0, default: 2000 },
             total_kwh: { type: 'number', minimum: 0, default: 0, description: 'Energy counter at start' },
+          },
+        },
+      },
+      heatpump: {
+        type: 'array',
+        default: [],
+        description: 'SG-Ready heat pumps heating a hot-water tank, behind a Tasmota dual relay with a DS18B20 in the tank',
+        items: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['topic'],
+          properties: {
+            topic: { type: 'string', pattern: '^[^/+#]+$' },
+            power_w: { type: 'number', exclusiveMinimum: 0, default: 2000 },
+            cop: { type: 'number', exclusiveMinimum: 0, default: 2.8 },
+            volume_l: { type: 'number', exclusiveMinimum: 0, default: 200 },
+            initial_c: { type: 'number', default: 48 },
+            draw_kwh_per_day: { type: 'number', minimum: 0, default: 5.8 },
           },
         },
       },
@@ -100,15 +120,30 @@ export const simMqtt = definePlugin<SimMqttConfig>({
             now,
           }),
       ),
+      ...config.heatpump.map(
+        (h) =>
+          new HeatPumpSimulator({
+            url,
+            ...login,
+            topic: h.topic,
+            powerW: h.power_w,
+            cop: h.cop,
+            volumeL: h.volume_l,
+            initialC: h.initial_c,
+            drawKwhPerDay: h.draw_kwh_per_day,
+            now,
+            utcOffsetH: () => DateTime.fromMillis(now(), { zone: ctx.site.timezone }).offset / 60,
+          }),
+      ),
     ];
-    let sims: (TasmotaSimulator | Z2mRoomSimulator)[] = [];
+    let sims: (TasmotaSimulator | Z2mRoomSimulator | HeatPumpSimulator)[] = [];
     let stopped = false;
     const launch = (url: string) => {
       if (stopped) return;
       sims = make(url);
       // the devices connect in the background, as real ones would; the adapters see them when they do
       for (const s of sims) void s.start().catch((err: Error) => ctx.log.warn({ err: err.message }, 'a simulated MQTT device could not connect'));
-      ctx.log.info({ tasmota: config.tasmota.length, zigbee2mqtt: config.zigbee2mqtt.length, broker: url }, 'simulated MQTT devices started');
+      ctx.log.info({ tasmota: config.tasmota.length, zigbee2mqtt: config.zigbee2mqtt.length, heatpump: config.heatpump.length, broker: url }, 'simulated MQTT devices started');
     };
     return {
       async start() {

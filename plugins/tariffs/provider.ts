@@ -6,6 +6,7 @@ import {
   DAY,
   defineTariffSource,
   firstEndingAfter,
+  partitionPoint,
   surchargeSchema,
   type Surcharge,
   permanentError,
@@ -102,14 +103,8 @@ export function defineProvider<C extends ProviderConfig>(spec: ProviderSpec<C>):
         lastUpdated: () => updated,
         series: (window) => {
           const out: PriceSeries = [];
-          // binary search for the first slot ending after the window's start
-          let lo = 0;
-          let hi = cached.length;
-          while (lo < hi) {
-            const mid = (lo + hi) >> 1;
-            if (cached[mid][1] <= window.start) lo = mid + 1;
-            else hi = mid;
-          }
+          // the first slot ending after the window's start
+          const lo = partitionPoint(cached.length, (i) => cached[i][1] <= window.start);
           for (let i = lo; i < cached.length && cached[i][0] < window.end; i++) {
             const [start, end, price] = cached[i];
             out.push({ start: Math.max(start, window.start), end: Math.min(end, window.end), rate: applySurcharge(price, config.surcharge), confidence: 1 });

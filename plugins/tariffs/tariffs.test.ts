@@ -10,7 +10,7 @@ import { hubChecks } from '../../src/core/config/checks.js';
 import { parseConfig } from '../../src/core/config/load.js';
 import { applySurcharge } from './provider.js';
 import { awattar, energyCharts, entsoe, parseAwattar, parseEnergyCharts, parseEnerginet, parseEntsoe, parseNordpool, parseOctopus, parseTibber } from './providers.js';
-import { httpServerForTests, memoryStore, quietLog } from '../../test/peers/http-server.js';
+import { busyThen, httpServerForTests, memoryStore, quietLog } from '../../test/peers/http-server.js';
 
 const FIX = join(import.meta.dirname, '..', '..', 'test', 'fixtures', 'tariffs');
 const fixture = (p: string) => readFileSync(join(FIX, p), 'utf8');
@@ -182,13 +182,7 @@ describe('fetching: timeouts, retries, cache, outages (local HTTP server)', () =
 
   it('retries a provider that fails twice, then succeeds', async () => {
     hits.length = 0;
-    let n = 0;
-    handler = (_q, res) => {
-      if (++n <= 2) {
-        res.statusCode = 503;
-        res.end('busy');
-      } else res.end(body);
-    };
+    handler = busyThen(2, () => body);
     const src = energyCharts.create(ctx(store()), { type: 'energy_charts', url: base, retries: 3, retry_delay_ms: 5 });
     await src.refresh!();
     expect(hits).toHaveLength(3);

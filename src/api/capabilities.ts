@@ -57,20 +57,6 @@ export interface ChargingSession {
   idTag?: string;
 }
 
-/** EVerest's OptimizerTarget, in homeflex's units. */
-export interface EvTarget {
-  /** Energy still to add (Wh). */
-  energyWh?: number;
-  /** Charge until this state of charge (%), needs the car's SoC and battery capacity. */
-  socPct?: number;
-  /** When the car leaves: an instant. */
-  leaveTime?: EpochMs;
-  /** Always charge while the import rate is at or below this (currency/kWh). */
-  priceLimit?: number;
-  /** Charge only from PV surplus. */
-  solarOnly?: boolean;
-}
-
 export interface ChargerLimit {
   /** Total power limit in W (0 = pause). */
   watts: number;
@@ -153,6 +139,8 @@ export interface ThermalModel {
   maxElectricW: number;
   /** Mean internal and solar gains, W. */
   gainsW?: number;
+  /** A heat pump: heating COP from the outdoor temperature, eta · T_sink / (T_sink − T_outdoor) in kelvin, instead of `cop`. */
+  copCurve?: { sinkC: number; eta: number };
 }
 
 export interface ThermostatState {
@@ -219,6 +207,70 @@ export interface NodeCap {
   setImportLimit(schedule: { start: EpochMs; watts: number }[]): Promise<void>;
 }
 
+/** SG-Ready operating states (BWP label): 1 blocked, 2 normal, 3 recommended on, 4 forced on. */
+export type SgReadyState = 1 | 2 | 3 | 4;
+
+/** A hot-water tank heated by the heat pump (or a resistive element), as the plan models it. */
+export interface HotWaterTank {
+  volumeL: number;
+  /** Never below this (°C) — in particular before a draw-off. */
+  minC: number;
+  /** Heated up to this at most (°C); the heat pump's own set-point in state 3/4. */
+  maxC: number;
+  /** Standing losses (W per K above the room the tank stands in). */
+  lossWPerK: number;
+  ambientC: number;
+  /** Heat drawn per day (kWh) and its shape over the day: [local "HH:MM", kWh] taps, scaled to the daily total (default: EU 814/2013 profile M). */
+  drawKwhPerDay: number;
+  drawProfile?: [string, number][];
+  heater: 'heat_pump' | 'resistive';
+  /** The heater's electric power (W): the heat pump's for `heat_pump`, the element's for `resistive`. */
+  heaterW: number;
+}
+
+/** Space heating by the heat pump: the 1R1C room, its comfort band, flow temperature and outdoor forecast. */
+export interface SpaceHeating {
+  model: { rKPerKw: number; cKwhPerK: number; gainsW: number };
+  band: ComfortBand;
+  /** Flow (sink) temperature of the heating circuit (°C): 35 floor heating, 45–55 radiators. */
+  flowC: number;
+  outdoorMinC: number;
+  outdoorMaxC: number;
+}
+
+export interface HeatPumpParams {
+  /** Electric power of the compressor when running (W). */
+  maxElectricW: number;
+  /** Carnot efficiency of the COP curve: COP = eta · T_sink / (T_sink − T_outdoor), in kelvin. */
+  copEta: number;
+  tank?: HotWaterTank;
+  space?: SpaceHeating;
+  /** The plan may block the heat pump (state 1) in dear slots when the tank and rooms can wait. */
+  allowBlock: boolean;
+  /** The state a boost asks for: 3 (recommended on) or 4 (forced on). */
+  boostState: 3 | 4;
+  /** Whether and in which state the surplus dispatcher may raise it on measured PV surplus. */
+  surplusState?: 3 | 4;
+}
+
+/** An SG-Ready heat pump, driven through two relay inputs. */
+export interface HeatPumpCap {
+  /** The state the relays are in, undefined until both are known. */
+  sgReadyState(): SgReadyState | undefined;
+  /**
+   * Asks for a state. Each state is held at least the device's minimum dwell: a request inside it is
+   * kept and applied when the dwell ends (the latest request wins). Resolves once sent or queued.
+   */
+  setSgReady(state: SgReadyState, why?: string): Promise<void>;
+  /** The state requested last (what the relays will show once the dwell allows). */
+  requestedState(): SgReadyState | undefined;
+  /** The tank's measured temperature (°C), when a sensor is configured. */
+  tankC(): number | undefined;
+  /** The rooms' measured temperature (°C), when a sensor is configured. */
+  roomC(): number | undefined;
+  params: HeatPumpParams;
+}
+
 export interface Capabilities {
   meter?: MeterCap;
   switch?: SwitchCap;
@@ -228,6 +280,7 @@ export interface Capabilities {
   pv?: PvCap;
   curtail?: CurtailCap;
   node?: NodeCap;
+  heatPump?: HeatPumpCap;
 }
 
 export type CapName = keyof Capabilities;

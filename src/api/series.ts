@@ -34,18 +34,26 @@ export interface Span {
 }
 
 /**
+ * The binary search every sorted lookup shares: the first index in `[0, n)` for which `before(i)`
+ * is false, given that `before` is true up to some index and false from there on; `n` if it never is.
+ */
+export function partitionPoint(n: number, before: (i: number) => boolean): number {
+  let lo = 0;
+  let hi = n;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (before(mid)) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
  * Index of the first entry of a sorted, non-overlapping list that ends after `t` (binary search);
  * `list.length` if none does.
  */
 export function firstEndingAfter(list: readonly { end: EpochMs }[], t: EpochMs): number {
-  let lo = 0;
-  let hi = list.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (list[mid].end <= t) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
+  return partitionPoint(list.length, (i) => list[i].end <= t);
 }
 
 /** The entry of a sorted, non-overlapping list that holds the instant `t`, if any. */

@@ -100,6 +100,9 @@ export interface ModbusTransport {
   readHolding(unit: number, address: number, count: number): Promise<number[]>;
   readInput(unit: number, address: number, count: number): Promise<number[]>;
   writeRegisters(unit: number, address: number, values: number[]): Promise<void>;
+  /** Coils (function codes 1 and 5): relay outputs such as a heat pump's SG-Ready inputs. */
+  readCoils?(unit: number, address: number, count: number): Promise<boolean[]>;
+  writeCoil?(unit: number, address: number, on: boolean): Promise<void>;
 }
 
 /** Names of the Modbus exception codes (Modbus Application Protocol v1.1b3, section 7). */
@@ -125,7 +128,7 @@ export class ModbusExceptionError extends HomeflexError {
   readonly exceptionName: string;
   constructor(req: { connection: string; unit: number; functionCode: number; address: number; count: number }, exceptionCode: number) {
     const exceptionName = MODBUS_EXCEPTION_NAMES[exceptionCode] ?? `UNKNOWN EXCEPTION ${exceptionCode}`;
-    const what = req.functionCode === 16 ? 'writing' : 'reading';
+    const what = req.functionCode === 16 || req.functionCode === 5 ? 'writing' : 'reading';
     const span = req.count > 1 ? `registers ${req.address}-${req.address + req.count - 1}` : `register ${req.address}`;
     // busy and gateway answers say nothing about the register: retrying may help
     const kind = exceptionCode === 5 || exceptionCode === 6 || exceptionCode === 10 || exceptionCode === 11 ? 'retryable' : 'permanent';

@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { DateTime } from 'luxon';
-import { entryAt, HOUR } from '../api/index.js';
+import { CsvSyntaxError, decodeText, entryAt, HOUR, parseCsv, type CsvRow } from '../api/index.js';
 
 /** A value held over `[start, end)`: a rate (currency/kWh), an energy (kWh in the interval) or a temperature (°C). */
 export interface Interval {
@@ -95,14 +95,11 @@ const parseLocal = (text: string, timezone: string, where: string): number => {
 function readTimeValue(file: string, text: string, timezone: string): Interval[] {
   const starts: number[] = [];
   const values: number[] = [];
-  const lines = text.split(/\r?\n/);
-  lines.forEach((line, i) => {
-    if (!line.trim()) return;
-    const cells = line.split(/[,;\t]/);
-    const where = `${file}:${i + 1}`;
-    if (i === 0 && Number.isNaN(Date.parse(cells[0].replace(' ', 'T'))) && !/^\d{4}-/.test(cells[0])) return; // a header
+  csvRows(file, text).forEach(({ cells, line }, i) => {
+    const where = `${file}:${line}`;
+    if (i === 0 && line === 1 && Number.isNaN(Date.parse(cells[0].replace(' ', 'T'))) && !/^\d{4}-/.test(cells[0])) return; // a header
     if (cells.length < 2) throw new InputError(`${where}: expected "time,value"`);
-    const v = Number(cells[1].trim());
+    const v = Number(cells[1]);
     if (!Number.isFinite(v)) throw new InputError(`${where}: value "${cells[1]}" is not a number`);
     let t = parseLocal(cells[0], timezone, where);
     // a local time given twice (the hour the clocks go back) is the second, later occurrence
@@ -117,20 +114,18 @@ function readTimeValue(file: string, text: string, timezone: string): Interval[]
 
 /** Energinet "Elspotprices" CSV: semicolons, decimal commas, newest first, EUR/MWh. */
 function readElspot(file: string, text: string): Interval[] {
-  const lines = text.split(/\r?\n/).filter((l) => l.trim());
-  const head = lines[0].split(';');
-  const iTime = head.indexOf('HourUTC');
-  const iEur = head.indexOf('SpotPriceEUR');
+  const [head, ...rows] = csvRows(file, text, ';');
+  const iTime = head.cells.indexOf('HourUTC');
+  const iEur = head.cells.indexOf('SpotPriceEUR');
   const starts: number[] = [];
   const values: number[] = [];
-  lines.slice(1).forEach((line, k) => {
-    const c = line.split(';');
-    const t = Date.parse(c[iTime].replace(' ', 'T') + ':00Z');
-    const v = Number(c[iEur].replace(',', '.'));
-    if (Number.isNaN(t) || !Number.isFinite(v)) throw new InputError(`${file}:${k + 2}: cannot read "${line}"`);
+  for (const { cells: c, line } of rows) {
+    const t = Date.parse((c[iTime] ?? '').replace(' ', 'T') + ':00Z');
+    const v = Number((c[iEur] ?? '').replace(',', '.'));
+    if (Number.isNaN(t) || !Number.isFinite(v)) throw new InputError(`${file}:${line}: cannot read "${c.join(';')}"`);
     starts.push(t);
     values.push(v / 1000);
-  });
+  }
   return fromStarts(starts, values, file);
 }
 
@@ -215,9 +210,19 @@ function yearlyHourly(rows: number[], timezone: string, describe: string): Serie
   };
 }
 
-function csvColumns(text: string): { head: string[]; rows: string[][] } {
-  const lines = text.split(/\r?\n/).filter((l) => l.trim());
-  return { head: lines[0].split(','), rows: lines.slice(1).map((l) => l.split(',')) };
+/** The records of a CSV input with their line numbers (csv-parse: quoting, BOM); a syntax error located at its line. */
+export function csvRows(file: string, text: string, delimiter?: string): CsvRow[] {
+  try {
+    return parseCsv(text, { delimiter }).rows;
+  } catch (err) {
+    if (err instanceof CsvSyntaxError) throw new InputError(`${file}:${err.line}: ${err.message}`);
+    throw err;
+  }
+}
+
+function csvColumns(file: string, text: string): { head: string[]; rows: CsvRow[] } {
+  const [head, ...rows] = csvRows(file, text, ',');
+  return { head: head?.cells ?? [], rows };
 }
 
 /**
@@ -236,37 +241,37 @@ export function readSeries(path: string, role: Role, options: { timezone: string
     return timestamped(readEnergyCharts(files), role, tz, `Energy-Charts JSON, ${files.length} files under ${path} (EUR/MWh → /kWh)`);
   }
   if (path.endsWith('.json')) return timestamped(readEnergyCharts([path]), role, tz, `Energy-Charts JSON ${path} (EUR/MWh → /kWh)`);
-  const text = readFileSync(path, 'utf8').replace(/^\uFEFF/, '');
+  const text = decodeText(readFileSync(path));
   const first = text.split(/\r?\n/, 1)[0];
   if (first.startsWith('HourUTC;')) return timestamped(readElspot(path, text), role, tz, `Energinet Elspotprices ${path} (EUR/MWh → /kWh)`);
   if (first.startsWith('month,hour,day_type')) {
-    const { head, rows } = csvColumns(text);
+    const { head, rows } = csvColumns(path, text);
     if (role === 'load') {
       const i = head.indexOf('non_shiftable_load');
-      return yearlyHourly(rows.map((r) => Number(r[i])), tz, `CityLearn ${basename(path)} non_shiftable_load (kWh/h), 1 Aug–31 Jul replayed by calendar`);
+      return yearlyHourly(rows.map((r) => Number(r.cells[i])), tz, `CityLearn ${basename(path)} non_shiftable_load (kWh/h), 1 Aug–31 Jul replayed by calendar`);
     }
     if (role === 'pv') {
       const kwp = options.pvKwp ?? cityLearnKwp(path);
       const i = head.indexOf('solar_generation');
-      return yearlyHourly(rows.map((r) => (Number(r[i]) * kwp) / 1000), tz, `CityLearn ${basename(path)} solar_generation × ${kwp} kWp`);
+      return yearlyHourly(rows.map((r) => (Number(r.cells[i]) * kwp) / 1000), tz, `CityLearn ${basename(path)} solar_generation × ${kwp} kWp`);
     }
     throw new InputError(`${path}: a CityLearn building file gives load or pv, not ${role}`);
   }
   if (first.startsWith('outdoor_dry_bulb_temperature')) {
     if (role !== 'outdoor') throw new InputError(`${path}: a CityLearn weather file gives the outdoor temperature, not ${role}`);
-    const { rows } = csvColumns(text);
-    return yearlyHourly(rows.map((r) => Number(r[0])), tz, `CityLearn ${basename(path)} outdoor_dry_bulb_temperature`);
+    const { rows } = csvColumns(path, text);
+    return yearlyHourly(rows.map((r) => Number(r.cells[0])), tz, `CityLearn ${basename(path)} outdoor_dry_bulb_temperature`);
   }
   if (/^,GC,GG/.test(first)) {
     if (role !== 'load' && role !== 'pv') throw new InputError(`${path}: Ausgrid data gives load (GC) or pv (GG), not ${role}`);
-    const { rows } = csvColumns(text);
+    const { rows } = csvColumns(path, text);
     const col = role === 'load' ? 1 : 2;
     // half hours of average kW on a local clock without DST (48 a day): kWh = kW × 0.5
     const byWall = new Map<string, number>();
-    rows.forEach((r, i) => {
-      const m = /^(\d{4})-(\d\d)-(\d\d)[ T](\d\d):(\d\d)/.exec(r[0]);
-      const v = Number(r[col]);
-      if (!m || !Number.isFinite(v)) throw new InputError(`${path}:${i + 2}: cannot read "${rows[i].join(',')}"`);
+    rows.forEach(({ cells, line }) => {
+      const m = /^(\d{4})-(\d\d)-(\d\d)[ T](\d\d):(\d\d)/.exec(cells[0]);
+      const v = Number(cells[col]);
+      if (!m || !Number.isFinite(v)) throw new InputError(`${path}:${line}: cannot read "${cells.join(',')}"`);
       byWall.set(`${m[1]}-${m[2]}-${m[3]}T${m[4]}:${m[5]}`, v * 0.5);
     });
     return wallClock(byWall, 30 * 60_000, tz, `Ausgrid ${basename(path)} ${role === 'load' ? 'GC' : 'GG'} (kW × 0.5 h), replayed on the same local date and clock time`);

@@ -4,6 +4,7 @@ import { clearSkyPvForecast, historyLoadForecast, standardProfileLoad, type Ener
 import { planSite, type LpSolver, type PlanSlot, type SitePlan, type SiteProblem } from '../optimiser/site/index.js';
 import type { BatterySpec } from './engine.js';
 import type { Interval } from './read.js';
+import { HOUR } from '../api/time.js';
 
 /**
  * Backtests on whole-bill tariffs (issue 17 item 4): a spot price shaped into an import rate with
@@ -87,7 +88,6 @@ export interface TariffResult {
   solveMs: number;
 }
 
-const HOUR = 3_600_000;
 const Q = 900_000;
 
 /** The shaped rates on a grid of 15-minute steps: import all-in, export after the rules, and the spot. */

@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { DateTime } from 'luxon';
-import { HOUR, proratedSum } from '../api/index.js';
+import { decodeText, HOUR, partitionPoint, proratedSum } from '../api/index.js';
 import type { PlanSlot } from '../optimiser/site/index.js';
 import { prng } from '../optimiser/thermal-history.js';
-import { InputError, type Interval } from './read.js';
+import { csvRows, InputError, type Interval } from './read.js';
 
 /** A PV forecast as it was known at each instant: what a weather service would have answered then. */
 export interface PvForecastArchive {
@@ -103,12 +103,12 @@ export function sigmaForNrmse(o: Omit<SyntheticPvOptions, 'sigma'>, kWp: number,
 export function readPvForecastArchive(file: string, timezone: string): PvForecastArchive {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = decodeText(readFileSync(file));
   } catch (err) {
     throw new InputError(`--weather ${file}: cannot read (${(err as Error).message})`);
   }
-  const lines = text.split(/\r?\n/);
-  const header = lines[0]?.trim().toLowerCase().split(',').map((h) => h.trim());
+  const [head, ...rows] = csvRows(file, text, ',');
+  const header = head?.line === 1 ? head.cells.map((h) => h.toLowerCase()) : undefined;
   if (!header || header[0] !== 'issued' || header[1] !== 'time' || header[2] !== 'value') throw new InputError(`${file}:1: expected the header "issued,time,value"`);
   const parse = (s: string, line: number, what: string) => {
     const zoned = /(Z|[+-]\d\d:?\d\d)$/.test(s);
@@ -117,16 +117,14 @@ export function readPvForecastArchive(file: string, timezone: string): PvForecas
     return d.toMillis();
   };
   const byIssue = new Map<number, { start: number; value: number }[]>();
-  lines.slice(1).forEach((raw, i) => {
-    const line = raw.trim();
-    if (!line) return;
-    const [issued, time, value] = line.split(',').map((c) => c.trim());
+  for (const { cells, line } of rows) {
+    const [issued, time, value] = cells;
     const v = Number(value);
-    if (value === undefined || value === '' || !Number.isFinite(v)) throw new InputError(`${file}:${i + 2}: value "${value ?? ''}" is not a number`);
-    const at = parse(issued, i + 2, 'issued');
+    if (value === undefined || value === '' || !Number.isFinite(v)) throw new InputError(`${file}:${line}: value "${value ?? ''}" is not a number`);
+    const at = parse(issued, line, 'issued');
     const list = byIssue.get(at) ?? byIssue.set(at, []).get(at)!;
-    list.push({ start: parse(time, i + 2, 'time'), value: v });
-  });
+    list.push({ start: parse(time ?? '', line, 'time'), value: v });
+  }
   if (!byIssue.size) throw new InputError(`${file}: no forecasts`);
   const issues = [...byIssue.keys()].sort((a, b) => a - b);
   const series = new Map<number, Interval[]>();
@@ -140,13 +138,7 @@ export function readPvForecastArchive(file: string, timezone: string): PvForecas
   return {
     describe: `PV forecast archive ${file} (${issues.length} issues)`,
     powerW(issuedBy, slots) {
-      let lo = 0;
-      let hi = issues.length;
-      while (lo < hi) {
-        const mid = (lo + hi) >> 1;
-        if (issues[mid] <= issuedBy) lo = mid + 1;
-        else hi = mid;
-      }
+      const lo = partitionPoint(issues.length, (i) => issues[i] <= issuedBy);
       // before the first issue nothing was known: no PV expected
       if (lo === 0) return slots.map(() => 0);
       const s = series.get(issues[lo - 1])!;

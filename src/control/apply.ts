@@ -66,6 +66,12 @@ export async function applySlot(opts: {
       if (sent.get(d.id) === key) continue;
       await send(d, 'a setpoint', () => d.caps.thermostat!.setSetpoint(setpoint, mode));
       if (!failed.includes(d.id)) sent.set(d.id, key);
+    } else if (dp.kind === 'heatpump' && d.caps.heatPump) {
+      // a paused heat pump is left to its own controller (normal); the device holds each state its dwell
+      const state = opts.paused.has(d.id) ? 2 : (dp.sgReady?.[k] ?? 2);
+      if (d.caps.heatPump.requestedState() === state) continue;
+      const why = state === 2 ? 'plan: normal operation' : state === 1 ? 'plan: blocked in a dear slot, tank and rooms can wait' : `plan: ${Math.round(w)} W planned (${dp.reasons[k] ?? 'price'})`;
+      await send(d, `SG-Ready state ${state}`, () => d.caps.heatPump!.setSgReady(state, why));
     } else if (dp.kind === 'load' && d.caps.switch) {
       const on = dp.on?.[k] ?? false;
       if (sent.get(d.id) === String(on) && d.caps.switch.isOn() === on) continue;

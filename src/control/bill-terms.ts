@@ -2,8 +2,8 @@ import { DateTime } from 'luxon';
 import type { EnergyInterval } from '../optimiser/forecast/index.js';
 import type { SiteProblem } from '../optimiser/site/index.js';
 import type { BillTerms, ComposedTariff, SlotComponents } from '../tariff/bill-model.js';
+import { HOUR } from '../api/time.js';
 
-const HOUR = 3_600_000;
 
 /**
  * Hands the planner the parts of the bill that per-kWh rates cannot carry (issue 17 item 2): the

@@ -11,8 +11,8 @@ import { SurplusDispatcher } from './surplus.js';
 import { PlanThread, PlanTimeout } from './plan-thread.js';
 import { shiftedPlan } from './shift.js';
 import { planView, type PlanRecord } from './view.js';
+import { MINUTE } from '../api/time.js';
 
-const MIN = 60_000;
 
 /** Settings a device takes from its YAML entry; the API's overrides replace them key by key. */
 function yamlSettings(config: Record<string, unknown>): EffectiveSettings {
@@ -69,6 +69,8 @@ export class ControlLoop {
       const settings = this.settings(id);
       return settings.paused ? 'plan' : chargeModeOf(settings, this.hub.registry.entry(id)?.config ?? {});
     });
+    // a heat pump the surplus let go takes the plan's state again at once
+    this.surplus.onRelease = () => void this.applyCurrent().catch((err: unknown) => this.log.warn({ err }, 'could not apply the plan'));
   }
 
   get planner() {
@@ -162,7 +164,7 @@ export class ControlLoop {
 
   /** Wakes at every slot boundary: re-plans when the plan is due, else applies the next slot. */
   private async tickLoop(signal: AbortSignal): Promise<void> {
-    const step = Math.min(this.planner.slot_minutes, this.planner.replan_minutes) * MIN;
+    const step = Math.min(this.planner.slot_minutes, this.planner.replan_minutes) * MINUTE;
     while (!signal.aborted) {
       const now = this.hub.clock.now();
       const next = Math.floor(now / step) * step + step;
@@ -173,7 +175,7 @@ export class ControlLoop {
       }
       const at = this.hub.clock.now();
       // a clock that jumped back leaves the plan in the future (no slot holds now): plan again rather than wait for it
-      const due = !this.latest || at - this.latest.createdAt >= this.planner.replan_minutes * MIN - 1000 || at < this.latest.plan.slots[0].start;
+      const due = !this.latest || at - this.latest.createdAt >= this.planner.replan_minutes * MINUTE - 1000 || at < this.latest.plan.slots[0].start;
       if (due) this.request('schedule');
       else await this.applyCurrent();
       await this.settled();
@@ -211,11 +213,11 @@ export class ControlLoop {
     try {
       const { problem, notes } = buildSiteProblem({ now, config: this.hub.config, devices, prices: this.hub.tariffs, limits: this.externalLimits(), history: this.history, forecasts: this.hub.forecasts });
       const { plan, solveMs } = await this.solve(problem);
-      const nextReplan = now + this.planner.replan_minutes * MIN;
+      const nextReplan = now + this.planner.replan_minutes * MINUTE;
       record = {
         id: `plan_${now.toString(36)}_${Math.floor(Math.random() * 36 ** 4).toString(36)}`,
         createdAt: now,
-        validUntil: nextReplan + this.planner.slot_minutes * MIN,
+        validUntil: nextReplan + this.planner.slot_minutes * MINUTE,
         trigger,
         solveMs,
         problem,
@@ -262,7 +264,7 @@ export class ControlLoop {
     if (!shifted) return undefined;
     this.log.warn({ trigger, previous: previous.id }, note);
     this.counts.standIns++;
-    const record: PlanRecord = { ...shifted, id: `plan_${now.toString(36)}_${Math.floor(Math.random() * 36 ** 4).toString(36)}`, createdAt: now, validUntil: now + this.planner.replan_minutes * MIN + this.planner.slot_minutes * MIN, trigger, solveMs: err.limitMs };
+    const record: PlanRecord = { ...shifted, id: `plan_${now.toString(36)}_${Math.floor(Math.random() * 36 ** 4).toString(36)}`, createdAt: now, validUntil: now + this.planner.replan_minutes * MINUTE + this.planner.slot_minutes * MINUTE, trigger, solveMs: err.limitMs };
     return this.adopt(record, trigger, now);
   }
 
@@ -274,7 +276,7 @@ export class ControlLoop {
     for (const w of record.plan.warnings) this.log.warn({ plan: record.id }, w);
     this.noticeShortfalls(record);
     const view = planView(record, this.hub.site);
-    const persistHistory = now - this.lastPersist >= 60 * MIN;
+    const persistHistory = now - this.lastPersist >= 60 * MINUTE;
     if (persistHistory) this.lastPersist = now;
     await this.hub.state
       .update((s) => {
@@ -297,7 +299,7 @@ export class ControlLoop {
     const now = this.hub.clock.now();
     const k = rec.plan.slots.findIndex((s) => s.start <= now && now < s.end);
     if (k < 0) return;
-    const slotLen = this.planner.slot_minutes * MIN;
+    const slotLen = this.planner.slot_minutes * MINUTE;
     const paused = new Set(Object.entries(rec.settings).filter(([, s]) => s.paused).map(([id]) => id));
     const before = new Map(this.failing);
     // chargers that follow the surplus get their limits from the surplus dispatcher

@@ -1,17 +1,17 @@
 import { DateTime } from 'luxon';
-import { entryAt, EV_CHARGE_MODES, EV_DEFAULT_MODES, firstEndingAfter, hasCap, HOUR, type EvChargeMode, type Device, type NodeFlexibility, type EvDefaultMode, type Direction, type EpochMs, type PriceSeries } from '../api/index.js';
+import { entryAt, EV_CHARGE_MODES, EV_DEFAULT_MODES, firstEndingAfter, hasCap, HOUR, type EvChargeMode, type Device, type NodeFlexibility, type EvDefaultMode, type EvTarget, type Direction, type EpochMs, type PriceSeries } from '../api/index.js';
 import type { HubConfig } from '../core/config/schema.js';
 import type { PriceLookup } from '../core/services.js';
 import type { SiteForecasts } from '../forecast/service.js';
 import { clearSkyPvForecast, historyLoadForecast, learnedLoadForecast, ROBUST_MIN_DAYS, standardProfileLoad, type EnergyInterval, type PowerForecast } from '../optimiser/forecast/index.js';
-import type { BatteryModel, CircuitNode, DeviceLimits, EvModel, EvSession, FixedFlow, HvacModel, LoadRun, PlanSlot, SiteProblem, SwitchedLoadModel } from '../optimiser/site/index.js';
+import { DRAW_PROFILE_M, drawPerSlot, heatingCop, type BatteryModel, type CircuitNode, type DeviceLimits, type EvModel, type EvSession, type FixedFlow, type HeatPumpModel, type HvacModel, type LoadRun, type PlanSlot, type SiteProblem, type SwitchedLoadModel } from '../optimiser/site/index.js';
 import type { EnergyHistory } from './history.js';
 import { siteGridMeterId } from '../api/grid-meter.js';
 import { hoursFor, runWindow, type ScheduleSetting } from './schedule.js';
 import { perSlotUntil, type ExternalLimits } from './limits.js';
 import { applyBillTerms, composedTariff } from './bill-terms.js';
+import { MINUTE } from '../api/time.js';
 
-const MIN = 60_000;
 /** AC charging loses about a tenth between the wall and the car's cells: turns SoC targets into metered energy. */
 export const EV_CHARGE_EFFICIENCY = 0.9;
 /** Charger states with a car plugged in: only then is an EV in the plan. */
@@ -35,16 +35,8 @@ export interface EffectiveSettings {
 export const chargeModeOf = (settings: EffectiveSettings, yaml: Record<string, unknown>): EvChargeMode =>
   settings.charge_mode ?? EV_CHARGE_MODES.find((m) => m === yaml.charge_mode) ?? 'plan';
 
-export interface EvTargetSetting {
-  energy_wh?: number;
-  soc_pct?: number;
-  /** "HH:MM" local time, or an RFC 3339 instant. */
-  leave_time?: string;
-  price_limit?: number;
-  solar_only?: boolean;
-  /** Full power now, until the car leaves (the dashboard's "charge now"). */
-  charge_now?: boolean;
-}
+/** A charger's target in force: the YAML's `target` or the API's (one schema, `EvTargetSchema`). */
+export type EvTargetSetting = EvTarget;
 
 export type { ScheduleSetting } from './schedule.js';
 
@@ -71,11 +63,11 @@ export interface ModelNotes {
 
 /** The plan's slot grid: from now, aligned to `slotMinutes`, covering `horizonHours`. */
 export function slotGrid(now: EpochMs, slotMinutes: number, horizonHours: number): PlanSlot[] {
-  const len = slotMinutes * MIN;
+  const len = slotMinutes * MINUTE;
   const end = Math.ceil((now + horizonHours * HOUR) / len) * len;
   let boundary = Math.floor(now / len) * len + len;
   // a first slot of under a minute is merged into the next
-  if (boundary - now < MIN) boundary += len;
+  if (boundary - now < MINUTE) boundary += len;
   const slots: PlanSlot[] = [{ start: now, end: Math.min(boundary, end) }];
   for (let t = boundary; t < end; t += len) slots.push({ start: t, end: t + len });
   return slots;
@@ -174,7 +166,7 @@ function deviceLimits(ext: ExternalLimits | undefined, slots: readonly PlanSlot[
 }
 
 /** A meter that is none of the planned devices and not the site's grid meter: what it measures is the house's base load. */
-export const isBaseLoadMeter = (d: Device) => hasCap(d, 'meter') && !d.caps.meter!.channels.includes('grid') && !d.caps.storage && !d.caps.charger && !d.caps.thermostat && !d.caps.switch && !d.caps.pv;
+export const isBaseLoadMeter = (d: Device) => hasCap(d, 'meter') && !d.caps.meter!.channels.includes('grid') && !d.caps.storage && !d.caps.charger && !d.caps.thermostat && !d.caps.switch && !d.caps.pv && !d.caps.heatPump;
 
 /**
  * Where the house's own load is measured. With a grid meter (a device with a `grid` channel: a P1
@@ -189,7 +181,7 @@ export function baseLoadSource(devices: Device[], gridMeter?: string): { grid: s
   const known: string[] = [];
   for (const d of devices) {
     const m = d.caps.meter;
-    if (!m || !(d.caps.storage || d.caps.charger || d.caps.thermostat || d.caps.switch || d.caps.pv)) continue;
+    if (!m || !(d.caps.storage || d.caps.charger || d.caps.thermostat || d.caps.switch || d.caps.pv || d.caps.heatPump)) continue;
     const own = m.channels.filter((c) => c === 'battery' || c === 'pv').map((c) => `${d.id}:${c}`);
     if (own.length) known.push(...own);
     else if (m.channels.includes('device')) known.push(d.id);
@@ -212,7 +204,7 @@ export function siteNetImport(history: ModelInputs['history'], devices: readonly
       for (const q of history.intervals([key], now)) byQuarter.set(q.start, (byQuarter.get(q.start) ?? 0) + q.wh);
     }
   }
-  return [...byQuarter].sort((a, b) => a[0] - b[0]).map(([start, wh]) => ({ start, end: start + 15 * MIN, wh }));
+  return [...byQuarter].sort((a, b) => a[0] - b[0]).map(([start, wh]) => ({ start, end: start + 15 * MINUTE, wh }));
 }
 
 /**
@@ -264,6 +256,7 @@ export function buildSiteProblem(inputs: ModelInputs): { problem: SiteProblem; n
   const evs: EvModel[] = [];
   const hvacs: HvacModel[] = [];
   const loads: SwitchedLoadModel[] = [];
+  const heatPumps: HeatPumpModel[] = [];
   const flows: FixedFlow[] = [];
   const baseMeters: string[] = [];
   let annualHint: number | undefined;
@@ -328,6 +321,11 @@ export function buildSiteProblem(inputs: ModelInputs): { problem: SiteProblem; n
       } catch (err) {
         notes.notes.push(`${d.id}: ${(err as Error).message}; planning to the horizon end`);
       }
+      // a departure instant already past (a YAML target written for one day) sets no deadline
+      if (until !== undefined && until <= now) {
+        notes.notes.push(`${d.id}: leave_time ${target?.leave_time} has passed; planning to the horizon end`);
+        until = undefined;
+      }
       let need = 0;
       const mode: EvDefaultMode | undefined = target ? undefined : EV_DEFAULT_MODES.find((m) => m === yaml.default_mode) ?? DEFAULT_EV_MODE;
       let chargeNow = target?.charge_now === true || mode === 'now';
@@ -389,8 +387,12 @@ export function buildSiteProblem(inputs: ModelInputs): { problem: SiteProblem; n
         gainsW: slots.map(() => model.gainsW ?? 0),
         minC: slots.map(() => band.minC),
         maxC: slots.map(() => band.maxC),
+        // a heat pump behind the thermostat: its COP follows the outdoor temperature
+        ...(model.copCurve && mode === 'heat' ? { copPerSlot: outdoor.map((o) => heatingCop(o, model.copCurve!.sinkC, model.copCurve!.eta)) } : {}),
         limits,
       });
+    } else if (d.caps.heatPump) {
+      heatPumps.push(heatPumpModel(d, circuit, limits, slots, tz, inputs, notes));
     } else if (d.caps.switch) {
       const sw = d.caps.switch;
       const schedule = settings.schedule;
@@ -480,7 +482,7 @@ export function buildSiteProblem(inputs: ModelInputs): { problem: SiteProblem; n
       : learnedLoadForecast({ history, timezone: tz, fallback, days: loadCfg?.days, halfLifeDays: loadCfg?.half_life_days, holidays: loadCfg?.holidays, outdoorC });
   notes.forecasts.baseLoad = 'grid' in source ? `${base.name}, learnt from the grid meter (${source.grid.map((k) => k.split(':')[0]).join(', ')}) less the planned devices` : base.name;
 
-  const problem: SiteProblem = { slots, importRate: imp.rates, exportRate: exp.rates, baseLoadW: base.powerW(slots), flows, grid, circuits, batteries, evs, hvacs, loads };
+  const problem: SiteProblem = { slots, importRate: imp.rates, exportRate: exp.rates, baseLoadW: base.powerW(slots), flows, grid, circuits, batteries, evs, hvacs, loads, ...(heatPumps.length ? { heatPumps } : {}) };
   // the bill beyond per-kWh rates: capacity charges and export rules (issue 17)
   const composed = composedTariff(inputs.prices);
   const terms = composed?.terms();
@@ -490,6 +492,60 @@ export function buildSiteProblem(inputs: ModelInputs): { problem: SiteProblem; n
     notes.notes.push(...applyBillTerms(problem, terms, { now, siteImport, components }));
   }
   return { problem, notes };
+}
+
+/**
+ * A heat pump as the plan sees it: its tank (from the measured temperature, draw-offs by the
+ * configured daily profile, COP at the tank's maximum as sink) and its rooms (the HVAC room model
+ * in heat mode, COP per slot from the outdoor temperature at the flow temperature).
+ */
+function heatPumpModel(d: Device, circuit: string | undefined, limits: DeviceLimits | undefined, slots: PlanSlot[], tz: string, inputs: ModelInputs, notes: ModelNotes): HeatPumpModel {
+  const hp = d.caps.heatPump!;
+  const p = hp.params;
+  const space = p.space;
+  const sine = space ? outdoorForecast({ outdoor_min_c: space.outdoorMinC, outdoor_max_c: space.outdoorMaxC }, slots, tz) : undefined;
+  // the forecast service's outdoor temperature where it has one, else the configured daily sinusoid, else 10 °C
+  const outdoorC = slots.map((s, t) => inputs.forecasts?.outdoorC?.((s.start + s.end) / 2) ?? sine?.[t] ?? 10);
+  const model: HeatPumpModel = { id: d.id, circuit, maxElectricW: p.maxElectricW, sgReady: { allowBlock: p.allowBlock, boostState: p.boostState }, limits };
+  if (p.tank) {
+    const k = p.tank;
+    let initialC = hp.tankC();
+    if (initialC === undefined) {
+      initialC = k.minC;
+      notes.notes.push(`${d.id}: no tank temperature measured, planned as if at its ${k.minC} °C minimum`);
+    }
+    model.tank = {
+      volumeL: k.volumeL,
+      initialC,
+      minC: slots.map(() => k.minC),
+      maxC: k.maxC,
+      lossWPerK: k.lossWPerK,
+      ambientC: k.ambientC,
+      drawWh: drawPerSlot(k.drawProfile ?? DRAW_PROFILE_M, k.drawKwhPerDay, slots, tz),
+      cop: outdoorC.map((o) => (k.heater === 'resistive' ? 1 : heatingCop(o, k.maxC, p.copEta))),
+      maxElectricW: k.heaterW,
+    };
+    if (k.heater === 'resistive') model.maxElectricW = Math.max(model.maxElectricW, k.heaterW);
+  }
+  if (space) {
+    let initialC = hp.roomC();
+    if (initialC === undefined) {
+      initialC = space.band.minC + 0.5;
+      notes.notes.push(`${d.id}: no room temperature measured, planned as if at ${initialC} °C`);
+    }
+    model.space = {
+      rKPerKw: space.model.rKPerKw,
+      cKwhPerK: space.model.cKwhPerK,
+      cop: heatingCop(outdoorC[0], space.flowC, p.copEta),
+      copPerSlot: outdoorC.map((o) => heatingCop(o, space.flowC, p.copEta)),
+      initialC,
+      outdoorC,
+      gainsW: slots.map(() => space.model.gainsW),
+      minC: slots.map(() => space.band.minC),
+      maxC: slots.map(() => space.band.maxC),
+    };
+  }
+  return model;
 }
 
 /**

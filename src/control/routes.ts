@@ -1,4 +1,4 @@
-import { ApiError, badRequest, EV_CHARGE_MODES, type CapName, type Device, type EvChargeMode } from '../api/index.js';
+import { ApiError, badRequest, ChargeModeBody, ComfortBody, parseFragment, pathText, PauseBody, TargetBody, type CapName, type Device, type EvTarget, type TSchema } from '../api/index.js';
 import { access, type RouteModule } from '../core/http.js';
 import type { HubServices } from '../core/services.js';
 import { flexibilityOf } from './flexibility.js';
@@ -8,64 +8,25 @@ import { chargeModeOf, type EffectiveSettings } from './model.js';
 import { parseScheduleBody } from './schedule.js';
 import { planView } from './view.js';
 
-const HHMM = /^([01]\d|2[0-3]):[0-5]\d$/;
-
-type Body = Record<string, unknown>;
-
-function objectBody(body: unknown): Body {
-  if (!body || typeof body !== 'object' || Array.isArray(body)) throw badRequest('body', 'must be a JSON object');
-  return body as Body;
+/** `PUT /devices/{id}/target`: the EV target, in the schema the YAML's `target` has too (fastify checked the shape). */
+export function parseTarget(body: unknown): EvTarget {
+  const parsed = parseFragment(TargetBody, body);
+  if (!parsed.ok) {
+    const issue = parsed.issues[0];
+    throw badRequest(pathText(issue.path) || 'body', issue.message);
+  }
+  if (!Object.keys(parsed.value).length) throw badRequest('body', `give at least one of ${Object.keys(TargetBody.properties).join(', ')}`);
+  return parsed.value;
 }
 
-function onlyKeys(b: Body, keys: string[], prefix = '') {
-  for (const k of Object.keys(b)) if (!keys.includes(k)) throw badRequest(`${prefix}${k}`, `unknown field (valid: ${keys.join(', ')})`);
+/** `PUT /devices/{id}/comfort`: the band the room must stay in; fastify checked the shape. */
+export function parseComfort(body: ComfortBody): NonNullable<EffectiveSettings['comfort']> {
+  if (body.min_c >= body.max_c) throw badRequest('min_c', `must be below max_c (${body.max_c})`);
+  return { min_c: body.min_c, max_c: body.max_c };
 }
 
-const num = (b: Body, k: string, min: number, max: number, prefix = '') => {
-  const v = b[k];
-  if (v === undefined) return undefined;
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw badRequest(`${prefix}${k}`, 'must be a number');
-  if (v < min || v > max) throw badRequest(`${prefix}${k}`, `must be between ${min} and ${max}`);
-  return v;
-};
-const bool = (b: Body, k: string) => {
-  const v = b[k];
-  if (v === undefined) return undefined;
-  if (typeof v !== 'boolean') throw badRequest(k, 'must be true or false');
-  return v;
-};
-
-/** `PUT /devices/{id}/target`: EVerest's OptimizerTarget in homeflex's words. */
-export function parseTarget(body: unknown): NonNullable<EffectiveSettings['target']> {
-  const b = objectBody(body);
-  onlyKeys(b, ['energy_wh', 'soc_pct', 'leave_time', 'price_limit', 'solar_only', 'charge_now']);
-  if (!Object.keys(b).length) throw badRequest('body', 'give at least one of energy_wh, soc_pct, leave_time, price_limit, solar_only, charge_now');
-  const leave = b.leave_time;
-  if (leave !== undefined && (typeof leave !== 'string' || (!HHMM.test(leave) && Number.isNaN(Date.parse(leave))))) throw badRequest('leave_time', 'must be "HH:MM" (local time) or an RFC 3339 time');
-  if (b.energy_wh !== undefined && b.soc_pct !== undefined) throw badRequest('soc_pct', 'give energy_wh or soc_pct, not both');
-  if (b.price_limit !== undefined && (typeof b.price_limit !== 'number' || !Number.isFinite(b.price_limit))) throw badRequest('price_limit', 'must be a rate in the site currency per kWh');
-  const target = {
-    energy_wh: num(b, 'energy_wh', 0, 1_000_000),
-    soc_pct: num(b, 'soc_pct', 0, 100),
-    leave_time: leave as string | undefined,
-    price_limit: b.price_limit as number | undefined,
-    solar_only: bool(b, 'solar_only'),
-    charge_now: bool(b, 'charge_now'),
-  };
-  return Object.fromEntries(Object.entries(target).filter(([, v]) => v !== undefined));
-}
-
-/** `PUT /devices/{id}/comfort`: the band the room must stay in. */
-export function parseComfort(body: unknown): NonNullable<EffectiveSettings['comfort']> {
-  const b = objectBody(body);
-  onlyKeys(b, ['min_c', 'max_c']);
-  const min = num(b, 'min_c', -30, 60);
-  const max = num(b, 'max_c', -30, 60);
-  if (min === undefined) throw badRequest('min_c', 'is required (°C)');
-  if (max === undefined) throw badRequest('max_c', 'is required (°C)');
-  if (min >= max) throw badRequest('min_c', `must be below max_c (${max})`);
-  return { min_c: min, max_c: max };
-}
+/** Route options: who may call it and the schema fastify checks its body with. */
+const writeWith = (body: TSchema) => ({ ...access('write'), schema: { body } });
 
 /** The device's effective settings and which of them come from the API. */
 function controlView(loop: ControlLoop, hub: HubServices, d: Device) {
@@ -154,7 +115,7 @@ export function controlRoutes(loop: ControlLoop): RouteModule {
 
     app.get<{ Params: { id: string } }>('/devices/:id/control', access('read'), async (req) => controlView(loop, hub, device(req.params.id)));
 
-    app.put<{ Params: { id: string } }>('/devices/:id/target', access('write'), async (req) => {
+    app.put<{ Params: { id: string } }>('/devices/:id/target', writeWith(TargetBody), async (req) => {
       const d = device(req.params.id, 'charger', 'charging target');
       const target = parseTarget(req.body);
       // "charge now" keeps the rest of the target (leave time, price limit) for when it is lifted
@@ -162,13 +123,9 @@ export function controlRoutes(loop: ControlLoop): RouteModule {
       const merged = keys.length === 1 && keys[0] === 'charge_now' ? { ...(loop.settings(d.id).target ?? {}), ...target } : target;
       return override(d, (o) => (o.target = merged));
     });
-    app.put<{ Params: { id: string } }>('/devices/:id/mode', access('write'), async (req) => {
+    app.put<{ Params: { id: string }; Body: ChargeModeBody }>('/devices/:id/mode', writeWith(ChargeModeBody), async (req) => {
       const d = device(req.params.id, 'charger', 'charge mode');
-      const b = objectBody(req.body);
-      onlyKeys(b, ['mode']);
-      const mode = b.mode;
-      if (typeof mode !== 'string' || !(EV_CHARGE_MODES as readonly string[]).includes(mode)) throw badRequest('mode', `must be one of ${EV_CHARGE_MODES.join(', ')}`);
-      return override(d, (o) => (o.charge_mode = mode as EvChargeMode));
+      return override(d, (o) => (o.charge_mode = req.body.mode));
     });
     app.delete<{ Params: { id: string } }>('/devices/:id/mode', access('write'), async (req) => {
       const d = device(req.params.id, 'charger', 'charge mode');
@@ -180,17 +137,14 @@ export function controlRoutes(loop: ControlLoop): RouteModule {
       const schedule = parseScheduleBody(req.body);
       return override(d, (o) => (o.schedule = schedule));
     });
-    app.put<{ Params: { id: string } }>('/devices/:id/comfort', access('write'), async (req) => {
+    app.put<{ Params: { id: string }; Body: ComfortBody }>('/devices/:id/comfort', writeWith(ComfortBody), async (req) => {
       const d = device(req.params.id, 'thermostat', 'comfort band');
       const comfort = parseComfort(req.body);
       return override(d, (o) => (o.comfort = comfort));
     });
-    app.put<{ Params: { id: string } }>('/devices/:id/pause', access('write'), async (req) => {
+    app.put<{ Params: { id: string }; Body: PauseBody }>('/devices/:id/pause', writeWith(PauseBody), async (req) => {
       const d = device(req.params.id);
-      const b = objectBody(req.body);
-      onlyKeys(b, ['paused']);
-      const paused = bool(b, 'paused');
-      if (paused === undefined) throw badRequest('paused', 'is required (true or false)');
+      const { paused } = req.body;
       return override(d, (o) => {
         if (paused) o.paused = true;
         else delete o.paused;

@@ -128,6 +128,37 @@ export function followSurplus(spec: FollowerSpec, prev: FollowerState, available
   return { state: st, watts: amps * spec.voltage * st.phases, phases: st.phases, amps, reason: reasons.join('; ') };
 }
 
+/**
+ * One step of an SG-Ready heat pump following the surplus (pure): it is raised (state 3 or 4) once
+ * the surplus has covered its electric power for `enableDelayMs`, and let go once the surplus has
+ * been `stopHysteresisW` short of it for `disableDelayMs`. The device's own minimum dwell comes on top.
+ */
+export function followSgReady(prev: FollowerState, availableW: number, ratedW: number, now: EpochMs, t: FollowerTiming): { state: FollowerState; reason: string } {
+  const st: FollowerState = { ...prev };
+  if (!st.on) {
+    st.stopSince = undefined;
+    if (availableW >= ratedW) {
+      st.startSince ??= now;
+      if (now - st.startSince < t.enableDelayMs) return { state: st, reason: 'surplus enough, waiting the enable delay' };
+      st.on = true;
+      st.startSince = undefined;
+      return { state: st, reason: `surplus ${Math.round(availableW)} W held ${Math.round(t.enableDelayMs / 1000)} s: raised` };
+    }
+    st.startSince = undefined;
+    return { state: st, reason: `surplus ${Math.round(availableW)} W below its ${Math.round(ratedW)} W` };
+  }
+  st.startSince = undefined;
+  if (availableW < ratedW - t.stopHysteresisW) {
+    st.stopSince ??= now;
+    if (now - st.stopSince < t.disableDelayMs) return { state: st, reason: 'surplus too low, waiting the disable delay' };
+    st.on = false;
+    st.stopSince = undefined;
+    return { state: st, reason: `surplus ${Math.round(availableW)} W too low for ${Math.round(t.disableDelayMs / 1000)} s: back to the plan` };
+  }
+  st.stopSince = undefined;
+  return { state: st, reason: `running on ${Math.round(availableW)} W of surplus` };
+}
+
 // ---------------------------------------------------------------- where the surplus is measured
 
 /** A measured surplus: W the site exports (+) or imports (−) now, before the followers' own draw is added back. */
@@ -192,7 +223,8 @@ export class PvMinusLoadSource implements SurplusSource {
 
 export interface FollowerView {
   id: string;
-  mode: 'minpv' | 'pv';
+  /** A charger's mode, or `sg_ready` for a heat pump raised on surplus. */
+  mode: 'minpv' | 'pv' | 'sg_ready';
   available_w: number;
   watts: number;
   phases: 1 | 3;
@@ -217,6 +249,10 @@ export class SurplusDispatcher {
   /** Devices whose last surplus limit failed, with the error: logged once, not every tick. */
   private readonly failing = new Map<string, string>();
   private stopTimer?: () => void;
+  /** Heat pumps the dispatcher has raised on surplus: the plan leaves them alone until they are let go. */
+  private readonly raised = new Set<string>();
+  /** Called when a heat pump is let go, so the plan's state is applied again. */
+  onRelease?: (id: string) => void;
   private readonly unsubscribes: (() => void)[] = [];
   private started = false;
   private busy = false;
@@ -248,7 +284,7 @@ export class SurplusDispatcher {
   /** Runs the timer only while some charger is in minpv or pv (a site without followers pays nothing for it). */
   refresh() {
     if (!this.started) return;
-    const any = this.hub.registry.all().some((d) => d.caps.charger && this.owns(d.id));
+    const any = this.hub.registry.all().some((d) => (d.caps.charger && this.owns(d.id)) || d.caps.heatPump?.params.surplusState !== undefined);
     if (any && !this.stopTimer) this.stopTimer = this.hub.clock.every(this.config.interval_s * 1000, () => void this.tick());
     else if (!any && this.stopTimer) {
       this.stopTimer();
@@ -266,6 +302,7 @@ export class SurplusDispatcher {
 
   /** Whether the dispatcher drives this device now (the plan's commands then leave it alone). */
   owns(id: string): boolean {
+    if (this.raised.has(id)) return true;
     const m = this.modeOf(id);
     return m === 'minpv' || m === 'pv';
   }
@@ -319,9 +356,18 @@ export class SurplusDispatcher {
       const priority = Number(this.hub.registry.entry(d.id)?.config?.surplus_priority ?? 50);
       followers.push({ device: d as Device & { caps: { charger: ChargerCap } }, mode, priority });
     }
-    if (!followers.length) return;
+    const heatPumps: { device: Device; priority: number }[] = [];
+    for (const d of this.hub.registry.all()) {
+      if (d.caps.heatPump?.params.surplusState === undefined) continue;
+      if (!d.available) {
+        this.letGo(d.id);
+        continue;
+      }
+      heatPumps.push({ device: d, priority: Number(this.hub.registry.entry(d.id)?.config?.surplus_priority ?? 50) });
+    }
+    if (!followers.length && !heatPumps.length) return;
     followers.sort((a, b) => b.priority - a.priority || a.device.id.localeCompare(b.device.id));
-    const ids = new Set(followers.map((f) => f.device.id));
+    const ids = new Set([...followers, ...heatPumps].map((f) => f.device.id));
     let measured: SurplusMeasurement | undefined;
     for (const s of this.source()) {
       measured = s.measure(now, ids);
@@ -341,10 +387,24 @@ export class SurplusDispatcher {
       const w = Math.max(0, r?.powerW ?? 0);
       const sent = this.sent.get(f.device.id);
       return a + (sent && r && r.time <= sent.at ? Math.min(w, sent.watts) : w);
+    }, 0) + heatPumps.reduce((a, h) => {
+      // a raised heat pump's draw is surplus it took: its meter says how much, else its rated power
+      if (!this.raised.has(h.device.id)) return a;
+      const r = h.device.caps.meter?.last('device');
+      return a + Math.max(0, r?.powerW ?? h.device.caps.heatPump!.params.maxElectricW);
     }, 0);
     let pool = measured ? measured.exportW + drawn - this.config.reserve_w : 0;
     const t = timingOf(this.config);
-    for (const f of followers) {
+    // chargers and heat pumps share the surplus by surplus_priority (highest first; ties by id)
+    const order = [...followers.map((f) => ({ ...f, heatPump: false })), ...heatPumps.map((h) => ({ ...h, heatPump: true }))].sort(
+      (a, b) => b.priority - a.priority || a.device.id.localeCompare(b.device.id),
+    );
+    for (const entry of order) {
+      if (entry.heatPump) {
+        pool -= await this.followHeatPump(entry.device, pool, now, t, measured !== undefined);
+        continue;
+      }
+      const f = followers.find((x) => x.device.id === entry.device.id)!;
       const ch = f.device.caps.charger;
       const installed = ch.phases;
       const active = ch.phaseSwitching?.activePhases() ?? installed;
@@ -357,6 +417,42 @@ export class SurplusDispatcher {
       pool -= d.watts;
       await this.send(f.device, d, now, prev);
     }
+  }
+
+  /** One heat pump's turn: raise it on enough surplus, let it go when the surplus is gone. Returns the watts it takes. */
+  private async followHeatPump(device: Device, pool: number, now: EpochMs, t: FollowerTiming, measured: boolean): Promise<number> {
+    const cap = device.caps.heatPump!;
+    const ratedW = cap.params.maxElectricW;
+    const prev = this.states.get(device.id) ?? { on: this.raised.has(device.id), phases: 1 };
+    const d = followSgReady(prev, pool, ratedW, now, t);
+    this.states.set(device.id, d.state);
+    this.views.set(device.id, { id: device.id, mode: 'sg_ready', available_w: Math.round(pool), watts: d.state.on ? ratedW : 0, phases: 1, amps: 0, reason: measured ? d.reason : `no surplus measurement; ${d.reason}`, phase_switches: 0 });
+    if (d.state.on) {
+      const want = cap.params.surplusState!;
+      if (!this.raised.has(device.id) || cap.requestedState() !== want) {
+        this.raised.add(device.id);
+        try {
+          await cap.setSgReady(want, `surplus: ${d.reason}`);
+          if (this.failing.delete(device.id)) this.log.info({ device: device.id }, `${device.id} takes its surplus state again`);
+        } catch (err) {
+          const message = (err as Error).message;
+          if (this.failing.get(device.id) !== message) this.log.warn({ err, device: device.id }, `${device.id}: could not raise the heat pump: ${message}`);
+          this.failing.set(device.id, message);
+        }
+      }
+      return ratedW;
+    }
+    if (prev.on) this.log.info({ device: device.id }, `${device.id}: ${d.reason}`);
+    this.letGo(device.id);
+    return 0;
+  }
+
+  /** A raised heat pump goes back to the plan's state. */
+  private letGo(id: string) {
+    if (!this.raised.delete(id)) return;
+    const st = this.states.get(id);
+    if (st) st.on = false;
+    this.onRelease?.(id);
   }
 
   private async send(device: Device & { caps: { charger: ChargerCap } }, d: FollowerDecision, now: EpochMs, prev: FollowerState) {

@@ -74,6 +74,9 @@ export function planView(rec: PlanRecord, site: { id: string; currency: string }
         ...(d.socWh ? { soc_wh: d.socWh, modes: d.modes } : {}),
         ...(d.temperatureC ? { temperature_c: d.temperatureC, setpoint_c: d.setpointC, discomfort_kh: d.discomfortKh } : {}),
         ...(d.on ? { on: d.on, shortfall_hours: d.shortfallHours } : {}),
+        ...(d.tankC ? { tank_c: d.tankC, tank_w: d.tankW, tank_short_kh: d.tankShortKh } : {}),
+        ...(d.spaceW ? { space_w: d.spaceW } : {}),
+        ...(d.sgReady ? { sg_ready: d.sgReady } : {}),
         ...(d.kind === 'ev' ? { shortfall_wh: d.shortfallWh, energy_needed_wh: Math.round(ev?.sessions[0]?.energyNeededWh ?? 0), fill_up_to_wh: ev?.sessions[0]?.fill ? Math.round(ev.sessions[0].roomWh ?? 0) : null, leave_time: leave !== undefined ? iso(leave) : null, target: settings.target ?? null } : {}),
         ...(settings.paused ? { paused: true } : {}),
       };

@@ -20,6 +20,7 @@ import { homeflex } from '../../adapters/homeflex/index.js';
 import { goeSim } from '../../adapters/goe/sim.js';
 import { keba } from '../../adapters/keba/index.js';
 import { openwb } from '../../adapters/openwb/index.js';
+import { sgReady } from '../../adapters/sg-ready/index.js';
 import { zigbee2mqtt } from '../../adapters/zigbee2mqtt/index.js';
 import { fileTariff } from '../tariff/sources/file.js';
 import { fixedTariff } from '../tariff/sources/fixed.js';
@@ -28,7 +29,7 @@ import type { Catalog } from './config/compose.js';
 
 /** Every adapter, plugin and tariff source this build of homeflex ships. */
 export const builtinCatalog: Catalog = {
-  adapters: [...simAdapters, ...ocppAdapters, ...modbusAdapters, tasmota, shelly, shellyEm, zigbee2mqtt, homeassistant, homeassistantMeter, dsmr, smaEm, goe, goeSim, keba, openwb, homeflex],
+  adapters: [...simAdapters, ...ocppAdapters, ...modbusAdapters, tasmota, shelly, shellyEm, zigbee2mqtt, homeassistant, homeassistantMeter, dsmr, smaEm, goe, goeSim, keba, openwb, sgReady, homeflex],
   plugins: [tariffProvidersPlugin, haDiscovery, simMqtt, notifyPlugin, demoPlugin, dashboardPlugin()],
   tariffSources: [fixedTariff, timeOfUseTariff, fileTariff, ...(tariffProvidersPlugin.tariffSources ?? []), ...(demoPlugin.tariffSources ?? [])],
   forecastSources: forecastSourcesPlugin.forecastSources ?? [],

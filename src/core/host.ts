@@ -8,7 +8,7 @@ import { tariffPart } from '../tariff/part.js';
 import { meteringPart } from '../metering/part.js';
 import { controlPart } from '../control/part.js';
 import { forecastPart } from '../forecast/part.js';
-import { ApiError, type AdapterInstance, type Clock, type Device, type Logger, type PartStatus, type PluginContext, type PluginDefinition, type PluginInstance, type PluginRoutes, type RouteAccessLevel, type SiteInfo } from '../api/index.js';
+import { ApiError, withTimeout, type AdapterInstance, type Clock, type Device, type Logger, type PartStatus, type PluginContext, type PluginDefinition, type PluginInstance, type PluginRoutes, type RouteAccessLevel, type SiteInfo } from '../api/index.js';
 import { HubBus } from './bus.js';
 import { builtinCatalog } from './catalog.js';
 import { systemClock } from './clock.js';
@@ -88,14 +88,6 @@ interface PluginRun {
 
 const ROUTE_ACCESS: readonly RouteAccessLevel[] = ['public', 'read', 'write'];
 
-const withTimeout = <T>(p: Promise<T>, ms: number, what: string) =>
-  new Promise<T>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
-    p.then(
-      (v) => (clearTimeout(t), resolve(v)),
-      (e) => (clearTimeout(t), reject(e)),
-    );
-  });
 
 /** Which adapter or plugin the running code belongs to, so late failures are blamed correctly. */
 const owner = new AsyncLocalStorage<Owner>();

@@ -5,6 +5,7 @@ import { BlockList, isIP, isIPv4, type Socket } from 'node:net';
 import { hostname } from 'node:os';
 import { Transform, type TransformCallback } from 'node:stream';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { Ajv } from 'ajv';
 import { ApiError } from '../api/index.js';
 import type { HttpConfig } from './config/schema.js';
 import type { HubServices } from './services.js';
@@ -178,15 +179,36 @@ export const errorBody = (err: ApiError) => ({
 });
 
 /** Turns fastify's schema-validation message into one that names the field. */
-function validationError(err: { validation?: { instancePath?: string; message?: string; params?: Record<string, unknown> }[]; validationContext?: string }): ApiError {
-  const v = err.validation?.[0];
-  const where = err.validationContext ?? 'body';
+type AjvIssue = { instancePath?: string; message?: string; keyword?: string; params?: Record<string, unknown>; data?: unknown };
+
+/** What a failed schema check says, in the API's words: the field it is about and what is wrong. */
+function validationMessage(v: AjvIssue | undefined, where: string): { field: string; message: string } {
   const missing = v?.params?.missingProperty as string | undefined;
   const extra = v?.params?.additionalProperty as string | undefined;
   const path = (v?.instancePath ?? '').replace(/^\//, '').replace(/\/(\d+)/g, '[$1]').replace(/\//g, '.');
   const field = [where === 'body' ? '' : where, path, missing ?? extra ?? ''].filter(Boolean).join('.') || where;
-  const message = extra ? `unknown field "${extra}"` : missing ? 'is required' : (v?.message ?? 'is invalid');
+  if (extra) return { field, message: 'unknown field "' + extra + '"' };
+  if (missing) return { field, message: 'is required' };
+  if (v?.keyword === 'enum') return { field, message: `must be one of ${(v.params?.allowedValues as unknown[]).join(', ')} (got ${JSON.stringify(v.data)})` };
+  if (v?.keyword === 'type' && !path && where === 'body') return { field, message: 'must be a JSON object' };
+  return { field, message: v?.message ?? 'is invalid' };
+}
+
+/** The one mapper from a fastify validation failure (body, querystring, params) to the API's 400. */
+function validationError(err: { validation?: AjvIssue[]; validationContext?: string }): ApiError {
+  const { field, message } = validationMessage(err.validation?.[0], err.validationContext ?? 'body');
   return new ApiError(400, 'invalid_parameter', `${field}: ${message}`, { field });
+}
+
+/**
+ * Route schemas are checked by two ajv instances: bodies as sent (JSON has types: "5" is not a
+ * number), query strings and path parameters with coercion (they are text).
+ */
+function schemaValidators() {
+  const base = { allErrors: false, removeAdditional: false, useDefaults: true, strict: false, allowUnionTypes: true, verbose: true } as const;
+  const bodies = new Ajv({ ...base, coerceTypes: false });
+  const text = new Ajv({ ...base, coerceTypes: 'array' });
+  return ({ schema, httpPart }: { schema: object; httpPart?: string }) => (httpPart === 'body' ? bodies : text).compile(schema);
 }
 
 const unauthorized = (noToken: boolean) =>
@@ -220,7 +242,6 @@ export async function createHttpServer(hub: HubServices, modules: RouteModule[])
     http: { headersTimeout: http.headers_timeout_ms, connectionsCheckingInterval: Math.min(1000, http.headers_timeout_ms) },
     requestTimeout: http.request_timeout_ms,
     keepAliveTimeout: http.keep_alive_timeout_ms,
-    ajv: { customOptions: { allErrors: false, coerceTypes: 'array', removeAdditional: false, useDefaults: true } },
     // a URL fastify cannot decode is refused before routing: in the API's error shape too
     frameworkErrors: (err, _req, reply) => {
       const status = err.statusCode && err.statusCode < 500 ? err.statusCode : 400;
@@ -329,6 +350,8 @@ export async function createHttpServer(hub: HubServices, modules: RouteModule[])
       }
     }
   });
+
+  app.setValidatorCompiler(schemaValidators());
 
   app.setErrorHandler((err: unknown, req: FastifyRequest, reply: FastifyReply) => {
     let apiErr: ApiError;

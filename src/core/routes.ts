@@ -55,6 +55,22 @@ export function deviceView(device: Device, hub: HubServices) {
     state.thermostat = { temperature_c: s.temperatureC ?? null, setpoint_c: s.setpointC ?? null, mode: s.mode ?? null, running: s.running ?? null, band: { min_c: caps.thermostat.band.minC, max_c: caps.thermostat.band.maxC } };
   }
   if (caps.pv) state.pv = { power_w: caps.pv.powerW() ?? null, kwp: caps.pv.params.kWp };
+  if (caps.heatPump) {
+    const h = caps.heatPump;
+    const names = ['blocked', 'normal', 'recommended', 'forced'];
+    const s = h.sgReadyState();
+    const r = h.requestedState();
+    state.heat_pump = {
+      sg_ready: s ?? null,
+      sg_ready_name: s ? names[s - 1] : null,
+      requested: r ?? null,
+      tank_c: h.tankC() ?? null,
+      room_c: h.roomC() ?? null,
+      power_w: h.params.maxElectricW,
+      tank: h.params.tank ? { min_c: h.params.tank.minC, max_c: h.params.tank.maxC, volume_l: h.params.tank.volumeL } : null,
+      band: h.params.space ? { min_c: h.params.space.band.minC, max_c: h.params.space.band.maxC } : null,
+    };
+  }
   return {
     id: device.id,
     object: 'device',

@@ -4,7 +4,7 @@ import type { PriceLookup } from '../core/services.js';
 import type { Bill, CapacityOutcome } from '../tariff/bill-model.js';
 import { capacityOutcomes, computeBill, type QuarterFlows } from './bill.js';
 import { localIso } from './costs.js';
-import { BUCKET_MS, FLAG_EXPORT, locationSubject, subjectId, subjectKind } from './records.js';
+import { BUCKET_MS, FLAG_EXPORT, FLOWS_OF, locationSubject, subjectId, subjectKind } from './records.js';
 import type { MeterStore } from './store.js';
 
 /**
@@ -17,8 +17,6 @@ export interface BillSource {
   site: { id: string; timezone: string; currency: string };
   prices: () => PriceLookup | undefined;
 }
-
-const IMPORT_FLOWS = new Set([0, 2, 4]);
 
 /** Import and export of the site per quarter hour over `[a, b)` (on the 15-minute grid). */
 function siteFlows(src: BillSource, a: EpochMs, b: EpochMs): { flows: QuarterFlows; measuredBy: 'grid_meter' | 'device_meters' } {
@@ -69,7 +67,7 @@ export function siteBill(src: BillSource, window: TimeWindow): { bill: Bill; mea
   const deviceSubjects = src.store.subjects().map((x) => x.subject).filter((x) => subjectKind(x) === 'device');
   const driversAt = (start: EpochMs, end: EpochMs) =>
     deviceSubjects.map((sub) => {
-      const set = src.store.buckets(sub, Math.floor(start / BUCKET_MS) * BUCKET_MS, Math.ceil(end / BUCKET_MS) * BUCKET_MS, IMPORT_FLOWS);
+      const set = src.store.buckets(sub, Math.floor(start / BUCKET_MS) * BUCKET_MS, Math.ceil(end / BUCKET_MS) * BUCKET_MS, FLOWS_OF.IMPORT);
       let wh = 0;
       for (let i = 0; i < set.n; i++) wh += set.energy[i];
       return { deviceId: subjectId(sub), kwh: wh / 1000 };

@@ -1,8 +1,7 @@
 import { join } from 'node:path';
-import type { Device } from '../api/index.js';
+import { deviceKind } from '../api/index.js';
 import type { PartFactory } from '../core/services.js';
 import { meteringRoutes } from './routes.js';
-import type { DeviceKind } from './savings.js';
 import { MeteringService, type DeviceInfo } from './service.js';
 import { SessionRecorder } from './sessions.js';
 import { sessionFinishedNotice } from './session-notice.js';
@@ -12,9 +11,6 @@ import { siteGridMeterId } from '../api/grid-meter.js';
 
 /** How often the store compacts quiet partitions and trims its memory (wall-clock). */
 const MAINTENANCE_MS = 10 * 60_000;
-
-const kindOfDevice = (d: Device | undefined): DeviceKind =>
-  d?.caps.storage ? 'storage' : d?.caps.pv ? 'pv' : d?.caps.charger ? 'ev' : d?.caps.thermostat ? 'hvac' : 'meter';
 
 /**
  * The metering part: opens the record store under `<storage.dir>/metering`, turns every adapter's
@@ -48,7 +44,7 @@ export const meteringPart: PartFactory = async (hub) => {
   };
   const unsubscribers = [
     hub.bus.on('meter.reading', ({ deviceId, reading }) => {
-      metering.onReading(deviceId, reading, kindOfDevice(hub.registry.get(deviceId)));
+      metering.onReading(deviceId, reading, deviceKind(hub.registry.get(deviceId)?.caps, hub.registry.entry(deviceId)?.config) ?? 'meter');
       recordSession(deviceId);
     }),
     ...(['device.state', 'device.connected', 'device.disconnected'] as const).map((topic) => hub.bus.on(topic, ({ deviceId }) => recordSession(deviceId))),

@@ -1,5 +1,5 @@
 import type { Direction, EpochMs, TariffRate } from '../api/index.js';
-import { DAY, HOUR, MINUTE } from '../api/time.js';
+import { DAY, HOUR, MINUTE, parseRfc3339 } from '../api/time.js';
 export { DAY, HOUR, MINUTE } from '../api/time.js';
 
 /**
@@ -28,6 +28,21 @@ export const tariffRateOf = (flags: number): TariffRate => RATE_OF_CODE[(flags >
 export const isRegister = (flags: number) => (flags & FLAG_REGISTER) !== 0;
 /** 0..5: direction × tariff rate, the index of a flow in dense per-bucket arrays. */
 export const flowOf = (flags: number) => flags & 7;
+
+/**
+ * The six energy flows by name, `FLOW[direction][tariff rate]` = the flow's index (`flowOf`):
+ * `FLOW.EXPORT.IMPORT` is energy supplied to the premises (a battery's discharge), valued at the
+ * import rate; `FLOW.IMPORT.LOCAL` is energy taken in from the premises' own PV, free.
+ */
+export const FLOW: Readonly<Record<Direction, Readonly<Record<TariffRate, number>>>> = Object.fromEntries(
+  DIRECTIONS.map((d) => [d, Object.fromEntries(TARIFF_RATES.map((r) => [r, flagsOf(d, r)]))]),
+) as Record<Direction, Record<TariffRate, number>>;
+/** Every flow of one direction (any tariff rate), e.g. all the energy a device took in. */
+export const FLOWS_OF: Readonly<Record<Direction, ReadonlySet<number>>> = {
+  IMPORT: new Set(TARIFF_RATES.map((r) => FLOW.IMPORT[r])),
+  EXPORT: new Set(TARIFF_RATES.map((r) => FLOW.EXPORT[r])),
+};
+export const ALL_FLOWS: ReadonlySet<number> = new Set([...FLOWS_OF.IMPORT, ...FLOWS_OF.EXPORT]);
 
 /**
  * One operation on the store. `put` stores an interval (value = energy in Wh over `[start, end)`) or
@@ -94,60 +109,14 @@ export class FieldError extends Error {
   }
 }
 
-const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|([+-])(\d{2}):(\d{2}))$/;
-const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-
-const digit = (s: string, i: number) => {
-  const c = s.charCodeAt(i) - 48;
-  return c >= 0 && c <= 9 ? c : NaN;
-};
-
-/** "YYYY-MM-DDTHH:MM:SS[.sss]Z", the form nearly every client sends, read without a regular expression. */
-function parseUtcFast(v: string): number {
-  const n = v.length;
-  if ((n !== 20 && n !== 24) || v.charCodeAt(n - 1) !== 90 || v[4] !== '-' || v[7] !== '-' || v[10] !== 'T' || v[13] !== ':' || v[16] !== ':') return NaN;
-  const y = digit(v, 0) * 1000 + digit(v, 1) * 100 + digit(v, 2) * 10 + digit(v, 3);
-  const mo = digit(v, 5) * 10 + digit(v, 6);
-  const d = digit(v, 8) * 10 + digit(v, 9);
-  const h = digit(v, 11) * 10 + digit(v, 12);
-  const mi = digit(v, 14) * 10 + digit(v, 15);
-  const s = digit(v, 17) * 10 + digit(v, 18);
-  let ms = 0;
-  if (n === 24) {
-    if (v[19] !== '.') return NaN;
-    ms = digit(v, 20) * 100 + digit(v, 21) * 10 + digit(v, 22);
-  }
-  if (!(mo >= 1 && mo <= 12 && d >= 1 && h <= 23 && mi <= 59 && s <= 59 && ms >= 0)) return NaN;
-  const leap = (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0;
-  if (d > (mo === 2 && leap ? 29 : DAYS_IN_MONTH[mo - 1])) return NaN;
-  return Date.UTC(y, mo - 1, d, h, mi, s, ms);
-}
-
-/** Parses an RFC 3339 time with an explicit offset; calendar-impossible dates are refused (Date.parse would roll them over). */
+/** Parses an RFC 3339 time with an explicit offset (`parseRfc3339`, the hub's one parser), naming the field when it is not one. */
 export function parseTime(value: unknown, field: string): EpochMs {
   if (typeof value !== 'string') throw new FieldError(field, `must be an RFC 3339 time such as "2024-08-01T17:00:00Z"${value === undefined ? ' (missing)' : ''}`);
-  const fast = parseUtcFast(value);
-  if (fast === fast) return fast; // not NaN
-  const m = RFC3339.exec(value);
-  if (!m) throw new FieldError(field, `"${value}" is not an RFC 3339 time with an offset, such as "2024-08-01T17:00:00Z" or "2024-08-01T19:00:00+02:00"`);
-  const y = Number(m[1]);
-  const mo = Number(m[2]);
-  const d = Number(m[3]);
-  const h = Number(m[4]);
-  const mi = Number(m[5]);
-  const s = Number(m[6]);
-  const leap = (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0;
-  const dim = mo === 2 && leap ? 29 : DAYS_IN_MONTH[mo - 1];
-  if (mo < 1 || mo > 12 || d < 1 || d > dim || h > 23 || mi > 59 || s > 59) throw new FieldError(field, `"${value}" is not a valid date and time`);
-  const ms = m[7] ? Math.floor(Number(m[7]) * 1000) : 0;
-  let t = Date.UTC(y, mo - 1, d, h, mi, s, ms);
-  if (m[9]) {
-    const oh = Number(m[10]);
-    const om = Number(m[11]);
-    if (oh > 23 || om > 59) throw new FieldError(field, `"${value}" has an invalid offset`);
-    t -= (m[9] === '-' ? -1 : 1) * (oh * HOUR + om * MINUTE);
-  }
-  return t;
+  const parsed = parseRfc3339(value);
+  if (parsed.ok) return parsed.t;
+  if (parsed.problem === 'calendar') throw new FieldError(field, `"${value}" is not a valid date and time`);
+  if (parsed.problem === 'offset') throw new FieldError(field, `"${value}" has an invalid offset`);
+  throw new FieldError(field, `"${value}" is not an RFC 3339 time with an offset, such as "2024-08-01T17:00:00Z" or "2024-08-01T19:00:00+02:00"`);
 }
 
 /** Records are kept for instants in this range (the 15-minute bucket index is unsigned). */

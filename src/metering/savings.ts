@@ -1,7 +1,7 @@
 import { DateTime } from 'luxon';
 import type { EpochMs, TimeWindow } from '../api/index.js';
 import { emptyCell, intervalSet, mergeCell, round, type CostCell } from './costs.js';
-import { BUCKET_MS, HOUR, flagsOf } from './records.js';
+import { BUCKET_MS, FLOW, FLOWS_OF, HOUR, flagsOf } from './records.js';
 import type { IntervalSet } from './store.js';
 
 /**
@@ -9,8 +9,7 @@ import type { IntervalSet } from './store.js';
  * settings. No I/O, no clock.
  */
 
-export type DeviceKind = 'storage' | 'ev' | 'hvac' | 'switched_load' | 'pv' | 'meter';
-export const DEVICE_KINDS: readonly DeviceKind[] = ['storage', 'ev', 'hvac', 'switched_load', 'pv', 'meter'];
+export { DEVICE_KINDS, type DeviceKind } from '../api/device-kind.js';
 
 export interface SavingsFigures {
   baseline_cost: number;
@@ -34,7 +33,7 @@ export function figures(baselineCost: number, actualCost: number, baselineWh: nu
   };
 }
 
-/** Cells by flow: index (tariff rate code << 1) | direction bit, as `CostAccumulator.flowTotal` gives them. */
+/** Cells by flow (`FLOW[direction][rate]`), as `CostAccumulator.flowTotal` gives them. */
 export type FlowCells = readonly CostCell[];
 
 /**
@@ -45,9 +44,9 @@ export type FlowCells = readonly CostCell[];
  */
 export function storageSavings(cells: FlowCells, forgoneExport: CostCell = emptyCell()) {
   const takenIn = emptyCell();
-  for (const f of [0, 2, 4]) mergeCell(takenIn, cells[f]);
-  const supplied = cells[1];
-  const exported = cells[3];
+  for (const f of FLOWS_OF.IMPORT) mergeCell(takenIn, cells[f]);
+  const supplied = cells[FLOW.EXPORT.IMPORT];
+  const exported = cells[FLOW.EXPORT.EXPORT];
   const baselineCost = supplied.cost;
   const actualCost = takenIn.cost - exported.cost;
   const flatpeak = figures(baselineCost, actualCost, supplied.energyWh, takenIn.energyWh);
@@ -60,7 +59,7 @@ export function storageSavings(cells: FlowCells, forgoneExport: CostCell = empty
     net_savings: net.savings,
     net_savings_percentage: net.savings_percentage,
     storage: {
-      imported: { energy: round(takenIn.energyWh, 3), local_energy: round(cells[4].energyWh, 3), cost: round(takenIn.cost, 5) },
+      imported: { energy: round(takenIn.energyWh, 3), local_energy: round(cells[FLOW.IMPORT.LOCAL].energyWh, 3), cost: round(takenIn.cost, 5) },
       supplied: { energy: round(supplied.energyWh, 3), value: round(supplied.cost, 5) },
       exported: { energy: round(exported.energyWh, 3), value: round(exported.cost, 5) },
       forgone_export: { energy: round(forgoneExport.energyWh, 3), value: round(forgoneExport.cost, 5) },
@@ -68,13 +67,11 @@ export function storageSavings(cells: FlowCells, forgoneExport: CostCell = empty
   };
 }
 
-const LOCAL_IN = flagsOf('IMPORT', 'LOCAL');
-const AS_EXPORTED = flagsOf('IMPORT', 'EXPORT');
 
 /** The battery's LOCAL intake (stored PV) as if priced at the export rate: what exporting it instead would have earned. */
 export function localIntakeAsExport(set: IntervalSet): IntervalSet {
   const items = [];
-  for (let i = 0; i < set.n; i++) if (set.flags[i] === LOCAL_IN) items.push({ start: set.start[i], end: set.end[i], energyWh: set.energy[i], flags: AS_EXPORTED, confidence: set.confidence[i] });
+  for (let i = 0; i < set.n; i++) if (set.flags[i] === FLOW.IMPORT.LOCAL) items.push({ start: set.start[i], end: set.end[i], energyWh: set.energy[i], flags: FLOW.IMPORT.EXPORT, confidence: set.confidence[i] });
   return intervalSet(items);
 }
 

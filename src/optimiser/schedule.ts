@@ -1,4 +1,4 @@
-import type { Direction, EpochMs, PriceSeries, TimeWindow } from '../api/index.js';
+import { partitionPoint, type Direction, type EpochMs, type PriceSeries, type TimeWindow } from '../api/index.js';
 import { HOUR } from '../tariff/series.js';
 
 /**
@@ -222,14 +222,7 @@ function deviceCosts(dev: ScheduleDevice, intervals: Interval[], limit: number |
 
 /** Index of the first interval starting at or after `t`. */
 function firstInterval(intervals: Interval[], t: number): number {
-  let lo = 0;
-  let hi = intervals.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (intervals[mid].start < t) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
+  return partitionPoint(intervals.length, (i) => intervals[i].start < t);
 }
 
 function validate(req: ScheduleRequest) {

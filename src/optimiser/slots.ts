@@ -1,5 +1,5 @@
 import { DateTime } from 'luxon';
-import type { EpochMs, PriceSeries, PriceSlot, TimeWindow } from '../api/index.js';
+import { partitionPoint, type EpochMs, type PriceSeries, type PriceSlot, type TimeWindow } from '../api/index.js';
 import { averageOf, MINUTE, sliceSeries } from '../tariff/series.js';
 
 /**
@@ -88,14 +88,7 @@ function splitBest(pieces: PriceSlot[], wanted: number, segment: Segment): Price
     for (let i = 0; i < n; i++) if (key[i] <= v) t += pieces[i].end - pieces[i].start;
     return t;
   };
-  let lo = 0;
-  let hi = n - 1;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (timeAtOrBelow(sorted[mid]) >= wanted) hi = mid;
-    else lo = mid + 1;
-  }
-  const cut = sorted[lo];
+  const cut = sorted[partitionPoint(n - 1, (i) => timeAtOrBelow(sorted[i]) < wanted)];
   // every slot under the cut-off fits whole; slots at it are taken earliest first, the last one shortened
   const taken = new Array<boolean>(n).fill(false);
   let left = wanted;

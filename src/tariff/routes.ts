@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { DateTime } from 'luxon';
-import { ApiError, badRequest, type Direction, type PriceSeries, type TimeWindow } from '../api/index.js';
+import { ApiError, badRequest, parseRfc3339, type Direction, type PriceSeries, type TimeWindow } from '../api/index.js';
 import { access, type RouteModule } from '../core/http.js';
 import type { HubServices } from '../core/services.js';
 import { energySchedule, InfeasibleScheduleError, type ScheduleDevice } from '../optimiser/schedule.js';
@@ -14,7 +14,6 @@ export const MAX_WINDOW_DAYS = 90;
 const MAX_IMPORT_SLOTS = 200_000;
 const MAX_SCHEDULE_DEVICES = 50;
 
-const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/i;
 const objectId = (prefix: string) => `${prefix}_${randomBytes(12).toString('hex')}`;
 const r6 = (x: number) => Math.round(x * 1e6) / 1e6;
 const r2 = (x: number) => Math.round(x * 100) / 100;
@@ -36,10 +35,10 @@ function rejectUnknown(obj: Record<string, unknown>, allowed: string[], prefix =
 }
 
 export function parseTime(field: string, value: unknown): number {
-  if (typeof value !== 'string' || !RFC3339.test(value)) throw badRequest(field, `must be an RFC 3339 time such as 2026-01-05T18:00:00Z, got ${JSON.stringify(value)}`);
-  const t = Date.parse(value);
-  if (!Number.isFinite(t)) throw badRequest(field, `${JSON.stringify(value)} is not a real date and time`);
-  return t;
+  const parsed = typeof value === 'string' ? parseRfc3339(value) : undefined;
+  if (parsed?.ok) return parsed.t;
+  if (parsed && parsed.problem !== 'form') throw badRequest(field, `${JSON.stringify(value)} is not a real date and time`);
+  throw badRequest(field, `must be an RFC 3339 time such as 2026-01-05T18:00:00Z, got ${JSON.stringify(value)}`);
 }
 
 function parseDirection(field: string, value: unknown): Direction {

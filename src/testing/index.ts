@@ -9,6 +9,7 @@ import { stringify } from 'yaml';
 import {
   ApiError,
   HomeflexError,
+  withTimeout,
   type AdapterDefinition,
   type AdapterInstance,
   type AdapterStore,
@@ -90,14 +91,6 @@ const noTransports: Transports = {
   },
 };
 
-const within = <T>(p: Promise<T>, ms: number, what: string) =>
-  new Promise<T>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
-    p.then(
-      (v) => (clearTimeout(t), resolve(v)),
-      (e) => (clearTimeout(t), reject(e)),
-    );
-  });
 
 const typed = (err: unknown) => err instanceof HomeflexError || err instanceof ApiError;
 const describe = (err: unknown) => (err instanceof HomeflexError ? `${err.kind} ${err.code}: ${err.message}` : `${(err as Error)?.name ?? typeof err}: ${(err as Error)?.message ?? String(err)}`);
@@ -188,7 +181,7 @@ export async function runAdapterContract(options: ContractOptions): Promise<Cont
   const inst = instance;
   const abort = new AbortController();
 
-  const started = await check(`start: resolves within ${startBudget} ms`, () => within(inst.start(abort.signal), startBudget, 'start()'));
+  const started = await check(`start: resolves within ${startBudget} ms`, () => withTimeout(inst.start(abort.signal), startBudget, 'start()'));
 
   if (started) {
     for (const d of inst.devices) await capabilityChecks(d, check, settle, options.exercise ?? true);
@@ -197,7 +190,7 @@ export async function runAdapterContract(options: ContractOptions): Promise<Cont
   let eventsAfterStop = 0;
   await check(`stop: resolves within ${stopBudget} ms, and nothing runs afterwards`, async () => {
     abort.abort(new Error('contract: stopping'));
-    await within(inst.stop(), stopBudget, 'stop()');
+    await withTimeout(inst.stop(), stopBudget, 'stop()');
     const count = () => eventsAfterStop++;
     const offs = [bus.on('meter.reading', count), bus.on('device.state', count)];
     await new Promise((r) => setTimeout(r, 300));
@@ -289,7 +282,7 @@ async function unreachableChecks(
     const config = parseConfig(siteText(def.id, options.unreachableConfig!), 'contract.yaml', { catalog, env: {} }).devices[0];
     inst = await def.create(ctx('dut'), config as never);
     try {
-      await within(inst.start(abort.signal), startBudget, 'start()');
+      await withTimeout(inst.start(abort.signal), startBudget, 'start()');
     } catch (err) {
       if (!typed(err)) throw new Error(`start() rejected with an untyped error (use permanentError / retryableError): ${describe(err)}`, { cause: err });
       return `start rejected: ${describe(err)}`;
@@ -313,7 +306,7 @@ async function unreachableChecks(
     const i = inst;
     await check(`unreachable device: stop resolves within ${stopBudget} ms`, async () => {
       abort.abort(new Error('contract: stopping'));
-      await within(i.stop(), stopBudget, 'stop()');
+      await withTimeout(i.stop(), stopBudget, 'stop()');
     });
   }
 }

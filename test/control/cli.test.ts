@@ -4,11 +4,9 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { planCommand } from '../../src/control/cli.js';
 import type { PlanView } from '../../src/control/view.js';
-import { builtinCatalog } from '../../src/core/catalog.js';
-import { hubChecks } from '../../src/core/config/checks.js';
-import { loadConfigFile } from '../../src/core/config/load.js';
 import { Hub } from '../../src/core/host.js';
 import { createLogger } from '../../src/core/logging.js';
+import { runCommand } from '../peers/cli-run.js';
 
 const yaml = (port: number, dir: string) => `
 site: { id: home, timezone: Europe/Berlin, currency: EUR }
@@ -26,17 +24,7 @@ afterEach(async () => {
   for (const h of running.splice(0)) await h.stop();
 });
 
-async function run(file: string, extra: string[] = []) {
-  let out = '';
-  let err = '';
-  const code = await planCommand(['--config', file, ...extra], {
-    out: (t) => (out += t),
-    err: (t) => (err += t),
-    defaultConfig: file,
-    loadConfig: (f) => loadConfigFile(f, { catalog: builtinCatalog, checks: hubChecks(builtinCatalog) }),
-  });
-  return { code, out, err };
-}
+const run = (file: string, extra: string[] = []) => runCommand(planCommand, ['--config', file, ...extra], { defaultConfig: file });
 
 describe('homeflex plan', () => {
   it('plans once from the file when no hub runs, and prints a table or JSON', async () => {

@@ -1,7 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Device } from '../../src/api/index.js';
 import { EnergyHistory } from '../../src/control/history.js';
 import { DEFAULT_CAR_CAPACITY_WH, EV_CHARGE_EFFICIENCY, buildSiteProblem } from '../../src/control/model.js';
@@ -10,9 +7,7 @@ import { builtinCatalog } from '../../src/core/catalog.js';
 import { parseConfig } from '../../src/core/config/load.js';
 import { loadSolver } from '../../src/control/solver.js';
 import { planSite } from '../../src/optimiser/site/index.js';
-import { ManualClock } from '../../src/core/clock.js';
-import { Hub } from '../../src/core/host.js';
-import { createLogger } from '../../src/core/logging.js';
+import { fetchPlan, quietHubs } from '../peers/hub.js';
 
 /** Two cars on one 9 kW circuit: one must have 12 kWh by 07:30, the other has no target. */
 const site = (defaultMode?: string, capacity = 'capacity_wh: 60000') => `
@@ -27,24 +22,11 @@ devices:
   - { id: weekend, adapter: sim_ev, circuit: garage, max_current_a: 13, arrive: "18:00", leave: "17:00", arrival_soc_pct: 40, tick_s: 60, ${capacity}${defaultMode ? `, default_mode: ${defaultMode}` : ''} }
 `;
 
-const running: { hub: Hub; dir: string }[] = [];
-afterEach(async () => {
-  for (const { hub, dir } of running.splice(0)) {
-    await hub.stop();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+const hubOf = quietHubs('homeflex-ev-mode-');
 
 /** 18:10 Berlin summer time: both cars have just plugged in. */
 async function planOf(configText: string): Promise<PlanView> {
-  const dir = mkdtempSync(join(tmpdir(), 'homeflex-ev-mode-'));
-  const hub = new Hub({ configText, clock: new ManualClock('2026-06-01T16:10:00Z'), logger: createLogger({ level: 'silent' }), override: (c) => ((c.storage.dir = dir), (c.http.port = 0)) });
-  running.push({ hub, dir });
-  await hub.start();
-  await hub.services.control!.settled();
-  const r = await fetch(`${hub.url}/api/v1/plan`);
-  expect(r.status).toBe(200);
-  return (await r.json()) as PlanView;
+  return fetchPlan((await hubOf(configText, { at: '2026-06-01T16:10:00Z' })).hub);
 }
 /** A plugged-in charger as the planner sees it; this session delivered 5 kWh so far. */
 const charger = (soc: number | undefined, capacityWh: number | undefined): Device => ({

@@ -1,12 +1,7 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { ManualClock } from '../../src/core/clock.js';
-import { Hub } from '../../src/core/host.js';
-import { createLogger } from '../../src/core/logging.js';
+import { describe, expect, it } from 'vitest';
 import type { PlanView } from '../../src/control/view.js';
 import { hubApi, minuteStepper } from '../peers/api.js';
+import { quietHubs } from '../peers/hub.js';
 
 const SITE = `
 site: { id: home, timezone: Europe/Berlin, currency: EUR, latitude: 50.1,
@@ -27,20 +22,12 @@ devices:
       schedule: { hours: 2, window: { from: "20:00", to: "06:00" } } }
 `;
 
-const running: Hub[] = [];
-afterEach(async () => {
-  for (const h of running.splice(0)) await h.stop();
-});
+const hubOf = quietHubs('homeflex-control-');
 
 /** 18:10 Berlin summer time: the car has just plugged in. */
 async function start(at = '2026-06-01T16:10:00Z') {
-  const clock = new ManualClock(at);
-  const dir = mkdtempSync(join(tmpdir(), 'homeflex-control-'));
-  const hub = new Hub({ configText: SITE, clock, logger: createLogger({ level: 'silent' }), override: (c) => ((c.storage.dir = dir), (c.http.port = 0)) });
-  running.push(hub);
-  await hub.start();
+  const { hub, clock, dir } = await hubOf(SITE, { at });
   const control = hub.services.control!;
-  await control.settled();
   const api = hubApi(() => hub.url);
   /** Moves the hub clock forward, letting the simulators tick and the loop re-plan. */
   const advance = minuteStepper(clock, control);
@@ -199,11 +186,7 @@ describe('control loop on simulated devices', () => {
   });
 
   it('answers 503 with the reason while it cannot plan', async () => {
-    const clock = new ManualClock('2026-06-01T16:10:00Z');
-    const yaml = SITE.replace(/tariffs:[\s\S]*?devices:/, 'devices:');
-    const hub = new Hub({ configText: yaml, clock, logger: createLogger({ level: 'silent' }), override: (c) => ((c.storage.dir = mkdtempSync(join(tmpdir(), 'homeflex-control-'))), (c.http.port = 0)) });
-    running.push(hub);
-    await hub.start();
+    const { hub } = await hubOf(SITE.replace(/tariffs:[\s\S]*?devices:/, 'devices:'));
     const r = await fetch(`${hub.url}/api/v1/plan`);
     expect(r.status).toBe(503);
     expect(await r.json()).toMatchObject({ object: 'error', type: 'api_error', code: 'no_plan', message: expect.stringMatching(/no prices/) });

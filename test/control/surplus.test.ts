@@ -1,15 +1,14 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { GoeStandin } from '../../adapters/goe/standin.js';
 import type { Device } from '../../src/api/index.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { followSurplus, type FollowerSpec, type FollowerState, type FollowerTiming } from '../../src/control/surplus.js';
 import { startHub, type TestHub } from '../peers/hub.js';
 import { until } from '../peers/mqtt.js';
+import { cleanupsAfterEach } from '../peers/cleanups.js';
+import { hubApi } from '../peers/api.js';
 
-const cleanups: (() => Promise<unknown> | unknown)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanups = cleanupsAfterEach();
 
 const S = 1000;
 const MIN = 60 * S;
@@ -197,10 +196,7 @@ describe('charge modes in the plan and the API', () => {
 
   it('PUT /devices/{id}/mode sets the mode (the dispatcher takes the charger), refuses an unknown one naming the field, DELETE returns to the YAML', async () => {
     const { h, standin, live } = await siteWithGoe('pv', '');
-    const api = async (method: string, path: string, body?: unknown) => {
-      const r = await fetch(`${h.hub.url}/api/v1${path}`, { method, headers: body === undefined ? {} : { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
-      return { status: r.status, body: (await r.json()) as Record<string, unknown> };
-    };
+    const api = hubApi(() => h.hub.url);
     const bad = await api('PUT', '/devices/wallbox/mode', { mode: 'solar' });
     expect(bad.status).toBe(400);
     expect(bad.body).toMatchObject({ field: 'mode' });

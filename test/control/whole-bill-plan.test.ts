@@ -1,11 +1,6 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { ManualClock } from '../../src/core/clock.js';
-import { Hub } from '../../src/core/host.js';
-import { createLogger } from '../../src/core/logging.js';
+import { describe, expect, it } from 'vitest';
 import type { PlanView } from '../../src/control/view.js';
+import { fetchPlan, quietHubs } from '../peers/hub.js';
 
 /**
  * Issue 17 end to end: the capacity charge written in the site file reaches the plan the hub makes
@@ -26,21 +21,11 @@ devices:
 `;
 const CAPACITY = `  capacity_charge: { type: monthly_peak, price_per_kw_year: 60, minimum_kw: 2.5 }`;
 
-const running: Hub[] = [];
-afterEach(async () => {
-  for (const h of running.splice(0)) await h.stop();
-});
+const hubOf = quietHubs('homeflex-bill-plan-');
 
 async function planFor(configText: string): Promise<PlanView> {
-  const clock = new ManualClock('2026-01-12T17:30:00Z'); // 18:30 in Brussels, the car plugged in
-  const dir = mkdtempSync(join(tmpdir(), 'homeflex-bill-plan-'));
-  const hub = new Hub({ configText, clock, logger: createLogger({ level: 'silent' }), override: (c) => ((c.storage.dir = dir), (c.http.port = 0)) });
-  running.push(hub);
-  await hub.start();
-  await hub.services.control!.settled();
-  const r = await fetch(`${hub.url}/api/v1/plan`);
-  expect(r.status).toBe(200);
-  return (await r.json()) as PlanView;
+  // 18:30 in Brussels, the car plugged in
+  return fetchPlan((await hubOf(configText, { at: '2026-01-12T17:30:00Z' })).hub);
 }
 
 describe('the whole bill in the plan, from the site file', () => {

@@ -1,5 +1,4 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -13,6 +12,7 @@ import { Hub } from '../../src/core/host.js';
 import { createLogger } from '../../src/core/logging.js';
 import { Mosquitto } from '../peers/mqtt.js';
 import { describeWithPeers } from '../peers/system.js';
+import { freePort } from '../peers/mqtt.js';
 
 const quiet = () => createLogger({ destination: new Writable({ write: (_c, _e, cb) => cb() }), level: 'silent' });
 
@@ -24,13 +24,6 @@ afterEach(async () => {
   hub = undefined;
 });
 
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 
 const until = async <T>(fn: () => T | Promise<T>, ms: number, what: string): Promise<NonNullable<T>> => {
   const end = Date.now() + ms;

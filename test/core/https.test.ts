@@ -10,11 +10,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
 import { Hub } from '../../src/core/host.js';
 import { createLogger } from '../../src/core/logging.js';
-import { builtinCatalog } from '../../src/core/catalog.js';
-import { hubChecks } from '../../src/core/config/checks.js';
-import { loadConfigFile } from '../../src/core/config/load.js';
 import { backupCommand } from '../../src/core/store/backup-cli.js';
 import { describeWithPeers } from '../peers/system.js';
+import { runCommand } from '../peers/cli-run.js';
 
 let hub: Hub | undefined;
 afterEach(async () => {
@@ -114,14 +112,8 @@ describeWithPeers(['openssl'], 'HTTPS', () => {
 
     // homeflex backup talks HTTPS to the running hub, pinned to the certificate the site file names
     const out = join(dir, 'b.tar.gz');
-    const errs: string[] = [];
-    const code = await backupCommand(['--out', out, '--config', site, '--url', hub.url], {
-      out: () => undefined,
-      err: (t) => void errs.push(t),
-      defaultConfig: site,
-      loadConfig: (f) => loadConfigFile(f, { catalog: builtinCatalog, checks: hubChecks(builtinCatalog) }),
-    });
-    expect(errs.join('')).toBe('');
+    const { code, err } = await runCommand(backupCommand, ['--out', out, '--config', site, '--url', hub.url], { defaultConfig: site });
+    expect(err).toBe('');
     expect(code).toBe(0);
   }, 60_000);
 

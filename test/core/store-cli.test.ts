@@ -3,14 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { builtinCatalog } from '../../src/core/catalog.js';
-import { hubChecks } from '../../src/core/config/checks.js';
-import { loadConfigFile } from '../../src/core/config/load.js';
 import { Hub } from '../../src/core/host.js';
 import { createLogger } from '../../src/core/logging.js';
 import { storeCommand } from '../../src/core/store/cli.js';
 import { deviceSubject, flagsOf, type RowOp } from '../../src/metering/records.js';
 import { MeterStore } from '../../src/metering/store.js';
+import { runCommand } from '../peers/cli-run.js';
 
 const MIN = 60_000;
 const T0 = Date.UTC(2026, 0, 5);
@@ -33,14 +31,8 @@ async function site() {
 }
 
 async function run(...argv: string[]) {
-  let out = '';
-  const code = await storeCommand(argv, {
-    out: (t) => void (out += t),
-    err: (t) => void (out += t),
-    defaultConfig: 'none.yaml',
-    loadConfig: (f) => loadConfigFile(f, { catalog: builtinCatalog, checks: hubChecks(builtinCatalog) }),
-  });
-  return { code, out };
+  const { code, all } = await runCommand(storeCommand, argv);
+  return { code, out: all };
 }
 
 const flip = (file: string, offset: number) => {

@@ -1,19 +1,14 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { builtinCatalog } from '../../src/core/catalog.js';
-import { ManualClock } from '../../src/core/clock.js';
-import { hubChecks } from '../../src/core/config/checks.js';
-import { loadConfigFile } from '../../src/core/config/load.js';
-import { Hub } from '../../src/core/host.js';
-import { createLogger } from '../../src/core/logging.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PlanView } from '../../src/control/view.js';
 import { forecastCheckCommand } from '../../src/forecast/cli.js';
 import type { ForecastView } from '../../src/forecast/service.js';
 import { minuteStepper } from '../peers/api.js';
+import { quietHubs } from '../peers/hub.js';
+import { runCommand } from '../peers/cli-run.js';
 
 /** Open-Meteo on 127.0.0.1, answering the documented example shape (test/fixtures/forecasts/README.md), or failing. */
 let server: Server;
@@ -26,10 +21,7 @@ beforeAll(async () => {
 });
 afterAll(() => new Promise<void>((r) => server.close(() => r())));
 
-const running: Hub[] = [];
-afterEach(async () => {
-  for (const h of running.splice(0)) await h.stop();
-});
+const hubOf = quietHubs('homeflex-forecasts-');
 
 const site = (url: string) => `
 site: { id: home, timezone: Europe/Berlin, currency: EUR, latitude: 52.52, longitude: 13.41 }
@@ -49,11 +41,7 @@ forecasts:
 `;
 
 async function start(at: string) {
-  const clock = new ManualClock(at);
-  const dir = mkdtempSync(join(tmpdir(), 'homeflex-forecasts-'));
-  const hub = new Hub({ configText: site(weatherUrl), clock, logger: createLogger({ level: 'silent' }), override: (c) => ((c.storage.dir = dir), (c.http.port = 0)) });
-  running.push(hub);
-  await hub.start();
+  const { hub, clock, dir } = await hubOf(site(weatherUrl), { at });
   const control = hub.services.control!;
   const forecasts = hub.services.forecasts!;
   await forecasts.refresh().catch(() => undefined);
@@ -99,15 +87,7 @@ describe('forecast sources in the live hub', () => {
     expect(pv.data.find((d) => d.start_time.startsWith('2026-06-21T12:00'))!.latest_w).toBeGreaterThan(1000);
 
     // forecast-check prints the same table from the running hub
-    let out = '';
-    let err = '';
-    const code = await forecastCheckCommand(['--from', '2026-06-21T00:00:00Z', '--to', '2026-06-22T00:00:00Z', '--url', hub.url], {
-      out: (t) => void (out += t),
-      err: (t) => void (err += t),
-      defaultConfig: 'none.yaml',
-      loadConfig: (f) => loadConfigFile(f, { catalog: builtinCatalog, checks: hubChecks(builtinCatalog) }),
-      env: {},
-    });
+    const { code, out, err } = await runCommand(forecastCheckCommand, ['--from', '2026-06-21T00:00:00Z', '--to', '2026-06-22T00:00:00Z', '--url', hub.url], { env: {} });
     expect(err).toBe('');
     expect(code).toBe(0);
     expect(out).toContain('PV source: Open-Meteo weather, hourly');

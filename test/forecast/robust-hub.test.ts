@@ -1,10 +1,9 @@
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { ManualClock } from '../../src/core/clock.js';
-import { Hub } from '../../src/core/host.js';
-import { createLogger } from '../../src/core/logging.js';
+import { describe, expect, it } from 'vitest';
+import type { Hub } from '../../src/core/host.js';
+import { quietHubs } from '../peers/hub.js';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -43,19 +42,13 @@ function seed(dir: string) {
   writeFileSync(join(dir, 'forecasts', '2026-06.jsonl'), lines.join('\n') + '\n');
 }
 
-const running: Hub[] = [];
-afterEach(async () => {
-  for (const h of running.splice(0)) await h.stop();
-});
+const hubOf = quietHubs('homeflex-robust-');
 
 async function planWith(uncertainty: string) {
   const dir = mkdtempSync(join(tmpdir(), 'homeflex-robust-'));
   seed(dir);
-  const hub = new Hub({ configText: site(uncertainty), clock: new ManualClock(new Date(NOW).toISOString()), logger: createLogger({ level: 'silent' }), override: (c) => ((c.storage.dir = dir), (c.http.port = 0)) });
-  running.push(hub);
-  await hub.start();
+  const { hub } = await hubOf(site(uncertainty), { at: new Date(NOW).toISOString(), dir });
   const control = hub.services.control!;
-  await control.settled();
   const rec = control.latest!;
   const pv = rec.problem.flows.find((f) => f.id === 'pv')!;
   const res = await fetch(`${hub.url}/api/v1/plan`);
@@ -90,11 +83,7 @@ describe('the hub plans PV robustly, as the backtest does', () => {
   });
 
   it('plans with the forecast as it is while fewer than 3 days are known', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'homeflex-robust-'));
-    const hub = new Hub({ configText: site(''), clock: new ManualClock(new Date(NOW).toISOString()), logger: createLogger({ level: 'silent' }), override: (c) => ((c.storage.dir = dir), (c.http.port = 0)) });
-    running.push(hub);
-    await hub.start();
-    await hub.services.control!.settled();
+    const { hub } = await hubOf(site(''), { at: new Date(NOW).toISOString() });
     const rec = hub.services.control!.latest!;
     expect(rec.notes.pvScale).toMatchObject({ factor: 1, days: 0 });
     expect(rec.notes.notes.some((n) => n.includes('needs 3 days') && n.includes('0 known'))).toBe(true);

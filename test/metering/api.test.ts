@@ -7,6 +7,7 @@ import { Hub } from '../../src/core/host.js';
 import { deviceSubject } from '../../src/metering/records.js';
 import { MeterStore } from '../../src/metering/store.js';
 import { quietLog } from '../peers/http-server.js';
+import { jsonRequest } from '../peers/api.js';
 
 let hub: Hub | undefined;
 afterEach(async () => {
@@ -30,10 +31,7 @@ async function start(devices = '', clock = new ManualClock('2026-06-01T10:00:00Z
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = any;
 
-const call = async (method: string, url: string, body?: unknown): Promise<{ status: number; body: Json }> => {
-  const res = await fetch(url, { method, headers: body === undefined ? {} : { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
-  return { status: res.status, body: await res.json() };
-};
+const call = jsonRequest;
 
 const rec = (i: number, extra: Record<string, unknown> = {}) => ({
   location_id: 'loc_home',

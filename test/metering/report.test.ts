@@ -2,12 +2,10 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { builtinCatalog } from '../../src/core/catalog.js';
-import { hubChecks } from '../../src/core/config/checks.js';
-import { loadConfigFile } from '../../src/core/config/load.js';
 import { Hub } from '../../src/core/host.js';
 import { reportCommand } from '../../src/metering/report.js';
 import { quietLog } from '../peers/http-server.js';
+import { runCommand } from '../peers/cli-run.js';
 
 const SITE = `site: { id: home, timezone: Europe/Berlin, currency: EUR }
 http: { port: 0 }
@@ -22,12 +20,7 @@ afterEach(async () => {
   hub = undefined;
 });
 
-async function run(argv: string[]) {
-  let out = '';
-  let err = '';
-  const code = await reportCommand(argv, { out: (t) => void (out += t), err: (t) => void (err += t), defaultConfig: 'none.yaml', loadConfig: (f) => loadConfigFile(f, { catalog: builtinCatalog, checks: hubChecks(builtinCatalog) }), env: {} });
-  return { code, out, err };
-}
+const run = (argv: string[]) => runCommand(reportCommand, argv, { env: {} });
 
 async function startHub() {
   const dir = mkdtempSync(join(tmpdir(), 'hf-report-'));

@@ -5,6 +5,7 @@ import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Hub } from '../../src/core/host.js';
 import { createLogger } from '../../src/core/logging.js';
+import { jsonRequest } from '../peers/api.js';
 
 const quiet = () => createLogger({ destination: new Writable({ write: (_c, _e, cb) => cb() }), level: 'warn' });
 
@@ -28,12 +29,7 @@ async function start(dir: string, days = 'minute_records_days: 30') {
   return `${hub.url}/api/v1`;
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Json = any;
-const call = async (method: string, url: string, body?: unknown): Promise<{ status: number; body: Json }> => {
-  const res = await fetch(url, { method, headers: body === undefined ? {} : { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
-  return { status: res.status, body: await res.json() };
-};
+const call = jsonRequest;
 
 const OLD = Date.UTC(2025, 2, 3, 5, 7); // a March 2025 morning across the 07:00 rate change (Berlin), off the quarter grid
 const RECENT = Date.now() - 3_600_000; // this month (or the last one in its first hour): not rolled up

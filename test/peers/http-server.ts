@@ -17,6 +17,17 @@ export function httpServerForTests(onRequest: (req: IncomingMessage, res: Server
   afterAll(() => new Promise<void>((r) => server.close(() => r())));
 }
 
+/** A provider that is busy `failures` times (HTTP 503), then answers `body()`: for retry tests. */
+export function busyThen(failures: number, body: () => string | Buffer): (req: IncomingMessage, res: ServerResponse) => void {
+  let n = 0;
+  return (_req, res) => {
+    if (++n <= failures) {
+      res.statusCode = 503;
+      res.end('busy');
+    } else res.end(body());
+  };
+}
+
 /** A logger that drops everything. */
 export const quietLog: Logger = { trace() {}, debug() {}, info() {}, warn() {}, error() {}, fatal() {}, child: () => quietLog };
 

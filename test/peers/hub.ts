@@ -1,9 +1,13 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterEach, expect } from 'vitest';
 import type { Clock, HubEvents, MeterReading } from '../../src/api/index.js';
+import type { PlanView } from '../../src/control/view.js';
+import { ManualClock } from '../../src/core/clock.js';
 import type { Catalog } from '../../src/core/config/compose.js';
 import { Hub } from '../../src/core/host.js';
+import { createLogger } from '../../src/core/logging.js';
 import { recordingLogger } from './mqtt.js';
 
 export interface TestHub {
@@ -35,4 +39,36 @@ export async function startHub(yaml: string, options: { catalog?: Catalog; stora
   hub.bus.on('device.state', (e) => states.push(e));
   await hub.start();
   return { hub, logText: rec.text, readings, states, stop: () => hub.stop() };
+}
+
+/**
+ * Quiet real hubs for a test file, each stopped (and its temporary storage removed) after each
+ * test: from YAML text, on a manual clock at `at` (or the clock given), storage in a fresh
+ * temporary folder (or `dir`), HTTP on port 0, the first plan made before it is handed over.
+ */
+export function quietHubs(prefix = 'homeflex-hub-') {
+  const running: { hub: Hub; tmp?: string }[] = [];
+  afterEach(async () => {
+    for (const { hub, tmp } of running.splice(0)) {
+      await hub.stop();
+      if (tmp) rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+  return async (configText: string, options: { at?: string; clock?: ManualClock; dir?: string } = {}) => {
+    const clock = options.clock ?? new ManualClock(options.at ?? '2026-06-01T16:10:00Z');
+    const tmp = options.dir ? undefined : mkdtempSync(join(tmpdir(), prefix));
+    const dir = options.dir ?? tmp!;
+    const hub = new Hub({ configText, clock, logger: createLogger({ level: 'silent' }), override: (c) => ((c.storage.dir = dir), (c.http.port = 0)) });
+    running.push({ hub, tmp });
+    await hub.start();
+    await hub.services.control?.settled();
+    return { hub, clock, dir };
+  };
+}
+
+/** The plan the hub serves (`GET /api/v1/plan`), which must answer 200. */
+export async function fetchPlan(hub: Hub): Promise<PlanView> {
+  const r = await fetch(`${hub.url}/api/v1/plan`);
+  expect(r.status).toBe(200);
+  return (await r.json()) as PlanView;
 }

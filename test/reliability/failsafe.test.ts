@@ -10,7 +10,7 @@ import { SimChargePoint } from '../../adapters/ocpp/sim.js';
 import { SunSpecInverterSim } from '../../adapters/modbus/sim/inverter-sim.js';
 import { startHub } from '../peers/hub.js';
 import { freePort } from '../peers/mqtt.js';
-import { until } from './helpers.js';
+import { requestCounter, until } from './helpers.js';
 
 /**
  * The control loop stalled — here the whole hub process frozen with SIGSTOP, so nothing renews a
@@ -172,17 +172,7 @@ devices:
     cleanups.push(() => h.stop());
     const control = h.hub.services.control!;
     // the adapter's polls run over real TCP: after each step of its clock, wait until the inverter has heard the last request
-    let requests = 0;
-    const read = inverter.readRegisters.bind(inverter);
-    const write = inverter.writeRegisters.bind(inverter);
-    inverter.readRegisters = (...a) => (requests++, read(...a));
-    inverter.writeRegisters = (...a) => (requests++, write(...a));
-    const settle = async () => {
-      for (let seen = -1, quiet = 0; quiet < 3; await new Promise((r) => setTimeout(r, 10))) {
-        quiet = requests === seen ? quiet + 1 : 0;
-        seen = requests;
-      }
-    };
+    const settle = requestCounter(inverter).quiet;
     const step = async (ms: number) => {
       await clock.advance(ms);
       inverter.step(ms, { pvW: 0, houseW: 600 });

@@ -1,4 +1,5 @@
 import { expect } from 'vitest';
+import type { PlanRecord } from '../../src/control/view.js';
 import type { Hub } from '../../src/core/host.js';
 import type { MeterStore } from '../../src/metering/store.js';
 
@@ -53,4 +54,43 @@ export async function expectSaneMeterStore(hub: Hub): Promise<void> {
     const set = store.intervals(subject, -Infinity, Infinity);
     for (let i = 0; i < set.n; i++) expect(Number.isFinite(set.energy[i]) && set.energy[i] >= 0 && set.energy[i] <= 1e9, `${subject} ${set.energy[i]} Wh`).toBe(true);
   }
+}
+
+/**
+ * The energy a device's meter records hold over `[from, to)` (Wh), through the cost API after every
+ * reading is stored; each record must be non-negative (a reset or a replay never meters negative energy).
+ */
+export async function meteredWh(hub: Hub, deviceId: string, from: number, to: number): Promise<number> {
+  await hub.services.metering!.drain();
+  const r = await api(hub, 'POST', `/costs/interval/${deviceId}?aggregation=NONE`, { start_time: new Date(from).toISOString(), end_time: new Date(to).toISOString() });
+  const rows = (r.body as { data: { energy: { value: number } }[] }).data;
+  for (const row of rows) expect(row.energy.value).toBeGreaterThanOrEqual(0);
+  return rows.reduce((a, row) => a + row.energy.value, 0);
+}
+
+/**
+ * Counts the requests a simulated Modbus device serves; `quiet()` resolves once none has come for
+ * three 10 ms looks in a row (the polls a clock step started have finished over real TCP).
+ */
+export function requestCounter(device: { readRegisters: (...a: never[]) => unknown; writeRegisters: (...a: never[]) => unknown }) {
+  let requests = 0;
+  for (const name of ['readRegisters', 'writeRegisters'] as const) {
+    const original = device[name].bind(device) as (...a: never[]) => unknown;
+    device[name] = (...a: never[]) => (requests++, original(...a));
+  }
+  return {
+    quiet: async () => {
+      for (let seen = -1, quiet = 0; quiet < 3; await sleep(10)) {
+        quiet = requests === seen ? quiet + 1 : 0;
+        seen = requests;
+      }
+    },
+  };
+}
+
+/** Every plan the hub's control loop makes from now on, in order (`plan.updated`). */
+export function recordPlans(hub: Hub): PlanRecord[] {
+  const plans: PlanRecord[] = [];
+  hub.bus.on('plan.updated', () => plans.push(hub.services.control!.latest!));
+  return plans;
 }

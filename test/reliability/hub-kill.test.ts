@@ -1,10 +1,11 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
 import { StateStore } from '../../src/core/store/state.js';
 import { MeterStore } from '../../src/metering/store.js';
+import { spawnCli } from '../peers/hub-process.js';
 
 /**
  * The real hub, as `homeflex start` runs it, SIGKILLed 20 times at random moments while meter
@@ -14,7 +15,6 @@ import { MeterStore } from '../../src/metering/store.js';
  * plan again at once, made with those limits.
  */
 
-const root = resolve(import.meta.dirname, '..', '..');
 const KILLS = 20;
 const T0 = Date.parse('2026-01-05T00:00:00Z');
 const MIN = 60_000;
@@ -54,23 +54,16 @@ interface Child {
   output: () => string;
 }
 
-const children: ChildProcess[] = [];
-afterEach(() => {
-  for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-});
 
 async function startHub(file: string): Promise<Child> {
   const startedAt = Date.now();
-  const proc = spawn(process.execPath, ['--import', 'tsx', join(root, 'src', 'cli.ts'), 'start', '--config', file], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(proc);
-  let out = '';
-  proc.stdout!.on('data', (b) => (out += b));
-  proc.stderr!.on('data', (b) => (out += b));
+  const cli = spawnCli(['start', '--config', file]);
+  const proc = cli.child;
   const end = Date.now() + 60_000;
   for (;;) {
-    const url = /"url":"(http:[^"]+)"/.exec(out)?.[1];
-    if (url) return { proc, url, startedAt, output: () => out };
-    if (proc.exitCode !== null || Date.now() > end) throw new Error(`the hub did not start:\n${out}`);
+    const url = /"url":"(http:[^"]+)"/.exec(cli.out)?.[1];
+    if (url) return { proc, url, startedAt, output: () => cli.out };
+    if (proc.exitCode !== null || Date.now() > end) throw new Error(`the hub did not start:\n${cli.out}`);
     await new Promise((r) => setTimeout(r, 25));
   }
 }

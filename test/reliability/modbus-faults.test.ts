@@ -1,9 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { SunSpecInverterSim } from '../../adapters/modbus/sim/inverter-sim.js';
 import { ManualClock } from '../../src/core/clock.js';
-import type { PlanRecord } from '../../src/control/view.js';
 import { startHub } from '../peers/hub.js';
-import { sleep } from './helpers.js';
+import { recordPlans, requestCounter, sleep } from './helpers.js';
 
 /**
  * Modbus faults in a whole hub: an inverter that stops answering for ten minutes, one that answers
@@ -25,11 +24,7 @@ async function start() {
   inverter.step(0, { pvW: 0, houseW: 600 });
   const port = await inverter.listen(0);
   cleanups.push(() => inverter.close());
-  let requests = 0;
-  const read = inverter.readRegisters.bind(inverter);
-  const write = inverter.writeRegisters.bind(inverter);
-  inverter.readRegisters = (...a) => (requests++, read(...a));
-  inverter.writeRegisters = (...a) => (requests++, write(...a));
+  const requests = requestCounter(inverter);
   const h = await startHub(
     `site: { id: home, timezone: Europe/Berlin, currency: EUR }
 tariffs:
@@ -45,17 +40,13 @@ devices:
   );
   cleanups.push(() => h.stop());
   const control = h.hub.services.control!;
-  const plans: PlanRecord[] = [];
-  h.hub.bus.on('plan.updated', () => plans.push(control.latest!));
+  const plans = recordPlans(h.hub);
   /** Moves the hub's clock and lets the polls it started finish over real TCP (`wait`: a silent unit on the same queue takes its timeout). */
   const step = async (ms: number, wait = 0) => {
     await clock.advance(ms);
     inverter.step(ms, { pvW: 0, houseW: 600 });
     if (wait) await sleep(wait);
-    for (let seen = -1, quiet = 0; quiet < 3; await sleep(10)) {
-      quiet = requests === seen ? quiet + 1 : 0;
-      seen = requests;
-    }
+    await requests.quiet();
     await control.settled();
   };
   const battery = h.hub.registry.get('battery')!;

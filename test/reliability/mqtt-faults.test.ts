@@ -1,10 +1,9 @@
 import { expect, it } from 'vitest';
 import { TasmotaSimulator } from '../../adapters/tasmota/simulator.js';
 import { ManualClock } from '../../src/core/clock.js';
-import type { PlanRecord } from '../../src/control/view.js';
 import { startHub } from '../peers/hub.js';
 import { Mosquitto, until } from '../peers/mqtt.js';
-import { api, sleep } from './helpers.js';
+import { api, meteredWh, recordPlans, sleep } from './helpers.js';
 import { describeWithPeers } from '../peers/system.js';
 import { cleanupsAfterEach } from '../peers/cleanups.js';
 import { minuteStepper } from '../peers/api.js';
@@ -45,8 +44,7 @@ devices:
   );
   cleanups.push(() => h.stop());
   const control = h.hub.services.control!;
-  const plans: PlanRecord[] = [];
-  h.hub.bus.on('plan.updated', () => plans.push(control.latest!));
+  const plans = recordPlans(h.hub);
   const heater = h.hub.registry.get('heater')!;
   await until(() => heater.available, 'the socket online');
   const tick = minuteStepper(clock, control);
@@ -55,14 +53,9 @@ devices:
     await sim.start();
     return sim;
   };
-  const meteredWh = async () => {
-    await h.hub.services.metering!.drain();
-    const r = await api(h.hub, 'POST', '/costs/interval/heater?aggregation=NONE', { start_time: '2026-01-15T00:00:00Z', end_time: '2026-01-17T00:00:00Z' });
-    const rows = (r.body as { data: { energy: { value: number } }[] }).data;
-    for (const row of rows) expect(row.energy.value).toBeGreaterThanOrEqual(0);
-    return rows.reduce((a, row) => a + row.energy.value, 0);
-  };
-  return { broker, h, control, plans, heater, tick, sim: () => sim, replaceSim, meteredWh, clock };
+  // the days of the test, 15 and 16 January
+  const heaterWh = () => meteredWh(h.hub, 'heater', Date.parse('2026-01-15T00:00:00Z'), Date.parse('2026-01-17T00:00:00Z'));
+  return { broker, h, control, plans, heater, tick, sim: () => sim, replaceSim, meteredWh: heaterWh, clock };
 }
 
 describeWithPeers(['mosquitto'], 'MQTT faults in a running hub', () => {

@@ -4,7 +4,7 @@ import type { PlanView } from '../../src/control/view.js';
 import { TsChargePoint } from '../../adapters/ocpp/test/harness.js';
 import { startHub, type TestHub } from '../peers/hub.js';
 import { freePort } from '../peers/mqtt.js';
-import { api, until } from './helpers.js';
+import { api, meteredWh, until } from './helpers.js';
 
 /**
  * OCPP faults in a whole hub, from the charger to the cost (the adapter's own tests cover the
@@ -63,13 +63,7 @@ devices:
     expect(r.status, JSON.stringify(r.body)).toBe(200);
     return (r.body as { total: { energy: { value: number } } }).total.energy.value;
   };
-  const deviceWh = async (from: number, to: number) => {
-    await h.hub.services.metering!.drain();
-    const r = await api(h.hub, 'POST', '/costs/interval/ev?aggregation=NONE', { start_time: new Date(from).toISOString(), end_time: new Date(to).toISOString() });
-    const rows = (r.body as { data: { energy: { value: number } }[] }).data;
-    for (const row of rows) expect(row.energy.value).toBeGreaterThanOrEqual(0);
-    return rows.reduce((a, row) => a + row.energy.value, 0);
-  };
+  const deviceWh = (from: number, to: number) => meteredWh(h.hub, 'ev', from, to);
   const tick = async (ms: number) => {
     await clock.advance(ms);
     await control.settled();

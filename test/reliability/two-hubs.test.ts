@@ -1,12 +1,13 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readlinkSync, writeFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
 import { SunSpecInverterSim } from '../../adapters/modbus/sim/inverter-sim.js';
 import { freePort } from '../peers/mqtt.js';
 import { sleep, until } from './helpers.js';
+import { cleanupsAfterEach } from '../peers/cleanups.js';
+import { spawnCli } from '../peers/hub-process.js';
 
 /**
  * Two hubs on one site. Before: the second start printed EADDRINUSE but kept running, connected
@@ -15,25 +16,16 @@ import { sleep, until } from './helpers.js';
  * real Modbus TCP peer) sees no connection and no write from it.
  */
 
-const root = resolve(import.meta.dirname, '..', '..');
-const children: ChildProcess[] = [];
-const cleanups: (() => Promise<unknown> | unknown)[] = [];
-afterEach(async () => {
-  for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanups = cleanupsAfterEach();
 
 function run(file: string, command = 'start') {
   const startedAt = Date.now();
-  const proc = spawn(process.execPath, ['--import', 'tsx', join(root, 'src', 'cli.ts'), command, ...(command === 'start' ? ['--config'] : []), file], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(proc);
-  let out = '';
-  proc.stdout!.on('data', (b) => (out += b));
-  proc.stderr!.on('data', (b) => (out += b));
+  const cli = spawnCli([command, ...(command === 'start' ? ['--config'] : []), file]);
+  const proc = cli.child;
   const exited = new Promise<{ code: number | null | string; ms: number }>((r) => proc.once('exit', (code) => r({ code, ms: Date.now() - startedAt })));
   /** The exit, or 'still running' after `ms`. */
   const exitWithin = (ms: number) => Promise.race([exited, sleep(ms).then(() => ({ code: 'still running', ms: Infinity }))]);
-  return { proc, output: () => out, exited, exitWithin };
+  return { proc, output: () => cli.out, exited, exitWithin };
 }
 
 const site = (o: { httpPort: number; ocppPort: number; mqttPort: number; modbusPort: number; storage: string }) => `

@@ -4,13 +4,11 @@ import { join } from 'node:path';
 import { DateTime } from 'luxon';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Logger } from '../../src/api/index.js';
-import { builtinCatalog } from '../../src/core/catalog.js';
-import { hubChecks } from '../../src/core/config/checks.js';
-import { loadConfigFile } from '../../src/core/config/load.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { Hub } from '../../src/core/host.js';
 import { capacitySoFar } from '../../src/metering/bill-service.js';
 import { reportCommand } from '../../src/metering/report.js';
+import { runCommand } from '../peers/cli-run.js';
 
 /**
  * The bill reproduced through the running hub (real HTTP on 127.0.0.1, port chosen at run time): a
@@ -164,12 +162,7 @@ describe('GET /tariffs/rates with bill parts', () => {
 });
 
 describe('homeflex report --bill --month 2026-01', () => {
-  const run = async (argv: string[]) => {
-    let out = '';
-    let err = '';
-    const code = await reportCommand(argv, { out: (t) => void (out += t), err: (t) => void (err += t), defaultConfig: 'none.yaml', loadConfig: (f) => loadConfigFile(f, { catalog: builtinCatalog, checks: hubChecks(builtinCatalog) }), env: {} });
-    return { code, out, err };
-  };
+  const run = (argv: string[]) => runCommand(reportCommand, argv, { env: {} });
 
   it('prints every line of the bill summing to the total, and the peak with the device that drove it', async () => {
     const { code, out, err } = await run(['--bill', '--month', '2026-01', '--url', hub.url]);

@@ -1,4 +1,4 @@
-import { afterEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import type { Device } from '../../../src/api/index.js';
 import { applySlot } from '../../../src/control/apply.js';
 import { loadSolver } from '../../../src/control/solver.js';
@@ -9,6 +9,7 @@ import { ModbusInverter, type ModbusDeviceConfig } from '../inverter.js';
 import { loadProfile } from '../profile.js';
 import { adapterContext, captureLogger, deviceDefaults, said, tcpConnection } from './harness.js';
 import { emptyUnit, putWords, smaDump, startPymodbus } from './peers.js';
+import { cleanupsAfterEach } from '../../../test/peers/cleanups.js';
 
 /**
  * PV curtailment through SunSpec model 123 on a real register dump (SMA Sunny Boy 3.6, served by
@@ -17,10 +18,7 @@ import { emptyUnit, putWords, smaDump, startPymodbus } from './peers.js';
  * a negative export price makes the planner limit the inverter, a positive one lifts the limit.
  */
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanups = cleanupsAfterEach();
 
 const device = (over: Partial<ModbusDeviceConfig> = {}): ModbusDeviceConfig => ({
   ...deviceDefaults,

@@ -1,5 +1,4 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -9,6 +8,7 @@ import { hubChecks } from '../../../src/core/config/checks.js';
 import { ConfigError, parseConfig } from '../../../src/core/config/load.js';
 import { Hub } from '../../../src/core/host.js';
 import { createLogger } from '../../../src/core/logging.js';
+import { freePort } from '../../../test/peers/mqtt.js';
 
 const load = (text: string) => parseConfig(text, 'site.yaml', { catalog: builtinCatalog, checks: hubChecks(builtinCatalog) });
 
@@ -61,15 +61,6 @@ describe('modbus devices in the site YAML', () => {
   });
 });
 
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 
 describe('the hub with a simulated SunSpec inverter and a modbus device', () => {
   let hub: Hub | undefined;

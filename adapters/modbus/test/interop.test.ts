@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { ManualClock } from '../../../src/core/clock.js';
 import { ModbusConnection } from '../../../src/core/transports/modbus.js';
 import { ModbusInverter, type ModbusDeviceConfig } from '../inverter.js';
@@ -10,6 +10,7 @@ import { SunSpecInverterSim } from '../sim/inverter-sim.js';
 import { adapterContext, captureLogger, deviceDefaults, said, tcpConnection } from './harness.js';
 import { emptyUnit, goodweFrame, ptyPair, putWords, smaDump, startPymodbus, type DeviceImage, type UnitImage } from './peers.js';
 import { describeWithPeers } from '../../../test/peers/system.js';
+import { cleanupsAfterEach } from '../../../test/peers/cleanups.js';
 
 /**
  * The adapter against Debian's python3-pymodbus serving real register dumps and a SunSpec storage
@@ -17,10 +18,7 @@ import { describeWithPeers } from '../../../test/peers/system.js';
  * ones, the server going away and coming back; over TCP and over an RTU bus.
  */
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanups = cleanupsAfterEach();
 
 /** A SunSpec storage inverter's registers at one instant (the simulator's image, frozen). */
 function storageImage(socPct: number): UnitImage {

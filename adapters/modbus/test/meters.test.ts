@@ -1,4 +1,4 @@
-import { afterEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { ManualClock } from '../../../src/core/clock.js';
 import { ModbusInverter, type ModbusDeviceConfig } from '../inverter.js';
 import { loadProfile } from '../profile.js';
@@ -6,6 +6,7 @@ import { adapterContext, deviceDefaults, tcpConnection } from './harness.js';
 import { startPymodbus } from './peers.js';
 import { sunspecMap } from './sunspec-image.js';
 import { describeWithPeers } from '../../../test/peers/system.js';
+import { cleanupsAfterEach } from '../../../test/peers/cleanups.js';
 
 /**
  * SunSpec meters (models 201–204) read as the site's grid meter, against python3-pymodbus serving a
@@ -15,10 +16,7 @@ import { describeWithPeers } from '../../../test/peers/system.js';
 
 const common = { id: 1, values: { Mn: 'Carlo Gavazzi', Md: 'EM24DINAV53DISX', SN: 'KT2340123', Vr: 'A.17' } };
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanups = cleanupsAfterEach();
 
 const meterDevice = (over: Partial<ModbusDeviceConfig>): ModbusDeviceConfig => ({ ...deviceDefaults, id: 'grid', adapter: 'modbus', connection: 'lan', profile: 'sunspec', ...over });
 

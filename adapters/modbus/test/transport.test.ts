@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { HomeflexError, ModbusExceptionError } from '../../../src/api/index.js';
 import { ManualClock } from '../../../src/core/clock.js';
 import { ModbusConnection } from '../../../src/core/transports/modbus.js';
@@ -9,11 +9,9 @@ import { SunSpecInverterSim } from '../sim/inverter-sim.js';
 import { captureLogger, said, tcpConnection } from './harness.js';
 import { emptyUnit, ImageServer, ptyPair, putWords, startPymodbus, type PymodbusPeer } from './peers.js';
 import { describeWithPeers } from '../../../test/peers/system.js';
+import { cleanupsAfterEach } from '../../../test/peers/cleanups.js';
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanups = cleanupsAfterEach();
 
 const caught = async (p: Promise<unknown>): Promise<HomeflexError> => {
   try {

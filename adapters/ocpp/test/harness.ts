@@ -1,13 +1,12 @@
 import { Writable } from 'node:stream';
 import { OcppClient } from 'ocpp-ts';
-import type { AdapterStore, Clock, HubEvents, MeterReading, Transports } from '../../../src/api/index.js';
+import { applyDefaults, type AdapterStore, type Clock, type HubEvents, type MeterReading, type Transports } from '../../../src/api/index.js';
 import { HubBus } from '../../../src/core/bus.js';
 import { systemClock } from '../../../src/core/clock.js';
 import { createLogger } from '../../../src/core/logging.js';
 import { OcppServer, type OcppServerOptions } from '../../../src/core/transports/ocpp.js';
 import { OcppChargePoint } from '../charge-point.js';
-import { withDefaults } from '../index.js';
-import type { OcppDeviceConfig } from '../schema.js';
+import { OcppConfigSchema, type OcppDeviceConfig } from '../schema.js';
 
 export interface LogLine {
   level: number;
@@ -76,7 +75,7 @@ export class Rig {
   async device(config: Partial<OcppDeviceConfig> & { id: string; identity: string }, clock: Clock = systemClock): Promise<OcppChargePoint> {
     const log = this.logs.log.child({ adapter: 'ocpp', device: config.id });
     const ctx = { log, bus: this.bus, transports: this.transports(), store: this.store(config.id), clock, site: SITE };
-    const cp = new OcppChargePoint(ctx, withDefaults({ adapter: 'ocpp', boot_wait_s: 0.05, ...config } as OcppDeviceConfig), this.server);
+    const cp = new OcppChargePoint(ctx, applyDefaults(OcppConfigSchema, { adapter: 'ocpp', boot_wait_s: 0.05, ...config }) as OcppDeviceConfig, this.server);
     await cp.start();
     this.instances.push(cp);
     this.chargePoints.set(config.id, cp);

@@ -3,6 +3,7 @@ import WebSocket from 'ws';
 import { startHub, type TestHub } from '../../../test/peers/hub.js';
 import { freePort } from '../../../test/peers/mqtt.js';
 import { TsChargePoint } from './harness.js';
+import { jsonRequest } from '../../../test/peers/api.js';
 
 /**
  * What a charging session leaves behind when the car goes: its energy and cost are complete as soon
@@ -36,10 +37,7 @@ const hubWith = async (identity: string, target = '') => {
 
 const iso = (t: number) => new Date(t).toISOString();
 
-async function api<T = Record<string, unknown>>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
-  const res = await fetch(`${th!.hub.url}/api/v1${path}`, { method, headers: body === undefined ? {} : { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
-  return { status: res.status, body: (await res.json()) as T };
-}
+const api = <T = Record<string, unknown>>(method: string, path: string, body?: unknown) => jsonRequest<T>(method, `${th!.hub.url}/api/v1${path}`, body);
 
 const sessionEnergy = async (id: string) => {
   await th!.hub.services.metering!.settled();

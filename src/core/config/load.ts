@@ -286,14 +286,17 @@ function withSections(data: Record<string, unknown>, file: string): HubConfig {
   };
 }
 
-export function loadConfigFile(file: string, options: LoadOptions): HubConfig {
-  let text: string;
+/** The text of a site file; a file that cannot be read is a located ConfigError. */
+export function readSiteFile(file: string): string {
   try {
-    text = readFileSync(file, 'utf8');
+    return readFileSync(file, 'utf8');
   } catch (err) {
     throw new ConfigError([{ file, line: 1, col: 1, path: '', message: `cannot read the file: ${(err as Error).message}` }]);
   }
-  return parseConfig(text, file, options);
+}
+
+export function loadConfigFile(file: string, options: LoadOptions): HubConfig {
+  return parseConfig(readSiteFile(file), file, options);
 }
 
 export { composeSchema };

@@ -19,7 +19,7 @@ export interface ModbusConnectionOptions {
   reopenAfterTimeouts?: number;
 }
 
-type FunctionCode = 3 | 4 | 16;
+type FunctionCode = 1 | 3 | 4 | 5 | 16;
 
 interface Request {
   unit: number;
@@ -102,6 +102,14 @@ export class ModbusConnection implements ModbusTransport {
     await this.enqueue({ unit, functionCode: 16, address, count: values.length, values });
   }
 
+  readCoils(unit: number, address: number, count: number): Promise<boolean[]> {
+    return this.enqueue({ unit, functionCode: 1, address, count }) as Promise<boolean[]>;
+  }
+
+  async writeCoil(unit: number, address: number, on: boolean): Promise<void> {
+    await this.enqueue({ unit, functionCode: 5, address, count: 1, values: [on ? 1 : 0] });
+  }
+
   /** Closes the port and fails every queued request; later requests fail at once. */
   async stop(): Promise<void> {
     this.stopped = true;
@@ -122,8 +130,8 @@ export class ModbusConnection implements ModbusTransport {
     const where = `modbus ${this.id} unit ${req.unit}`;
     if (!Number.isInteger(req.unit) || req.unit < 0 || req.unit > 255) return permanentError('bad_request', `${where}: unit id must be 0-255`);
     if (!Number.isInteger(req.address) || req.address < 0 || req.address + req.count > 65536) return permanentError('bad_request', `${where}: address ${req.address} (+${req.count}) is outside 0-65535`);
-    const max = req.functionCode === 16 ? 123 : 125;
-    if (!Number.isInteger(req.count) || req.count < 1 || req.count > max) return permanentError('bad_request', `${where}: ${req.count} registers in one request (1-${max} allowed)`);
+    const max = req.functionCode === 16 ? 123 : req.functionCode === 1 ? 2000 : 125;
+    if (!Number.isInteger(req.count) || req.count < 1 || req.count > max) return permanentError('bad_request', `${where}: ${req.count} ${req.functionCode === 1 || req.functionCode === 5 ? 'coils' : 'registers'} in one request (1-${max} allowed)`);
     if (req.values?.some((v) => !Number.isInteger(v) || v < 0 || v > 0xffff)) return permanentError('bad_request', `${where}: register values must be integers 0-65535`);
     return undefined;
   }
@@ -142,12 +150,16 @@ export class ModbusConnection implements ModbusTransport {
             ? client.readHoldingRegisters(req.address, req.count).then((r) => r.data)
             : req.functionCode === 4
               ? client.readInputRegisters(req.address, req.count).then((r) => r.data)
-              : client.writeRegisters(req.address, req.values!).then(() => undefined);
+              : req.functionCode === 1
+                ? client.readCoils(req.address, req.count).then((r) => r.data.slice(0, req.count))
+                : req.functionCode === 5
+                  ? client.writeCoil(req.address, req.values![0] === 1).then(() => undefined)
+                  : client.writeRegisters(req.address, req.values!).then(() => undefined);
         op.then(resolve, reject);
       });
       this.consecutiveTimeouts = 0;
       this.answered.add(req.unit);
-      if (req.functionCode !== 16 && (!Array.isArray(result) || result.length !== req.count)) {
+      if (req.functionCode !== 16 && req.functionCode !== 5 && (!Array.isArray(result) || result.length !== req.count)) {
         throw retryableError('modbus_bad_response', `modbus ${this.id} unit ${req.unit}: asked for ${req.count} registers at ${req.address}, got ${Array.isArray(result) ? result.length : 'none'}`);
       }
       return result;
@@ -169,7 +181,7 @@ export class ModbusConnection implements ModbusTransport {
       return new ModbusExceptionError({ connection: this.id, ...req }, e.modbusCode);
     }
     const span = req.count > 1 ? `registers ${req.address}-${req.address + req.count - 1}` : `register ${req.address}`;
-    const where = `modbus ${this.id} unit ${req.unit} (${req.functionCode === 16 ? 'writing' : 'reading'} ${span})`;
+    const where = `modbus ${this.id} unit ${req.unit} (${req.functionCode === 16 || req.functionCode === 5 ? 'writing' : 'reading'} ${req.functionCode === 1 || req.functionCode === 5 ? span.replace('register', 'coil') : span})`;
     if (e.errno === 'ETIMEDOUT' || e.message === 'Timed out') {
       // a TCP peer that went away without closing answers nobody; a dead unit next to live ones does not
       // count, nor one that never answered while others do (discovery looking at absent unit ids)

@@ -1,6 +1,6 @@
 import type { ForecastSlot } from './types.js';
+import { HOUR } from '../../api/time.js';
 
-const HOUR = 3_600_000;
 
 /**
  * A base-load forecast corrected by what the house drew a moment ago: the error of the last hour

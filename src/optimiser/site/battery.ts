@@ -1,3 +1,4 @@
+import { partitionPoint } from '../../api/index.js';
 import { explain } from './explain.js';
 import { checkSiteProblem, EPS_CYCLE, EPS_TIME } from './build.js';
 import type { SitePlan, SiteProblem } from './types.js';
@@ -48,7 +49,7 @@ const kw = (w: number) => w / 1000;
 /** Why a problem cannot take the fast path (for tests and the plan's solver note), or undefined. */
 export function batteryOnlyObstacle(problem: SiteProblem): string | undefined {
   if (problem.batteries.length !== 1) return 'not exactly one battery';
-  if (problem.evs.length || problem.hvacs.length || problem.loads.length) return 'other controllable devices';
+  if (problem.evs.length || problem.hvacs.length || problem.loads.length || problem.heatPumps?.length) return 'other controllable devices';
   if (problem.circuits.length) return 'circuits';
   const b = problem.batteries[0];
   if (b.limits?.setpointW?.some((v) => v !== undefined && Number.isFinite(v))) return 'battery setpoints';
@@ -187,14 +188,8 @@ function prefix(w: Curve): { xs: Float64Array; vs: Float64Array } {
 /** A curve's value at s inside its domain, by binary search over its breakpoints. */
 function curveAt(w: Curve, s: number): number {
   const { xs, vs } = prefix(w);
-  let lo = 0;
-  let hi = w.len.length;
   // the segment k with xs[k] ≤ s < xs[k + 1]
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (xs[mid + 1] <= s) lo = mid + 1;
-    else hi = mid;
-  }
+  const lo = partitionPoint(w.len.length, (k) => xs[k + 1] <= s);
   return lo < w.len.length ? vs[lo] + (s - xs[lo]) * w.slope[lo] : vs[w.len.length];
 }
 
@@ -220,13 +215,7 @@ function bestNext(w: Curve, g: Stage, s: number): number {
     if (v < u - 1e-12) continue;
     const sigma = (g.cost[i + 1] - g.cost[i]) / (g.d[i + 1] - g.d[i]);
     // first segment whose slope is at least −σ: the sum stops falling at its start
-    let lo = 0;
-    let hi = w.slope.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (w.slope[mid] < -sigma - 1e-12) lo = mid + 1;
-      else hi = mid;
-    }
+    const lo = partitionPoint(w.slope.length, (k) => w.slope[k] < -sigma - 1e-12);
     consider(Math.min(v, Math.max(u, xs[lo])));
   }
   if (g.d.length === 1) consider(a);

@@ -1,7 +1,7 @@
 import { DateTime } from 'luxon';
 import { LpBuilder, type LpModel } from './lp.js';
 import { decay } from './thermal.js';
-import { cheapEnough, type SiteProblem } from './types.js';
+import { cheapEnough, type HvacModel, type SiteProblem, type TankModel } from './types.js';
 
 /**
  * Builds the site's linear programme. Variables are kW (power) and kWh (energy); the objective
@@ -41,6 +41,17 @@ export interface HvacCols {
   bandHi: number[];
   setDev: number[][];
 }
+export interface TankCols {
+  P: number[];
+  T: number[];
+  /** Kelvin below the tank's minimum per slot (soft). */
+  short: number[];
+}
+export interface HeatPumpCols {
+  space?: Omit<HvacCols, 'setDev'>;
+  tank?: TankCols;
+  setDev: number[][];
+}
 export interface LoadCols {
   on: number[];
   /** Start binaries of continuous runs, per run (slot → column or NONE). */
@@ -62,6 +73,7 @@ export interface BuiltSite {
   batteries: BatteryCols[];
   evs: EvCols[];
   hvacs: HvacCols[];
+  heatPumps: HeatPumpCols[];
   loads: LoadCols[];
   nodes: { id: string; over: number[]; under: number[] }[];
   /** Start binaries of each one-block run; its on/off columns follow them and are not rounded alone. */
@@ -109,7 +121,7 @@ export function checkSiteProblem(problem: SiteProblem) {
   }
   const circuits = new Set(problem.circuits.map((c) => c.id));
   const ids = new Set<string>();
-  for (const d of [...problem.batteries, ...problem.evs, ...problem.hvacs, ...problem.loads, ...problem.flows]) {
+  for (const d of [...problem.batteries, ...problem.evs, ...problem.hvacs, ...(problem.heatPumps ?? []), ...problem.loads, ...problem.flows]) {
     if (ids.has(d.id)) throw new Error(`site problem: device id "${d.id}" appears twice`);
     ids.add(d.id);
     if (d.circuit !== undefined && !circuits.has(d.circuit)) throw new Error(`site problem: device "${d.id}" hangs from unknown circuit "${d.circuit}"`);
@@ -123,6 +135,22 @@ export function checkSiteProblem(problem: SiteProblem) {
   }
   for (const h of problem.hvacs) {
     if (!(h.rKPerKw > 0 && h.cKwhPerK > 0 && h.cop > 0)) throw new Error(`hvac "${h.id}": R, C and COP must be positive`);
+    if (h.copPerSlot && (h.copPerSlot.length !== T || h.copPerSlot.some((c) => !(c > 0)))) throw new Error(`hvac "${h.id}": copPerSlot needs a positive COP for each of the ${T} slots`);
+  }
+  for (const hp of problem.heatPumps ?? []) {
+    const s = hp.space;
+    if (s) {
+      if (!(s.rKPerKw > 0 && s.cKwhPerK > 0)) throw new Error(`heat pump "${hp.id}": room R and C must be positive`);
+      for (const k of ['outdoorC', 'gainsW', 'minC', 'maxC', 'copPerSlot'] as const) if ((s[k]?.length ?? T) !== T) throw new Error(`site problem: heatPumps[${hp.id}].space.${k} has ${s[k]!.length} entries for ${T} slots`);
+      if ((s.copPerSlot ?? [s.cop]).some((c) => !(c > 0))) throw new Error(`heat pump "${hp.id}": COP must be positive`);
+    }
+    const k = hp.tank;
+    if (k) {
+      if (!(k.volumeL > 0)) throw new Error(`heat pump "${hp.id}": tank volume must be positive`);
+      if (!(k.lossWPerK >= 0)) throw new Error(`heat pump "${hp.id}": tank losses must not be negative`);
+      for (const key of ['minC', 'drawWh', 'cop'] as const) if (k[key].length !== T) throw new Error(`site problem: heatPumps[${hp.id}].tank.${key} has ${k[key].length} entries for ${T} slots`);
+      if (k.cop.some((c) => !(c > 0))) throw new Error(`heat pump "${hp.id}": tank COP must be positive`);
+    }
   }
 }
 
@@ -279,36 +307,29 @@ export function buildSiteLp(problem: SiteProblem): BuiltSite {
 
   // ---------------------------------------------------------------- HVAC
   const hvacs: HvacCols[] = problem.hvacs.map((h) => {
-    const sign = h.mode === 'cool' ? 1 : -1;
-    const room = { rKPerKw: h.rKPerKw, cKwhPerK: h.cKwhPerK, cop: h.cop, sign } as const;
-    const P: number[] = [];
-    const Tc: number[] = [];
-    const bandLo: number[] = [];
-    const bandHi: number[] = [];
-    // the band is kept wherever it can be; where it cannot, the bound becomes the best reachable
-    // temperature, so comfort is hard and costs no slack columns
-    let reachLo = h.initialC;
-    let reachHi = h.initialC;
+    const room = addRoom(lp, h, h.mode === 'cool' ? 1 : -1, dtH, (t) => Math.max(0, kw(minDefined(h.maxElectricW, h.limits?.maxImportW?.[t]))));
+    for (let t = 0; t < T; t++) termsOf(h.id)[t].terms.push([room.P[t], 1]);
+    const setDev = setpointRows(h.id, h.limits?.setpointW, (t) => [[room.P[t], 1]]);
+    return { ...room, setDev };
+  });
+
+  // ---------------------------------------------------------------- heat pumps and hot-water tanks
+  const heatPumps: HeatPumpCols[] = (problem.heatPumps ?? []).map((hp) => {
+    const maxKw = (t: number) => Math.max(0, kw(minDefined(hp.maxElectricW, hp.limits?.maxImportW?.[t])));
+    const space = hp.space ? addRoom(lp, hp.space, -1, dtH, maxKw) : undefined;
+    const tank = hp.tank ? addTank(lp, hp.tank, dtH, maxKw, penalties.shortfall) : undefined;
     for (let t = 0; t < T; t++) {
-      const a = decay(room, dtH[t]);
-      const up = Math.max(0, kw(minDefined(h.maxElectricW, h.limits?.maxImportW?.[t])));
-      const step = (temp: number, pKw: number) => a * temp + (1 - a) * (h.outdoorC[t] + h.rKPerKw * (kw(h.gainsW[t]) - sign * h.cop * pKw));
-      const lowest = Math.min(step(reachLo, 0), step(reachLo, up));
-      const highest = Math.max(step(reachHi, 0), step(reachHi, up));
-      const lo = Math.min(h.minC[t], highest);
-      const hi = Math.max(h.maxC[t], lowest);
-      bandLo.push(lo);
-      bandHi.push(hi);
-      reachLo = Math.max(lowest, lo);
-      reachHi = Math.min(highest, hi);
-      P.push(lp.addCol(0, 0, up));
-      Tc.push(lp.addCol(0, lo - 1e-9, hi + 1e-9));
-      const rhs = (1 - a) * (h.outdoorC[t] + h.rKPerKw * kw(h.gainsW[t])) + (t === 0 ? a * h.initialC : 0);
-      lp.startBasic(Tc[t], lp.addRow(rhs, rhs, [[Tc[t], 1], ...(t > 0 ? [[Tc[t - 1], -a] as [number, number]] : []), [P[t], (1 - a) * h.rKPerKw * sign * h.cop]]));
-      termsOf(h.id)[t].terms.push([P[t], 1]);
+      const parts: [number, number][] = [];
+      if (space) parts.push([space.P[t], 1]);
+      if (tank) parts.push([tank.P[t], 1]);
+      // one compressor: tank and rooms share its power
+      if (parts.length > 1) lp.addRow(-Infinity, maxKw(t), parts);
+      // heating earlier rather than later at equal prices (less time for standing losses is not worth a tie)
+      for (const [col] of parts) lp.addCost(col, earlier(t) * dtH[t]);
+      termsOf(hp.id)[t].terms.push(...parts);
     }
-    const setDev = setpointRows(h.id, h.limits?.setpointW, (t) => [[P[t], 1]]);
-    return { P, T: Tc, bandLo, bandHi, setDev };
+    const setDev = setpointRows(hp.id, hp.limits?.setpointW, (t) => [...(space ? [[space.P[t], 1] as [number, number]] : []), ...(tank ? [[tank.P[t], 1] as [number, number]] : [])]);
+    return { space, tank, setDev };
   });
 
   // ---------------------------------------------------------------- switched loads
@@ -410,18 +431,20 @@ export function buildSiteLp(problem: SiteProblem): BuiltSite {
     batteries.reduce((a, b) => a + lp.col(b.c[t]).upper, 0) +
     evs.reduce((a, e) => a + (e.p[t] !== NONE ? lp.col(e.p[t]).upper : 0), 0) +
     hvacs.reduce((a, h) => a + lp.col(h.P[t]).upper, 0) +
+    heatPumps.reduce((a, h) => a + (h.space ? lp.col(h.space.P[t]).upper : 0) + (h.tank ? lp.col(h.tank.P[t]).upper : 0), 0) +
     problem.loads.reduce((a, l, i) => a + (loads[i].on[t] !== NONE ? kw(l.ratedPowerW) : 0), 0);
   const maxFeed = (t: number) =>
     Math.max(0, -kw(problem.baseLoadW[t])) + problem.flows.reduce((a, f) => a + Math.max(0, -kw(f.powerW[t])), 0) + batteries.reduce((a, b) => a + lp.col(b.d[t]).upper, 0);
   const chains = new Map<string, string[]>();
-  for (const d of [...problem.batteries, ...problem.evs, ...problem.hvacs, ...problem.loads, ...problem.flows]) chains.set(d.id, chainOf(problem, d.circuit));
+  for (const d of [...problem.batteries, ...problem.evs, ...problem.hvacs, ...(problem.heatPumps ?? []), ...problem.loads, ...problem.flows]) chains.set(d.id, chainOf(problem, d.circuit));
   const below = (node: string | null, id: string) => node === null || chains.get(id)!.includes(node);
   /** Net power below a node (null = the grid) that the plan cannot avoid: fixed flows, forced loads, and HVAC at full power. */
   const mustFlowKw = (node: string | null, t: number) =>
     (node === null ? kw(problem.baseLoadW[t]) : 0) +
     problem.flows.reduce((a, f) => a + (below(node, f.id) ? kw(f.powerW[t]) : 0), 0) +
     problem.loads.reduce((a, l, i) => a + (below(node, l.id) && loads[i].forcedOn[t] ? kw(l.ratedPowerW) : 0), 0) +
-    problem.hvacs.reduce((a, h, i) => a + (below(node, h.id) ? lp.col(hvacs[i].P[t]).upper : 0), 0);
+    problem.hvacs.reduce((a, h, i) => a + (below(node, h.id) ? lp.col(hvacs[i].P[t]).upper : 0), 0) +
+    (problem.heatPumps ?? []).reduce((a, h, i) => a + (below(node, h.id) && heatPumps[i].space ? lp.col(heatPumps[i].space!.P[t]).upper : 0), 0);
   let costScale = 0;
   for (let t = 0; t < T; t++) {
     const draw = maxDraw(t);
@@ -496,6 +519,7 @@ export function buildSiteLp(problem: SiteProblem): BuiltSite {
     batteries,
     evs,
     hvacs,
+    heatPumps,
     loads,
     nodes,
     blocks,
@@ -507,6 +531,72 @@ export function buildSiteLp(problem: SiteProblem): BuiltSite {
     peak,
     tiers,
   };
+}
+
+/** The room part of an HVAC model: what `addRoom` needs (HvacModel and a heat pump's space heating). */
+type RoomSpec = Pick<HvacModel, 'rKPerKw' | 'cKwhPerK' | 'cop' | 'copPerSlot' | 'initialC' | 'outdoorC' | 'gainsW' | 'minC' | 'maxC'>;
+
+/**
+ * A 1R1C room (thermal.ts): electric power and temperature columns per slot and the exact step
+ * as an equality row. The band is kept wherever it can be; where it cannot, the bound becomes the
+ * best reachable temperature, so comfort is hard and costs no slack columns.
+ */
+function addRoom(lp: LpBuilder, h: RoomSpec, sign: 1 | -1, dtH: number[], maxKw: (t: number) => number): Omit<HvacCols, 'setDev'> {
+  const P: number[] = [];
+  const Tc: number[] = [];
+  const bandLo: number[] = [];
+  const bandHi: number[] = [];
+  let reachLo = h.initialC;
+  let reachHi = h.initialC;
+  for (let t = 0; t < dtH.length; t++) {
+    const cop = h.copPerSlot?.[t] ?? h.cop;
+    const a = decay({ rKPerKw: h.rKPerKw, cKwhPerK: h.cKwhPerK, cop, sign }, dtH[t]);
+    const up = maxKw(t);
+    const step = (temp: number, pKw: number) => a * temp + (1 - a) * (h.outdoorC[t] + h.rKPerKw * (kw(h.gainsW[t]) - sign * cop * pKw));
+    const lowest = Math.min(step(reachLo, 0), step(reachLo, up));
+    const highest = Math.max(step(reachHi, 0), step(reachHi, up));
+    const lo = Math.min(h.minC[t], highest);
+    const hi = Math.max(h.maxC[t], lowest);
+    bandLo.push(lo);
+    bandHi.push(hi);
+    reachLo = Math.max(lowest, lo);
+    reachHi = Math.min(highest, hi);
+    P.push(lp.addCol(0, 0, up));
+    Tc.push(lp.addCol(0, lo - 1e-9, hi + 1e-9));
+    const rhs = (1 - a) * (h.outdoorC[t] + h.rKPerKw * kw(h.gainsW[t])) + (t === 0 ? a * h.initialC : 0);
+    lp.startBasic(Tc[t], lp.addRow(rhs, rhs, [[Tc[t], 1], ...(t > 0 ? [[Tc[t - 1], -a] as [number, number]] : []), [P[t], (1 - a) * h.rKPerKw * sign * cop]]));
+  }
+  return { P, T: Tc, bandLo, bandHi };
+}
+
+/** Heat capacity of water: 4.186 kJ/(kg·K) ≈ 1.163 Wh per litre and kelvin. */
+export const WATER_WH_PER_L_K = 1.163;
+
+/**
+ * A fully mixed hot-water tank: C·dT/dt = COP·P − L·(T − T_amb) − Q_draw, discretised exactly for
+ * inputs constant over a slot (a = e^{−Δt·L/C}). The minimum is soft (a kelvin-hour short costs as
+ * much as C kWh of shortfall); the maximum is hard (heating nothing always keeps it).
+ */
+function addTank(lp: LpBuilder, k: TankModel, dtH: number[], maxKw: (t: number) => number, shortfallPenalty: number): TankCols {
+  const C = (k.volumeL * WATER_WH_PER_L_K) / 1000;
+  const L = k.lossWPerK / 1000;
+  const P: number[] = [];
+  const Tc: number[] = [];
+  const short: number[] = [];
+  const hi = Math.max(k.maxC, k.initialC);
+  for (let t = 0; t < dtH.length; t++) {
+    const a = L > 1e-12 ? Math.exp((-dtH[t] * L) / C) : 1;
+    // kelvin per kW held over the slot
+    const gain = L > 1e-12 ? (1 - a) / L : dtH[t] / C;
+    const drawKw = kw(k.drawWh[t]) / dtH[t];
+    P.push(lp.addCol(0, 0, Math.min(maxKw(t), kw(k.maxElectricW))));
+    Tc.push(lp.addCol(0, -Infinity, hi + 1e-9));
+    const rhs = (1 - a) * k.ambientC - gain * drawKw + (t === 0 ? a * k.initialC : 0);
+    lp.startBasic(Tc[t], lp.addRow(rhs, rhs, [[Tc[t], 1], ...(t > 0 ? [[Tc[t - 1], -a] as [number, number]] : []), [P[t], -gain * k.cop[t]]]));
+    short.push(lp.addCol(shortfallPenalty * C * dtH[t], 0, Infinity));
+    lp.addRow(k.minC[t], Infinity, [[Tc[t], 1], [short[t], 1]]);
+  }
+  return { P, T: Tc, short };
 }
 
 const imported = (t: number, g: number[], gOver: number[], coef: number): [number, number][] => (gOver[t] !== NONE ? [[g[t], coef], [gOver[t], coef]] : [[g[t], coef]]);

@@ -107,6 +107,16 @@ export function explain(problem: SiteProblem, plan: SitePlan): void {
         }
       }
       dev.setpointC = setpointC;
+    } else if (dev.kind === 'heatpump') {
+      const hp = problem.heatPumps!.find((x) => x.id === dev.id)!;
+      for (let t = 0; t < T; t++) {
+        const p = dev.powerW[t];
+        const tankAtMin = hp.tank && dev.tankC ? dev.tankC[t] <= hp.tank.minC[t] + C_TOL : false;
+        const roomAtMin = hp.space && dev.temperatureC ? dev.temperatureC[t] <= hp.space.minC[t] + C_TOL : false;
+        if (hp.limits?.setpointW?.[t] !== undefined) reasons.push('setpoint');
+        else if (p > W_TOL) reasons.push(tankAtMin || roomAtMin ? 'comfort' : !importing(t) && pvSurplus(t) ? 'solar' : 'price');
+        else reasons.push(tankAtMin || roomAtMin ? 'comfort' : 'idle');
+      }
     } else if (dev.kind === 'load') {
       const l = problem.loads.find((x) => x.id === dev.id)!;
       const runOf = problem.slots.map((sl) => l.runs.findIndex((r) => sl.start >= r.start - 1 && sl.end <= r.end + 1));

@@ -1,6 +1,7 @@
 import { planBatteryOnly } from './battery.js';
 import { buildSiteLp, NONE, type BuiltSite } from './build.js';
 import { explain } from './explain.js';
+import { sgReadyPlan } from './heatpump.js';
 import type { LpResult, LpSession, LpSolver } from './lp.js';
 import type { DevicePlan, PlanStatus, SitePlan, SiteProblem } from './types.js';
 
@@ -255,6 +256,31 @@ function extract(
     if (discomfortKh > 0.01) warnings.push(`HVAC "${h.id}": the room leaves the comfort band by ${discomfortKh.toFixed(2)} K·h`);
     devices.push({ id: h.id, kind: 'hvac', powerW, temperatureC, reasons: [], discomfortKh: Math.round(discomfortKh * 100) / 100, energyWh: powerW.reduce((a, p, t) => a + p * b.dtH[t], 0) });
   });
+  (problem.heatPumps ?? []).forEach((hp, i) => {
+    const cols = b.heatPumps[i];
+    const spaceW = cols.space ? cols.space.P.map((p) => W(val(p))) : undefined;
+    const tankW = cols.tank ? cols.tank.P.map((p) => W(val(p))) : undefined;
+    const powerW = problem.slots.map((_, t) => round1((spaceW?.[t] ?? 0) + (tankW?.[t] ?? 0)));
+    const temperatureC = cols.space?.T.map((c) => Math.round(val(c) * 100) / 100);
+    const tankC = cols.tank?.T.map((c) => Math.round(val(c) * 100) / 100);
+    const discomfortKh = hp.space && cols.space ? cols.space.T.reduce((a, c, t) => a + Math.max(0, hp.space!.minC[t] - val(c)) * b.dtH[t], 0) : 0;
+    const tankShortKh = cols.tank ? cols.tank.short.reduce((a, c, t) => a + val(c) * b.dtH[t], 0) : 0;
+    if (discomfortKh > 0.01) warnings.push(`heat pump "${hp.id}": the rooms fall below the comfort band by ${discomfortKh.toFixed(2)} K·h`);
+    if (tankShortKh > 0.01) warnings.push(`heat pump "${hp.id}": the hot-water tank falls below its minimum by ${tankShortKh.toFixed(2)} K·h (draw-offs beyond what it can heat)`);
+    devices.push({
+      id: hp.id,
+      kind: 'heatpump',
+      powerW,
+      reasons: [],
+      ...(temperatureC ? { temperatureC, spaceW, discomfortKh: Math.round(discomfortKh * 100) / 100 } : {}),
+      ...(tankC ? { tankC, tankW, tankShortKh: Math.round(tankShortKh * 100) / 100 } : {}),
+      energyWh: powerW.reduce((a, p, t) => a + p * b.dtH[t], 0),
+    });
+  });
+  for (const d of devices) {
+    const hp = d.kind === 'heatpump' ? problem.heatPumps?.find((x) => x.id === d.id) : undefined;
+    if (hp?.sgReady) d.sgReady = sgReadyPlan(d, hp, problem.importRate, hp.sgReady);
+  }
   problem.loads.forEach((l, i) => {
     const cols = b.loads[i];
     const on = cols.on.map((c) => val(c) > 0.5);
@@ -319,7 +345,7 @@ function extract(
 }
 
 function isBelow(problem: SiteProblem, deviceId: string, circuitId: string): boolean {
-  const all = [...problem.batteries, ...problem.evs, ...problem.hvacs, ...problem.loads, ...problem.flows];
+  const all = [...problem.batteries, ...problem.evs, ...problem.hvacs, ...(problem.heatPumps ?? []), ...problem.loads, ...problem.flows];
   const byId = new Map(problem.circuits.map((c) => [c.id, c]));
   let cur = all.find((d) => d.id === deviceId)?.circuit;
   while (cur !== undefined) {

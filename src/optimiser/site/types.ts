@@ -88,6 +88,41 @@ export interface HvacModel {
   gainsW: number[];
   minC: number[];
   maxC: number[];
+  /** COP per slot (a heat pump's COP follows the outdoor temperature); default `cop` in every slot. */
+  copPerSlot?: number[];
+  limits?: DeviceLimits;
+}
+
+/**
+ * A hot-water tank, fully mixed: heat content C·(T − T_ambient) with C = volume × 1.163 Wh/(l·K),
+ * standing losses `lossWPerK`·(T − T_ambient), draw-offs as heat taken out per slot. The heater
+ * turns 1 kWh of electricity into `cop[t]` kWh of heat (1 for a resistive element).
+ */
+export interface TankModel {
+  volumeL: number;
+  initialC: number;
+  /** The lowest temperature allowed at each slot's end (soft: shortfall costs a penalty). */
+  minC: number[];
+  maxC: number;
+  lossWPerK: number;
+  ambientC: number;
+  /** Heat drawn off per slot (Wh). */
+  drawWh: number[];
+  cop: number[];
+  /** The heater's own maximum (W); the heat pump's `maxElectricW` caps tank and space heating together. */
+  maxElectricW: number;
+}
+
+/** A heat pump (SG-Ready or thermostat-driven): hot water in a tank, space heating of a 1R1C room, or both, sharing one compressor. */
+export interface HeatPumpModel {
+  id: string;
+  circuit?: string;
+  maxElectricW: number;
+  tank?: TankModel;
+  /** Space heating: the HVAC room model in heat mode (its `copPerSlot` from the outdoor temperature). */
+  space?: Omit<HvacModel, 'id' | 'circuit' | 'mode' | 'limits' | 'maxElectricW'>;
+  /** Driven by SG-Ready: the plan says which state per slot (see `sgReadyPlan`). */
+  sgReady?: { allowBlock: boolean; boostState: 3 | 4 };
   limits?: DeviceLimits;
 }
 
@@ -151,6 +186,8 @@ export interface SiteProblem {
   evs: EvModel[];
   hvacs: HvacModel[];
   loads: SwitchedLoadModel[];
+  /** Heat pumps and hot-water tanks (optional: a site without them leaves it out). */
+  heatPumps?: HeatPumpModel[];
   /**
    * Other forecasts of the house (PV and base load), with weights, for planning under uncertainty:
    * the first slot is chosen to be best in expectation over them (each scenario's later slots
@@ -243,11 +280,12 @@ export interface SiteOptions {
 /** Why a device does what it does in a slot. */
 export type PlanReason = 'price' | 'limit' | 'comfort' | 'deadline' | 'solar' | 'setpoint' | 'idle';
 
-export type DeviceKind = 'battery' | 'ev' | 'hvac' | 'load';
+/** What a planned device is to the optimiser (metering's `DeviceKind` is another, finer classification). */
+export type PlannedDeviceKind = 'battery' | 'ev' | 'hvac' | 'load' | 'heatpump';
 
 export interface DevicePlan {
   id: string;
-  kind: DeviceKind;
+  kind: PlannedDeviceKind;
   /** Planned mean power per slot (W): + = draw, − = deliver. */
   powerW: number[];
   reasons: PlanReason[];
@@ -266,6 +304,14 @@ export interface DevicePlan {
   shortfallHours?: number;
   /** HVAC: degree-hours outside the comfort band. */
   discomfortKh?: number;
+  /** Heat pump: the tank's temperature at each slot's end, and its power split (W). */
+  tankC?: number[];
+  tankW?: number[];
+  spaceW?: number[];
+  /** Heat pump: degree-hours the tank is below its minimum. */
+  tankShortKh?: number;
+  /** SG-Ready heat pump: the state per slot that makes it follow the plan (1 blocked … 4 forced on). */
+  sgReady?: (1 | 2 | 3 | 4)[];
   energyWh: number;
 }
 

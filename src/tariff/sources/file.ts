@@ -1,7 +1,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { basename, extname } from 'node:path';
 import { DateTime } from 'luxon';
-import { defineTariffSource, permanentError, type PriceSeries } from '../../api/index.js';
+import { CsvSyntaxError, decodeText, defineTariffSource, parseCsv, permanentError, type PriceSeries } from '../../api/index.js';
 import { seriesProblems, sliceSeries } from '../series.js';
 import { cronIssues } from '../cron.js';
 import { applySurcharge, surchargeSchema, type Surcharge } from '../surcharge.js';
@@ -56,28 +56,6 @@ interface Row {
   rate: unknown;
 }
 
-function splitCsvLine(line: string, sep: string): string[] {
-  const out: string[] = [];
-  let cur = '';
-  let quoted = false;
-  for (let i = 0; i < line.length; i++) {
-    const c = line[i];
-    if (quoted) {
-      if (c === '"' && line[i + 1] === '"') {
-        cur += '"';
-        i++;
-      } else if (c === '"') quoted = false;
-      else cur += c;
-    } else if (c === '"') quoted = true;
-    else if (c === sep) {
-      out.push(cur);
-      cur = '';
-    } else cur += c;
-  }
-  out.push(cur);
-  return out.map((s) => s.trim());
-}
-
 const findColumn = (header: string[], keys: string[]) => {
   const lower = header.map((h) => h.toLowerCase().replace(/[^a-z_]/g, ''));
   for (const k of keys) {
@@ -87,25 +65,25 @@ const findColumn = (header: string[], keys: string[]) => {
   return -1;
 };
 
-function csvRows(text: string, file: string): { rows: Row[]; decimalComma: boolean } {
-  const lines = text.split(/\r?\n/);
-  const headerLine = lines.findIndex((l) => l.trim() !== '' && !l.startsWith('#'));
-  if (headerLine < 0) throw new PriceFileError(file, '1', 'is empty: expected a header line such as "valid_from,valid_to,rate"');
-  const sep = lines[headerLine].includes(';') ? ';' : ',';
-  const header = splitCsvLine(lines[headerLine], sep);
-  const s = findColumn(header, START_KEYS);
-  const e = findColumn(header, END_KEYS);
-  const r = findColumn(header, RATE_KEYS);
+function csvRows(bytes: Buffer, file: string): { rows: Row[]; decimalComma: boolean } {
+  let parsed: ReturnType<typeof parseCsv>;
+  try {
+    parsed = parseCsv(bytes, { comments: true });
+  } catch (err) {
+    if (err instanceof CsvSyntaxError) throw new PriceFileError(file, String(err.line), err.message);
+    throw err;
+  }
+  const [header, ...body] = parsed.rows;
+  if (!header) throw new PriceFileError(file, '1', 'is empty: expected a header line such as "valid_from,valid_to,rate"');
+  const s = findColumn(header.cells, START_KEYS);
+  const e = findColumn(header.cells, END_KEYS);
+  const r = findColumn(header.cells, RATE_KEYS);
   if (s < 0 || r < 0) {
-    throw new PriceFileError(file, String(headerLine + 1), `header "${lines[headerLine].trim()}" needs a start column (${START_KEYS.slice(0, 4).join(', ')}, …) and a rate column (rate, price, value, …)`);
+    throw new PriceFileError(file, String(header.line), `header "${header.cells.join(parsed.delimiter)}" needs a start column (${START_KEYS.slice(0, 4).join(', ')}, …) and a rate column (rate, price, value, …)`);
   }
-  const rows: Row[] = [];
-  for (let i = headerLine + 1; i < lines.length; i++) {
-    if (lines[i].trim() === '' || lines[i].startsWith('#')) continue;
-    const cells = splitCsvLine(lines[i], sep);
-    rows.push({ where: String(i + 1), start: cells[s], end: e >= 0 ? cells[e] : undefined, rate: cells[r] });
-  }
-  return { rows, decimalComma: sep === ';' };
+  const rows = body.map((row) => ({ where: String(row.line), start: row.cells[s], end: e >= 0 ? row.cells[e] : undefined, rate: row.cells[r] }));
+  // a semicolon-separated file is European: decimal commas
+  return { rows, decimalComma: parsed.delimiter === ';' };
 }
 
 function jsonRows(text: string, file: string): Row[] {
@@ -186,14 +164,14 @@ export function rowsToSeries(rows: Row[], file: string, zone: string, decimalCom
  */
 export function readPriceFile(path: string, config: Pick<FileTariffConfig, 'format' | 'price_unit' | 'surcharge'>, zone: string, badRows?: BadRow[]): PriceSeries {
   const name = basename(path);
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = readFileSync(path, 'utf8');
+    bytes = readFileSync(path);
   } catch (err) {
     throw permanentError('price_file_unreadable', `${path}: cannot read the price file (${(err as Error).message})`, err);
   }
   const format = config.format ?? (extname(path).toLowerCase() === '.json' ? 'json' : 'csv');
-  const { rows, decimalComma } = format === 'json' ? { rows: jsonRows(text, name), decimalComma: false } : csvRows(text, name);
+  const { rows, decimalComma } = format === 'json' ? { rows: jsonRows(decodeText(bytes), name), decimalComma: false } : csvRows(bytes, name);
   const series = rowsToSeries(rows, name, zone, decimalComma, badRows);
   const perKwh = config.price_unit === 'MWh' ? 1 / 1000 : 1;
   return series.map((s) => ({ ...s, rate: applySurcharge(s.rate * perKwh, config.surcharge) }));

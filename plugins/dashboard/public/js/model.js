@@ -157,12 +157,13 @@ export function deviceKind(d) {
   if (caps.includes('charger')) return 'ev';
   if (caps.includes('storage')) return 'battery';
   if (caps.includes('thermostat')) return 'hvac';
+  if (caps.includes('heatPump')) return 'heatpump';
   if (caps.includes('pv')) return 'pv';
   if (caps.includes('switch')) return 'socket';
   return 'meter';
 }
 
-export const KIND_LABEL = { ev: 'EV charger', battery: 'Battery', hvac: 'Heating / cooling', pv: 'Solar', socket: 'Smart socket', meter: 'Meter' };
+export const KIND_LABEL = { ev: 'EV charger', battery: 'Battery', hvac: 'Heating / cooling', heatpump: 'Heat pump', pv: 'Solar', socket: 'Smart socket', meter: 'Meter' };
 
 /** Signed power of a device's main meter channel (W, + = drawing). */
 export function devicePowerW(d) {

@@ -126,6 +126,7 @@ export function plannedAction(kind, w) {
   if (kind === 'ev') return `charging ${p}`;
   if (kind === 'socket') return `on (${p})`;
   if (kind === 'hvac') return `running at ${p}`;
+  if (kind === 'heatpump') return `heating at ${p}`;
   return w > 0 ? `drawing ${p}` : `delivering ${p}`;
 }
 
@@ -182,6 +183,14 @@ function deviceBody(app, d) {
     const t = st.thermostat ?? {};
     rows.push(h('div', { class: 'line' }, badge(t.running ? `${t.mode ?? ''} running`.trim() : t.mode === 'off' ? 'off' : 'idle', t.running ? 'good' : 'neutral'), h('span', { class: 'power' }, fmt.power(p)), h('span', { class: 'muted' }, `setpoint ${fmt.celsius(t.setpoint_c)}`)));
     if (t.band) rows.push(bandBar(t.temperature_c, t.band, t.setpoint_c));
+  } else if (kind === 'heatpump') {
+    const hp = st.heat_pump ?? {};
+    const tone = { blocked: 'bad', normal: 'neutral', recommended: 'good', forced: 'good' }[hp.sg_ready_name] ?? 'neutral';
+    const label = hp.sg_ready ? `SG-Ready ${hp.sg_ready}: ${hp.sg_ready_name}` : 'SG-Ready state unknown';
+    const waiting = hp.requested && hp.requested !== hp.sg_ready ? h('span', { class: 'muted' }, `next: ${hp.requested}`) : null;
+    rows.push(h('div', { class: 'line' }, badge(label, tone), h('span', { class: 'power' }, fmt.power(p)), waiting));
+    if (hp.tank) rows.push(bandBar(hp.tank_c ?? undefined, { min_c: hp.tank.min_c, max_c: hp.tank.max_c }), h('p', { class: 'muted' }, `hot water ${fmt.celsius(hp.tank_c ?? undefined)} (${fmt.celsius(hp.tank.min_c)}–${fmt.celsius(hp.tank.max_c)}, ${fmt.num(hp.tank.volume_l, 0)} l)`));
+    if (hp.band) rows.push(bandBar(hp.room_c ?? undefined, hp.band));
   } else if (kind === 'socket') {
     const on = st.switch?.on;
     rows.push(h('div', { class: 'line' }, badge(on ? 'on' : on === false ? 'off' : 'unknown', on ? 'good' : 'neutral'), h('span', { class: 'power' }, fmt.power(p))));
@@ -210,7 +219,7 @@ function deviceCard(app, d) {
   );
 }
 
-const ORDER = { ev: 0, battery: 1, hvac: 2, socket: 3, pv: 4, meter: 5 };
+const ORDER = { ev: 0, battery: 1, hvac: 2, heatpump: 2.5, socket: 3, pv: 4, meter: 5 };
 
 export function nowView(root, app) {
   const prices = h('div', { class: 'prices-slot' });

@@ -10,7 +10,7 @@ import { plannedAction } from './now.js';
 import { forecastCard } from './forecasts.js';
 
 const HOUR = 3_600_000;
-export const KIND_COLOUR = { ev: '#2563eb', battery: '#16a34a', hvac: '#ea580c', socket: '#9333ea', pv: '#eab308', meter: '#64748b', load: '#9333ea' };
+export const KIND_COLOUR = { ev: '#2563eb', battery: '#16a34a', hvac: '#ea580c', heatpump: '#dc2626', socket: '#9333ea', pv: '#eab308', meter: '#64748b', load: '#9333ea' };
 
 const cssVar = (name, fallback) => getComputedStyle(document.documentElement).getPropertyValue(name).trim() || fallback;
 const rgb = (colour) => {

@@ -4,7 +4,7 @@ import { DateTime } from 'luxon';
 import { runBacktest, type BacktestData, type BacktestOptions } from '../src/backtest/engine.js';
 import { fixedRate, readSeries } from '../src/backtest/read.js';
 import { loadSolver } from '../src/control/solver.js';
-import { pvNrmse, sigmaForNrmse, syntheticPvForecast } from '../src/backtest/weather.js';
+import { sigmasForNrmse, syntheticPvForecast } from '../src/backtest/weather.js';
 
 /** Quick comparison of execution variants on a few homes (development aid, not a benchmark). */
 const dataDir = '/work/shared/data';
@@ -38,10 +38,8 @@ for (const id of ids) {
     const extra: Partial<BacktestOptions> = { ...v };
     if ((v as { nrmse?: number }).nrmse !== undefined) {
       const wb = { pv: data.pv, timezone: tz, phi: 0.6, seed: 1 };
-      const sigma = sigmaForNrmse(wb, kWp, (v as { nrmse: number }).nrmse, from, to);
-      extra.pvForecastArchive = syntheticPvForecast({ ...wb, sigma });
+      extra.pvForecastArchive = syntheticPvForecast({ ...wb, ...sigmasForNrmse(wb, kWp, (v as { nrmse: number }).nrmse, from, to) });
       extra.forecast = 'weather';
-      void pvNrmse;
     }
     const c0 = process.cpuUsage();
     const r = await runBacktest(data, { ...base, ...extra, strategies: ['homeflex'] }, solver);

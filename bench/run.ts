@@ -15,6 +15,7 @@ import { run as forecastBench } from './forecast.js';
 import { run as soakBench } from './soak.js';
 import { run as planSoakBench } from './plan-soak.js';
 import { run as billBench } from './bill.js';
+import { run as postgresBench } from './postgres.js';
 
 /** Every benchmark section, in the order they appear in BENCHMARKS.md. */
 const SECTIONS: { id: string; run: () => Promise<BenchSection>; optIn?: { env: string; heading: string } }[] = [
@@ -28,6 +29,7 @@ const SECTIONS: { id: string; run: () => Promise<BenchSection>; optIn?: { env: s
   { id: 'optimiser', run: optimiserBench },
   { id: 'forecast', run: forecastBench },
   { id: 'bill', run: billBench },
+  { id: 'postgres', run: postgresBench },
   // 30 minutes: runs only when named (`npm run bench -- soak`) or with BENCH_SOAK_MINUTES set; a full run keeps its last figures
   { id: 'soak', run: soakBench, optIn: { env: 'BENCH_SOAK_MINUTES', heading: '## Soak' } },
   // a few minutes with 500 chargers: only when named (`npm run bench -- plansoak`) or with BENCH_PLANSOAK_MINUTES set

@@ -14,6 +14,7 @@ import { scaledClock, systemClock } from './core/clock.js';
 import { carsHomeAtStart } from '../plugins/demo/index.js';
 import { StoreError } from './core/store/state.js';
 import { storeCommand } from './core/store/cli.js';
+import { migrateStoreCommand } from './metering/migrate.js';
 import { backupCommand, restoreCommand } from './core/store/backup-cli.js';
 import { reportCommand } from './metering/report.js';
 import type { BillConfig } from './tariff/bill-config.js';
@@ -44,6 +45,8 @@ Usage:
   homeflex plan [--config FILE]         print the current site plan
   homeflex store check [--config FILE]  list damaged meter data (file, offset, time range, records); exit 1 if any
   homeflex store repair [--config FILE] move damaged ranges aside (nothing is deleted); both refuse while a hub runs
+  homeflex migrate-store --to postgres|files [--url URL] [--config FILE]
+                                        move the meter records between the files and PostgreSQL (docs/postgres.md)
   homeflex backup --out FILE [--config FILE]
                                         archive the state and meter records (asks the running hub if one is)
   homeflex restore FILE [--config FILE | --dir DIR] [--replace]
@@ -298,6 +301,7 @@ export const commands: Record<string, (argv: string[]) => Promise<number>> = {
 
   'forecast-check': (argv) => withSiteConfig(forecastCheckCommand, argv),
   store: (argv) => withSiteConfig(storeCommand, argv),
+  'migrate-store': (argv) => withSiteConfig(migrateStoreCommand, argv),
   backup: (argv) => withSiteConfig(backupCommand, argv),
   restore: (argv) => withSiteConfig(restoreCommand, argv),
 

@@ -190,6 +190,23 @@ export interface CurtailCap {
   current(): number | undefined;
 }
 
+/** What a child hub says it needs (its `GET /flexibility`), in homeflex's units. */
+export interface NodeFlexibility {
+  /** The child's location id, which its limits are set on. */
+  siteId: string;
+  /** Per slot of the child's plan: import it must have at least, could use at most, and plans (W). */
+  slots: { start: EpochMs; end: EpochMs; minW: number; maxW: number; plannedW: number }[];
+  /** Energy (Wh) its devices must have between `from` and `until`, at most `maxW` each. */
+  needs: { deviceId: string; energyWh: number; from: EpochMs; until: EpochMs; maxW: number }[];
+}
+
+/** A child hub of an energy tree (the `homeflex` adapter): its flexibility, and its import limit to set. */
+export interface NodeCap {
+  flexibility(): NodeFlexibility | undefined;
+  /** Sends the child its import limit from each step's start on; it holds until the adapter's validity runs out. */
+  setImportLimit(schedule: { start: EpochMs; watts: number }[]): Promise<void>;
+}
+
 /** SG-Ready operating states (BWP label): 1 blocked, 2 normal, 3 recommended on, 4 forced on. */
 export type SgReadyState = 1 | 2 | 3 | 4;
 
@@ -262,6 +279,7 @@ export interface Capabilities {
   thermostat?: ThermostatCap;
   pv?: PvCap;
   curtail?: CurtailCap;
+  node?: NodeCap;
   heatPump?: HeatPumpCap;
 }
 

@@ -6,7 +6,7 @@ import { loadSolver } from '../control/solver.js';
 import { runBacktest, STRATEGIES, type BacktestData, type BatterySpec, type EvSpec, type HvacSpec, type StrategyName } from './engine.js';
 import { fixedRate, InputError, readSeries, type Interval, type SeriesSource } from './read.js';
 import { chartHtml, slotsCsv, summaryJson } from './report.js';
-import { pvNrmse, readPvForecastArchive, sigmaForNrmse, syntheticPvForecast, type PvForecastArchive } from './weather.js';
+import { PUBLISHED_NRMSE, pvNrmse, readPvForecastArchive, sigmasForNrmse, syntheticPvForecast, type PvForecastArchive } from './weather.js';
 
 export const BACKTEST_USAGE = `homeflex backtest — replay a period with rolling planning and compare strategies
 
@@ -24,9 +24,10 @@ export const BACKTEST_USAGE = `homeflex backtest — replay a period with rollin
   --forecast perfect|history|weather   homeflex sees the future (perfect), or forecasts load from
                          history and PV from history (history) or from --weather (weather), and knows
                          prices only once published (13:00 for the next day)
-  --weather FILE|synthetic:nrmse=0.14[,phi=0.6,seed=1]   the PV forecast archive for --forecast weather:
+  --weather FILE|synthetic[:nrmse=0.14,phi=0.6,rho=0.8,seed=1]   the PV forecast archive for --forecast weather:
                          CSV issued,time,value (kWh per interval, as issued at that time), or a synthetic
-                         day-ahead forecast with that hourly nRMSE (share of kWp over daylight hours)
+                         day-ahead forecast with that hourly nRMSE (share of kWp over daylight hours;
+                         default 0.14, Larson, Nonnenmacher & Coimbra, Renewable Energy 91, 2016)
   --uncertainty robust|scenarios|point   how forecast plans treat PV error (default robust)
   --from ISO --to ISO    the period (local times in --timezone unless they carry a zone)
   --out DIR              writes summary.json, slots.csv and chart.html
@@ -261,11 +262,11 @@ export async function backtestCommand(argv: string[]): Promise<number> {
     let weatherNote: { describe: string; nrmse: number } | undefined;
     if (forecast === 'weather') {
       const w = str('weather')!;
-      if (w.startsWith('synthetic:')) {
-        const s = spec('weather', w.slice('synthetic:'.length), ['nrmse', 'phi', 'seed']);
-        const base = { pv: data.pv, timezone: tz, phi: number('weather', 'phi', s.phi, 0.6, 0, 0.99), seed: number('weather', 'seed', s.seed, 1) };
-        const sigma = sigmaForNrmse(base, pvArray.kWp, number('weather', 'nrmse', s.nrmse, undefined, 0, 2), from, to);
-        pvForecastArchive = syntheticPvForecast({ ...base, sigma });
+      if (w === 'synthetic' || w.startsWith('synthetic:')) {
+        const s = spec('weather', w.slice('synthetic'.length).replace(/^:/, ''), ['nrmse', 'phi', 'rho', 'seed']);
+        const base = { pv: data.pv, timezone: tz, phi: number('weather', 'phi', s.phi, 0.6, 0, 0.99), rho: number('weather', 'rho', s.rho, 0.8, 0, 0.99), seed: number('weather', 'seed', s.seed, 1) };
+        const sigmas = sigmasForNrmse(base, pvArray.kWp, number('weather', 'nrmse', s.nrmse, PUBLISHED_NRMSE, 0, 2), from, to);
+        pvForecastArchive = syntheticPvForecast({ ...base, ...sigmas });
       } else pvForecastArchive = readPvForecastArchive(w, tz);
       weatherNote = { describe: pvForecastArchive.describe, nrmse: Math.round(pvNrmse(data.pv, pvForecastArchive, pvArray.kWp, from, to) * 10000) / 10000 };
     }

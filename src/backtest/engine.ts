@@ -93,6 +93,12 @@ export interface BacktestOptions {
    */
   loadModel?: 'learned' | 'same_weekday';
   /**
+   * Experiment (not the hub's behaviour): the learned model forecasts this weighted quantile of the
+   * past days' load instead of their weighted mean (the hub's). The median was measured in issue 15
+   * and not kept (docs/backtest.md, "Where it still loses").
+   */
+  loadQuantile?: number;
+  /**
    * Hours over which the base-load forecast's error of the last hour fades out of the next slots
    * (the hub knows what the house drew a moment ago); 0 = no correction.
    */
@@ -450,7 +456,7 @@ function planningContext(data: BacktestData, o: BacktestOptions, sessions: { fro
     const fallback = standardProfileLoad({ annualKwh, timezone: o.timezone });
     if ((o.loadModel ?? 'learned') === 'learned') {
       // recent days weigh more: every midnight re-forecasts the whole horizon, as the hub would
-      const loadW = learnedLoadForecast({ history: window(loadEnergy, midnight - 29 * 24 * HOUR, midnight, (x, end) => ({ ...x, end })), timezone: o.timezone, fallback }).powerW(grid);
+      const loadW = learnedLoadForecast({ history: window(loadEnergy, midnight - 29 * 24 * HOUR, midnight, (x, end) => ({ ...x, end })), timezone: o.timezone, fallback, quantile: o.loadQuantile }).powerW(grid);
       grid.forEach((sl, i) => learnedCache.set(sl.start, loadW[i]));
     } else {
       const fresh = grid.filter((sl) => !loadCache.has(sl.start));

@@ -6,6 +6,7 @@ import { applySlot, type SentState } from './apply.js';
 import { EnergyHistory } from './history.js';
 import { fromStored, type ExternalLimits, type StoredLimits } from './limits.js';
 import { buildSiteProblem, chargeModeOf, PLUGGED, type EffectiveSettings } from './model.js';
+import { sendNodeLimits } from './nodes.js';
 import { SurplusDispatcher } from './surplus.js';
 import { PlanThread, PlanTimeout } from './plan-thread.js';
 import { shiftedPlan } from './shift.js';
@@ -287,6 +288,7 @@ export class ControlLoop {
       .catch((err: unknown) => this.log.error({ err }, 'could not store the plan'));
     this.hub.bus.emit('plan.updated', { planId: record.id, createdAt: now });
     await this.applyCurrent();
+    if (this.options.apply !== false) await sendNodeLimits(record, this.hub.registry.all(), this.log);
     return record;
   }
 

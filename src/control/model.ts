@@ -1,5 +1,5 @@
 import { DateTime } from 'luxon';
-import { entryAt, EV_CHARGE_MODES, EV_DEFAULT_MODES, firstEndingAfter, hasCap, HOUR, type EvChargeMode, type Device, type EvDefaultMode, type EvTarget, type Direction, type EpochMs, type PriceSeries } from '../api/index.js';
+import { entryAt, EV_CHARGE_MODES, EV_DEFAULT_MODES, firstEndingAfter, hasCap, HOUR, type EvChargeMode, type Device, type NodeFlexibility, type EvDefaultMode, type EvTarget, type Direction, type EpochMs, type PriceSeries } from '../api/index.js';
 import type { HubConfig } from '../core/config/schema.js';
 import type { PriceLookup } from '../core/services.js';
 import type { SiteForecasts } from '../forecast/service.js';
@@ -8,7 +8,7 @@ import { DRAW_PROFILE_M, drawPerSlot, heatingCop, type BatteryModel, type Circui
 import type { EnergyHistory } from './history.js';
 import { siteGridMeterId } from '../api/grid-meter.js';
 import { hoursFor, runWindow, type ScheduleSetting } from './schedule.js';
-import { perSlot, type ExternalLimits } from './limits.js';
+import { perSlotUntil, type ExternalLimits } from './limits.js';
 import { applyBillTerms, composedTariff } from './bill-terms.js';
 import { MINUTE } from '../api/time.js';
 
@@ -158,10 +158,10 @@ function outdoorForecast(config: Record<string, unknown>, slots: readonly PlanSl
 function deviceLimits(ext: ExternalLimits | undefined, slots: readonly PlanSlot[], paused: boolean): DeviceLimits | undefined {
   if (!ext && !paused) return undefined;
   return {
-    maxImportW: perSlot(ext?.import, slots, 'min'),
-    maxExportW: perSlot(ext?.export, slots, 'min'),
+    maxImportW: perSlotUntil(ext?.import, ext?.validUntil, slots, 'min'),
+    maxExportW: perSlotUntil(ext?.export, ext?.validUntil, slots, 'min'),
     // a paused device holds still: power 0 in every slot
-    setpointW: paused ? slots.map(() => 0) : perSlot(ext?.setpoints, slots, 'at_start'),
+    setpointW: paused ? slots.map(() => 0) : perSlotUntil(ext?.setpoints, ext?.validUntil, slots, 'at_start'),
   };
 }
 
@@ -243,12 +243,12 @@ export function buildSiteProblem(inputs: ModelInputs): { problem: SiteProblem; n
   const siteLimits = inputs.limits.get(config.site.id);
   const cap = (configured: number | undefined, external: (number | undefined)[]) => external.map((e) => Math.min(configured ?? Infinity, e ?? Infinity));
   const grid = {
-    maxImportW: cap(config.site.grid?.max_import_w, perSlot(siteLimits?.import, slots, 'min')),
-    maxExportW: cap(config.site.grid?.max_export_w, perSlot(siteLimits?.export, slots, 'min')),
+    maxImportW: cap(config.site.grid?.max_import_w, perSlotUntil(siteLimits?.import, siteLimits?.validUntil, slots, 'min', config.site.grid?.fallback_import_w)),
+    maxExportW: cap(config.site.grid?.max_export_w, perSlotUntil(siteLimits?.export, siteLimits?.validUntil, slots, 'min', config.site.grid?.fallback_export_w)),
   };
   const circuits: CircuitNode[] = config.site.circuits.map((c) => {
     const ext = inputs.limits.get(c.id);
-    return { id: c.id, parent: c.parent, maxImportW: cap(c.max_import_w, perSlot(ext?.import, slots, 'min')), maxExportW: cap(c.max_export_w, perSlot(ext?.export, slots, 'min')) };
+    return { id: c.id, parent: c.parent, maxImportW: cap(c.max_import_w, perSlotUntil(ext?.import, ext?.validUntil, slots, 'min', c.fallback_import_w)), maxExportW: cap(c.max_export_w, perSlotUntil(ext?.export, ext?.validUntil, slots, 'min', c.fallback_export_w)) };
   });
 
   // ---------------------------------------------------------------- devices
@@ -268,6 +268,17 @@ export function buildSiteProblem(inputs: ModelInputs): { problem: SiteProblem; n
     }
     const limits = deviceLimits(inputs.limits.get(d.id), slots, settings.paused === true);
     const circuit = d.circuit;
+    if (d.caps.node) {
+      const flex = d.caps.node.flexibility();
+      if (!flex) {
+        notes.notes.push(`${d.id}: no flexibility from the child hub yet, left out of the plan`);
+        continue;
+      }
+      const node = nodeModel(d.id, circuit, flex, slots);
+      evs.push({ ...node.ev, limits });
+      flows.push(node.base);
+      continue;
+    }
     if (d.caps.storage) {
       const p = d.caps.storage.params;
       const soc = d.caps.storage.state().socPct;
@@ -566,4 +577,35 @@ function modeModel(id: string, circuit: string | undefined, mode: Exclude<EvChar
 function standardMeridian(timezone: string, now: EpochMs): number {
   const jan = DateTime.fromMillis(now, { zone: timezone }).set({ month: 1, day: 15 });
   return (jan.offset / 60) * 15;
+}
+
+/** The id of the fixed part (base load) of a child hub in the plan: `<device>.base`. */
+export const nodeBaseId = (id: string) => `${id}.base`;
+
+/**
+ * A child hub as the planner sees it: its must-have import as a fixed flow, the rest as an EV whose
+ * sessions are its needs by deadline (sorted; each need is planned in the window after the one
+ * before it) and whose power per slot is what the child could use above its must-have.
+ */
+export function nodeModel(id: string, circuit: string | undefined, flex: NodeFlexibility, slots: readonly PlanSlot[]): { ev: EvModel; base: FixedFlow } {
+  const at = (t: number) => flex.slots.find((s) => s.start <= slots[t].start && slots[t].start < s.end);
+  const minW = slots.map((_, t) => at(t)?.minW ?? 0);
+  const roomW = slots.map((_, t) => {
+    const s = at(t);
+    return s ? Math.max(0, s.maxW - s.minW) : 0;
+  });
+  const needs = [...flex.needs].sort((a, b) => a.until - b.until);
+  let from = slots[0].start;
+  const sessions: EvSession[] = [];
+  for (const n of needs) {
+    if (n.until <= from) {
+      // a deadline at the same time as the one before: its energy joins that window
+      if (sessions.length) sessions[sessions.length - 1].energyNeededWh += n.energyWh;
+      continue;
+    }
+    sessions.push({ from, until: n.until, energyNeededWh: n.energyWh });
+    from = n.until;
+  }
+  const maxPowerW = Math.max(0, ...roomW);
+  return { ev: { id, circuit, minPowerW: 0, maxPowerW, sessions, limits: { maxImportW: roomW } }, base: { id: nodeBaseId(id), circuit, powerW: minW } };
 }

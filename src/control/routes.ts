@@ -1,6 +1,7 @@
 import { ApiError, badRequest, ChargeModeBody, ComfortBody, parseFragment, pathText, PauseBody, TargetBody, type CapName, type Device, type EvTarget, type TSchema } from '../api/index.js';
 import { access, type RouteModule } from '../core/http.js';
 import type { HubServices } from '../core/services.js';
+import { flexibilityOf } from './flexibility.js';
 import { parseLimitsBody, type StoredLimits } from './limits.js';
 import type { ControlLoop } from './loop.js';
 import { chargeModeOf, type EffectiveSettings } from './model.js';
@@ -72,6 +73,11 @@ export function controlRoutes(loop: ControlLoop): RouteModule {
       return { ...planView(loop.latest, hub.site), ...(loop.lastError ? { stale: true, error: loop.lastError.message } : {}) };
     });
 
+    app.get('/flexibility', access('read'), async () => {
+      if (!loop.latest) throw new ApiError(503, 'no_plan', `no plan${loop.lastError ? `: ${loop.lastError.message}` : ' yet (the hub is starting)'}, so no flexibility`);
+      return flexibilityOf(loop.latest, hub.site.id, hub.config.site.grid?.max_import_w, hub.config.planner.slot_minutes);
+    });
+
     app.get('/limits', access('read'), async () => ({ object: 'list', data: Object.entries(hub.state.data.limits ?? {}).map(([id, l]) => ({ id, ...(l as StoredLimits) })) }));
 
     const limitTarget = (id: string): 'site' | 'circuit' | 'device' => {
@@ -86,8 +92,10 @@ export function controlRoutes(loop: ControlLoop): RouteModule {
       const stored = parseLimitsBody(req.body, kind === 'device', hub.clock.now());
       await hub.state.update((s) => {
         const merged = { ...((s.limits[req.params.id] as StoredLimits | undefined) ?? {}), ...stored };
+        // valid_until belongs to each PUT: without it the limits hold for ever, as before
+        if (!stored.valid_until) delete merged.valid_until;
         for (const k of ['schedule_import', 'schedule_export', 'schedule_setpoints'] as const) if (merged[k]?.length === 0) delete merged[k];
-        if (Object.keys(merged).length === 1) delete s.limits[req.params.id];
+        if (!merged.schedule_import && !merged.schedule_export && !merged.schedule_setpoints) delete s.limits[req.params.id];
         else s.limits[req.params.id] = merged;
       });
       hub.bus.emit('limits.changed', { nodeId: req.params.id });

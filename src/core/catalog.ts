@@ -16,6 +16,7 @@ import { forecastSourcesPlugin } from '../../plugins/forecasts/index.js';
 import { tariffProvidersPlugin } from '../../plugins/tariffs/index.js';
 import { tasmota } from '../../adapters/tasmota/index.js';
 import { goe } from '../../adapters/goe/index.js';
+import { homeflex } from '../../adapters/homeflex/index.js';
 import { goeSim } from '../../adapters/goe/sim.js';
 import { keba } from '../../adapters/keba/index.js';
 import { openwb } from '../../adapters/openwb/index.js';
@@ -28,7 +29,7 @@ import type { Catalog } from './config/compose.js';
 
 /** Every adapter, plugin and tariff source this build of homeflex ships. */
 export const builtinCatalog: Catalog = {
-  adapters: [...simAdapters, ...ocppAdapters, ...modbusAdapters, tasmota, shelly, shellyEm, zigbee2mqtt, homeassistant, homeassistantMeter, dsmr, smaEm, goe, goeSim, keba, openwb, sgReady],
+  adapters: [...simAdapters, ...ocppAdapters, ...modbusAdapters, tasmota, shelly, shellyEm, zigbee2mqtt, homeassistant, homeassistantMeter, dsmr, smaEm, goe, goeSim, keba, openwb, sgReady, homeflex],
   plugins: [tariffProvidersPlugin, haDiscovery, simMqtt, notifyPlugin, demoPlugin, dashboardPlugin()],
   tariffSources: [fixedTariff, timeOfUseTariff, fileTariff, ...(tariffProvidersPlugin.tariffSources ?? []), ...(demoPlugin.tariffSources ?? [])],
   forecastSources: forecastSourcesPlugin.forecastSources ?? [],

@@ -5,7 +5,7 @@ import type { Bill, CapacityOutcome } from '../tariff/bill-model.js';
 import { capacityOutcomes, computeBill, type QuarterFlows } from './bill.js';
 import { localIso } from './costs.js';
 import { BUCKET_MS, FLAG_EXPORT, FLOWS_OF, locationSubject, subjectId, subjectKind } from './records.js';
-import type { MeterStore } from './store.js';
+import type { MeterRecordStore } from './store-api.js';
 
 /**
  * The site's bill from its records: the grid meter (records of the location) per 15 minutes, else the
@@ -13,7 +13,7 @@ import type { MeterStore } from './store.js';
  */
 
 export interface BillSource {
-  store: MeterStore;
+  store: MeterRecordStore;
   site: { id: string; timezone: string; currency: string };
   prices: () => PriceLookup | undefined;
 }

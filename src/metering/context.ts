@@ -3,7 +3,7 @@ import { ApiError, type Device, type Logger, type SiteInfo } from '../api/index.
 import type { PriceLookup } from '../core/services.js';
 import { deviceSubject, locationSubject, subjectId, subjectKind } from './records.js';
 import type { ApiMeterCap } from './meter-cap.js';
-import type { MeterStore } from './store.js';
+import type { MeterRecordStore } from './store-api.js';
 
 /** A device as metering sees it: the running device (capabilities) and its YAML entry, either may be missing. */
 export interface DeviceInfo {
@@ -14,7 +14,7 @@ export interface DeviceInfo {
 
 /** What the metering parts (ingest, readings, cost queries, savings) are given. */
 export interface MeteringContext {
-  store: MeterStore;
+  store: MeterRecordStore;
   site: SiteInfo;
   /** The tariff part's price lookup, once there is one. */
   prices: () => PriceLookup | undefined;

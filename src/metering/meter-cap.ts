@@ -1,5 +1,5 @@
 import { subjectId, subjectKind } from './records.js';
-import type { MeterStore } from './store.js';
+import type { MeterRecordStore } from './store-api.js';
 
 /** Default of `storage.max_api_meters`. */
 export const DEFAULT_MAX_API_METERS = 200;
@@ -11,7 +11,7 @@ export const DEFAULT_MAX_API_METERS = 200;
  */
 export class ApiMeterCap {
   constructor(
-    private readonly store: MeterStore,
+    private readonly store: MeterRecordStore,
     private readonly max: number,
     /** Device ids the hub knows (site file, adapters). */
     private readonly knownDevices: () => Iterable<string>,

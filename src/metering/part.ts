@@ -1,4 +1,3 @@
-import { join } from 'node:path';
 import { deviceKind } from '../api/index.js';
 import type { PartFactory } from '../core/services.js';
 import { meteringRoutes } from './routes.js';
@@ -6,7 +5,7 @@ import { MeteringService, type DeviceInfo } from './service.js';
 import { SessionRecorder } from './sessions.js';
 import { sessionFinishedNotice } from './session-notice.js';
 import { ApiMeterCap, DEFAULT_MAX_API_METERS } from './meter-cap.js';
-import { MeterStore } from './store.js';
+import { openMeterStore } from './store-open.js';
 import { siteGridMeterId } from '../api/grid-meter.js';
 
 /** How often the store compacts quiet partitions and trims its memory (wall-clock). */
@@ -19,8 +18,7 @@ const MAINTENANCE_MS = 10 * 60_000;
  */
 export const meteringPart: PartFactory = async (hub) => {
   const log = hub.log.child({ component: 'metering' });
-  const days = hub.config.storage.minute_records_days;
-  const store = await MeterStore.open(join(hub.config.storage.dir, 'metering'), { log, rollUpAfterMs: days === undefined ? undefined : days * 86_400_000 });
+  const store = await openMeterStore(hub.config, hub.site.id, log);
   for (const problem of store.problems) log.warn(problem);
   for (const d of store.damage.filter((x) => x.aside && !store.problems.some((p) => p.startsWith(x.file)))) {
     log.error({ file: d.file, kept_in: d.aside, records: d.records, first_time: d.firstTime, last_time: d.lastTime }, `damaged meter data set aside earlier is still in ${d.aside}: its records are not in any query; delete the file once dealt with (homeflex store check lists it)`);

@@ -3,7 +3,7 @@ import type { DeviceKind } from '../api/device-kind.js';
 import type { MeteringContext } from './context.js';
 import { implausibleReadings, sortReadings, spliceReadings, type RegisterPoint } from './cumulative.js';
 import { FLAG_REGISTER, MAX_RECORD_WH, deviceSubject, flagsOf, locationSubject, subjectId, type RowOp } from './records.js';
-import type { MeterStore } from './store.js';
+import type { MeterRecordStore } from './store-api.js';
 
 /** Adapter readings become a stored interval at most this often per counter (sessions starting or ending cut one short). */
 export const READING_INTERVAL_MS = 60_000;
@@ -22,7 +22,7 @@ interface Stream {
  * Operations that store register points and (re)derive the intervals around them, and the
  * readings refused as implausible (by time, with the reason). Call inside `store.exclusive`.
  */
-export function registerOps(store: MeterStore, subject: string, flags: number, incoming: RegisterPoint[]): { ops: RowOp[]; refused: Map<number, string> } {
+export function registerOps(store: MeterRecordStore, subject: string, flags: number, incoming: RegisterPoint[]): { ops: RowOp[]; refused: Map<number, string> } {
   const all = sortReadings(incoming);
   const existing = store.pointsAround(subject, flags, all[0].time, all[all.length - 1].time);
   const refused = implausibleReadings(existing, all, MAX_RECORD_WH);

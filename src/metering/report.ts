@@ -8,12 +8,14 @@ import type { HubConfig } from '../core/config/schema.js';
  * process reading the store while the hub writes it).
  */
 
-export const REPORT_USAGE = `homeflex report --from DATE --to DATE --by day|week|month|year [--device ID] [--csv] [--config FILE] [--url URL] [--token TOKEN]
+export const REPORT_USAGE = `homeflex report --from DATE --to DATE --by day|week|month|year [--device ID | --sites A,B,…] [--csv] [--config FILE] [--url URL] [--token TOKEN]
 homeflex report --bill --month YYYY-MM [--csv] [--config FILE] [--url URL] [--token TOKEN]
 
   --from, --to   YYYY-MM-DD (site-local days, --to included) or RFC 3339 times (--to excluded)
   --by           period of each row
   --device       one device (or the site's location id); default: the site meter and every device
+  --sites        the site meters of these sites, when the hub keeps its meter records in a
+                 PostgreSQL database other hubs write to as well (storage.meters.postgres)
   --csv          comma-separated values instead of a table
   --bill         the site's bill of --month: energy by tariff window, grid fees, levies, standing
                  and capacity charges (with the peak that set it and the device that drove it), VAT,
@@ -67,6 +69,7 @@ export async function reportCommand(argv: string[], io: ReportIo): Promise<numbe
         to: { type: 'string' },
         by: { type: 'string' },
         device: { type: 'string' },
+        sites: { type: 'string' },
         csv: { type: 'boolean', default: false },
         bill: { type: 'boolean', default: false },
         month: { type: 'string' },
@@ -137,7 +140,10 @@ export async function reportCommand(argv: string[], io: ReportIo): Promise<numbe
     const start = parseReportTime(values.from!, tz, false, '--from');
     const end = parseReportTime(values.to!, tz, true, '--to');
     if (end <= start) throw new ReportError(`--to must be after --from`);
-    const ids = values.device ? [values.device] : meters.data.map((m) => m.id);
+    // --sites: the location of each site stored in the hub's PostgreSQL database (docs/postgres.md)
+    const sites = values.sites?.split(',').map((x) => x.trim()).filter(Boolean);
+    if (sites && values.device) throw new ReportError('--sites and --device: give one of them');
+    const ids = sites ?? (values.device ? [values.device] : meters.data.map((m) => m.id));
     if (!ids.length) throw new ReportError('the hub has no meter records yet');
     const window = { start_time: new Date(start).toISOString(), end_time: new Date(end).toISOString() };
     const rows: { period: string; device: string; importWh: number; importCost: number; exportWh: number; exportValue: number }[] = [];
@@ -163,7 +169,7 @@ export async function reportCommand(argv: string[], io: ReportIo): Promise<numbe
     for (const id of ids) {
       const mine = rows.filter((r) => r.device === id);
       // meters without energy in the window would only add rows of zeros
-      if (!values.device && mine.every((r) => r.importWh === 0 && r.exportWh === 0)) {
+      if (!values.device && !sites && mine.every((r) => r.importWh === 0 && r.exportWh === 0)) {
         quiet++;
         continue;
       }
@@ -178,6 +184,8 @@ export async function reportCommand(argv: string[], io: ReportIo): Promise<numbe
     io.out(line(widths.map((w) => '-'.repeat(w))));
     for (const r of table) io.out(line(r));
     if (quiet) io.out(`(${quiet} meter${quiet === 1 ? '' : 's'} without energy in this window left out)\n`);
+    // savings are each hub's own (GET /savings answers for its site only)
+    if (sites) return 0;
 
     // savings of the location (every device) or of the one device asked for
     const target = values.device ?? meters.location_id;

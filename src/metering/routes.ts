@@ -3,6 +3,7 @@ import { access, type RouteModule } from '../core/http.js';
 import { localIso } from './costs.js';
 import { DAY, subjectId, subjectKind } from './records.js';
 import { DEVICE_KINDS } from './savings.js';
+import { withOtherSite } from './sites.js';
 import { billView, monthWindow, siteBill } from './bill-service.js';
 import { SITE_BASELINES, isDeviceKind, parseCostQuery, parseWindow, type MeteringService, type SiteBaseline } from './service.js';
 
@@ -37,7 +38,9 @@ export const meteringRoutes = (metering: MeteringService): RouteModule => (app, 
 
   app.post<{ Params: { id: string }; Querystring: Record<string, unknown> }>('/costs/interval/:id', access('read'), async (req) => {
     const q = parseCostQuery(req.query, req.body, true);
-    return metering.costs(req.params.id, { ...q, window: q.window! });
+    // another site in the same PostgreSQL database (docs/postgres.md)
+    const other = await withOtherSite(metering, () => hub.tariffs, req.params.id, (s, id) => s.costs(id, { ...q, window: q.window! }));
+    return other ?? metering.costs(req.params.id, { ...q, window: q.window! });
   });
 
   app.post<{ Params: { ref: string }; Querystring: Record<string, unknown> }>('/costs/session/:ref', access('read'), async (req) => {

@@ -8,7 +8,7 @@ import { MeterIngest, type MeterBatch } from './ingest.js';
 import { DAY, FieldError, parseTime } from './records.js';
 import { ReadingStreams } from './readings.js';
 import { siteSavings, type SiteBaseline } from './site-savings.js';
-import type { MeterStore } from './store.js';
+import type { MeterRecordStore } from './store-api.js';
 
 export { isDeviceKind } from '../api/device-kind.js';
 export type { DeviceInfo, MeteringContext } from './context.js';
@@ -24,7 +24,7 @@ export { SITE_BASELINES, type SiteBaseline } from './site-savings.js';
  * object the routes and the other parts hold.
  */
 export class MeteringService {
-  readonly store: MeterStore;
+  readonly store: MeterRecordStore;
   private readonly ingest: MeterIngest;
   private readonly readings: ReadingStreams;
   private readonly costQueries: CostQueries;

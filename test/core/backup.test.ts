@@ -13,6 +13,7 @@ import { loadConfigFile } from '../../src/core/config/load.js';
 import { backupCommand, restoreCommand } from '../../src/core/store/backup-cli.js';
 import { nextRun } from '../../src/core/store/backup-part.js';
 import { nightlyName, pruneBackups } from '../../src/core/store/backup.js';
+import type { MeterStore } from '../../src/metering/store.js';
 
 const quiet = () => createLogger({ destination: new Writable({ write: (_c, _e, cb) => cb() }), level: 'warn' });
 
@@ -155,7 +156,7 @@ describe('homeflex backup and restore', () => {
     const hub = await startHub(dir);
     await fetch(`${hub.url}/api/v1/meters/interval`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(batch(0)) });
     // a snapshot holds compaction off: the logs it noted keep their bytes until it is released
-    const store = hub.services.metering!.store;
+    const store = hub.services.metering!.store as MeterStore;
     const snap = await store.snapshot();
     const logs = snap.files.filter((f) => f.name.endsWith('.log'));
     expect(logs.map((f) => f.name).sort()).toEqual(['d.ev/2026-01.log', 'd.heatpump/2026-01.log']);

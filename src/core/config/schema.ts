@@ -19,6 +19,8 @@ export const CircuitSchema = StrictObject(
     parent: Type.Optional(Id('The circuit this one hangs from; default the grid connection')),
     max_import_w: Type.Optional(Watts('Limit on the net power flowing into this circuit (W)')),
     max_export_w: Type.Optional(Watts('Limit on the net power flowing out of this circuit (W)')),
+    fallback_import_w: Type.Optional(Watts('Safe import limit (W) whenever no external import limit from PUT /limits/{circuit_id} is in force (none set, or past its valid_until)')),
+    fallback_export_w: Type.Optional(Watts('Safe export limit (W) whenever no external export limit from PUT /limits/{circuit_id} is in force (none set, or past its valid_until)')),
   },
   'A node of the energy tree: its limits apply to the net flow of everything below it',
 );
@@ -32,6 +34,8 @@ export const SiteSchema = StrictObject({
     StrictObject({
       max_import_w: Type.Optional(Watts('Grid connection import limit (W)')),
       max_export_w: Type.Optional(Watts('Grid connection export limit (W)')),
+      fallback_import_w: Type.Optional(Watts('Safe import limit (W) whenever no external import limit is in force: before a parent hub (PUT /limits/{location_id}) has set one, and after its valid_until; default: max_import_w alone')),
+      fallback_export_w: Type.Optional(Watts('Safe export limit (W) whenever no external export limit is in force (none set, or past its valid_until); default: max_export_w alone')),
     }),
   ),
   circuits: Type.Optional(Type.Array(CircuitSchema, { default: [] })),
@@ -87,6 +91,20 @@ export const StorageSchema = StrictObject({
   ),
   minute_records_days: Type.Optional(
     Type.Integer({ minimum: 1, maximum: 36500, description: 'Meter records finer than 15 minutes are kept this many days after their month ended, then rolled up to 15-minute records (energy and costs unchanged); unset: kept as recorded' }),
+  ),
+  meters: Type.Optional(
+    StrictObject(
+      {
+        postgres: StrictObject(
+          {
+            url: Type.String({ minLength: 1, pattern: '^postgres(ql)?://', description: 'postgresql://user:password@host:5432/database (write ${VAR} to take the password from the environment); a unix socket directory as ?host=/run/postgresql' }),
+            write_wait_s: Type.Number({ minimum: 0, maximum: 600, default: 10, description: 'How long a meter write waits for an unreachable server before it is refused with store_unavailable' }),
+          },
+          'Meter records in a PostgreSQL database (several hubs may share one, each under its site id); see docs/postgres.md',
+        ),
+      },
+      'Where meter records are kept: unset = files under storage.dir/metering',
+    ),
   ),
   backup: Type.Optional(
     StrictObject(

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { DateTime } from 'luxon';
 import { access, type RouteModule } from '../http.js';
 import type { HubServices, PartFactory } from '../services.js';
+import { MeterStore } from '../../metering/store.js';
 import { DIR_MODE } from './atomic.js';
 import { archiveStream, nightlyName, pruneBackups, takeSnapshot, writeArchive } from './backup.js';
 
@@ -21,7 +22,7 @@ export function nextRun(now: number, at: string, timezone: string): number {
 async function hubSnapshot(hub: HubServices) {
   // readings the adapters handed over are stored before the snapshot is taken
   await hub.metering?.settled();
-  return takeSnapshot(hub.config.storage.dir, { state: hub.state.data, meters: hub.metering?.store, siteId: hub.site.id });
+  return takeSnapshot(hub.config.storage.dir, { state: hub.state.data, meters: hub.metering?.store instanceof MeterStore ? hub.metering.store : undefined, siteId: hub.site.id });
 }
 
 /**

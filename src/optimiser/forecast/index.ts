@@ -1,7 +1,7 @@
 export * from './types.js';
 export { standardProfileLoad, historyLoadForecast, type HistoryLoadOptions } from './load.js';
 export { clearSkyPvForecast, clearSkyPvW, clearSkyMeanW, sunPosition, type PvArray, type PvForecastOptions } from './pv.js';
-export { learnedLoadForecast, fitTemperatureEffect, type LearnedLoadOptions, type TemperatureEffect } from './learned-load.js';
+export { learnedLoadForecast, fitTemperatureEffect, weightedQuantile, type LearnedLoadOptions, type TemperatureEffect } from './learned-load.js';
 export { arrayAcPowerW, planeOfArrayIrradiance, erbsDiffuseFraction, type PvPlane, type WeatherSlot } from './pv-model.js';
 export { seriesForecast, seriesCoverage, sumForecasts, type ForecastPoint } from './series.js';
 export { fitPvCalibration, calibratedForecast, pairsFromHistory, withLearnedQuantiles, type CalibrationPair, type CalibrationOptions, type PvCalibration } from './calibration.js';

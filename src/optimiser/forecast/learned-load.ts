@@ -19,8 +19,26 @@ export interface LearnedLoadOptions {
   otherDayTypeWeight?: number;
   /** Outdoor temperature (°C) at an instant, past and forecast; used only where it explains the daily load. */
   outdoorC?: (t: EpochMs) => number | undefined;
+  /**
+   * Forecast this weighted quantile of the past days' load at each clock time instead of their
+   * weighted mean (0–1; undefined: the mean). The weights are the same (age, day type); the
+   * temperature shift, where there is one, is added as to the mean.
+   */
+  quantile?: number;
   /** Used for slots with no matching history. */
   fallback: PowerForecast;
+}
+
+/** The weighted q-quantile of values (the smallest value whose cumulative weight reaches q of the total). */
+export function weightedQuantile(values: readonly number[], weights: readonly number[], q: number): number {
+  const idx = values.map((_, i) => i).sort((a, b) => values[a] - values[b]);
+  const total = weights.reduce((a, w) => a + w, 0);
+  let acc = 0;
+  for (const i of idx) {
+    acc += weights[i];
+    if (acc >= q * total - 1e-12) return values[i];
+  }
+  return values[idx[idx.length - 1]];
 }
 
 /** Energy and covered time per quarter of the local clock, per local day. */
@@ -73,6 +91,7 @@ export function learnedLoadForecast(options: LearnedLoadOptions): PowerForecast 
   const days = options.days ?? 28;
   const halfLife = options.halfLifeDays ?? 5;
   const other = options.otherDayTypeWeight ?? 0.2;
+  const quantile = options.quantile;
   const holidays = new Set(options.holidays ?? []);
   const clock = localClockOf(options.timezone);
   let rows: Map<number, DayRow> | undefined;
@@ -101,7 +120,7 @@ export function learnedLoadForecast(options: LearnedLoadOptions): PowerForecast 
     }
   };
 
-  const name = `recent days weighted (${days} days, half-life ${halfLife} d, by day type${options.outdoorC ? ', outdoor temperature' : ''}; else ${options.fallback.name})`;
+  const name = `recent days weighted (${days} days, half-life ${halfLife} d, by day type${quantile !== undefined ? `, ${quantile === 0.5 ? 'median' : `${Math.round(quantile * 100)}th percentile`}` : ''}${options.outdoorC ? ', outdoor temperature' : ''}; else ${options.fallback.name})`;
   return {
     name,
     powerW(slots: readonly ForecastSlot[]) {
@@ -123,18 +142,25 @@ export function learnedLoadForecast(options: LearnedLoadOptions): PowerForecast 
           let pAcc = 0;
           let pW = 0;
           let refTemp = 0;
+          const qv: number[] = [];
+          const qw: number[] = [];
           for (let k = 1; k <= days; k++) {
             const row = rows!.get(c.day - k);
             if (!row || row.ms[q] < QUARTER / 2) continue;
             const pk = kinds!.get(c.day - k)!;
             const w = weightOf(k, pk === kind, pk !== 0 && kind !== 0);
-            pAcc += w * ((row.wh[q] * 3_600_000) / row.ms[q]);
+            const v = (row.wh[q] * 3_600_000) / row.ms[q];
+            pAcc += w * v;
             pW += w;
+            if (quantile !== undefined) {
+              qv.push(v);
+              qw.push(w);
+            }
             if (effect) refTemp += w * (dailyTemp(c.day - k) ?? 0);
           }
           if (pW > 0) {
             const share = next - t;
-            acc += (pAcc / pW) * share;
+            acc += (quantile !== undefined ? weightedQuantile(qv, qw, quantile) : pAcc / pW) * share;
             wsum += share;
             if (effect) {
               const target = dailyTemp(c.day);

@@ -12,6 +12,7 @@ import {
   fitTemperatureEffect,
   learnedLoadForecast,
   planeOfArrayIrradiance,
+  weightedQuantile,
   seriesForecast,
   standardProfileLoad,
   withLearnedQuantiles,
@@ -134,6 +135,33 @@ describe('learned base load', () => {
     const w = f.powerW(hourSlots('2026-03-01T12:00', 1))[0];
     expect(w).toBeGreaterThan(750);
     expect(w).toBeLessThan(1000);
+  });
+
+  it('weighted quantile: the smallest value whose cumulative weight reaches q of the total', () => {
+    expect(weightedQuantile([5, 1, 3], [1, 1, 1], 0.5)).toBe(3);
+    // the heavy weight on 1 pulls the median down to it
+    expect(weightedQuantile([5, 1, 3], [1, 4, 1], 0.5)).toBe(1);
+    expect(weightedQuantile([5, 1, 3], [1, 1, 1], 0.9)).toBe(5);
+    expect(weightedQuantile([5, 1, 3], [1, 1, 1], 0.1)).toBe(1);
+  });
+
+  it('quantile: a few days with a big evening load move the weighted mean, not the weighted median', () => {
+    // 28 days at 400 W, every fourth evening (18:00–19:00) a 4 kW appliance
+    const history: EnergyInterval[] = [];
+    for (let t = at('2026-02-01T00:00'); t < at('2026-03-01T00:00'); t += 900_000) {
+      const d = DateTime.fromMillis(t, { zone: tz });
+      const spike = d.day % 4 === 0 && d.hour === 18;
+      history.push({ start: t, end: t + 900_000, wh: (spike ? 4400 : 400) / 4 });
+    }
+    const fallback = standardProfileLoad({ annualKwh: 4000, timezone: tz });
+    const evening = hourSlots('2026-03-01T18:00', 1);
+    const mean = learnedLoadForecast({ history, timezone: tz, fallback }).powerW(evening)[0];
+    const median = learnedLoadForecast({ history, timezone: tz, fallback, quantile: 0.5 });
+    expect(mean).toBeGreaterThan(700);
+    expect(median.powerW(evening)[0]).toBeCloseTo(400, 6);
+    expect(median.name).toMatch(/median/);
+    // a high quantile sees the spike days
+    expect(learnedLoadForecast({ history, timezone: tz, fallback, quantile: 0.95 }).powerW(evening)[0]).toBeCloseTo(4400, 6);
   });
 
   it('uses the outdoor temperature only where it explains the daily load', () => {

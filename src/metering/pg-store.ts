@@ -6,6 +6,7 @@ import type { RegisterPoint } from './cumulative.js';
 import { PartitionTable } from './partition.js';
 import { BUCKET_MS, MAX_RECORD_MS, flowOf, isRegister, monthOf, monthStart, monthsFor, nextMonth, type RowOp } from './records.js';
 import { rollUpColumns } from './retention.js';
+import { monthsIn, pushBuckets, pushIntervals } from './table-query.js';
 import { IntervalBuilder, MeterStoreError, type DamageReport, type IntervalSet, type MeterStoreHealth, type WriteOutcome } from './store.js';
 import type { MeterRecordStore, SubjectSummary } from './store-api.js';
 
@@ -438,17 +439,7 @@ export class PgMeterStore implements MeterRecordStore {
   }
 
   private tablesFor(subject: string, start: number, end: number): PartitionTable[] {
-    const months = this.months.get(subject);
-    if (!months) return [];
-    if (!Number.isFinite(start) || !Number.isFinite(end)) {
-      const lo = Number.isFinite(start) ? monthOf(start - MAX_RECORD_MS) : '';
-      const hi = Number.isFinite(end) ? monthOf(end - 1) : '~';
-      return [...months].filter(([m]) => m >= lo && m <= hi).map(([, m]) => m.table);
-    }
-    return monthsFor(start, end).flatMap((k) => {
-      const m = months.get(k);
-      return m ? [m.table] : [];
-    });
+    return monthsIn(this.months.get(subject), start, end).map((m) => m.table);
   }
 
   intervals(subject: string, start: number, end: number, opts: { flows?: ReadonlySet<number>; labels?: boolean; session?: string } = {}): IntervalSet {
@@ -456,17 +447,7 @@ export class PgMeterStore implements MeterRecordStore {
     let tables: PartitionTable[];
     if (opts.session !== undefined) tables = this.sessionIndex.get(opts.session)?.has(subject) ? [...(this.months.get(subject)?.values() ?? [])].map((m) => m.table) : [];
     else tables = this.tablesFor(subject, start, end);
-    for (const t of tables) {
-      const sid = opts.session !== undefined ? t.strings.indexOf(opts.session) : -2;
-      if (sid === -1) continue;
-      for (let i = 0; i < t.n; i++) {
-        const f = t.flags[i];
-        if (!t.live[i] || isRegister(f) || t.end[i] <= start || t.start[i] >= end) continue;
-        if (opts.flows && !opts.flows.has(flowOf(f))) continue;
-        if (sid >= 0 && t.session[i] !== sid) continue;
-        out.push(t.start[i], t.end[i], t.value[i], f, t.confidence[i], t.str(t.session[i]), t.str(t.ref[i]));
-      }
-    }
+    for (const t of tables) pushIntervals(out, t, start, end, opts);
     return out.build();
   }
 
@@ -491,16 +472,7 @@ export class PgMeterStore implements MeterRecordStore {
   buckets(subject: string, start: number, end: number, flows?: ReadonlySet<number>): IntervalSet {
     if (start % BUCKET_MS !== 0 || end % BUCKET_MS !== 0) throw new Error('bucket windows must lie on the 15-minute grid');
     const out = new IntervalBuilder(false);
-    const q0 = start / BUCKET_MS;
-    const q1 = end / BUCKET_MS;
-    for (const t of this.tablesFor(subject, start, end)) {
-      const b = t.buckets();
-      for (let i = 0; i < b.n; i++) {
-        const q = b.quarter[i];
-        if (q < q0 || q >= q1 || (flows && !flows.has(b.flow[i]))) continue;
-        out.push(q * BUCKET_MS, (q + 1) * BUCKET_MS, b.energy[i], b.flow[i], b.confidence[i], null, null);
-      }
-    }
+    for (const t of this.tablesFor(subject, start, end)) pushBuckets(out, t.buckets(), start, end, flows);
     return out.build();
   }
 

@@ -27,7 +27,8 @@ import {
 import type { RegisterPoint } from './cumulative.js';
 import { PartitionTable, type Outcome } from './partition.js';
 import { rollUpColumns } from './retention.js';
-import { BUCKET_MS, FLAG_REGISTER, MAX_RECORD_MS, flowOf, isRegister, monthOf, monthStart, monthsFor, nextMonth, type RowOp } from './records.js';
+import { monthsIn, pushBuckets, pushIntervals } from './table-query.js';
+import { BUCKET_MS, FLAG_REGISTER, flowOf, isRegister, monthOf, monthStart, nextMonth, type RowOp } from './records.js';
 
 /**
  * Energy intervals handed to the cost functions: columns, optionally with session and record
@@ -960,18 +961,7 @@ export class MeterStore {
   }
 
   private partitionsFor(subject: string, start: number, end: number): Partition[] {
-    const months = this.parts.get(subject);
-    if (!months) return [];
-    if (!Number.isFinite(start) || !Number.isFinite(end)) {
-      // an open-ended window: every partition that can reach into it
-      const lo = Number.isFinite(start) ? monthOf(start - MAX_RECORD_MS) : '';
-      const hi = Number.isFinite(end) ? monthOf(end - 1) : '~';
-      return [...months].filter(([m]) => m >= lo && m <= hi).map(([, p]) => p);
-    }
-    return monthsFor(start, end).flatMap((m) => {
-      const p = months.get(m);
-      return p ? [p] : [];
-    });
+    return monthsIn(this.parts.get(subject), start, end);
   }
 
   /**
@@ -981,18 +971,7 @@ export class MeterStore {
   intervals(subject: string, start: number, end: number, opts: { flows?: ReadonlySet<number>; labels?: boolean; session?: string } = {}): IntervalSet {
     const out = new IntervalBuilder(opts.labels ?? opts.session !== undefined);
     const parts = opts.session !== undefined ? [...(this.sessionIndex.get(opts.session) ?? [])].filter((p) => p.subject === subject) : this.partitionsFor(subject, start, end);
-    for (const p of parts) {
-      const t = this.load(p);
-      const sid = opts.session !== undefined ? t.strings.indexOf(opts.session) : -2;
-      if (sid === -1) continue;
-      for (let i = 0; i < t.n; i++) {
-        const f = t.flags[i];
-        if (!t.live[i] || isRegister(f) || t.end[i] <= start || t.start[i] >= end) continue;
-        if (opts.flows && !opts.flows.has(flowOf(f))) continue;
-        if (sid >= 0 && t.session[i] !== sid) continue;
-        out.push(t.start[i], t.end[i], t.value[i], f, t.confidence[i], t.str(t.session[i]), t.str(t.ref[i]));
-      }
-    }
+    for (const p of parts) pushIntervals(out, this.load(p), start, end, opts);
     return out.build();
   }
 
@@ -1020,8 +999,6 @@ export class MeterStore {
   buckets(subject: string, start: number, end: number, flows?: ReadonlySet<number>): IntervalSet {
     if (start % BUCKET_MS !== 0 || end % BUCKET_MS !== 0) throw new Error('bucket windows must lie on the 15-minute grid');
     const out = new IntervalBuilder(false);
-    const q0 = start / BUCKET_MS;
-    const q1 = end / BUCKET_MS;
     for (const p of this.partitionsFor(subject, start, end)) {
       let b: BucketColumns;
       if (p.table || p.logSize > 0 || !p.seg) b = this.load(p).buckets();
@@ -1042,11 +1019,7 @@ export class MeterStore {
           }
         }
       }
-      for (let i = 0; i < b.n; i++) {
-        const q = b.quarter[i];
-        if (q < q0 || q >= q1 || (flows && !flows.has(b.flow[i]))) continue;
-        out.push(q * BUCKET_MS, (q + 1) * BUCKET_MS, b.energy[i], b.flow[i], b.confidence[i], null, null);
-      }
+      pushBuckets(out, b, start, end, flows);
     }
     return out.build();
   }

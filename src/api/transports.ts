@@ -93,12 +93,18 @@ export interface FoundDevice {
  * `ModbusExceptionError`, permanent: the device answered and refused), `modbus_timeout` and
  * `modbus_disconnected` (retryable).
  */
+/** Per-request options of a Modbus read. */
+export interface ModbusRequestOptions {
+  timeoutMs?: number;
+}
+
 export interface ModbusTransport {
   readonly id: string;
   /** Whether the TCP socket or serial port is open right now. */
   readonly connected: boolean;
-  readHolding(unit: number, address: number, count: number): Promise<number[]>;
-  readInput(unit: number, address: number, count: number): Promise<number[]>;
+  /** `opts.timeoutMs`: wait this long for the answer instead of the connection's `timeout_ms` (a probe at a unit that may be absent). */
+  readHolding(unit: number, address: number, count: number, opts?: ModbusRequestOptions): Promise<number[]>;
+  readInput(unit: number, address: number, count: number, opts?: ModbusRequestOptions): Promise<number[]>;
   writeRegisters(unit: number, address: number, values: number[]): Promise<void>;
   /** Coils (function codes 1 and 5): relay outputs such as a heat pump's SG-Ready inputs. */
   readCoils?(unit: number, address: number, count: number): Promise<boolean[]>;

@@ -5,14 +5,29 @@ import type { HubConfig, ModbusConnectionConfig } from './config/schema.js';
 export const DEFAULT_DISCOVERY_UNITS: readonly number[] = [1, 2, 126, 200, 240];
 /** The first look by default, after the configured devices had their first polls. */
 export const FIRST_LOOK_MS = 10 * SECOND;
+/** How long a look waits at each unit by default: a device on a LAN answers in tens of milliseconds. */
+export const PROBE_TIMEOUT_MS = 500;
 
 /** Which units to look at on a connection, and how often; undefined: discovery is off there. */
-export function discoverySettings(c: ModbusConnectionConfig): { units: readonly number[]; everyMs: number; firstMs: number } | undefined {
+export function discoverySettings(c: ModbusConnectionConfig): { units: readonly number[]; everyMs: number; firstMs: number; timeoutMs: number } | undefined {
   const d = c.discover;
   // an RTU bus is looked at only when asked: every absent unit costs a timeout on a shared line
-  if (d === undefined) return c.tcp ? { units: DEFAULT_DISCOVERY_UNITS, everyMs: 24 * HOUR, firstMs: FIRST_LOOK_MS } : undefined;
+  if (d === undefined) return c.tcp ? { units: DEFAULT_DISCOVERY_UNITS, everyMs: 24 * HOUR, firstMs: FIRST_LOOK_MS, timeoutMs: Math.min(PROBE_TIMEOUT_MS, c.timeout_ms) } : undefined;
   const units = d.units ?? DEFAULT_DISCOVERY_UNITS;
-  return units.length ? { units, everyMs: d.every_h * HOUR, firstMs: d.first_look_s * SECOND } : undefined;
+  return units.length ? { units, everyMs: d.every_h * HOUR, firstMs: d.first_look_s * SECOND, timeoutMs: Math.min(d.timeout_ms ?? PROBE_TIMEOUT_MS, c.timeout_ms) } : undefined;
+}
+
+/** The connection as a probe sees it: its reads wait `timeoutMs` at most, so an absent unit holds the devices' polls only that long. */
+function probing(t: ModbusTransport, timeoutMs: number): ModbusTransport {
+  return {
+    id: t.id,
+    get connected() {
+      return t.connected;
+    },
+    readHolding: (unit, address, count) => t.readHolding(unit, address, count, { timeoutMs }),
+    readInput: (unit, address, count) => t.readInput(unit, address, count, { timeoutMs }),
+    writeRegisters: (unit, address, values) => t.writeRegisters(unit, address, values),
+  };
 }
 
 type AnyAdapter = AdapterDefinition<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -56,7 +71,7 @@ export function watchModbusUnits(o: ModbusDiscoveryOptions): () => void {
     const log = o.log.child({ connection: conn.id });
     const lookOnce = async (): Promise<void> => {
       const occupied = occupiedModbusUnits(o.config, o.adapters).get(conn.id) ?? new Set<number>();
-      const transport = o.modbus(conn.id);
+      const transport = probing(o.modbus(conn.id), settings.timeoutMs);
       const found: number[] = [];
       for (const unit of settings.units) {
         if (abort.signal.aborted) return;

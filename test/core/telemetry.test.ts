@@ -5,7 +5,8 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Hub } from '../../src/core/host.js';
 import { createLogger } from '../../src/core/logging.js';
-import { freePort } from '../peers/mqtt.js';
+import { Mosquitto, freePort } from '../peers/mqtt.js';
+import { describeWithPeers } from '../peers/system.js';
 
 const hubs: Hub[] = [];
 const clients: MqttClient[] = [];
@@ -103,5 +104,39 @@ describe('MQTT telemetry (connections.mqtt.telemetry)', () => {
     const w = await watcher(url);
     await new Promise((r) => setTimeout(r, 2500));
     expect(w.seen).toEqual([]);
+  });
+});
+
+describeWithPeers(['mosquitto'], 'MQTT telemetry through Debian mosquitto', () => {
+  it('publishes every state and last reading again after the broker restarted without persistence', async () => {
+    const broker = await Mosquitto.start();
+    try {
+      const dir = mkdtempSync(join(tmpdir(), 'homeflex-telemetry-'));
+      const yaml = `
+site: { id: home, timezone: Europe/Berlin, currency: EUR }
+http: { port: 0 }
+tariffs:
+  import: { type: fixed, rate: 0.30 }
+connections:
+  mqtt: { url: "${broker.url}", telemetry: true }
+devices:
+  - { id: house, adapter: sim_load, annual_kwh: 4000, tick_s: 1 }
+  - { id: heater, adapter: tasmota, topic: tasmota_TEL, rated_power_w: 2000 }
+`;
+      const hub = new Hub({ configText: yaml, logger: createLogger({ level: 'silent' }), override: (c) => ((c.storage.dir = dir), (c.http.port = 0)) });
+      hubs.push(hub);
+      await hub.start();
+      const retained = () => broker.sub('homeflex/home/telemetry/#', { retainedOnly: true, seconds: 1 }).map((m) => m.topic);
+      await until(() => retained().includes('homeflex/home/telemetry/heater/state'));
+
+      // the broker forgets everything; the heater's state does not change, so only the reconnect publishes it again
+      await broker.restart();
+      expect(broker.sub('homeflex/home/telemetry/heater/#', { retainedOnly: true, seconds: 1 })).toEqual([]);
+      await until(() => retained().includes('homeflex/home/telemetry/heater/state'), 15_000);
+      const after = broker.sub('homeflex/home/telemetry/heater/state', { retainedOnly: true, seconds: 1 });
+      expect(JSON.parse(after[0].payload)).toMatchObject({ id: 'heater', object: 'device', available: false });
+    } finally {
+      await broker.stop();
+    }
   });
 });

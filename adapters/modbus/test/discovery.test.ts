@@ -9,6 +9,7 @@ import { parseConfig } from '../../../src/core/config/load.js';
 import { discoverySettings } from '../../../src/core/discovery-modbus.js';
 import { Hub } from '../../../src/core/host.js';
 import { createLogger } from '../../../src/core/logging.js';
+import { recordingLogger } from '../../../test/peers/mqtt.js';
 import { describeWithPeers } from '../../../test/peers/system.js';
 import { startPymodbus } from './peers.js';
 import { sunspecMap } from './sunspec-image.js';
@@ -105,14 +106,43 @@ describeWithPeers(['pymodbus'], 'discovery of SunSpec devices on a Modbus connec
     expect(state.state!.storage!.soc_pct).toBe(55);
     expect(await list()).toEqual([]);
   }, 60_000);
+
+  it('holds the connection at an absent unit for discover.timeout_ms, not the connection timeout_ms', async () => {
+    const peer = await startPymodbus(new Map([[240, sunspecMap(meter)]]), { tcp: true });
+    cleanups.push(() => peer.stop());
+    const dir = mkdtempSync(join(tmpdir(), 'hf-modbus-discovery-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const site = `site: { id: home, timezone: Europe/Berlin }
+http: { port: 0 }
+connections:
+  modbus:
+    - { id: lan, tcp: { host: 127.0.0.1, port: ${peer.port} }, timeout_ms: 4000, discover: { units: [2, 3, 4], first_look_s: 0, timeout_ms: 200 } }
+devices:
+  - { id: grid, adapter: modbus, connection: lan, unit: 240, profile: sunspec }
+`;
+    const rec = recordingLogger('debug');
+    const hub = new Hub({ configText: site, logger: rec.log, override: (c) => void (c.storage.dir = join(dir, 'data')) });
+    cleanups.push(() => hub.stop());
+    const started = Date.now();
+    await hub.start();
+    await until(() => rec.text().includes('discovery: looked at units 2, 3, 4'), 20_000, 'the look to end');
+    // three absent units: 3 × 200 ms (+ the meter's polls between them); at the connection's 4 s it would be 12 s
+    expect(Date.now() - started).toBeLessThan(8_000);
+    const nothing = rec.lines.filter((l) => l.includes('discovery: nothing at unit'));
+    expect(nothing.length).toBe(3);
+    for (const l of nothing) expect(l).toContain('no answer within 200 ms');
+    expect(rec.text()).toContain('nothing new');
+  }, 60_000);
 });
 
 it('looks at TCP connections by default, at RTU buses only when asked, never when told not to', () => {
   const tcp = { id: 'lan', tcp: { host: 'x', port: 502 }, timeout_ms: 2000 };
   const rtu = { id: 'bus', rtu: { path: '/dev/ttyUSB0', baud: 9600, parity: 'none' as const }, timeout_ms: 2000 };
-  expect(discoverySettings(tcp)).toEqual({ units: [1, 2, 126, 200, 240], everyMs: 86_400_000, firstMs: 10_000 });
+  expect(discoverySettings(tcp)).toEqual({ units: [1, 2, 126, 200, 240], everyMs: 86_400_000, firstMs: 10_000, timeoutMs: 500 });
   expect(discoverySettings(rtu)).toBeUndefined();
-  expect(discoverySettings({ ...rtu, discover: { units: [3, 4], every_h: 2, first_look_s: 0 } })).toEqual({ units: [3, 4], everyMs: 7_200_000, firstMs: 0 });
-  expect(discoverySettings({ ...rtu, discover: { every_h: 24, first_look_s: 10 } })).toEqual({ units: [1, 2, 126, 200, 240], everyMs: 86_400_000, firstMs: 10_000 });
-  expect(discoverySettings({ ...tcp, discover: { units: [], every_h: 24, first_look_s: 10 } })).toBeUndefined();
+  expect(discoverySettings({ ...rtu, discover: { units: [3, 4], every_h: 2, first_look_s: 0, timeout_ms: 300 } })).toEqual({ units: [3, 4], everyMs: 7_200_000, firstMs: 0, timeoutMs: 300 });
+  expect(discoverySettings({ ...rtu, discover: { every_h: 24, first_look_s: 10, timeout_ms: 500 } })).toEqual({ units: [1, 2, 126, 200, 240], everyMs: 86_400_000, firstMs: 10_000, timeoutMs: 500 });
+  expect(discoverySettings({ ...tcp, discover: { units: [], every_h: 24, first_look_s: 10, timeout_ms: 500 } })).toBeUndefined();
+  // a look never waits longer than the connection itself would
+  expect(discoverySettings({ ...tcp, timeout_ms: 200, discover: { every_h: 24, first_look_s: 10, timeout_ms: 500 } })?.timeoutMs).toBe(200);
 });

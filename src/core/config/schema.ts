@@ -208,6 +208,7 @@ export const ModbusConnectionSchema = StrictObject({
         units: Type.Optional(Type.Array(Type.Integer({ minimum: 0, maximum: 255 }), { maxItems: 32, uniqueItems: true, description: 'Unit ids to look at (default 1, 2, 126, 200, 240); [] turns discovery off' })),
         every_h: Type.Number({ minimum: 1, maximum: 8760, default: 24, description: 'Hours between looks' }),
         first_look_s: Type.Number({ minimum: 0, maximum: 3600, default: 10, description: 'Seconds after start before the first look (the configured devices poll first)' }),
+        timeout_ms: Type.Integer({ minimum: 50, maximum: 60_000, default: 500, description: "How long a look waits for an answer at each unit (an absent unit holds the connection this long); at most the connection's timeout_ms" }),
       },
       'Discovery: look for SunSpec devices at unit ids no device of the site file uses, and list them as found (GET /discovered). Without this key: on for TCP connections (the default units, once a day), off for RTU buses.',
     ),

@@ -1,5 +1,5 @@
 import modbusSerial from 'modbus-serial';
-import type { Clock, Logger, ModbusTransport } from '../../api/index.js';
+import type { Clock, Logger, ModbusRequestOptions, ModbusTransport } from '../../api/index.js';
 import { HomeflexError, ModbusExceptionError, permanentError, retryableError } from '../../api/index.js';
 import type { ModbusConnectionConfig } from '../config/schema.js';
 import type { Managed, TransportContext } from './index.js';
@@ -27,6 +27,8 @@ interface Request {
   address: number;
   count: number;
   values?: number[];
+  /** instead of the connection's timeout_ms */
+  timeoutMs?: number;
 }
 
 // modbus-serial is CommonJS: its constructor is both module.exports and module.exports.default
@@ -90,12 +92,12 @@ export class ModbusConnection implements ModbusTransport {
     return `rtu ${rtu!.path} ${rtu!.baud} 8${parity}1`;
   }
 
-  readHolding(unit: number, address: number, count: number): Promise<number[]> {
-    return this.enqueue({ unit, functionCode: 3, address, count }) as Promise<number[]>;
+  readHolding(unit: number, address: number, count: number, opts?: ModbusRequestOptions): Promise<number[]> {
+    return this.enqueue({ unit, functionCode: 3, address, count, timeoutMs: opts?.timeoutMs }) as Promise<number[]>;
   }
 
-  readInput(unit: number, address: number, count: number): Promise<number[]> {
-    return this.enqueue({ unit, functionCode: 4, address, count }) as Promise<number[]>;
+  readInput(unit: number, address: number, count: number, opts?: ModbusRequestOptions): Promise<number[]> {
+    return this.enqueue({ unit, functionCode: 4, address, count, timeoutMs: opts?.timeoutMs }) as Promise<number[]>;
   }
 
   async writeRegisters(unit: number, address: number, values: number[]): Promise<void> {
@@ -141,7 +143,7 @@ export class ModbusConnection implements ModbusTransport {
     const client = await this.open();
     if (this.config.rtu) await this.quietGap();
     client.setID(req.unit);
-    client.setTimeout(this.config.timeout_ms);
+    client.setTimeout(this.timeoutOf(req));
     try {
       const result = await new Promise<unknown>((resolve, reject) => {
         this.onClosed = reject;
@@ -191,7 +193,7 @@ export class ModbusConnection implements ModbusTransport {
         this.log.debug({ timeouts: this.reopenAfterTimeouts }, 'no answers on this socket: reopening it');
         await this.close();
       }
-      return retryableError('modbus_timeout', `${where}: no answer within ${this.config.timeout_ms} ms`, err);
+      return retryableError('modbus_timeout', `${where}: no answer within ${this.timeoutOf(req)} ms`, err);
     }
     if (!this.connected) {
       this.markDown(errText(err));
@@ -200,6 +202,10 @@ export class ModbusConnection implements ModbusTransport {
     }
     // CRC or framing trouble: the bus is noisy or two masters talk; the next request may pass
     return retryableError('modbus_bad_response', `${where}: ${errText(err)}`, err);
+  }
+
+  private timeoutOf(req: Request): number {
+    return req.timeoutMs !== undefined ? Math.max(50, Math.min(req.timeoutMs, this.config.timeout_ms)) : this.config.timeout_ms;
   }
 
   /** Waits until the RTU bus has been quiet for 3.5 character times since the last frame. */

@@ -51,6 +51,7 @@ export class HubMqtt implements MqttTransport {
   private linkUp = false;
   private lastError = '';
   private stopped = false;
+  private readonly reconnectListeners = new Set<() => void>();
   readonly statusTopic: string;
 
   constructor(private readonly ctx: TransportContext, private readonly log: Logger) {
@@ -107,11 +108,13 @@ export class HubMqtt implements MqttTransport {
       (client.stream as Partial<Socket> | undefined)?.setNoDelay?.(true);
       this.linkUp = true;
       this.lastError = '';
-      if (this.connectedOnce) this.log.info({ url }, 'MQTT broker connection recovered');
+      const again = this.connectedOnce;
+      if (again) this.log.info({ url }, 'MQTT broker connection recovered');
       else this.log.info({ url, clientId: options.clientId }, 'connected to MQTT broker');
       this.connectedOnce = true;
       if (!connack.sessionPresent) for (const s of this.subs.values()) this.sendSubscribe(s.filter);
       client.publish(this.statusTopic, 'online', { qos: 1, retain: true });
+      if (again) for (const l of this.reconnectListeners) l();
     });
     client.on('close', () => {
       if (this.linkUp && !this.stopped) this.log.warn({ url }, 'lost the MQTT broker connection; reconnecting');
@@ -126,6 +129,15 @@ export class HubMqtt implements MqttTransport {
       else this.log.warn({ url, err: err.message }, 'MQTT connection failed; retrying every second');
     });
     client.on('message', (topic, payload, packet) => this.dispatch(topic, payload, packet.retain));
+  }
+
+  /**
+   * Calls `listener` after every reconnect (not the first connect): a broker that restarted without
+   * persistence lost what was retained, so publishers of retained state publish it again.
+   */
+  onReconnect(listener: () => void): () => void {
+    this.reconnectListeners.add(listener);
+    return () => this.reconnectListeners.delete(listener);
   }
 
   get connected(): boolean {
